@@ -1,0 +1,48 @@
+// swift-tools-version: 6.1
+// Doorbell: a bit-exact model of a PCIe MSI travelling through an Arm SMMUv3 to a GICv3 ITS
+// doorbell, with the Linux host, a VMM and a guest on top. See README.md and DESIGN in the docs.
+import PackageDescription
+
+let package = Package(
+    name: "Doorbell",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "doorbell", targets: ["doorbell"]),
+        .library(name: "Bus", targets: ["Bus"]),
+        .library(name: "SMMUv3", targets: ["SMMUv3"]),
+        .library(name: "GIC", targets: ["GIC"]),
+        .library(name: "PCI", targets: ["PCI"]),
+        .library(name: "Firmware", targets: ["Firmware"]),
+        .library(name: "Machine", targets: ["Machine"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Hardware, bottom up. A hardware module never imports a software module.
+        .target(name: "Bus"),
+        .target(name: "SMMUv3", dependencies: ["Bus"]),
+        .target(name: "GIC", dependencies: ["Bus"]),
+        .target(name: "PCI", dependencies: ["Bus"]),
+        .target(name: "Firmware", dependencies: ["Bus"]),
+        .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
+        // The command line: subcommands live in a library so tests can drive them.
+        .target(
+            name: "DoorbellCommands",
+            dependencies: [
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "doorbell", dependencies: ["DoorbellCommands"]),
+
+        .testTarget(name: "BusTests", dependencies: ["Bus"]),
+        .testTarget(name: "SMMUv3Tests", dependencies: ["Bus", "SMMUv3"]),
+        .testTarget(name: "GICTests", dependencies: ["Bus", "GIC"]),
+        .testTarget(name: "PCITests", dependencies: ["Bus", "PCI"]),
+        .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware"]),
+        .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
+        .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "doorbell"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

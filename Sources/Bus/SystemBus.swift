@@ -1,0 +1,193 @@
+/// The system interconnect: decodes a physical address to a RAM window or an MMIO device.
+///
+/// Regions are kept sorted by base and found by binary search behind a one-entry last-hit
+/// cache, so a run of descriptor reads in one RAM window costs one comparison each. An address
+/// that decodes to nothing is an error (`BusError.unbacked`), the model of a decode error on the
+/// interconnect, and the physical address space is 52 bits (Armv8.2 LPA), the largest any
+/// modelled component can emit.
+public final class SystemBus {
+    /// Bits of physical address the bus decodes.
+    public static let physicalAddressBits = 52
+    public static let physicalAddressLimit: UInt64 = 1 << 52
+
+    /// What a region decodes to.
+    public enum RegionKind: Hashable, Sendable {
+        case ram
+        /// An index into the bus's device list.
+        case device(Int)
+    }
+
+    /// One decoded window: `[base, base + size)`.
+    public struct Region: Hashable, Sendable, CustomStringConvertible {
+        public let base: PhysicalAddress
+        public let size: UInt64
+        public let kind: RegionKind
+        public let name: String
+
+        /// The last byte of the region (inclusive), so regions may end at the top of the space.
+        public var last: UInt64 { base.rawValue &+ (size &- 1) }
+
+        @inlinable
+        func contains(_ address: UInt64) -> Bool {
+            address >= base.rawValue && address &- base.rawValue < size
+        }
+
+        public var description: String {
+            "\(Hex.format(base.rawValue, minDigits: 9))–\(Hex.format(last, minDigits: 9)) \(name)"
+        }
+    }
+
+    /// The backing store for every RAM window. Windows are views of one physical address space,
+    /// so a RAM address means the same bytes whichever window decoded it.
+    public let ram: SparseRAM
+    public private(set) var regions: [Region] = []
+    @usableFromInline var devices: [any MMIODevice] = []
+    @usableFromInline var lastRegionIndex: Int = -1
+    /// Optional trace of device (MMIO) accesses; RAM accesses are not traced here (the layer
+    /// that reads a descriptor reports what it meant).
+    public var trace: TraceLog?
+    /// Counters for reports and tests.
+    public var ramReads = 0
+    public var ramWrites = 0
+    public var mmioReads = 0
+    public var mmioWrites = 0
+
+    public init(ram: SparseRAM = SparseRAM()) {
+        self.ram = ram
+    }
+
+    /// Adds a RAM window. Overlap with an existing region is a platform description error.
+    public func addRAM(base: PhysicalAddress, size: UInt64, name: String = "ram") throws(BusError) {
+        try insert(Region(base: base, size: size, kind: .ram, name: name))
+    }
+
+    /// Adds an MMIO device window.
+    public func addDevice(_ device: any MMIODevice, base: PhysicalAddress, size: UInt64, name: String? = nil) throws(BusError) {
+        let region = Region(base: base, size: size, kind: .device(devices.count), name: name ?? device.mmioName)
+        try insert(region)
+        devices.append(device)
+    }
+
+    private func insert(_ region: Region) throws(BusError) {
+        guard region.size > 0 else {
+            throw .badAccess(region.base, size: 0)
+        }
+        let (end, overflow) = region.base.rawValue.addingReportingOverflow(region.size)
+        guard !overflow || end == 0, region.last < SystemBus.physicalAddressLimit else {
+            throw .beyondPhysicalAddressSpace(PhysicalAddress(region.last))
+        }
+        for existing in regions where existing.base.rawValue <= region.last && region.base.rawValue <= existing.last {
+            throw .overlappingRegion(name: region.name, base: region.base, existing: existing.description)
+        }
+        regions.append(region)
+        regions.sort { $0.base < $1.base }
+        lastRegionIndex = -1
+    }
+
+    /// The region that decodes `address`, if any.
+    @inlinable
+    public func regionIndex(for address: UInt64) -> Int? {
+        if lastRegionIndex >= 0, lastRegionIndex < regions.count, regions[lastRegionIndex].contains(address) {
+            return lastRegionIndex
+        }
+        var low = 0
+        var high = regions.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            let region = regions[mid]
+            if address < region.base.rawValue {
+                high = mid - 1
+            } else if region.contains(address) {
+                lastRegionIndex = mid
+                return mid
+            } else {
+                low = mid + 1
+            }
+        }
+        return nil
+    }
+
+    /// Whether `[address, address + size)` is wholly inside one RAM window.
+    public func isRAM(_ address: PhysicalAddress, size: UInt64 = 1) -> Bool {
+        guard let index = regionIndex(for: address.rawValue), regions[index].kind == .ram else { return false }
+        let region = regions[index]
+        return size == 0 || (address.rawValue &- region.base.rawValue) <= region.size &- size
+    }
+
+    /// Reads `size` bytes (1, 2, 4 or 8) at `address`.
+    @inlinable
+    public func read(_ address: PhysicalAddress, size: Int, requester: Requester = .hardware) throws(BusError) -> UInt64 {
+        let raw = address.rawValue
+        guard raw < SystemBus.physicalAddressLimit else { throw .beyondPhysicalAddressSpace(address) }
+        guard size == 1 || size == 2 || size == 4 || size == 8 else { throw .badAccess(address, size: size) }
+        guard let index = regionIndex(for: raw) else { throw .unbacked(address) }
+        let region = regions[index]
+        guard raw &- region.base.rawValue <= region.size &- UInt64(size) else { throw .unbacked(address) }
+        switch region.kind {
+        case .ram:
+            ramReads &+= 1
+            return ram.read(raw, size: size)
+        case .device(let deviceIndex):
+            mmioReads &+= 1
+            let value = try devices[deviceIndex].mmioRead(offset: raw &- region.base.rawValue, size: size, requester: requester)
+            trace?.append(.bus, "MMIO read \(region.name)", address: raw, value: value, "by \(requester)")
+            return value
+        }
+    }
+
+    /// Writes the low `size` bytes of `value` at `address`.
+    @inlinable
+    public func write(_ address: PhysicalAddress, size: Int, value: UInt64, requester: Requester = .hardware) throws(BusError) {
+        let raw = address.rawValue
+        guard raw < SystemBus.physicalAddressLimit else { throw .beyondPhysicalAddressSpace(address) }
+        guard size == 1 || size == 2 || size == 4 || size == 8 else { throw .badAccess(address, size: size) }
+        guard let index = regionIndex(for: raw) else { throw .unbacked(address) }
+        let region = regions[index]
+        guard raw &- region.base.rawValue <= region.size &- UInt64(size) else { throw .unbacked(address) }
+        switch region.kind {
+        case .ram:
+            ramWrites &+= 1
+            ram.write(raw, size: size, value: value)
+        case .device(let deviceIndex):
+            mmioWrites &+= 1
+            trace?.append(.bus, "MMIO write \(region.name)", address: raw, value: value, "by \(requester)")
+            try devices[deviceIndex].mmioWrite(offset: raw &- region.base.rawValue, size: size, value: value, requester: requester)
+        }
+    }
+
+    /// Convenience for 64-bit little-endian reads (descriptors, table entries).
+    @inlinable
+    public func read64(_ address: PhysicalAddress) throws(BusError) -> UInt64 {
+        try read(address, size: 8)
+    }
+
+    /// Convenience for 64-bit writes.
+    @inlinable
+    public func write64(_ address: PhysicalAddress, _ value: UInt64) throws(BusError) {
+        try write(address, size: 8, value: value)
+    }
+
+    /// Writes a sequence of 64-bit words at consecutive addresses (a whole STE, CD or command).
+    public func writeWords(_ address: PhysicalAddress, _ words: [UInt64]) throws(BusError) {
+        for (i, word) in words.enumerated() {
+            guard let at = address.adding(UInt64(i) * 8) else { throw .beyondPhysicalAddressSpace(address) }
+            try write64(at, word)
+        }
+    }
+
+    /// Reads `count` consecutive 64-bit words.
+    public func readWords(_ address: PhysicalAddress, count: Int) throws(BusError) -> [UInt64] {
+        var words: [UInt64] = []
+        words.reserveCapacity(max(count, 0))
+        for i in 0..<max(count, 0) {
+            guard let at = address.adding(UInt64(i) * 8) else { throw .beyondPhysicalAddressSpace(address) }
+            words.append(try read64(at))
+        }
+        return words
+    }
+
+    /// Resets the access counters.
+    public func resetCounters() {
+        ramReads = 0; ramWrites = 0; mmioReads = 0; mmioWrites = 0
+    }
+}

@@ -1,0 +1,1 @@
+// The Firmware module. See the files beside this one.

@@ -1,0 +1,1 @@
+// The GIC module. See the files beside this one.

@@ -1,0 +1,1 @@
+// The Machine module. See the files beside this one.

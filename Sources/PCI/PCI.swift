@@ -1,0 +1,1 @@
+// The PCI module. See the files beside this one.

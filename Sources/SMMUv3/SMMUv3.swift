@@ -1,0 +1,1 @@
+// The SMMUv3 module. See the files beside this one.

@@ -1,0 +1,3 @@
+import DoorbellCommands
+
+Doorbell.main()

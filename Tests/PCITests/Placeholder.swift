@@ -1,0 +1,3 @@
+import Testing
+
+// Tests for this module live beside this file.
