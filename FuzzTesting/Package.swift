@@ -1,0 +1,26 @@
+// swift-tools-version: 6.1
+// libFuzzer targets for everything in Doorbell that takes bytes from outside: SMMU tables and
+// commands, ITS commands, MSI-X table writes, device-tree blobs. Kept out of the main package so
+// users never build them. See README.md here for the recipe.
+import PackageDescription
+
+func fuzzTarget(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: products.map { .product(name: $0, package: "Doorbell") },
+        path: "Sources/\(name)"
+    )
+}
+
+let package = Package(
+    name: "FuzzTesting",
+    platforms: [.macOS(.v14)],
+    dependencies: [.package(name: "Doorbell", path: "..")],
+    targets: [
+        fuzzTarget("FuzzTranslation", ["Bus", "SMMUv3"]),
+        fuzzTarget("FuzzSMMUCommands", ["Bus", "SMMUv3"]),
+        fuzzTarget("FuzzITS", ["Bus", "GIC"]),
+        fuzzTarget("FuzzMSIX", ["Bus", "PCI"]),
+        fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
+    ]
+)
