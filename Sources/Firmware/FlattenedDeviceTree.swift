@@ -82,12 +82,13 @@ public struct FlattenedDeviceTree: Sendable {
             throw FDTError(offset: 4, .totalSizeBeyondBlob(totalSize: header.totalSize, available: bytes.count))
         }
         guard Int(header.totalSize) >= headerSize else { throw FDTError(offset: 4, .totalSizeTooSmall(header.totalSize)) }
-        try checkBlock(.structure, start: header.structureOffset, size: header.structureSize ?? 0,
-                       fieldOffset: 8, total: header.totalSize)
+        // The offset field is blamed when the block cannot even start inside totalsize; the
+        // size field when the start is fine but start + size is not.
+        try checkBlock(.structure, start: header.structureOffset, size: 0, fieldOffset: 8, total: header.totalSize)
         if let size = header.structureSize {
             try checkBlock(.structure, start: header.structureOffset, size: size, fieldOffset: 36, total: header.totalSize)
         }
-        try checkBlock(.strings, start: header.stringsOffset, size: header.stringsSize, fieldOffset: 12, total: header.totalSize)
+        try checkBlock(.strings, start: header.stringsOffset, size: 0, fieldOffset: 12, total: header.totalSize)
         try checkBlock(.strings, start: header.stringsOffset, size: header.stringsSize, fieldOffset: 32, total: header.totalSize)
         try checkBlock(.memoryReservationMap, start: header.memoryReservationMapOffset, size: 0,
                        fieldOffset: 16, total: header.totalSize)

@@ -157,7 +157,8 @@ struct BoardTopologyTests {
     @Test("Arm FVP Base RevC: SMMUv3 whose own MSIs go to the ITS (msi-parent)")
     func fvp() throws {
         let t = try Self.topology("arm_fvp-base-revc")
-        #expect(t.smmus.first?.msiParent.map(\.target) == [.its(0)])
+        // msi-parent = <0x0b 0x10000>: the ITS has #msi-cells = <1>, so 0x10000 is the SMMU's DeviceID.
+        #expect(t.smmus.first?.msiParent == [PhandleReference(phandle: 0x0B, target: .its(0), arguments: [0x1_0000])])
         let pcie = try #require(t.pcieHostBridges.first)
         #expect(pcie.iommuMap?.entries.first?.target == .smmuV3(0))
         #expect(pcie.msiMap?.entries.first?.target == .its(0))
