@@ -157,9 +157,8 @@ public final class RootComplex {
             if case .invalidEntry(let e) = route.iommuLookup { detail += "iommu-map entry \(e) invalid; " }
             if case .noMatch = route.msiLookup { detail += "no msi-map entry (Linux would give no MSI domain); " }
             if case .invalidEntry(let e) = route.msiLookup { detail += "msi-map entry \(e) invalid; " }
-            trace.append(.rootComplex, route.streamID == nil
-                         ? "RID \(rid.hex) → no StreamID, DeviceID \(route.deviceID)"
-                         : "RID \(rid.hex) → StreamID \(route.streamID!), DeviceID \(route.deviceID)",
+            let stream = route.streamID.map { "StreamID \($0)" } ?? "no StreamID"
+            trace.append(.rootComplex, "RID \(rid.hex) → \(stream), DeviceID \(route.deviceID)",
                          address: address.rawValue, detail)
         }
         var bridge = function.parentBridge
