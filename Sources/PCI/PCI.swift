@@ -1,1 +1,0 @@
-// The PCI module. See the files beside this one.
