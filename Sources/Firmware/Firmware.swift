@@ -1,1 +1,0 @@
-// The Firmware module. See the files beside this one.

@@ -1,0 +1,213 @@
+import Bus
+
+/// A range of the physical address space: RAM, or a device's register frame.
+public struct MemoryRange: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public var base: PhysicalAddress
+    public var size: UInt64
+
+    public init(base: PhysicalAddress, size: UInt64) {
+        self.base = base
+        self.size = size
+    }
+
+    /// One past the last byte, or nil when the range passes 2^64.
+    public var end: PhysicalAddress? { base.adding(size) }
+
+    public func contains(_ address: PhysicalAddress) -> Bool {
+        address >= base && address.rawValue - base.rawValue < size
+    }
+
+    public static func < (lhs: MemoryRange, rhs: MemoryRange) -> Bool {
+        (lhs.base, lhs.size) < (rhs.base, rhs.size)
+    }
+
+    public var description: String { "\(base) size \(Hex.format(size, minDigits: 1))" }
+}
+
+/// A CPU node under `/cpus` (DT spec §3.7; Arm `cpus.yaml`: `reg` holds the MPIDR_EL1 affinity bits).
+public struct CPUDescription: Hashable, Sendable {
+    public var path: String
+    public var mpidr: UInt64
+    public var compatible: [String]
+    public var enableMethod: String?
+}
+
+/// A `/reserved-memory` child (DT binding `reserved-memory.yaml`). Dynamically placed regions
+/// (`size`/`alloc-ranges` without `reg`) have no ranges.
+public struct ReservedMemoryRegion: Hashable, Sendable {
+    public var path: String
+    public var ranges: [MemoryRange]
+    public var compatible: [String]
+    /// `no-map`: the OS must not map it at all.
+    public var noMap: Bool
+}
+
+/// What a phandle in a map or a reference list points at, in the Topology's own terms.
+public enum DeviceTreeTarget: Hashable, Sendable, CustomStringConvertible {
+    /// `Topology.smmus[index]`.
+    case smmuV3(Int)
+    /// `Topology.otherIOMMUs[index]`.
+    case iommu(Int)
+    /// `Topology.gic.its[index]`.
+    case its(Int)
+    /// `Topology.gic.v2mFrames[index]`.
+    case gicV2mFrame(Int)
+    /// The GIC node itself (a GICv3 acting as an MSI controller through MBIs).
+    case gic
+    /// A node that exists but is none of the above (a vendor MSI controller, say).
+    case node(path: String)
+    /// No node carries this phandle: kept as data, a DT bug the user should see.
+    case unresolvedPhandle(UInt32)
+
+    public var description: String {
+        switch self {
+        case .smmuV3(let i): return "smmu[\(i)]"
+        case .iommu(let i): return "iommu[\(i)]"
+        case .its(let i): return "its[\(i)]"
+        case .gicV2mFrame(let i): return "v2m[\(i)]"
+        case .gic: return "gic"
+        case .node(let path): return path
+        case .unresolvedPhandle(let p): return "unresolved phandle \(Hex.format(UInt64(p), minDigits: 1))"
+        }
+    }
+}
+
+/// One element of a phandle list such as `msi-parent` or `iommus`: the phandle, what it
+/// resolves to, and the specifier cells that follow it.
+public struct PhandleReference: Hashable, Sendable {
+    public var phandle: UInt32
+    public var target: DeviceTreeTarget
+    public var arguments: [UInt32]
+}
+
+/// A GICv3 ITS (`arm,gic-v3-its`, binding `arm,gic-v3.yaml` "msi-controller" children).
+public struct ITSDescription: Hashable, Sendable {
+    public var path: String
+    /// The ITS register frames: ITS_base (control) then the translation frame at +64 KiB
+    /// (GITS_TRANSLATER at +0x1_0040), HARDWARE.md §2.1.
+    public var region: MemoryRange
+    public var phandle: UInt32?
+    public var isMSIController: Bool
+    /// `#msi-cells` (the binding requires 1: the DeviceID); nil when the node omits it, as
+    /// older NXP trees do.
+    public var msiCells: UInt32?
+    public var enabled: Bool
+
+    /// The doorbell a device writes its EventID to: `GITS_TRANSLATER`, ITS base + 0x1_0040.
+    public var translaterAddress: PhysicalAddress? { region.base.adding(0x1_0040) }
+}
+
+/// A GICv2m MSI frame (`arm,gic-v2m-frame`, binding `arm,gic-v2m.txt`): SPIs raised by writes
+/// to MSI_SETSPI_NS at frame + 0x40.
+public struct GICv2mFrame: Hashable, Sendable {
+    public var path: String
+    public var region: MemoryRange
+    public var phandle: UInt32?
+    public var isMSIController: Bool
+    /// `arm,msi-base-spi` / `arm,msi-num-spis`: overrides of MSI_TYPER, when the DT gives them.
+    public var baseSPI: UInt32?
+    public var spiCount: UInt32?
+    public var enabled: Bool
+}
+
+/// The interrupt controller.
+public struct GICDescription: Hashable, Sendable {
+    /// The binding family. `arm,gic-v3` describes GICv3 and GICv4 alike: the DT has no GICv4
+    /// compatible (binding `arm,gic-v3.yaml`); v4 support is found at run time in GICD_TYPER2 /
+    /// GITS_TYPER.VLPIS, so the Topology cannot tell them apart and does not pretend to.
+    public enum Architecture: String, Hashable, Sendable {
+        case v2 = "GICv2"
+        case v3 = "GICv3/v4"
+    }
+
+    public var path: String
+    public var compatible: [String]
+    public var phandle: UInt32?
+    public var architecture: Architecture
+    /// GICD.
+    public var distributor: MemoryRange
+    /// GICR regions, `#redistributor-regions` of them (default 1), GICv3 only.
+    public var redistributorRegions: [MemoryRange]
+    /// `redistributor-stride`, when the DT overrides the architected 128 KiB (v3) / 256 KiB (v4).
+    public var redistributorStride: UInt64?
+    /// The regions after GICD (v2) or after the GICR regions (v3): GICC, GICH, GICV when present.
+    public var cpuInterfaceRegions: [MemoryRange]
+    /// The virtual maintenance interrupt (`interrupts` on the GIC node), present when the
+    /// platform has the virtualization extensions (QEMU `virtualization=on`).
+    public var maintenanceInterrupt: [UInt32]?
+    /// `msi-controller` on the GIC node itself: a GICv3 that turns writes to GICD_SETSPI into
+    /// SPIs (MBI, `mbi-ranges`).
+    public var isMSIController: Bool
+    public var mbiRanges: [UInt32]
+    public var its: [ITSDescription]
+    public var v2mFrames: [GICv2mFrame]
+}
+
+/// An SMMUv3 (`arm,smmu-v3`, binding `arm,smmu-v3.yaml`).
+public struct SMMUv3Description: Hashable, Sendable {
+    public var path: String
+    public var compatible: [String]
+    /// The 128 KiB of register pages 0 and 1 (HARDWARE.md §1.1).
+    public var region: MemoryRange
+    /// `#iommu-cells`: 1 (the StreamID) per the binding.
+    public var iommuCells: UInt32?
+    public var phandle: UInt32?
+    public var dmaCoherent: Bool
+    /// `interrupt-names` in order: some of "eventq", "priq", "cmdq-sync", "gerror", "combined".
+    public var interruptNames: [String]
+    /// `msi-parent`: the SMMU's own interrupts as MSIs to an ITS.
+    public var msiParent: [PhandleReference]
+    public var enabled: Bool
+}
+
+/// An IOMMU that is not an SMMUv3 (Arm MMU-500/SMMUv2, vendor IOMMUs), recorded by compatible
+/// so maps that point at it resolve to something named.
+public struct IOMMUDescription: Hashable, Sendable {
+    public var path: String
+    public var compatible: [String]
+    public var regions: [MemoryRange]
+    public var iommuCells: UInt32?
+    public var phandle: UInt32?
+    public var enabled: Bool
+}
+
+/// A `ranges` entry of a PCI host bridge (IEEE 1275 PCI bus binding: phys.hi is
+/// `npt000ss bbbbbbbb dddddfff rrrrrrrr`).
+public struct PCIRange: Hashable, Sendable {
+    public enum Space: UInt32, Hashable, Sendable {
+        case configuration = 0, io = 1, memory32 = 2, memory64 = 3
+    }
+    public var space: Space
+    /// `p`, bit 30.
+    public var prefetchable: Bool
+    /// `n`, bit 31: the address is not relocatable.
+    public var nonRelocatable: Bool
+    /// `t`, bit 29: aliased (I/O) or below 1 MiB (memory).
+    public var aliased: Bool
+    public var pciAddress: UInt64
+    public var cpuAddress: PhysicalAddress
+    public var size: UInt64
+}
+
+/// A PCIe host bridge (`device_type = "pci"` whose parent is not itself a PCI bus).
+public struct PCIeHostBridge: Hashable, Sendable {
+    public var path: String
+    public var compatible: [String]
+    public var enabled: Bool
+    public var regions: [MemoryRange]
+    public var regionNames: [String]
+    /// The ECAM window: reg-names "config"/"ecam"/"cfg", else `reg[0]` for an ECAM compatible
+    /// (`pci-host-ecam-generic`, `*-ecam`), else nil.
+    public var configSpace: MemoryRange?
+    /// `bus-range`, 0…255 when absent (binding `pci-bus-common.yaml`).
+    public var busRange: ClosedRange<UInt32>
+    public var busRangeIsDefault: Bool
+    /// `linux,pci-domain`.
+    public var domain: UInt32?
+    public var ranges: [PCIRange]
+    public var iommuMap: IDMap?
+    public var msiMap: IDMap?
+    public var msiParent: [PhandleReference]
+    public var iommus: [PhandleReference]
+    public var dmaCoherent: Bool
+}
