@@ -52,6 +52,14 @@ public struct TLBEntry: Hashable, Sendable {
     public var stage1Permissions: UInt8
     /// Stage-2 permissions (all set when stage 2 bypasses).
     public var stage2Permissions: UInt8
+
+    public init(outputBase: UInt64, intermediateBase: UInt64, hasIntermediate: Bool, stage1Permissions: UInt8, stage2Permissions: UInt8) {
+        self.outputBase = outputBase
+        self.intermediateBase = intermediateBase
+        self.hasIntermediate = hasIntermediate
+        self.stage1Permissions = stage1Permissions
+        self.stage2Permissions = stage2Permissions
+    }
 }
 
 /// Permission bits cached in a TLB entry. Stage 1 distinguishes privileged and unprivileged
