@@ -11,6 +11,8 @@ public final class GICv3 {
     public let distributor: Distributor
     public let redistributors: [Redistributor]
     public let cpuInterfaces: [CPUInterface]
+    /// The LPI configuration cache shared by all redistributors (GICR_TYPER.CommonLPIAff = 0).
+    public let lpiConfigurationCache: LPIConfigurationCache
     public private(set) var itss: [ITS] = []
     unowned(safe) var bus: SystemBus?
     public private(set) var distributorBase: PhysicalAddress?
@@ -43,9 +45,12 @@ public final class GICv3 {
         let c = configuration.normalized
         self.configuration = c
         distributor = Distributor(configuration: c)
+        let cache = LPIConfigurationCache(lpiCount: Int(c.lpiLimit) - 8192)
+        lpiConfigurationCache = cache
         redistributors = (0..<c.cpuCount).map { cpu in
             let affinity = affinities.flatMap { cpu < $0.count ? $0[cpu] : nil } ?? GICv3.defaultAffinity(ofCPU: cpu)
-            return Redistributor(processorNumber: cpu, affinity: affinity, isLast: cpu == c.cpuCount - 1, configuration: c)
+            return Redistributor(processorNumber: cpu, affinity: affinity, isLast: cpu == c.cpuCount - 1, configuration: c,
+                                 configurationCache: cache)
         }
         cpuInterfaces = (0..<c.cpuCount).map { CPUInterface(cpu: $0) }
     }

@@ -8,12 +8,8 @@ import Bus
 /// - Pending bits live in the pending table in RAM at GICR_PENDBASER. Every set/clear is written
 ///   there; the redistributor also keeps a shadow bitmap, loaded from the table when EnableLPIs
 ///   goes 0→1 (unless PTZ=1), because software may not touch the table while EnableLPIs=1.
-/// - Configuration bytes live in the table at GICR_PROPBASER; the redistributor caches them. The
-///   model loads the whole table into its cache when EnableLPIs goes 0→1 and re-reads it only on
-///   INV (one LPI) and INVALL (all LPIs of this redistributor). That is the strictest behaviour
-///   the architecture allows (a config change is guaranteed visible only after INV/INVALL and
-///   SYNC), so software that forgets an INV fails here deterministically; QEMU instead re-reads
-///   the byte on every LPI, which would hide such a bug.
+/// - Configuration bytes live in the table at GICR_PROPBASER and are read through the GIC-wide
+///   `LPIConfigurationCache` (loaded on EnableLPIs 0→1, INV and INVALL only; see there).
 public final class Redistributor: MMIODevice {
     public var mmioName: String { "gicr\(processorNumber)" }
 
@@ -62,13 +58,16 @@ public final class Redistributor: MMIODevice {
     /// Number of LPIs (from 8192) the tables cover: min(PROPBASER.IDbits+1, GICD_TYPER.IDbits+1)
     /// bits of INTID; zero when PROPBASER.IDbits+1 < 14 (QEMU `lpi_outofrange`).
     public private(set) var lpiCount = 0
-    @usableFromInline var configCache: ContiguousArray<UInt8> = []
+    /// The GIC-wide configuration cache (shared by every redistributor).
+    public let configurationCache: LPIConfigurationCache
     @usableFromInline var pendingBits: ContiguousArray<UInt64> = []
     public private(set) var pendingCount = 0
     var sgiFrame = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
     var vlpiFrames: ContiguousArray<UInt32>
 
-    init(processorNumber: Int, affinity: UInt32, isLast: Bool, configuration: GICConfiguration) {
+    init(processorNumber: Int, affinity: UInt32, isLast: Bool, configuration: GICConfiguration,
+         configurationCache: LPIConfigurationCache) {
+        self.configurationCache = configurationCache
         self.processorNumber = processorNumber
         self.affinity = affinity
         self.isLast = isLast
@@ -211,14 +210,12 @@ public final class Redistributor: MMIODevice {
         enableLPIs = enable
         if !enable {
             lpiCount = 0
-            configCache = []
             pendingBits = []
             pendingCount = 0
             return
         }
         let bits = min(propbaser.idBits, configuration.lpiIDBits)
         lpiCount = bits < 14 ? 0 : (1 << bits) - 8192
-        configCache = ContiguousArray(repeating: 0, count: lpiCount)
         pendingBits = ContiguousArray(repeating: 0, count: (lpiCount + 63) / 64)
         pendingCount = 0
         reloadConfiguration(from: 0, count: lpiCount)
@@ -259,8 +256,7 @@ public final class Redistributor: MMIODevice {
 
     private func reloadConfiguration(from index: Int, count: Int) {
         guard count > 0 else { return }
-        let bytes = readTable(at: propbaser.physicalAddress.adding(UInt64(index)), count: count)
-        for (i, byte) in bytes.enumerated() { configCache[index + i] = byte }
+        counters.tableFaults += configurationCache.load(base: propbaser.physicalAddress, from: index, count: count, bus: bus)
         counters.configurationReads += count
     }
 
@@ -275,7 +271,7 @@ public final class Redistributor: MMIODevice {
 
     /// The cached configuration byte, or nil if LPIs are disabled or the INTID is out of range.
     public func cachedConfiguration(_ intid: INTID) -> UInt8? {
-        lpiIndex(intid).map { configCache[$0] }
+        lpiIndex(intid).map { configurationCache[$0] }
     }
 
     public func isPending(_ intid: INTID) -> Bool {
@@ -307,7 +303,7 @@ public final class Redistributor: MMIODevice {
         counters.lpisSetPending &+= 1
         writePendingBit(intid, set: true)
         if let trace {
-            let config = configCache[i]
+            let config = configurationCache[i]
             trace.append(.redistributor, "LPI pending", value: UInt64(intid.rawValue),
                          "LPI \(intid.rawValue) pending on CPU\(processorNumber) (priority \(Hex.format(UInt64(LPIConfigurationTable.priority(config)), minDigits: 2)), \(LPIConfigurationTable.isEnabled(config) ? "enabled" : "disabled"))")
         }
@@ -347,10 +343,11 @@ public final class Redistributor: MMIODevice {
         guard let i = lpiIndex(intid) else { return }
         reloadConfiguration(from: i, count: 1)
         trace?.append(.redistributor, "INV", value: UInt64(intid.rawValue),
-                      "CPU\(processorNumber): LPI \(intid.rawValue) config \(Hex.format(UInt64(configCache[i]), minDigits: 2))")
+                      "CPU\(processorNumber): LPI \(intid.rawValue) config \(Hex.format(UInt64(configurationCache[i]), minDigits: 2))")
     }
 
-    /// INVALL: re-read every configuration byte of this redistributor.
+    /// INVALL: re-read every configuration byte of this redistributor's LPI range (the cache is
+    /// GIC-wide, so every redistributor sees the result).
     public func invalidateAll() {
         counters.invalidations += 1
         reloadConfiguration(from: 0, count: lpiCount)
@@ -381,7 +378,7 @@ public final class Redistributor: MMIODevice {
                 let b = rest.trailingZeroBitCount
                 rest &= rest &- 1
                 let i = w * 64 + b
-                let config = configCache[i]
+                let config = configurationCache[i]
                 guard LPIConfigurationTable.isEnabled(config) else { continue }
                 let p = LPIConfigurationTable.priority(config)
                 if UInt16(p) < bestPriority {
