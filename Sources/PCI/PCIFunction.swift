@@ -19,6 +19,9 @@ import Bus
 /// - Neither is sent without Bus Master Enable (`NotSentReason.busMasterDisabled`).
 /// - The message is a DWORD posted memory write of Data to Address (§6.1.4.4).
 ///
+/// The function holds its root complex (and parent bridge) weakly: whoever builds the machine
+/// keeps the `RootComplex` alive; a function whose root complex is gone reports `.notAttached`.
+///
 /// The pending bit is cleared immediately before the message is issued rather than after it
 /// completes; in a sequential model the two are indistinguishable, and it keeps a message that
 /// loops back into the function's own table from re-sending itself.
@@ -32,6 +35,9 @@ public final class PCIFunction {
     public let msix: MSIXCapability?
     public private(set) var msixTable: MSIXTable?
     public private(set) var log: [FunctionLogEntry] = []
+    /// Whether requests are appended to `log`. Benchmarks and long runs turn it off so that
+    /// raising a vector allocates nothing.
+    public var isLogging = true
     public var trace: TraceLog?
 
     weak var rootComplex: RootComplex?
@@ -60,6 +66,10 @@ public final class PCIFunction {
     public var sentTransactions: [DeviceTransaction] { log.compactMap { $0.outcome.transaction } }
 
     public func clearLog() { log.removeAll() }
+
+    private func record(_ entry: FunctionLogEntry) {
+        if isLogging { log.append(entry) }
+    }
 
     // MARK: Configuration access (from the root complex's ECAM, or directly in tests)
 
@@ -121,7 +131,7 @@ public final class PCIFunction {
         } else {
             outcome = .notSent(.notAttached)
         }
-        log.append(FunctionLogEntry(request: .dma(kind), outcome: outcome))
+        record(FunctionLogEntry(request: .dma(kind), outcome: outcome))
         return outcome
     }
 
@@ -155,8 +165,8 @@ public final class PCIFunction {
         } else {
             outcome = .notSent(.noCapability)
         }
-        if outcome == .pending || outcome.transaction == nil {
-            log.append(FunctionLogEntry(request: .msi(vector: vector), outcome: outcome))
+        if outcome.transaction == nil {
+            record(FunctionLogEntry(request: .msi(vector: vector), outcome: outcome))
         }
         return outcome
     }
@@ -178,8 +188,8 @@ public final class PCIFunction {
         } else {
             outcome = .notSent(.noCapability)
         }
-        if outcome == .pending || outcome.transaction == nil {
-            log.append(FunctionLogEntry(request: .msix(vector: vector), outcome: outcome))
+        if outcome.transaction == nil {
+            record(FunctionLogEntry(request: .msix(vector: vector), outcome: outcome))
         }
         return outcome
     }
@@ -205,7 +215,7 @@ public final class PCIFunction {
                       address: address, value: UInt64(data), "\(name) \(requesterID)")
         let (transaction, result) = rootComplex.forward(from: self, kind: .write, address: IOVA(address), size: 4, data: UInt64(data))
         let outcome = RequestOutcome.sent(transaction, result)
-        log.append(FunctionLogEntry(request: request, outcome: outcome))
+        record(FunctionLogEntry(request: request, outcome: outcome))
         return outcome
     }
 

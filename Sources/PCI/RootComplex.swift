@@ -111,8 +111,8 @@ public final class RootComplex {
         var hops = 0
         while let current = bridge, hops < 256 {
             let next = current.alias(ofForwarded: rid)
-            if next != rid || current.kind == .pcieToPCI || current.kind == .conventionalPCI || current.kind == .pciToPCIe {
-                if next != rid { aliasedBy = current }
+            if next != rid {
+                aliasedBy = current
                 rid = next
             }
             bridge = current.parentBridge

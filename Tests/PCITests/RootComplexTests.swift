@@ -172,4 +172,38 @@ struct RootComplexTests {
         lonely.configWrite(offset: ConfigRegister.command, size: 2, value: 4)
         #expect(lonely.dma(.write, address: IOVA(0), size: 4) == .notSent(.notAttached))
     }
+
+    @Test("end to end through the system bus: ECAM enables the function, CPU stores program and unmask MSI-X entry 0")
+    func endToEndOnTheBus() throws {
+        let f = try Fixture(tableSize: 4)
+        let bus = SystemBus()
+        // QEMU virt: high ECAM at 0x40_1000_0000 (256 buses), 32-bit MMIO window at 0x1000_0000.
+        try bus.addDevice(f.rootComplex.ecam, base: PhysicalAddress(0x40_1000_0000), size: f.rootComplex.ecamSize)
+        try bus.addDevice(f.rootComplex.memoryWindow, base: PhysicalAddress(Fixture.barAddress), size: 0x2EFF_0000)
+        let cfg: UInt64 = 0x40_1000_0000 + (1 << 15)   // 00:01.0
+        try bus.write(PhysicalAddress(cfg + 0x10), size: 4, value: Fixture.barAddress, requester: .cpu(0))
+        try bus.write(PhysicalAddress(cfg + 0x14), size: 4, value: 0, requester: .cpu(0))
+        try bus.write(PhysicalAddress(cfg + 0x04), size: 2, value: 0x6, requester: .cpu(0))
+        try bus.write(PhysicalAddress(cfg + UInt64(f.msix.controlOffset)), size: 2, value: 0x8000, requester: .cpu(0))
+        let entry = Fixture.barAddress
+        try bus.write(PhysicalAddress(entry), size: 8, value: doorbell, requester: .cpu(0))
+        try bus.write(PhysicalAddress(entry + 8), size: 4, value: 0x1234, requester: .cpu(0))
+        f.function.raise(vector: 0)                       // still masked (reset state): pending
+        #expect(try bus.read(PhysicalAddress(entry + 0x2000), size: 8, requester: .cpu(0)) == 1)
+        try bus.write(PhysicalAddress(entry + 0xC), size: 4, value: 0, requester: .cpu(0))
+        #expect(f.port.transactions.map(\.data) == [0x1234])
+        #expect(f.port.transactions.first?.address == IOVA(doorbell))
+        #expect(try bus.read(PhysicalAddress(entry + 0x2000), size: 8, requester: .cpu(0)) == 0)
+    }
+
+    @Test("with logging off, messages are still sent but nothing is recorded")
+    func loggingOff() throws {
+        let f = try Fixture(tableSize: 2)
+        f.enable()
+        f.function.isLogging = false
+        try f.program(vector: 1, address: doorbell, data: 9, masked: false)
+        f.setMSIXControl(enable: true, functionMask: false)
+        #expect(f.function.raise(vector: 1).transaction != nil)
+        #expect(f.function.log.isEmpty && f.port.transactions.count == 1)
+    }
 }
