@@ -52,7 +52,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         offset += 8
         address += 8
     }
-    let steAddress = twoLevel ? ramBase + UInt64(sid) * 64 : ramBase + UInt64(sid) * 64
+    // Linear: entry SID of the table at ramBase; 2-level: entry SID of the L2 table at ramBase.
+    let steAddress = ramBase + UInt64(sid) * 64
     if twoLevel {
         // L1STD[0] → an L2 table of 16 STEs at the stream table base.
         try? bus.write64(PhysicalAddress(tableArea), LevelOneStreamTableDescriptor(span: 5, l2Ptr: ramBase).rawValue)
