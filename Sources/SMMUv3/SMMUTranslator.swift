@@ -89,6 +89,9 @@ public final class SMMUTranslator {
     private func translate(_ context: inout TransactionContext) throws(TranslationStop) -> TranslationResult {
         var configHit = true
         let stream = try streamState(for: context, hit: &configHit)
+        // STE.S2R governs every stage-2 fault of this stream, including those found on a TLB
+        // or configuration-cache hit.
+        if let s2 = stream.stage2 { context.stage2Record = s2.record }
         switch stream.config {
         case .abort:
             countConfig(hit: configHit)
