@@ -36,7 +36,8 @@ struct Stage2Configuration: Hashable, Sendable {
     var accessFlagFaultDisabled: Bool
     var hardwareAccessFlag: Bool
     var hardwareDirty: Bool
-    /// STE.S2R.
+    /// STE.S2R, or S2S (a stalled fault "is always reported", §5.5; stalls themselves are not
+    /// modelled: the transaction is terminated).
     var record: Bool
     /// STE.S2PTW.
     var protectedTableWalk: Bool
@@ -142,7 +143,7 @@ extension StreamTableEntry {
                 ttb: s2TTB & ~(max(geometry.startTableBytes, 16) &- 1),
                 outputBits: configuration.effectiveOutputBits(s2PS),
                 accessFlagFaultDisabled: s2AFFD || s2HA, hardwareAccessFlag: s2HA, hardwareDirty: s2HD,
-                record: s2R, protectedTableWalk: s2PTW)
+                record: s2R || s2S, protectedTableWalk: s2PTW)
         }
         let vmidTag = configuration.stage2 && world == .el1 && config != .bypass && config != .abort ? s2VMID : VMID(0)
         return StreamState(ste: self, config: config, world: world, vmidTag: vmidTag, stage2: stage2)
@@ -209,6 +210,6 @@ extension ContextDescriptor {
             range1: range(disabled: epd1 || el2, txsz: t1sz, granule: tg1, ttb: ttb1, tbi: tbi1, had: had1),
             outputBits: configuration.effectiveOutputBits(ips),
             accessFlagFaultDisabled: affd || ha, hardwareAccessFlag: ha, hardwareDirty: hd,
-            record: record, abortOnFault: abort || configuration.terminateModel, wxn: wxn, pan: pan)
+            record: record || stall, abortOnFault: abort || configuration.terminateModel, wxn: wxn, pan: pan)
     }
 }

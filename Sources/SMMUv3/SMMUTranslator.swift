@@ -40,6 +40,12 @@ struct ContextCacheKey: Hashable {
 ///   are exact (see `SMMUCounters`). Nested walks neither consult nor fill stage-2-only
 ///   entries, so S2_IPA alone never affects combined entries and a nested miss always costs
 ///   the full (S1 levels + 1) × S2 levels + S1 levels reads.
+///
+/// Modelling choices (documented here once): NS-EL1 and, with IDR0.HYP, the non-E2H EL2
+/// StreamWorld; both stage-1 VA ranges (TTB0/TTB1 selected by VA[55]) with TBI0/TBI1 (top byte
+/// ignored for range checks, TLB tags and output); no stalls (with CD.S/STE.S2S=1 on a
+/// stall-capable SMMU the fault is recorded and the transaction terminated); no ATS, Secure or
+/// Realm state; little-endian VMSAv8-64 tables only (IDR0.TTF=AArch64, TTENDIAN=LE).
 public final class SMMUTranslator {
     public let configuration: SMMUConfiguration
     public let bus: SystemBus
@@ -89,6 +95,9 @@ public final class SMMUTranslator {
     private func translate(_ context: inout TransactionContext) throws(TranslationStop) -> TranslationResult {
         var configHit = true
         let stream = try streamState(for: context, hit: &configHit)
+        // STE.S2R governs every stage-2 fault of this stream, including those found on a TLB
+        // or configuration-cache hit.
+        if let s2 = stream.stage2 { context.stage2Record = s2.record }
         switch stream.config {
         case .abort:
             countConfig(hit: configHit)

@@ -199,4 +199,31 @@ struct CommandQueueTests {
         #expect(h.smmu.translator.counters.commandsConsumed == 3)
         #expect(try h.read32(R.gerror) == 0)
     }
+    @Test("an aborted GERROR MSI activates MSI_GERROR_ABT_ERR without raising another GERROR interrupt (§7.5.1)")
+    func gerrorMSIAbort() throws {
+        let h = DeviceHarness()
+        try h.write64(R.gerrorIRQCfg0, 0x2000_0000)                   // nothing decodes there
+        try h.write32(R.irqCtrl, SMMUInterruptControl.globalError.rawValue)
+        try h.enableCommandQueue(base: Self.queue, log2Size: 4)
+        try h.placeRaw(0x00, 0, queueBase: Self.queue, slot: 0)
+        try h.write32(R.cmdqProd, 1)
+        let expected: SMMUGlobalErrors = [.commandQueue, .globalErrorMSIAbort]
+        #expect(try h.read32(R.gerror) == expected.rawValue)
+        #expect(h.smmu.wiredInterrupts.globalError == 1)
+        #expect(h.smmu.messageInterrupts.globalError == 0)
+    }
+
+    @Test("a CMD_SYNC MSI aimed at the SMMU's own CMDQ_PROD is a producer update: the new commands run")
+    func syncMSIIntoOwnRegister() throws {
+        let h = DeviceHarness()
+        try h.enableCommandQueue(base: Self.queue, log2Size: 4)
+        let kick = Command.sync(CommandSync(completionSignal: .interrupt, msiData: 3,
+                                            msiAddress: DeviceHarness.smmuBase + R.cmdqProd))
+        _ = try h.place([kick, .tlbiNSNHAll, .tlbiNSNHAll], queueBase: Self.queue, log2Size: 4, producer: 0)
+        try h.write32(R.cmdqProd, 1)                                   // only the CMD_SYNC
+        // The MSI wrote PROD = 3 during consumption; the consumer picked it up.
+        #expect(try h.read32(R.cmdqProd) == 3)
+        #expect(try h.read32(R.cmdqCons) == 3)
+        #expect(h.smmu.translator.counters.commandsConsumed == 3)
+    }
 }

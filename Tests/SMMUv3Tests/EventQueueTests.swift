@@ -166,4 +166,20 @@ struct EventQueueTests {
         try h.write32(R.eventqCons, 0x8000_0000)
         #expect(try h.read32(R.eventqCons) == 0x8000_0000)
     }
+    @Test("no event-queue interrupt without EVENTQ_IRQEN; an aborted event MSI sets MSI_EVENTQ_ABT_ERR")
+    func eventInterruptEnableAndAbort() throws {
+        let h = DeviceHarness()
+        try h.enableEventQueue(base: Self.queue, log2Size: 3)
+        try h.write64(R.eventqIRQCfg0, 0x2000_0000)                     // nothing decodes there
+        h.smmu.recordEvent(Self.faults[0])
+        #expect(h.smmu.wiredInterrupts.eventQueue == 0)
+        #expect(try h.read32(R.gerror) == 0)
+        try h.write32(R.eventqCons, 1)                                  // drained
+        try h.write32(R.irqCtrl, SMMUInterruptControl.eventQueue.rawValue)
+        h.smmu.recordEvent(Self.faults[0])
+        #expect(h.smmu.wiredInterrupts.eventQueue == 1)
+        #expect(try h.read32(R.gerror) == SMMUGlobalErrors.eventQueueMSIAbort.rawValue)
+        // The record itself was written: MSI failure does not lose events.
+        #expect(h.smmu.translator.counters.eventsRecorded == 2)
+    }
 }

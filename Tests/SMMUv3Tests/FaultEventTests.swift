@@ -278,4 +278,19 @@ import Testing
         let leaf = try #require(try s1.leaf(for: 0x1000))
         #expect(leaf.descriptor.bit(10))
     }
+
+    /// STE.S2R=0 also silences a stage-2 permission fault found on a TLB hit: the write to an
+    /// S2 read-only page after a read cached the combined entry.
+    @Test func s2RecordAppliesToTLBHits() throws {
+        let h = TranslationHarness()
+        let (s1, s2, _) = try h.makeNested(sid: 1, s2Record: false)
+        try s1.map(input: 0x1000, output: TranslationHarness.guestDataIPA, size: 0x1000)
+        try s2.modifyLeaf(for: TranslationHarness.guestDataIPA) { $0.settingBit(7, to: false) }   // S2AP = RO
+        #expect(h.translate(1, 0x1008).result?.writable == false)
+        let f = try #require(h.translate(1, 0x1008, write: true).fault)
+        #expect(f.type == .fPermission && f.stage2 && f.faultClass == .input)
+        #expect(f.ipa == IPA(TranslationHarness.guestDataIPA + 8))
+        #expect(!f.record)
+        #expect(h.translator.counters.tlbHits == 1, "the fault came from the TLB entry")
+    }
 }

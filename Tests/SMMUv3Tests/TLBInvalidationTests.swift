@@ -147,4 +147,25 @@ import Testing
         #expect(tlb.count == 1 && tlb.overflowFlushes == 1)
         #expect(tlb.lookup(address: 4 << 12, kind: .stage2, vmid: 1, asid: nil) != nil)
     }
+
+    /// EL2 StreamWorld (IDR0.HYP=1, Config=0b101, STRW=0b10): entries carry no VMID or ASID,
+    /// NSNH_ALL leaves them, EL2_ALL removes them.
+    @Test func el2EntriesAreOnlyHitByEL2All() throws {
+        var config = SMMUConfiguration()
+        config.hyp = true
+        let h = TranslationHarness(configuration: config)
+        let s1 = try PageTableBuilder(stage1InputSize: 48, granule: .size4K, bus: h.bus, allocator: h.hostAllocator)
+        try s1.map(input: 0x1000, output: 0x30_0000_1000, size: 0x1000)
+        let cdAddress = try h.allocateHost(64)
+        try h.writeCD(.stage1(asid: ASID(3), ttb0: s1.root, geometry: s1.geometry, ips: .bits48), at: cdAddress)
+        var ste = StreamTableEntry.stage1(contextPtr: cdAddress)
+        ste.strw = 0b10
+        try h.setSTE(1, ste)
+        #expect(h.translate(1, 0x1000).result?.output.rawValue == 0x30_0000_1000)
+        #expect(h.translator.tlb.sortedEntries.map(\.0.kind) == [.el2])
+        h.translator.invalidate(.nsnhAll)
+        #expect(fromTLB(h, 1, 0x1000) == true)
+        h.translator.invalidate(.el2All)
+        #expect(fromTLB(h, 1, 0x1000) == false)
+    }
 }
