@@ -55,9 +55,12 @@ public enum Command: Hashable, Sendable {
     case tlbiS2IPA(VMID, ipa: UInt64, leaf: Bool, range: TLBIRangeFields)
     /// CMD_TLBI_NSNH_ALL (§4.4.4.1).
     case tlbiNSNHAll
-    /// CMD_ATC_INV (§4.5): address is Addr[63:12] in place, size is log2 of the span in pages.
+    /// CMD_ATC_INV (§4.5.1): address is Addr[63:12] in place, size is log2 of the span in 4 KiB
+    /// pages (52 = everything).
     case atcInvalidate(StreamID, substream: SubstreamID?, global: Bool, address: UInt64, size: UInt8)
-    /// CMD_PRI_RESP (§4.6).
+    /// CMD_PRI_RESP (§4.5.2): PRGIndex and Resp. Resp at dw1[13:12] follows Linux
+    /// `CMDQ_PRI_1_RESP`; QEMU extracts bits [12:11] instead (not verified against the spec
+    /// figure). The model never executes it (IDR0.PRI = 0 makes it ILLEGAL).
     case priResponse(StreamID, substream: SubstreamID?, group: UInt16, response: UInt8)
     /// CMD_RESUME (§4.7.1): Ac = retry, Ab = abort.
     case resume(StreamID, stag: UInt16, retry: Bool, abort: Bool)

@@ -38,8 +38,8 @@ extension Command {
     /// - Stage-2 commands (TLBI_S12_VMALL, TLBI_S2_IPA) need IDR0.S2P (§4.4.3.1–2).
     /// - TLBI_EL2_* need IDR0.HYP (§4.4.2.7–10).
     /// - CMD_RESUME / CMD_STALL_TERM are ILL when STALL_MODEL = 0b01 terminate-only (§4.7.1–2).
-    /// - CMD_ATC_INV needs IDR0.ATS and CMD_PRI_RESP needs IDR0.PRI, both 0 here ("commands
-    ///   irrelevant to an implementation without certain feature", §7.1).
+    /// - CMD_ATC_INV is ILLEGAL with IDR0.ATS = 0 (§4.5.1) and CMD_PRI_RESP with IDR0.PRI = 0
+    ///   (§4.5.2); both are 0 here.
     /// - Secure-only and EL3 commands on the Non-secure queue; CFGI_VMS_PIDM without MPAM;
     ///   DPTI_* without DPT (§4.3.5, §7.1).
     /// - Range TLBI with IDR3.RIL = 1: TG ≠ 0 with NUM = SCALE = TTL = 0 is Reserved, and

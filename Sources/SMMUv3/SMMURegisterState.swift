@@ -56,7 +56,8 @@ public struct SMMURegisterState: Hashable, Sendable {
     /// Errors currently active: GERROR bits that differ from GERRORN (§7.5).
     public var activeErrors: SMMUGlobalErrors { SMMUGlobalErrors(rawValue: gerror ^ gerrorn) }
 
-    /// CMDQ_CONS.ERR as a code (unknown values read as CERROR_ILL's neighbour: nil).
+    /// CMDQ_CONS.ERR as a code; nil for a value §7.1 does not define (software may write ERR
+    /// while CMDQEN = 0). Meaningful only while CMDQ_ERR is active (§6.3.28).
     public var commandError: CommandErrorCode? {
         CommandErrorCode(rawValue: SMMURegisterField.commandError(cmdqCons))
     }

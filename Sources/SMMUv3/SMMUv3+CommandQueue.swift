@@ -60,7 +60,7 @@ extension SMMUv3 {
                 return
             }
             if let trace = translator.trace {
-                trace.append(.smmu, "command \(command.opcode)", address: slot.rawValue, value: w0, "CONS \(Hex.format(UInt64(cons), minDigits: 1))")
+                trace.append(.smmu, "command", address: slot.rawValue, value: w0, "\(command) at CONS \(Hex.format(UInt64(cons), minDigits: 1))")
             }
             execute(command, slot: slot)
             translator.counters.commandsConsumed &+= 1

@@ -178,4 +178,15 @@ struct CommandEncodingTests {
         #expect(Command.sync(CommandSync(completionSignal: .none)).invalidation(on: .default) == nil)
         #expect(Command.prefetchConfig(StreamID(1), substream: nil).invalidation(on: .default) == nil)
     }
+    @Test("descriptions use the spec's names and parameters")
+    func descriptions() {
+        #expect(Command.cfgiAll().description == "CMD_CFGI_ALL")
+        #expect(Command.tlbiNHVA(VMID(7), ASID(0x42), address: 0xFFBF_0000, leaf: true, range: .none).description
+                == "CMD_TLBI_NH_VA(VMID 0x7, ASID 0x42, Addr 0xffbf_0000, Leaf)")
+        #expect(Command.sync(CommandSync(completionSignal: .none)).description == "CMD_SYNC(SIG_NONE)")
+        // Every sample renders with its opcode's name first.
+        for sample in Self.samples where sample != Command.cfgiAll() {
+            #expect(sample.description.hasPrefix(sample.opcode.description))
+        }
+    }
 }

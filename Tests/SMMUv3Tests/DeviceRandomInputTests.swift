@@ -141,4 +141,34 @@ struct DeviceRandomInputTests {
         }
         #expect(consumedTotal > 0)
     }
+    @Test("one PROD write per command or one for the whole batch: the same commands consumed, the same stop")
+    func incrementalEqualsBulk() throws {
+        var rng = SeededGenerator(seed: 21)
+        let base: UInt64 = 0x4100_0000
+        let pool: [Command] = [
+            .tlbiNSNHAll, Command.cfgiAll(), .cfgiSTE(StreamID(3), leaf: true), .tlbiNHAll(VMID(2)),
+            .sync(CommandSync(completionSignal: .none)), .prefetchConfig(StreamID(1), substream: nil),
+            .tlbiEL2All,                                   // CERROR_ILL here: IDR0.HYP = 0
+        ]
+        for _ in 0..<300 {
+            let count = Int(rng.next() % 16) + 1
+            let commands = (0..<count).map { _ in pool[Int(rng.next() % UInt64(pool.count))] }
+            let bulk = DeviceHarness()
+            let steps = DeviceHarness()
+            for h in [bulk, steps] {
+                try h.enableCommandQueue(base: base, log2Size: 4)
+                _ = try h.place(commands, queueBase: base, log2Size: 4, producer: 0)
+            }
+            try bulk.write32(R.cmdqProd, UInt32(count == 16 ? 0b1_0000 : count))
+            let geometry = QueueGeometry(log2Size: 4)
+            var prod: UInt32 = 0
+            for _ in 0..<count {
+                prod = geometry.advanced(prod)
+                try steps.write32(R.cmdqProd, prod)
+            }
+            #expect(bulk.smmu.registers.cmdqCons == steps.smmu.registers.cmdqCons)
+            #expect(bulk.smmu.registers.gerror == steps.smmu.registers.gerror)
+            #expect(bulk.smmu.translator.counters == steps.smmu.translator.counters)
+        }
+    }
 }
