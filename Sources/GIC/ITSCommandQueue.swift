@@ -14,7 +14,7 @@ extension ITS {
         guard enabled, cbaser.bit(63), !stalled else { return }
         let queueBytes = commandQueueBytes
         guard cwriter < queueBytes, creadr < queueBytes else {
-            counters.commandMemoryFaults &+= 1
+            counters.invalidQueueOffsets &+= 1
             return
         }
         var budget = queueBytes / UInt64(ITSCommand.byteCount)
