@@ -80,6 +80,10 @@ import Testing
         }
         #expect(f.rdBase(1).rawValue - f.rdBase(0).rawValue == (version == 4 ? 0x4_0000 : 0x2_0000))
         #expect(try f.its.mmioRead(offset: ITS.Offset.pidr2, size: 4, requester: .cpu(0)).bits(7, 4) == UInt64(version))
+        // GICv4: GITS_TYPER.Virtual and VMOVP (as QEMU sets them), BASER2 = vPE table.
+        let typer = try f.itsRead(ITS.Offset.typer)
+        #expect(typer.bit(1) == (version == 4) && typer.bit(37) == (version == 4))
+        #expect(try f.itsRead(ITS.Offset.baser + 16).bits(58, 56) == (version == 4 ? 2 : 0))
     }
 
     @Test func wakerHandshakeCompletesAtOnce() throws {
