@@ -41,8 +41,12 @@ public final class LPIConfigurationCache {
             return n
         }
         if bus.isRAM(start, size: UInt64(n)) {
-            let data = bus.ram.readBytes(start.rawValue, count: n)
-            for (i, b) in data.enumerated() { bytes[index + i] = b }
+            // Byte by byte straight into the cache: no temporary array, so INV allocates nothing.
+            let ram = bus.ram
+            let base = start.rawValue
+            bytes.withUnsafeMutableBufferPointer { cache in
+                for i in 0..<n { cache[index &+ i] = ram.readByte(base &+ UInt64(i)) }
+            }
             return 0
         }
         var faults = 0

@@ -144,10 +144,10 @@ public final class Redistributor: MMIODevice {
             }
             propbaser = GICRPropbaser(rawValue: raw)
         case Offset.pendbaser, Offset.pendbaser + 4:
-            // GICv3 §12.11 (GICR_PROPBASER/PENDBASER): changing them while EnableLPIs=1 is
-            // UNPREDICTABLE. The model ignores such writes and counts them, so a driver that
-            // does it sees its write not take effect (readback differs) rather than silent
-            // corruption.
+            // Writing PROPBASER/PENDBASER while EnableLPIs=1 has no architected effect ("Storing a
+            // value with LPIs already enabled is undefined", KVM vgic_mmio_write_propbase/
+            // pendbase, which ignores it). The model ignores such writes too and counts them,
+            // so a driver that does it reads back the old value.
             guard !enableLPIs else { counters.ignoredBaseWrites += 1; return }
             pendbaser = GICRPendbaser(rawValue: GICv3.merge(pendbaser.rawValue, at: offset - Offset.pendbaser, size: size, value: value))
         default:
@@ -370,23 +370,30 @@ public final class Redistributor: MMIODevice {
     /// GICv3 §4.8 leaves the choice among equal priorities IMPLEMENTATION DEFINED.
     func highestPriorityPending(below threshold: UInt16) -> (intid: INTID, priority: UInt8)? {
         guard pendingCount > 0 else { return nil }
-        var best: (INTID, UInt8)? = nil
+        var bestIndex = -1
         var bestPriority = threshold
-        for (w, word) in pendingBits.enumerated() where word != 0 {
-            var rest = word
-            while rest != 0 {
-                let b = rest.trailingZeroBitCount
-                rest &= rest &- 1
-                let i = w * 64 + b
-                let config = configurationCache[i]
-                guard LPIConfigurationTable.isEnabled(config) else { continue }
-                let p = LPIConfigurationTable.priority(config)
-                if UInt16(p) < bestPriority {
-                    bestPriority = UInt16(p)
-                    best = (INTID(UInt32(8192 + i)), p)
+        // Index loops over buffer pointers: no iterator machinery, so no allocation even in
+        // unoptimised builds (an `enumerated()` loop allocates per element there).
+        configurationCache.bytes.withUnsafeBufferPointer { config in
+            pendingBits.withUnsafeBufferPointer { words in
+                for w in 0..<words.count where words[w] != 0 {
+                    var rest = words[w]
+                    while rest != 0 {
+                        let i = w &* 64 &+ rest.trailingZeroBitCount
+                        rest &= rest &- 1
+                        guard i < config.count else { continue }
+                        let byte = config[i]
+                        guard LPIConfigurationTable.isEnabled(byte) else { continue }
+                        let p = UInt16(LPIConfigurationTable.priority(byte))
+                        if p < bestPriority {
+                            bestPriority = p
+                            bestIndex = i
+                        }
+                    }
                 }
             }
         }
-        return best
+        guard bestIndex >= 0 else { return nil }
+        return (INTID(UInt32(8192 + bestIndex)), UInt8(truncatingIfNeeded: bestPriority))
     }
 }
