@@ -1,1 +1,187 @@
-// The Machine module. See the files beside this one.
+import Bus
+import Firmware
+import GIC
+import PCI
+import SMMUv3
+
+/// A physical Arm machine assembled from a platform description: RAM, a GICv3 with its
+/// redistributors and ITSs, SMMUv3s, and PCIe root complexes whose `iommu-map` sends their
+/// requesters through an SMMU and whose `msi-map` gives each requester its ITS DeviceID.
+///
+/// Everything is reached the way software reaches it: the components sit on one `SystemBus` at
+/// the addresses the description gives, and a device's transaction travels root complex → SMMU
+/// → bus → ITS. Nothing here programs the hardware; that is software's job (`BareMetal` for
+/// hardware-level demos, the Linux model later).
+public final class Machine {
+    public let name: String
+    public let topology: Topology
+    public let options: MachineOptions
+    public let bus: SystemBus
+    /// The GICv3/v4, when the description has one (a GICv2 platform has none here).
+    public let gic: GICv3?
+    /// One per enabled `arm,gic-v3-its` node, in description order.
+    public let its: [ITS]
+    /// One per enabled `arm,smmu-v3` node, in description order.
+    public let smmus: [SMMUv3]
+    /// One per enabled PCIe host bridge with an ECAM window, in description order.
+    public let rootComplexes: [RootComplex]
+    /// The upstream port of each root complex (its SMMU path), when it has one.
+    public let translatedPorts: [TranslatedPort?]
+    public let directPort: DirectPort
+    /// Parts of the description that exist but are not modelled (GICv2m frames, MMU-500s…),
+    /// sorted, so a report can say what was left out.
+    public let notModelled: [String]
+
+    public init(topology: Topology, options: MachineOptions = MachineOptions(), name: String = "custom") throws(MachineError) {
+        self.name = name
+        self.topology = topology
+        self.options = options
+        let bus = SystemBus()
+        self.bus = bus
+        var notModelled: [String] = []
+
+        do {
+            for (i, range) in topology.memory.enumerated() where range.size > 0 {
+                try bus.addRAM(base: range.base, size: range.size, name: "ram\(i)")
+            }
+        } catch { throw .bus(error) }
+
+        // The interrupt controller. GICv3/v4 only: MSIs on a GICv2 go to GICv2m frames (SPIs),
+        // a path this project does not model.
+        var gic: GICv3?
+        var itsList: [ITS] = []
+        if let description = topology.gic {
+            switch description.architecture {
+            case .v3:
+                // A device tree does not tell GICv3 from GICv4 (both are "arm,gic-v3"), so the
+                // version comes from the options.
+                var configuration = options.gic
+                configuration.cpuCount = max(1, topology.cpus.count)
+                let affinities = topology.cpus.map { Machine.affinity(fromMPIDR: $0.mpidr) }
+                let controller = GICv3(configuration: configuration, affinities: affinities.isEmpty ? nil : affinities)
+                guard let redistributors = description.redistributorRegions.first else {
+                    throw .unsupported("\(description.path) has no redistributor region")
+                }
+                if description.redistributorRegions.count > 1 {
+                    notModelled.append("\(description.path): redistributor regions after the first")
+                }
+                do {
+                    try controller.attach(to: bus, distributorBase: description.distributor.base, redistributorBase: redistributors.base)
+                    for its in description.its where its.enabled {
+                        itsList.append(try controller.addITS(base: its.region.base))
+                    }
+                } catch { throw .bus(error) }
+                gic = controller
+            default:
+                notModelled.append("\(description.path): \(description.architecture.rawValue) interrupt controller (GICv2m MSI frames are not modelled)")
+            }
+            for frame in description.v2mFrames { notModelled.append("\(frame.path): GICv2m frame") }
+        }
+        self.gic = gic
+        self.its = itsList
+
+        var smmus: [SMMUv3] = []
+        do {
+            for description in topology.smmus where description.enabled {
+                let smmu = SMMUv3(configuration: options.smmu, bus: bus)
+                try bus.addDevice(smmu, base: description.region.base, size: min(description.region.size, SMMUv3.mmioSize), name: "smmuv3@\(Hex.format(description.region.base.rawValue, minDigits: 1))")
+                smmus.append(smmu)
+            }
+        } catch { throw .bus(error) }
+        self.smmus = smmus
+        for iommu in topology.otherIOMMUs where iommu.enabled {
+            notModelled.append("\(iommu.path): \(iommu.compatible.first ?? "IOMMU") (only SMMUv3 is modelled)")
+        }
+
+        // ITS doorbell pages that bypass the SMMU on this platform.
+        var untranslated: [(base: UInt64, size: UInt64)] = []
+        for its in topology.its where its.enabled {
+            if options.untranslatedITS || topology.untranslatedITSBases.contains(its.region.base) {
+                untranslated.append((its.region.base.rawValue &+ 0x1_0000, 0x1_0000))
+            }
+        }
+
+        let direct = DirectPort(bus: bus)
+        self.directPort = direct
+        var rootComplexes: [RootComplex] = []
+        var ports: [TranslatedPort?] = []
+        for bridge in topology.pcieHostBridges where bridge.enabled {
+            guard let ecam = bridge.configSpace else {
+                notModelled.append("\(bridge.path): host bridge without an ECAM window")
+                continue
+            }
+            let low = UInt8(clamping: bridge.busRange.lowerBound)
+            let high = UInt8(clamping: bridge.busRange.upperBound)
+            let window = bridge.ranges.first { $0.space == .memory32 } ?? bridge.ranges.first { $0.space == .memory64 }
+            let rc = RootComplex(name: bridge.path, busRange: low...max(low, high), memoryWindowBase: window?.pciAddress ?? 0)
+            rc.iommuMap = Machine.requesterIDMap(bridge.iommuMap)
+            rc.msiMap = Machine.requesterIDMap(bridge.msiMap)
+            var port: TranslatedPort?
+            if let smmuIndex = Machine.smmuIndex(of: bridge), smmuIndex < smmus.count {
+                port = TranslatedPort(smmu: smmus[smmuIndex], bus: bus, untranslatedWindows: untranslated)
+            }
+            rc.upstream = port
+            rc.untranslatedUpstream = direct
+            do {
+                try bus.addDevice(rc.ecam, base: ecam.base, size: min(ecam.size, rc.ecamSize), name: "\(bridge.path) ECAM")
+                if let window {
+                    try bus.addDevice(rc.memoryWindow, base: window.cpuAddress, size: window.size, name: "\(bridge.path) MMIO")
+                }
+            } catch { throw .bus(error) }
+            rootComplexes.append(rc)
+            ports.append(port)
+        }
+        self.rootComplexes = rootComplexes
+        self.translatedPorts = ports
+        self.notModelled = notModelled.sorted()
+    }
+
+    /// GICR_TYPER.Affinity_Value (Aff3.Aff2.Aff1.Aff0) from a CPU node's MPIDR `reg`
+    /// (MPIDR_EL1: Aff0[7:0], Aff1[15:8], Aff2[23:16], Aff3[39:32]).
+    static func affinity(fromMPIDR mpidr: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: mpidr.bits(39, 32) << 24 | mpidr.bits(23, 0))
+    }
+
+    /// The SMMU an `iommu-map` sends its requesters to (the first SMMUv3 target; a host bridge
+    /// split across several SMMUs is not modelled).
+    static func smmuIndex(of bridge: PCIeHostBridge) -> Int? {
+        for entry in bridge.iommuMap?.entries ?? [] {
+            if case .smmuV3(let index) = entry.target { return index }
+        }
+        return nil
+    }
+
+    /// A device-tree ID map as the root complex applies it. The output base is the last cell of
+    /// the entry's output specifier (`#iommu-cells` / `#msi-cells` = 1 on every modelled target).
+    static func requesterIDMap(_ map: IDMap?) -> RequesterIDMap? {
+        guard let map else { return nil }
+        let entries = map.entries.map { entry -> RequesterIDMap.Entry in
+            var target: UInt32 = .max
+            switch entry.target {
+            case .smmuV3(let i), .its(let i), .iommu(let i), .gicV2mFrame(let i): target = UInt32(clamping: i)
+            default: break
+            }
+            return RequesterIDMap.Entry(ridBase: entry.idBase, target: target, outputBase: entry.outputBase.last ?? 0, length: entry.length)
+        }
+        return RequesterIDMap(entries: entries, mask: map.mask)
+    }
+
+    /// Attaches one trace log to every component, so one MSI can be followed end to end.
+    public var trace: TraceLog? {
+        didSet {
+            bus.trace = trace
+            gic?.trace = trace
+            for its in its { its.trace = trace }
+            for smmu in smmus { smmu.translator.trace = trace }
+            for rc in rootComplexes {
+                rc.trace = trace
+                for function in rc.functions { function.trace = trace }
+            }
+        }
+    }
+
+    /// The ITS whose translation frame holds `address`, if any.
+    public func its(at address: PhysicalAddress) -> ITS? {
+        its.first { address.rawValue >= $0.base.rawValue && address.rawValue &- $0.base.rawValue < ITS.frameSize }
+    }
+}

@@ -1,0 +1,166 @@
+import ArgumentParser
+import Bus
+import GIC
+import Machine
+import PCI
+import SMMUv3
+
+/// `doorbell msi`: one MSI-X vector from a PCIe function to the CPU that takes its LPI.
+struct MSICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "msi",
+        abstract: "Follow one MSI-X write from a PCIe function through the SMMU to the ITS and the CPU.",
+        discussion: """
+        Brings the platform up the way firmware would (ITS, redistributor LPI tables, SMMU, one \
+        4-vector MSI-X function at 00:01.0), maps the function's events to LPIs 8192…, programs \
+        the chosen vector, fires it, and prints every step: the MSI-X entry, the requester-ID \
+        maps, each SMMU fetch and descriptor read, the ITS table lookups, the LPI made pending and \
+        the CPU acknowledging it.
+        """
+    )
+
+    enum Translation: String, ExpressibleByArgument, CaseIterable {
+        case bypass, s1, nested
+    }
+
+    @OptionGroup var platform: PlatformOptions
+
+    @Option(help: "How the SMMU treats the function's stream: bypass, s1 or nested.")
+    var translation: Translation = .nested
+
+    @Option(help: "The MSI-X vector to fire (0…3).")
+    var vector: Int = 2
+
+    @Option(help: "The message address to program (default: the ITS doorbell as this translation reaches it).")
+    var address: HexNumber?
+
+    func validate() throws {
+        guard (0..<4).contains(vector) else { throw ValidationError("--vector must be 0…3") }
+    }
+
+    func run() throws {
+        let report = try MSIReport.make(platform: platform, translation: translation, vector: vector, address: address?.value)
+        print(report.text, terminator: "")
+    }
+}
+
+/// The result of `doorbell msi`, kept apart from printing so tests can check it.
+struct MSIReport {
+    var text: String
+    /// The INTID CPU 0 acknowledged (1023 when nothing was pending).
+    var acknowledged: UInt32
+    var expectedINTID: UInt32
+    var status: TransactionStatus?
+
+    static let rid = RequesterID(bus: 0, device: 1, function: 0)
+    static let msiIOVA: UInt64 = 0xFFFF_F040
+
+    static func make(platform: PlatformOptions, translation: MSICommand.Translation, vector: Int, address: UInt64?) throws -> MSIReport {
+        let machine = try platform.makeMachine()
+        guard let gic = machine.gic, let its = machine.its.first else {
+            throw ValidationError("platform \(machine.name) has no GICv3 ITS: \(machine.notModelled.joined(separator: "; "))")
+        }
+        guard !machine.rootComplexes.isEmpty else { throw ValidationError("platform \(machine.name) has no PCIe host bridge") }
+        let bm = try BareMetal(machine: machine)
+        try bm.enableLPIs()
+        try bm.enableITS()
+        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 4, barAddress: machine.rootComplexes[0].memoryWindowBase)
+        let route = machine.rootComplexes[0].route(for: function)
+        try bm.mapDevice(route.deviceID, events: 4, firstINTID: BareMetal.firstLPI)
+        let doorbell = its.translaterAddress.rawValue
+        let doorbellPage = doorbell & ~0xFFF
+        var lines: [String] = []
+        var messageAddress = doorbell
+        if let smmuStream = route.streamID, !machine.smmus.isEmpty {
+            try bm.resetSMMU()
+            switch translation {
+            case .bypass:
+                try bm.installSTE(.bypass, streamID: smmuStream)
+                lines.append("SMMU: STE \(smmuStream) = bypass")
+            case .s1:
+                let tables = try bm.enableStage1(streamID: smmuStream)
+                try tables.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
+                messageAddress = msiIOVA
+                lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the ITS translation page)")
+            case .nested:
+                let nested = try bm.enableNested(streamID: smmuStream)
+                var s2 = deviceAttributes
+                s2.stage2MemoryAttributes = 0x1   // Device-nGnRE (S2 MemAttr, FWB=0)
+                try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
+                try nested.stage1.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
+                messageAddress = msiIOVA
+                lines.append("SMMU: STE \(smmuStream) = nested, VMID 1; stage 1 IOVA \(Hex.format(msiIOVA & ~0xFFF)) → IPA \(Hex.format(doorbellPage)); stage 2 IPA \(Hex.format(doorbellPage)) → PA \(Hex.format(doorbellPage))")
+            }
+            if machine.options.untranslatedITS, address == nil {
+                messageAddress = doorbell
+                lines.append("the ITS is not translated by the SMMU on this platform: the physical doorbell is programmed")
+            }
+        } else {
+            lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
+        }
+        if let address { messageAddress = address }
+        let eventID = UInt32(vector)
+        try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: eventID)
+        let log = TraceLog()
+        machine.trace = log
+        function.trace = log
+        let outcome = function.raise(vector: vector)
+        let intid = gic.acknowledge(cpu: 0)
+        if intid == 1023 { log.append(.cpu, "acknowledge", value: 1023, "CPU0 reads ICC_IAR1_EL1 = 1023: nothing pending (spurious)") }
+        if intid != 1023 { gic.endOfInterrupt(cpu: 0, intid: intid) }
+        machine.trace = nil
+
+        var text = "Doorbell: one MSI on \(machine.name), from device write to CPU\n"
+        text += "  function \(rid.hex) (RID) → StreamID \(route.streamID.map { "\($0)" } ?? "none (not behind the SMMU)"), DeviceID \(route.deviceID); ITS at \(its.base), GITS_TRANSLATER \(its.translaterAddress)\n"
+        text += "  ITS: DeviceID \(route.deviceID) EventIDs 0…3 → LPIs 8192…8195 on collection 0 (CPU 0)\n"
+        for line in lines { text += "  \(line)\n" }
+        text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(eventID), minDigits: 1))\n\n"
+        text += TraceTable.render(log.records.filter { !($0.layer == .bus && $0.step.hasPrefix("MMIO read")) })
+        let expected = BareMetal.firstLPI + eventID
+        text += "\nresult: "
+        if intid == expected {
+            text += "delivered: CPU 0 took LPI \(intid) (DeviceID \(route.deviceID), EventID \(eventID))\n"
+        } else {
+            text += "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
+        }
+        return MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status)
+    }
+
+    /// Linux maps MSI doorbells IOMMU_WRITE | IOMMU_MMIO (iommu_dma_get_msi_page): write, no
+    /// execute, Device memory (stage-1 AttrIndx 2 = Device-nGnRE in Linux's MAIR).
+    static var deviceAttributes: PageAttributes {
+        var a = PageAttributes()
+        a.attributeIndex = 2
+        return a
+    }
+}
+
+/// `doorbell topology`: what a platform description says, as the machine reads it.
+struct TopologyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "topology",
+        abstract: "Print a platform's topology: memory, GIC and ITSs, SMMUs, PCIe host bridges and their ID maps."
+    )
+
+    @OptionGroup var platform: PlatformOptions
+
+    func run() throws {
+        let machine = try platform.makeMachine()
+        print(machine.topology.summary, terminator: machine.topology.summary.hasSuffix("\n") ? "" : "\n")
+        if !machine.notModelled.isEmpty {
+            print("not modelled:")
+            for item in machine.notModelled { print("  \(item)") }
+        }
+    }
+}
+
+/// `doorbell presets`: the built-in platforms.
+struct PresetsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "presets", abstract: "List the built-in platforms.")
+
+    func run() {
+        for preset in MachinePreset.allCases {
+            print("\(TraceTable.pad(preset.rawValue, 28)) \(preset.summary)")
+        }
+    }
+}

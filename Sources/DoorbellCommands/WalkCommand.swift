@@ -1,0 +1,117 @@
+import ArgumentParser
+import Bus
+import Machine
+import SMMUv3
+
+/// `doorbell walk`: one DMA write translated by the SMMU, every descriptor read shown.
+struct WalkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "walk",
+        abstract: "Translate one DMA write through the SMMU and show every fetch and descriptor read.",
+        discussion: """
+        Builds the configuration on a fresh machine through the SMMU's own interface (stream \
+        table, CD and page tables in RAM, commands through the command queue), sends one 4-byte \
+        write from StreamID 0x8 and prints what the SMMU read to translate it, then sends it again \
+        to show the TLB hit. Nested translation keeps the stage-1 tables and the CD in "guest RAM" \
+        (IPA 0x4000_0000, backed by PA 0x6000_0000), so every stage-1 table address is itself \
+        translated by stage 2.
+        """
+    )
+
+    enum Stage: String, ExpressibleByArgument, CaseIterable {
+        case s1, s2, nested
+    }
+
+    @OptionGroup var platform: PlatformOptions
+
+    @Option(help: "Which stages translate: s1, s2 or nested.")
+    var stage: Stage = .nested
+
+    @Option(help: "Stage-1 granule (4K, 16K, 64K).")
+    var granule: Granule = .size4K
+
+    @Option(name: .customLong("s2-granule"), help: "Stage-2 granule (4K, 16K, 64K).")
+    var stage2Granule: Granule = .size4K
+
+    @Option(help: "The address the device writes (an IOVA; an IPA for --stage s2).")
+    var address: HexNumber = HexNumber(0x1_2345_6040)
+
+    func run() throws {
+        let report = try WalkReport.make(platform: platform, stage: stage, granule: granule, stage2Granule: stage2Granule, address: address.value)
+        print(report.text, terminator: "")
+    }
+}
+
+/// The result of `doorbell walk`, kept apart from printing so tests can check it.
+struct WalkReport {
+    var text: String
+    var firstCounters: SMMUCounters
+    var secondCounters: SMMUCounters
+    var landedAt: PhysicalAddress?
+
+    static func make(platform: PlatformOptions, stage: WalkCommand.Stage, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
+        let machine = try platform.makeMachine()
+        guard !machine.smmus.isEmpty else { throw ValidationError("platform \(machine.name) has no SMMUv3") }
+        let bm = try BareMetal(machine: machine)
+        try bm.resetSMMU()
+        let sid = StreamID(0x8)
+        let page = address & ~(granule.size - 1)
+        var description: [String] = []
+        var expected: UInt64 = 0
+        switch stage {
+        case .s1:
+            let tables = try bm.enableStage1(streamID: sid, granule: granule)
+            let output: UInt64 = 0x5000_0000
+            try tables.map(input: page, output: output, size: granule.size)
+            expected = output + (address - page)
+            description.append("stage 1 only: \(granule) granule, 48-bit IOVA, tables in RAM at \(Hex.format(tables.root))")
+        case .s2:
+            let ipaPage = address & ~(stage2Granule.size - 1)
+            let tables: PageTableBuilder
+            do { tables = try PageTableBuilder(stage2InputSize: 40, granule: stage2Granule, bus: machine.bus, allocator: bm.allocator) }
+            catch { throw ValidationError("\(error)") }
+            let output: UInt64 = 0x5000_0000
+            try tables.map(input: ipaPage, output: output, size: stage2Granule.size)
+            try bm.installSTE(.stage2(vmid: VMID(1), ttb: PhysicalAddress(tables.root), geometry: tables.geometry,
+                                      outputSize: machine.smmus[0].translator.configuration.outputAddressSize), streamID: sid)
+            expected = output + (address - ipaPage)
+            description.append("stage 2 only: \(stage2Granule) granule, 40-bit IPA, VMID 1")
+        case .nested:
+            let nested = try bm.enableNested(streamID: sid, stage1Granule: granule, stage2Granule: stage2Granule)
+            let ipa: UInt64 = 0x4080_0000
+            try nested.stage1.map(input: page, output: ipa, size: granule.size)
+            expected = nested.guestRAM.pa + (ipa - nested.guestRAM.ipa) + (address - page)
+            description.append("nested: stage 1 \(granule)/48-bit (CD at IPA \(Hex.format(nested.contextDescriptorIPA)), tables in guest RAM), stage 2 \(stage2Granule)/40-bit, VMID 1, ASID 1")
+            description.append("guest RAM: IPA \(Hex.format(nested.guestRAM.ipa)) → PA \(Hex.format(nested.guestRAM.pa)), \(nested.guestRAM.size >> 20) MiB")
+        }
+        let translator = machine.smmus[0].translator
+        let log = TraceLog()
+        translator.trace = log
+        translator.counters = SMMUCounters()
+        let transaction = DeviceTransaction(kind: .write, address: IOVA(address), size: 4, data: 0xC0FF_EE00, streamID: sid, deviceID: DeviceID(0x8))
+        let response = machine.smmus[0].handle(transaction)
+        let first = translator.counters
+        var text = "Doorbell: one DMA write through the SMMUv3 on \(machine.name)\n"
+        for line in description { text += "  \(line)\n" }
+        text += "  transaction: \(transaction)\n\n"
+        text += TraceTable.render(log.records)
+        var landed: PhysicalAddress?
+        switch response {
+        case .translated(let result):
+            landed = result.output
+            try? machine.bus.write(result.output, size: 4, value: transaction.data, requester: .device(transaction.deviceID))
+            let ipa = result.intermediate.map { " → IPA \($0)" } ?? ""
+            text += "\nresult: \(transaction.address)\(ipa) → PA \(result.output) (\(result.pageSize >> 10) KiB, \(result.writable ? "RW" : "RO"))"
+            text += result.output.rawValue == expected ? "\n" : " — expected \(Hex.format(expected))\n"
+        case .terminated(let fault, let abort):
+            text += "\nresult: terminated (\(abort ? "abort" : "RAZ/WI"))\(fault.map { ": \($0)" } ?? "")\n"
+        }
+        text += "cost (miss): \(first.steFetches) STE fetch, \(first.cdFetches) CD fetch, \(first.stage1DescriptorReads) stage-1 and \(first.stage2DescriptorReads) stage-2 descriptor reads\n"
+        log.removeAll()
+        translator.counters = SMMUCounters()
+        _ = machine.smmus[0].handle(transaction)
+        let second = translator.counters
+        text += "again (hit):  \(second.tlbHits) TLB hit, \(second.steFetches + second.cdFetches + second.stage1DescriptorReads + second.stage2DescriptorReads) reads\n"
+        return WalkReport(text: text, firstCounters: first, secondCounters: second, landedAt: landed)
+    }
+}

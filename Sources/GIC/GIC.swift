@@ -1,1 +1,0 @@
-// The GIC module. See the files beside this one.

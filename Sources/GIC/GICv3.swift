@@ -1,0 +1,158 @@
+import Bus
+
+/// A GICv3 (or GICv4, physical LPIs only) interrupt controller: distributor, one redistributor
+/// and CPU interface per PE, and any number of ITSs, mapped onto a `SystemBus`.
+///
+/// Software drives it as on hardware: MMIO to GICD/GICR/GITS, tables and the command queue in
+/// RAM, and the CPU-interface calls `acknowledge(cpu:)` / `endOfInterrupt(cpu:intid:)` standing
+/// in for ICC_IAR1_EL1 / ICC_EOIR1_EL1 reads and writes.
+public final class GICv3 {
+    public let configuration: GICConfiguration
+    public let distributor: Distributor
+    public let redistributors: [Redistributor]
+    public let cpuInterfaces: [CPUInterface]
+    /// The LPI configuration cache shared by all redistributors (GICR_TYPER.CommonLPIAff = 0).
+    public let lpiConfigurationCache: LPIConfigurationCache
+    public private(set) var itss: [ITS] = []
+    unowned(safe) var bus: SystemBus?
+    public private(set) var distributorBase: PhysicalAddress?
+    public private(set) var redistributorBase: PhysicalAddress?
+
+    /// Trace log shared by the ITSs and redistributors (nil = off).
+    public var trace: TraceLog? {
+        didSet {
+            for its in itss { its.trace = trace }
+            for rd in redistributors { rd.trace = trace }
+        }
+    }
+
+    /// GICD/GICR/GITS_IIDR: JEP106 code for Arm (0x43B) in Implementer[11:0], revision and product
+    /// 0, the value QEMU's GICv3 reports (`gicv3_iidr`).
+    public static let iidr: UInt32 = 0x43B
+
+    /// GICD/GICR/GITS_PIDR2: ArchRev[7:4] (3 or 4; Linux `GIC_PIDR2_ARCH_MASK`) and JEP106
+    /// bits [2:0] = 0b011 with JEDEC-used bit 3, i.e. 0x3B for GICv3 (QEMU's id registers).
+    public static func pidr2(version: Int) -> UInt32 { UInt32(version >= 4 ? 4 : 3) << 4 | 0xB }
+
+    /// MPIDR-style affinity of PE `cpu`: Aff0 = cpu mod 16, Aff1 = cpu / 16, the clustering QEMU
+    /// `virt` uses with GICv3 (16 PEs per cluster, the GICv3 target-list width). Not re-verified
+    /// against the current QEMU tree; pass `affinities:` to override.
+    public static func defaultAffinity(ofCPU cpu: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: (cpu / 16) << 8 | cpu % 16)
+    }
+
+    public init(configuration: GICConfiguration = .qemuVirt, affinities: [UInt32]? = nil) {
+        let c = configuration.normalized
+        self.configuration = c
+        distributor = Distributor(configuration: c)
+        let cache = LPIConfigurationCache(lpiCount: Int(c.lpiLimit) - 8192)
+        lpiConfigurationCache = cache
+        redistributors = (0..<c.cpuCount).map { cpu in
+            let affinity = affinities.flatMap { cpu < $0.count ? $0[cpu] : nil } ?? GICv3.defaultAffinity(ofCPU: cpu)
+            return Redistributor(processorNumber: cpu, affinity: affinity, isLast: cpu == c.cpuCount - 1, configuration: c,
+                                 configurationCache: cache)
+        }
+        cpuInterfaces = (0..<c.cpuCount).map { CPUInterface(cpu: $0) }
+    }
+
+    /// Maps the distributor (64 KiB) and the redistributors (one `redistributorStride` each,
+    /// contiguous, the last with GICR_TYPER.Last=1) onto `bus`. The GIC keeps an unowned
+    /// reference: the bus must outlive it (the bus owns its devices).
+    public func attach(to bus: SystemBus, distributorBase: PhysicalAddress, redistributorBase: PhysicalAddress) throws(BusError) {
+        self.bus = bus
+        try bus.addDevice(distributor, base: distributorBase, size: 0x1_0000, name: "gicd")
+        let stride = configuration.redistributorStride
+        for rd in redistributors {
+            let (offset, o1) = UInt64(rd.processorNumber).multipliedReportingOverflow(by: stride)
+            guard !o1, let base = redistributorBase.adding(offset) else { throw .beyondPhysicalAddressSpace(redistributorBase) }
+            try bus.addDevice(rd, base: base, size: stride, name: "gicr\(rd.processorNumber)")
+            rd.rdBase = base
+            rd.bus = bus
+        }
+        self.distributorBase = distributorBase
+        self.redistributorBase = redistributorBase
+    }
+
+    /// Creates an ITS with its 128 KiB frame (control + translation) at `base` on the attached
+    /// bus. Throws if the GIC is not attached or the frame overlaps another region.
+    @discardableResult
+    public func addITS(base: PhysicalAddress) throws(BusError) -> ITS {
+        guard let bus else { throw .deviceError(base, "GIC not attached to a bus") }
+        let its = ITS(gic: self, bus: bus, number: itss.count)
+        try bus.addDevice(its, base: base, size: ITS.frameSize, name: "gits\(itss.count)")
+        its.base = base
+        its.trace = trace
+        itss.append(its)
+        return its
+    }
+
+    // MARK: - Target resolution
+
+    /// The redistributor an ITS target names, per GITS_TYPER.PTA: a processor number, or the
+    /// RD_base physical address [51:16].
+    @inlinable
+    func redistributorIndex(for target: ITSTarget) -> Int? {
+        if !configuration.physicalTargetAddresses {
+            return target.rawValue < UInt64(redistributors.count) ? Int(target.rawValue) : nil
+        }
+        guard let base = redistributorBase else { return nil }
+        let address = target.physicalAddress.rawValue
+        guard address >= base.rawValue else { return nil }
+        let delta = address &- base.rawValue
+        let stride = configuration.redistributorStride
+        guard delta % stride == 0, delta / stride < UInt64(redistributors.count) else { return nil }
+        return Int(delta / stride)
+    }
+
+    /// The target field that names redistributor `cpu` under this GIC's PTA setting (what
+    /// software puts in MAPC/MOVALL/SYNC after reading GITS_TYPER.PTA and GICR_TYPER).
+    public func target(ofCPU cpu: Int) -> ITSTarget {
+        if configuration.physicalTargetAddresses, cpu >= 0, cpu < redistributors.count, let base = redistributors[cpu].rdBase {
+            return .address(base)
+        }
+        return .processor(cpu)
+    }
+
+    // MARK: - CPU interface
+
+    /// ICC_IAR1_EL1 on PE `cpu`: acknowledges and returns the highest-priority pending enabled
+    /// LPI below the priority mask and the running priority, or 1023. Ties go to the lowest INTID.
+    public func acknowledge(cpu: Int) -> UInt32 {
+        guard cpu >= 0, cpu < cpuInterfaces.count else { return INTID.spurious.rawValue }
+        let interface = cpuInterfaces[cpu]
+        let rd = redistributors[cpu]
+        guard rd.enableLPIs, let (intid, priority) = rd.highestPriorityPending(below: interface.signalThreshold) else {
+            interface.counters.spuriousAcknowledges &+= 1
+            return INTID.spurious.rawValue
+        }
+        rd.clearPending(intid)
+        interface.recordAcknowledge(CPUInterface.Delivery(intid: intid, priority: priority))
+        trace?.append(.cpu, "acknowledge", value: UInt64(intid.rawValue),
+                      "CPU\(cpu) takes LPI \(intid.rawValue) (priority \(Hex.format(UInt64(priority), minDigits: 2)))")
+        return intid.rawValue
+    }
+
+    /// ICC_EOIR1_EL1 on PE `cpu`: priority drop of the innermost active interrupt.
+    public func endOfInterrupt(cpu: Int, intid: UInt32) {
+        guard cpu >= 0, cpu < cpuInterfaces.count else { return }
+        cpuInterfaces[cpu].endOfInterrupt(INTID(intid))
+    }
+
+    /// ICC_PMR_EL1 on PE `cpu`.
+    public func setPriorityMask(cpu: Int, _ mask: UInt8) {
+        guard cpu >= 0, cpu < cpuInterfaces.count else { return }
+        cpuInterfaces[cpu].priorityMask = mask
+    }
+
+    // MARK: - Register helpers
+
+    /// `old` with the `size` bytes at byte `at` replaced by the low bytes of `value` (a 32-bit
+    /// access to half of a 64-bit register).
+    @inlinable
+    static func merge(_ old: UInt64, at: UInt64, size: Int, value: UInt64) -> UInt64 {
+        guard size < 8 else { return value }
+        let shift = (at & 7) &* 8
+        let mask = UInt64.lowMask(size * 8) &<< shift
+        return (old & ~mask) | ((value &<< shift) & mask)
+    }
+}

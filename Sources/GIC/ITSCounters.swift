@@ -1,0 +1,70 @@
+/// Why the ITS dropped a write to GITS_TRANSLATER (GICv3 §5.2 translation steps, HARDWARE.md §2.2).
+public enum ITSDropReason: Int, CaseIterable, Hashable, Sendable, CustomStringConvertible {
+    /// GITS_CTLR.Enabled = 0.
+    case itsDisabled
+    /// The write carried no DeviceID sideband (a PE store or a hardware unit's own access).
+    case noDeviceID
+    /// DeviceID ≥ 2^(Devbits+1) or beyond the device table.
+    case deviceIDOutOfRange
+    /// The DTE is invalid (or its level-2 page is not allocated).
+    case unmappedDevice
+    /// EventID ≥ 2^(DTE.Size+1).
+    case eventIDOutOfRange
+    /// The ITE is invalid.
+    case unmappedEvent
+    /// The ITE's collection has no valid CTE (or names a redistributor that does not exist).
+    case unmappedCollection
+    /// The ITE is a GICv4 virtual entry; virtual LPIs are not modelled yet.
+    case virtualNotModelled
+    /// Reading a table failed on the bus.
+    case tableReadFault
+    /// A 1- or 8-byte write (GITS_TRANSLATER takes 16- and 32-bit writes, as in QEMU).
+    case badAccessSize
+
+    public var description: String {
+        switch self {
+        case .itsDisabled: "ITS disabled"
+        case .noDeviceID: "no DeviceID"
+        case .deviceIDOutOfRange: "DeviceID out of range"
+        case .unmappedDevice: "unmapped device"
+        case .eventIDOutOfRange: "EventID out of range"
+        case .unmappedEvent: "unmapped event"
+        case .unmappedCollection: "unmapped collection"
+        case .virtualNotModelled: "virtual ITE (not modelled)"
+        case .tableReadFault: "table read fault"
+        case .badAccessSize: "bad access size"
+        }
+    }
+}
+
+/// ITS event counters (HARDWARE.md §4 "modelling rule": count ITS cache hits and misses per
+/// cache, commands, and drops).
+public struct ITSCounters: Hashable, Sendable {
+    /// Writes to GITS_TRANSLATER that reached the ITS.
+    public var translaterWrites = 0
+    /// Translations that produced an LPI and handed it to a redistributor.
+    public var translations = 0
+    /// Of those, LPIs the redistributor refused (EnableLPIs=0 or INTID beyond its tables).
+    public var lpisRefusedByRedistributor = 0
+    /// Drops per `ITSDropReason.rawValue`.
+    public var drops: [Int] = Array(repeating: 0, count: ITSDropReason.allCases.count)
+    public var commandsProcessed = 0
+    public var commandErrors = 0
+    public var unsupportedCommands = 0
+    public var commandMemoryFaults = 0
+    /// Queue runs refused because CWRITER or CREADR pointed beyond the queue.
+    public var invalidQueueOffsets = 0
+    public var syncs = 0
+    /// DTE/ITE/CTE reads from memory (cache misses that went to RAM).
+    public var tableReads = 0
+    public var tableWrites = 0
+
+    public init() {}
+
+    public func drops(_ reason: ITSDropReason) -> Int { drops[reason.rawValue] }
+    public var totalDrops: Int { drops.reduce(0, +) }
+
+    @inlinable mutating func countDrop(_ reason: ITSDropReason) {
+        drops[reason.rawValue] &+= 1
+    }
+}

@@ -1,0 +1,67 @@
+import Bus
+
+/// The result of one MSI at GITS_TRANSLATER.
+public enum ITSTranslationResult: Hashable, Sendable {
+    /// Translated and handed to redistributor `cpu`; `accepted` is false if the redistributor
+    /// refused it (GICR_CTLR.EnableLPIs=0 or INTID beyond GICR_PROPBASER.IDbits).
+    case delivered(intid: INTID, cpu: Int, accepted: Bool)
+    case dropped(ITSDropReason)
+}
+
+extension ITS {
+    /// Translates an MSI (GICv3 §5.2; HARDWARE.md §2.2): DeviceID → DTE → ITT[EventID] →
+    /// (pINTID, ICID) → CTE → redistributor, then sets the LPI pending there. Allocation-free
+    /// unless tracing. Unmapped or out-of-range writes are dropped and counted by reason; the
+    /// architecture has no response to return to the device (the write is posted).
+    public func translate(deviceID: DeviceID, eventID: EventID) -> ITSTranslationResult {
+        guard enabled else { return drop(.itsDisabled, deviceID, eventID) }
+        let device = deviceID.rawValue
+        let event = eventID.rawValue
+        let dte: DeviceTableEntry
+        switch lookupDevice(device) {
+        case .found(let entry): dte = entry
+        case .outOfRange: return drop(.deviceIDOutOfRange, deviceID, eventID)
+        case .unmapped: return drop(.unmappedDevice, deviceID, eventID)
+        case .fault: return drop(.tableReadFault, deviceID, eventID)
+        }
+        if let trace {
+            trace.append(.its, "DTE lookup", value: dte.rawValue,
+                         "DeviceID \(deviceID) → ITT \(dte.ittAddress) size \(dte.size) (\(dte.eventCount) events)")
+        }
+        let ite: InterruptTranslationEntry
+        switch lookupEvent(device, dte, event) {
+        case .found(let entry): ite = entry
+        case .outOfRange: return drop(.eventIDOutOfRange, deviceID, eventID)
+        case .unmapped: return drop(.unmappedEvent, deviceID, eventID)
+        case .fault: return drop(.tableReadFault, deviceID, eventID)
+        }
+        guard ite.isPhysical else { return drop(.virtualNotModelled, deviceID, eventID) }
+        if let trace {
+            trace.append(.its, "ITE lookup", value: ite.rawValue,
+                         "EventID \(event) → pINTID \(ite.intid.rawValue), ICID \(ite.collection.rawValue)")
+        }
+        let cpu: Int
+        switch lookupCollection(ite.collection.rawValue) {
+        case .found(let index): cpu = index
+        case .outOfRange, .unmapped: return drop(.unmappedCollection, deviceID, eventID)
+        case .fault: return drop(.tableReadFault, deviceID, eventID)
+        }
+        if let trace {
+            trace.append(.its, "CTE lookup", value: UInt64(cpu), "ICID \(ite.collection.rawValue) → redistributor \(cpu)")
+        }
+        counters.translations &+= 1
+        let accepted = gic.redistributors[cpu].setPending(ite.intid)
+        if !accepted { counters.lpisRefusedByRedistributor &+= 1 }
+        return .delivered(intid: ite.intid, cpu: cpu, accepted: accepted)
+    }
+
+    @inline(__always)
+    private func drop(_ reason: ITSDropReason, _ device: DeviceID, _ event: EventID) -> ITSTranslationResult {
+        counters.countDrop(reason)
+        if let trace {
+            trace.append(.its, "MSI dropped", address: translaterAddress.rawValue, value: UInt64(event.rawValue),
+                         "DeviceID \(device) EventID \(event.rawValue): \(reason)")
+        }
+        return .dropped(reason)
+    }
+}

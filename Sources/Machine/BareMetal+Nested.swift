@@ -1,0 +1,56 @@
+import Bus
+import SMMUv3
+
+/// A nested (stage 1 + stage 2) configuration of the kind a VM with a passthrough device gets,
+/// built directly on the hardware: the host's stage-2 tables map a window of "guest RAM" (IPA
+/// space) onto a different host-physical window, and the stage-1 tables and the CD live inside
+/// that guest RAM, addressed by IPA, so the SMMU must walk stage 2 to read every one of them
+/// (SMMUv3 §3.3.2 / HARDWARE.md §1.9 "nested walk semantics").
+extension BareMetal {
+    public struct NestedSetup {
+        public let streamID: StreamID
+        public let vmid: VMID
+        public let asid: ASID
+        /// Stage-2 tables (host-owned, in host RAM): IPA → PA.
+        public let stage2: PageTableBuilder
+        /// Stage-1 tables (guest-owned, in guest RAM): IOVA → IPA. Descriptor addresses are IPAs.
+        public let stage1: PageTableBuilder
+        /// The CD's IPA (what the STE's S1ContextPtr holds).
+        public let contextDescriptorIPA: UInt64
+        /// Guest RAM: IPA base, the PA that backs it, and its size.
+        public let guestRAM: (ipa: UInt64, pa: UInt64, size: UInt64)
+    }
+
+    /// Builds the nested configuration for `streamID`: stage 2 with a `stage2InputSize`-bit IPA
+    /// space (Linux's concatenated start level), guest RAM IPA `guestRAM.ipa` → PA `guestRAM.pa`,
+    /// and a 48-bit stage 1 whose tables and CD are allocated at the top of guest RAM. The
+    /// caller adds mappings (`stage1.map`, `stage2.map`) and the STE is installed at once.
+    public func enableNested(streamID: StreamID, vmid: VMID = VMID(1), asid: ASID = ASID(1),
+                             guestRAM: (ipa: UInt64, pa: UInt64, size: UInt64) = (0x4000_0000, 0x6000_0000, 0x1000_0000),
+                             stage1Granule: Granule = .size4K, stage2Granule: Granule = .size4K,
+                             stage1InputSize: Int = 48, stage2InputSize: Int = 40, smmu index: Int = 0) throws(Failure) -> NestedSetup {
+        guard index < machine.smmus.count else { throw .noSuchComponent("SMMU \(index)") }
+        let oas = machine.smmus[index].translator.configuration.outputAddressSize
+        let stage2: PageTableBuilder
+        let stage1: PageTableBuilder
+        let guestTables = PageAllocator(base: guestRAM.ipa &+ guestRAM.size / 2, size: guestRAM.size / 2)
+        let s1Geometry = WalkGeometry(granule: stage1Granule, inputSize: stage1InputSize,
+                                      startLevel: WalkGeometry.stage1StartLevel(granule: stage1Granule, inputSize: stage1InputSize))
+        do {
+            stage2 = try PageTableBuilder(stage2InputSize: stage2InputSize, granule: stage2Granule, bus: machine.bus, allocator: allocator)
+            try stage2.map(input: guestRAM.ipa, output: guestRAM.pa, size: guestRAM.size)
+            stage1 = try PageTableBuilder(stage: .stage1, geometry: s1Geometry, bus: machine.bus, allocator: guestTables,
+                                          physicalOffset: guestRAM.pa &- guestRAM.ipa)
+        } catch { throw .outOfTableMemory }
+        guard let cdIPA = guestTables.allocate(bytes: 64, alignment: 64) else { throw .outOfTableMemory }
+        let cd = ContextDescriptor.stage1(asid: asid, ttb0: stage1.root, geometry: s1Geometry, ips: oas)
+        for (i, word) in cd.words.enumerated() {
+            try write(PhysicalAddress(cdIPA &- guestRAM.ipa &+ guestRAM.pa &+ UInt64(i) * 8), 8, word)
+        }
+        let ste = StreamTableEntry.nested(contextPtr: cdIPA, vmid: vmid, s2TTB: PhysicalAddress(stage2.root),
+                                          s2Geometry: stage2.geometry, outputSize: oas)
+        try installSTE(ste, streamID: streamID, smmu: index)
+        return NestedSetup(streamID: streamID, vmid: vmid, asid: asid, stage2: stage2, stage1: stage1,
+                           contextDescriptorIPA: cdIPA, guestRAM: guestRAM)
+    }
+}

@@ -1,0 +1,72 @@
+import Bus
+import PCI
+
+/// PCI enumeration the way firmware or Linux's `pci_assign_resource` + `pci_enable_device` +
+/// `__pci_write_msi_msg` leave a function: BAR assigned through ECAM, Memory Space and Bus
+/// Master enabled, MSI-X enabled, table entries written through the BAR.
+extension BareMetal {
+    /// Creates an MSI-X endpoint at `requesterID` on root complex `rc`, with its table and PBA in
+    /// a 16 KiB 64-bit BAR 0 (table at 0, PBA at 0x800), and enumerates it: BAR 0 placed at
+    /// `barAddress` (a PCI bus address inside the host bridge's memory window), Memory Space and
+    /// Bus Master on, MSI-X enabled with every vector masked (its reset state).
+    public func addMSIXEndpoint(requesterID: RequesterID, vectors: Int, barAddress: UInt64, rootComplex rc: Int = 0,
+                                name: String = "endpoint") throws(Failure) -> PCIFunction {
+        guard rc < machine.rootComplexes.count else { throw .noSuchComponent("root complex \(rc)") }
+        let root = machine.rootComplexes[rc]
+        let function: PCIFunction
+        do {
+            function = try PCIFunction(name: name, requesterID: requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                       bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
+                                       msix: MSIXConfiguration(tableSize: vectors))
+            try root.attach(function)
+        } catch { throw .pci("\(error)") }
+        function.trace = root.trace
+        try configWrite(requesterID, offset: 0x10, size: 4, value: UInt32(truncatingIfNeeded: barAddress), rootComplex: rc)
+        try configWrite(requesterID, offset: 0x14, size: 4, value: UInt32(truncatingIfNeeded: barAddress >> 32), rootComplex: rc)
+        try configWrite(requesterID, offset: 0x04, size: 2, value: 0x0006, rootComplex: rc)      // MEM | MASTER
+        if let msix = function.msix {
+            try configWrite(requesterID, offset: msix.controlOffset, size: 2, value: UInt32(MSIXCapability.controlEnable), rootComplex: rc)
+        }
+        return function
+    }
+
+    /// Writes an MSI-X table entry through the function's BAR, as `__pci_write_msi_msg` does:
+    /// address low/high and data, then Vector Control (Mask[0]) last.
+    public func writeMSIXEntry(_ function: PCIFunction, vector: Int, address: UInt64, data: UInt32, masked: Bool = false) throws(Failure) {
+        guard let msix = function.msix, vector >= 0, vector < msix.tableSize,
+              let window = windowAddress(of: function, bar: msix.tableBAR) else { throw .noSuchComponent("MSI-X vector \(vector)") }
+        let entry = window &+ msix.tableOffset &+ UInt64(vector) * 16
+        try write(PhysicalAddress(entry), 4, address & 0xFFFF_FFFF)
+        try write(PhysicalAddress(entry &+ 4), 4, address >> 32)
+        try write(PhysicalAddress(entry &+ 8), 4, UInt64(data))
+        try write(PhysicalAddress(entry &+ 12), 4, masked ? 1 : 0)
+    }
+
+    /// A configuration write through the ECAM window: bus << 20 | device << 15 | function << 12
+    /// | register (PCIe r6.0 §7.2.2).
+    public func configWrite(_ rid: RequesterID, offset: Int, size: Int, value: UInt32, rootComplex rc: Int = 0) throws(Failure) {
+        guard let ecam = ecamBase(rc) else { throw .noSuchComponent("ECAM of root complex \(rc)") }
+        let busOffset = UInt64(rid.bus) &- UInt64(machine.rootComplexes[rc].busRange.lowerBound)
+        let address = ecam &+ (busOffset << 20 | UInt64(rid.devfn) << 12 | UInt64(offset))
+        try write(PhysicalAddress(address), size, UInt64(value))
+    }
+
+    /// The CPU physical address of a function's BAR: its PCI bus address moved by the host
+    /// bridge's memory window (`ranges`: CPU address − PCI address).
+    func windowAddress(of function: PCIFunction, bar: Int) -> UInt64? {
+        guard let busAddress = function.config.barAddress(bar) else { return nil }
+        for bridge in machine.topology.pcieHostBridges where bridge.enabled {
+            for range in bridge.ranges where range.space == .memory32 || range.space == .memory64 {
+                if busAddress >= range.pciAddress, busAddress &- range.pciAddress < range.size {
+                    return range.cpuAddress.rawValue &+ (busAddress &- range.pciAddress)
+                }
+            }
+        }
+        return nil
+    }
+
+    func ecamBase(_ rc: Int) -> UInt64? {
+        let bridges = machine.topology.pcieHostBridges.filter { $0.enabled && $0.configSpace != nil }
+        return rc < bridges.count ? bridges[rc].configSpace?.base.rawValue : nil
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+
+/// Runs the built `doorbell` binary as a user would and checks its output and exit status.
+/// The golden file is the exact expected output of `doorbell` with no arguments; regenerate it
+/// with `DOORBELL_UPDATE_GOLDEN=1 swift test --filter BinaryTests` after an intended change, and
+/// explain the difference in the commit.
+@Suite("doorbell binary")
+struct BinaryTests {
+    struct Run { var status: Int32; var stdout: String; var stderr: String }
+
+    static var binary: URL {
+        // The test bundle sits in the build products directory next to the executable.
+        let products = Bundle.allBundles.first { $0.bundlePath.hasSuffix(".xctest") }?.bundleURL.deletingLastPathComponent()
+            ?? Bundle.main.bundleURL
+        return products.appendingPathComponent("doorbell")
+    }
+
+    static func run(_ arguments: [String]) throws -> Run {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Run(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    static var goldenDirectory: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+    }
+
+    func checkGolden(_ name: String, _ arguments: [String]) throws {
+        let run = try Self.run(arguments)
+        #expect(run.status == 0, "stderr: \(run.stderr)")
+        let file = Self.goldenDirectory.appendingPathComponent(name)
+        if ProcessInfo.processInfo.environment["DOORBELL_UPDATE_GOLDEN"] == "1" {
+            try run.stdout.write(to: file, atomically: true, encoding: .utf8)
+        }
+        let golden = try String(contentsOf: file, encoding: .utf8)
+        #expect(run.stdout == golden, "output of doorbell \(arguments.joined(separator: " ")) differs from Golden/\(name)")
+    }
+
+    @Test("`doorbell` with no arguments prints the nested MSI path on qemu-virt, byte for byte")
+    func defaultOutput() throws {
+        try checkGolden("doorbell.txt", [])
+    }
+
+    @Test("`doorbell walk` prints the nested walk, byte for byte")
+    func walkOutput() throws {
+        try checkGolden("walk.txt", ["walk"])
+    }
+
+    @Test("usage errors exit 64 and name the problem")
+    func usageErrors() throws {
+        let badVector = try Self.run(["msi", "--vector", "9"])
+        #expect(badVector.status == 64)
+        #expect(badVector.stderr.contains("--vector must be 0…3"))
+        let badPlatform = try Self.run(["msi", "--platform", "no-such-board"])
+        #expect(badPlatform.status == 64)
+        #expect(badPlatform.stderr.contains("unknown platform 'no-such-board'"))
+        let badAddress = try Self.run(["walk", "--address", "0xZZ"])
+        #expect(badAddress.status == 64)
+    }
+
+    @Test("a truncated DTB is refused with an error that names the offset, exit 1")
+    func truncatedDTB() throws {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/qemu-virt/virt-smmu.dtb")
+        let bytes = try Data(contentsOf: source)
+        let truncated = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-truncated-\(getpid()).dtb")
+        try bytes.prefix(1000).write(to: truncated)
+        defer { try? FileManager.default.removeItem(at: truncated) }
+        let run = try Self.run(["topology", "--platform", truncated.path])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("offset"))
+    }
+
+    @Test("`doorbell topology` on the GICv2 dump says what is not modelled")
+    func topologyNotModelled() throws {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/qemu-virt/virt-smmu-gic2.dtb")
+        let run = try Self.run(["topology", "--platform", source.path])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("not modelled:"))
+        #expect(run.stdout.contains("GICv2m"))
+    }
+}
