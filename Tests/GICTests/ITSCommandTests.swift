@@ -41,6 +41,37 @@ import Testing
         #expect(f.its.counters.drops(.deviceIDOutOfRange) == 1)
     }
 
+    @Test func sixtyFourKPagesTakeAddressBits51To48FromBaserBits15To12() throws {
+        let f = try Fixture(enableITS: false)
+        // A device table at PA 0x1_0000_0001_0000 (above 2^48), 64 KiB pages (PageSize = 2):
+        // bits[47:16] hold PA[47:16] = 0x1, bits[15:12] hold PA[51:48] = 0x1.
+        try f.bus.addRAM(base: PhysicalAddress(0x1_0000_0000_0000), size: 0x10_0000)
+        try f.its64(ITS.Offset.baser, UInt64(1) << 63 | 2 << 8 | 0x1_0000 | 0x1 << 12)
+        try f.its32(ITS.Offset.ctlr, 1)
+        try f.mapDevice(0x20)
+        #expect(f.its.lastCommandError == nil)
+        #expect(f.bus.ram.read(0x1_0000_0001_0000 + 0x20 * 8, size: 8) & 1 == 1)
+        // One 64 KiB page holds 8192 DTEs.
+        try f.mapDevice(8192)
+        #expect(f.its.lastCommandError == .mapdDeviceOutOfRange)
+    }
+
+    @Test func indirectCollectionTableWalksTheLevel1Entry() throws {
+        let f = try Fixture(enableITS: false)
+        try f.its64(ITS.Offset.baser + 8, Fixture.collectionTable | UInt64(1) << 63 | UInt64(1) << 62)
+        try f.its32(ITS.Offset.ctlr, 1)
+        try f.mapCollection(3, cpu: 1)
+        #expect(f.its.lastCommandError == .mapcCollectionOutOfRange)  // no level-2 page yet
+        f.bus.ram.write(Fixture.collectionTable, size: 8, value: Fixture.level2Pages | 1 << 63)
+        try f.mapCollection(3, cpu: 1)
+        #expect(f.its.counters.commandErrors == 1)
+        #expect(f.bus.ram.read(Fixture.level2Pages + 3 * 8, size: 8) == 1 | 1 << 1)  // Valid, processor 1
+        try f.mapDevice(0x10)
+        try f.mapEvent(0x10, 0, intid: 8192, icid: 3)
+        try f.msi(device: 0x10, event: 0)
+        #expect(f.gic.redistributors[1].isPending(INTID(8192)))
+    }
+
     @Test(arguments: [false, true])
     func mapcTargetsFollowPTA(pta: Bool) throws {
         let f = try Fixture(GICConfiguration(cpuCount: 2, physicalTargetAddresses: pta))
