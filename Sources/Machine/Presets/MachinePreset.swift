@@ -16,11 +16,19 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     /// The same platform with its ITS outside the SMMU's reach: device writes to the doorbell
     /// page are not translated (the shape of Marc Zyngier's question in the seed thread).
     case qemuVirtUntranslatedITS = "qemu-virt-untranslated-its"
+    /// QEMU's `virt` with a second ITS, the shape of a two-socket server whose `msi-map` sends
+    /// RID ranges to different ITSs (hip07-d05 in Tests/Fixtures/boards has eight ITSs this
+    /// way). Built by editing QEMU's own device tree: an `arm,gic-v3-its` node at 0x0910_0000 (a
+    /// hole in QEMU's virt memory map, between the secure GPIO and virtio-mmio windows) and
+    /// `msi-map = <0x0 &its0 0x0 0x100>, <0x100 &its1 0x100 0xff00>`: bus 0 → ITS 0, buses
+    /// 1–255 → ITS 1. Nothing else changes, so the reader and the machine see a real DTB.
+    case qemuVirtTwoITS = "qemu-virt-two-its"
 
     public var summary: String {
         switch self {
         case .qemuVirt: "QEMU virt, GICv3 + ITS behind an SMMUv3 (the default)"
         case .qemuVirtUntranslatedITS: "QEMU virt with the ITS doorbell not translated by the SMMU"
+        case .qemuVirtTwoITS: "QEMU virt with a second ITS at 0x0910_0000; bus 0 → ITS 0, buses 1–255 → ITS 1"
         }
     }
 
@@ -29,6 +37,8 @@ public enum MachinePreset: String, CaseIterable, Sendable {
         switch self {
         case .qemuVirt, .qemuVirtUntranslatedITS:
             MachinePreset.decode(EmbeddedDeviceTrees.virtSmmu)
+        case .qemuVirtTwoITS:
+            MachinePreset.twoITSBlob(from: MachinePreset.decode(EmbeddedDeviceTrees.virtSmmu))
         }
     }
 
@@ -46,6 +56,29 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     /// A freshly assembled machine of this preset.
     public func makeMachine() throws(MachineError) -> Machine {
         try Machine(topology: try topology(), options: options, name: rawValue)
+    }
+
+    /// QEMU virt's tree with the second ITS added and the `msi-map` split (see `qemuVirtTwoITS`).
+    /// An edit that fails (it cannot for the embedded tree) leaves the blob unchanged.
+    static func twoITSBlob(from blob: [UInt8]) -> [UInt8] {
+        guard var root = try? DeviceTree(dtb: blob).root else { return blob }
+        let secondITSPhandle: UInt32 = 0x8100
+        guard let gicIndex = root.children.firstIndex(where: { $0.isCompatible(with: "arm,gic-v3") }),
+              let firstITS = root.children[gicIndex].children.first(where: { $0.isCompatible(with: "arm,gic-v3-its") }),
+              let firstPhandle = firstITS.phandle,
+              let pcieIndex = root.children.firstIndex(where: { $0.isCompatible(with: "pci-host-ecam-generic") }) else { return blob }
+        root.children[gicIndex].children.append(DeviceTreeNode(name: "its@9100000", properties: [
+            DeviceTreeProperty(name: "phandle", cells: [secondITSPhandle]),
+            DeviceTreeProperty(name: "reg", cells: [0x0, 0x0910_0000, 0x0, 0x2_0000]),
+            DeviceTreeProperty(name: "#msi-cells", cells: [1]),
+            DeviceTreeProperty(name: "msi-controller"),
+            DeviceTreeProperty(name: "compatible", strings: ["arm,gic-v3-its"]),
+        ]))
+        var pcie = root.children[pcieIndex]
+        pcie.properties.removeAll { $0.name == "msi-map" }
+        pcie.properties.append(DeviceTreeProperty(name: "msi-map", cells: [0x0, firstPhandle, 0x0, 0x100, 0x100, secondITSPhandle, 0x100, 0xFF00]))
+        root.children[pcieIndex] = pcie
+        return (try? DeviceTreeWriter.write(DeviceTree(root: root))) ?? blob
     }
 
     static func decode(_ text: String) -> [UInt8] {
