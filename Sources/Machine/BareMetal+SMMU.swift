@@ -19,7 +19,7 @@ extension BareMetal {
     /// every stream aborts with C_BAD_STE until software installs one), an 8-entry-per-page
     /// command queue and an event queue, and enables it.
     @discardableResult
-    public func resetSMMU(_ index: Int = 0, streamIDBits: Int = 8) throws(Failure) -> SMMULayout {
+    public func resetSMMU(_ index: Int = 0, streamIDBits: Int = 16) throws(Failure) -> SMMULayout {
         guard index < machine.smmus.count, let base = smmuBase(index) else { throw .noSuchComponent("SMMU \(index)") }
         let r = SMMURegisterOffset.self
         let steBytes = UInt64(64) << UInt64(streamIDBits)
