@@ -48,7 +48,10 @@ struct ContextCacheKey: Hashable {
 /// Realm state; little-endian VMSAv8-64 tables only (IDR0.TTF=AArch64, TTENDIAN=LE).
 public final class SMMUTranslator {
     public let configuration: SMMUConfiguration
-    public let bus: SystemBus
+    /// The bus the SMMU reads tables through. Not owned: the bus owns the SMMU (as an MMIO
+    /// device), so a strong reference back would keep every machine alive forever. Whoever
+    /// builds the SMMU keeps the bus (a `Machine` does).
+    public unowned(safe) let bus: SystemBus
     /// Where the stream table is; helper B updates it on STRTAB_BASE/STRTAB_BASE_CFG writes.
     public var streamTable: StreamTableConfiguration = .reset
     /// CR2.RECINVSID: record C_BAD_STREAMID events.

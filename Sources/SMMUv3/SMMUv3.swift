@@ -40,7 +40,8 @@ public final class SMMUv3: MMIODevice {
     public let mmioName = "smmuv3"
     public let configuration: SMMUConfiguration
     public let translator: SMMUTranslator
-    public let bus: SystemBus
+    /// Not owned, for the reason given on `SMMUTranslator.bus`.
+    public unowned(safe) let bus: SystemBus
     /// The DeviceID sent as sideband with the SMMU's own MSIs (event queue, GERROR, CMD_SYNC):
     /// the ITS needs one to look up the SMMU's interrupt translation table.
     public var msiDeviceID: DeviceID

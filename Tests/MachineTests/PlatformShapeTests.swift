@@ -148,3 +148,26 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+@Suite("Machine lifetime")
+struct MachineLifetimeTests {
+    @Test("a machine and its bus are freed with their last reference (no device holds the bus strongly)")
+    func freed() throws {
+        weak var weakMachine: Machine?
+        weak var weakBus: SystemBus?
+        weak var weakSMMU: SMMUv3?
+        do {
+            let machine = try MachinePreset.qemuVirt.makeMachine()
+            let bm = try BareMetal(machine: machine)
+            try bm.enableLPIs()
+            try bm.enableITS()
+            try bm.resetSMMU()
+            weakMachine = machine
+            weakBus = machine.bus
+            weakSMMU = machine.smmus.first
+        }
+        #expect(weakMachine == nil)
+        #expect(weakBus == nil)
+        #expect(weakSMMU == nil)
+    }
+}
