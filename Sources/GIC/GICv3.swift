@@ -59,18 +59,44 @@ public final class GICv3 {
     /// contiguous, the last with GICR_TYPER.Last=1) onto `bus`. The GIC keeps an unowned
     /// reference: the bus must outlive it (the bus owns its devices).
     public func attach(to bus: SystemBus, distributorBase: PhysicalAddress, redistributorBase: PhysicalAddress) throws(BusError) {
+        try attach(to: bus, distributorBase: distributorBase,
+                   redistributorRegions: [(redistributorBase, .max)], stride: nil)
+    }
+
+    /// Maps the distributor and the redistributors across several regions, as a device tree's
+    /// `#redistributor-regions` / `redistributor-stride` describe them (binding arm,gic-v3):
+    /// redistributors fill the first region frame by frame (`stride`, or the architectural frame
+    /// size for this version when nil), then the next; the last frame placed in each region has
+    /// GICR_TYPER.Last=1, which is how software (Linux `gic_iterate_rdists`) finds the end of a
+    /// region. Redistributors that fit in no region are not mapped (their rdBase stays nil).
+    public func attach(to bus: SystemBus, distributorBase: PhysicalAddress,
+                       redistributorRegions: [(base: PhysicalAddress, size: UInt64)], stride: UInt64?) throws(BusError) {
         self.bus = bus
         try bus.addDevice(distributor, base: distributorBase, size: 0x1_0000, name: "gicd")
-        let stride = configuration.redistributorStride
-        for rd in redistributors {
-            let (offset, o1) = UInt64(rd.processorNumber).multipliedReportingOverflow(by: stride)
-            guard !o1, let base = redistributorBase.adding(offset) else { throw .beyondPhysicalAddressSpace(redistributorBase) }
-            try bus.addDevice(rd, base: base, size: stride, name: "gicr\(rd.processorNumber)")
-            rd.rdBase = base
-            rd.bus = bus
+        let frame = configuration.redistributorStride
+        let step = max(stride ?? frame, frame)
+        var next = 0
+        for region in redistributorRegions where next < redistributors.count {
+            var offset: UInt64 = 0
+            var placedInRegion: Redistributor?
+            while next < redistributors.count {
+                let (end, overflow) = offset.addingReportingOverflow(frame)
+                guard !overflow, end <= region.size, let base = region.base.adding(offset) else { break }
+                let rd = redistributors[next]
+                try bus.addDevice(rd, base: base, size: frame, name: "gicr\(rd.processorNumber)")
+                rd.rdBase = base
+                rd.bus = bus
+                rd.isLast = false
+                placedInRegion = rd
+                next += 1
+                let (advanced, o2) = offset.addingReportingOverflow(step)
+                guard !o2 else { break }
+                offset = advanced
+            }
+            placedInRegion?.isLast = true
         }
         self.distributorBase = distributorBase
-        self.redistributorBase = redistributorBase
+        self.redistributorBase = redistributorRegions.first?.base
     }
 
     /// Creates an ITS with its 128 KiB frame (control + translation) at `base` on the attached
@@ -95,13 +121,9 @@ public final class GICv3 {
         if !configuration.physicalTargetAddresses {
             return target.rawValue < UInt64(redistributors.count) ? Int(target.rawValue) : nil
         }
-        guard let base = redistributorBase else { return nil }
-        let address = target.physicalAddress.rawValue
-        guard address >= base.rawValue else { return nil }
-        let delta = address &- base.rawValue
-        let stride = configuration.redistributorStride
-        guard delta % stride == 0, delta / stride < UInt64(redistributors.count) else { return nil }
-        return Int(delta / stride)
+        // RDbase names the redistributor's frame address, wherever its region put it.
+        let address = target.physicalAddress
+        return redistributors.firstIndex { $0.rdBase == address }
     }
 
     /// The target field that names redistributor `cpu` under this GIC's PTA setting (what

@@ -18,7 +18,9 @@ public final class Redistributor: MMIODevice {
     /// GICR_TYPER.Affinity (Aff3.Aff2.Aff1.Aff0), matched by Linux against MPIDR_EL1.
     public let affinity: UInt32
     /// GICR_TYPER.Last: the last redistributor of the contiguous region.
-    public let isLast: Bool
+    /// GICR_TYPER.Last: the last redistributor frame of its contiguous region (GICv3 §12.11.35);
+    /// set by `GICv3.attach` from the region layout.
+    public internal(set) var isLast: Bool
     public let configuration: GICConfiguration
     /// The RD_base frame address once attached (the PTA=1 target).
     public internal(set) var rdBase: PhysicalAddress?

@@ -59,14 +59,13 @@ public final class Machine {
                 configuration.cpuCount = max(1, topology.cpus.count)
                 let affinities = topology.cpus.map { Machine.affinity(fromMPIDR: $0.mpidr) }
                 let controller = GICv3(configuration: configuration, affinities: affinities.isEmpty ? nil : affinities)
-                guard let redistributors = description.redistributorRegions.first else {
+                guard !description.redistributorRegions.isEmpty else {
                     throw .unsupported("\(description.path) has no redistributor region")
                 }
-                if description.redistributorRegions.count > 1 {
-                    notModelled.append("\(description.path): redistributor regions after the first")
-                }
                 do {
-                    try controller.attach(to: bus, distributorBase: description.distributor.base, redistributorBase: redistributors.base)
+                    try controller.attach(to: bus, distributorBase: description.distributor.base,
+                                          redistributorRegions: description.redistributorRegions.map { ($0.base, $0.size) },
+                                          stride: description.redistributorStride)
                     for its in description.its where its.enabled {
                         itsList.append(try controller.addITS(base: its.region.base))
                     }

@@ -171,3 +171,33 @@ struct MachineLifetimeTests {
         #expect(weakSMMU == nil)
     }
 }
+
+@Suite("Board device trees")
+struct BoardMachineTests {
+    @Test("hip07-d05: 64 redistributors over 4 regions at stride 0x4_0000, 8 ITSs, and an MSI through msi-map to ITS 2")
+    func hip07() throws {
+        let machine = try Machine(topology: try Topology(dtb: try Fixture.bytes("boards/hisilicon_hip07-d05.dtb")), name: "hip07-d05")
+        let gic = try #require(machine.gic)
+        // The DT gives 4 regions of 0x40_0000 with redistributor-stride 0x4_0000: 16 frames each.
+        #expect(gic.redistributors.count == 64)
+        #expect(gic.redistributors[15].rdBase == PhysicalAddress(0x4d10_0000 + 15 * 0x4_0000))
+        #expect(gic.redistributors[16].rdBase == PhysicalAddress(0x6d10_0000))
+        #expect(gic.redistributors.filter(\.isLast).map(\.processorNumber) == [15, 31, 47, 63])
+        #expect(machine.its.count == 8)
+        #expect(machine.smmus.count == 4, "smmu@a0040000 is status = \"disabled\"")
+        #expect(machine.rootComplexes.count == 1)
+        let bm = try BareMetal(machine: machine, tableMemory: 0x0100_0000)
+        try bm.enableLPIs()
+        try bm.enableITS(2)
+        // msi-map mask 0xffff: <0xf800 its[2] 0xf800 0x800>; RID f9:01.0 = 0xf908 → DeviceID 0xf908.
+        let rid = RequesterID(bus: 0xF9, device: 1, function: 0)
+        let rc = machine.rootComplexes[0]
+        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 1, barAddress: rc.memoryWindowBase)
+        #expect(rc.route(for: function).deviceID == DeviceID(0xF908))
+        #expect(rc.route(for: function).streamID == nil, "the host bridge has no iommu-map")
+        try bm.mapDevice(DeviceID(0xF908), events: 1, firstINTID: 8192, its: 2)
+        try bm.writeMSIXEntry(function, vector: 0, address: machine.its[2].translaterAddress.rawValue, data: 0)
+        #expect(function.raise(vector: 0).result?.status == .completed)
+        #expect(gic.acknowledge(cpu: 0) == 8192)
+    }
+}
