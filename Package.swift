@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PCI", targets: ["PCI"]),
         .library(name: "Firmware", targets: ["Firmware"]),
         .library(name: "Machine", targets: ["Machine"]),
+        .library(name: "LinuxKernel", targets: ["LinuxKernel"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,6 +27,9 @@ let package = Package(
         .target(name: "PCI", dependencies: ["Bus"]),
         .target(name: "Firmware", dependencies: ["Bus"]),
         .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
+        // Software: one Linux model, run as the host now and as the guest later. It reaches the
+        // hardware only through MMIO, memory and the CPU's GIC system registers.
+        .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
         // The command line: subcommands live in a library so tests can drive them.
         .target(
             name: "DoorbellCommands",
@@ -42,6 +46,7 @@ let package = Package(
         .testTarget(name: "PCITests", dependencies: ["Bus", "PCI"]),
         .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware"]),
         .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
+        .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]

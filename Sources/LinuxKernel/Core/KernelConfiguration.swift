@@ -1,0 +1,39 @@
+/// Boot-time choices of the modelled kernel: its version (the MSI/IOMMU code changed in v6.15)
+/// and the command-line parameters that change the paths Doorbell cares about.
+public struct KernelConfiguration: Hashable, Sendable {
+    /// The behaviour the model follows where Linux changed over time.
+    public enum Version: String, Hashable, Sendable, CaseIterable, Comparable {
+        /// Before the v6.15 MSI rework: `msi_desc->iommu_cookie`, `iommu_dma_compose_msi_msg`,
+        /// `iommu_dma_prepare_msi` in dma-iommu.c looking at the device's current domain.
+        case v6_14 = "v6.14"
+        /// v6.15 and later: `iommu_msi_iova`/`iommu_msi_shift` in msi_desc, `msi_msg_set_addr`,
+        /// the generic `iommu_dma_prepare_msi` dispatching on the domain cookie type, iommufd's
+        /// native sw_msi (KERNEL.md §3).
+        case v6_15 = "v6.15"
+
+        public static func < (a: Version, b: Version) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
+    }
+
+    /// The default domain type for DMA-capable devices behind an IOMMU.
+    public enum DefaultDomain: String, Hashable, Sendable, CaseIterable {
+        /// `IOMMU_DOMAIN_DMA` with strict invalidation (iommu.strict=1, the arm64 default).
+        case dmaStrict = "dma-strict"
+        /// `IOMMU_DOMAIN_DMA_FQ`: lazy invalidation through the flush queue (iommu.strict=0).
+        case dmaLazy = "dma-lazy"
+        /// `IOMMU_DOMAIN_IDENTITY` (iommu.passthrough=1).
+        case identity
+    }
+
+    public var version: Version = .v6_15
+    public var defaultDomain: DefaultDomain = .dmaStrict
+    /// vfio_iommu_type1.allow_unsafe_interrupts / iommufd's equivalent module parameter.
+    public var allowUnsafeInterrupts: Bool = false
+
+    public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false) {
+        self.version = version
+        self.defaultDomain = defaultDomain
+        self.allowUnsafeInterrupts = allowUnsafeInterrupts
+    }
+}

@@ -1,0 +1,41 @@
+import Bus
+
+/// The kernel's page allocator over the RAM the firmware describes: `alloc_pages` /
+/// `dma_alloc_coherent`'s backing store. Pages come zeroed, bottom-up from the first RAM window,
+/// and are never reused once freed (a deterministic simplification: every run allocates the same
+/// addresses, which is what golden reports need).
+public final class PhysicalPages {
+    public let ranges: [(base: UInt64, size: UInt64)]
+    unowned(safe) let bus: SystemBus
+    var cursor: Int = 0
+    var next: UInt64
+
+    public init(bus: SystemBus, ranges: [(base: UInt64, size: UInt64)]) {
+        self.bus = bus
+        self.ranges = ranges.filter { $0.size > 0 }
+        self.next = self.ranges.first?.base ?? 0
+    }
+
+    /// `bytes` rounded up to 4 KiB, aligned to `alignment` (a power of two ≥ 4 KiB), zeroed.
+    public func allocate(bytes: UInt64, alignment: UInt64 = 4096) throws(Errno) -> PhysicalAddress {
+        let size = max((bytes &+ 4095) & ~4095, 4096)
+        let align = max(alignment, 4096)
+        while cursor < ranges.count {
+            let range = ranges[cursor]
+            let aligned = (next &+ (align &- 1)) & ~(align &- 1)
+            let (end, overflow) = aligned.addingReportingOverflow(size)
+            if !overflow, aligned >= next, end <= range.base &+ range.size {
+                next = end
+                var zero = aligned
+                while zero < end {
+                    bus.ram.write(zero, size: 8, value: 0)
+                    zero &+= 8
+                }
+                return PhysicalAddress(aligned)
+            }
+            cursor += 1
+            if cursor < ranges.count { next = ranges[cursor].base }
+        }
+        throw .ENOMEM
+    }
+}

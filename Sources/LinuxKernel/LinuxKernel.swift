@@ -1,0 +1,76 @@
+import Bus
+import Firmware
+
+/// One instance of the Linux model: the host on the physical machine now, and the guest on the
+/// VM's bus later (the same code, DESIGN principle 2). It reaches hardware only through MMIO
+/// and memory on `bus`, and the GIC CPU interface's system registers.
+///
+/// `boot()` probes in the order Linux's initcalls reach these drivers: the GIC and its ITSs
+/// (irqchip, early), the SMMUs (arm-smmu-v3 platform driver), then the PCI host bridge and
+/// its functions, each of which the IOMMU core probes into a group with a default domain.
+public final class LinuxKernel {
+    /// "host" or "guest", for logs and reports.
+    public let role: String
+    public let bus: SystemBus
+    public let topology: Topology
+    public let configuration: KernelConfiguration
+    public let cpuInterface: any CPUInterfaceRegisters
+    public let log = KernelLog()
+    public let mmio: MMIOAccess
+    public let pages: PhysicalPages
+    /// Every device the kernel knows, in discovery order.
+    public internal(set) var devices: [Device] = []
+
+    // Subsystems.
+    public lazy var irq = IRQSubsystem(kernel: self)
+    public lazy var pci = PCISubsystem(kernel: self)
+    public lazy var iommu = IOMMUSubsystem(kernel: self)
+    public lazy var dma = DMAMapping(kernel: self)
+    /// One driver instance per ITS node, per SMMUv3 node.
+    public internal(set) var itsDrivers: [GICv3ITSDriver] = []
+    public internal(set) var smmuDrivers: [ArmSMMUv3Driver] = []
+    /// A per-kernel counter for object ids (domains, groups) in reports.
+    var nextObjectID = 0
+
+    /// Page frames for the kernel's own allocations: RAM from the description, less
+    /// `reservedTop` bytes at the top of the first window (left for whoever builds the machine).
+    public init(role: String = "host", topology: Topology, bus: SystemBus, cpuInterface: any CPUInterfaceRegisters,
+                configuration: KernelConfiguration = KernelConfiguration()) {
+        self.role = role
+        self.topology = topology
+        self.bus = bus
+        self.cpuInterface = cpuInterface
+        self.configuration = configuration
+        self.mmio = MMIOAccess(bus: bus)
+        self.pages = PhysicalPages(bus: bus, ranges: topology.memory.map { ($0.base.rawValue, $0.size) })
+    }
+
+    /// Probes everything, in initcall order.
+    public func boot() throws(Errno) {
+        try irq.probe()
+        try probeSMMUs()
+        try pci.enumerate()
+        for device in devices {
+            try iommu.probeDevice(device)
+        }
+    }
+
+    func probeSMMUs() throws(Errno) {
+        for (index, node) in topology.smmus.enumerated() where node.enabled {
+            let driver = ArmSMMUv3Driver(kernel: self, index: smmuDrivers.count, node: node)
+            try driver.probe()
+            smmuDrivers.append(driver)
+            log.log("arm-smmu-v3", "\(node.path): probed as smmu\(index)")
+        }
+    }
+
+    func makeObjectID() -> Int {
+        nextObjectID += 1
+        return nextObjectID
+    }
+
+    /// Registers a device the kernel discovered (the PCI core calls this).
+    public func addDevice(_ device: Device) {
+        devices.append(device)
+    }
+}
