@@ -49,8 +49,15 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     }
 
     /// The platform description of the preset.
+    /// For `qemuVirtUntranslatedITS` every ITS is listed in `untranslatedITSBases`, so software
+    /// reading the description (the kernel model's IORT-quirk equivalent) learns it too.
     public func topology() throws(MachineError) -> Topology {
-        do { return try Topology(dtb: deviceTreeBlob) } catch { throw .topology(error) }
+        var topology: Topology
+        do { topology = try Topology(dtb: deviceTreeBlob) } catch { throw .topology(error) }
+        if self == .qemuVirtUntranslatedITS {
+            topology.untranslatedITSBases = topology.its.filter(\.enabled).map(\.region.base)
+        }
+        return topology
     }
 
     /// A freshly assembled machine of this preset.
