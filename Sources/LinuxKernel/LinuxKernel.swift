@@ -26,6 +26,16 @@ public final class LinuxKernel {
     public lazy var pci = PCISubsystem(kernel: self)
     public lazy var iommu = IOMMUSubsystem(kernel: self)
     public lazy var dma = DMAMapping(kernel: self)
+    public lazy var vfio = VFIOSubsystem(kernel: self)
+    /// Open /dev/iommu file descriptors (`iommufd_fops_open` creates one context each).
+    public internal(set) var iommufdContexts: [IOMMUFD] = []
+
+    /// `open("/dev/iommu")`: a new iommufd context.
+    public func openIOMMUFD() -> IOMMUFD {
+        let context = IOMMUFD(kernel: self)
+        iommufdContexts.append(context)
+        return context
+    }
     /// One driver instance per ITS node, per SMMUv3 node.
     public internal(set) var itsDrivers: [GICv3ITSDriver] = []
     public internal(set) var smmuDrivers: [ArmSMMUv3Driver] = []
