@@ -11,9 +11,15 @@ public struct KernelConfiguration: Hashable, Sendable {
         /// native sw_msi (KERNEL.md §3).
         case v6_15 = "v6.15"
 
-        public static func < (a: Version, b: Version) -> Bool {
-            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        /// Release order.
+        var order: Int {
+            switch self {
+            case .v6_14: 0
+            case .v6_15: 1
+            }
         }
+
+        public static func < (a: Version, b: Version) -> Bool { a.order < b.order }
     }
 
     /// The default domain type for DMA-capable devices behind an IOMMU.
