@@ -105,7 +105,9 @@ public protocol IOMMUDomainOperations: AnyObject {
 
 /// `struct iommu_domain`.
 public final class IOMMUDomain {
-    public let type: IOMMUDomainType
+    /// Set by the core after the driver allocates a paging domain (`iommu_domain_init`), and
+    /// lowered from DMA-FQ to DMA when the flush queue cannot be set up (`iommu_dma_init_domain`).
+    public internal(set) var type: IOMMUDomainType
     /// The driver that allocated it.
     public unowned(safe) let driver: any IOMMUDriver
     /// The paging operations; nil for the static identity and blocked domains.
