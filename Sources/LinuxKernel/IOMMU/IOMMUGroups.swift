@@ -1,0 +1,201 @@
+import Bus
+import PCI
+
+extension IOMMUSubsystem {
+    /// `iommu_probe_device` → `__iommu_probe_device`, with `of_iommu_configure` first:
+    /// firmware IDs, the driver's `probe_device`, the group (`device_group` →
+    /// `pci_device_group`), then either the group's current domain (a later device joins what
+    /// the group already uses) or, for the first device, `iommu_setup_default_domain`; finally
+    /// `iommu_setup_dma_ops` (dma-iommu for DMA domains).
+    ///
+    /// A device the firmware gives no IOMMU, or whose probe fails, stays without one and uses
+    /// dma-direct, as Linux carries on without the IOMMU; the reason is logged.
+    public func probeDevice(_ device: Device) throws(Errno) {
+        guard device.iommu == nil else { return }
+        let fwspec: DeviceIOMMU
+        switch configure(device) {
+        case .failure(let reason):
+            kernel.log.log("iommu", "\(device.name): no IOMMU (\(reason))")
+            return
+        case .success(let spec):
+            fwspec = spec
+        }
+        guard fwspec.iommuIndex < kernel.smmuDrivers.count else { return }
+        let driver = kernel.smmuDrivers[fwspec.iommuIndex]
+        device.iommu = fwspec
+        let state = IOMMUDeviceState()
+        deviceStates[ObjectIdentifier(device)] = state
+        do {
+            try driver.probeDevice(device)
+        } catch {
+            kernel.log.log("iommu", "\(device.name): probe_device failed: \(error)")
+            device.iommu = nil
+            deviceStates[ObjectIdentifier(device)] = nil
+            return
+        }
+        let group = deviceGroup(device)
+        group.devices.append(device)
+        fwspec.group = group
+        kernel.log.log("iommu", "Adding device \(device.name) to group \(group.id)")
+        state.requireDirect = reservedRegions(for: device).contains { $0.type == .direct }
+
+        do {
+            if let defaultDomain = group.defaultDomain {
+                try createDirectMappings(defaultDomain, device: device)
+            }
+            if let current = group.domain {
+                try setDeviceDomain(group: group, device: device, domain: current)
+            } else {
+                try setupDefaultDomain(group)
+            }
+        } catch {
+            kernel.log.log("iommu", "\(device.name): failed to set up a domain: \(error)")
+            group.devices.removeAll { $0 === device }
+            device.iommu = nil
+            deviceStates[ObjectIdentifier(device)] = nil
+            if group.devices.isEmpty { groups.removeAll { $0 === group } }
+            return
+        }
+        setupDMAOps(device)
+    }
+
+    /// `iommu_group_get_for_dev` → `arm_smmu_device_group` → `pci_device_group` for PCI
+    /// functions: a device joins the group of any device it shares a DMA alias with (same
+    /// host bridge) or a StreamID with (same IOMMU) — those cannot be told apart by the IOMMU —
+    /// else gets a new group, numbered in creation order.
+    ///
+    /// Not modelled: the ACS walk up the hierarchy and the multifunction-without-ACS rule of
+    /// `pci_device_group` (`get_pci_function_alias_group`); the endpoints in our topologies are
+    /// single-function on the root bus, where neither applies.
+    func deviceGroup(_ device: Device) -> IOMMUGroup {
+        let myAliases = device.pci.map { pci in Set(dmaAliases(of: pci).map { UInt32(pci.hostBridge) << 16 | UInt32($0.rawValue) }) } ?? []
+        let mySIDs = Set(device.iommu?.streamIDs.map(\.rawValue) ?? [])
+        let myIOMMU = device.iommu?.iommuIndex
+        for group in groups {
+            for other in group.devices where other !== device {
+                if let otherIOMMU = other.iommu, otherIOMMU.iommuIndex == myIOMMU,
+                   !mySIDs.isDisjoint(with: otherIOMMU.streamIDs.map(\.rawValue)) { return group }
+                if let pci = other.pci,
+                   !myAliases.isDisjoint(with: dmaAliases(of: pci).map { UInt32(pci.hostBridge) << 16 | UInt32($0.rawValue) }) { return group }
+            }
+        }
+        let group = IOMMUGroup(id: groups.count)
+        groups.append(group)
+        return group
+    }
+
+    /// `iommu_def_domain_type` from the command line (`iommu_subsys_init`): passthrough →
+    /// IDENTITY, `iommu.strict=0` → DMA_FQ, else DMA.
+    var configuredDefaultDomainType: IOMMUDomainType {
+        switch kernel.configuration.defaultDomain {
+        case .identity: .identity
+        case .dmaLazy: .dmaFQ
+        case .dmaStrict: .dma
+        }
+    }
+
+    /// `iommu_get_default_domain_type(group, target_type)` with `iommu_get_def_domain_type`
+    /// per device: the driver's forced type, if any; conflicting forced types resolve to
+    /// IDENTITY ("IDENTITY takes precedence") or the first one; nil = no preference.
+    func requestedDefaultDomainType(_ group: IOMMUGroup) -> IOMMUDomainType? {
+        var type: IOMMUDomainType?
+        for device in group.devices {
+            guard let driver = driver(for: device), let forced = driver.defaultDomainType(for: device) else { continue }
+            if type == nil || type == forced { type = forced; continue }
+            kernel.log.log("iommu", "\(device.name): IOMMU driver error, requesting conflicting def_domain_type")
+            if forced == .identity { type = forced }
+        }
+        return type
+    }
+
+    /// `__iommu_group_domain_alloc` / `__iommu_paging_domain_alloc_flags`: IDENTITY is the
+    /// driver's static identity domain; a paging type is a new domain from
+    /// `domain_alloc_paging_flags` whose type the core then sets (`iommu_domain_init`); DMA
+    /// types also get their dma-iommu cookie (`iommu_get_dma_cookie`).
+    func allocateGroupDomain(_ group: IOMMUGroup, type: IOMMUDomainType) throws(Errno) -> IOMMUDomain {
+        guard let device = group.devices.first, let driver = driver(for: device) else { throw .ENODEV }
+        switch type {
+        case .identity: return driver.identityDomain
+        case .blocked: return driver.blockedDomain
+        case .dma, .dmaFQ, .unmanaged:
+            let domain = try driver.allocatePagingDomain(for: device, flags: [])
+            domain.type = type
+            if type != .unmanaged { try getDMACookie(domain) }
+            return domain
+        case .nested:
+            throw .EOPNOTSUPP
+        }
+    }
+
+    /// `iommu_setup_default_domain(group, 0)` for a new group: the requested type (or the
+    /// configured default, falling back to DMA when that cannot be allocated:
+    /// `iommu_group_alloc_default_domain`), direct mappings for every device of a DMA domain,
+    /// then attach the whole group (`__iommu_group_set_domain_internal`).
+    func setupDefaultDomain(_ group: IOMMUGroup) throws(Errno) {
+        let domain: IOMMUDomain
+        if let requested = requestedDefaultDomainType(group) {
+            domain = try allocateGroupDomain(group, type: requested)
+        } else {
+            do {
+                domain = try allocateGroupDomain(group, type: configuredDefaultDomainType)
+            } catch {
+                guard configuredDefaultDomainType != .dma else { throw error }
+                domain = try allocateGroupDomain(group, type: .dma)
+                kernel.log.log("iommu", "Failed to allocate default IOMMU domain of type \(configuredDefaultDomainType.rawValue) for group \(group.id) - Falling back to IOMMU_DOMAIN_DMA")
+            }
+        }
+        if domain.type == .dma || domain.type == .dmaFQ {
+            for device in group.devices { try createDirectMappings(domain, device: device) }
+        }
+        group.defaultDomain = domain
+        try setGroupDomain(group, domain)
+        kernel.log.log("iommu", "Default domain type: \(domain.type == .dma ? "Translated" : domain.type == .dmaFQ ? "Translated (lazy)" : "Passthrough") for group \(group.id)")
+    }
+
+    /// `iommu_create_device_direct_mappings(domain, dev)`: every DIRECT and DIRECT_RELAXABLE
+    /// region mapped 1:1 (granule-aligned outwards-in: start rounded up, end rounded up) into a
+    /// DMA domain, skipping pages already mapped; then one `flush_iotlb_all`.
+    func createDirectMappings(_ domain: IOMMUDomain, device: Device) throws(Errno) {
+        guard domain.type == .dma || domain.type == .dmaFQ, let pageSize = Self.minimumPageSize(domain) else { return }
+        let regions = reservedRegions(for: device)
+        for region in regions where region.type == .direct || region.type == .directRelaxable {
+            let start = (region.start &+ pageSize &- 1) & ~(pageSize &- 1)
+            let (rawEnd, overflow) = region.start.addingReportingOverflow(region.length)
+            guard !overflow else { continue }
+            let end = (rawEnd &+ pageSize &- 1) & ~(pageSize &- 1)
+            var mapSize: UInt64 = 0
+            var address = start
+            while address <= end {
+                if address != end, iovaToPhys(domain, address) == nil {
+                    mapSize &+= pageSize
+                } else if mapSize > 0 {
+                    try map(domain, iova: address &- mapSize, physical: address &- mapSize, size: mapSize, protection: region.protection)
+                    mapSize = 0
+                }
+                if address == end { break }
+                address &+= pageSize
+            }
+        }
+        if !regions.isEmpty { domain.operations?.flushIOTLBAll() }
+    }
+
+    /// `iommu_setup_dma_ops(dev)`: a PCI device tries 32-bit IOVAs first unless
+    /// `iommu.forcedac`; a DMA domain makes the DMA API go through dma-iommu, whose IOVA space
+    /// the first device initialises (`iommu_dma_init_domain`). If that fails, Linux warns
+    /// "Failed to set up IOMMU for device %s; retaining platform DMA ops".
+    func setupDMAOps(_ device: Device) {
+        guard let state = state(of: device) else { return }
+        state.pci32BitWorkaround = device.pci != nil && !forceDAC
+        guard let domain = domain(for: device), domain.type == .dma || domain.type == .dmaFQ else {
+            state.usesDMAIOMMU = false
+            return
+        }
+        state.usesDMAIOMMU = true
+        do {
+            try initDMADomain(domain, device: device)
+        } catch {
+            kernel.log.log("iommu", "Failed to set up IOMMU for device \(device.name); retaining platform DMA ops")
+            state.usesDMAIOMMU = false
+        }
+    }
+}
