@@ -1,0 +1,247 @@
+import Bus
+import SMMUv3
+
+/// drivers/iommu/io-pgtable-arm.c for the 64-bit LPAE formats ARM_64_LPAE_S1 and ARM_64_LPAE_S2:
+/// page tables in kernel pages, written by the CPU, walked by the SMMU.
+///
+/// Facts followed (checked against io-pgtable-arm.c):
+/// - the granule is the kernel PAGE_SIZE (4 KiB), and `arm_lpae_restrict_pgsizes` keeps
+///   4K|2M|1G of the SMMU's sizes;
+/// - stage 1 starts at the level that resolves `ias` bits (`ARM_LPAE_START_LVL`); stage 2
+///   starts one level lower with concatenated tables when the level-0 table would have
+///   ≤ ARM_LPAE_S2_MAX_CONCAT_PAGES (16) entries (`arm_64_lpae_alloc_pgtable_s2`,
+///   `WalkGeometry.linuxStage2`);
+/// - leaves come from `arm_lpae_prot_to_pte`: S1: nG, AP_UNPRIV unless IOMMU_PRIV, AP_RDONLY
+///   for read-only, AttrIndx DEV (2) for IOMMU_MMIO or CACHE (1) for IOMMU_CACHE else NC (0);
+///   S2: HAP_READ/HAP_WRITE, MemAttr DEV 0x1 / OIWB 0xF / NC 0x5; both: SH_IS with
+///   IOMMU_CACHE else SH_OS, XN (bits 54:53) for IOMMU_NOEXEC, AF;
+/// - a map over a valid leaf or a table is -EEXIST (`arm_lpae_init_pte`: "We require an
+///   unmap first"); a mapping with neither read nor write is a no-op;
+/// - unmapping part of a block unmaps nothing and returns 0 (v6.14 "Remove split on unmap
+///   behavior"); unmapping a whole table entry flushes the walk immediately
+///   (`io_pgtable_tlb_flush_walk`) and drops the table.
+public final class IOPageTableARM {
+    public enum Format: Hashable, Sendable { case stage1, stage2 }
+
+    public let format: Format
+    public let geometry: WalkGeometry
+    /// `cfg.ias` / `cfg.oas`.
+    public let inputBits: Int
+    public let outputBits: Int
+    /// `cfg.pgsize_bitmap` after `arm_lpae_restrict_pgsizes`.
+    public let pageSizeBitmap: UInt64
+    /// The start table: TTBR (stage 1) or VTTBR (stage 2).
+    public let root: PhysicalAddress
+    /// Table pages in use, including the root (for tests).
+    public private(set) var tablePages = 1
+
+    unowned(safe) let kernel: LinuxKernel
+    /// `iommu_flush_ops.tlb_flush_walk`: called when unmap drops a whole table.
+    var flushWalk: ((_ iova: UInt64, _ size: UInt64, _ granule: UInt64) -> Void)?
+
+    /// `alloc_io_pgtable_ops(ARM_64_LPAE_S1/S2, cfg)`.
+    init(kernel: LinuxKernel, format: Format, inputBits: Int, outputBits: Int, smmuPageSizes: UInt64) throws(Errno) {
+        self.kernel = kernel
+        self.format = format
+        self.inputBits = inputBits
+        self.outputBits = outputBits
+        let granule = Granule.size4K
+        pageSizeBitmap = smmuPageSizes & ((1 << 12) | (1 << 21) | (1 << 30))
+        guard pageSizeBitmap & (1 << 12) != 0, inputBits > 12, inputBits <= 52 else { throw .EINVAL }
+        switch format {
+        case .stage1:
+            geometry = WalkGeometry(granule: granule, inputSize: inputBits,
+                                    startLevel: WalkGeometry.stage1StartLevel(granule: granule, inputSize: inputBits))
+        case .stage2:
+            geometry = .linuxStage2(granule: granule, inputSize: inputBits)
+        }
+        // The pgd is at least 64 bytes and aligned to its size (`__arm_lpae_alloc_pages`).
+        let bytes = max(geometry.startTableBytes, 64)
+        root = try kernel.pages.allocate(bytes: bytes, alignment: max(bytes, 4096))
+    }
+
+    // MARK: Configuration registers io-pgtable hands to the driver
+
+    /// `arm_lpae_s1_cfg.mair`: NC 0x44 at index 0, WBRWA 0xFF at 1, DEVICE 0x04 at 2,
+    /// INC_OWBRWA 0xF4 at 3 (`ARM_LPAE_MAIR_ATTR_*`, `ARM_LPAE_MAIR_ATTR_IDX_*`).
+    public static let mair: UInt64 = 0xF4_04_FF_44
+
+    /// The TCR/VTCR fields for a coherent walk: T0SZ = 64 − ias, TG = 4K (0), IRGN/ORGN =
+    /// WBWA (1), SH = IS (3), (I)PS from oas, and for stage 2 SL0 from the start level.
+    public var tableSize: Int { 64 - inputBits }
+    public var physicalSizeField: UInt64 { ArmSMMUv3Features.physicalSizeField(bits: outputBits) }
+    public var startLevelField: Int { WalkGeometry.sl0(granule: geometry.granule, startLevel: geometry.startLevel) }
+
+    // MARK: PTE encoding
+
+    static let typeTable: UInt64 = 3, typePage: UInt64 = 3, typeBlock: UInt64 = 1
+
+    /// `arm_lpae_prot_to_pte` plus the type bits of `arm_lpae_init_pte`.
+    func leafPTE(physical: UInt64, level: Int, protection prot: IOMMUProtection) -> UInt64 {
+        var pte: UInt64 = 0
+        switch format {
+        case .stage1:
+            pte |= 1 << 11                                             // nG
+            if !prot.contains(.write) && prot.contains(.read) { pte |= 1 << 7 } // AP_RDONLY
+            if !prot.contains(.priv) { pte |= 1 << 6 }                 // AP_UNPRIV
+            if prot.contains(.mmio) { pte |= 2 << 2 }                  // AttrIndx DEV
+            else if prot.contains(.cache) { pte |= 1 << 2 }            // AttrIndx CACHE
+        case .stage2:
+            if prot.contains(.read) { pte |= 1 << 6 }                  // HAP_READ
+            if prot.contains(.write) { pte |= 1 << 7 }                 // HAP_WRITE
+            if prot.contains(.mmio) { pte |= 0x1 << 2 }                // MEMATTR_DEV
+            else if prot.contains(.cache) { pte |= 0xF << 2 }          // MEMATTR_OIWB
+            else { pte |= 0x5 << 2 }                                   // MEMATTR_NC
+        }
+        pte |= prot.contains(.cache) ? (3 << 8) : (2 << 8)            // SH_IS : SH_OS
+        if prot.contains(.noExec) { pte |= 3 << 53 }                   // XN
+        pte |= 1 << 10                                                 // AF
+        pte |= level == 3 ? Self.typePage : Self.typeBlock
+        pte |= physical.keepingBits(47, geometry.granule.levelShift(level))
+        return pte
+    }
+
+    func tablePTE(_ table: UInt64) -> UInt64 { table.keepingBits(47, 12) | Self.typeTable }
+
+    static func isValid(_ pte: UInt64) -> Bool { pte & 1 != 0 }
+    func isLeaf(_ pte: UInt64, level: Int) -> Bool { level == 3 || pte & 3 == Self.typeBlock }
+    func outputAddress(_ pte: UInt64, level: Int) -> UInt64 { pte.keepingBits(47, geometry.granule.levelShift(level)) }
+
+    func blockSize(level: Int) -> UInt64 { UInt64(1) << UInt64(geometry.granule.levelShift(level)) }
+
+    func level(forPageSize size: UInt64) -> Int? {
+        for level in max(geometry.startLevel, 1)...3 where blockSize(level: level) == size { return level }
+        return nil
+    }
+
+    // MARK: Memory
+
+    func read(_ address: UInt64) throws(Errno) -> UInt64 {
+        do { return try kernel.bus.read(PhysicalAddress(address), size: 8, requester: .cpu(0)) } catch { throw .EIO }
+    }
+
+    func write(_ address: UInt64, _ value: UInt64) throws(Errno) {
+        do { try kernel.bus.write(PhysicalAddress(address), size: 8, value: value, requester: .cpu(0)) } catch { throw .EIO }
+    }
+
+    // MARK: Operations
+
+    /// `arm_lpae_map_pages` for one page size: maps `count` pages of `pageSize` at iova.
+    /// Returns the bytes mapped before an error, and the error.
+    func mapPages(iova: UInt64, physical: UInt64, pageSize: UInt64, count: Int, protection: IOMMUProtection) -> (mapped: UInt64, error: Errno?) {
+        guard let targetLevel = level(forPageSize: pageSize), pageSizeBitmap & pageSize != 0 else { return (0, .EINVAL) }
+        guard (iova | physical) & (pageSize - 1) == 0 else { return (0, .EINVAL) }
+        // "If no access, then nothing to do".
+        guard !protection.isDisjoint(with: [.read, .write]) else { return (UInt64(count) &* pageSize, nil) }
+        var mapped: UInt64 = 0
+        for i in 0..<count {
+            let (va, o1) = iova.addingReportingOverflow(UInt64(i) &* pageSize)
+            let (pa, o2) = physical.addingReportingOverflow(UInt64(i) &* pageSize)
+            guard !o1, !o2, va >> UInt64(inputBits) == 0, inputBits >= 64 || (va &+ pageSize &- 1) >> UInt64(inputBits) == 0 else { return (mapped, .ERANGE) }
+            guard outputBits >= 64 || (pa &+ pageSize &- 1) >> UInt64(outputBits) == 0 else { return (mapped, .ERANGE) }
+            do {
+                try installLeaf(va: va, pa: pa, level: targetLevel, protection: protection)
+            } catch {
+                return (mapped, error)
+            }
+            mapped &+= pageSize
+        }
+        return (mapped, nil)
+    }
+
+    private func installLeaf(va: UInt64, pa: UInt64, level targetLevel: Int, protection: IOMMUProtection) throws(Errno) {
+        var table = root.rawValue
+        var level = geometry.startLevel
+        while true {
+            let slot = table &+ geometry.index(of: va, at: level) &* 8
+            let pte = try read(slot)
+            if level == targetLevel {
+                // A valid leaf or a table here: "We require an unmap first".
+                if Self.isValid(pte) { throw .EEXIST }
+                try write(slot, leafPTE(physical: pa, level: level, protection: protection))
+                return
+            }
+            if !Self.isValid(pte) {
+                let next = try kernel.pages.allocate(bytes: geometry.granule.size, alignment: geometry.granule.size)
+                tablePages += 1
+                try write(slot, tablePTE(next.rawValue))
+                table = next.rawValue
+            } else if isLeaf(pte, level: level) {
+                throw .EEXIST
+            } else {
+                table = pte.keepingBits(47, 12)
+            }
+            level += 1
+        }
+    }
+
+    /// `arm_lpae_unmap_pages` for one page size. Each unmapped leaf is reported to
+    /// `addPage` (io_pgtable_tlb_add_page) unless the gather is queued (lazy mode).
+    func unmapPages(iova: UInt64, pageSize: UInt64, count: Int, queued: Bool, addPage: (UInt64, UInt64) -> Void) -> UInt64 {
+        guard let targetLevel = level(forPageSize: pageSize), count > 0 else { return 0 }
+        var unmapped: UInt64 = 0
+        for i in 0..<count {
+            let (va, overflow) = iova.addingReportingOverflow(UInt64(i) &* pageSize)
+            guard !overflow, va >> UInt64(min(inputBits, 63)) == 0 else { break }
+            guard let freed = try? unmapOne(va: va, targetLevel: targetLevel, queued: queued, addPage: addPage), freed else { break }
+            unmapped &+= pageSize
+        }
+        return unmapped
+    }
+
+    private func unmapOne(va: UInt64, targetLevel: Int, queued: Bool, addPage: (UInt64, UInt64) -> Void) throws(Errno) -> Bool {
+        var table = root.rawValue
+        var level = geometry.startLevel
+        while level <= 3 {
+            let slot = table &+ geometry.index(of: va, at: level) &* 8
+            let pte = try read(slot)
+            guard Self.isValid(pte) else { return false }   // WARN_ON(!pte): nothing to unmap
+            if level == targetLevel {
+                try write(slot, 0)
+                if !isLeaf(pte, level: level) {
+                    // A whole table goes: flush the walk now, then free it.
+                    flushWalk?(va, blockSize(level: level), geometry.granule.size)
+                    tablePages -= 1
+                } else if !queued {
+                    addPage(va, blockSize(level: level))
+                }
+                return true
+            }
+            // A block larger than the request: v6.14+ no longer splits it.
+            if isLeaf(pte, level: level) { return false }
+            table = pte.keepingBits(47, 12)
+            level += 1
+        }
+        return false
+    }
+
+    /// `arm_lpae_iova_to_phys`.
+    public func iovaToPhys(_ iova: UInt64) -> UInt64? {
+        guard inputBits >= 64 || iova >> UInt64(inputBits) == 0 else { return nil }
+        var table = root.rawValue
+        var level = geometry.startLevel
+        while level <= 3 {
+            guard let pte = try? read(table &+ geometry.index(of: iova, at: level) &* 8), Self.isValid(pte) else { return nil }
+            if isLeaf(pte, level: level) {
+                return outputAddress(pte, level: level) | (iova & (blockSize(level: level) - 1))
+            }
+            table = pte.keepingBits(47, 12)
+            level += 1
+        }
+        return nil
+    }
+
+    /// The leaf PTE and its level for `iova`, for tests.
+    public func leaf(for iova: UInt64) -> (pte: UInt64, level: Int)? {
+        guard inputBits >= 64 || iova >> UInt64(inputBits) == 0 else { return nil }
+        var table = root.rawValue
+        var level = geometry.startLevel
+        while level <= 3 {
+            guard let pte = try? read(table &+ geometry.index(of: iova, at: level) &* 8), Self.isValid(pte) else { return nil }
+            if isLeaf(pte, level: level) { return (pte, level) }
+            table = pte.keepingBits(47, 12)
+            level += 1
+        }
+        return nil
+    }
+}
