@@ -1,7 +1,185 @@
-// STUB — owned by the IRQ/MSI/PCI/ITS helper; replace entirely.
+import Bus
+import Firmware
+import GIC
+
+/// The kernel's interrupt core for the GICv3 + ITS path: CPU-side LPI bring-up
+/// (irq-gic-v3.c `gic_cpu_init`, irq-gic-v3-its.c `its_cpu_init_lpis`), the ITS drivers, the
+/// LPI allocator, Linux interrupt numbers with their descriptors, `request_irq`/`free_irq`, the
+/// exception-level loop that acknowledges interrupts (`gic_handle_irq`), affinity and masking.
 public final class IRQSubsystem {
     unowned(safe) let kernel: LinuxKernel
+
+    /// One redistributor as `gic_iterate_rdists` found it for a CPU.
+    public struct RedistributorInfo: Hashable, Sendable {
+        public var cpu: Int
+        /// RD_base.
+        public var base: PhysicalAddress
+        /// GICR_TYPER.
+        public var typer: UInt64
+        /// GICR_TYPER.Processor_Number.
+        public var processorNumber: Int { Int(typer.bits(23, 8)) }
+        /// GICR_PENDBASER's table.
+        public var pendingTable: PhysicalAddress
+    }
+
+    /// Redistributors by CPU, found at probe.
+    public internal(set) var redistributors: [RedistributorInfo] = []
+    /// `gic_rdists->prop_table_pa`: the LPI configuration table shared by all redistributors.
+    public internal(set) var propertyTable = PhysicalAddress(0)
+    /// `lpi_id_bits`: min(GICD_TYPER.IDbits + 1, ITS_MAX_LPI_NRBITS = 16).
+    public internal(set) var lpiIDBits = 0
+    /// The LPI allocator (`its_lpi_alloc`).
+    public internal(set) var lpiAllocator = LPIAllocator(first: 8192, count: 0)
+
+    /// Linux interrupt numbers in use, by number.
+    public internal(set) var descriptors: [Int: IRQDescriptor] = [:]
+    /// INTID → descriptor (`irq_find_mapping` in the ITS domain).
+    var descriptorByHWIRQ: [UInt32: IRQDescriptor] = [:]
+    /// v6.14's `iommu_dma_compose_msi_msg(desc, msg)`, set by the IOMMU core; called by
+    /// `its_irq_compose_msi_msg` after it wrote the physical doorbell.
+    public var legacyComposeHook: ((MSIDescriptor, inout MSIMessage) -> Void)?
+    var nextIRQ = IRQSubsystem.firstDynamicIRQ
+    /// The first number handed out. Linux's numbers are dynamic (`irq_domain_alloc_descs`); on
+    /// arm64 the GIC's SGIs/PPIs/SPIs usually take the first few dozen, so MSIs land above them.
+    /// The model starts at 64 and never reuses a number (deterministic, like `PhysicalPages`).
+    public static let firstDynamicIRQ = 64
+    /// Interrupts acknowledged with no descriptor for their INTID (`handle_bad_irq`).
+    public internal(set) var spuriousINTIDs: [UInt32] = []
+    /// LPIs mapped per CPU (`cpu_lpi_count`, used by `its_select_cpu`).
+    public internal(set) var lpiCountPerCPU: [Int] = []
+
     init(kernel: LinuxKernel) { self.kernel = kernel }
-    /// GIC bring-up: redistributor LPI tables, ITS drivers, collections, PMR.
-    public func probe() throws(Errno) {}
+
+    /// Number of CPUs the kernel runs (`nr_cpu_ids`).
+    public var cpuCount: Int { max(kernel.cpuInterface.cpuCount, 1) }
+
+    /// The descriptor of Linux interrupt `irq` (`irq_to_desc`).
+    public func descriptor(_ irq: Int) -> IRQDescriptor? { descriptors[irq] }
+
+    /// All descriptors in number order (/proc/interrupts).
+    public var sortedDescriptors: [IRQDescriptor] { descriptors.keys.sorted().compactMap { descriptors[$0] } }
+}
+
+extension IRQSubsystem {
+    func adjustLPICount(cpu: Int, by delta: Int) {
+        guard lpiCountPerCPU.indices.contains(cpu) else { return }
+        lpiCountPerCPU[cpu] = max(lpiCountPerCPU[cpu] + delta, 0)
+    }
+
+    func driver(_ descriptor: IRQDescriptor) throws(Errno) -> (GICv3ITSDriver, ITSDevice) {
+        guard kernel.itsDrivers.indices.contains(descriptor.itsIndex) else { throw .EINVAL }
+        let driver = kernel.itsDrivers[descriptor.itsIndex]
+        guard let device = driver.deviceOwning(descriptor) else { throw .EINVAL }
+        return (driver, device)
+    }
+
+    func lookup(_ irq: Int) throws(Errno) -> IRQDescriptor {
+        guard let d = descriptors[irq] else { throw .EINVAL }
+        return d
+    }
+
+    /// `request_irq(irq, handler, 0, name, dev)`: installs the action, then `irq_startup` →
+    /// `irq_enable` → unmask: the PCI/MSI chip's `irq_unmask` (`its_pci_msi_unmask_irq`:
+    /// `pci_msi_unmask` — the MSI-X entry's Mask bit or the MSI mask bit — and the parent's
+    /// `its_unmask_irq`: LPI Enable + INV + SYNC). EBUSY if the interrupt already has an action
+    /// (no IRQF_SHARED here), EINVAL for an unknown number.
+    public func requestIRQ(_ irq: Int, name: String, handler: @escaping (_ irq: Int, _ cpu: Int) -> IRQReturn) throws(Errno) {
+        try requestIRQ(irq, action: IRQAction(name: name, kind: .handler(handler)))
+    }
+
+    /// `request_irq` with VFIO's `vfio_msihandler`: the handler signals `eventfd`.
+    public func requestIRQ(_ irq: Int, name: String, eventfd: EventFD) throws(Errno) {
+        try requestIRQ(irq, action: IRQAction(name: name, kind: .eventfd(eventfd)))
+    }
+
+    public func requestIRQ(_ irq: Int, action: IRQAction) throws(Errno) {
+        let d = try lookup(irq)
+        guard d.action == nil else { throw .EBUSY }
+        d.action = action
+        d.isStarted = true
+        try unmask(irq: irq)
+    }
+
+    /// `free_irq`: `irq_shutdown` masks the interrupt (PCI vector and LPI), then the action is
+    /// removed. The vector and its ITS mapping stay until `pci_free_irq_vectors`.
+    public func freeIRQ(_ irq: Int) throws(Errno) {
+        let d = try lookup(irq)
+        guard d.action != nil else { return }
+        try mask(irq: irq)
+        d.isStarted = false
+        d.action = nil
+    }
+
+    /// `mask_irq` through the chip hierarchy: the PCI vector (`pci_msi_mask`) and the LPI
+    /// (`its_mask_irq`).
+    public func mask(irq: Int) throws(Errno) {
+        let d = try lookup(irq)
+        if let msi = d.msiDescriptor, let dev = d.device?.pci { try kernel.pci.maskVector(dev, msi, masked: true, vector: d.irq - msi.irq) }
+        let (driver, device) = try driver(d)
+        try driver.updateConfiguration(d, device: device, enable: false)
+        d.isMasked = true
+    }
+
+    /// `unmask_irq`: the reverse of `mask(irq:)`.
+    public func unmask(irq: Int) throws(Errno) {
+        let d = try lookup(irq)
+        let (driver, device) = try driver(d)
+        try driver.updateConfiguration(d, device: device, enable: true)
+        if let msi = d.msiDescriptor, let dev = d.device?.pci { try kernel.pci.maskVector(dev, msi, masked: false, vector: d.irq - msi.irq) }
+        d.isMasked = false
+    }
+
+    /// `irq_set_affinity(irq, cpumask_of(cpu))` → `msi_domain_set_affinity` →
+    /// `its_set_affinity` (MOVI + SYNC). The MSI message does not change on the ITS (the
+    /// doorbell and EventID are per device, not per CPU), so nothing is rewritten in the device.
+    public func setAffinity(irq: Int, cpu: Int) throws(Errno) {
+        let d = try lookup(irq)
+        guard cpu >= 0, cpu < redistributors.count else { throw .EINVAL }
+        let (driver, device) = try driver(d)
+        d.affinity = [cpu]
+        if d.isActivated { try driver.setAffinity(d, device: device, cpu: cpu) }
+        if let msi = d.msiDescriptor, msi.irq == d.irq { msi.cpu = cpu }
+    }
+
+    /// `gic_handle_irq` on `cpu`, as many times as there is something to take: read
+    /// ICC_IAR1_EL1; 1023 (spurious) ends the loop; otherwise `generic_handle_domain_irq` →
+    /// `handle_fasteoi_irq` → the action (counted in `kstat_irqs` for this CPU), then
+    /// ICC_EOIR1_EL1. An LPI with no descriptor or no action is counted and EOI'd
+    /// (`handle_bad_irq`). Returns how many interrupts were taken.
+    @discardableResult
+    public func handleInterrupts(cpu: Int) -> Int {
+        var taken = 0
+        let limit = 4096
+        while taken < limit {
+            let intid = kernel.cpuInterface.readIAR1(cpu: cpu)
+            if intid >= 1020 && intid <= 1023 { break }
+            taken += 1
+            if let d = descriptorByHWIRQ[intid] {
+                if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
+                if let action = d.action {
+                    if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
+                } else {
+                    d.unhandledCount += 1
+                }
+            } else {
+                spuriousINTIDs.append(intid)
+            }
+            kernel.cpuInterface.writeEOIR1(cpu: cpu, intid)
+        }
+        return taken
+    }
+
+    /// The descriptor of the interrupt whose INTID is `hwirq`.
+    public func descriptor(hwirq: UInt32) -> IRQDescriptor? { descriptorByHWIRQ[hwirq] }
+}
+
+extension GICv3ITSDriver {
+    func deviceOwning(_ descriptor: IRQDescriptor) -> ITSDevice? {
+        for device in devices.values where descriptor.hwirq >= device.lpiBase
+            && UInt64(descriptor.hwirq) < UInt64(device.lpiBase) + UInt64(device.lpiCount)
+            && descriptor.hwirq - device.lpiBase == descriptor.eventID {
+            return device
+        }
+        return nil
+    }
 }

@@ -1,0 +1,42 @@
+/// `eventfd` (fs/eventfd.c): a 64-bit counter that one side signals and the other reads.
+///
+/// VFIO hands one per vector to `request_irq` (`vfio_msihandler` calls `eventfd_signal`), and
+/// KVM's irqfd consumes it to inject into a guest. The model keeps the counter semantics of
+/// `eventfd_signal` / `eventfd_read` (non-semaphore mode: a read returns the whole count and
+/// zeroes it) plus a log of who signalled, in order, so tests and reports can tell which
+/// interrupt fired it and on which CPU.
+public final class EventFD {
+    /// One `eventfd_signal` call.
+    public struct Signal: Hashable, Sendable {
+        /// The Linux interrupt number whose handler signalled, or nil for a direct signal.
+        public var irq: Int?
+        /// The CPU the handler ran on.
+        public var cpu: Int?
+    }
+
+    public let name: String
+    /// The counter (`ctx->count`).
+    public private(set) var count: UInt64 = 0
+    /// Every signal, oldest first.
+    public private(set) var signals: [Signal] = []
+    /// Called after each signal: the consumer side (KVM irqfd's wakeup) hooks in here.
+    public var onSignal: ((EventFD) -> Void)?
+
+    public init(name: String = "eventfd") { self.name = name }
+
+    /// `eventfd_signal(ctx)`: adds 1. The counter saturates below `UInt64.max` (Linux refuses to
+    /// reach ULLONG_MAX; a write that would block is dropped with a warning in signal context).
+    public func signal(irq: Int? = nil, cpu: Int? = nil) {
+        if count < UInt64.max - 1 { count += 1 }
+        signals.append(Signal(irq: irq, cpu: cpu))
+        onSignal?(self)
+    }
+
+    /// `read(2)` in non-semaphore mode: the count, then 0; nil when the count is 0 (EAGAIN on a
+    /// non-blocking fd).
+    public func read() -> UInt64? {
+        guard count > 0 else { return nil }
+        defer { count = 0 }
+        return count
+    }
+}

@@ -1,0 +1,56 @@
+/// `struct irq_desc` with its `irq_data`: one Linux interrupt number (virq) and everything the
+/// core keeps about it.
+///
+/// In the ITS hierarchy the top level is the PCI/MSI domain and the bottom the ITS domain; the
+/// model folds the levels into one descriptor that knows its ITS device and event (the
+/// bottom's `irq_data`), its MSI descriptor (the top's `msi_desc`) and its state flags.
+public final class IRQDescriptor {
+    /// The Linux interrupt number (`desc->irq_data.irq`).
+    public let irq: Int
+    /// `irq_data.hwirq` in the ITS domain: the LPI's INTID.
+    public let hwirq: UInt32
+    /// `irq_chip.name` of the top level ("ITS-PCI-MSIX-0000:00:01.0" style names are Linux's
+    /// since the per-device MSI domains; the model keeps the chip family).
+    public let chipName: String
+    /// The device the interrupt belongs to.
+    public weak var device: Device?
+    /// The MSI descriptor (`irq_data_get_msi_desc`).
+    public weak var msiDescriptor: MSIDescriptor?
+    /// The ITS that translates it and the device's event.
+    public let itsIndex: Int
+    public let eventID: UInt32
+    /// `desc->action`, nil until `request_irq`.
+    public internal(set) var action: IRQAction?
+    /// `kstat_irqs` per CPU (what /proc/interrupts prints).
+    public internal(set) var perCPUCount: [Int]
+    /// The CPU the ITS routes it to (`irq_data_get_effective_affinity_mask`; the collection of
+    /// its ITE).
+    public internal(set) var effectiveCPU: Int
+    /// The affinity mask (`irq_data_get_affinity_mask`) as a CPU list; nil = every CPU (the
+    /// default for an unmanaged interrupt).
+    public internal(set) var affinity: [Int]?
+    /// `irqd_is_activated`: MAPTI done and the message written to the device.
+    public internal(set) var isActivated = false
+    /// `irqd_irq_masked`.
+    public internal(set) var isMasked = true
+    /// `irqd_irq_disabled`: true until `request_irq` starts it up.
+    public internal(set) var isStarted = false
+    /// Interrupts that arrived with no action installed (`note_interrupt` / spurious count).
+    public internal(set) var unhandledCount = 0
+
+    init(irq: Int, hwirq: UInt32, chipName: String, device: Device?, msiDescriptor: MSIDescriptor?,
+         itsIndex: Int, eventID: UInt32, cpuCount: Int) {
+        self.irq = irq
+        self.hwirq = hwirq
+        self.chipName = chipName
+        self.device = device
+        self.msiDescriptor = msiDescriptor
+        self.itsIndex = itsIndex
+        self.eventID = eventID
+        self.perCPUCount = Array(repeating: 0, count: max(cpuCount, 1))
+        self.effectiveCPU = 0
+    }
+
+    /// Total count over all CPUs.
+    public var count: Int { perCPUCount.reduce(0, +) }
+}

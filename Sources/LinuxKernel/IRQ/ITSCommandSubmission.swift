@@ -1,0 +1,52 @@
+import Bus
+import GIC
+
+extension GICv3ITSDriver {
+    /// `its_send_single_command`: the command at `cmd_write` (`its_allocate_entry`, which waits
+    /// while the queue is full, i.e. the next slot is GITS_CREADR), then the SYNC that the
+    /// command's builder asks for (`its_build_*_cmd` return the collection to sync on: MAPC,
+    /// MAPTI, MOVI, DISCARD, INV, INT, CLEAR do; MAPD and INVALL do not), then GITS_CWRITER
+    /// (`its_post_commands`) and `its_wait_for_range_completion`: poll GITS_CREADR until it
+    /// has passed the commands. A stalled queue (GITS_CREADR.Stalled) or one that never gets
+    /// there is "ITS queue timeout" (ETIMEDOUT), as Linux logs it.
+    func send(_ command: ITSCommand, syncOn target: ITSTarget?) throws(Errno) {
+        var batch = [command]
+        if let target { batch.append(.sync(target: target)) }
+        let mmio = kernel.mmio
+        guard let cwriter = base.adding(ITS.Offset.cwriter), let creadr = base.adding(ITS.Offset.creadr) else { throw .EINVAL }
+        let queueBytes = GICv3ITSDriver.commandQueueBytes
+        var write = commandWriteOffset
+        for cmd in batch {
+            let next = (write + UInt64(ITSCommand.byteCount)) % queueBytes
+            // its_queue_full: the slot after the write pointer is the read pointer.
+            var spins = 0
+            while try mmio.read64(creadr).keepingBits(19, 5) == next {
+                spins += 1
+                if spins > 1000 { kernel.log.log("ITS", "ITS queue not draining"); throw .ETIMEDOUT }
+            }
+            let (w0, w1, w2, w3) = cmd.encodeWords()
+            let slot = commandQueue.rawValue &+ write
+            kernel.bus.ram.write(slot, size: 8, value: w0)
+            kernel.bus.ram.write(slot &+ 8, size: 8, value: w1)
+            kernel.bus.ram.write(slot &+ 16, size: 8, value: w2)
+            kernel.bus.ram.write(slot &+ 24, size: 8, value: w3)
+            record(cmd)
+            write = next
+        }
+        advanceWriteOffset(to: write)
+        try mmio.write64(cwriter, write)
+        // its_wait_for_range_completion.
+        for _ in 0..<1000 {
+            let r = try mmio.read64(creadr)
+            if r.bit(0) { break }
+            if r.keepingBits(19, 5) == write { return }
+        }
+        kernel.log.log("ITS", "ITS queue timeout (\(batch.map(\.description).joined(separator: "; ")))")
+        throw .ETIMEDOUT
+    }
+
+    /// The SYNC target for commands on `cpu`'s collection (`valid_col(its->collections + cpu)`).
+    func collectionTarget(_ cpu: Int) -> ITSTarget? {
+        cpu >= 0 && cpu < collectionTargets.count ? collectionTargets[cpu] : nil
+    }
+}

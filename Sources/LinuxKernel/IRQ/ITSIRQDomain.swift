@@ -1,0 +1,139 @@
+import Bus
+import GIC
+
+extension GICv3ITSDriver {
+    /// `its_msi_prepare` → `its_create_device(its, dev_id, nvec, true)`: reuse the ITS device if
+    /// the DeviceID is already mapped (another alias of the same requester), else: the device
+    /// table entry (`its_alloc_device_table`), `nr_ites = max(2, nvec)` (nvec is already a power
+    /// of two, see `PCISubsystem.itsEventCount`), an ITT of `max(nr_ites × ite_size,
+    /// ITS_ITT_ALIGN = 256)` bytes aligned to 256, `its_lpi_alloc(nvec)` for the LPIs, and
+    /// MAPD(DeviceID, Size = log2(nr_ites) − 1, ITT, V=1) — with no SYNC (`its_build_mapd_cmd`
+    /// returns NULL).
+    func prepareDevice(deviceID: UInt32, vectors nvec: Int) throws(Errno) -> ITSDevice {
+        if let existing = devices[deviceID] { return existing }
+        guard nvec > 0, nvec <= 1 << 16 else { throw .EINVAL }
+        var nrITEs = 2
+        while nrITEs < nvec { nrITEs <<= 1 }
+        // MAPD Size must not exceed GITS_TYPER.IDbits (command error 0x010802 otherwise).
+        guard nrITEs <= 1 << min(eventIDBits, 20) else { throw .ENOSPC }
+        try ensureDeviceTableEntry(deviceID)
+        let ittBytes = max(UInt64(nrITEs) * UInt64(iteSize), GICv3ITSDriver.ittAlign)
+        let itt = try kernel.pages.allocate(bytes: ittBytes, alignment: GICv3ITSDriver.ittAlign)
+        guard let (lpiBase, lpiCount) = kernel.irq.lpiAllocator.allocate(nvec) else { throw .ENOSPC }
+        let device = ITSDevice(deviceID: deviceID, ittAddress: itt, ittBytes: ittBytes, eventCount: nrITEs,
+                               lpiBase: lpiBase, lpiCount: lpiCount)
+        register(device)
+        try send(.mapd(device: DeviceID(deviceID), size: device.mapdSize, ittAddress: itt, valid: true), syncOn: nil)
+        kernel.log.log("ITS", "DeviceID \(Hex.format(UInt64(deviceID), minDigits: 1)): ITT \(nrITEs) entries @\(itt), LPIs \(lpiBase)-\(lpiBase &+ UInt32(lpiCount) &- 1)")
+        return device
+    }
+
+    /// `ITS_ITT_ALIGN`.
+    public static let ittAlign: UInt64 = 256
+
+    /// `its_alloc_device_irq(dev, 1)`: the first free event (`bitmap_find_free_region`, order
+    /// 0); the LPI is `lpi_base + event`.
+    func allocateEvent(on device: ITSDevice) throws(Errno) -> UInt32 {
+        guard let event = device.eventsInUse.firstIndex(of: false) else { throw .ENOSPC }
+        device.eventsInUse[event] = true
+        return UInt32(event)
+    }
+
+    /// `its_select_cpu` for an unmanaged interrupt: the online CPU with the fewest LPIs
+    /// (`cpumask_pick_least_loaded` over `cpu_lpi_count`), lowest number on a tie.
+    func selectCPU(among cpus: [Int]? = nil) -> Int {
+        let counts = kernel.irq.lpiCountPerCPU
+        let candidates = (cpus ?? Array(0..<collectionTargets.count)).filter { $0 >= 0 && $0 < collectionTargets.count }
+        return candidates.min { (counts.indices.contains($0) ? counts[$0] : 0, $0) < (counts.indices.contains($1) ? counts[$1] : 0, $1) } ?? 0
+    }
+
+    /// `its_irq_domain_activate`: choose the CPU (`its_select_cpu` over the interrupt's affinity
+    /// mask, all CPUs by default), count it, MAPTI(DeviceID, EventID, LPI, ICID =
+    /// cpu) + SYNC on that collection. (MAPTI is sent here, at activation, not at allocation:
+    /// `its_irq_domain_alloc` only reserves the event.)
+    func activate(_ descriptor: IRQDescriptor, device: ITSDevice, among cpus: [Int]?) throws(Errno) {
+        let target = selectCPU(among: cpus)
+        guard let sync = collectionTarget(target) else { throw .EINVAL }
+        let event = Int(descriptor.eventID)
+        guard device.collectionMap.indices.contains(event) else { throw .EINVAL }
+        device.collectionMap[event] = target
+        kernel.irq.adjustLPICount(cpu: target, by: 1)
+        descriptor.effectiveCPU = target
+        try send(.mapti(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID), intid: INTID(descriptor.hwirq),
+                        collection: CollectionID(UInt16(truncatingIfNeeded: target))), syncOn: sync)
+    }
+
+    /// `its_irq_domain_deactivate`: uncount the CPU, DISCARD + SYNC.
+    func deactivate(_ descriptor: IRQDescriptor, device: ITSDevice) throws(Errno) {
+        let event = Int(descriptor.eventID)
+        let cpu = device.collectionMap.indices.contains(event) ? device.collectionMap[event] : 0
+        kernel.irq.adjustLPICount(cpu: cpu, by: -1)
+        try send(.discard(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID)), syncOn: collectionTarget(cpu))
+    }
+
+    /// `its_irq_domain_free` (v6.15): release the event; when the device has no event left,
+    /// free its LPIs (`its_lpi_free`) and unmap it (MAPD V=0, `its_free_device`).
+    ///
+    /// v6.15 calls `msi_prepare` on every allocation and marks a device found again "shared",
+    /// which then is never unmapped; v6.16 moved preparation to per-device MSI domain creation
+    /// and the unmap to `.msi_teardown` (Marc Zyngier's "irqchip/gic-v3-its: Implement
+    /// .msi_teardown() callback"). Both unmap once the last vector of a function is gone, which
+    /// is what this does; the shared-after-dynamic-allocation leak of v6.15 is not reproduced.
+    func free(event: UInt32, device: ITSDevice) throws(Errno) {
+        let e = Int(event)
+        if device.eventsInUse.indices.contains(e) { device.eventsInUse[e] = false }
+        guard device.isEmpty else { return }
+        kernel.irq.lpiAllocator.release(base: device.lpiBase, count: device.lpiCount)
+        unregister(device)
+        try send(.mapd(device: DeviceID(device.deviceID), size: device.mapdSize, ittAddress: device.ittAddress, valid: false), syncOn: nil)
+    }
+
+    /// `its_irq_compose_msi_msg`: address = `its->get_msi_base(its_dev)` (ITS PA + 0x1_0040),
+    /// data = EventID; then v6.15+ `msi_msg_set_addr(desc, msg, addr)` (the IOVA the IOMMU
+    /// layer stored at prepare time, or the address itself); v6.14: the raw address, then
+    /// `iommu_dma_compose_msi_msg(desc, msg)` (IOMMU core).
+    func composeMessage(_ descriptor: IRQDescriptor) -> MSIMessage {
+        var message = MSIMessage(address: msiBase, data: descriptor.eventID)
+        if let msi = descriptor.msiDescriptor {
+            if kernel.configuration.version >= .v6_15 {
+                msi.setAddress(of: &message, to: msiBase)
+            } else {
+                kernel.irq.legacyComposeHook?(msi, &message)
+            }
+        }
+        return message
+    }
+
+    /// `its_set_affinity`: if the new CPU differs, recount, MOVI(DeviceID, EventID, new ICID) +
+    /// SYNC on the new collection, and record it in `col_map`.
+    func setAffinity(_ descriptor: IRQDescriptor, device: ITSDevice, cpu: Int) throws(Errno) {
+        guard let sync = collectionTarget(cpu) else { throw .EINVAL }
+        let event = Int(descriptor.eventID)
+        guard device.collectionMap.indices.contains(event) else { throw .EINVAL }
+        let old = device.collectionMap[event]
+        guard old != cpu else { return }
+        kernel.irq.adjustLPICount(cpu: cpu, by: 1)
+        kernel.irq.adjustLPICount(cpu: old, by: -1)
+        try send(.movi(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID),
+                       collection: CollectionID(UInt16(truncatingIfNeeded: cpu))), syncOn: sync)
+        device.collectionMap[event] = cpu
+        descriptor.effectiveCPU = cpu
+    }
+
+    /// `lpi_update_config` (from `its_mask_irq` / `its_unmask_irq`): rewrite the LPI's
+    /// configuration byte (`lpi_write_config`, Enable = bit 0), then `its_send_inv` (INV + SYNC):
+    /// the redistributor only rereads the byte on INV, since GICR_TYPER.DirectLPI is 0 here.
+    func updateConfiguration(_ descriptor: IRQDescriptor, device: ITSDevice, enable: Bool) throws(Errno) {
+        let table = kernel.irq.propertyTable
+        guard descriptor.hwirq >= 8192, let byte = table.adding(UInt64(descriptor.hwirq - 8192)) else { throw .EINVAL }
+        let old = UInt8(truncatingIfNeeded: kernel.bus.ram.read(byte.rawValue, size: 1))
+        let new = enable ? old | 1 : old & ~1
+        kernel.bus.ram.write(byte.rawValue, size: 1, value: UInt64(new))
+        let event = Int(descriptor.eventID)
+        let cpu = device.collectionMap.indices.contains(event) ? device.collectionMap[event] : 0
+        try send(.inv(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID)), syncOn: collectionTarget(cpu))
+    }
+
+    /// The ITS device with `deviceID`.
+    public func device(_ deviceID: UInt32) -> ITSDevice? { devices[deviceID] }
+}

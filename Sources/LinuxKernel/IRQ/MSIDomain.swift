@@ -1,0 +1,107 @@
+import Bus
+import GIC
+
+/// The generic MSI core (kernel/irq/msi.c) over the ITS domain: allocation of Linux interrupts
+/// for a device's MSI descriptors, activation (compose + write), deactivation, free.
+extension IRQSubsystem {
+    /// `msi_domain_alloc_irqs_all_locked` → `__msi_domain_alloc_irqs` for `descriptors` of
+    /// `device`, whose ITS device `its_msi_prepare` already mapped: per descriptor (and per
+    /// vector of a multi-message MSI descriptor) `its_irq_domain_alloc` (an event, LPI =
+    /// lpi_base + event, `iommu_dma_prepare_msi(desc, its_get_msi_base)`), a Linux number and
+    /// descriptor, then — PCI MSI domains set MSI_FLAG_ACTIVATE_EARLY — `irq_domain_activate_irq`
+    /// at once (MAPTI, then compose and write the message). On failure what was allocated is
+    /// torn down and the error returned.
+    func allocateMSIIRQs(device: Device, descriptors msiDescriptors: [MSIDescriptor], vectorsPerDescriptor: Int = 1,
+                         driver: GICv3ITSDriver, itsDevice: ITSDevice, chipName: String) throws(Errno) -> [Int] {
+        var allocated: [Int] = []
+        do throws(Errno) {
+            for msi in msiDescriptors {
+                for vector in 0..<max(vectorsPerDescriptor, 1) {
+                    let event = try driver.allocateEvent(on: itsDevice)
+                    if vector == 0 {
+                        do {
+                            try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase)
+                        } catch {
+                            try? driver.free(event: event, device: itsDevice)
+                            throw error
+                        }
+                    }
+                    let irq = nextIRQ
+                    nextIRQ += 1
+                    let d = IRQDescriptor(irq: irq, hwirq: itsDevice.lpiBase &+ event, chipName: chipName, device: device,
+                                          msiDescriptor: msi, itsIndex: driver.index, eventID: event, cpuCount: cpuCount)
+                    descriptors[irq] = d
+                    descriptorByHWIRQ[d.hwirq] = d
+                    if vector == 0 { msi.irq = irq }
+                    allocated.append(irq)
+                    try activate(irq: irq)
+                }
+            }
+        } catch {
+            for irq in allocated.reversed() { try? freeMSIIRQ(irq) }
+            throw error
+        }
+        return allocated
+    }
+
+    /// `irq_domain_activate_irq`: parent first (`its_irq_domain_activate`: MAPTI + SYNC), then
+    /// `msi_domain_activate`: `irq_chip_compose_msi_msg` (`its_irq_compose_msi_msg`) and
+    /// `irq_chip_write_msi_msg` (`pci_msi_domain_write_msg` → `__pci_write_msi_msg`, which
+    /// caches it in `desc->msg`). No-op if already active.
+    public func activate(irq: Int) throws(Errno) {
+        let d = try lookup(irq)
+        guard !d.isActivated else { return }
+        let (driver, device) = try driver(d)
+        try driver.activate(d, device: device, among: d.affinity)
+        d.isActivated = true
+        let message = driver.composeMessage(d)
+        try writeMessage(d, message)
+    }
+
+    /// `irq_domain_deactivate_irq`: `msi_domain_deactivate` writes an all-zero message to the
+    /// device, then `its_irq_domain_deactivate` (DISCARD + SYNC). No-op if not active.
+    public func deactivate(irq: Int) throws(Errno) {
+        let d = try lookup(irq)
+        guard d.isActivated else { return }
+        try writeMessage(d, MSIMessage())
+        let (driver, device) = try driver(d)
+        try driver.deactivate(d, device: device)
+        d.isActivated = false
+    }
+
+    /// `irq_chip_write_msi_msg` for the PCI/MSI chip (`pci_msi_domain_write_msg`): only the
+    /// interrupt that owns the descriptor writes (for multi-message MSI, the first), through
+    /// `__pci_write_msi_msg`; a device that is not PCI just caches it.
+    func writeMessage(_ d: IRQDescriptor, _ message: MSIMessage) throws(Errno) {
+        guard let msi = d.msiDescriptor, msi.irq == d.irq else { return }
+        if let device = d.device, let pci = kernel.pci.pciDevice(of: device) {
+            try kernel.pci.writeMSIMessage(pci, msi, message)
+        } else {
+            msi.message = message
+        }
+    }
+
+    /// `irq_domain_free_irqs` for one interrupt: deactivate if active, `its_irq_domain_free`
+    /// (release the event; MAPD V=0 with the last one), drop the number.
+    func freeMSIIRQ(_ irq: Int) throws(Errno) {
+        guard let d = descriptors[irq] else { return }
+        if d.isActivated { try deactivate(irq: irq) }
+        let (driver, device) = try driver(d)
+        descriptors[irq] = nil
+        descriptorByHWIRQ[d.hwirq] = nil
+        try driver.free(event: d.eventID, device: device)
+    }
+
+    /// `get_cached_msi_msg`: the message last written for `descriptor`.
+    public func cachedMessage(_ descriptor: MSIDescriptor) -> MSIMessage { descriptor.message }
+
+    /// Recomposes and rewrites the message of an active interrupt (what deactivate + activate
+    /// does to the device side, and what `msi_domain_set_affinity` would do on a controller
+    /// whose message depends on the CPU).
+    public func recompose(irq: Int) throws(Errno) {
+        let d = try lookup(irq)
+        guard d.isActivated else { return }
+        let (driver, _) = try driver(d)
+        try writeMessage(d, driver.composeMessage(d))
+    }
+}
