@@ -111,6 +111,7 @@ public enum AddressDecodingError: Error, Hashable, Sendable {
     /// The property length is not a whole number of entries.
     case badLength(Int)
     /// The address is outside every window of an ancestor's `ranges`, or that ancestor has no `ranges`.
+    /// (`missing` also answers a node index that is not in the tree.)
     case untranslatable(ancestor: String, address: UInt64)
 }
 
@@ -170,6 +171,7 @@ extension DeviceTree {
     /// empty `ranges` means identity; a bus without `ranges` is not memory-mapped, which Linux
     /// `of_translate_address` also refuses). The walk stops at the root.
     public func translate(_ address: UInt64, fromChildrenOf bus: Int) throws(AddressDecodingError) -> UInt64 {
+        guard nodes.indices.contains(bus) else { throw .missing }
         var current = address
         var busIndex = bus
         var steps = 0

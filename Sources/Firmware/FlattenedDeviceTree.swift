@@ -84,14 +84,14 @@ public struct FlattenedDeviceTree: Sendable {
         guard Int(header.totalSize) >= headerSize else { throw FDTError(offset: 4, .totalSizeTooSmall(header.totalSize)) }
         // The offset field is blamed when the block cannot even start inside totalsize; the
         // size field when the start is fine but start + size is not.
-        try checkBlock(.structure, start: header.structureOffset, size: 0, fieldOffset: 8, total: header.totalSize)
+        try checkBlock(.structure, start: header.structureOffset, size: 0, fieldOffset: 8, total: header.totalSize, headerSize: headerSize)
         if let size = header.structureSize {
-            try checkBlock(.structure, start: header.structureOffset, size: size, fieldOffset: 36, total: header.totalSize)
+            try checkBlock(.structure, start: header.structureOffset, size: size, fieldOffset: 36, total: header.totalSize, headerSize: headerSize)
         }
-        try checkBlock(.strings, start: header.stringsOffset, size: 0, fieldOffset: 12, total: header.totalSize)
-        try checkBlock(.strings, start: header.stringsOffset, size: header.stringsSize, fieldOffset: 32, total: header.totalSize)
+        try checkBlock(.strings, start: header.stringsOffset, size: 0, fieldOffset: 12, total: header.totalSize, headerSize: headerSize)
+        try checkBlock(.strings, start: header.stringsOffset, size: header.stringsSize, fieldOffset: 32, total: header.totalSize, headerSize: headerSize)
         try checkBlock(.memoryReservationMap, start: header.memoryReservationMapOffset, size: 0,
-                       fieldOffset: 16, total: header.totalSize)
+                       fieldOffset: 16, total: header.totalSize, headerSize: headerSize)
         // §5.1: "The memory reservation block shall be aligned to an 8-byte boundary";
         // "the structure block … to a 4-byte boundary".
         guard header.memoryReservationMapOffset % 8 == 0 else {
@@ -103,11 +103,11 @@ public struct FlattenedDeviceTree: Sendable {
         return header
     }
 
-    /// A block [start, start + size) must lie inside [header, totalsize). The sum is computed
-    /// with overflow reporting because both terms come from the file.
-    static func checkBlock(_ block: FDTError.Block, start: UInt32, size: UInt32, fieldOffset: Int, total: UInt32) throws(FDTError) {
+    /// A block [start, start + size) must lie inside [end of header, totalsize). The sum is
+    /// computed with overflow reporting because both terms come from the file.
+    static func checkBlock(_ block: FDTError.Block, start: UInt32, size: UInt32, fieldOffset: Int, total: UInt32, headerSize: Int) throws(FDTError) {
         let (end, overflow) = start.addingReportingOverflow(size)
-        guard !overflow, start >= 36, end <= total else {
+        guard !overflow, Int(start) >= headerSize, end <= total else {
             throw FDTError(offset: fieldOffset, .blockOutOfBounds(block, start: start, size: size))
         }
     }

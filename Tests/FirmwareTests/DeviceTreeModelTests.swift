@@ -146,3 +146,11 @@ struct DeviceTreeModelTests {
         #expect(bytes.count % 4 == 3)  // header+rsvmap+struct are 4-aligned, then 15 string bytes
     }
 }
+
+@Test("lookups by an index outside the tree throw instead of trapping")
+func badIndex() throws {
+    let tree = try DeviceTree(dtb: try Fixtures.qemu("virt-smmu"))
+    #expect(throws: AddressDecodingError.missing) { try tree.registerRegions(of: -1) }
+    #expect(throws: AddressDecodingError.missing) { try tree.translate(0, fromChildrenOf: tree.nodes.count) }
+    #expect(tree.parent(of: 1_000_000) == nil)
+}

@@ -24,8 +24,3 @@ struct TopologyFixtureTests {
     }
 }
 
-@Test(.enabled(if: Environment.dump)) func dumpSummaries() throws {
-    for name in Fixtures.all { print("=== \(name)\n" + (try Topology(dtb: try Fixtures.bytes(name))).summary) }
-}
-import Foundation
-enum Environment { static let dump = ProcessInfo.processInfo.environment["DUMP_TOPOLOGY"] != nil }
