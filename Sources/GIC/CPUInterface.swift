@@ -4,8 +4,9 @@ import Bus
 ///
 /// - ICC_IAR1_EL1 (`GICv3.acknowledge(cpu:)`): the highest-priority pending enabled LPI whose
 ///   priority is below both ICC_PMR_EL1 and the running priority; 1023 if none.
-/// - LPIs have no active state (GICv3 §5.1: "LPIs do not have an active state"): acknowledging
-///   one clears its pending bit, so it can become pending again while its handler runs.
+/// - LPIs have no active state: acknowledging one clears its pending bit (QEMU
+///   `icc_activate_irq` clears the LPI's pending bit and sets nothing active), so it can become
+///   pending again while its handler runs.
 /// - ICC_EOIR1_EL1 (`GICv3.endOfInterrupt(cpu:intid:)`): priority drop of the highest active
 ///   priority (EOImode=0; an LPI needs no deactivation).
 /// - Binary point: preemption compares full priorities. That equals ICC_BPR1_EL1=0 (group

@@ -61,12 +61,14 @@ public final class ITS: MMIODevice {
         configuration = c
         var b = [UInt64](repeating: 0, count: 8)
         // GITS_BASER0 = device table, BASER1 = collection table, BASER2 = vPE table (GICv4),
-        // all with 8-byte entries (QEMU `gicv3_its_reset_hold`); the rest are unimplemented.
-        b[0] = UInt64(0).settingBits(58, 56, to: GITSBaser.TableType.devices).settingBits(52, 48, to: UInt64(DeviceTableEntry.byteCount - 1))
-        b[1] = UInt64(0).settingBits(58, 56, to: GITSBaser.TableType.collections).settingBits(52, 48, to: UInt64(CollectionTableEntry.byteCount - 1))
-        if c.version >= 4 {
-            b[2] = UInt64(0).settingBits(58, 56, to: GITSBaser.TableType.vPEs).settingBits(52, 48, to: 7)
+        // all with 8-byte entries and Page_Size resetting to 64 KiB (QEMU `gicv3_its_reset`);
+        // the rest are unimplemented.
+        func reset(_ type: UInt64) -> UInt64 {
+            UInt64(0).settingBits(58, 56, to: type).settingBits(52, 48, to: 7).settingBits(9, 8, to: 2)
         }
+        b[0] = reset(GITSBaser.TableType.devices)
+        b[1] = reset(GITSBaser.TableType.collections)
+        if c.version >= 4 { b[2] = reset(GITSBaser.TableType.vPEs) }
         baser = b
         hardwareCollections = ContiguousArray(repeating: 0, count: c.hardwareCollections)
         deviceCache = ITSCache(c.deviceCache)
@@ -161,11 +163,13 @@ public final class ITS: MMIODevice {
         case Offset.ctlr:
             setEnabled(value.bit(0))
         case Offset.cbaser, Offset.cbaser + 4:
-            // Writes while Enabled=1 are UNPREDICTABLE (GICv3 GITS_CBASER); QEMU ignores them, so
-            // does this model. A successful write resets GITS_CREADR to 0.
+            // Writes while Enabled=1 are UNPREDICTABLE; QEMU (its_writel/its_writell, "IMPDEF
+            // choice: GITS_CBASER becomes RO if ITS is already enabled") ignores them, so does
+            // this model. A successful write resets GITS_CREADR to 0, and, as in QEMU, CWRITER.
             guard !enabled else { return }
             cbaser = GICv3.merge(cbaser, at: offset - Offset.cbaser, size: size, value: value) & ITS.cbaserMask
             creadr = 0
+            cwriter = 0
             stalled = false
         case Offset.cwriter, Offset.cwriter + 4:
             let raw = GICv3.merge(cwriter, at: offset - Offset.cwriter, size: size, value: value)

@@ -14,7 +14,7 @@ extension ITS {
         guard enabled, cbaser.bit(63), !stalled else { return }
         let queueBytes = commandQueueBytes
         guard cwriter < queueBytes, creadr < queueBytes else {
-            counters.commandMemoryFaults &+= 1
+            counters.invalidQueueOffsets &+= 1
             return
         }
         var budget = queueBytes / UInt64(ITSCommand.byteCount)
@@ -69,8 +69,7 @@ extension ITS {
         trace?.append(.its, "command error", address: commandQueueBase.rawValue &+ creadr, value: words.first ?? 0, "\(outcome)")
     }
 
-    /// Executes one decoded command. Public so the driver model can be checked against a direct
-    /// call, but software normally goes through the queue.
+    /// Decodes and executes one command taken from the queue.
     func execute(_ w: (UInt64, UInt64, UInt64, UInt64)) -> ITSCommandOutcome {
         guard let command = ITSCommand(w.0, w.1, w.2, w.3) else {
             return .unsupported(opcode: UInt8(truncatingIfNeeded: w.0))

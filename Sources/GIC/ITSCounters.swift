@@ -52,6 +52,8 @@ public struct ITSCounters: Hashable, Sendable {
     public var commandErrors = 0
     public var unsupportedCommands = 0
     public var commandMemoryFaults = 0
+    /// Queue runs refused because CWRITER or CREADR pointed beyond the queue.
+    public var invalidQueueOffsets = 0
     public var syncs = 0
     /// DTE/ITE/CTE reads from memory (cache misses that went to RAM).
     public var tableReads = 0

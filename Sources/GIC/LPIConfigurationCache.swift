@@ -41,8 +41,7 @@ public final class LPIConfigurationCache {
             return n
         }
         if bus.isRAM(start, size: UInt64(n)) {
-            let data = bus.ram.readBytes(start.rawValue, count: n)
-            for (i, b) in data.enumerated() { bytes[index + i] = b }
+            bytes.replaceSubrange(index..<(index + n), with: bus.ram.readBytes(start.rawValue, count: n))
             return 0
         }
         var faults = 0

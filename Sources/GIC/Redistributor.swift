@@ -144,10 +144,10 @@ public final class Redistributor: MMIODevice {
             }
             propbaser = GICRPropbaser(rawValue: raw)
         case Offset.pendbaser, Offset.pendbaser + 4:
-            // GICv3 §12.11 (GICR_PROPBASER/PENDBASER): changing them while EnableLPIs=1 is
-            // UNPREDICTABLE. The model ignores such writes and counts them, so a driver that
-            // does it sees its write not take effect (readback differs) rather than silent
-            // corruption.
+            // Writing PROPBASER/PENDBASER while EnableLPIs=1 has no architected effect ("Storing a
+            // value with LPIs already enabled is undefined", KVM vgic_mmio_write_propbase/
+            // pendbase, which ignores it). The model ignores such writes too and counts them,
+            // so a driver that does it reads back the old value.
             guard !enableLPIs else { counters.ignoredBaseWrites += 1; return }
             pendbaser = GICRPendbaser(rawValue: GICv3.merge(pendbaser.rawValue, at: offset - Offset.pendbaser, size: size, value: value))
         default:

@@ -33,6 +33,20 @@ import Testing
         #expect(try f.itsRead(ITS.Offset.baser + 16) == 0)
     }
 
+    @Test func baserResetValuesMatchQEMU() throws {
+        let bus = SystemBus()
+        let gic = GICv3(configuration: .qemuVirt)
+        try gic.attach(to: bus, distributorBase: Fixture.distributorBase, redistributorBase: Fixture.redistributorBase)
+        let its = try gic.addITS(base: Fixture.itsBase)
+        // QEMU gicv3_its_reset: Type Device/Collection, Page_Size 64 KiB (2), EntrySize 8 − 1.
+        let b0 = try its.mmioRead(offset: ITS.Offset.baser, size: 8, requester: .cpu(0))
+        let b1 = try its.mmioRead(offset: ITS.Offset.baser + 8, size: 8, requester: .cpu(0))
+        #expect(b0 == 1 << 56 | 7 << 48 | 2 << 8)
+        #expect(b1 == 4 << 56 | 7 << 48 | 2 << 8)
+        // GITS_CTLR out of reset: disabled and quiescent.
+        #expect(try its.mmioRead(offset: ITS.Offset.ctlr, size: 4, requester: .cpu(0)) == 1 << 31)
+    }
+
     @Test func cbaserWriteResetsCREADRAndIsIgnoredWhileEnabled() throws {
         let f = try Fixture()
         try f.send(.sync(target: .processor(0)))
@@ -43,7 +57,8 @@ import Testing
         // Quiescent reads 1 once disabled (Linux its_force_quiescent waits for it).
         #expect(try f.itsRead(ITS.Offset.ctlr, size: 4) == 1 << 31)
         try f.its64(ITS.Offset.cbaser, 0x4300_0000 | UInt64(1) << 63)
-        #expect(f.its.creadr == 0)
+        // QEMU resets both CREADR and CWRITER on a CBASER write.
+        #expect(f.its.creadr == 0 && f.its.cwriter == 0)
     }
 
     @Test(arguments: [3, 4])
