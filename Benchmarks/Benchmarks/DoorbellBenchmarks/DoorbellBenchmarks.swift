@@ -11,9 +11,10 @@ import SMMUv3
 /// enumerate the 4-vector function, map its events, install the chosen translation, program
 /// vector 2, fire it with a trace attached, acknowledge it, and render the trace as text
 /// (`TraceRecord.description` per line instead of the command's table layout). Argument
-/// parsing and printing are left out. One iteration = one whole run.
+/// parsing and printing are left out. One iteration = one whole run. `mallocFreeDelta` and
+/// `memoryLeakedBytes` show what a run leaves allocated after everything it built is dropped.
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal], maxDuration: .seconds(3))
+    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal, .mallocFreeDelta, .memoryLeakedBytes], maxDuration: .seconds(3))
 
     for translation in [DoorbellRun.Translation.bypass, .s1, .nested] {
         Benchmark("Doorbell.msi.\(translation)") { benchmark in
