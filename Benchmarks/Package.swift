@@ -11,14 +11,23 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
-        .executableTarget(
-            name: "BusBenchmarks",
-            dependencies: [
-                .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "Bus", package: "Doorbell"),
-            ],
-            path: "Benchmarks/BusBenchmarks",
-            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
-        ),
+        benchmarkTarget("BusBenchmarks", ["Bus"]),
+        // SMMU.translate.*: SMMUTranslator alone (TLB hit, S1/S2/nested misses).
+        benchmarkTarget("SMMUBenchmarks", ["Bus", "SMMUv3"]),
+        // MSI.*: one MSI from PCIFunction.raise (or a GITS_TRANSLATER write) to a pending LPI.
+        benchmarkTarget("MSIBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine"]),
+        // ITS.commands.*: command-queue batches consumed on a CWRITER write.
+        benchmarkTarget("ITSBenchmarks", ["Bus", "GIC", "Machine"]),
+        // Doorbell.msi.*: the `doorbell msi` steps as a whole run.
+        benchmarkTarget("DoorbellBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine"]),
     ]
 )
+
+func benchmarkTarget(_ name: String, _ products: [String]) -> Target {
+    .executableTarget(
+        name: name,
+        dependencies: [.product(name: "Benchmark", package: "benchmark")] + products.map { .product(name: $0, package: "Doorbell") },
+        path: "Benchmarks/\(name)",
+        plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+    )
+}

@@ -39,22 +39,29 @@ public final class TranslatedPort: UpstreamPort {
         }
     }
 
-    /// The bus access after translation. A bus error (nothing decoded there, a device refusing)
-    /// comes back to the device as an abort (PCIe Completer Abort / Unsupported Request).
+    /// The bus access after translation.
     @inline(__always)
     func access(_ address: PhysicalAddress, _ transaction: DeviceTransaction) -> TransactionResult {
-        do {
-            lastBusError = nil
-            if transaction.isWrite {
-                try bus.write(address, size: transaction.size, value: transaction.data, requester: .device(transaction.deviceID))
-                return .completedWrite
-            }
-            let data = try bus.read(address, size: transaction.size, requester: .device(transaction.deviceID))
-            return TransactionResult(status: .completed, data: data)
-        } catch {
-            lastBusError = error
-            return TransactionResult(status: .aborted)
+        let (result, error) = performBusAccess(bus, address, transaction)
+        lastBusError = error
+        return result
+    }
+}
+
+/// A device's access on the system bus at `address`, carrying its DeviceID. A bus error (nothing
+/// decoded there, a device refusing) comes back to the device as an abort (PCIe Completer Abort
+/// / Unsupported Request).
+@inline(__always)
+func performBusAccess(_ bus: SystemBus, _ address: PhysicalAddress, _ transaction: DeviceTransaction) -> (TransactionResult, BusError?) {
+    do {
+        if transaction.isWrite {
+            try bus.write(address, size: transaction.size, value: transaction.data, requester: .device(transaction.deviceID))
+            return (.completedWrite, nil)
         }
+        let data = try bus.read(address, size: transaction.size, requester: .device(transaction.deviceID))
+        return (TransactionResult(status: .completed, data: data), nil)
+    } catch {
+        return (TransactionResult(status: .aborted), error)
     }
 }
 
@@ -67,18 +74,8 @@ public final class DirectPort: UpstreamPort {
     public init(bus: SystemBus) { self.bus = bus }
 
     public func issue(_ transaction: DeviceTransaction) -> TransactionResult {
-        let address = PhysicalAddress(transaction.address.rawValue)
-        do {
-            lastBusError = nil
-            if transaction.isWrite {
-                try bus.write(address, size: transaction.size, value: transaction.data, requester: .device(transaction.deviceID))
-                return .completedWrite
-            }
-            let data = try bus.read(address, size: transaction.size, requester: .device(transaction.deviceID))
-            return TransactionResult(status: .completed, data: data)
-        } catch {
-            lastBusError = error
-            return TransactionResult(status: .aborted)
-        }
+        let (result, error) = performBusAccess(bus, PhysicalAddress(transaction.address.rawValue), transaction)
+        lastBusError = error
+        return result
     }
 }
