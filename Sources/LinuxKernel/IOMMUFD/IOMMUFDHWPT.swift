@@ -1,0 +1,83 @@
+/// `struct iommufd_ioas` (drivers/iommu/iommufd/iommufd_private.h): an IOVA space the user
+/// fills with `IOMMU_IOAS_MAP`, and the automatically created paging HWPTs that mirror it
+/// (`hwpt_list`, the "auto domains" an attach to an IOAS reuses).
+public final class IOMMUFDIOAS: IOMMUFDObject {
+    public let iopt: IOPageTable
+    /// `ioas->hwpt_list`, in creation order.
+    public internal(set) var hwpts: [IOMMUFDHWPTPaging] = []
+
+    init(process: UserProcess) {
+        iopt = IOPageTable(process: process)
+        super.init(type: .ioas)
+    }
+}
+
+/// `struct iommufd_hw_pagetable`: a user-visible wrapper of an `iommu_domain`. Only the paging
+/// kind exists in issue 4; issue 5 adds `IOMMUFD_OBJ_HWPT_NESTED` (a subclass whose
+/// `pagingParent` is its stage-2 parent — `find_hwpt_paging` then maps sw_msi pages there).
+public class IOMMUFDHWPT: IOMMUFDObject {
+    public let domain: IOMMUDomain
+
+    init(type: IOMMUFDObjectType, domain: IOMMUDomain) {
+        self.domain = domain
+        super.init(type: type)
+    }
+
+    /// `find_hwpt_paging(hwpt)`: the paging HWPT whose domain holds the IOVA → PA mappings and
+    /// the sw_msi pages: itself for a paging HWPT, the parent for a nested one (issue 5).
+    var pagingParent: IOMMUFDHWPTPaging? { nil }
+}
+
+/// `struct iommufd_hwpt_paging`.
+public final class IOMMUFDHWPTPaging: IOMMUFDHWPT {
+    /// The IOAS whose areas the domain mirrors.
+    public unowned(safe) let ioas: IOMMUFDIOAS
+    /// Created by an attach to an IOAS (destroyed with its last device), not by IOMMU_HWPT_ALLOC.
+    public let isAutoDomain: Bool
+    /// Allocated with IOMMU_HWPT_ALLOC_NEST_PARENT.
+    public let isNestParent: Bool
+    /// `present_sw_msi`: the sw_msi maps already mapped in this domain.
+    public internal(set) var presentSWMSI = SWMSIBitmap()
+
+    init(domain: IOMMUDomain, ioas: IOMMUFDIOAS, isAutoDomain: Bool, isNestParent: Bool) {
+        self.ioas = ioas
+        self.isAutoDomain = isAutoDomain
+        self.isNestParent = isNestParent
+        super.init(type: .hwptPaging, domain: domain)
+    }
+
+    override var pagingParent: IOMMUFDHWPTPaging? { self }
+}
+
+/// `struct iommufd_group`: per iommufd file, per `iommu_group` — which HWPT the group is
+/// attached to, its devices, the SW_MSI base its reserved regions gave, and the sw_msi maps its
+/// MSIs use (`required_sw_msi`, v6.15 Part-1).
+public final class IOMMUFDGroup {
+    public let group: IOMMUGroup
+    /// `attach->hwpt` for IOMMU_NO_PASID.
+    public internal(set) var hwpt: IOMMUFDHWPT?
+    /// The attached devices (`attach->device_array`), in attach order.
+    public internal(set) var attachedDevices: [IOMMUFDDevice] = []
+    /// `sw_msi_start`: PHYS_ADDR_MAX until a device's reserved regions name an SW_MSI window.
+    public internal(set) var swMSIStart: UInt64 = .max
+    public internal(set) var requiredSWMSI = SWMSIBitmap()
+
+    init(group: IOMMUGroup) { self.group = group }
+}
+
+/// `struct iommufd_device`: a device bound to an iommufd file (`iommufd_device_bind`).
+public final class IOMMUFDDevice: IOMMUFDObject {
+    public let device: Device
+    public let igroup: IOMMUFDGroup
+
+    init(device: Device, igroup: IOMMUFDGroup) {
+        self.device = device
+        self.igroup = igroup
+        super.init(type: .device)
+    }
+
+    /// The HWPT the device is attached to, if any.
+    public var hwpt: IOMMUFDHWPT? {
+        igroup.attachedDevices.contains { $0 === self } ? igroup.hwpt : nil
+    }
+}

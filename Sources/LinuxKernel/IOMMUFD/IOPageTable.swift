@@ -1,0 +1,330 @@
+import Bus
+
+/// `struct io_pagetable` (drivers/iommu/iommufd/io_pagetable.c): the IOVA space of one IOAS —
+/// the user mappings ("areas"), the IOVA ranges nobody may map ("reserved", each with an owner),
+/// and the paging domains that mirror the areas.
+///
+/// Interval trees become sorted arrays (the sets are small); the searches keep the kernel's
+/// semantics: lowest-address hole first, the same alignment rules, the same errnos. Pinning
+/// happens when an area is loaded into a domain (`iopt_area_fill_domain`), as in Linux, so an
+/// IOAS without domains accepts a mapping of unbacked user memory and the failure (EFAULT)
+/// surfaces at the first attach.
+public final class IOPageTable {
+    /// `struct iopt_area` with its `iopt_pages` slice: user memory [userVA, userVA+length)
+    /// mapped at [start, last].
+    public struct Area: Hashable, Sendable {
+        public var start: UInt64
+        public var last: UInt64
+        public var userVA: UInt64
+        public var protection: IOMMUProtection
+        public var length: UInt64 { last &- start &+ 1 }
+    }
+
+    /// `struct iopt_reserved`.
+    public struct Reserved {
+        public var start: UInt64
+        public var last: UInt64
+        /// The device (resv regions) or domain (aperture) that reserved it.
+        public var owner: AnyObject
+    }
+
+    unowned(safe) let process: UserProcess
+    public private(set) var areas: [Area] = []
+    public private(set) var reserved: [Reserved] = []
+    /// `iopt->domains`, in the order they were added.
+    public private(set) var domains: [IOMMUDomain] = []
+    /// `iopt->iova_alignment`: 1 for a table without domains (`iopt_init_table`), then the
+    /// smallest page size of the domains.
+    public private(set) var iovaAlignment: UInt64 = 1
+
+    /// `PAGE_SIZE`.
+    static let pageSize: UInt64 = 4096
+    /// `HPAGE_SIZE`: the cap on an allocated IOVA's alignment with CONFIG_TRANSPARENT_HUGEPAGE
+    /// (arm64 4K: 2 MiB; defconfig enables THP — the model's chosen configuration).
+    static let maxAlignment: UInt64 = 2 << 20
+    /// `ULONG_MAX` on arm64.
+    static let ulongMax = UInt64.max
+
+    init(process: UserProcess) { self.process = process }
+
+    /// The reserved ranges as (start, last), sorted, for reports and "nothing changed" checks.
+    public var reservedRanges: [ClosedRange<UInt64>] {
+        reserved.map { $0.start...$0.last }.sorted { $0.lowerBound < $1.lowerBound }
+    }
+
+    func firstArea(intersecting start: UInt64, _ last: UInt64) -> Int? {
+        areas.firstIndex { $0.start <= last && start <= $0.last }
+    }
+
+    func intersectsReserved(_ start: UInt64, _ last: UInt64) -> Bool {
+        reserved.contains { $0.start <= last && start <= $0.last }
+    }
+
+    // MARK: IOVA allocation
+
+    /// `roundup_pow_of_two`, for lengths below 2^63.
+    static func roundUpPowerOfTwo(_ value: UInt64) -> UInt64 {
+        guard value > 1 else { return 1 }
+        return 1 << (64 - UInt64((value - 1).leadingZeroBitCount))
+    }
+
+    /// `__alloc_iova_check_range`: the first aligned start (with the page offset) in a hole
+    /// [start, last] that still leaves `length` bytes, or nil.
+    static func checkRange(start: UInt64, last: UInt64, length: UInt64, alignment: UInt64, pageOffset: UInt64) -> UInt64? {
+        let (bumped, overflow) = start.addingReportingOverflow(alignment - 1)
+        guard !overflow else { return nil }
+        let alignedStart = (bumped & ~(alignment - 1)) | pageOffset
+        guard alignedStart < last, last - alignedStart >= length - 1 else { return nil }
+        return alignedStart
+    }
+
+    /// `iopt_alloc_iova`: the lowest IOVA in [PAGE_SIZE, ULONG_MAX − PAGE_SIZE] that is neither
+    /// reserved nor mapped, aligned to min(roundup_pow_of_two(length), the user address's own
+    /// alignment) capped at HPAGE_SIZE, keeping the user address's offset in its page. Never 0.
+    func allocateIOVA(userAddress: UInt64, length: UInt64) throws(Errno) -> UInt64 {
+        guard length != 0, length < Self.ulongMax / 2 else { throw .EOVERFLOW }
+        let pageOffset = userAddress % Self.pageSize
+        var alignment = Self.roundUpPowerOfTwo(length)
+        if userAddress != 0 {
+            alignment = min(alignment, UInt64(1) << UInt64(userAddress.trailingZeroBitCount))
+        }
+        if alignment >= Self.maxAlignment { alignment = Self.maxAlignment }
+        guard alignment >= iovaAlignment else { throw .EINVAL }
+
+        // The "used" spans: reserved ∪ areas, merged, clipped to the allowed range.
+        let allowedStart = Self.pageSize
+        let allowedLast = Self.ulongMax - Self.pageSize
+        var used = reserved.map { ($0.start, $0.last) } + areas.map { ($0.start, $0.last) }
+        used.sort { $0.0 < $1.0 }
+        var cursor = allowedStart
+        var exhausted = false
+        for (start, last) in used {
+            if exhausted { break }
+            if last < cursor { continue }
+            if start > cursor, let iova = Self.checkRange(start: cursor, last: min(start - 1, allowedLast), length: length,
+                                                          alignment: alignment, pageOffset: pageOffset) {
+                return iova
+            }
+            if last >= allowedLast { exhausted = true } else { cursor = max(cursor, last + 1) }
+        }
+        if !exhausted, cursor <= allowedLast,
+           let iova = Self.checkRange(start: cursor, last: allowedLast, length: length, alignment: alignment, pageOffset: pageOffset) {
+            return iova
+        }
+        throw .ENOSPC
+    }
+
+    /// `iopt_check_iova`: a fixed IOVA must be aligned (EINVAL), not wrap (EOVERFLOW), avoid every
+    /// reserved range (EINVAL) and every existing mapping (EEXIST).
+    func checkIOVA(_ iova: UInt64, length: UInt64) throws(Errno) {
+        guard iova & (iovaAlignment - 1) == 0 else { throw .EINVAL }
+        let (last, overflow) = iova.addingReportingOverflow(length &- 1)
+        guard !overflow else { throw .EOVERFLOW }
+        if intersectsReserved(iova, last) { throw .EINVAL }
+        if firstArea(intersecting: iova, last) != nil { throw .EEXIST }
+    }
+
+    // MARK: map / unmap
+
+    /// `iopt_map_user_pages` → `iopt_alloc_area_pages` + `iopt_fill_domains_pages`: map
+    /// [userVA, userVA+length) at a fixed `iova` or at an allocated one; returns the IOVA. On
+    /// any failure nothing is left behind.
+    func mapUserPages(iova fixedIOVA: UInt64?, userVA: UInt64, length: UInt64, protection: IOMMUProtection) throws(Errno) -> UInt64 {
+        // iopt_alloc_user_pages.
+        guard length != 0, length <= UInt64.max - Self.pageSize else { throw .EINVAL }
+        guard !userVA.addingReportingOverflow(length).overflow else { throw .EOVERFLOW }
+        // iopt_alloc_area_pages.
+        guard length & (iovaAlignment - 1) == 0 else { throw .EINVAL }
+        let iova: UInt64
+        if let fixedIOVA {
+            try checkIOVA(fixedIOVA, length: length)
+            iova = fixedIOVA
+        } else {
+            iova = try allocateIOVA(userAddress: userVA, length: length)
+        }
+        // iopt_insert_area: the user page offset must respect the alignment.
+        guard (userVA % Self.pageSize) & (iovaAlignment - 1) == 0 else { throw .EINVAL }
+        let (last, overflow) = iova.addingReportingOverflow(length - 1)
+        guard !overflow else { throw .EOVERFLOW }
+        let area = Area(start: iova, last: last, userVA: userVA, protection: protection)
+        // iopt_fill_domains_pages: into every domain, undoing on failure.
+        var filled: [IOMMUDomain] = []
+        for domain in domains {
+            do throws(Errno) {
+                try fill(area, into: domain)
+                filled.append(domain)
+            } catch {
+                for done in filled { unfill(area, from: done) }
+                throw error
+            }
+        }
+        areas.append(area)
+        areas.sort { $0.start < $1.start }
+        return iova
+    }
+
+    /// `iopt_unmap_iova` / `iopt_unmap_iova_range`: removes every area inside [iova, iova+length).
+    /// An area that sticks out of the range stops the walk with ENOENT (areas before it in the
+    /// walk are already gone, as in Linux). Returns the bytes unmapped.
+    func unmap(iova: UInt64, length: UInt64) throws(Errno) -> UInt64 {
+        guard length != 0 else { throw .EINVAL }
+        let (last, overflow) = iova.addingReportingOverflow(length - 1)
+        guard !overflow else { throw .EOVERFLOW }
+        return try unmapRange(start: iova, last: last)
+    }
+
+    /// `iopt_unmap_all`.
+    func unmapAll() throws(Errno) -> UInt64 { try unmapRange(start: 0, last: .max) }
+
+    func unmapRange(start: UInt64, last: UInt64) throws(Errno) -> UInt64 {
+        var unmapped: UInt64 = 0
+        while let index = firstArea(intersecting: start, last) {
+            let area = areas[index]
+            guard area.start >= start, area.last <= last else { throw .ENOENT }
+            for domain in domains { unfill(area, from: domain) }
+            areas.remove(at: index)
+            unmapped &+= area.length
+        }
+        return unmapped
+    }
+
+    // MARK: reserved IOVA
+
+    /// `iopt_reserve_iova`: EADDRINUSE when a mapping already covers part of the range.
+    func reserve(start: UInt64, last: UInt64, owner: AnyObject) throws(Errno) {
+        guard firstArea(intersecting: start, last) == nil else { throw .EADDRINUSE }
+        reserved.append(Reserved(start: start, last: last, owner: owner))
+    }
+
+    /// `iopt_remove_reserved_iova(iopt, owner)`.
+    func removeReserved(owner: AnyObject) {
+        reserved.removeAll { $0.owner === owner }
+    }
+
+    /// `iopt_table_enforce_dev_resv_regions(iopt, dev, &sw_msi_start)`: reserves every region of
+    /// the device except DIRECT_RELAXABLE, records the SW_MSI base when `swMSIStart` is given,
+    /// and rejects (EINVAL, a WARN in Linux) an SW_MSI together with a hardware MSI region, or
+    /// two SW_MSI regions. On failure every range this device reserved is released.
+    func enforceDeviceReservedRegions(_ regions: [ReservedRegion], owner: AnyObject, swMSIStart: inout UInt64, recordSWMSI: Bool) throws(Errno) {
+        var hardwareMSI = 0
+        var softwareMSI = 0
+        var newStart = swMSIStart
+        for region in regions where region.type != .directRelaxable {
+            if recordSWMSI, region.type == .msi { hardwareMSI += 1 }
+            if recordSWMSI, region.type == .swMSI {
+                newStart = region.start
+                softwareMSI += 1
+            }
+            let (last, overflow) = region.start.addingReportingOverflow(region.length &- 1)
+            guard region.length != 0, !overflow else {
+                removeReserved(owner: owner)
+                throw .EINVAL
+            }
+            do throws(Errno) {
+                try reserve(start: region.start, last: last, owner: owner)
+            } catch {
+                removeReserved(owner: owner)
+                throw error
+            }
+        }
+        if (softwareMSI != 0 && hardwareMSI != 0) || softwareMSI > 1 {
+            removeReserved(owner: owner)
+            throw .EINVAL
+        }
+        // Linux writes *sw_msi_start as it walks; a failed call leaves whatever SW_MSI it saw,
+        // which only matters on the error path the caller unwinds anyway.
+        swMSIStart = newStart
+    }
+
+    // MARK: domains
+
+    /// `iopt_table_add_domain`: the domain's smallest page raises the IOVA alignment (EINVAL if
+    /// above PAGE_SIZE, EADDRINUSE if an existing area does not conform), the IOVA outside its
+    /// aperture is reserved, and every area is mapped into it (`iopt_fill_domain`).
+    func addDomain(_ domain: IOMMUDomain) throws(Errno) {
+        guard !domains.contains(where: { $0 === domain }) else { throw .EEXIST }
+        let smallest = domain.pageSizeBitmap == 0 ? Self.pageSize : UInt64(1) << UInt64(domain.pageSizeBitmap.trailingZeroBitCount)
+        let newAlignment = max(smallest, iovaAlignment)
+        guard newAlignment <= Self.pageSize else { throw .EINVAL }
+        if newAlignment != iovaAlignment {
+            let mask = newAlignment - 1
+            for area in areas where area.start & mask != 0 || area.length & mask != 0 || (area.userVA % Self.pageSize) & mask != 0 {
+                _ = area
+                throw .EADDRINUSE
+            }
+        }
+        do throws(Errno) {
+            if domain.apertureStart != 0 {
+                try reserve(start: 0, last: domain.apertureStart - 1, owner: domain)
+            }
+            if domain.apertureEnd != Self.ulongMax {
+                try reserve(start: domain.apertureEnd + 1, last: Self.ulongMax, owner: domain)
+            }
+            var filled: [Area] = []
+            for area in areas {
+                do throws(Errno) {
+                    try fill(area, into: domain)
+                    filled.append(area)
+                } catch {
+                    for done in filled { unfill(done, from: domain) }
+                    throw error
+                }
+            }
+        } catch {
+            removeReserved(owner: domain)
+            throw error
+        }
+        iovaAlignment = newAlignment
+        domains.append(domain)
+    }
+
+    /// `iopt_table_remove_domain`: unmaps every area from it, drops its aperture reservations and
+    /// recomputes the alignment (`iopt_calculate_iova_alignment`).
+    func removeDomain(_ domain: IOMMUDomain) {
+        guard let index = domains.firstIndex(where: { $0 === domain }) else { return }
+        domains.remove(at: index)
+        for area in areas { unfill(area, from: domain) }
+        removeReserved(owner: domain)
+        var alignment: UInt64 = 1
+        for remaining in domains where remaining.pageSizeBitmap != 0 {
+            alignment = max(alignment, UInt64(1) << UInt64(remaining.pageSizeBitmap.trailingZeroBitCount))
+        }
+        iovaAlignment = alignment
+    }
+
+    /// `iopt_area_fill_domain`: pins the area's user pages and maps them, physically contiguous
+    /// runs at once (`batch_to_domain`), with the area's protection plus IOMMU_CACHE
+    /// (`conv_iommu_prot`).
+    func fill(_ area: Area, into domain: IOMMUDomain) throws(Errno) {
+        let firstPage = area.userVA & ~(Self.pageSize - 1)
+        let pageOffset = area.userVA - firstPage
+        let (span, overflow) = area.length.addingReportingOverflow(pageOffset + Self.pageSize - 1)
+        guard !overflow else { throw .EOVERFLOW }
+        let pages = try process.pin(vaddr: firstPage, length: span & ~(Self.pageSize - 1))
+        var mapped: UInt64 = 0
+        var index = 0
+        while index < pages.count {
+            var run = 1
+            while index + run < pages.count, pages[index + run].rawValue == pages[index].rawValue &+ UInt64(run) * Self.pageSize {
+                run += 1
+            }
+            let iova = area.start &+ UInt64(index) * Self.pageSize
+            do throws(Errno) {
+                try process.kernel.iommu.map(domain, iova: iova, physical: pages[index].rawValue, size: UInt64(run) * Self.pageSize,
+                                             protection: area.protection.union(.cache))
+            } catch {
+                if mapped > 0 { process.kernel.iommu.unmap(domain, iova: area.start, size: mapped) }
+                throw error
+            }
+            mapped &+= UInt64(run) * Self.pageSize
+            index += run
+        }
+    }
+
+    /// `iopt_area_unfill_domain`.
+    func unfill(_ area: Area, from domain: IOMMUDomain) {
+        let firstPage = area.start & ~(Self.pageSize - 1)
+        let span = (area.last | (Self.pageSize - 1)) &- firstPage &+ 1
+        process.kernel.iommu.unmap(domain, iova: firstPage, size: span)
+    }
+}

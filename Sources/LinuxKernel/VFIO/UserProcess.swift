@@ -1,0 +1,158 @@
+import Bus
+
+/// The user process that drives VFIO and iommufd (the VMM, QEMU-like): its anonymous memory and
+/// its file-descriptor table for eventfds.
+///
+/// Memory: `mmap(MAP_ANONYMOUS)` hands out page-aligned user virtual addresses, each page
+/// backed by a kernel page from `kernel.pages` when the mapping is made (the model populates
+/// eagerly, as `MAP_POPULATE` would, so that pinning is a lookup). `VFIO_IOMMU_MAP_DMA`
+/// (`vfio_pin_pages_remote` → `pin_user_pages_remote`) and `IOMMU_IOAS_MAP`
+/// (`iopt_alloc_user_pages` → `pin_user_pages_fast`) pin through `pin(vaddr:length:)`; an address
+/// with no VMA fails the way `get_user_pages` does, with EFAULT.
+///
+/// File descriptors: `eventfd(2)` returns the lowest free descriptor ≥ 3 (0–2 are stdio, as in
+/// any process: `alloc_fd` takes the lowest free slot). `eventfd_ctx_fdget(fd)` resolves it:
+/// EBADF for a descriptor that is not open (`fdget` fails), EINVAL for an open descriptor that is
+/// not an eventfd (`eventfd_ctx_fileget` checks `f_op`).
+public final class UserProcess {
+    /// One VMA: [start, start+length) of anonymous memory, one kernel page per user page.
+    public struct Mapping: Hashable, Sendable {
+        public var start: UInt64
+        public var length: UInt64
+        /// The physical page behind each 4 KiB user page, in order.
+        public var pages: [PhysicalAddress]
+    }
+
+    public let name: String
+    unowned(safe) let kernel: LinuxKernel
+    /// VMAs sorted by start.
+    public private(set) var mappings: [Mapping] = []
+    /// Where the next `mmap` goes: user addresses start at 0x40_0000_0000 (a fixed, deterministic
+    /// stand-in for the kernel's top-down `mmap_base`; any page-aligned address works for VFIO).
+    var nextVirtualAddress: UInt64 = 0x40_0000_0000
+    /// Open descriptors. A non-eventfd descriptor (e.g. the /dev/iommu or VFIO files, which the
+    /// model passes as objects) is recorded as `.other` so that `eventfd_ctx_fdget` can tell
+    /// EBADF from EINVAL.
+    enum OpenFile {
+        case eventfd(EventFD)
+        case other(String)
+    }
+    var files: [Int32: OpenFile] = [:]
+
+    public init(kernel: LinuxKernel, name: String = "vmm") {
+        self.kernel = kernel
+        self.name = name
+    }
+
+    /// `PAGE_SIZE`.
+    public static let pageSize: UInt64 = 4096
+
+    /// `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE, -1, 0)`:
+    /// returns the user virtual address. EINVAL for a zero length (`do_mmap`), ENOMEM when the
+    /// kernel runs out of pages or the length overflows.
+    public func mmap(length: UInt64) throws(Errno) -> UInt64 {
+        guard length > 0 else { throw .EINVAL }
+        let (rounded, overflow) = length.addingReportingOverflow(Self.pageSize - 1)
+        guard !overflow else { throw .ENOMEM }
+        let size = rounded & ~(Self.pageSize - 1)
+        let pageCount = size / Self.pageSize
+        guard pageCount <= 1 << 20 else { throw .ENOMEM }
+        var pages: [PhysicalAddress] = []
+        pages.reserveCapacity(Int(pageCount))
+        for _ in 0..<pageCount {
+            pages.append(try kernel.pages.allocate(bytes: Self.pageSize))
+        }
+        let start = nextVirtualAddress
+        let (end, endOverflow) = start.addingReportingOverflow(size)
+        guard !endOverflow else { throw .ENOMEM }
+        // Leave a one-page hole between VMAs so that two mappings are never contiguous by
+        // accident (tests of "vaddr not mapped" rely on it).
+        nextVirtualAddress = end &+ Self.pageSize
+        mappings.append(Mapping(start: start, length: size, pages: pages))
+        return start
+    }
+
+    /// The physical page behind the user page containing `vaddr`, or nil (no VMA).
+    public func physicalPage(of vaddr: UInt64) -> PhysicalAddress? {
+        for mapping in mappings where vaddr >= mapping.start && vaddr - mapping.start < mapping.length {
+            let index = Int((vaddr - mapping.start) / Self.pageSize)
+            return index < mapping.pages.count ? mapping.pages[index] : nil
+        }
+        return nil
+    }
+
+    /// `pin_user_pages` over [vaddr, vaddr+length): the physical page of every user page, or
+    /// EFAULT as soon as one page has no VMA. `vaddr` and `length` must be page aligned (callers
+    /// check alignment first and answer EINVAL themselves).
+    public func pin(vaddr: UInt64, length: UInt64) throws(Errno) -> [PhysicalAddress] {
+        guard length > 0 else { return [] }
+        guard vaddr & (Self.pageSize - 1) == 0, length & (Self.pageSize - 1) == 0 else { throw .EINVAL }
+        let (_, overflow) = vaddr.addingReportingOverflow(length - 1)
+        guard !overflow else { throw .EFAULT }
+        var result: [PhysicalAddress] = []
+        var offset: UInt64 = 0
+        while offset < length {
+            guard let page = physicalPage(of: vaddr &+ offset) else { throw .EFAULT }
+            result.append(page)
+            offset &+= Self.pageSize
+        }
+        return result
+    }
+
+    /// Writes bytes into the process's memory (what the VMM does through its own pointers).
+    public func write(vaddr: UInt64, bytes: [UInt8]) throws(Errno) {
+        for (i, byte) in bytes.enumerated() {
+            let (address, overflow) = vaddr.addingReportingOverflow(UInt64(i))
+            guard !overflow, let page = physicalPage(of: address) else { throw .EFAULT }
+            kernel.bus.ram.write(page.rawValue | (address & (Self.pageSize - 1)), size: 1, value: UInt64(byte))
+        }
+    }
+
+    /// Reads bytes from the process's memory.
+    public func read(vaddr: UInt64, count: Int) throws(Errno) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(max(count, 0))
+        for i in 0..<max(count, 0) {
+            let (address, overflow) = vaddr.addingReportingOverflow(UInt64(i))
+            guard !overflow, let page = physicalPage(of: address) else { throw .EFAULT }
+            result.append(UInt8(truncatingIfNeeded: kernel.bus.ram.read(page.rawValue | (address & (Self.pageSize - 1)), size: 1)))
+        }
+        return result
+    }
+
+    // MARK: file descriptors
+
+    /// `alloc_fd`: the lowest free descriptor from 3.
+    func allocateDescriptor() -> Int32 {
+        var fd: Int32 = 3
+        while files[fd] != nil { fd += 1 }
+        return fd
+    }
+
+    /// `eventfd(0, EFD_CLOEXEC)`: a new eventfd and its descriptor.
+    public func eventfd(name: String? = nil) -> (fd: Int32, eventfd: EventFD) {
+        let fd = allocateDescriptor()
+        let object = EventFD(name: name ?? "eventfd[\(fd)]")
+        files[fd] = .eventfd(object)
+        return (fd, object)
+    }
+
+    /// Opens a descriptor that is not an eventfd (a device or /dev/iommu file, for fd-type tests).
+    public func openOtherFile(_ name: String) -> Int32 {
+        let fd = allocateDescriptor()
+        files[fd] = .other(name)
+        return fd
+    }
+
+    /// `close(fd)`: EBADF when not open.
+    public func close(_ fd: Int32) throws(Errno) {
+        guard files.removeValue(forKey: fd) != nil else { throw .EBADF }
+    }
+
+    /// `eventfd_ctx_fdget(fd)` (fs/eventfd.c).
+    public func eventfdContext(_ fd: Int32) throws(Errno) -> EventFD {
+        guard fd >= 0, let file = files[fd] else { throw .EBADF }
+        guard case .eventfd(let object) = file else { throw .EINVAL }
+        return object
+    }
+}
