@@ -14,6 +14,7 @@ public enum Errno: Int32, Error, Hashable, Sendable, CustomStringConvertible {
     case EEXIST = 17
     case ENODEV = 19
     case EINVAL = 22
+    case ENOTTY = 25
     case ENOSPC = 28
     case ERANGE = 34
     case ENOSYS = 38
@@ -38,6 +39,7 @@ public enum Errno: Int32, Error, Hashable, Sendable, CustomStringConvertible {
         case .EEXIST: "EEXIST"
         case .ENODEV: "ENODEV"
         case .EINVAL: "EINVAL"
+        case .ENOTTY: "ENOTTY"
         case .ENOSPC: "ENOSPC"
         case .ERANGE: "ERANGE"
         case .ENOSYS: "ENOSYS"
