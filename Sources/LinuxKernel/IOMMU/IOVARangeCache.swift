@@ -16,6 +16,8 @@ public final class IOVARangeCache {
     struct CPUCache {
         var loaded: [UInt64] = []
         var prev: [UInt64] = []
+
+        mutating func swapMagazines() { (loaded, prev) = (prev, loaded) }
     }
 
     private var cpu = [CPUCache](repeating: CPUCache(), count: IOVADomain.rangeCacheMaxSize)
@@ -35,7 +37,7 @@ public final class IOVARangeCache {
         guard let o = order(size) else { return false }
         if cpu[o].loaded.count < Self.magazineSize {
         } else if cpu[o].prev.count < Self.magazineSize {
-            swap(&cpu[o].loaded, &cpu[o].prev)
+            cpu[o].swapMagazines()
         } else {
             depot[o].append(cpu[o].loaded)
             cpu[o].loaded = []
@@ -49,7 +51,7 @@ public final class IOVARangeCache {
         guard let o = order(size) else { return nil }
         if !cpu[o].loaded.isEmpty {
         } else if !cpu[o].prev.isEmpty {
-            swap(&cpu[o].loaded, &cpu[o].prev)
+            cpu[o].swapMagazines()
         } else if let magazine = depot[o].popLast() {
             cpu[o].loaded = magazine
         } else {
