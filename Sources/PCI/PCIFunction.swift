@@ -35,6 +35,10 @@ public final class PCIFunction {
     public let msix: MSIXCapability?
     public private(set) var msixTable: MSIXTable?
     public private(set) var log: [FunctionLogEntry] = []
+    /// Function Level Resets performed (PCIe r6.0 §6.6.2).
+    public private(set) var functionLevelResets = 0
+    /// The configuration space as built: what an FLR returns the function to.
+    private let resetConfig: ConfigurationSpace
     /// Whether requests are appended to `log`. Benchmarks and long runs turn it off so that
     /// raising a vector allocates nothing.
     public var isLogging = true
@@ -47,19 +51,22 @@ public final class PCIFunction {
 
     public init(name: String = "pci-function", requesterID: RequesterID, vendorID: UInt16, deviceID: UInt16,
                 classCode: UInt32 = 0, bars: [BaseAddressRegister] = [], msi: MSIConfiguration? = nil,
-                msix: MSIXConfiguration? = nil, expressType: PCIExpressPortType? = .endpoint) throws(PCIConfigurationError) {
+                msix: MSIXConfiguration? = nil, expressType: PCIExpressPortType? = .endpoint,
+                functionLevelReset: Bool = true) throws(PCIConfigurationError) {
         self.name = name
         self.requesterID = requesterID
         var config = ConfigurationSpace(vendorID: vendorID, deviceID: deviceID, classCode: classCode, headerType: .endpoint)
         for bar in bars { try config.defineBAR(bar) }
         expressCapability = try expressType.map { (type) throws(PCIConfigurationError) in
-            try PCIExpressCapability.install(into: &config, portType: type)
+            try PCIExpressCapability.install(into: &config, portType: type,
+                                             functionLevelReset: functionLevelReset && type == .endpoint)
         }
         self.msi = try msi.map { (c) throws(PCIConfigurationError) in try MSICapability.install(into: &config, c) }
         let msixCap = try msix.map { (c) throws(PCIConfigurationError) in try MSIXCapability.install(into: &config, c) }
         self.msix = msixCap
         msixTable = msixCap.map { MSIXTable(size: $0.tableSize) }
         self.config = config
+        self.resetConfig = config
     }
 
     /// The log entries that reached the link.
@@ -80,7 +87,32 @@ public final class PCIFunction {
     /// is sent.
     public func configWrite(offset: Int, size: Int, value: UInt32) {
         config.write(offset: offset, size: size, value: value)
+        if let express = expressCapability,
+           express.deviceControl(in: config) & PCIExpressCapability.initiateFunctionLevelReset != 0 {
+            // Initiate Function Level Reset always reads 0. A function without the capability
+            // ignores the bit (it is RsvdP for it); one with it resets.
+            if express.supportsFunctionLevelReset {
+                functionLevelReset()
+                return
+            }
+            let control = express.deviceControl(in: config) & ~PCIExpressCapability.initiateFunctionLevelReset
+            config.setHardwareBits(offset: express.offset + PCIExpressCapability.deviceControlOffset, size: 2, value: UInt32(control))
+        }
         deliverPending()
+    }
+
+    /// Function Level Reset (PCIe r6.0 §6.6.2): the function returns to its state after
+    /// Conventional Reset — configuration space as built (Command 0: no decoding, no bus
+    /// mastering; BARs 0; MSI and MSI-X disabled, Device Control 0), its MSI-X table back to
+    /// every entry masked with zero address/data and an empty PBA (§7.7.2.10–11). Sticky bits
+    /// are not modelled (nothing here has any). The reset completes at once, so the "100 ms
+    /// before the next request" rule of §6.6.2 holds trivially and config reads never return
+    /// Configuration Request Retry Status.
+    public func functionLevelReset() {
+        config = resetConfig
+        msixTable = msix.map { MSIXTable(size: $0.tableSize) }
+        functionLevelResets += 1
+        trace?.append(.pci, "Function Level Reset", "\(name) \(requesterID)")
     }
 
     // MARK: BAR access (from the root complex's memory window)

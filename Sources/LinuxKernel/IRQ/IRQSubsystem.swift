@@ -35,9 +35,6 @@ public final class IRQSubsystem {
     public internal(set) var descriptors: [Int: IRQDescriptor] = [:]
     /// INTID → descriptor (`irq_find_mapping` in the ITS domain).
     var descriptorByHWIRQ: [UInt32: IRQDescriptor] = [:]
-    /// v6.14's `iommu_dma_compose_msi_msg(desc, msg)`, set by the IOMMU core; called by
-    /// `its_irq_compose_msi_msg` after it wrote the physical doorbell.
-    public var legacyComposeHook: ((MSIDescriptor, inout MSIMessage) -> Void)?
     var nextIRQ = IRQSubsystem.firstDynamicIRQ
     /// The first number handed out. Linux's numbers are dynamic (`irq_domain_alloc_descs`); on
     /// arm64 the GIC's SGIs/PPIs/SPIs usually take the first few dozen, so MSIs land above them.

@@ -98,7 +98,7 @@ extension GICv3ITSDriver {
             if kernel.configuration.version >= .v6_15 {
                 msi.setAddress(of: &message, to: msiBase)
             } else {
-                kernel.irq.legacyComposeHook?(msi, &message)
+                kernel.iommu.composeMSIMessageLegacy(msi, &message)
             }
         }
         return message

@@ -1,0 +1,82 @@
+import Bus
+import Firmware
+import GIC
+@testable import LinuxKernel
+import Machine
+import PCI
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// K2's test helpers: a host on any device tree (the 8-CPU QEMU dump for affinity tests),
+/// functions with MSI or bigger MSI-X tables, and shortcuts to the kernel's PCI devices.
+enum K2Host {
+    /// The same shape as `HostHarness.make`, on a machine built from a fixture DTB under
+    /// Tests/Fixtures (e.g. "qemu-virt/virt-smmu-smp8.dtb").
+    static func make(fixture: String, endpoints: [HostHarness.Endpoint] = HostHarness.defaultEndpoints,
+                     configuration: KernelConfiguration = KernelConfiguration(defaultDomain: .identity)) throws -> HostHarness {
+        let machine = try Machine(topology: try Topology(dtb: try fixtureBytes(fixture)), name: fixture)
+        var functions: [PCIFunction] = []
+        for endpoint in endpoints {
+            let function = try PCIFunction(name: endpoint.name, requesterID: endpoint.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                           bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
+                                           msix: MSIXConfiguration(tableSize: endpoint.vectors))
+            try machine.rootComplexes[0].attach(function)
+            functions.append(function)
+        }
+        guard let gic = machine.gic else { throw HostHarness.HarnessError.noGIC }
+        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+        try kernel.boot()
+        return HostHarness(machine: machine, kernel: kernel, functions: functions)
+    }
+
+    static func fixtureBytes(_ relative: String) throws -> [UInt8] {
+        let tests = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
+        let path = tests + "/Fixtures/" + relative
+        guard let file = fopen(path, "rb") else { throw FixtureMissing(path: path) }
+        defer { fclose(file) }
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&buffer, 1, buffer.count, file)
+            if n <= 0 { break }
+            out.append(contentsOf: buffer[0..<n])
+        }
+        return out
+    }
+
+    struct FixtureMissing: Error { var path: String }
+
+    /// The qemu-virt host with the identity default domain, so the SMMU passes MSIs through and
+    /// the tests see the ITS driver's own message (the physical doorbell).
+    static func identity(endpoints: [HostHarness.Endpoint] = HostHarness.defaultEndpoints) throws -> HostHarness {
+        try HostHarness.make(endpoints: endpoints, configuration: KernelConfiguration(defaultDomain: .identity))
+    }
+}
+
+extension HostHarness {
+    /// The kernel's `pci_dev` for hardware function `i`.
+    func pci(_ i: Int) throws -> PCIDevice {
+        guard let dev = kernel.pci.device(functions[i].requesterID) else { throw K2Host.FixtureMissing(path: "no pci_dev \(functions[i].requesterID)") }
+        return dev
+    }
+
+    /// `pci_enable_device` + `pci_set_master` for function `i`, as a driver's probe does.
+    func bind(_ i: Int) throws -> PCIDevice {
+        let dev = try pci(i)
+        try kernel.pci.bindDriver(dev, name: "test-driver")
+        return dev
+    }
+
+    /// The ITS the machine built (hardware side, read only to check what the driver did).
+    var its: ITS { machine.its[0] }
+
+    /// (address, data, vector control) of MSI-X entry `vector` as the hardware function holds it.
+    func entry(_ i: Int, _ vector: Int) -> (address: UInt64, data: UInt32, masked: Bool) {
+        let table = functions[i].msixTable
+        return (table?.messageAddress(vector) ?? 0, table?.messageData(vector) ?? 0, table?.isMasked(vector) ?? false)
+    }
+}
