@@ -124,7 +124,8 @@ struct ArmSMMUv3DomainTests {
         #expect(!record.read)                   // RnW = 0: a write
         #expect(!record.stage2 && record.faultClass == 2)   // stage-1 fault, CLASS=IN
         #expect(f.kernel.log.lines.contains { $0.hasSuffix("event 0x10 received:") })
-        #expect(f.kernel.log.lines.contains { $0.contains("event: F_TRANSLATION client: 0000:00:01.0 sid: 0x8") })
+        #expect(f.kernel.log.lines.contains { $0.hasSuffix("event: F_TRANSLATION client: 0000:00:01.0 sid: 0x8 ssid: 0 iova: 0x12345000 ipa: 0") })
+        #expect(f.kernel.log.lines.contains { $0.hasSuffix("unpriv data write s1 \"Input address caused fault\" stag: 0") })
         // CONS caught up with PROD, so a second service reads nothing.
         #expect(try f.driver.serviceEventQueue().isEmpty)
         #expect(f.driver.events.count == 1)
@@ -324,11 +325,12 @@ struct ArmSMMUv3DomainTests {
         #expect(cons & 0xFF_FFFF == 7)
     }
 
-    @Test("probe_device: a StreamID owned by another master is -EINVAL (\"stream 8 already in tree\"), one beyond the table -ERANGE")
+    @Test("probe_device: a StreamID owned by another master is -ENODEV (\"Aliasing StreamID 0x8 … unsupported\"), one beyond the table -ERANGE")
     func probeDeviceStreamChecks() throws {
         let f = try SMMUFixture.make()
         _ = try f.device("a", sids: [0x8, 0x8])
-        #expect(throws: Errno.EINVAL) { _ = try f.device("b", sids: [0x8]) }
+        #expect(throws: Errno.ENODEV) { _ = try f.device("b", sids: [0x8]) }
+        #expect(f.kernel.log.lines.contains("arm-smmu-v3: b: Aliasing StreamID 0x8 (from a) unsupported, expect DMA to be broken"))
         #expect(throws: Errno.ERANGE) { _ = try f.device("c", sids: [0x1_0000]) }
     }
 }

@@ -51,19 +51,50 @@ extension ArmSMMUv3Driver {
         return read
     }
 
-    /// `arm_smmu_dump_event` (the raw form every kernel prints, plus a decoded line with the
-    /// event name, StreamID, SSID, input address and, for stage-2 faults, the IPA).
+    /// `arm_smmu_dump_event` (v6.15+; every event reaches it here because none is handled: no
+    /// stall, no vIOMMU): `arm_smmu_dump_raw_event` ("event 0x%02x received:" and the four raw
+    /// qwords), then for F_TRANSLATION/F_ADDR_SIZE/F_ACCESS/F_PERMISSION
+    /// "event: %s client: %s sid: %#x ssid: %#x iova: %#llx ipa: %#llx" and
+    /// "%s %s %s %s \"%s\"%s%s stag: %#x" (priv/unpriv, inst/data, read/write, s1/s2, the CLASS
+    /// string, " ttd_read"/" ttd_write" for a permission fault on a table walk, " stall");
+    /// for F_STE_FETCH/F_CD_FETCH/F_VMS_FETCH "… fetch_addr: %#llx"; otherwise the first part.
+    /// Names come from Linux's `event_str` (others print "UNKNOWN"); ipa is raw[3] & [51:12],
+    /// fetch_addr raw[3] & [51:3]; `%#x` prints 0 as "0".
     func dumpEvent(_ record: EventRecord, words: [UInt64]) {
         log("event 0x\(String(format2: record.eventID)) received:")
         for word in words { log("\t0x\(hex16(word))") }
-        let name = record.type.map { "\($0.name)" } ?? "UNKNOWN"
-        var line = "event: \(name) client: \(clientName(record.streamID)) sid: 0x\(String(record.streamID.rawValue, radix: 16))"
-        line += " ssid: 0x\(String(record.substreamID?.rawValue ?? 0, radix: 16))"
-        line += " iova: 0x\(String(record.inputAddress, radix: 16))"
-        if let ipa = record.ipa { line += " ipa: 0x\(String(ipa.rawValue, radix: 16))" }
-        line += record.read ? " read" : " write"
-        if record.stage2 { line += " S2" }
-        log(line)
+        let id = record.eventID
+        let name = Self.linuxEventNames[Int(id)] ?? "UNKNOWN"
+        let ssid = words[0].bit(11) ? words[0].bits(31, 12) : 0
+        let head = "event: \(name) client: \(clientName(record.streamID)) sid: \(alternateHex(words[0].bits(63, 32))) ssid: \(alternateHex(ssid))"
+        switch id {
+        case 0x10, 0x11, 0x12, 0x13:
+            log(head + " iova: \(alternateHex(words[2])) ipa: \(alternateHex(words[3].keepingBits(51, 12)))")
+            let classNames = ["CD fetch", "Stage 1 translation table fetch", "Input address caused fault", "Reserved"]
+            let faultClass = Int(words[1].bits(41, 40))
+            var ttd = ""
+            if id == 0x13 && faultClass == 1 { ttd = words[1].bit(44) ? " ttd_read" : " ttd_write" }
+            let line = "\(words[1].bit(33) ? "priv" : "unpriv") \(words[1].bit(34) ? "inst" : "data") "
+                + "\(words[1].bit(35) ? "read" : "write") \(words[1].bit(39) ? "s2" : "s1") \"\(classNames[faultClass])\""
+                + ttd + (words[1].bit(31) ? " stall" : "") + " stag: \(alternateHex(words[1].bits(15, 0)))"
+            log(line)
+        case 0x03, 0x09, 0x25:
+            log(head + " fetch_addr: \(alternateHex(words[3].keepingBits(51, 3)))")
+        default:
+            log(head)
+        }
+    }
+
+    /// Linux's `event_str`.
+    static let linuxEventNames: [Int: String] = [
+        0x02: "C_BAD_STREAMID", 0x03: "F_STE_FETCH", 0x04: "C_BAD_STE", 0x06: "F_STREAM_DISABLED",
+        0x08: "C_BAD_SUBSTREAMID", 0x09: "F_CD_FETCH", 0x0A: "C_BAD_CD", 0x10: "F_TRANSLATION",
+        0x11: "F_ADDR_SIZE", 0x12: "F_ACCESS", 0x13: "F_PERMISSION", 0x25: "F_VMS_FETCH",
+    ]
+
+    /// printf's `%#x` / `%#llx`: "0x…" except for zero, which prints "0".
+    func alternateHex(_ value: UInt64) -> String {
+        value == 0 ? "0" : "0x" + String(value, radix: 16)
     }
 
     /// The device name owning a StreamID (`arm_smmu_find_master`), or "(unassigned sid)".

@@ -24,22 +24,26 @@ public final class ArmSMMUv3Master {
 
 extension ArmSMMUv3Driver {
     /// `arm_smmu_probe_device` + `arm_smmu_insert_master`: each StreamID must be within the
-    /// stream table (`arm_smmu_sid_in_range`, else -ERANGE) and not owned by another master
-    /// ("stream %u already in tree", -EINVAL); its L2 stream table is allocated on demand
-    /// (`arm_smmu_init_l2_strtab`). The STEs stay abort until the core attaches a domain.
+    /// stream table (`arm_smmu_sid_in_range`, else -ERANGE); its L2 stream table is allocated
+    /// on demand (`arm_smmu_init_sid_strtab` → `arm_smmu_init_l2_strtab`); a StreamID already
+    /// owned by another master is refused with -ENODEV and "Aliasing StreamID 0x%x (from %s)
+    /// unsupported, expect DMA to be broken" (v6.15+; older kernels said "stream %u already
+    /// in tree" and returned -EINVAL), while duplicates within one master are skipped
+    /// ("Bridged PCI devices may end up with duplicated IDs"). The STEs stay abort until the
+    /// core attaches a domain.
     public func probeDevice(_ device: Device) throws(Errno) {
         guard let fwspec = device.iommu, fwspec.iommuIndex == index, let strtab = streamTable else { throw .ENODEV }
         if let existing = fwspec.driverData as? ArmSMMUv3Master, existing.device === device { return }
         var sids: [StreamID] = []
         for sid in fwspec.streamIDs where !sids.contains(sid) {
             guard strtab.contains(sid.rawValue) else { throw .ERANGE }
+            try strtab.ensureLevel2(for: sid.rawValue)
             if let owner = streams[sid.rawValue], owner.device !== device {
-                log("stream \(sid.rawValue) already in tree")
-                throw .EINVAL
+                kernel.log.log("arm-smmu-v3", "\(device.name): Aliasing StreamID 0x\(String(sid.rawValue, radix: 16)) (from \(owner.device.name)) unsupported, expect DMA to be broken")
+                throw .ENODEV
             }
             sids.append(sid)
         }
-        for sid in sids { try strtab.ensureLevel2(for: sid.rawValue) }
         let master = ArmSMMUv3Master(device: device, streamIDs: sids, substreamIDBits: 0)
         for sid in sids { streams[sid.rawValue] = master }
         fwspec.driverData = master

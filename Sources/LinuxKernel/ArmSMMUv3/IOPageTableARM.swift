@@ -17,8 +17,8 @@ import SMMUv3
 ///   IOMMU_CACHE else SH_OS, XN (bits 54:53) for IOMMU_NOEXEC, AF;
 /// - a map over a valid leaf or a table is -EEXIST (`arm_lpae_init_pte`: "We require an
 ///   unmap first"); a mapping with neither read nor write is a no-op;
-/// - unmapping part of a block unmaps nothing and returns 0 (v6.14 "Remove split on unmap
-///   behavior"); unmapping a whole table entry flushes the walk immediately
+/// - unmapping part of a block unmaps nothing and returns 0 (commit 33729a5fc0ca "Remove
+///   split on unmap behavior", v6.13); unmapping a whole table entry flushes the walk immediately
 ///   (`io_pgtable_tlb_flush_walk`) and drops the table.
 public final class IOPageTableARM {
     public enum Format: Hashable, Sendable { case stage1, stage2 }
@@ -207,7 +207,7 @@ public final class IOPageTableARM {
                 }
                 return true
             }
-            // A block larger than the request: v6.14+ no longer splits it.
+            // A block larger than the request: no split since v6.13.
             if isLeaf(pte, level: level) { return false }
             table = pte.keepingBits(47, 12)
             level += 1
