@@ -102,7 +102,9 @@ extension IRQSubsystem {
     /// `its_cpu_init_lpis`: PROPBASER = property table | InnerShareable | RaWaWb |
     /// (lpi_id_bits − 1); a zeroed 64 KiB-aligned pending table (`its_allocate_pending_table`,
     /// LPI_PENDBASE_SZ = ALIGN(2^lpi_id_bits / 8, 64 KiB)); PENDBASER = table | InnerShareable |
-    /// RaWaWb | PTZ (the table is freshly zeroed); then GICR_CTLR.EnableLPIs.
+    /// RaWaWb — without PTZ: Linux never sets GICR_PENDBASER.PTZ (checked in
+    /// irq-gic-v3-its.c, "set PENDBASE"), so the redistributor reads the zeroed table when LPIs
+    /// are enabled; then GICR_CTLR.EnableLPIs.
     ///
     /// Attribute encodings (arm-gic-v3.h): InnerShareable = 1 << 10; RaWaWb = 7 in InnerCache
     /// (bits 9:7 for both registers).
@@ -116,7 +118,7 @@ extension IRQSubsystem {
         try kernel.mmio.write64(propAddress, propbaser)
         let pendBytes = max((UInt64(1) << UInt64(lpiIDBits)) / 8, 0x1_0000)
         let pending = try kernel.pages.allocate(bytes: pendBytes, alignment: 0x1_0000)
-        let pendbaser = pending.rawValue | shareable | raWaWb | UInt64(1) << 62
+        let pendbaser = pending.rawValue | shareable | raWaWb
         try kernel.mmio.write64(pendAddress, pendbaser)
         redistributors[cpu].pendingTable = pending
         let ctlr = try kernel.mmio.read32(rd)

@@ -32,13 +32,14 @@ extension PCISubsystem {
         throw .EINVAL
     }
 
-    /// `__pci_enable_msix_range`: the function must be enabled (D0) and have MSI-X; neither MSI
-    /// nor MSI-X may be on already (EINVAL); max < min is ERANGE; the table size caps the
-    /// count and fewer than `min` is ENOSPC.
+    /// `__pci_enable_msix_range`, checks in Linux's order: max < min is ERANGE; MSI or MSI-X
+    /// already on is EINVAL; so is a function not in D0 (`pci_msi_supported` /
+    /// `current_state != PCI_D0`: `pci_enable_device` not called) or without MSI-X; the table
+    /// size caps the count and fewer than `min` is ENOSPC.
     func enableMSIXRange(_ dev: PCIDevice, min: Int, max: Int) throws(Errno) -> Int {
+        guard max >= min else { throw .ERANGE }
         guard min >= 1, dev.isEnabled, !dev.msixEnabled, !dev.msiEnabled else { throw .EINVAL }
         guard let cap = dev.msixCapability else { throw .EINVAL }
-        guard max >= min else { throw .ERANGE }
         let hwsize = vectorCount(msix: dev)
         let domain = try msiDomain(of: dev)
         let nvec = Swift.min(max, hwsize)
@@ -98,9 +99,9 @@ extension PCISubsystem {
     /// `__pci_enable_msi_range`: as for MSI-X, with the count capped by 2^(Multiple Message
     /// Capable) (`pci_msi_vec_count`).
     func enableMSIRange(_ dev: PCIDevice, min: Int, max: Int) throws(Errno) -> Int {
+        guard max >= min else { throw .ERANGE }
         guard min >= 1, dev.isEnabled, !dev.msixEnabled, !dev.msiEnabled else { throw .EINVAL }
         guard let cap = dev.msiCapability else { throw .EINVAL }
-        guard max >= min else { throw .ERANGE }
         let capable = vectorCount(msi: dev)
         let domain = try msiDomain(of: dev)
         let nvec = Swift.min(max, capable)
