@@ -160,22 +160,25 @@ public final class ArmSMMUv3Domain: IOMMUDomainOperations {
         let limit = overflow ? UInt64.max : end
         var iova = start
         if driver.features.rangeInvalidation {
-            let tg = UInt64(pageTable.pageSizeBitmap.trailingZeroBitCount)
-            var pages = size >> tg
-            let tgField = UInt8(truncatingIfNeeded: (tg - 10) / 2)
+            // The leaf page size, 12/14/16 → TG 1/2/3; checked in Int so an odd granule from a
+            // caller-made gather cannot trap.
+            let tg = min(pageTable.pageSizeBitmap.trailingZeroBitCount, 16)
+            var pages = size >> UInt64(tg)
+            let tgField = UInt8(truncatingIfNeeded: max(tg - 10, 0) / 2)
             var ttl: UInt8 = 0
             if leaf {
-                let granuleLog = UInt64(63 - granule.leadingZeroBitCount)
-                ttl = UInt8(truncatingIfNeeded: 4 - (granuleLog - 3) / (tg - 3))
+                let granuleLog = 63 - granule.leadingZeroBitCount
+                let level = 4 - (granuleLog - 3) / max(tg - 3, 1)
+                ttl = UInt8(truncatingIfNeeded: min(max(level, 0), 3))
             } else if pages & 31 == 1 {
                 pages += 1
             }
             while iova < limit && pages > 0 {
                 let scale = UInt64(pages.trailingZeroBitCount)
                 let num = (pages >> scale) & 31
-                let range = TLBIRangeFields(num: UInt8(truncatingIfNeeded: num - 1), scale: UInt8(truncatingIfNeeded: scale), ttl: ttl, tg: tgField)
+                let range = TLBIRangeFields(num: UInt8(truncatingIfNeeded: num &- 1), scale: UInt8(truncatingIfNeeded: scale), ttl: ttl, tg: tgField)
                 commands.append(command(iova: iova, leaf: leaf, range: range))
-                let covered = num << (scale + tg)
+                let covered = num << (scale + UInt64(tg))
                 pages -= num << scale
                 let (next, o) = iova.addingReportingOverflow(covered)
                 if o { break }

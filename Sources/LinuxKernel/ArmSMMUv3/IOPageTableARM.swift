@@ -15,8 +15,9 @@ import SMMUv3
 ///   for read-only, AttrIndx DEV (2) for IOMMU_MMIO or CACHE (1) for IOMMU_CACHE else NC (0);
 ///   S2: HAP_READ/HAP_WRITE, MemAttr DEV 0x1 / OIWB 0xF / NC 0x5; both: SH_IS with
 ///   IOMMU_CACHE else SH_OS, XN (bits 54:53) for IOMMU_NOEXEC, AF;
-/// - a map over a valid leaf or a table is -EEXIST (`arm_lpae_init_pte`: "We require an
-///   unmap first"); a mapping with neither read nor write is a no-op;
+/// - a map over a valid leaf is -EEXIST (`arm_lpae_init_pte` / `__arm_lpae_map`: "We require
+///   an unmap first"); a block over a (left-over) table replaces the table after unmapping it
+///   with a walk flush; a mapping with neither read nor write is a no-op;
 /// - unmapping part of a block unmaps nothing and returns 0 (commit 33729a5fc0ca "Remove
 ///   split on unmap behavior", v6.13); unmapping a whole table entry flushes the walk immediately
 ///   (`io_pgtable_tlb_flush_walk`) and drops the table.
@@ -156,8 +157,15 @@ public final class IOPageTableARM {
             let slot = table &+ geometry.index(of: va, at: level) &* 8
             let pte = try read(slot)
             if level == targetLevel {
-                // A valid leaf or a table here: "We require an unmap first".
-                if Self.isValid(pte) { throw .EEXIST }
+                if Self.isValid(pte) {
+                    // A leaf here: "We require an unmap first".
+                    if isLeaf(pte, level: level) { throw .EEXIST }
+                    // A table where a block goes: `arm_lpae_init_pte` unmaps and frees the old
+                    // table first (flushing the walk), then installs the block.
+                    try write(slot, 0)
+                    flushWalk?(va, blockSize(level: level), geometry.granule.size)
+                    tablePages -= 1
+                }
                 try write(slot, leafPTE(physical: pa, level: level, protection: protection))
                 return
             }
