@@ -109,4 +109,31 @@ struct ArmSMMUv3HostTests {
         var empty = IOTLBGather()
         #expect(ops.unmap(iova: 0x7000_0000, size: 0x1000, gather: &empty) == 0)
     }
+
+    @Test("40-bit OAS: stage 2 uses two concatenated level-1 tables (S2T0SZ 24, SL0 1, S2PS 40-bit) and DMA walks them; stage 1 keeps a 48-bit input with IPS 40-bit")
+    func concatenatedStage2ForSmallIPA() throws {
+        var smmu = SMMUConfiguration()
+        smmu.outputAddressSize = .bits40
+        let f = try SMMUFixture.make(smmu: smmu)
+        let device = try f.device("0000:00:01.0", sids: [0x8])
+        let s2 = try f.driver.allocatePagingDomain(for: device, flags: .nestParent)
+        let table = try #require((s2.driverData as? ArmSMMUv3Domain)?.pageTable)
+        // 40 − 12 = 28 bits over 9-bit levels: 4 levels from L0 with a 2-entry pgd; ≤ 16 entries,
+        // so io-pgtable starts at L1 with 2 concatenated 512-entry tables (8 KiB, 8 KiB-aligned).
+        #expect(table.geometry.startLevel == 1 && table.geometry.concatenatedTables == 2)
+        #expect(table.root.rawValue % 0x2000 == 0)
+        try f.driver.attach(s2, to: device)
+        let ste = try #require(try f.driver.streamTableEntry(for: StreamID(0x8)))
+        #expect(ste.s2T0SZ == 24 && ste.s2SL0 == 1 && ste.s2PS == 2)
+        let page = try f.buffer()
+        // An IPA in the second concatenated table (bit 39 set).
+        try s2.operations?.map(iova: 0x80_0000_0000, physical: page, size: 0x1000, protection: [.read, .write])
+        let dma = f.functions[0].dma(.write, address: IOVA(0x80_0000_0010), size: 4, data: 0x77)
+        #expect(dma.result?.status == .completed)
+        #expect(try f.ram(page.rawValue + 0x10) & 0xFF == 0x77)
+        let s1 = try f.driver.allocatePagingDomain(for: device, flags: [])
+        try f.driver.attach(s1, to: device)
+        let cd = try #require(try f.driver.contextDescriptor(for: device))
+        #expect(cd.t0sz == 16 && cd.ips == 2)
+    }
 }
