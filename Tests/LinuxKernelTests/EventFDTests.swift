@@ -39,5 +39,16 @@ struct EventFDTests {
         #expect(h.functions[0].raise(vector: 3) == .pending)
         #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 0)
         #expect(fd.count == 3)
+        // free_irq deactivated it (zero message, DISCARD); VFIO's re-request path
+        // (vfio_msi_set_vector_signal: get_cached_msi_msg + pci_write_msi_msg, then request_irq)
+        // activates it again: MAPTI and the real message; the latched vector is then sent.
+        let desc = try #require(dev.device.msiDescriptors.first { $0.index == 3 })
+        #expect(h.kernel.pci.cachedMSIMessage(desc) == MSIMessage())
+        try h.kernel.pci.writeMSIMessage(dev, desc, h.kernel.pci.cachedMSIMessage(desc))
+        let fd2 = EventFD(name: "vfio-msix[3] again")
+        try h.kernel.irq.requestIRQ(irq, name: "vfio-msix[3](0000:00:01.0)", eventfd: fd2)
+        #expect(h.entry(0, 3).address == 0x0809_0040 && h.entry(0, 3).data == 3)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 1)
+        #expect(fd2.count == 1 && fd.count == 3)
     }
 }

@@ -185,10 +185,14 @@ struct MSIXVectorTests {
         let irq = try h.kernel.pci.irqVector(dev, 0)
         try h.kernel.irq.requestIRQ(irq, name: "t") { _, _ in .handled }
         #expect(throws: Errno.EBUSY) { try h.kernel.pci.freeIRQVectors(dev) }
-        try h.kernel.irq.freeIRQ(irq)
         let driver = try #require(h.kernel.itsDrivers.first)
         let itt = try #require(driver.device(8)).ittAddress
         let before = driver.issuedCommands.count
+        // free_irq deactivates its interrupt at once (zero message, DISCARD); the other three
+        // are deactivated by pci_free_irq_vectors.
+        try h.kernel.irq.freeIRQ(irq)
+        #expect(driver.issuedCommands.suffix(2) == [.discard(device: DeviceID(8), event: EventID(0)), .sync(target: .processor(0))])
+        #expect(h.entry(0, 0) == (0, 0, true))
         try h.kernel.pci.freeIRQVectors(dev)
         let commands = Array(driver.issuedCommands[before...])
         #expect(commands.filter { $0.opcode == ITSCommand.Opcode.discard }.count == 4)

@@ -75,9 +75,10 @@ extension IRQSubsystem {
         return d
     }
 
-    /// `request_irq(irq, handler, 0, name, dev)`: installs the action, then `irq_startup` →
-    /// `irq_enable` → unmask: the PCI/MSI chip's `irq_unmask` (`its_pci_msi_unmask_irq`:
-    /// `pci_msi_unmask` — the MSI-X entry's Mask bit or the MSI mask bit — and the parent's
+    /// `request_irq(irq, handler, 0, name, dev)`: installs the action; `__setup_irq` then
+    /// `irq_activate` (re-activates an interrupt that `free_irq` deactivated: MAPTI + message
+    /// write) and `irq_startup` → `irq_enable` → unmask: the PCI/MSI chip's `irq_unmask`
+    /// (`pci_msi_unmask` — the MSI-X entry's Mask bit or the MSI mask bit — and the parent's
     /// `its_unmask_irq`: LPI Enable + INV + SYNC). EBUSY if the interrupt already has an action
     /// (no IRQF_SHARED here), EINVAL for an unknown number.
     public func requestIRQ(_ irq: Int, name: String, handler: @escaping (_ irq: Int, _ cpu: Int) -> IRQReturn) throws(Errno) {
@@ -93,18 +94,23 @@ extension IRQSubsystem {
         let d = try lookup(irq)
         guard d.action == nil else { throw .EBUSY }
         d.action = action
+        try activate(irq: irq)
         d.isStarted = true
         try unmask(irq: irq)
     }
 
-    /// `free_irq`: `irq_shutdown` masks the interrupt (PCI vector and LPI), then the action is
-    /// removed. The vector and its ITS mapping stay until `pci_free_irq_vectors`.
+    /// `free_irq` → `__free_irq`: the action is removed; as it was the last one, `irq_shutdown`
+    /// masks the interrupt (PCI vector and LPI) and then "there is no interrupt on the fly
+    /// anymore. Deactivate it completely": `irq_domain_deactivate_irq` — an all-zero message
+    /// written to the device and DISCARD + SYNC on the ITS. The Linux number, the event and the
+    /// descriptor stay until `pci_free_irq_vectors`; a later `request_irq` activates again.
     public func freeIRQ(_ irq: Int) throws(Errno) {
         let d = try lookup(irq)
         guard d.action != nil else { return }
+        d.action = nil
         try mask(irq: irq)
         d.isStarted = false
-        d.action = nil
+        try deactivate(irq: irq)
     }
 
     /// `mask_irq` through the chip hierarchy: the PCI vector (`pci_msi_mask`) and the LPI
