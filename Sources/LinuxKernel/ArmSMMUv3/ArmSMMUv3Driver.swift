@@ -225,6 +225,9 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     /// (`topology.untranslatedITSBases`, the IORT HiSilicon Hi161x quirk in
     /// `iort_iommu_msi_get_resv_regions`) an IOMMU_RESV_MSI region [base + 64K, + 64K) — the
     /// ITS's GITS_TRANSLATER page — with the same prot. Bases are taken in address order.
+    /// Linux limits these to the ITSs of the device's IORT ITS group; the topology names the
+    /// untranslated ITSs of the platform without saying which device reaches which, so every
+    /// listed ITS is reported (the same set on the one-ITS presets).
     public func reservedRegions(for device: Device) -> [ReservedRegion] {
         let prot: IOMMUProtection = [.write, .noExec, .mmio]
         var regions = [ReservedRegion(start: Self.msiIOVABase, length: Self.msiIOVALength, protection: prot, type: .swMSI)]

@@ -20,7 +20,9 @@ public struct ArmSMMUv3Features: Hashable, Sendable {
     public var msi = false
     /// ARM_SMMU_FEAT_SEV: IDR0.SEV.
     public var sev = false
-    /// ARM_SMMU_FEAT_HYP: IDR0.HYP (then reset also issues TLBI_EL2_ALL).
+    /// ARM_SMMU_FEAT_HYP: IDR0.HYP (then reset also issues TLBI_EL2_ALL). ARM_SMMU_FEAT_E2H
+    /// (HYP on a VHE host) is not modelled: the kernel model runs at EL1, so stage-1 STEs use
+    /// STRW = NS-EL1 and TLBI_NH_* rather than TLBI_EL2_*.
     public var hyp = false
     /// ARM_SMMU_FEAT_STALLS: STALL_MODEL 0b00 (stall and terminate) or 0b10 (forced).
     public var stalls = false
@@ -119,7 +121,9 @@ public struct ArmSMMUv3Features: Hashable, Sendable {
         case 2: f.outputAddressBits = 40
         case 3: f.outputAddressBits = 42
         case 4: f.outputAddressBits = 44
-        case 6: f.outputAddressBits = 52
+        case 6:
+            f.outputAddressBits = 52
+            f.pageSizeBitmap |= 1 << 42   // "4TB": 64K-granule level-1 blocks need a 52-bit OA
         default: f.outputAddressBits = 48
         }
         f.inputAddressBits = max(ias, f.outputAddressBits)
