@@ -154,7 +154,9 @@ public final class IOMMUFD {
         let domain = try kernel.iommu.allocateDomain(for: idev.device, flags: domainFlags)
         if flags.contains(.nestParent) { domain.isNestParent = true }
         let hwpt = IOMMUFDHWPTPaging(domain: domain, ioas: ioas, isAutoDomain: autoDomain, isNestParent: flags.contains(.nestParent))
-        domain.cookie = .iommufd(hwpt)
+        // v6.15 ("iommufd: Implement sw_msi support natively"): the domain carries iommufd's
+        // cookie. Before, iommufd left the cookie to `iommu_get_msi_cookie` at attach time.
+        if kernel.configuration.version >= .v6_15 { domain.cookie = .iommufd(hwpt) }
         let id = try objects.insert(hwpt)
         do throws(Errno) {
             try ioas.iopt.addDomain(domain)
@@ -175,6 +177,7 @@ public final class IOMMUFD {
         hwpt.ioas.iopt.removeDomain(hwpt.domain)
         hwpt.ioas.hwpts.removeAll { $0 === hwpt }
         hwpt.ioas.holders -= 1
+        kernel.iommu.putCookie(hwpt.domain)
         hwpt.domain.cookie = .none
         objects.forget(hwpt)
     }

@@ -229,8 +229,19 @@ extension IOMMUFD {
 
     /// `iommufd_group_setup_msi(igroup, hwpt_paging)`: install every map of the group's window
     /// that the group requires, before the group starts using the domain.
+    ///
+    /// v6.14 and before (`iommufd_group_setup_msi` then): no sw_msi table — with an SW_MSI window
+    /// the paging domain gets `iommu_get_msi_cookie(domain, sw_msi_start)` once, and dma-iommu's
+    /// MSI cookie hands out the doorbell IOVAs as for VFIO type1. (A nested HWPT redirected this
+    /// to its parent, so the nested domain itself had no cookie — the `legacy` strategy's case.)
     func groupSetupMSI(_ igroup: IOMMUFDGroup, _ paging: IOMMUFDHWPTPaging) throws(Errno) {
         guard igroup.swMSIStart != .max else { return }
+        if kernel.configuration.version < .v6_15 {
+            guard !paging.hasMSICookie else { return }
+            try kernel.iommu.getMSICookie(paging.domain, base: igroup.swMSIStart)
+            paging.hasMSICookie = true
+            return
+        }
         for map in swMSITable.maps where map.swMSIStart == igroup.swMSIStart && igroup.requiredSWMSI.contains(map.id) {
             try swMSIInstall(paging, map)
         }

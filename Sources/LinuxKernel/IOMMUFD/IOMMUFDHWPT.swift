@@ -36,8 +36,11 @@ public final class IOMMUFDHWPTPaging: IOMMUFDHWPT {
     public let isAutoDomain: Bool
     /// Allocated with IOMMU_HWPT_ALLOC_NEST_PARENT.
     public let isNestParent: Bool
-    /// `present_sw_msi`: the sw_msi maps already mapped in this domain.
+    /// `present_sw_msi`: the sw_msi maps already mapped in this domain (v6.15+).
     public internal(set) var presentSWMSI = SWMSIBitmap()
+    /// `hwpt_paging->msi_cookie` (v6.14 and before): `iommu_get_msi_cookie` was called on the
+    /// domain ("can only be called once per domain").
+    public internal(set) var hasMSICookie = false
 
     init(domain: IOMMUDomain, ioas: IOMMUFDIOAS, isAutoDomain: Bool, isNestParent: Bool) {
         self.ioas = ioas
