@@ -147,3 +147,42 @@ struct VFIOInterruptTests {
         #expect(e.count == 1)
     }
 }
+
+@Suite("VFIO detach and teardown", .serialized)
+struct VFIOTeardownTests {
+    typealias T = VFIOScenarioTests
+
+    @Test("DETACH_IOMMUFD_PT returns the group to its blocking domain and destroys the unused auto domain; closing releases ownership")
+    func detachAndClose() throws {
+        let (s, file, iommufd, ioas) = try VFIOInterruptTests.boundDevice()
+        let device = try s.pci(T.ep0).device
+        let group = try #require(device.iommu?.group)
+        #expect(s.kernel.iommu.domain(for: device)?.cookieType == .iommufd)
+        try file.detachIOMMUFDPT()
+        #expect(group.domain === group.blockingDomain)
+        #expect(iommufd.objects.ids.count == 2, "the device and the IOAS remain; the auto HWPT is gone")
+        #expect(throws: Errno.EBUSY) { try iommufd.destroy(file.iommufdDevice?.id ?? 0) }
+        try iommufd.destroy(ioas)
+        file.close()
+        #expect(group.domain === group.defaultDomain && group.owner == nil)
+        #expect(iommufd.objects.count == 0)
+    }
+
+    @Test("type1: unsetting the last group's container unmaps every DMA mapping and gives the group back")
+    func unsetContainer() throws {
+        let s = try T.setup()
+        let (container, file) = try T.openType1(s, T.ep0)
+        let va = try s.process.mmap(length: 0x2000)
+        try container.mapDMA(flags: T.readWrite, vaddr: va, iova: 0x1000_0000, size: 0x2000)
+        let domain = try #require(container.type1?.domains.first?.domain)
+        #expect(s.kernel.iommu.iovaToPhys(domain, 0x1000_0000) != nil)
+        let group = try #require(try s.pci(T.ep0).device.iommu?.group)
+        let groupFile = try #require(s.kernel.vfio.groupFiles[group.id])
+        #expect(throws: Errno.EBUSY) { try groupFile.unsetContainer() }
+        file.close()
+        try groupFile.unsetContainer()
+        #expect(container.type1 == nil)
+        #expect(s.kernel.iommu.iovaToPhys(domain, 0x1000_0000) == nil, "vfio_iommu_unmap_unpin_all")
+        #expect(group.domain === group.defaultDomain && group.owner == nil)
+    }
+}

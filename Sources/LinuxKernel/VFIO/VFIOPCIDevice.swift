@@ -37,9 +37,9 @@ public final class VFIOPCIDevice {
     }
 
     /// `vdev->has_dyn_msix = pci_msix_can_alloc_dyn(pdev)` (vfio_pci_core_enable): the function
-    /// has MSI-X and its MSI parent is a GICv3 ITS, whose PCI/MSI domain supports
-    /// MSI_FLAG_PCI_MSIX_ALLOC_DYN [I: the ITS msi-parent advertises it since the per-device MSI
-    /// domains of v6.2; GICv2m does not].
+    /// has MSI-X and a per-device PCI/MSI-X domain under a GICv3 ITS. The per-device template
+    /// `pci_msix_template` (drivers/pci/msi/irqdomain.c) sets MSI_FLAG_PCI_MSIX_ALLOC_DYN
+    /// (verified); that the ITS msi-parent keeps the flag is an inference, not checked.
     public var hasDynamicMSIX: Bool {
         pdev.msixCapability != nil && kernel.iommu.deviceHasIsolatedMSI(device)
     }
