@@ -22,9 +22,10 @@ extension IOMMUSubsystem {
     }
 
     /// The requester IDs whose StreamIDs the device uses: `pci_for_each_dma_alias` order (the
-    /// function itself first). Until the PCI core reports DMA aliases, the RID alone.
+    /// function itself first, then aliasing bridges towards the root), as the PCI core found
+    /// them in config space; the RID alone if it has not looked yet.
     func dmaAliases(of pci: PCIDevice) -> [RequesterID] {
-        [pci.requesterID]
+        pci.dmaAliases.isEmpty ? [pci.requesterID] : pci.dmaAliases
     }
 
     /// `of_iommu_configure` for a PCI device (`of_pci_iommu_init` per DMA alias →
