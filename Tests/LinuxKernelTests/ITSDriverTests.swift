@@ -84,6 +84,19 @@ struct ITSDriverTests {
         #expect(h.its.errorLog.isEmpty)
     }
 
+    @Test("its_alloc_device_irq takes the lowest free run of 2^order events aligned to 2^order (bitmap_find_free_region)")
+    func alignedEventRuns() throws {
+        let h = try HostHarness.make()
+        let driver = try #require(h.kernel.itsDrivers.first)
+        let device = try driver.prepareDevice(deviceID: 0x77, vectors: 8)
+        #expect(try driver.allocateEvents(on: device, count: 1) == 0)
+        #expect(try driver.allocateEvents(on: device, count: 4) == 4, "0 is taken, so the first aligned run of 4 is 4–7")
+        #expect(try driver.allocateEvents(on: device, count: 2) == 2)
+        #expect(try driver.allocateEvents(on: device, count: 1) == 1)
+        #expect(throws: Errno.ENOSPC) { try driver.allocateEvents(on: device, count: 1) }
+        #expect(device.eventsInUse == Array(repeating: true, count: 8))
+    }
+
     @Test("a DeviceID beyond GITS_TYPER.Devbits is refused before any command is sent")
     func deviceIDOutOfRange() throws {
         let h = try HostHarness.make()

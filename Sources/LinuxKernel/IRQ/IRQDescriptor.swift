@@ -19,6 +19,8 @@ public final class IRQDescriptor {
     /// The ITS that translates it and the device's event.
     public let itsIndex: Int
     public let eventID: UInt32
+    /// The ITS device (`irq_data_get_irq_chip_data` in the ITS domain).
+    public internal(set) var itsDevice: ITSDevice?
     /// `desc->action`, nil until `request_irq`.
     public internal(set) var action: IRQAction?
     /// `kstat_irqs` per CPU (what /proc/interrupts prints).

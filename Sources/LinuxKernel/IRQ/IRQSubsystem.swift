@@ -66,7 +66,7 @@ extension IRQSubsystem {
     func driver(_ descriptor: IRQDescriptor) throws(Errno) -> (GICv3ITSDriver, ITSDevice) {
         guard kernel.itsDrivers.indices.contains(descriptor.itsIndex) else { throw .EINVAL }
         let driver = kernel.itsDrivers[descriptor.itsIndex]
-        guard let device = driver.deviceOwning(descriptor) else { throw .EINVAL }
+        guard let device = descriptor.itsDevice else { throw .EINVAL }
         return (driver, device)
     }
 
@@ -174,15 +174,4 @@ extension IRQSubsystem {
 
     /// The descriptor of the interrupt whose INTID is `hwirq`.
     public func descriptor(hwirq: UInt32) -> IRQDescriptor? { descriptorByHWIRQ[hwirq] }
-}
-
-extension GICv3ITSDriver {
-    func deviceOwning(_ descriptor: IRQDescriptor) -> ITSDevice? {
-        for device in devices.values where descriptor.hwirq >= device.lpiBase
-            && UInt64(descriptor.hwirq) < UInt64(device.lpiBase) + UInt64(device.lpiCount)
-            && descriptor.hwirq - device.lpiBase == descriptor.eventID {
-            return device
-        }
-        return nil
-    }
 }

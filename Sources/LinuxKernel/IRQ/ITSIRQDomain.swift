@@ -31,12 +31,23 @@ extension GICv3ITSDriver {
     /// `ITS_ITT_ALIGN`.
     public static let ittAlign: UInt64 = 256
 
-    /// `its_alloc_device_irq(dev, 1)`: the first free event (`bitmap_find_free_region`, order
-    /// 0); the LPI is `lpi_base + event`.
-    func allocateEvent(on device: ITSDevice) throws(Errno) -> UInt32 {
-        guard let event = device.eventsInUse.firstIndex(of: false) else { throw .ENOSPC }
-        device.eventsInUse[event] = true
-        return UInt32(event)
+    /// `its_alloc_device_irq(dev, nvecs)`: `bitmap_find_free_region(lpi_map, nr_lpis,
+    /// get_count_order(nvecs))` — the lowest free run of 2^order events starting at a multiple
+    /// of 2^order (what multi-message MSI needs, since the function ORs the vector number into
+    /// the data); the first LPI is `lpi_base + event`. ENOSPC when no such run is free.
+    func allocateEvents(on device: ITSDevice, count: Int = 1) throws(Errno) -> UInt32 {
+        var order = 0
+        while (1 << order) < count { order += 1 }
+        let span = 1 << order
+        var start = 0
+        while start + span <= device.eventsInUse.count {
+            if !device.eventsInUse[start..<(start + span)].contains(true) {
+                for i in start..<(start + count) { device.eventsInUse[i] = true }
+                return UInt32(start)
+            }
+            start += span
+        }
+        throw .ENOSPC
     }
 
     /// `its_select_cpu` for an unmanaged interrupt: the online CPU with the fewest LPIs

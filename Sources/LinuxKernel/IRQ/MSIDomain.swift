@@ -5,10 +5,10 @@ import GIC
 /// for a device's MSI descriptors, activation (compose + write), deactivation, free.
 extension IRQSubsystem {
     /// `msi_domain_alloc_irqs_all_locked` → `__msi_domain_alloc_irqs` for `descriptors` of
-    /// `device`, whose ITS device `its_msi_prepare` already mapped: per descriptor (and per
-    /// vector of a multi-message MSI descriptor) `its_irq_domain_alloc` (an event, LPI =
-    /// lpi_base + event, `iommu_dma_prepare_msi(desc, its_get_msi_base)`), a Linux number and
-    /// descriptor, then — PCI MSI domains set MSI_FLAG_ACTIVATE_EARLY — `irq_domain_activate_irq`
+    /// `device`, whose ITS device `its_msi_prepare` already mapped: per descriptor one
+    /// `its_irq_domain_alloc` for all its vectors (an aligned run of events, LPI = lpi_base +
+    /// event, one `iommu_dma_prepare_msi(desc, its_get_msi_base)`), a Linux number and
+    /// descriptor per vector, then — PCI MSI domains set MSI_FLAG_ACTIVATE_EARLY — `irq_domain_activate_irq`
     /// at once (MAPTI, then compose and write the message). On failure what was allocated is
     /// torn down and the error returned.
     func allocateMSIIRQs(device: Device, descriptors msiDescriptors: [MSIDescriptor], vectorsPerDescriptor: Int = 1,
@@ -16,20 +16,21 @@ extension IRQSubsystem {
         var allocated: [Int] = []
         do throws(Errno) {
             for msi in msiDescriptors {
-                for vector in 0..<max(vectorsPerDescriptor, 1) {
-                    let event = try driver.allocateEvent(on: itsDevice)
-                    if vector == 0 {
-                        do {
-                            try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase)
-                        } catch {
-                            try? driver.free(event: event, device: itsDevice)
-                            throw error
-                        }
-                    }
+                let count = max(vectorsPerDescriptor, 1)
+                let first = try driver.allocateEvents(on: itsDevice, count: count)
+                do {
+                    try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase)
+                } catch {
+                    for e in 0..<UInt32(count) { try? driver.free(event: first &+ e, device: itsDevice) }
+                    throw error
+                }
+                for vector in 0..<count {
+                    let event = first &+ UInt32(vector)
                     let irq = nextIRQ
                     nextIRQ += 1
                     let d = IRQDescriptor(irq: irq, hwirq: itsDevice.lpiBase &+ event, chipName: chipName, device: device,
                                           msiDescriptor: msi, itsIndex: driver.index, eventID: event, cpuCount: cpuCount)
+                    d.itsDevice = itsDevice
                     descriptors[irq] = d
                     descriptorByHWIRQ[d.hwirq] = d
                     if vector == 0 { msi.irq = irq }
