@@ -38,10 +38,11 @@ extension IOMMUSubsystem {
         return domain.driver === driver
     }
 
-    /// `iommu_attach_group(domain, group)`: -EBUSY when the group is already attached to a
-    /// domain other than its default or blocking domain; -EINVAL for a domain of another IOMMU.
+    /// `iommu_attach_group(domain, group)` → `__iommu_attach_group`: -EBUSY when the group is
+    /// already attached to a domain other than its default or blocking domain (even the same
+    /// one: a user must detach first); -EINVAL for a domain of another IOMMU instance.
     public func attachGroup(_ domain: IOMMUDomain, to group: IOMMUGroup) throws(Errno) {
-        if let current = group.domain, current !== group.defaultDomain, current !== group.blockingDomain, current !== domain {
+        if let current = group.domain, current !== group.defaultDomain, current !== group.blockingDomain {
             throw .EBUSY
         }
         guard domainMatches(domain, group) else { throw .EINVAL }
@@ -49,9 +50,9 @@ extension IOMMUSubsystem {
     }
 
     /// `iommu_detach_group(domain, group)` → `__iommu_group_set_core_domain`: back to the
-    /// blocking domain while a user owns the group, else to the default domain. Cannot fail.
+    /// blocking domain while a user owns the group, else to the default domain, whatever
+    /// `domain` is (Linux does not look at it). Cannot fail.
     public func detachGroup(_ domain: IOMMUDomain, from group: IOMMUGroup) {
-        guard group.domain === domain else { return }
         let core = group.owner != nil ? (group.blockingDomain ?? group.defaultDomain) : group.defaultDomain
         guard let target = core else { return }
         try? setGroupDomain(group, target)
@@ -87,11 +88,12 @@ extension IOMMUSubsystem {
         return domain
     }
 
-    /// `iommu_group_claim_dma_owner(group, owner)` (VFIO type1): -EBUSY if anyone owns the
-    /// group already; the group moves to its blocking domain (`__iommu_take_dma_ownership`,
-    /// which also refuses -EBUSY when the group is not on its default domain).
+    /// `iommu_group_claim_dma_owner(group, owner)` (VFIO groups): -EPERM if anyone owns the
+    /// group already ("Only a single owner may exist for a group"); the group moves to its
+    /// blocking domain (`__iommu_take_dma_ownership`, which refuses -EBUSY when the group is
+    /// not on its default domain).
     public func claimDMAOwner(_ group: IOMMUGroup, owner: AnyObject) throws(Errno) {
-        guard group.ownerCount == 0 else { throw .EBUSY }
+        guard group.ownerCount == 0 else { throw .EPERM }
         try takeDMAOwnership(group, owner: owner)
     }
 
@@ -117,14 +119,24 @@ extension IOMMUSubsystem {
         group.ownerCount = 1
     }
 
-    /// `iommu_group_release_dma_owner` / `iommu_device_release_dma_owner`: when the last claim
-    /// goes, the group returns to its default domain.
+    /// `iommu_group_release_dma_owner` → `__iommu_release_dma_ownership`: every claim goes at
+    /// once and the group returns to its default domain.
     public func releaseDMAOwner(_ group: IOMMUGroup) {
         guard group.ownerCount > 0 else { return }
-        group.ownerCount -= 1
-        guard group.ownerCount == 0 else { return }
+        group.ownerCount = 0
         group.owner = nil
         if let defaultDomain = group.defaultDomain { try? setGroupDomain(group, defaultDomain) }
+    }
+
+    /// `iommu_device_release_dma_owner(dev)`: drops one claim of a device-level owner; the last
+    /// one releases the group.
+    public func releaseDMAOwner(device: Device) {
+        guard let group = group(of: device), group.ownerCount > 0 else { return }
+        if group.ownerCount > 1 {
+            group.ownerCount -= 1
+        } else {
+            releaseDMAOwner(group)
+        }
     }
 
     /// `iommu_group_has_isolated_msi(group)`: every device's MSI domain isolates MSIs
