@@ -115,8 +115,10 @@ extension PCISubsystem {
 
     /// `pci_read_bases` / `__pci_read_base`: with memory decoding off (`PCI_COMMAND_MEMORY`
     /// cleared around the probe, as `__pci_read_base` does), write all-ones, read back, restore.
-    /// Size = ~(mask & ~0xF) + 1; a 64-bit BAR (type bits 2:1 = 0b10) takes the next register as
-    /// the upper half. I/O BARs (bit 0) are skipped: nothing here has one.
+    /// A 64-bit BAR (type bits 2:1 = 0b10) takes the next register as
+    /// the upper half. The size is the lowest set address bit of the read-back mask
+    /// (`pci_size`), so a broken mask cannot yield a size that is not a power of two. I/O BARs
+    /// (bit 0) are skipped: nothing here has one.
     func readBases(_ dev: PCIDevice, count: Int) -> [PCIResource] {
         var resources: [PCIResource] = []
         guard let command = try? dev.readConfig16(ConfigRegister.command) else { return [] }
@@ -137,15 +139,13 @@ extension PCISubsystem {
                 let upper = UInt64((try? dev.readConfig32(offset + 4)) ?? 0)
                 try? dev.writeConfig32(offset + 4, upperOriginal)
                 mask |= upper << 32
-            } else if !is64 {
-                mask |= 0xFFFF_FFFF_0000_0000
             }
+            // pci_size: the decode size is the lowest writable address bit ("Get the lowest of
+            // them to find the decode size"), so a mask with holes still gives a power of two.
             let addressMask = mask & ~0xF
-            if addressMask != 0 && (addressMask & 0xFFFF_FFFF) != 0 || (is64 && addressMask != 0) {
-                let size = (~addressMask) &+ 1
-                if size != 0 {
-                    resources.append(PCIResource(bar: index, size: size, is64Bit: is64, prefetchable: original & 0x8 != 0))
-                }
+            if addressMask != 0 {
+                let size = addressMask & (~addressMask &+ 1)
+                resources.append(PCIResource(bar: index, size: size, is64Bit: is64, prefetchable: original & 0x8 != 0))
             }
             index += is64 ? 2 : 1
         }
