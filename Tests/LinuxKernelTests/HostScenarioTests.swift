@@ -187,6 +187,10 @@ struct HostScenarioTests {
             if let domain = group.domain, domain.type == .dma {
                 #expect(k.iommu.iovaToPhys(domain, Self.firstIOVAPage) == nil, "no SW_MSI page was allocated or mapped")
                 #expect(k.iommu.iovaToPhys(domain, 0x0809_0000) == nil, "nor is the doorbell mapped: the write bypasses the SMMU")
+                if case .dmaIOVA(let cookie) = domain.cookie {
+                    #expect(cookie.iovad.isAllocated(address: 0x0809_0000) && cookie.iovad.isAllocated(address: 0x0809_F000),
+                            "iova_reserve_iommu_regions keeps the hardware MSI region out of the allocator")
+                }
             }
             h.functions[0].raise(vector: 1)
             #expect(k.irq.handleInterrupts(cpu: 0) == 1)

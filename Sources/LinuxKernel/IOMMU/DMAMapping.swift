@@ -92,7 +92,8 @@ public final class DMAMapping {
     /// bidirectionally under the coherent mask (the device's mask here). Returns the CPU's
     /// physical address and the device's address.
     public func allocateCoherent(device: Device, size: UInt64) throws(Errno) -> (physical: PhysicalAddress, iova: IOVA) {
-        guard size > 0, let pageAligned = (size &+ kernelPageSize &- 1) & ~(kernelPageSize &- 1) as UInt64?, pageAligned >= size else { throw .EINVAL }
+        let pageAligned = (size &+ kernelPageSize &- 1) & ~(kernelPageSize &- 1)
+        guard size > 0, pageAligned >= size else { throw .EINVAL }
         let physical = try kernel.pages.allocate(bytes: pageAligned)
         let iova = try map(device: device, physical: physical, size: pageAligned, direction: .bidirectional)
         return (physical, iova)

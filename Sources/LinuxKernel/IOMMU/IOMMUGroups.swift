@@ -12,6 +12,7 @@ extension IOMMUSubsystem {
     /// dma-direct, as Linux carries on without the IOMMU; the reason is logged.
     public func probeDevice(_ device: Device) throws(Errno) {
         guard device.iommu == nil else { return }
+        logSubsystemInit()
         let fwspec: DeviceIOMMU
         switch configure(device) {
         case .failure(let reason):
@@ -36,7 +37,7 @@ extension IOMMUSubsystem {
         let group = deviceGroup(device)
         group.devices.append(device)
         fwspec.group = group
-        kernel.log.log("iommu", "Adding device \(device.name) to group \(group.id)")
+        kernel.log.log(device.name, "Adding to iommu group \(group.id)")
         state.requireDirect = reservedRegions(for: device).contains { $0.type == .direct }
 
         do {
@@ -149,7 +150,22 @@ extension IOMMUSubsystem {
         }
         group.defaultDomain = domain
         try setGroupDomain(group, domain)
-        kernel.log.log("iommu", "Default domain type: \(domain.type == .dma ? "Translated" : domain.type == .dmaFQ ? "Translated (lazy)" : "Passthrough") for group \(group.id)")
+    }
+
+    /// `iommu_subsys_init`'s two lines, once, before the first device: the default domain type
+    /// (`iommu_domain_type_str`) and the invalidation policy.
+    func logSubsystemInit() {
+        guard !loggedSubsystemInit else { return }
+        loggedSubsystemInit = true
+        let type: String
+        switch kernel.configuration.defaultDomain {
+        case .identity: type = "Passthrough"
+        case .dmaStrict, .dmaLazy: type = "Translated"
+        }
+        kernel.log.log("iommu", "Default domain type: \(type)")
+        if kernel.configuration.defaultDomain != .identity {
+            kernel.log.log("iommu", "DMA domain TLB invalidation policy: \(kernel.configuration.defaultDomain == .dmaLazy ? "lazy" : "strict") mode")
+        }
     }
 
     /// `iommu_create_device_direct_mappings(domain, dev)`: every DIRECT and DIRECT_RELAXABLE

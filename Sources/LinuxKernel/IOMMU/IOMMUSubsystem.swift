@@ -19,6 +19,7 @@ public final class IOMMUSubsystem {
     /// `iommu_dma_forcedac` (the `iommu.forcedac` parameter): when set, PCI devices do not try
     /// the 32-bit IOVA space first.
     public var forceDAC = false
+    var loggedSubsystemInit = false
 
     /// The core's per-device fields of `struct dev_iommu` that `DeviceIOMMU` does not carry,
     /// looked up by identity (never iterated).
