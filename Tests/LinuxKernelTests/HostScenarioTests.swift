@@ -240,4 +240,39 @@ struct HostScenarioTests {
         h.functions[0].raise(vector: 0)
         #expect(k.irq.handleInterrupts(cpu: 0) == 1)
     }
+
+    @Test("behind a PCIe-to-PCI bridge: the first function joins the bridge's group and domain; arm-smmu-v3 refuses the second (aliasing StreamID 0x200)")
+    func behindPCIeToPCIBridge() throws {
+        let machine = try MachinePreset.qemuVirt.makeMachine()
+        let rc = machine.rootComplexes[0]
+        let bridge = try PCIToPCIBridge(name: "pcie-to-pci", requesterID: RequesterID(bus: 0, device: 2, function: 0), kind: .pcieToPCI,
+                                        vendorID: 0x1B36, deviceID: 0x000E, secondaryBus: 2, subordinateBus: 2)
+        try rc.attach(bridge)
+        var functions: [PCIFunction] = []
+        for slot in [3, 4] as [UInt8] {
+            let function = try PCIFunction(name: "legacy\(slot)", requesterID: RequesterID(bus: 2, device: slot, function: 0),
+                                           vendorID: 0x8086, deviceID: 0x100E,
+                                           bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], msix: MSIXConfiguration(tableSize: 4))
+            try rc.attach(function, behind: bridge)
+            functions.append(function)
+        }
+        let gic = try #require(machine.gic)
+        let k = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic)
+        try k.boot()
+        let bridgeDevice = try #require(k.pci.device(bridge.requesterID)?.device)
+        let first = try #require(k.pci.device(functions[0].requesterID))
+        let second = try #require(k.pci.device(functions[1].requesterID))
+        // pci_for_each_dma_alias: 02:03.0 itself, then PCI_DEVID(2, 0) from the PCIe-to-PCI bridge.
+        #expect(first.device.iommu?.streamIDs == [StreamID(0x218), StreamID(0x200)])
+        let group = try #require(k.iommu.group(of: first.device))
+        #expect(group === k.iommu.group(of: bridgeDevice), "get_pci_alias_or_group finds the bridge's group")
+        #expect(second.device.iommu == nil, "arm_smmu_insert_master: StreamID 0x200 already belongs to another master")
+        // The first function's MSI is the first page of the shared domain.
+        let counter = HostScenario.Counter()
+        let irqs = try HostScenario.probe(k, first, counter: counter)
+        #expect(HostScenario.entry(functions[0], 0).address == Self.firstIOVAPage | 0x40)
+        functions[0].raise(vector: 0)
+        #expect(k.irq.handleInterrupts(cpu: 0) == 1)
+        #expect(counter.values == [irqs[0]: 1])
+    }
 }

@@ -99,30 +99,50 @@ struct IOMMUCoreTests {
         #expect(group.ownerCount == 0 && group.domain === group.defaultDomain)
     }
 
-    @Test("pci_device_group: functions sharing a DMA alias (behind one PCIe-to-PCI bridge) share a group; others do not")
-    func groupsByAlias() throws {
+    @Test("pci_device_group: behind a PCIe-to-PCI bridge or a root port without ACS the bridge's group; multifunction siblings share; others get new groups")
+    func pciDeviceGroup() throws {
         let h = try HostHarness.make(boot: false)
         let k = h.kernel
-        func function(_ name: String, _ rid: RequesterID, aliases: [RequesterID], sids: [UInt32]) -> (Device, PCIDevice) {
-            let device = Device(name: name)
+        var keep: [PCIDevice] = []
+        func function(_ rid: RequesterID, behind bridge: PCIDevice? = nil, portType: UInt8? = 0x0,
+                      secondaryBus: UInt8? = nil, multifunction: Bool = false) -> PCIDevice {
+            let device = Device(name: "0000:" + rid.description)
             let pci = PCIDevice(device: device, requesterID: rid, hostBridge: 0)
-            pci.dmaAliases = aliases
+            pci.upstreamBridge = bridge
+            pci.expressPortType = portType
+            pci.secondaryBus = secondaryBus
+            pci.isMultifunction = multifunction
             device.pci = pci
-            device.iommu = DeviceIOMMU(iommuIndex: 0, streamIDs: sids.map { StreamID($0) })
-            return (device, pci)
+            device.iommu = DeviceIOMMU(iommuIndex: 0, streamIDs: [StreamID(UInt32(rid.rawValue))])
+            keep.append(pci)
+            k.pci.devices.append(pci)
+            return pci
         }
-        // pci_for_each_dma_alias for functions behind a PCIe-to-PCI bridge: own RID, then
-        // PCI_DEVID(secondary bus, 0).
-        let a = function("0000:02:03.0", RequesterID(bus: 2, device: 3, function: 0), aliases: [RequesterID(0x0218), RequesterID(0x0200)], sids: [0x218, 0x200])
-        let b = function("0000:02:04.0", RequesterID(bus: 2, device: 4, function: 0), aliases: [RequesterID(0x0220), RequesterID(0x0200)], sids: [0x220, 0x200])
-        let c = function("0000:00:05.0", RequesterID(bus: 0, device: 5, function: 0), aliases: [RequesterID(0x0028)], sids: [0x28])
-        var keep: [PCIDevice] = [a.1, b.1, c.1]
-        let ga = k.iommu.deviceGroup(a.0); ga.devices.append(a.0)
-        let gb = k.iommu.deviceGroup(b.0); gb.devices.append(b.0)
-        let gc = k.iommu.deviceGroup(c.0); gc.devices.append(c.0)
-        #expect(ga === gb)
-        #expect(gc !== ga)
-        #expect([ga.id, gc.id] == [0, 1], "group numbers in creation order")
-        keep.removeAll()
+        func probe(_ pci: PCIDevice) -> IOMMUGroup {
+            let group = k.iommu.deviceGroup(pci.device)
+            group.devices.append(pci.device)
+            pci.device.iommu?.group = group
+            return group
+        }
+        // PCIe-to-PCI bridge (port type 7) at 00:02.0 with secondary bus 2.
+        let pcieToPCI = function(RequesterID(bus: 0, device: 2, function: 0), portType: 0x7, secondaryBus: 2)
+        let bridgeGroup = probe(pcieToPCI)
+        let behind1 = function(RequesterID(bus: 2, device: 3, function: 0), behind: pcieToPCI, portType: nil)
+        let behind2 = function(RequesterID(bus: 2, device: 4, function: 0), behind: pcieToPCI, portType: nil)
+        #expect(probe(behind1) === bridgeGroup, "get_pci_alias_or_group: the aliasing bridge's group")
+        #expect(probe(behind2) === bridgeGroup)
+        // Root port (type 4) at 00:03.0 without ACS: its endpoint joins it (pci_acs_path_enabled false).
+        let rootPort = function(RequesterID(bus: 0, device: 3, function: 0), portType: 0x4, secondaryBus: 3)
+        let portGroup = probe(rootPort)
+        #expect(portGroup !== bridgeGroup)
+        #expect(probe(function(RequesterID(bus: 3, device: 0, function: 0), behind: rootPort)) === portGroup)
+        // A multifunction endpoint at 00:05.{0,1} without ACS: one group.
+        let f0 = probe(function(RequesterID(bus: 0, device: 5, function: 0), multifunction: true))
+        let f1 = probe(function(RequesterID(bus: 0, device: 5, function: 1), multifunction: true))
+        #expect(f0 === f1)
+        // A single-function endpoint on the root bus: its own group.
+        let lone = probe(function(RequesterID(bus: 0, device: 6, function: 0)))
+        #expect(Set([bridgeGroup.id, portGroup.id, f0.id, lone.id]) == [0, 1, 2, 3], "group numbers in creation order")
+        withExtendedLifetime(keep) {}
     }
 }

@@ -61,28 +61,70 @@ extension IOMMUSubsystem {
     }
 
     /// `iommu_group_get_for_dev` → `arm_smmu_device_group` → `pci_device_group` for PCI
-    /// functions: a device joins the group of any device it shares a DMA alias with (same
-    /// host bridge) or a StreamID with (same IOMMU) — those cannot be told apart by the IOMMU —
-    /// else gets a new group, numbered in creation order.
-    ///
-    /// Not modelled: the ACS walk up the hierarchy and the multifunction-without-ACS rule of
-    /// `pci_device_group` (`get_pci_function_alias_group`); the endpoints in our topologies are
-    /// single-function on the root bus, where neither applies.
+    /// functions (drivers/iommu/iommu.c), in its order:
+    /// 1. `pci_for_each_dma_alias` with `get_pci_alias_or_group`: the first device that
+    ///    produces one of our DMA aliases (an upstream PCIe-to-PCI or conventional bridge) and
+    ///    already has a group gives it; the last such device is the point of minimum
+    ///    granularity;
+    /// 2. from there up to the root bus, every bridge without ACS (`pci_acs_path_enabled`)
+    ///    widens the group: the nearest one that has a group gives it;
+    /// 3. a multifunction device without ACS shares the group of a sibling function
+    ///    (`get_pci_function_alias_group`);
+    /// 4. else a new group, numbered in creation order.
+    /// ACS is not modelled (no function has an ACS capability), so `pci_acs_enabled` is false
+    /// for every bridge and every multifunction device, as Linux finds it without one.
+    /// `pci_get_alias_group` (quirk aliases in `dma_alias_mask`) has nothing to find here.
+    /// One addition from the model's contract: a device sharing a StreamID on the same IOMMU
+    /// with a grouped device joins that group (arm-smmu-v3 refuses such a master before
+    /// grouping, so this only matters for drivers that accept one).
     func deviceGroup(_ device: Device) -> IOMMUGroup {
-        let myAliases = device.pci.map { pci in Set(dmaAliases(of: pci).map { UInt32(pci.hostBridge) << 16 | UInt32($0.rawValue) }) } ?? []
+        if let pci = device.pci {
+            var granularity = pci
+            for bridge in upstreamBridges(of: pci) where producesDMAAlias(bridge) {
+                if let group = bridge.device.iommu?.group { return group }
+                granularity = bridge
+            }
+            for bridge in upstreamBridges(of: granularity) {
+                if let group = bridge.device.iommu?.group { return group }
+            }
+            if granularity.isMultifunction {
+                for other in kernel.pci.devices where other !== granularity && other.isMultifunction
+                    && other.hostBridge == granularity.hostBridge
+                    && other.requesterID.bus == granularity.requesterID.bus
+                    && other.requesterID.device == granularity.requesterID.device {
+                    if let group = other.device.iommu?.group { return group }
+                }
+            }
+        }
         let mySIDs = Set(device.iommu?.streamIDs.map(\.rawValue) ?? [])
-        let myIOMMU = device.iommu?.iommuIndex
         for group in groups {
             for other in group.devices where other !== device {
-                if let otherIOMMU = other.iommu, otherIOMMU.iommuIndex == myIOMMU,
+                if let otherIOMMU = other.iommu, otherIOMMU.iommuIndex == device.iommu?.iommuIndex,
                    !mySIDs.isDisjoint(with: otherIOMMU.streamIDs.map(\.rawValue)) { return group }
-                if let pci = other.pci,
-                   !myAliases.isDisjoint(with: dmaAliases(of: pci).map { UInt32(pci.hostBridge) << 16 | UInt32($0.rawValue) }) { return group }
             }
         }
         let group = IOMMUGroup(id: groups.count)
         groups.append(group)
         return group
+    }
+
+    /// `bus->self` up to the root bus, nearest first.
+    func upstreamBridges(of pci: PCIDevice) -> [PCIDevice] {
+        var chain: [PCIDevice] = []
+        var bridge = pci.upstreamBridge
+        while let b = bridge, chain.count < 256 {
+            chain.append(b)
+            bridge = b.upstreamBridge
+        }
+        return chain
+    }
+
+    /// Whether `pci_for_each_dma_alias` calls back for this upstream bridge: a PCIe-to-PCI
+    /// bridge (subordinate bus, devfn 0), a PCI-to-PCIe bridge or a conventional bridge (its
+    /// own RID); root ports and switch ports do not alias.
+    func producesDMAAlias(_ bridge: PCIDevice) -> Bool {
+        guard let type = bridge.expressPortType else { return true }
+        return type == 0x7 || type == 0x8
     }
 
     /// `iommu_def_domain_type` from the command line (`iommu_subsys_init`): passthrough →
