@@ -248,3 +248,25 @@ extension IOMMUMSITests {
         #expect(composed(descriptor) == 0xFFFF_FFFF_F040, "dma_limit = min(mask, aperture_end = 2^48 − 1)")
     }
 }
+
+extension IOMMUMSITests {
+    @Test("iommu_create_device_direct_mappings: DIRECT regions mapped 1:1 with their prot, start rounded up, already-mapped pages skipped, one flush")
+    func directMappings() throws {
+        let s = try setup(.dma)
+        try s.kernel.iommu.map(s.domain, iova: 0x9000_2000, physical: 0x9000_2000, size: 0x1000, protection: [.read])
+        s.table.maps.removeAll()
+        let regions = [
+            // 0x9000_0800…0x9000_47FF: ALIGN(start) = 0x9000_1000, ALIGN(end) = 0x9000_5000.
+            ReservedRegion(start: 0x9000_0800, length: 0x4000, protection: [.read, .write], type: .direct),
+            ReservedRegion(start: 0xA000_0000, length: 0x1000, protection: [.read], type: .directRelaxable),
+            ReservedRegion(start: 0xB000_0000, length: 0x1000, protection: [.read], type: .reserved),
+            ReservedRegion(start: 0x0800_0000, length: 0x10_0000, protection: [.write], type: .swMSI),
+        ]
+        try s.kernel.iommu.createDirectMappings(s.domain, regions: regions)
+        #expect(s.table.maps.map(\.iova) == [0x9000_1000, 0x9000_3000, 0xA000_0000])
+        #expect(s.table.maps.map(\.size) == [0x1000, 0x2000, 0x1000], "the run is split around the page mapped already")
+        #expect(s.table.maps.allSatisfy { $0.iova == $0.physical })
+        #expect(s.table.maps.first?.protection == [.read, .write])
+        #expect(s.table.flushAlls == 1)
+    }
+}

@@ -214,8 +214,11 @@ extension IOMMUSubsystem {
     /// region mapped 1:1 (granule-aligned outwards-in: start rounded up, end rounded up) into a
     /// DMA domain, skipping pages already mapped; then one `flush_iotlb_all`.
     func createDirectMappings(_ domain: IOMMUDomain, device: Device) throws(Errno) {
+        try createDirectMappings(domain, regions: reservedRegions(for: device))
+    }
+
+    func createDirectMappings(_ domain: IOMMUDomain, regions: [ReservedRegion]) throws(Errno) {
         guard domain.type == .dma || domain.type == .dmaFQ, let pageSize = Self.minimumPageSize(domain) else { return }
-        let regions = reservedRegions(for: device)
         for region in regions where region.type == .direct || region.type == .directRelaxable {
             let start = (region.start &+ pageSize &- 1) & ~(pageSize &- 1)
             let (rawEnd, overflow) = region.start.addingReportingOverflow(region.length)
