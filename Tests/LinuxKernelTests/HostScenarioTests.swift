@@ -276,3 +276,20 @@ struct HostScenarioTests {
         #expect(counter.values == [irqs[0]: 1])
     }
 }
+
+extension HostScenarioTests {
+    @Test("the host view of a device: group, DMA domain with its cookie, the SW_MSI window, the doorbell page")
+    func hostView() throws {
+        let h = try HostHarness.make()
+        let k = h.kernel
+        let pci = try #require(HostScenario.pciDevice(h, 0))
+        _ = try HostScenario.probe(k, pci, counter: HostScenario.Counter())
+        let view = k.iommu.view(of: pci.device)
+        #expect(view.group == 0 && view.groupDevices == ["0000:00:01.0"])
+        #expect(view.domainType == "DMA" && view.isDefaultDomain && view.cookie == "IOMMU_COOKIE_DMA_IOVA")
+        #expect(view.streamIDs == [0x8])
+        #expect(view.reservedRegions == ["0x0000000008000000 0x00000000080fffff msi"])
+        #expect(view.msiPages == [.init(iova: Self.firstIOVAPage, physical: 0x0809_0000)])
+        #expect(view.description.hasSuffix("msi page iova 0xffff_f000 -> 0x0809_0000"))
+    }
+}
