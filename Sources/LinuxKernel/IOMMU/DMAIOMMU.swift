@@ -38,9 +38,10 @@ extension IOMMUSubsystem {
         guard case .dmaIOVA(var cookie) = domain.cookie else { throw .EINVAL }
         let order = domain.pageSizeBitmap == 0 ? 12 : domain.pageSizeBitmap.trailingZeroBitCount
         let granule = UInt64(1) << UInt64(order)
-        // The device's DMA window is 0…max (no dma-ranges on the host bridges we model);
-        // force_aperture is set by arm-smmu-v3, so the aperture bounds it.
-        guard domain.apertureEnd > 0 else {
+        // The device's DMA window is base 0 … limit ~0 (no dma-ranges on the host bridges we
+        // model); force_aperture is set by arm-smmu-v3, so the window must meet the aperture.
+        let base: UInt64 = 0, limit = UInt64.max
+        guard base <= domain.apertureEnd, limit >= domain.apertureStart else {
             kernel.log.log("iommu", "specified DMA range outside IOMMU capability")
             throw .EFAULT
         }

@@ -8,7 +8,11 @@ extension IOMMUSubsystem {
     /// v6.15+ (drivers/iommu/iommu.c): no group → 0; under the group mutex, a group domain that
     /// is not IDENTITY ("An IDENTITY domain must pass through") is dispatched on its cookie type:
     /// DMA_IOVA / DMA_MSI → `iommu_dma_sw_msi`, IOMMUFD → `iommufd_sw_msi`, anything else
-    /// (no cookie: a blocked domain, a plain paging domain) → -EOPNOTSUPP.
+    /// (no cookie: a blocked domain, a plain paging domain) → -EOPNOTSUPP. The IDENTITY test
+    /// is the fix for Nathan Chancellor's fsl-mc regression; it was checked in the respun
+    /// cleanup series (Nicolin Chen's iommufd_msi_cleanup-v5 diff against Jason Gunthorpe's
+    /// tree), not in a tagged release. Without a registered iommufd hook an IOMMUFD cookie
+    /// gets -EOPNOTSUPP, as the CONFIG_IOMMUFD=n stub of `iommufd_sw_msi` returns.
     ///
     /// v6.14 (drivers/iommu/dma-iommu.c): `iommu_get_domain_for_dev`; without a domain or an
     /// IOVA/MSI cookie the descriptor's cookie is cleared and 0 returned; else the MSI page is

@@ -12,8 +12,16 @@
 /// with what they overlap. Above that sits the per-CPU range cache (`IOVARangeCache`,
 /// `alloc_iova_fast`/`free_iova_fast`), one CPU here since the kernel model runs on CPU 0.
 ///
-/// Checked against torvalds/linux drivers/iommu/iova.c (the rbtree version; see the doc
-/// comment of `allocate(size:limitPFN:sizeAligned:)`).
+/// Checked against drivers/iommu/iova.c (the rbtree allocator): IOVA_ANCHOR ~0;
+/// `init_iova_domain` (dma_32bit_pfn = 1 << (32 − shift), max32_alloc_size = dma_32bit_pfn,
+/// both cached nodes on the anchor); `__alloc_and_insert_iova_range` with `retry_pfn =
+/// curr_iova->pfn_hi` and `low_pfn = retry_pfn + 1` (the 2023 stable fix "iommu/iova: Fix
+/// alloc iova overflows issue") and `iova_find_limit` for the retry, including its shortcut to
+/// the anchor for limits above 4 GiB; `__cached_rbnode_insert_update` /
+/// `__cached_rbnode_delete_update`; `reserve_iova` / `__adjust_overlap_range`;
+/// `alloc_iova_fast`'s rounding ("Freeing non-power-of-two-sized allocations back into the
+/// IOVA caches will come back to bite us badly"). Some trees carry an augmented-rbtree or
+/// maple-tree rework of this search; it is not what upstream ships and is not modelled.
 public final class IOVADomain {
     /// One allocated or reserved range, [pfnLo, pfnHi] inclusive (`struct iova`).
     public struct Range: Hashable, Sendable {
@@ -46,8 +54,9 @@ public final class IOVADomain {
     /// `init_iova_domain(iovad, granule, start_pfn)`. `granule` must be a power of two (the
     /// caller takes the lowest bit of a page-size bitmap), else the next power of two is used.
     public init(granule: UInt64, startPFN: UInt64) {
-        let g = granule <= 1 ? 1 : (granule.nonzeroBitCount == 1 ? granule : (UInt64(1) << UInt64(64 - (granule - 1).leadingZeroBitCount)))
-        self.granule = g == 0 ? 1 << 63 : g
+        var g: UInt64 = 1
+        while g < granule && g < (1 << 63) { g <<= 1 }
+        self.granule = g
         self.shift = UInt64(self.granule.trailingZeroBitCount)
         self.startPFN = startPFN
         self.dma32PFN = shift >= 32 ? 1 : UInt64(1) << (32 - shift)
