@@ -51,10 +51,12 @@ enum HostScenario {
     /// Counts handler runs per Linux IRQ number.
     final class Counter { var values: [Int: Int] = [:] }
 
-    /// A driver's probe: `pci_enable_device`, `pci_set_master`,
+    /// A driver's probe: `dma_set_mask_and_coherent(64)`, `pci_enable_device`, `pci_set_master`,
     /// `pci_alloc_irq_vectors(dev, 1, n, PCI_IRQ_MSIX)`, `request_irq` per vector. Returns the
     /// Linux IRQ numbers in vector order.
     static func probe(_ kernel: LinuxKernel, _ pci: PCIDevice, vectors: Int = 4, counter: Counter) throws -> [Int] {
+        // dma_set_mask_and_coherent(DMA_BIT_MASK(64)): a 64-bit capable device.
+        pci.device.dmaMask = dmaBitMask(64)
         try kernel.pci.enableDevice(pci)
         try kernel.pci.setMaster(pci)
         let n = try kernel.pci.allocateIRQVectors(pci, min: 1, max: vectors, flags: .msix)

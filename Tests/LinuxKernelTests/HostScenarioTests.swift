@@ -293,3 +293,40 @@ extension HostScenarioTests {
         #expect(view.description.hasSuffix("msi page iova 0xffff_f000 -> 0x0809_0000"))
     }
 }
+
+extension HostScenarioTests {
+    @Test("iommu.forcedac=1: no 32-bit-first try, so a 64-bit device's doorbell page is the top of the 48-bit aperture, 0xFFFF_FFFF_F040")
+    func forceDAC() throws {
+        let h = try HostHarness.make(boot: false)
+        let k = h.kernel
+        k.iommu.forceDAC = true
+        try k.boot()
+        let pci = try #require(HostScenario.pciDevice(h, 0))
+        let counter = HostScenario.Counter()
+        let irqs = try HostScenario.probe(k, pci, counter: counter)
+        // dma_limit = min(DMA_BIT_MASK(64), aperture_end = 2^48 − 1 for a 48-bit IAS stage 1).
+        #expect(HostScenario.entry(h.functions[0], 0).address == 0xFFFF_FFFF_F040)
+        h.functions[0].raise(vector: 0)
+        #expect(k.irq.handleInterrupts(cpu: 0) == 1)
+        #expect(counter.values == [irqs[0]: 1])
+    }
+
+    @Test("lazy mode: 300 unmaps flush the IOTLB once, when the 256-entry ring is full, and free what that flush covered")
+    func lazyRingFull() throws {
+        let h = try HostHarness.make(configuration: KernelConfiguration(defaultDomain: .dmaLazy))
+        let k = h.kernel
+        let pci = try #require(HostScenario.pciDevice(h, 0))
+        let smmu = k.smmuDrivers[0]
+        let buffer = try k.pages.allocate(bytes: 0x1000)
+        var iovas: [IOVA] = []
+        for _ in 0..<300 { iovas.append(try k.dma.map(device: pci.device, physical: buffer, size: 0x1000, direction: .toDevice)) }
+        let asid0 = smmu.commandCounts[.tlbiNHASID] ?? 0
+        for (n, iova) in iovas.enumerated() {
+            k.dma.unmap(device: pci.device, iova: iova, size: 0x1000, direction: .toDevice)
+            // fq_full when tail + 1 == head: the 256th queue_iova finds 255 entries and flushes.
+            let flushes = (smmu.commandCounts[.tlbiNHASID] ?? 0) - asid0
+            #expect(flushes == (n < 255 ? 0 : 1), "after unmap \(n + 1)")
+        }
+        #expect(smmu.commandCounts[.tlbiNHVA] ?? 0 == 0, "no per-page invalidation in lazy mode")
+    }
+}
