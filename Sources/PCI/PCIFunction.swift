@@ -52,10 +52,15 @@ public final class PCIFunction {
     public init(name: String = "pci-function", requesterID: RequesterID, vendorID: UInt16, deviceID: UInt16,
                 classCode: UInt32 = 0, bars: [BaseAddressRegister] = [], msi: MSIConfiguration? = nil,
                 msix: MSIXConfiguration? = nil, expressType: PCIExpressPortType? = .endpoint,
-                functionLevelReset: Bool = true) throws(PCIConfigurationError) {
+                functionLevelReset: Bool = true, multifunction: Bool = false) throws(PCIConfigurationError) {
         self.name = name
         self.requesterID = requesterID
         var config = ConfigurationSpace(vendorID: vendorID, deviceID: deviceID, classCode: classCode, headerType: .endpoint)
+        // Header Type bit 7 (PCI_HEADER_TYPE_MFD, pci_regs.h): the device has functions other
+        // than 0, so software scans functions 1–7 of this slot. Read-only, like the rest of it.
+        if multifunction {
+            config.setHardwareBits(offset: ConfigRegister.headerType, size: 1, value: 0x80 | UInt32(HeaderType.endpoint.rawValue))
+        }
         for bar in bars { try config.defineBAR(bar) }
         expressCapability = try expressType.map { (type) throws(PCIConfigurationError) in
             try PCIExpressCapability.install(into: &config, portType: type,

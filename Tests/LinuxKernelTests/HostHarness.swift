@@ -19,6 +19,8 @@ struct HostHarness {
         var requesterID: RequesterID
         var vectors: Int = 4
         var name: String = "endpoint"
+        /// Header Type bit 7: set on function 0 of a multi-function device.
+        var multifunction = false
     }
 
     /// 00:01.0 and 00:02.0, 4 vectors each: RIDs 0x0008 and 0x0010, which qemu-virt's identity
@@ -35,7 +37,8 @@ struct HostHarness {
         for endpoint in endpoints {
             let function = try PCIFunction(name: endpoint.name, requesterID: endpoint.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                            bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                           msix: MSIXConfiguration(tableSize: endpoint.vectors))
+                                           msix: MSIXConfiguration(tableSize: endpoint.vectors),
+                                           multifunction: endpoint.multifunction)
             try machine.rootComplexes[0].attach(function)
             functions.append(function)
         }

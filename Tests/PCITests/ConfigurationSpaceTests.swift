@@ -133,3 +133,17 @@ struct ConfigurationSpaceTests {
         #expect(PCIExpressCapability.portType(in: legacy.config) == nil)
     }
 }
+
+@Suite("Multi-function header")
+struct MultifunctionHeaderTests {
+    @Test("a multi-function endpoint reads Header Type 0x80 and software cannot clear the bit")
+    func headerTypeBit7() throws {
+        // pci_regs.h: PCI_HEADER_TYPE (0x0E), bit 7 = multi-function device, read-only.
+        let function = try PCIFunction(requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 1, deviceID: 2, multifunction: true)
+        #expect(function.configRead(offset: 0x0E, size: 1) == 0x80)
+        function.configWrite(offset: 0x0E, size: 1, value: 0)
+        #expect(function.configRead(offset: 0x0E, size: 1) == 0x80)
+        let single = try PCIFunction(requesterID: RequesterID(bus: 0, device: 2, function: 0), vendorID: 1, deviceID: 2)
+        #expect(single.configRead(offset: 0x0E, size: 1) == 0x00)
+    }
+}

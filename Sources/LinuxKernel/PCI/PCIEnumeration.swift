@@ -78,6 +78,9 @@ extension PCISubsystem {
     /// from PCI_CAPABILITY_LIST, next pointers with bits 1:0 ignored, at most 48 hops,
     /// `PCI_FIND_CAP_TTL`), BAR sizing (`pci_read_bases`), bridge bus numbers.
     func setupDevice(_ dev: PCIDevice) {
+        // pci_setup_device: "Assume 32-bit PCI; let 64-bit PCI cards (which are far rarer) set
+        // this higher" — dev->dma_mask = 0xffffffff until a driver calls dma_set_mask.
+        dev.device.dmaMask = dmaBitMask(32)
         dev.vendorID = UInt16(truncatingIfNeeded: (try? dev.readConfig(ConfigRegister.vendorID, size: 2)) ?? 0xFFFF)
         dev.pciDeviceID = UInt16(truncatingIfNeeded: (try? dev.readConfig(ConfigRegister.deviceID, size: 2)) ?? 0xFFFF)
         dev.classCode = ((try? dev.readConfig32(ConfigRegister.revisionID)) ?? 0) >> 8
