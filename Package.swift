@@ -34,7 +34,7 @@ let package = Package(
         .target(
             name: "DoorbellCommands",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
