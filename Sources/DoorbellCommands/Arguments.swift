@@ -51,24 +51,7 @@ struct PlatformOptions: ParsableArguments {
     }
 }
 
-/// Reads a whole file (C stdio, so the command line needs no Foundation).
+/// Reads a whole file.
 func readFile(_ path: String) throws -> [UInt8] {
-    guard let file = fopen(path, "rb") else { throw ValidationError("cannot open \(path)") }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let count = fread(&buffer, 1, buffer.count, file)
-        if count <= 0 { break }
-        bytes.append(contentsOf: buffer[0..<count])
-    }
-    return bytes
+    do { return try DeviceTreeFile.read(path: path) } catch { throw ValidationError("\(error)") }
 }
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#elseif canImport(Musl)
-import Musl
-#endif

@@ -32,7 +32,12 @@ struct HostHarness {
 
     static func make(preset: MachinePreset = .qemuVirt, endpoints: [Endpoint] = defaultEndpoints,
                      configuration: KernelConfiguration = KernelConfiguration(), boot: Bool = true) throws -> HostHarness {
-        let machine = try preset.makeMachine()
+        try make(machine: try preset.makeMachine(), endpoints: endpoints, configuration: configuration, boot: boot)
+    }
+
+    /// The same on any machine (a fixture DTB, an edited tree).
+    static func make(machine: Machine, endpoints: [Endpoint] = defaultEndpoints,
+                     configuration: KernelConfiguration = KernelConfiguration(), boot: Bool = true) throws -> HostHarness {
         var functions: [PCIFunction] = []
         for endpoint in endpoints {
             let function = try PCIFunction(name: endpoint.name, requesterID: endpoint.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,

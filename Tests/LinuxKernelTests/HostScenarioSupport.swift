@@ -17,33 +17,12 @@ enum HostScenario {
     static func host(dtb relative: String, endpoints: [HostHarness.Endpoint] = HostHarness.defaultEndpoints,
                      configuration: KernelConfiguration = KernelConfiguration()) throws -> HostHarness {
         let machine = try Machine(topology: try Topology(dtb: try fixture(relative)), name: relative)
-        var functions: [PCIFunction] = []
-        for endpoint in endpoints {
-            let function = try PCIFunction(name: endpoint.name, requesterID: endpoint.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                           bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                           msix: MSIXConfiguration(tableSize: endpoint.vectors))
-            try machine.rootComplexes[0].attach(function)
-            functions.append(function)
-        }
-        guard let gic = machine.gic else { throw HostHarness.HarnessError.noGIC }
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        try kernel.boot()
-        return HostHarness(machine: machine, kernel: kernel, functions: functions)
+        return try HostHarness.make(machine: machine, endpoints: endpoints, configuration: configuration)
     }
 
     static func fixture(_ relative: String) throws -> [UInt8] {
         let tests = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
-        let path = tests + "/Fixtures/" + relative
-        guard let file = fopen(path, "rb") else { throw FixtureMissing(path: path) }
-        defer { fclose(file) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, file)
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-        }
-        return out
+        return try DeviceTreeFile.read(path: tests + "/Fixtures/" + relative)
     }
 
     struct FixtureMissing: Error { let path: String }

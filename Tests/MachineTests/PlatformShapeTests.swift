@@ -128,17 +128,7 @@ struct PlatformShapeTests {
 enum Fixture {
     static func bytes(_ relative: String) throws -> [UInt8] {
         let tests = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
-        let path = tests + "/Fixtures/" + relative
-        guard let file = fopen(path, "rb") else { throw FixtureError.missing(path) }
-        defer { fclose(file) }
-        var out: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&buffer, 1, buffer.count, file)
-            if n <= 0 { break }
-            out.append(contentsOf: buffer[0..<n])
-        }
-        return out
+        return try DeviceTreeFile.read(path: tests + "/Fixtures/" + relative)
     }
     enum FixtureError: Error { case missing(String) }
 }
