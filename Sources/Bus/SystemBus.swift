@@ -12,7 +12,11 @@ public final class SystemBus {
 
     /// What a region decodes to.
     public enum RegionKind: Hashable, Sendable {
-        case ram
+        /// RAM: address A of the window is byte A + `offset` (wrapping) of the backing store.
+        /// The host's windows have offset 0; a VM's bus maps guest-physical (IPA) windows onto
+        /// the host RAM that backs them with a non-zero offset, so the guest's page tables are
+        /// the very bytes the physical SMMU walks.
+        case ram(offset: UInt64)
         /// An index into the bus's device list.
         case device(Int)
     }
@@ -58,7 +62,13 @@ public final class SystemBus {
 
     /// Adds a RAM window. Overlap with an existing region is a platform description error.
     public func addRAM(base: PhysicalAddress, size: UInt64, name: String = "ram") throws(BusError) {
-        try insert(Region(base: base, size: size, kind: .ram, name: name))
+        try insert(Region(base: base, size: size, kind: .ram(offset: 0), name: name))
+    }
+
+    /// Adds a RAM window whose bytes live elsewhere in the backing store: window address A is
+    /// backing address `backing` + (A − `base`). Used for a VM's guest RAM, backed by host RAM.
+    public func addRAM(base: PhysicalAddress, size: UInt64, backedAt backing: PhysicalAddress, name: String = "ram") throws(BusError) {
+        try insert(Region(base: base, size: size, kind: .ram(offset: backing.rawValue &- base.rawValue), name: name))
     }
 
     /// Adds an MMIO device window.
@@ -109,7 +119,7 @@ public final class SystemBus {
 
     /// Whether `[address, address + size)` is wholly inside one RAM window.
     public func isRAM(_ address: PhysicalAddress, size: UInt64 = 1) -> Bool {
-        guard let index = regionIndex(for: address.rawValue), regions[index].kind == .ram else { return false }
+        guard let index = regionIndex(for: address.rawValue), case .ram = regions[index].kind else { return false }
         let region = regions[index]
         return size == 0 || (address.rawValue &- region.base.rawValue) <= region.size &- size
     }
@@ -124,9 +134,9 @@ public final class SystemBus {
         let region = regions[index]
         guard raw &- region.base.rawValue <= region.size &- UInt64(size) else { throw .unbacked(address) }
         switch region.kind {
-        case .ram:
+        case .ram(let offset):
             ramReads &+= 1
-            return ram.read(raw, size: size)
+            return ram.read(raw &+ offset, size: size)
         case .device(let deviceIndex):
             mmioReads &+= 1
             let value = try devices[deviceIndex].mmioRead(offset: raw &- region.base.rawValue, size: size, requester: requester)
@@ -145,9 +155,9 @@ public final class SystemBus {
         let region = regions[index]
         guard raw &- region.base.rawValue <= region.size &- UInt64(size) else { throw .unbacked(address) }
         switch region.kind {
-        case .ram:
+        case .ram(let offset):
             ramWrites &+= 1
-            ram.write(raw, size: size, value: value)
+            ram.write(raw &+ offset, size: size, value: value)
         case .device(let deviceIndex):
             mmioWrites &+= 1
             trace?.append(.bus, "MMIO write \(region.name)", address: raw, value: value, "by \(requester)")

@@ -213,3 +213,21 @@ struct SeededGeneratorTests {
         #expect(c.next() != SeededGenerator(seed: 0).state)
     }
 }
+
+@Suite("RAM windows backed elsewhere")
+struct BackedRAMTests {
+    @Test("a guest bus's IPA window reads and writes the host RAM that backs it")
+    func guestWindow() throws {
+        let host = SystemBus()
+        try host.addRAM(base: PhysicalAddress(0x4000_0000), size: 0x4000_0000)
+        // The guest's RAM at IPA 0x4000_0000 is host PA 0x6000_0000 onwards.
+        let guest = SystemBus(ram: host.ram)
+        try guest.addRAM(base: PhysicalAddress(0x4000_0000), size: 0x1000_0000, backedAt: PhysicalAddress(0x6000_0000))
+        try guest.write64(PhysicalAddress(0x4000_1000), 0x1234)
+        #expect(try host.read64(PhysicalAddress(0x6000_1000)) == 0x1234)
+        try host.write64(PhysicalAddress(0x6FFF_FFF8), 7)
+        #expect(try guest.read64(PhysicalAddress(0x4FFF_FFF8)) == 7)
+        #expect(throws: BusError.unbacked(PhysicalAddress(0x5000_0000))) { try guest.read64(PhysicalAddress(0x5000_0000)) }
+        #expect(guest.isRAM(PhysicalAddress(0x4000_0000), size: 0x1000_0000))
+    }
+}
