@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Firmware", targets: ["Firmware"]),
         .library(name: "Machine", targets: ["Machine"]),
         .library(name: "LinuxKernel", targets: ["LinuxKernel"]),
+        .library(name: "VMM", targets: ["VMM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,6 +31,9 @@ let package = Package(
         // Software: one Linux model, run as the host now and as the guest later. It reaches the
         // hardware only through MMIO, memory and the CPU's GIC system registers.
         .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
+        // The VMM (QEMU-like): drives the host kernel only through its uAPI (VFIO, iommufd, KVM),
+        // and emulates the guest's devices (accelerated vSMMU, vfio-pci, guest firmware).
+        .target(name: "VMM", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "LinuxKernel"]),
         // The command line: subcommands live in a library so tests can drive them.
         .target(
             name: "DoorbellCommands",
@@ -47,6 +51,7 @@ let package = Package(
         .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware"]),
         .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
+        .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]

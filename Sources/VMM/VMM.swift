@@ -1,0 +1,1 @@
+// The VMM module: see the files beside this one.
