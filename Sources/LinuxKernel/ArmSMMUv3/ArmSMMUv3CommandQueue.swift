@@ -42,8 +42,26 @@ extension ArmSMMUv3Driver {
         return .sync(CommandSync(completionSignal: .sendEvent, msiShareability: 3, msiAttributes: 0xF))
     }
 
+    /// `arm_smmu_cmdq_issue_cmdlist` with commands as raw words, as `arm_vsmmu_cache_invalidate`
+    /// passes the converted guest commands: written to the queue as they are (a command the
+    /// SMMU finds illegal is its CERROR_ILL to report), counted under their opcode when it is
+    /// one the SMMU knows.
+    func issueRawCommandList(_ words: [(UInt64, UInt64)], sync: Bool) throws(Errno) {
+        try issueEntries(words.map { w in
+            let decoded = try? Command.decode(w.0, w.1).get()
+            return (w.0, w.1, decoded)
+        }, sync: sync)
+    }
+
     /// `arm_smmu_cmdq_issue_cmdlist`.
     func issueCommandList(_ commands: [Command], sync: Bool) throws(Errno) {
+        try issueEntries(commands.map { c in
+            let (w0, w1) = c.encode()
+            return (w0, w1, c)
+        }, sync: sync)
+    }
+
+    private func issueEntries(_ commands: [(UInt64, UInt64, Command?)], sync: Bool) throws(Errno) {
         guard var queue = commandQueue else { throw .ENODEV }
         let n = UInt32(commands.count) &+ (sync ? 1 : 0)
         guard n > 0 else { return }
@@ -63,7 +81,7 @@ extension ArmSMMUv3Driver {
         }
         var prod = queue.prod
         for command in commands {
-            try writeCommand(command, at: queue.slot(prod))
+            try writeWords(command.0, command.1, command.2, at: queue.slot(prod))
             prod = queue.advanced(prod)
         }
         var syncProd: UInt32?
@@ -82,10 +100,15 @@ extension ArmSMMUv3Driver {
 
     private func writeCommand(_ command: Command, at slot: PhysicalAddress) throws(Errno) {
         let (w0, w1) = command.encode()
+        try writeWords(w0, w1, command, at: slot)
+    }
+
+    private func writeWords(_ w0: UInt64, _ w1: UInt64, _ command: Command?, at slot: PhysicalAddress) throws(Errno) {
         do {
             try kernel.bus.write(slot, size: 8, value: w0, requester: .cpu(0))
             try kernel.bus.write(PhysicalAddress(slot.rawValue | 8), size: 8, value: w1, requester: .cpu(0))
         } catch { throw .EIO }
+        guard let command else { return }
         commandCounts[command.opcode, default: 0] += 1
         commandLog.append(command)
     }

@@ -34,6 +34,8 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     public internal(set) var commandLog: [Command] = []
     /// Event records read from the event queue by `serviceEventQueue()`, in order.
     public internal(set) var events: [EventRecord] = []
+    /// Events `arm_smmu_handle_event` handed to a vIOMMU (not dumped to the log).
+    public internal(set) var forwardedEvents = 0
     /// Times the event queue reported an overflow (`"EVTQ overflow detected -- events lost"`).
     public internal(set) var eventQueueOverflows = 0
     /// Command errors recovered by `arm_smmu_cmdq_skip_err`.

@@ -38,7 +38,13 @@ extension ArmSMMUv3Driver {
                 let record = EventRecord(words[0], words[1], words[2], words[3])
                 read.append(record)
                 events.append(record)
-                dumpEvent(record, words: words)
+                // arm_smmu_evtq_thread: `if (arm_smmu_handle_event(…)) arm_smmu_dump_event(…)`.
+                do throws(Errno) {
+                    try handleEvent(record, words: words)
+                    forwardedEvents += 1
+                } catch {
+                    dumpEvent(record, words: words)
+                }
             }
             rounds += 1
         } while !queue.isEmpty && rounds < 4

@@ -14,6 +14,8 @@ public final class ArmSMMUv3Master {
     public internal(set) var cdTable: PhysicalAddress?
     /// The domain attached now (nil before the first attach).
     public internal(set) weak var domain: IOMMUDomain?
+    /// `master->vmaster`: set while attached to a translating nested domain with a vDEVICE.
+    public internal(set) var vmaster: ArmSMMUv3VMaster?
 
     init(device: Device, streamIDs: [StreamID], substreamIDBits: Int) {
         self.device = device
@@ -113,7 +115,9 @@ extension ArmSMMUv3Driver {
     /// - blocked (`arm_smmu_attach_dev_blocked`): abort STE, then the CD cleared;
     /// - stage 1 (`arm_smmu_attach_dev`): the CD first (`arm_smmu_make_s1_cd` →
     ///   `arm_smmu_write_cd_entry`), then the CD-table STE with S1DSS = SSID0;
-    /// - stage 2: `arm_smmu_make_s2_domain_ste`, then the CD cleared.
+    /// - stage 2: `arm_smmu_make_s2_domain_ste`, then the CD cleared;
+    /// - nested (`arm_smmu_attach_dev_nested`, ArmSMMUv3IOMMUFD.swift): the STE made from the
+    ///   guest's words and the parent's stage 2; the master's own CD table is left alone.
     /// A paging domain of another SMMU is -EINVAL.
     public func attach(_ domain: IOMMUDomain, to device: Device) throws(Errno) {
         let master = try master(of: device)
@@ -124,6 +128,9 @@ extension ArmSMMUv3Driver {
         case .blocked:
             try installSTE(ArmSMMUv3Entries.abortSTE(), for: master)
             try clearCD(for: master)
+        case .nested:
+            guard let nested = domain.driverData as? ArmSMMUv3NestedDomain else { throw .EINVAL }
+            try attachNested(nested, master: master)
         default:
             guard let smmuDomain = domain.driverData as? ArmSMMUv3Domain, smmuDomain.driver === self else { throw .EINVAL }
             switch smmuDomain.stage {
@@ -143,6 +150,8 @@ extension ArmSMMUv3Driver {
         if let old = master.domain?.driverData as? ArmSMMUv3Domain, master.domain !== domain {
             old.attachedMasters.removeAll { $0 === master }
         }
+        // arm_smmu_attach_commit_vmaster: any other domain clears the vmaster.
+        if domain.type != .nested { master.vmaster = nil }
         master.domain = domain
     }
 }

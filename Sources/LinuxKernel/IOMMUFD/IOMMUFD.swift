@@ -56,7 +56,7 @@ public final class IOMMUFD {
         public static let pasid = HWPTAllocFlags(rawValue: 1 << 3)
     }
 
-    /// `IOMMU_HWPT_DATA_NONE`; issue 5 adds `IOMMU_HWPT_DATA_ARM_SMMUV3` (= 2).
+    /// `IOMMU_HWPT_DATA_NONE`; `IOMMUHWPTDataType.armSMMUv3` (= 2) for nested HWPTs.
     public static let hwptDataNone: UInt32 = 0
 
     // MARK: lookups
@@ -125,8 +125,8 @@ public final class IOMMUFD {
     /// EOPNOTSUPP for a non-zero `reserved`, for unknown flags, for DIRTY_TRACKING (the modelled
     /// SMMU does not report IOMMU_CAP_DIRTY_TRACKING) and for FAULT_ID_VALID (fault objects are
     /// not modelled); EINVAL for DATA_NONE with a data length, or data without a type; ENOENT
-    /// for an unknown device or pt id; EINVAL when the pt id is neither an IOAS nor (issue 5) a
-    /// paging HWPT or vIOMMU.
+    /// for an unknown device or pt id; EINVAL when the pt id is neither an IOAS, a paging HWPT
+    /// nor a vIOMMU. A vIOMMU (or paging HWPT) pt id goes to `hwptNestedAlloc`.
     public func hwptAlloc(deviceID: UInt32, ptID: UInt32, flags: HWPTAllocFlags = [], dataType: UInt32 = hwptDataNone,
                           data: [UInt8] = [], reserved: UInt32 = 0) throws(Errno) -> UInt32 {
         guard reserved == 0 else { throw .EOPNOTSUPP }
@@ -134,8 +134,8 @@ public final class IOMMUFD {
         let idev = try device(deviceID)
         let target = try objects.get(ptID)
         guard let ioas = target as? IOMMUFDIOAS else {
-            // Nested HWPTs (on a nest-parent HWPT) and vIOMMU-based ones arrive with issue 5.
-            throw target.type == .hwptPaging || target.type == .viommu ? .EOPNOTSUPP : .EINVAL
+            // Nested HWPTs: on a vIOMMU or a nest-parent paging HWPT (IOMMUFDVIOMMU.swift).
+            return try hwptNestedAlloc(idev: idev, target: target, flags: flags, dataType: dataType, data: data)
         }
         guard dataType == Self.hwptDataNone else { throw .EINVAL }
         let hwpt = try hwptPagingAlloc(ioas: ioas, idev: idev, flags: flags, autoDomain: false)
@@ -192,7 +192,8 @@ public final class IOMMUFD {
         if let hwpt = object as? IOMMUFDHWPTPaging {
             destroyHWPT(hwpt)
         } else {
-            _ = try objects.remove(id)
+            let removed = try objects.remove(id)
+            removed.destroy()
         }
     }
 }

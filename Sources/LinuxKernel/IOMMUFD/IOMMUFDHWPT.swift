@@ -72,6 +72,8 @@ public final class IOMMUFDGroup {
 public final class IOMMUFDDevice: IOMMUFDObject {
     public let device: Device
     public let igroup: IOMMUFDGroup
+    /// `idev->vdev`: the device's vDEVICE, if one was allocated (at most one).
+    public internal(set) weak var vdevice: IOMMUFDVDevice?
 
     init(device: Device, igroup: IOMMUFDGroup) {
         self.device = device

@@ -8,6 +8,7 @@ public enum IOMMUFDObjectType: String, Hashable, Sendable {
     case ioas = "IOAS"
     case viommu = "VIOMMU"
     case vdevice = "VDEVICE"
+    case veventq = "VEVENTQ"
 }
 
 /// `struct iommufd_object`: what every id in an iommufd file names.
