@@ -1,0 +1,160 @@
+import Bus
+import Firmware
+
+/// The guest's device tree, as QEMU's `virt` board builds it (hw/arm/virt.c: `create_fdt`,
+/// `fdt_add_cpu_nodes`, `create_gic` / `create_its`, `create_smmu`, `create_pcie`) for the nodes a
+/// VM with one passthrough PCIe function needs: memory, CPUs, the GICv3 with its ITS, optionally
+/// an SMMUv3, and the ECAM host bridge.
+///
+/// Phandles are QEMU's order of allocation for this machine (cpu 0x8001…, then the GIC, the ITS,
+/// the SMMU), so the guest tree reads like a `-machine dumpdtb` of `virt,gic-version=3,
+/// iommu=smmuv3`. The host bridge's `iommu-map` (only with a vSMMU) and `msi-map` are identity
+/// over RIDs 0…0xFFFF (`create_pcie`: `<0x0 phandle 0x0 0x10000>`), so the guest's StreamID and
+/// DeviceID of a function equal its guest RID.
+public struct GuestDeviceTree: Hashable, Sendable {
+    public var ramSize: UInt64
+    public var cpuCount: Int
+    /// An SMMUv3 node at 0x0905_0000 and the host bridge's `iommu-map` to it.
+    public var vSMMU: Bool
+
+    public init(ramSize: UInt64, cpuCount: Int = 1, vSMMU: Bool) {
+        self.ramSize = ramSize
+        self.cpuCount = max(cpuCount, 1)
+        self.vSMMU = vSMMU
+    }
+
+    public static let gicPhandle: UInt32 = 0x8002
+    public static let itsPhandle: UInt32 = 0x8003
+    public static let smmuPhandle: UInt32 = 0x8004
+
+    /// Two-cell address, two-cell size `reg` entries (the root's #address-cells/#size-cells = 2).
+    static func reg(_ windows: [(UInt64, UInt64)]) -> [UInt32] {
+        windows.flatMap { [UInt32(truncatingIfNeeded: $0.0 >> 32), UInt32(truncatingIfNeeded: $0.0),
+                           UInt32(truncatingIfNeeded: $0.1 >> 32), UInt32(truncatingIfNeeded: $0.1)] }
+    }
+
+    static func hexName(_ name: String, _ address: UInt64) -> String {
+        name + "@" + String(address, radix: 16)
+    }
+
+    /// The tree.
+    public var tree: DeviceTree {
+        typealias P = DeviceTreeProperty
+        typealias M = GuestMemoryMap
+        var cpus: [DeviceTreeNode] = []
+        for index in 0..<cpuCount {
+            // `fdt_add_cpu_nodes`: reg = the MPIDR affinity (Aff0 = index below 16 CPUs).
+            cpus.append(DeviceTreeNode(name: Self.hexName("cpu", UInt64(index)), properties: [
+                P(name: "phandle", cells: [0x8100 &+ UInt32(index)]),
+                P(name: "reg", cells: [UInt32(index)]),
+                P(name: "enable-method", strings: ["psci"]),
+                P(name: "compatible", strings: ["arm,cortex-a57"]),
+                P(name: "device_type", strings: ["cpu"]),
+            ]))
+        }
+        let its = DeviceTreeNode(name: Self.hexName("its", M.its.base), properties: [
+            P(name: "phandle", cells: [Self.itsPhandle]),
+            P(name: "reg", cells: Self.reg([(M.its.base, M.its.size)])),
+            P(name: "#msi-cells", cells: [1]),
+            P(name: "msi-controller"),
+            P(name: "compatible", strings: ["arm,gic-v3-its"]),
+        ])
+        let gic = DeviceTreeNode(name: Self.hexName("intc", M.distributor.base), properties: [
+            P(name: "phandle", cells: [Self.gicPhandle]),
+            P(name: "reg", cells: Self.reg([(M.distributor.base, M.distributor.size),
+                                            (M.redistributors.base, M.redistributors.size)])),
+            P(name: "#redistributor-regions", cells: [1]),
+            P(name: "compatible", strings: ["arm,gic-v3"]),
+            P(name: "ranges"),
+            P(name: "#size-cells", cells: [2]),
+            P(name: "#address-cells", cells: [2]),
+            P(name: "interrupt-controller"),
+            P(name: "#interrupt-cells", cells: [3]),
+        ], children: [its])
+        var pcieProperties: [P] = []
+        if vSMMU {
+            pcieProperties.append(P(name: "iommu-map", cells: [0, Self.smmuPhandle, 0, 0x1_0000]))
+        }
+        pcieProperties += [
+            // ranges: I/O, 32-bit MMIO and 64-bit MMIO, each 1:1 (phys.hi 0x0100_0000 I/O,
+            // 0x0200_0000 MEM32, 0x0300_0000 MEM64; IEEE 1275 PCI binding).
+            P(name: "ranges", cells: [
+                0x0100_0000, 0, 0, UInt32(M.pcieIO.base >> 32), UInt32(truncatingIfNeeded: M.pcieIO.base), 0, UInt32(M.pcieIO.size),
+                0x0200_0000, 0, UInt32(M.pcieMMIO32.base), 0, UInt32(M.pcieMMIO32.base), 0, UInt32(M.pcieMMIO32.size),
+                0x0300_0000, UInt32(M.pcieMMIO64.base >> 32), 0, UInt32(M.pcieMMIO64.base >> 32), 0,
+                UInt32(M.pcieMMIO64.size >> 32), 0,
+            ]),
+            P(name: "reg", cells: Self.reg([(M.ecam.base, M.ecam.size)])),
+            P(name: "msi-map", cells: [0, Self.itsPhandle, 0, 0x1_0000]),
+            P(name: "dma-coherent"),
+            P(name: "bus-range", cells: [0, 0xFF]),
+            P(name: "linux,pci-domain", cells: [0]),
+            P(name: "#size-cells", cells: [2]),
+            P(name: "#address-cells", cells: [3]),
+            P(name: "device_type", strings: ["pci"]),
+            P(name: "compatible", strings: ["pci-host-ecam-generic"]),
+        ]
+        var children: [DeviceTreeNode] = [
+            DeviceTreeNode(name: Self.hexName("memory", M.ramBase), properties: [
+                P(name: "reg", cells: Self.reg([(M.ramBase, ramSize)])),
+                P(name: "device_type", strings: ["memory"]),
+            ]),
+        ]
+        if vSMMU {
+            children.append(DeviceTreeNode(name: Self.hexName("smmuv3", M.smmu.base), properties: [
+                P(name: "phandle", cells: [Self.smmuPhandle]),
+                P(name: "#iommu-cells", cells: [1]),
+                P(name: "dma-coherent"),
+                P(name: "interrupt-names", strings: ["eventq", "priq", "cmdq-sync", "gerror"]),
+                P(name: "interrupts", cells: [0, 0x4A, 1, 0, 0x4B, 1, 0, 0x4C, 1, 0, 0x4D, 1]),
+                P(name: "reg", cells: Self.reg([(M.smmu.base, M.smmu.size)])),
+                P(name: "compatible", strings: ["arm,smmu-v3"]),
+            ]))
+        }
+        children.append(DeviceTreeNode(name: Self.hexName("pcie", 0x1000_0000), properties: pcieProperties))
+        children.append(gic)
+        children.append(DeviceTreeNode(name: "cpus", properties: [
+            P(name: "#size-cells", cells: [0]),
+            P(name: "#address-cells", cells: [1]),
+        ], children: cpus))
+        let root = DeviceTreeNode(name: "", properties: [
+            P(name: "interrupt-parent", cells: [Self.gicPhandle]),
+            P(name: "#size-cells", cells: [2]),
+            P(name: "#address-cells", cells: [2]),
+            P(name: "model", strings: ["linux,dummy-virt"]),
+            P(name: "compatible", strings: ["linux,dummy-virt"]),
+        ], children: children)
+        return DeviceTree(root: root)
+    }
+
+    /// The DTB the guest boots with.
+    public func blob() throws(DeviceTreeWriter.WriteError) -> [UInt8] {
+        try DeviceTreeWriter.write(tree)
+    }
+
+    /// The guest's platform description, read back from the blob by the same reader a host DTB
+    /// goes through (so the guest kernel sees exactly what the DTB says).
+    public func topology() throws(GuestError) -> Topology {
+        let bytes: [UInt8]
+        do { bytes = try blob() } catch { throw .deviceTree("\(error)") }
+        do { return try Topology(dtb: bytes) } catch { throw .deviceTree(error.description) }
+    }
+}
+
+/// Why the VMM could not build or run a guest.
+public enum GuestError: Error, Hashable, Sendable, CustomStringConvertible {
+    case deviceTree(String)
+    /// A host uAPI call failed: the call and Linux's errno name.
+    case hostCall(String, String)
+    case bus(String)
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .deviceTree(let s): "guest device tree: \(s)"
+        case .hostCall(let call, let errno): "\(call): \(errno)"
+        case .bus(let s): "guest bus: \(s)"
+        case .unsupported(let s): "unsupported: \(s)"
+        }
+    }
+}

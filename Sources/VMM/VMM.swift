@@ -1,1 +1,0 @@
-// The VMM module: see the files beside this one.

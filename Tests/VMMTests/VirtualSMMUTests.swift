@@ -1,0 +1,139 @@
+import Testing
+import Bus
+import SMMUv3
+@testable import VMM
+
+/// The accelerated vSMMU's register file on a guest bus: a guest driver's view (IDRs, CR0ACK,
+/// GBPA.UPDATE), commands read from guest memory and handed to the backend, CMD_SYNC MSI
+/// completion, the 2-level stream-table fetch and event records written to the guest's queue.
+@Suite("Virtual SMMU register file")
+struct VirtualSMMUTests {
+    final class Recorder: VirtualSMMUBackend {
+        var commands: [Command] = []
+        var refuse: CommandOpcode?
+        func execute(_ command: Command, from vsmmu: VirtualSMMU) -> CommandErrorCode {
+            if command.opcode == refuse { return .illegal }
+            commands.append(command)
+            return .none
+        }
+    }
+
+    static let base: UInt64 = 0x0905_0000
+    typealias R = SMMURegisterOffset
+
+    static func make() throws -> (SystemBus, VirtualSMMU, Recorder) {
+        let bus = SystemBus()
+        try bus.addRAM(base: PhysicalAddress(0x4000_0000), size: 0x100_0000)
+        let v = VirtualSMMU(guestBus: bus, identification: VirtualSMMU.acceleratedIdentification(host: SMMUConfiguration()))
+        try bus.addDevice(v, base: PhysicalAddress(base), size: 0x2_0000)
+        let recorder = Recorder()
+        v.backend = recorder
+        return (bus, v, recorder)
+    }
+
+    static func w32(_ bus: SystemBus, _ offset: UInt64, _ value: UInt64) throws {
+        try bus.write(PhysicalAddress(base + offset), size: 4, value: value, requester: .cpu(0))
+    }
+    static func r32(_ bus: SystemBus, _ offset: UInt64) throws -> UInt64 {
+        try bus.read(PhysicalAddress(base + offset), size: 4, requester: .cpu(0))
+    }
+
+    @Test("IDRs: stage 1 only (the host owns stage 2), no VMID16/HYP, MSI, AArch64 tables, 4K granule; a guest sees CMDQS 8")
+    func identification() throws {
+        let (bus, _, _) = try Self.make()
+        let idr0 = UInt32(try Self.r32(bus, R.idr0))
+        #expect(idr0.bit(1) && !idr0.bit(0), "S1P=1, S2P=0 (§6.3.1)")
+        #expect(!idr0.bit(18) && !idr0.bit(9), "VMID16=0, HYP=0")
+        #expect(idr0.bit(13), "MSI")
+        #expect(idr0.bits(3, 2) == 0b10, "TTF AArch64")
+        let idr1 = UInt32(try Self.r32(bus, R.idr1))
+        #expect(idr1.bits(25, 21) == 8 && idr1.bits(20, 16) == 7)
+        #expect(idr1.bits(5, 0) == 16, "SIDSIZE from the host")
+        #expect(UInt32(try Self.r32(bus, R.idr5)).bit(4), "GRAN4K")
+    }
+
+    @Test("CR0 is acknowledged at once; GBPA takes a write only with UPDATE and reads back with UPDATE clear")
+    func controlRegisters() throws {
+        let (bus, _, _) = try Self.make()
+        try Self.w32(bus, R.cr0, 0xD)   // SMMUEN | EVENTQEN | CMDQEN
+        #expect(try Self.r32(bus, R.cr0ack) == 0xD)
+        try Self.w32(bus, R.cr0, 0x13)  // PRIQEN/ATSCHK are RES0 here
+        #expect(try Self.r32(bus, R.cr0ack) == 0x1)
+        try Self.w32(bus, R.gbpa, 1 << 20)
+        #expect(try Self.r32(bus, R.gbpa) == 0, "no UPDATE: ignored")
+        try Self.w32(bus, R.gbpa, 1 << 31 | 1 << 20)
+        #expect(try Self.r32(bus, R.gbpa) == 1 << 20)
+    }
+
+    @Test("commands are read from guest memory between CONS and PROD (with wrap), CMD_SYNC's MSI writes MSIData, an illegal command stops the queue with CERROR_ILL")
+    func commandQueue() throws {
+        let (bus, v, recorder) = try Self.make()
+        let q: UInt64 = 0x4010_0000
+        try bus.write64(PhysicalAddress(Self.base + R.cmdqBase), q | 2)   // 4 entries
+        try Self.w32(bus, R.cr0, 0x8)
+        let syncSlot: UInt64 = q + 2 * 16
+        let commands: [Command] = [
+            .cfgiSTE(StreamID(8), leaf: true),
+            .tlbiNHASID(VMID(0), ASID(3)),
+            .sync(CommandSync(completionSignal: .interrupt, msiData: 0, msiAddress: syncSlot)),
+            .cfgiCD(StreamID(8), SubstreamID(0), leaf: true),
+            .tlbiNHAll(VMID(0)),
+        ]
+        // Fill slots 0..3, publish PROD = 3.
+        for (i, c) in commands.prefix(4).enumerated() {
+            let (w0, w1) = c.encode()
+            try bus.writeWords(PhysicalAddress(q + UInt64(i) * 16), [w0, w1])
+        }
+        try Self.w32(bus, R.cmdqProd, 3)
+        #expect(try Self.r32(bus, R.cmdqCons) == 3)
+        #expect(recorder.commands == Array(commands.prefix(2)))
+        // The SYNC's MSI wrote MSIData 0 over its own first word (Linux's MSI-poll completion).
+        #expect(try bus.read(PhysicalAddress(syncSlot), size: 4) == 0)
+        // Slot 3, then slot 0 again with the wrap bit: PROD = 0b101.
+        let (w0, w1) = commands[4].encode()
+        try bus.writeWords(PhysicalAddress(q), [w0, w1])
+        try Self.w32(bus, R.cmdqProd, 5)
+        #expect(try Self.r32(bus, R.cmdqCons) == 5)
+        #expect(recorder.commands.suffix(2) == [commands[3], commands[4]])
+        // A refused command: CONS stays on it with ERR = CERROR_ILL, GERROR.CMDQ_ERR toggles.
+        recorder.refuse = .cfgiSTE
+        let (a0, a1) = Command.cfgiSTE(StreamID(9), leaf: true).encode()
+        try bus.writeWords(PhysicalAddress(q + 16), [a0, a1])
+        try Self.w32(bus, R.cmdqProd, 6)
+        let cons = UInt32(try Self.r32(bus, R.cmdqCons))
+        #expect(cons & 0xFF == 5 && SMMURegisterField.commandError(cons) == CommandErrorCode.illegal.rawValue)
+        #expect(try Self.r32(bus, R.gerror) & 1 == 1)
+        #expect(v.consumedCommands.count == 5)
+    }
+
+    @Test("a guest STE is fetched through a 2-level stream table (L1STD span, L2 pointer)")
+    func streamTableFetch() throws {
+        let (bus, v, _) = try Self.make()
+        let l1: UInt64 = 0x4020_0000, l2: UInt64 = 0x4021_0000
+        try bus.write64(PhysicalAddress(Self.base + R.strtabBase), l1)
+        try Self.w32(bus, R.strtabBaseCfg, 1 << 16 | 8 << 6 | 16)   // 2-level, SPLIT 8, 2^16 SIDs
+        // SID 0x108: L1 index 1, L2 index 8. Span 9 = 256 STEs.
+        try bus.write64(PhysicalAddress(l1 + 8), l2 | 9)
+        let ste = StreamTableEntry.stage1(contextPtr: 0x4030_0000)
+        try bus.writeWords(PhysicalAddress(l2 + 8 * 64), ste.words)
+        #expect(try v.guestStreamTableEntry(StreamID(0x108)) == ste)
+        #expect(throws: VirtualSMMU.FetchError.invalidL1Descriptor(StreamID(0x8))) { try v.guestStreamTableEntry(StreamID(0x8)) }
+        #expect(throws: VirtualSMMU.FetchError.streamIDOutOfRange(StreamID(0x1_0000))) { try v.guestStreamTableEntry(StreamID(0x1_0000)) }
+    }
+
+    @Test("events land at EVENTQ_PROD in guest memory; a full queue toggles OVFLG and drops the record")
+    func eventQueue() throws {
+        let (bus, v, _) = try Self.make()
+        let q: UInt64 = 0x4040_0000
+        try bus.write64(PhysicalAddress(Self.base + R.eventqBase), q | 1)   // 2 entries
+        #expect(!v.record(EventRecord(0x10, 0, 0, 0)), "EVENTQEN off: discarded")
+        try Self.w32(bus, R.cr0, 0x4)
+        let event = EventRecord(0x10 | UInt64(8) << 32, 0, 0x0809_0040, 0)
+        #expect(v.record(event) && v.record(event))
+        #expect(try bus.readWords(PhysicalAddress(q + 32), count: 4) == event.words)
+        #expect(try Self.r32(bus, R.eventqProd) == 2)
+        #expect(!v.record(event))
+        #expect(try Self.r32(bus, R.eventqProd) == 1 << 31 | 2)
+        #expect(v.recordedEvents == 2 && v.droppedEvents == 2)
+    }
+}
