@@ -124,6 +124,16 @@ public final class SystemBus {
         return size == 0 || (address.rawValue &- region.base.rawValue) <= region.size &- size
     }
 
+    /// The backing-store address of `[address, address + size)` when it lies wholly inside one
+    /// RAM window, else nil. Bulk readers that go to `ram` directly must translate through this:
+    /// on a VM's bus a window's bytes live at another address of the store (`addRAM(backedAt:)`).
+    public func ramBackingAddress(_ address: PhysicalAddress, size: UInt64 = 1) -> UInt64? {
+        guard let index = regionIndex(for: address.rawValue), case .ram(let offset) = regions[index].kind else { return nil }
+        let region = regions[index]
+        guard size == 0 || (address.rawValue &- region.base.rawValue) <= region.size &- size else { return nil }
+        return address.rawValue &+ offset
+    }
+
     /// Reads `size` bytes (1, 2, 4 or 8) at `address`.
     @inlinable
     public func read(_ address: PhysicalAddress, size: Int, requester: Requester = .hardware) throws(BusError) -> UInt64 {

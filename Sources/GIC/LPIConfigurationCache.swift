@@ -40,10 +40,10 @@ public final class LPIConfigurationCache {
             for i in index..<(index + n) { bytes[i] = 0 }
             return n
         }
-        if bus.isRAM(start, size: UInt64(n)) {
+        if let base = bus.ramBackingAddress(start, size: UInt64(n)) {
             // Byte by byte straight into the cache: no temporary array, so INV allocates nothing.
+            // `base` is the backing-store address (a VM's guest RAM is offset in the store).
             let ram = bus.ram
-            let base = start.rawValue
             bytes.withUnsafeMutableBufferPointer { cache in
                 for i in 0..<n { cache[index &+ i] = ram.readByte(base &+ UInt64(i)) }
             }

@@ -242,8 +242,8 @@ public final class Redistributor: MMIODevice {
             counters.tableFaults += 1
             return Array(repeating: 0, count: count)
         }
-        if bus.isRAM(address, size: UInt64(count)) {
-            return bus.ram.readBytes(address.rawValue, count: count)
+        if let backing = bus.ramBackingAddress(address, size: UInt64(count)) {
+            return bus.ram.readBytes(backing, count: count)
         }
         var out = [UInt8](repeating: 0, count: count)
         for i in 0..<count {
