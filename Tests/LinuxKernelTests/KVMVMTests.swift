@@ -104,3 +104,31 @@ struct KVMVMTests {
         #expect(vm.assignedIRQFDs.map(\.gsi) == [3])
     }
 }
+
+/// The Linux model as a guest on the VM's bus: its own RAM stores (page zeroing, command queue
+/// slots, table entries) must land in the host pages backing guest RAM, not in the host's page
+/// at the same address (qemu-virt puts both host RAM and guest RAM at 0x4000_0000).
+@Suite("KVM: a guest kernel's RAM stores go through the guest bus's windows")
+struct KVMGuestKernelMemoryTests {
+    @Test("guest PhysicalPages zero guest RAM (host backing pages) and leave the host page at the same address alone")
+    func guestPageZeroing() throws {
+        let fixture = try KVMFixture.make()
+        let hostBus = fixture.host.machine.bus
+        let ipa = KVMFixture.guestRAMBase
+        // A host word at host PA 0x4000_0000 (host kernel memory) and a dirty guest word at IPA
+        // 0x4000_0000 (which is some other host page).
+        let hostBefore = try hostBus.read(PhysicalAddress(ipa), size: 8)
+        // The booted host kernel's first page there is in use (not zero), so zeroing the wrong
+        // page would show.
+        #expect(hostBefore != 0)
+        try fixture.vm.guestBus.write(PhysicalAddress(ipa), size: 8, value: 0xBAD0_BAD0)
+        let pages = PhysicalPages(bus: fixture.vm.guestBus, ranges: [(ipa, KVMFixture.guestRAMSize)])
+        let page = try pages.allocate(bytes: 4096)
+        #expect(page.rawValue == ipa)
+        #expect(try fixture.vm.guestBus.read(PhysicalAddress(ipa), size: 8) == 0)
+        #expect(try hostBus.read(PhysicalAddress(ipa), size: 8) == hostBefore)
+        // kernelWriteBytes across a page boundary lands in the two backing pages.
+        fixture.vm.guestBus.kernelWriteBytes(ipa + 0xFFE, [1, 2, 3, 4])
+        #expect(try fixture.process.read(vaddr: fixture.ramUserVA + 0xFFE, count: 4) == [1, 2, 3, 4])
+    }
+}

@@ -26,10 +26,17 @@ public final class PhysicalPages {
             let (end, overflow) = aligned.addingReportingOverflow(size)
             if !overflow, aligned >= next, end <= range.base &+ range.size {
                 next = end
-                var zero = aligned
-                while zero < end {
-                    bus.ram.write(zero, size: 8, value: 0)
-                    zero &+= 8
+                // Zero page by page at the page's store address (a guest kernel's RAM is host
+                // pages elsewhere in the store: see KernelRAMAccess).
+                var page = aligned
+                while page < end {
+                    let store = bus.storeAddress(page, size: 4096)
+                    var zero: UInt64 = 0
+                    while zero < 4096 {
+                        bus.ram.write(store &+ zero, size: 8, value: 0)
+                        zero &+= 8
+                    }
+                    page &+= 4096
                 }
                 return PhysicalAddress(aligned)
             }

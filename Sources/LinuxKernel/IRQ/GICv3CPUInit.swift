@@ -34,7 +34,7 @@ extension IRQSubsystem {
         // LPI_PROP_DEFAULT_PRIO | LPI_PROP_GROUP1 (0xA0 | 0x2): priority 0xA0, disabled.
         let propBytes = (UInt64(1) << UInt64(lpiIDBits) + 0xFFFF) & ~0xFFFF
         propertyTable = try kernel.pages.allocate(bytes: propBytes, alignment: 0x1_0000)
-        kernel.bus.ram.writeBytes(propertyTable.rawValue, [UInt8](repeating: IRQSubsystem.defaultLPIConfiguration, count: Int(propBytes)))
+        kernel.bus.kernelWriteBytes(propertyTable.rawValue, [UInt8](repeating: IRQSubsystem.defaultLPIConfiguration, count: Int(propBytes)))
 
         for (index, node) in kernel.topology.its.enumerated() where node.enabled {
             let driver = GICv3ITSDriver(kernel: kernel, index: kernel.itsDrivers.count, node: node)

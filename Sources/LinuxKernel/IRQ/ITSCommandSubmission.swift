@@ -26,10 +26,10 @@ extension GICv3ITSDriver {
             }
             let (w0, w1, w2, w3) = cmd.encodeWords()
             let slot = commandQueue.rawValue &+ write
-            kernel.bus.ram.write(slot, size: 8, value: w0)
-            kernel.bus.ram.write(slot &+ 8, size: 8, value: w1)
-            kernel.bus.ram.write(slot &+ 16, size: 8, value: w2)
-            kernel.bus.ram.write(slot &+ 24, size: 8, value: w3)
+            kernel.bus.kernelWrite(slot, size: 8, value: w0)
+            kernel.bus.kernelWrite(slot &+ 8, size: 8, value: w1)
+            kernel.bus.kernelWrite(slot &+ 16, size: 8, value: w2)
+            kernel.bus.kernelWrite(slot &+ 24, size: 8, value: w3)
             record(cmd)
             write = next
         }

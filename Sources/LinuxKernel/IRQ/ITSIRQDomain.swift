@@ -137,9 +137,9 @@ extension GICv3ITSDriver {
     func updateConfiguration(_ descriptor: IRQDescriptor, device: ITSDevice, enable: Bool) throws(Errno) {
         let table = kernel.irq.propertyTable
         guard descriptor.hwirq >= 8192, let byte = table.adding(UInt64(descriptor.hwirq - 8192)) else { throw .EINVAL }
-        let old = UInt8(truncatingIfNeeded: kernel.bus.ram.read(byte.rawValue, size: 1))
+        let old = UInt8(truncatingIfNeeded: kernel.bus.kernelRead(byte.rawValue, size: 1))
         let new = enable ? old | 1 : old & ~1
-        kernel.bus.ram.write(byte.rawValue, size: 1, value: UInt64(new))
+        kernel.bus.kernelWrite(byte.rawValue, size: 1, value: UInt64(new))
         let event = Int(descriptor.eventID)
         let cpu = device.collectionMap.indices.contains(event) ? device.collectionMap[event] : 0
         try send(.inv(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID)), syncOn: collectionTarget(cpu))

@@ -117,10 +117,10 @@ extension GICv3ITSDriver {
         }
         let l1Index = UInt64(deviceID) / perPage
         guard l1Index < table.pages * table.pageSize / 8, let entry = table.base.adding(l1Index * 8) else { throw .ENXIO }
-        let current = kernel.bus.ram.read(entry.rawValue, size: 8)
+        let current = kernel.bus.kernelRead(entry.rawValue, size: 8)
         guard !current.bit(63) else { return }
         let page = try kernel.pages.allocate(bytes: table.pageSize, alignment: table.pageSize)
-        kernel.bus.ram.write(entry.rawValue, size: 8, value: page.rawValue | UInt64(1) << 63)
+        kernel.bus.kernelWrite(entry.rawValue, size: 8, value: page.rawValue | UInt64(1) << 63)
     }
 
     /// `its_cpu_init_collection`: collection ICID = cpu mapped to that CPU's redistributor
