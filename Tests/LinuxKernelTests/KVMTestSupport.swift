@@ -21,7 +21,11 @@ struct KVMFixture {
 
     static func make(vcpus: Int = 2, its: Bool = true) throws -> KVMFixture {
         let host = try HostHarness.make()
-        let process = UserProcess(kernel: host.kernel, name: "qemu")
+        return try make(host: host, process: UserProcess(kernel: host.kernel, name: "qemu"), vcpus: vcpus, its: its)
+    }
+
+    /// The same VM for an existing host and VMM process (e.g. one that also drives VFIO).
+    static func make(host: HostHarness, process: UserProcess, vcpus: Int = 2, its: Bool = true) throws -> KVMFixture {
         let vm = host.kernel.kvm.createVM(process: process)
         let va = try process.mmap(length: guestRAMSize)
         try vm.setUserMemoryRegion(slot: 0, guestPhysical: guestRAMBase, size: guestRAMSize, userVA: va)
