@@ -57,8 +57,8 @@ extension ArmSMMUv3Driver {
         return read
     }
 
-    /// `arm_smmu_dump_event` (v6.15+; every event reaches it here because none is handled: no
-    /// stall, no vIOMMU): `arm_smmu_dump_raw_event` ("event 0x%02x received:" and the four raw
+    /// `arm_smmu_dump_event` (v6.15+; for every event `arm_smmu_handle_event` did not hand to
+    /// a vIOMMU — stalls are not modelled): `arm_smmu_dump_raw_event` ("event 0x%02x received:" and the four raw
     /// qwords), then for F_TRANSLATION/F_ADDR_SIZE/F_ACCESS/F_PERMISSION
     /// "event: %s client: %s sid: %#x ssid: %#x iova: %#llx ipa: %#llx" and
     /// "%s %s %s %s \"%s\"%s%s stag: %#x" (priv/unpriv, inst/data, read/write, s1/s2, the CLASS
