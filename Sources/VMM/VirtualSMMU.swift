@@ -28,6 +28,9 @@ public final class VirtualSMMU: MMIODevice {
     public let mmioName: String
     unowned(safe) let guestBus: SystemBus
     public weak var backend: (any VirtualSMMUBackend)?
+    /// Called when CR0.SMMUEN changes: the effective configuration of every stream changes
+    /// (STEs when enabled, GBPA when not), so an accelerated VMM re-installs its vSTEs.
+    public var onTranslationEnableChange: ((VirtualSMMU) -> Void)?
     public let identification: SMMUConfiguration
 
     // Register state (§6.3).
@@ -194,9 +197,11 @@ public final class VirtualSMMU: MMIODevice {
         switch offset {
         case R.cr0:
             // SMMUEN, EVENTQEN, CMDQEN stored (no PRI/ATS/VMW); acknowledged at once (§6.3.10).
+            let wasEnabled = cr0 & 1 != 0
             cr0 = value & SMMUControl0.implemented.rawValue
             cr0ack = cr0
             if cr0 & SMMUControl0.commandQueueEnable.rawValue != 0 { processCommandQueue() }
+            if wasEnabled != (cr0 & 1 != 0) { onTranslationEnableChange?(self) }
         case R.cr1: cr1 = value & 0xFFF
         case R.cr2: cr2 = value & 0x7
         case R.gbpa:
@@ -280,6 +285,11 @@ public final class VirtualSMMU: MMIODevice {
     }
 
     // MARK: Guest stream table
+
+    /// SMMUEN as acknowledged.
+    public var translationEnabled: Bool { cr0ack & SMMUControl0.smmuEnable.rawValue != 0 }
+    /// GBPA.ABORT: with SMMUEN = 0, incoming transactions abort (1) or bypass (0) (§6.3.14).
+    public var bypassAborts: Bool { gbpa.bit(20) }
 
     /// Why a guest STE could not be fetched (the events the hardware would record: §7.3
     /// C_BAD_STREAMID, F_STE_FETCH).

@@ -1,0 +1,300 @@
+import Bus
+import LinuxKernel
+import PCI
+
+/// One MSI-X table entry as the guest wrote it (PCIe r6.0 §7.7.2: Message Address, Upper
+/// Address, Data, Vector Control with Mask at bit 0).
+public struct VirtualMSIXEntry: Hashable, Sendable {
+    public var addressLo: UInt32 = 0
+    public var addressHi: UInt32 = 0
+    public var data: UInt32 = 0
+    /// Vector Control; bit 0 (Mask) is set at reset (§7.7.2.4 "default 1").
+    public var vectorControl: UInt32 = 1
+    public var address: UInt64 { UInt64(addressHi) << 32 | UInt64(addressLo) }
+    public var masked: Bool { vectorControl & 1 != 0 }
+}
+
+/// The guest's view of a vfio-pci function (QEMU hw/vfio/pci.c): configuration space read from
+/// the VFIO device's CONFIG region except what QEMU emulates — the BARs (`vfio_bars_register`:
+/// the guest assigns its own addresses; sizing by all-ones writes answered from the region
+/// size), the Command register (kept in the guest's copy, Memory/Bus Master forwarded), the
+/// expansion ROM (absent) and the MSI-X capability's Message Control enable/function-mask bits
+/// (`vfio_msix_setup`: QEMU's own msix emulation) — and the MSI-X table, trapped in the BAR
+/// (`vfio_msix_early_setup` carves it out of the mmap) and kept here as `entries`. Other BAR
+/// accesses go to the VFIO region.
+///
+/// Every change to the table or to Message Control calls `onMSIXChange` with the vectors'
+/// new state, which is how the VMM learns to (re)program KVM routes and VFIO_DEVICE_SET_IRQS
+/// (`vfio_msix_vector_use` / `vfio_msix_vector_release`).
+public final class PassthroughFunction {
+    public let file: VFIODeviceFile
+    /// Where the guest sees the function (bus 0 of the guest's host bridge).
+    public let guestRequesterID: RequesterID
+
+    struct BAR {
+        var size: UInt64 = 0
+        var is64: Bool = false
+        var prefetchable: Bool = false
+        var register: UInt32 = 0
+        /// The upper half of a 64-bit BAR lives in the next register.
+        var upper: UInt32 = 0
+    }
+    var bars: [BAR] = Array(repeating: BAR(), count: 6)
+    public private(set) var command: UInt16 = 0
+
+    /// MSI-X capability offset, Table BIR/offset, Table Size (N).
+    public let msixCapability: Int?
+    public let msixTableBAR: Int
+    public let msixTableOffset: UInt64
+    public let msixTableSize: Int
+    public private(set) var msixEnabled = false
+    public private(set) var msixFunctionMasked = false
+    public private(set) var entries: [VirtualMSIXEntry]
+
+    public var onMSIXChange: ((PassthroughFunction) -> Void)?
+
+    public init(file: VFIODeviceFile, guestRequesterID: RequesterID) throws(Errno) {
+        self.file = file
+        self.guestRequesterID = guestRequesterID
+        // BAR layout from the function's own BAR registers and the VFIO region sizes.
+        var index = 0
+        var bars = Array(repeating: BAR(), count: 6)
+        while index < 6 {
+            let raw = try file.readConfig(0x10 + index * 4, size: 4)
+            let size = try file.regionSize(index)
+            if raw & 1 == 0, size > 0 {
+                bars[index].size = size
+                bars[index].is64 = raw & 0x6 == 0x4
+                bars[index].prefetchable = raw & 0x8 != 0
+                bars[index].register = raw & 0xF
+            }
+            index += bars[index].is64 ? 2 : 1
+        }
+        self.bars = bars
+        var msixCap: Int?
+        var pointer = Int(try file.readConfig(0x34, size: 1) & 0xFC)
+        var hops = 0
+        while pointer >= 0x40, hops < 48 {
+            let header = try file.readConfig(pointer, size: 2)
+            if header & 0xFF == 0x11 { msixCap = pointer; break }
+            pointer = Int((header >> 8) & 0xFC)
+            hops += 1
+        }
+        msixCapability = msixCap
+        if let cap = msixCap {
+            let control = try file.readConfig(cap + 2, size: 2)
+            let table = try file.readConfig(cap + 4, size: 4)
+            msixTableSize = Int(control & 0x07FF) + 1
+            msixTableBAR = Int(table & 0x7)
+            msixTableOffset = UInt64(table & ~0x7)
+        } else {
+            msixTableSize = 0
+            msixTableBAR = -1
+            msixTableOffset = 0
+        }
+        entries = Array(repeating: VirtualMSIXEntry(), count: msixTableSize)
+    }
+
+    // MARK: Configuration space
+
+    /// A configuration read of 1, 2 or 4 bytes at `offset`.
+    public func readConfig(_ offset: Int, size: Int) -> UInt32 {
+        guard offset >= 0, offset < 4096, [1, 2, 4].contains(size), offset % size == 0 else { return .max }
+        let dword = readConfigDword(offset & ~3)
+        let shift = UInt32((offset & 3) * 8)
+        let mask: UInt32 = size == 4 ? .max : (UInt32(1) << UInt32(size * 8)) - 1
+        return (dword >> shift) & mask
+    }
+
+    func readConfigDword(_ reg: Int) -> UInt32 {
+        let host = (try? file.readConfig(reg, size: 4)) ?? .max
+        switch reg {
+        case 0x04:
+            return (host & 0xFFFF_0000) | UInt32(command)
+        case 0x10...0x24:
+            let i = (reg - 0x10) / 4
+            if bars[i].size > 0 { return bars[i].register }
+            if i > 0, bars[i - 1].is64, bars[i - 1].size > 0 { return bars[i - 1].upper }
+            return 0
+        case 0x30:
+            return 0
+        default:
+            if let cap = msixCapability, reg == cap {
+                var control = UInt32(host >> 16) & 0x07FF
+                if msixEnabled { control |= 1 << 15 }
+                if msixFunctionMasked { control |= 1 << 14 }
+                return (host & 0xFFFF) | control << 16
+            }
+            return host
+        }
+    }
+
+    /// A configuration write of 1, 2 or 4 bytes at `offset`.
+    public func writeConfig(_ offset: Int, size: Int, value: UInt32) {
+        guard offset >= 0, offset < 4096, [1, 2, 4].contains(size), offset % size == 0 else { return }
+        let reg = offset & ~3
+        let shift = UInt32((offset & 3) * 8)
+        let lanes: UInt32 = (size == 4 ? .max : (UInt32(1) << UInt32(size * 8)) - 1) << shift
+        let merged = (readConfigDword(reg) & ~lanes) | ((value << shift) & lanes)
+        switch reg {
+        case 0x04:
+            // Memory Space, Bus Master, INTx Disable are kept for the guest and forwarded.
+            command = UInt16(truncatingIfNeeded: merged) & ((1 << 1) | (1 << 2) | (1 << 10))
+            try? file.writeConfig(0x04, size: 2, UInt32(command))
+        case 0x10...0x24:
+            let i = (reg - 0x10) / 4
+            if bars[i].size > 0 {
+                // Size-aligned address bits are writable, the type bits read-only (§7.5.1.2.1).
+                let mask = UInt32(truncatingIfNeeded: ~(bars[i].size &- 1)) & ~0xF
+                bars[i].register = (merged & mask) | (bars[i].register & 0xF)
+            } else if i > 0, bars[i - 1].is64, bars[i - 1].size > 0 {
+                let mask = UInt32(truncatingIfNeeded: ~(bars[i - 1].size &- 1) >> 32)
+                bars[i - 1].upper = merged & mask
+            }
+        default:
+            if let cap = msixCapability, reg == cap {
+                let control = merged >> 16
+                msixEnabled = control & (1 << 15) != 0
+                msixFunctionMasked = control & (1 << 14) != 0
+                onMSIXChange?(self)
+            }
+            // Everything else goes to VFIO, which virtualizes or drops it.
+            else { try? file.writeConfig(reg, size: 4, merged) }
+        }
+    }
+
+    // MARK: BARs
+
+    /// The guest address of BAR `i`, when the guest enabled memory decoding and assigned it.
+    public func guestBARAddress(_ i: Int) -> UInt64? {
+        guard i >= 0, i < 6, bars[i].size > 0, command & (1 << 1) != 0 else { return nil }
+        let low = UInt64(bars[i].register & ~0xF)
+        let address = bars[i].is64 ? UInt64(bars[i].upper) << 32 | low : low
+        return address == 0 ? nil : address
+    }
+
+    /// The BAR and offset a guest physical address falls in.
+    func decode(_ gpa: UInt64) -> (bar: Int, offset: UInt64)? {
+        for i in 0..<6 {
+            guard let base = guestBARAddress(i), gpa >= base, gpa - base < bars[i].size else { continue }
+            return (i, gpa - base)
+        }
+        return nil
+    }
+
+    func msixSlot(bar: Int, offset: UInt64) -> (entry: Int, field: UInt64)? {
+        guard bar == msixTableBAR, offset >= msixTableOffset else { return nil }
+        let rel = offset - msixTableOffset
+        guard rel < UInt64(msixTableSize) * 16 else { return nil }
+        return (Int(rel / 16), rel % 16)
+    }
+
+    public func readBAR(_ bar: Int, offset: UInt64, size: Int) -> UInt64 {
+        if let (entry, field) = msixSlot(bar: bar, offset: offset) {
+            let e = entries[entry]
+            let words: [UInt32] = [e.addressLo, e.addressHi, e.data, e.vectorControl]
+            let lo = UInt64(words[Int(field / 4)])
+            if size == 8, field % 8 == 0 { return lo | UInt64(words[Int(field / 4) + 1]) << 32 }
+            let shifted = lo >> ((field % 4) * 8)
+            return size >= 4 ? shifted : shifted & ((UInt64(1) << UInt64(size * 8)) - 1)
+        }
+        return (try? file.readBAR(bar, offset: offset, size: size)) ?? .max
+    }
+
+    public func writeBAR(_ bar: Int, offset: UInt64, size: Int, value: UInt64) {
+        if let (entry, field) = msixSlot(bar: bar, offset: offset) {
+            // DWORD and aligned QWORD accesses (§6.1.4.2: software must use them for the table).
+            guard field % 4 == 0, size == 4 || (size == 8 && field % 8 == 0) else { return }
+            var e = entries[entry]
+            func set(_ f: UInt64, _ v: UInt32) {
+                switch f {
+                case 0: e.addressLo = v & ~0x3
+                case 4: e.addressHi = v
+                case 8: e.data = v
+                default: e.vectorControl = v & 1
+                }
+            }
+            set(field, UInt32(truncatingIfNeeded: value))
+            if size == 8 { set(field + 4, UInt32(truncatingIfNeeded: value >> 32)) }
+            entries[entry] = e
+            onMSIXChange?(self)
+            return
+        }
+        try? file.writeBAR(bar, offset: offset, size: size, value: value)
+    }
+}
+
+/// The guest's PCIe host bridge: its ECAM window (`pci-host-ecam-generic`, PCIe r6.0 §7.2.2:
+/// bus[27:20], device[19:15], function[14:12], register[11:0]) with one passthrough function on
+/// bus 0, and its memory windows, decoding accesses into the function's BARs. An empty slot
+/// reads all-ones (Vendor ID 0xFFFF: no function), writes are ignored.
+public final class GuestHostBridge {
+    public private(set) var functions: [PassthroughFunction] = []
+
+    public init() {}
+
+    public func plug(_ function: PassthroughFunction) { functions.append(function) }
+
+    func function(at rid: UInt16) -> PassthroughFunction? {
+        functions.first { $0.guestRequesterID.rawValue == rid }
+    }
+
+    /// The ECAM window as an MMIO device.
+    public final class ECAM: MMIODevice {
+        public let mmioName = "guest-ecam"
+        unowned(safe) let bridge: GuestHostBridge
+        init(bridge: GuestHostBridge) { self.bridge = bridge }
+
+        public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
+            guard [1, 2, 4].contains(size) else { throw .badAccess(PhysicalAddress(offset), size: size) }
+            let rid = UInt16(truncatingIfNeeded: offset >> 12)
+            guard offset >> 28 == 0, let f = bridge.function(at: rid) else { return (UInt64(1) << UInt64(size * 8)) - 1 }
+            return UInt64(f.readConfig(Int(offset & 0xFFF), size: size))
+        }
+
+        public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
+            guard [1, 2, 4].contains(size) else { throw .badAccess(PhysicalAddress(offset), size: size) }
+            let rid = UInt16(truncatingIfNeeded: offset >> 12)
+            guard offset >> 28 == 0, let f = bridge.function(at: rid) else { return }
+            f.writeConfig(Int(offset & 0xFFF), size: size, value: UInt32(truncatingIfNeeded: value))
+        }
+    }
+
+    /// One memory window (32-bit or 64-bit) as an MMIO device: an access that hits no enabled
+    /// BAR is unsupported-request-like (reads all-ones, writes dropped), as a root port answers.
+    public final class Window: MMIODevice {
+        public let mmioName: String
+        unowned(safe) let bridge: GuestHostBridge
+        let base: UInt64
+        init(bridge: GuestHostBridge, base: UInt64, name: String) {
+            self.bridge = bridge
+            self.base = base
+            self.mmioName = name
+        }
+
+        public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
+            let gpa = base &+ offset
+            for f in bridge.functions {
+                if let (bar, off) = f.decode(gpa) { return f.readBAR(bar, offset: off, size: size) }
+            }
+            return size == 8 ? .max : (UInt64(1) << UInt64(size * 8)) - 1
+        }
+
+        public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
+            let gpa = base &+ offset
+            for f in bridge.functions {
+                if let (bar, off) = f.decode(gpa) { f.writeBAR(bar, offset: off, size: size, value: value); return }
+            }
+        }
+    }
+
+    /// Places the ECAM and both memory windows on the guest bus at QEMU virt's addresses.
+    public func attach(to bus: SystemBus) throws(BusError) {
+        typealias M = GuestMemoryMap
+        try bus.addDevice(ECAM(bridge: self), base: PhysicalAddress(M.ecam.base), size: M.ecam.size, name: "guest-ecam")
+        try bus.addDevice(Window(bridge: self, base: M.pcieMMIO32.base, name: "guest-pcie-mmio32"),
+                          base: PhysicalAddress(M.pcieMMIO32.base), size: M.pcieMMIO32.size)
+        try bus.addDevice(Window(bridge: self, base: M.pcieMMIO64.base, name: "guest-pcie-mmio64"),
+                          base: PhysicalAddress(M.pcieMMIO64.base), size: M.pcieMMIO64.size)
+    }
+}
