@@ -61,6 +61,11 @@ struct KVMVMTests {
         let process = UserProcess(kernel: host.kernel)
         let vm = host.kernel.kvm.createVM(process: process)
         #expect(vm.cpuInterface.readIAR1(cpu: 0) == 1023)
+        // No in-kernel irqchip yet: KVM_IRQFD is EAGAIN (kvm_arch_intc_initialized), and
+        // KVM_SIGNAL_MSI EINVAL (kvm_send_userspace_msi: !kvm_arch_irqchip_in_kernel).
+        let (fd, _) = process.eventfd()
+        #expect(throws: Errno.EAGAIN) { try vm.irqfd(eventfd: fd, gsi: 0) }
+        #expect(throws: Errno.EINVAL) { try vm.signalMSI(KVMMSI(addressLo: KVMFixture.translater, data: 0, devid: 8)) }
         #expect(throws: Errno.ENXIO) { try vm.createVGIC(distributor: KVMFixture.distributorBase, redistributors: KVMFixture.redistributorBase, its: nil) }
         try vm.createVCPUs(3)
         #expect(vm.vcpus.map(\.affinity) == [0, 1, 2])

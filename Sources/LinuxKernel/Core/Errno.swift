@@ -8,6 +8,8 @@ public enum Errno: Int32, Error, Hashable, Sendable, CustomStringConvertible {
     case ENXIO = 6
     case E2BIG = 7
     case EBADF = 9
+    /// EAGAIN (11): KVM_IRQFD before the in-kernel irqchip is initialised (`kvm_irqfd_assign`).
+    case EAGAIN = 11
     case ENOMEM = 12
     case EFAULT = 14
     case EBUSY = 16
@@ -33,6 +35,7 @@ public enum Errno: Int32, Error, Hashable, Sendable, CustomStringConvertible {
         case .ENXIO: "ENXIO"
         case .E2BIG: "E2BIG"
         case .EBADF: "EBADF"
+        case .EAGAIN: "EAGAIN"
         case .ENOMEM: "ENOMEM"
         case .EFAULT: "EFAULT"
         case .EBUSY: "EBUSY"

@@ -127,12 +127,16 @@ extension KVMVirtualMachine {
     /// equivalent). Model restriction: `EventFD.onSignal` has one consumer, so an eventfd already
     /// consumed elsewhere is EBUSY too.
     public func irqfd(eventfd fd: Int32, gsi: UInt32, deassign: Bool = false) throws(Errno) {
+        // kvm_irqfd_assign: `if (!kvm_arch_intc_initialized(kvm)) return -EAGAIN;` — on arm64
+        // that is `vgic_initialized`, so irqfds need the vGIC first. (Deassign has no such check.)
+        if !deassign, vgic == nil { throw .EAGAIN }
         let object = try process.eventfdContext(fd)
         try irqfd(eventfd: object, gsi: gsi, deassign: deassign)
     }
 
     /// KVM_IRQFD with an already-resolved eventfd.
     public func irqfd(eventfd object: EventFD, gsi: UInt32, deassign: Bool = false) throws(Errno) {
+        if !deassign, vgic == nil { throw .EAGAIN }
         let key = ObjectIdentifier(object)
         if deassign {
             if let existing = irqfds[key], existing.gsi == gsi {
@@ -166,8 +170,12 @@ extension KVMVirtualMachine {
 
     /// KVM_SIGNAL_MSI (`kvm_send_userspace_msi` → `kvm_set_msi` → `vgic_its_inject_msi`): 1 when
     /// the LPI was made pending, 0 when the guest's ITS blocks it (no mapping), or the errno.
+    ///
+    /// `kvm_send_userspace_msi` first: EINVAL without an in-kernel irqchip or with flags other
+    /// than KVM_MSI_VALID_DEVID.
     public func signalMSI(_ msi: KVMMSI) throws(Errno) -> Int32 {
-        try inject(msi, source: .signalMSI) ? 1 : 0
+        guard vgic != nil, msi.flags & ~KVMConstants.msiValidDevID == 0 else { throw .EINVAL }
+        return try inject(msi, source: .signalMSI) ? 1 : 0
     }
 
     /// `vgic_its_inject_msi`, checks in KVM's order:
