@@ -170,9 +170,11 @@ public final class IOMMUFDVEventQueue: IOMMUFDObject {
         sequence = (sequence &+ 1) & 0x7FFF_FFFF
     }
 
-    /// `iommufd_veventq_fops_read`: every whole record that fits, oldest first. A record is
-    /// 8 bytes of header plus its data; a buffer too small for even the first → EINVAL (the
-    /// read returns what fitted, or -EINVAL if nothing did).
+    /// `iommufd_veventq_fops_read`: every whole record that fits in `maxBytes`, oldest first. A
+    /// record is the 8-byte header plus its data (none for the lost-events header); the first
+    /// that does not fit is put back (`iommufd_veventq_deliver_restore`) and the read returns
+    /// what it copied — 0 bytes, not an error, when not even the first fits (rc stays 0).
+    /// (v6.15 compared `sizeof(hdr)`, a pointer, instead of `sizeof(*hdr)`; both are 8 on arm64.)
     public func read(maxBytes: Int = .max) throws(Errno) -> [IOMMUFDVEvent] {
         var out: [IOMMUFDVEvent] = []
         var used = 0
@@ -184,7 +186,6 @@ public final class IOMMUFDVEventQueue: IOMMUFDObject {
             pending.removeFirst()
             if !first.lostEvents { eventCount -= 1 }
         }
-        if out.isEmpty && !pending.isEmpty { throw .EINVAL }
         return out
     }
 
