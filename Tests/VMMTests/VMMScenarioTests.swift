@@ -69,5 +69,84 @@ struct VMMScenarioTests {
         // And the guest reads it through its own bus.
         #expect(try h.guest.bus.read(buffer, size: 8) == 0xD0_0DFEED)
     }
-}
 
+    @Test("accelerated vSMMU, guest identity domain: the guest's bypass vSTE becomes an S2-only nested HWPT; vMSI-X holds the vITS doorbell, routes use msi-gpa, every vector reaches its vCPU; DMA to a GPA lands in the host page")
+    func guestIdentity() throws {
+        var guestConfig = KernelConfiguration()
+        guestConfig.defaultDomain = .identity
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, guest: guestConfig)
+        let vsmmu = try #require(h.vmm.vsmmu)
+        #expect(h.guest.smmuDrivers.count == 1, "the guest probed the vSMMU")
+        #expect(vsmmu.translationEnabled)
+        // The guest wrote a bypass STE for its StreamID 8 and told the vSMMU with CFGI_STE.
+        #expect(try vsmmu.guestStreamTableEntry(StreamID(8)).config == .bypass)
+        #expect(vsmmu.consumedCommands.contains(.cfgiSTE(StreamID(8), leaf: true)))
+        #expect(h.vmm.nestedHWPTID != nil)
+        let counter = Counter()
+        let irqs = try Self.guestVectors(h, counter: counter)
+        for (v, entry) in h.vmm.function.entries.enumerated() {
+            #expect(entry.address == 0x0809_0040, "identity: the guest's physical doorbell")
+            #expect(h.vmm.vectors[v]?.route.address == GuestMemoryMap.msiGPA)
+        }
+        for v in 0..<4 {
+            let (hostHandled, guestHandled) = h.fire(v, guestCPUs: 2)
+            #expect(hostHandled == 1 && guestHandled == 1, "vector \(v)")
+            let desc = try #require(h.guest.irq.descriptor(irqs[v]))
+            #expect(desc.perCPUCount[v % 2] == 1)
+        }
+        let g = try #require(h.guestDevice)
+        let buffer = try h.guest.pages.allocate(bytes: 0x1000)
+        let dmaAddress = try h.guest.dma.map(device: g.device, physical: buffer, size: 0x1000, direction: .fromDevice)
+        #expect(dmaAddress.rawValue == buffer.rawValue, "identity: bus address = GPA")
+        #expect(h.function.dma(.write, address: dmaAddress, size: 8, data: 0x1D).result?.status == .completed)
+        let hostPage = try #require(h.hostPhysical(ofGuest: buffer.rawValue))
+        #expect(h.machine.bus.ram.read(hostPage.rawValue, size: 8) == 0x1D)
+    }
+
+    @Test("accelerated vSMMU, guest DMA domain, host v6.14 (legacy): DMA through the guest's stage 1 lands; every MSI faults at stage 1 (pSID, InputAddr 0x0809_0040, S2=0, CLASS=IN) in the host queue and, via the vEVENTQ, in the guest's with the vSID; nothing reaches the guest")
+    func nestedLegacy() throws {
+        var hostConfig = KernelConfiguration()
+        hostConfig.version = .v6_14
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, host: hostConfig)
+        let vsmmu = try #require(h.vmm.vsmmu)
+        #expect(try vsmmu.guestStreamTableEntry(StreamID(8)).config == .stage1)
+        let counter = Counter()
+        _ = try Self.guestVectors(h, counter: counter)
+        let g = try #require(h.guestDevice)
+        // The guest's own view: its MSI IOVA page maps its vITS doorbell page at stage 1.
+        let domain = try #require(h.guest.iommu.domain(for: g.device))
+        for (v, entry) in h.vmm.function.entries.enumerated() {
+            #expect(entry.address & 0xFFF == 0x040, "vector \(v): GITS_TRANSLATER's page offset")
+            #expect(entry.address != 0x0809_0040, "a DMA domain: an IOVA, not the doorbell")
+            #expect(h.guest.iommu.iovaToPhys(domain, entry.address) == 0x0809_0040)
+            #expect(h.vmm.vectors[v]?.route.address == GuestMemoryMap.msiGPA)
+        }
+        // DMA through the guest's stage 1 and the host's stage 2.
+        let buffer = try h.guest.pages.allocate(bytes: 0x1000)
+        let iova = try h.guest.dma.map(device: g.device, physical: buffer, size: 0x1000, direction: .fromDevice)
+        #expect(iova.rawValue != buffer.rawValue)
+        #expect(h.function.dma(.write, address: iova, size: 8, data: 0xAB).result?.status == .completed)
+        let hostPage = try #require(h.hostPhysical(ofGuest: buffer.rawValue))
+        #expect(h.machine.bus.ram.read(hostPage.rawValue, size: 8) == 0xAB)
+        // MSIs: the host (v6.14, nested domain without a cookie) programmed the physical doorbell.
+        let hostSMMU = try #require(h.host.smmuDrivers.first)
+        let delivered = h.vmm.vm.counters.delivered
+        for v in 0..<4 {
+            let (hostHandled, guestHandled) = h.fire(v, guestCPUs: 2)
+            #expect(hostHandled == 0 && guestHandled == 0, "vector \(v)")
+            let events = try hostSMMU.serviceEventQueue()
+            let event = try #require(events.first)
+            #expect(event.eventID == 0x10, "F_TRANSLATION")
+            #expect(event.streamID == StreamID(UInt32(VMMHarness.hostRID.rawValue)))
+            #expect(event.inputAddress == 0x0809_0040 && !event.stage2 && event.faultClass == 0b10)
+            #expect(h.vmm.pollVirtualEvents() == 1)
+        }
+        #expect(h.vmm.vm.counters.delivered == delivered)
+        #expect(counter.hits.isEmpty)
+        // The guest's event queue: the same faults with its own StreamID.
+        let guestSMMU = try #require(h.guest.smmuDrivers.first)
+        let guestEvents = try guestSMMU.serviceEventQueue()
+        #expect(guestEvents.count == 4)
+        #expect(guestEvents.allSatisfy { $0.eventID == 0x10 && $0.streamID == StreamID(8) && $0.inputAddress == 0x0809_0040 && !$0.stage2 })
+    }
+}
