@@ -221,4 +221,17 @@ struct NestedTests {
         try f.iommufd.destroy(hwpt)
         #expect(throws: Errno.EBUSY) { try f.iommufd.destroy(bypass) }
     }
+
+    @Test("IOMMU_GET_HW_INFO: the physical SMMU's IDR0–5, IIDR, AIDR as the registers read")
+    func hardwareInfo() throws {
+        let f = try F.make()
+        let info = try f.iommufd.getHWInfo(deviceID: f.deviceID)
+        let base = f.smmu.node.region.base.rawValue
+        let registers = try (0..<8).map { try f.kernel.bus.read(PhysicalAddress(base + UInt64($0) * 4), size: 4, requester: .cpu(0)) }
+        #expect(info.idr.map(UInt64.init) == Array(registers.prefix(6)))
+        #expect(UInt64(info.iidr) == registers[6] && UInt64(info.aidr) == registers[7])
+        #expect(info.idr[0].bits(1, 0) == 0b11, "S1P and S2P: the SMMU can nest")
+        #expect(throws: Errno.EOPNOTSUPP) { try f.iommufd.getHWInfo(deviceID: f.deviceID, flags: 1) }
+        #expect(throws: Errno.ENOENT) { try f.iommufd.getHWInfo(deviceID: 999) }
+    }
 }

@@ -246,3 +246,13 @@ extension ArmSMMUv3Driver {
         try core.reportEvent(type: .armSMMUv3, data: event)
     }
 }
+
+extension ArmSMMUv3Driver {
+    /// `arm_smmu_hw_info`: IDR0–IDR5, IIDR and AIDR read from the SMMU's registers
+    /// (`readl_relaxed(smmu->base + ARM_SMMU_IDR0 + i * 4)`).
+    func hwInfo() throws(Errno) -> IOMMUHWInfoARMSMMUv3 {
+        var idr: [UInt32] = []
+        for i in 0..<6 { idr.append(try read32(SMMURegisterOffset.idr0 &+ UInt64(i) * 4)) }
+        return IOMMUHWInfoARMSMMUv3(idr: idr, iidr: try read32(SMMURegisterOffset.iidr), aidr: try read32(SMMURegisterOffset.aidr))
+    }
+}

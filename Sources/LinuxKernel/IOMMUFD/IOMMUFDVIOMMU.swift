@@ -174,3 +174,34 @@ extension IOMMUFD {
         return try queue.read(maxBytes: maxBytes)
     }
 }
+
+/// What IOMMU_GET_HW_INFO returns for an ARM SMMUv3 device: `struct iommu_hw_info` with
+/// `out_data_type = IOMMU_HW_INFO_TYPE_ARM_SMMUV3` (2) and the data `struct
+/// iommu_hw_info_arm_smmuv3 { __u32 flags; __u32 __reserved; __u32 idr[6]; __u32 iidr; __u32
+/// aidr; }` — the physical SMMU's registers, raw. The uAPI header tells the VMM which IDR fields
+/// it may derive its vSMMU's from; the kernel does not filter them.
+public struct IOMMUHWInfoARMSMMUv3: Hashable, Sendable {
+    /// IOMMU_HW_INFO_TYPE_ARM_SMMUV3.
+    public static let dataType: UInt32 = 2
+    public var flags: UInt32 = 0
+    public var idr: [UInt32]
+    public var iidr: UInt32
+    public var aidr: UInt32
+    /// `out_capabilities`: IOMMU_HW_CAP_DIRTY_TRACKING (bit 0) only with HTTU dirty support,
+    /// which arm-smmu-v3 reports through `arm_smmu_capable(IOMMU_CAP_DIRTY_TRACKING)`; the
+    /// model's SMMU driver does not do dirty tracking, so 0.
+    public var capabilities: UInt64 = 0
+    /// `out_max_pasid_log2`: the master's `ssid_bits` (0: no PASID for the model's functions).
+    public var maxPASIDLog2: UInt8 = 0
+}
+
+extension IOMMUFD {
+    /// `IOMMU_GET_HW_INFO(dev_id)` (`iommufd_get_hw_info`): flags or __reserved → EOPNOTSUPP,
+    /// unknown device → ENOENT, then the driver's `arm_smmu_hw_info`.
+    public func getHWInfo(deviceID: UInt32, flags: UInt32 = 0) throws(Errno) -> IOMMUHWInfoARMSMMUv3 {
+        guard flags == 0 else { throw .EOPNOTSUPP }
+        let idev = try device(deviceID)
+        guard let driver = kernel.iommu.driver(for: idev.device) else { throw .ENODEV }
+        return try driver.hwInfo()
+    }
+}
