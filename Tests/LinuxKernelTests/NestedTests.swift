@@ -103,6 +103,10 @@ struct NestedTests {
         let nested = try f.iommufd.hwptAlloc(deviceID: f.deviceID, ptID: f.viommu, dataType: .armSMMUv3, data: F.translatingVSTE)
         #expect(throws: Errno.EOPNOTSUPP) { try f.iommufd.hwptInvalidate(hwptID: nested, dataType: 1, commands: [good], entryNum: &n) }
         #expect(throws: Errno.EINVAL) { try f.iommufd.hwptInvalidate(hwptID: f.ioas, dataType: 1, commands: [good], entryNum: &n) }
+        n = 2
+        #expect(throws: Errno.EFAULT, "entry_num beyond the user array") {
+            try f.iommufd.hwptInvalidate(hwptID: f.viommu, dataType: 1, commands: [good], entryNum: &n)
+        }
     }
 
     @Test("a stage-1 fault becomes a vEVENTQ record with the virtual SID, S2=0, CLASS=IN; the host's queue holds the physical one")

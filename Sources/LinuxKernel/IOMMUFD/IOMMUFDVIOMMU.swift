@@ -7,6 +7,12 @@ import Bus
 /// (`iommufd_hwpt_alloc`, `iommufd_hwpt_nested_alloc`, `iommufd_viommu_alloc_hwpt_nested`,
 /// `iommufd_hwpt_invalidate`) and eventq.c (`iommufd_veventq_alloc`, `iommufd_veventq_fops_read`);
 /// the errno order below is theirs.
+///
+/// Versions: ARM SMMUv3 nesting through a vIOMMU is in v6.14 (vIOMMU/vDEVICE objects since
+/// v6.13); IOMMU_VEVENTQ_ALLOC and `arm_vmaster_report_event` arrived in v6.15. The model offers
+/// all of it in both `.v6_14` and `.v6_15` modes, because the configuration's version selects
+/// only the MSI path (KERNEL.md §3): a real v6.14 host would have given the guest no fault
+/// record at all (the event would only be dumped in the host's log).
 extension IOMMUFD {
     func viommu(_ id: UInt32) throws(Errno) -> IOMMUFDVIOMMU {
         guard let viommu = try objects.get(id, type: .viommu) as? IOMMUFDVIOMMU else { throw .ENOENT }
@@ -117,7 +123,7 @@ extension IOMMUFD {
     /// its driver's `cache_invalidate`; any other object → EINVAL.
     public func hwptInvalidate(hwptID: UInt32, dataType: UInt32, entryLength: UInt32 = 16,
                                commands: [(UInt64, UInt64)], entryNum: inout UInt32) throws(Errno) {
-        let count = min(Int(entryNum), commands.count)
+        let count = Int(entryNum)
         entryNum = 0
         if count > 0 && entryLength == 0 { throw .EINVAL }
         let target = try objects.get(hwptID)
@@ -126,9 +132,10 @@ extension IOMMUFD {
         var done = 0
         defer { entryNum = UInt32(truncatingIfNeeded: done) }
         // iommu_copy_struct_from_full_user_array: type mismatch → EINVAL; an entry shorter than
-        // the 16-byte command → EINVAL.
+        // the 16-byte command → EINVAL; entries beyond the user array fault the copy → EFAULT.
         guard dataType == Self.viommuInvalidateDataARMSMMUv3 else { throw .EINVAL }
         guard count == 0 || entryLength >= 16 else { throw .EINVAL }
+        guard count <= commands.count else { throw .EFAULT }
         try viommu.vsmmu.cacheInvalidate(Array(commands.prefix(count)), done: &done)
     }
 
