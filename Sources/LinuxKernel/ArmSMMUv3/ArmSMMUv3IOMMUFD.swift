@@ -160,8 +160,9 @@ public enum ArmSMMUv3Nesting {
         return cfg == StreamConfig.stage1.rawValue && eats == 1
     }
 
-    /// `arm_smmu_make_nested_domain_ste`: a non-valid vSTE → abort (so the guest can see
-    /// C_BAD_STE — the model's SMMU reports none for an abort STE, as the architecture says);
+    /// `arm_smmu_make_nested_domain_ste`: a non-valid vSTE → abort (Linux's comment hopes a
+    /// C_BAD_STE reaches the guest, but a valid STE with Config = abort terminates traffic
+    /// without an event, SMMUv3 §5.2 Config — in the model as on hardware);
     /// S1 translate → `arm_smmu_make_nested_cd_table_ste`; bypass → the parent's S2-only STE
     /// (`arm_smmu_make_s2_domain_ste`); abort → abort STE.
     public static func physicalSTE(for nested: ArmSMMUv3NestedDomain, features: ArmSMMUv3Features) -> StreamTableEntry {
