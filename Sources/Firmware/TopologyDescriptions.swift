@@ -40,6 +40,11 @@ public struct ReservedMemoryRegion: Hashable, Sendable {
     public var compatible: [String]
     /// `no-map`: the OS must not map it at all.
     public var noMap: Bool
+    /// The node's `phandle`: what a device's `memory-region` names.
+    public var phandle: UInt32? = nil
+    /// `iommu-addresses` (binding `reserved-memory.yaml`, Linux v6.3+): the IOVA range each
+    /// listed device must see this region at, in property order.
+    public var iommuAddresses: [ReservedIOVARange] = []
 }
 
 /// What a phandle in a map or a reference list points at, in the Topology's own terms.
@@ -210,4 +215,9 @@ public struct PCIeHostBridge: Hashable, Sendable {
     public var msiParent: [PhandleReference]
     public var iommus: [PhandleReference]
     public var dmaCoherent: Bool
+    /// Child nodes describing functions on the root bus (IEEE 1275 PCI binding §4.1.1:
+    /// `reg` phys.hi carries the function's bus/device/function), with those under a
+    /// `multifunc-device` child, in blob order. Linux gives a function the node whose devfn
+    /// matches (`pci_set_of_node` → `of_pci_find_child_device`).
+    public var functionNodes: [PCIFunctionNode] = []
 }

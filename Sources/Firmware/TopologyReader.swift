@@ -65,9 +65,9 @@ struct TopologyReader {
 
     // MARK: Helpers that name the node and property in their errors.
 
-    private func path(_ index: Int) -> String { tree.nodes[index].path }
+    func path(_ index: Int) -> String { tree.nodes[index].path }
 
-    private func fail(_ index: Int, _ property: String, _ problem: String) -> TopologyError {
+    func fail(_ index: Int, _ property: String, _ problem: String) -> TopologyError {
         .property(path: path(index), property: property, problem: problem)
     }
 
@@ -78,13 +78,13 @@ struct TopologyReader {
         return value
     }
 
-    private func cells(_ index: Int, _ name: String) throws(TopologyError) -> [UInt32]? {
+    func cells(_ index: Int, _ name: String) throws(TopologyError) -> [UInt32]? {
         guard let property = tree.nodes[index].node.property(name) else { return nil }
         guard let cells = property.cells else { throw fail(index, name, "length \(property.value.count) is not a whole number of cells") }
         return cells
     }
 
-    private func regions(_ index: Int, optional: Bool = false) throws(TopologyError) -> [MemoryRange] {
+    func regions(_ index: Int, optional: Bool = false) throws(TopologyError) -> [MemoryRange] {
         do {
             return try tree.registerRegions(of: index).map { MemoryRange(base: PhysicalAddress($0.base), size: $0.size) }
         } catch .missing where optional {
@@ -148,7 +148,8 @@ struct TopologyReader {
         var out: [ReservedMemoryRegion] = []
         for (index, entry) in tree.nodes.enumerated() where entry.parent == parent {
             out.append(ReservedMemoryRegion(path: entry.path, ranges: try regions(index, optional: true),
-                                            compatible: entry.node.compatible, noMap: entry.node.hasProperty("no-map")))
+                                            compatible: entry.node.compatible, noMap: entry.node.hasProperty("no-map"),
+                                            phandle: entry.node.phandle, iommuAddresses: try iommuAddresses(index)))
         }
         return out
     }
@@ -316,7 +317,8 @@ struct TopologyReader {
             iommuMap: try idMap(index, .iommu), msiMap: try idMap(index, .msi),
             msiParent: try phandleList(index, "msi-parent", cells: "#msi-cells", missingCells: 0),
             iommus: try phandleList(index, "iommus", cells: "#iommu-cells", missingCells: 0),
-            dmaCoherent: node.hasProperty("dma-coherent"))
+            dmaCoherent: node.hasProperty("dma-coherent"),
+            functionNodes: try pciFunctionNodes(index))
     }
 
     /// `ranges` of a PCI host bridge: (phys.hi phys.mid phys.lo, parent address, size), with the

@@ -229,7 +229,10 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     /// ITS's GITS_TRANSLATER page — with the same prot. Bases are taken in address order.
     /// Linux limits these to the ITSs of the device's IORT ITS group; the topology names the
     /// untranslated ITSs of the platform without saying which device reaches which, so every
-    /// listed ITS is reported (the same set on the one-ITS presets).
+    /// listed ITS is reported (the same set on the one-ITS presets). Last, as
+    /// `iommu_dma_get_resv_regions` does for a device with an `of_node`,
+    /// `of_iommu_get_resv_regions`: DIRECT and RESERVED regions from the device tree's
+    /// reserved-memory `iommu-addresses` (`IOMMUSubsystem.deviceTreeReservedRegions`).
     public func reservedRegions(for device: Device) -> [ReservedRegion] {
         let prot: IOMMUProtection = [.write, .noExec, .mmio]
         var regions = [ReservedRegion(start: Self.msiIOVABase, length: Self.msiIOVALength, protection: prot, type: .swMSI)]
@@ -238,6 +241,7 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
             guard !overflow else { continue }
             regions.append(ReservedRegion(start: start, length: 0x1_0000, protection: prot, type: .msi))
         }
+        regions += kernel.iommu.deviceTreeReservedRegions(for: device)
         return regions
     }
 
