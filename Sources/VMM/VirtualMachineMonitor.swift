@@ -170,10 +170,10 @@ public final class VirtualMachineMonitor {
             try bridge.attach(to: vm.guestBus)
             if let vsmmu { try vm.guestBus.addDevice(vsmmu, base: PhysicalAddress(M.smmu.base), size: M.smmu.size, name: "vsmmu") }
         } catch { throw .bus("\(error)") }
-        function.onMSIXChange = { [unowned self] _ in self.msixChanged() }
+        function.onMSIXChange = { [weak self] _ in self?.msixChanged() }
         if let vsmmu {
             vsmmu.backend = self
-            vsmmu.onTranslationEnableChange = { [unowned self] _ in self.installGuestSTE(vsid: guestSID) }
+            vsmmu.onTranslationEnableChange = { [weak self] _ in self?.installGuestSTE(vsid: guestSID) }
         }
         note("VM \(vm.id): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), \(device.name) as guest \(configuration.guestRequesterID), vIOMMU \(configuration.viommu)")
     }
