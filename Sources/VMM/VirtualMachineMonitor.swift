@@ -18,11 +18,12 @@ import SMMUv3
 /// 2. /dev/iommu; the VFIO cdev; VFIO_DEVICE_BIND_IOMMUFD; IOMMU_IOAS_ALLOC; IOMMU_IOAS_MAP of
 ///    guest RAM at IOVA = its GPA (the stage-2 view: IPA → host page).
 /// 3. No vIOMMU: VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS (auto domain: the device's DMA
-///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS, attach
-///    the device to it (the guest's SMMU is off and GBPA bypasses: S2 only, as QEMU's initial
-///    attach), IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC(virt_id = the guest StreamID, which the
-///    identity iommu-map makes the guest RID), IOMMU_VEVENTQ_ALLOC.
-/// 4. Bus mastering on; the guest devices on the guest bus; the guest boots.
+///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS,
+///    attach the device to it, IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (virt_id = the guest
+///    StreamID, which the identity iommu-map makes the guest RID), IOMMU_VEVENTQ_ALLOC, then
+///    the nested HWPT of the vSMMU's GBPA (reset: bypass), as QEMU's smmuv3-accel does.
+/// 4. The guest devices on the guest bus; the guest boots (its own Command register writes turn
+///    Memory Space and Bus Master on through the VFIO config region).
 /// Guest MSI-X writes are trapped (`msixChanged`): on MSI-X enable, SET_IRQS with one vector
 /// and no eventfd (`vfio_enable_msix_no_vec`); per unmasked vector an eventfd, a KVM MSI route
 /// (doorbell = the guest's address, or `msi-gpa` 0x0809_0040 with the accelerated vSMMU, since
@@ -92,6 +93,9 @@ public final class VirtualMachineMonitor {
     /// What the VMM did and what failed, in order (QEMU's trace points / error_report).
     public private(set) var log: [String] = []
 
+    /// `msi-gpa` is ITS base + 0x1_0000 + 0x40 (QEMU "hw/arm/virt: Set msi-gpa property",
+    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `GuestMemoryMap.msiGPA`.
+    ///
     /// GSIs 0–255 are the vGIC's SPI pins in QEMU (`kvm_arm_gicv3_realize` adds an irqchip
     /// route per SPI), so MSI routes start above them. (Not verified against a running QEMU.)
     public static let firstMSIGSI: UInt32 = 256
@@ -174,6 +178,9 @@ public final class VirtualMachineMonitor {
         if let vsmmu {
             vsmmu.backend = self
             vsmmu.onTranslationEnableChange = { [weak self] _ in self?.installGuestSTE(vsid: guestSID) }
+            // QEMU "hw/arm/smmuv3-accel: Install SMMUv3 GBPA based hwpt": before the guest
+            // enables its SMMU the device sits on the nested HWPT of GBPA's bypass vSTE.
+            installGuestSTE(vsid: guestSID)
         }
         note("VM \(vm.id): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), \(device.name) as guest \(configuration.guestRequesterID), vIOMMU \(configuration.viommu)")
     }
