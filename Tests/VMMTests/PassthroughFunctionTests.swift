@@ -62,4 +62,28 @@ struct PassthroughFunctionTests {
         #expect(h.vmm.function.entries[0].data == 0x77)
         #expect(try h.machine.bus.read(PhysicalAddress(hostTable + 8), size: 4) != 0x77)
     }
+
+    @Test("the guest turning MSI-X off tears the VM's vectors down: irqfds deassigned, routes gone, VFIO's MSI-X disabled on the host; turning it on again rebuilds them")
+    func msixDisableAndReenable() throws {
+        let h = try VMMHarness.make(viommu: .none)
+        let g = try #require(h.guestDevice)
+        try h.guest.pci.enableDevice(g)
+        try h.guest.pci.setMaster(g)
+        _ = try h.guest.pci.allocateIRQVectors(g, min: 2, max: 2, flags: .msix)
+        for v in 0..<2 { try h.guest.irq.requestIRQ(try h.guest.pci.irqVector(g, v), name: "g\(v)") { _, _ in .handled } }
+        #expect(h.vmm.vectors.count == 2 && h.vmm.vm.gsiRoutes.count == 2 && h.vmm.vm.assignedIRQFDs.count == 2)
+        #expect(h.vmm.deviceFile.vdev.irqType == VFIOIRQSet.msixIndex)
+        for v in 0..<2 { try h.guest.irq.freeIRQ(try h.guest.pci.irqVector(g, v)) }
+        try h.guest.pci.freeIRQVectors(g)
+        #expect(!h.vmm.function.msixEnabled)
+        #expect(h.vmm.vectors.isEmpty && h.vmm.vm.gsiRoutes.isEmpty && h.vmm.vm.assignedIRQFDs.isEmpty)
+        #expect(h.vmm.deviceFile.vdev.irqType == VFIOIRQSet.numIRQs, "no interrupt type on the host")
+        _ = try h.guest.pci.allocateIRQVectors(g, min: 1, max: 1, flags: .msix)
+        let irq = try h.guest.pci.irqVector(g, 0)
+        var hits = 0
+        try h.guest.irq.requestIRQ(irq, name: "again") { _, _ in hits += 1; return .handled }
+        #expect(h.vmm.vectors.count == 1)
+        #expect(h.fire(0, guestCPUs: 2) == (1, 1))
+        #expect(hits == 1)
+    }
 }
