@@ -59,11 +59,15 @@ public final class VirtualMachineMonitor {
         }
     }
 
-    /// One guest vector wired to KVM: its GSI, the eventfd VFIO signals, the route.
+    /// One guest vector wired to KVM: its GSI, the eventfd of its KVM irqfd, the eventfd of the
+    /// VMM's own handler (used while the guest masks the vector), the route, and which eventfd
+    /// VFIO signals now.
     public struct Vector: Hashable, Sendable {
         public var gsi: UInt32
         public var fd: Int32
+        public var userspaceFD: Int32
         public var route: KVMMSIRoute
+        public var maskedByGuest = false
     }
 
     public let configuration: Configuration
@@ -212,6 +216,8 @@ public final class VirtualMachineMonitor {
         } else if !f.msixEnabled && deviceFile.vdev.irqType == VFIOIRQSet.msixIndex {
             for (_, v) in vectors.sorted(by: { $0.key < $1.key }) {
                 if let e = try? process.eventfdContext(v.fd) { try? vm.irqfd(eventfd: e, gsi: v.gsi, deassign: true) }
+                try? process.close(v.fd)
+                try? process.close(v.userspaceFD)
             }
             vectors = [:]
             try? vm.setGSIRouting([])
@@ -219,20 +225,26 @@ public final class VirtualMachineMonitor {
             note("vfio_msix_disable")
             return
         }
-        guard f.msixEnabled, !f.msixFunctionMasked else { return }
+        guard f.msixEnabled else { return }
         var routesChanged = false
         var newVectors: [Int] = []
-        for (index, entry) in f.entries.enumerated() where !entry.masked && entry.address != 0 {
+        for (index, entry) in f.entries.enumerated() {
             let doorbell = vsmmu != nil ? GuestMemoryMap.msiGPA : entry.address
             let gsi = Self.firstMSIGSI &+ UInt32(index)
             let route = KVMMSIRoute(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: doorbell),
                                     addressHi: UInt32(truncatingIfNeeded: doorbell >> 32), data: entry.data,
                                     devid: UInt32(f.guestRequesterID.rawValue))
             if var existing = vectors[index] {
-                if existing.route != route { existing.route = route; vectors[index] = existing; routesChanged = true }
-            } else {
-                let (fd, _) = process.eventfd(name: "vfio-msix[\(index)]")
-                vectors[index] = Vector(gsi: gsi, fd: fd, route: route)
+                if existing.route != route, entry.address != 0 { existing.route = route; routesChanged = true }
+                vectors[index] = existing
+            } else if !f.isMasked(index), entry.address != 0 {
+                let (fd, _) = process.eventfd(name: "vfio-msix[\(index)] kvm")
+                let (userFD, user) = process.eventfd(name: "vfio-msix[\(index)] qemu")
+                user.onSignal = { [weak self] eventfd in
+                    _ = eventfd.read()
+                    self?.userspaceInterrupt(index)
+                }
+                vectors[index] = Vector(gsi: gsi, fd: fd, userspaceFD: userFD, route: route)
                 routesChanged = true
                 newVectors.append(index)
             }
@@ -247,6 +259,36 @@ public final class VirtualMachineMonitor {
                 try deviceFile.setIRQs(.trigger(start: UInt32(index), eventfds: [v.fd]))
                 note("vector \(index): gsi \(v.gsi) → \(v.route)")
             } catch { note("vector \(index): \(error)") }
+        }
+        // Mask/unmask (QEMU `vfio_msix_vector_release` / `_use`): a masked vector's trigger is
+        // switched to the VMM's own eventfd, whose handler (`vfio_msi_interrupt`) sets the
+        // Pending bit instead of injecting; unmasking switches back to the irqfd and delivers a
+        // pending interrupt (`msix_handle_mask_update` → `msix_notify`).
+        for index in vectors.keys.sorted() {
+            guard var v = vectors[index], !newVectors.contains(index) else { continue }
+            let masked = f.isMasked(index)
+            guard masked != v.maskedByGuest else { continue }
+            do {
+                try deviceFile.setIRQs(.trigger(start: UInt32(index), eventfds: [masked ? v.userspaceFD : v.fd]))
+                v.maskedByGuest = masked
+                vectors[index] = v
+            } catch { note("vector \(index) \(masked ? "mask" : "unmask"): \(error)") }
+            if !masked, index < f.pendingBits.count, f.pendingBits[index] {
+                f.pendingBits[index] = false
+                _ = try? vm.signalMSI(v.route.msi)
+            }
+        }
+    }
+
+    /// QEMU `vfio_msi_interrupt`: the VFIO trigger fired on the VMM's eventfd (the vector is
+    /// masked by the guest, or was when the trigger was switched): set the Pending bit while
+    /// masked, else deliver through KVM_SIGNAL_MSI.
+    func userspaceInterrupt(_ index: Int) {
+        guard let v = vectors[index] else { return }
+        if function.isMasked(index) {
+            if index < function.pendingBits.count { function.pendingBits[index] = true }
+        } else {
+            _ = try? vm.signalMSI(v.route.msi)
         }
     }
 

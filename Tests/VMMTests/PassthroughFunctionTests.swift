@@ -86,4 +86,31 @@ struct PassthroughFunctionTests {
         #expect(h.fire(0, guestCPUs: 2) == (1, 1))
         #expect(hits == 1)
     }
+
+    @Test("a vector the guest masks does not reach it: the host trigger is switched to the VMM's eventfd, the guest's PBA bit sets; unmasking delivers it once and clears the bit")
+    func maskedVectorPends() throws {
+        let h = try VMMHarness.make(viommu: .none)
+        let g = try #require(h.guestDevice)
+        try h.guest.pci.enableDevice(g)
+        try h.guest.pci.setMaster(g)
+        _ = try h.guest.pci.allocateIRQVectors(g, min: 4, max: 4, flags: .msix)
+        var hits = 0
+        try h.guest.irq.requestIRQ(try h.guest.pci.irqVector(g, 1), name: "g1") { _, _ in hits += 1; return .handled }
+        let bar = try #require(h.vmm.function.guestBARAddress(0))
+        let bus = h.vmm.vm.guestBus
+        // The guest's pci_msix_mask on entry 1: Vector Control (entry + 12) Mask = 1.
+        try bus.write(PhysicalAddress(bar + 16 + 12), size: 4, value: 1, requester: .cpu(0))
+        #expect(h.vmm.vectors[1]?.maskedByGuest == true)
+        #expect(h.fire(1, guestCPUs: 2) == (1, 0), "the host takes it, the guest does not")
+        #expect(hits == 0)
+        // The PBA at BAR 0 + 0x800 shows vector 1 pending (bit 1 of QWORD 0).
+        #expect(try bus.read(PhysicalAddress(bar + 0x800), size: 8, requester: .cpu(0)) == 0b10)
+        try bus.write(PhysicalAddress(bar + 16 + 12), size: 4, value: 0, requester: .cpu(0))
+        #expect(h.guest.irq.handleInterrupts(cpu: 0) + h.guest.irq.handleInterrupts(cpu: 1) == 1)
+        #expect(hits == 1)
+        #expect(try bus.read(PhysicalAddress(bar + 0x800), size: 8, requester: .cpu(0)) == 0)
+        // Unmasked again: straight through the irqfd.
+        #expect(h.fire(1, guestCPUs: 2) == (1, 1))
+        #expect(hits == 2)
+    }
 }
