@@ -50,6 +50,11 @@ public final class PassthroughFunction {
     public private(set) var msixEnabled = false
     public private(set) var msixFunctionMasked = false
     public private(set) var entries: [VirtualMSIXEntry]
+    /// PBA BIR/offset (cap + 8) and the guest-visible Pending Bits, emulated as QEMU's
+    /// `msix_pba_mmio_ops` (a masked vector's interrupt sets its bit, §6.1.4.5).
+    public let msixPBABAR: Int
+    public let msixPBAOffset: UInt64
+    public internal(set) var pendingBits: [Bool]
 
     public var onMSIXChange: ((PassthroughFunction) -> Void)?
 
@@ -87,12 +92,18 @@ public final class PassthroughFunction {
             msixTableSize = Int(control & 0x07FF) + 1
             msixTableBAR = Int(table & 0x7)
             msixTableOffset = UInt64(table & ~0x7)
+            let pba = try file.readConfig(cap + 8, size: 4)
+            msixPBABAR = Int(pba & 0x7)
+            msixPBAOffset = UInt64(pba & ~0x7)
         } else {
             msixTableSize = 0
             msixTableBAR = -1
             msixTableOffset = 0
+            msixPBABAR = -1
+            msixPBAOffset = 0
         }
         entries = Array(repeating: VirtualMSIXEntry(), count: msixTableSize)
+        pendingBits = Array(repeating: false, count: msixTableSize)
     }
 
     // MARK: Configuration space
@@ -189,7 +200,22 @@ public final class PassthroughFunction {
         return (Int(rel / 16), rel % 16)
     }
 
+    /// Whether vector `index` is masked for the guest (its Mask bit or the Function Mask).
+    public func isMasked(_ index: Int) -> Bool {
+        guard index >= 0, index < entries.count else { return true }
+        return msixFunctionMasked || entries[index].masked
+    }
+
     public func readBAR(_ bar: Int, offset: UInt64, size: Int) -> UInt64 {
+        if bar == msixPBABAR, offset >= msixPBAOffset, offset - msixPBAOffset < UInt64((msixTableSize + 63) / 64) * 8 {
+            // Pending bit i is bit i%64 of QWORD i/64 (§7.7.2.5).
+            let firstBit = Int(offset - msixPBAOffset) * 8
+            var value: UInt64 = 0
+            for bit in 0..<min(size * 8, 64) where firstBit + bit < pendingBits.count && pendingBits[firstBit + bit] {
+                value |= 1 << UInt64(bit)
+            }
+            return value
+        }
         if let (entry, field) = msixSlot(bar: bar, offset: offset) {
             let e = entries[entry]
             let words: [UInt32] = [e.addressLo, e.addressHi, e.data, e.vectorControl]
@@ -202,6 +228,8 @@ public final class PassthroughFunction {
     }
 
     public func writeBAR(_ bar: Int, offset: UInt64, size: Int, value: UInt64) {
+        // The PBA is read-only (§7.7.2.5).
+        if bar == msixPBABAR, offset >= msixPBAOffset, offset - msixPBAOffset < UInt64((msixTableSize + 63) / 64) * 8 { return }
         if let (entry, field) = msixSlot(bar: bar, offset: offset) {
             // DWORD and aligned QWORD accesses (§6.1.4.2: software must use them for the table).
             guard field % 4 == 0, size == 4 || (size == 8 && field % 8 == 0) else { return }

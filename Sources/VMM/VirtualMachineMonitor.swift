@@ -18,11 +18,12 @@ import SMMUv3
 /// 2. /dev/iommu; the VFIO cdev; VFIO_DEVICE_BIND_IOMMUFD; IOMMU_IOAS_ALLOC; IOMMU_IOAS_MAP of
 ///    guest RAM at IOVA = its GPA (the stage-2 view: IPA → host page).
 /// 3. No vIOMMU: VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS (auto domain: the device's DMA
-///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS, attach
-///    the device to it (the guest's SMMU is off and GBPA bypasses: S2 only, as QEMU's initial
-///    attach), IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC(virt_id = the guest StreamID, which the
-///    identity iommu-map makes the guest RID), IOMMU_VEVENTQ_ALLOC.
-/// 4. Bus mastering on; the guest devices on the guest bus; the guest boots.
+///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS,
+///    attach the device to it, IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (virt_id = the guest
+///    StreamID, which the identity iommu-map makes the guest RID), IOMMU_VEVENTQ_ALLOC, then
+///    the nested HWPT of the vSMMU's GBPA (reset: bypass), as QEMU's smmuv3-accel does.
+/// 4. The guest devices on the guest bus; the guest boots (its own Command register writes turn
+///    Memory Space and Bus Master on through the VFIO config region).
 /// Guest MSI-X writes are trapped (`msixChanged`): on MSI-X enable, SET_IRQS with one vector
 /// and no eventfd (`vfio_enable_msix_no_vec`); per unmasked vector an eventfd, a KVM MSI route
 /// (doorbell = the guest's address, or `msi-gpa` 0x0809_0040 with the accelerated vSMMU, since
@@ -58,11 +59,15 @@ public final class VirtualMachineMonitor {
         }
     }
 
-    /// One guest vector wired to KVM: its GSI, the eventfd VFIO signals, the route.
+    /// One guest vector wired to KVM: its GSI, the eventfd of its KVM irqfd, the eventfd of the
+    /// VMM's own handler (used while the guest masks the vector), the route, and which eventfd
+    /// VFIO signals now.
     public struct Vector: Hashable, Sendable {
         public var gsi: UInt32
         public var fd: Int32
+        public var userspaceFD: Int32
         public var route: KVMMSIRoute
+        public var maskedByGuest = false
     }
 
     public let configuration: Configuration
@@ -92,6 +97,9 @@ public final class VirtualMachineMonitor {
     /// What the VMM did and what failed, in order (QEMU's trace points / error_report).
     public private(set) var log: [String] = []
 
+    /// `msi-gpa` is ITS base + 0x1_0000 + 0x40 (QEMU "hw/arm/virt: Set msi-gpa property",
+    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `GuestMemoryMap.msiGPA`.
+    ///
     /// GSIs 0–255 are the vGIC's SPI pins in QEMU (`kvm_arm_gicv3_realize` adds an irqchip
     /// route per SPI), so MSI routes start above them. (Not verified against a running QEMU.)
     public static let firstMSIGSI: UInt32 = 256
@@ -170,10 +178,13 @@ public final class VirtualMachineMonitor {
             try bridge.attach(to: vm.guestBus)
             if let vsmmu { try vm.guestBus.addDevice(vsmmu, base: PhysicalAddress(M.smmu.base), size: M.smmu.size, name: "vsmmu") }
         } catch { throw .bus("\(error)") }
-        function.onMSIXChange = { [unowned self] _ in self.msixChanged() }
+        function.onMSIXChange = { [weak self] _ in self?.msixChanged() }
         if let vsmmu {
             vsmmu.backend = self
-            vsmmu.onTranslationEnableChange = { [unowned self] _ in self.installGuestSTE(vsid: guestSID) }
+            vsmmu.onTranslationEnableChange = { [weak self] _ in self?.installGuestSTE(vsid: guestSID) }
+            // QEMU "hw/arm/smmuv3-accel: Install SMMUv3 GBPA based hwpt": before the guest
+            // enables its SMMU the device sits on the nested HWPT of GBPA's bypass vSTE.
+            installGuestSTE(vsid: guestSID)
         }
         note("VM \(vm.id): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), \(device.name) as guest \(configuration.guestRequesterID), vIOMMU \(configuration.viommu)")
     }
@@ -205,6 +216,8 @@ public final class VirtualMachineMonitor {
         } else if !f.msixEnabled && deviceFile.vdev.irqType == VFIOIRQSet.msixIndex {
             for (_, v) in vectors.sorted(by: { $0.key < $1.key }) {
                 if let e = try? process.eventfdContext(v.fd) { try? vm.irqfd(eventfd: e, gsi: v.gsi, deassign: true) }
+                try? process.close(v.fd)
+                try? process.close(v.userspaceFD)
             }
             vectors = [:]
             try? vm.setGSIRouting([])
@@ -212,20 +225,26 @@ public final class VirtualMachineMonitor {
             note("vfio_msix_disable")
             return
         }
-        guard f.msixEnabled, !f.msixFunctionMasked else { return }
+        guard f.msixEnabled else { return }
         var routesChanged = false
         var newVectors: [Int] = []
-        for (index, entry) in f.entries.enumerated() where !entry.masked && entry.address != 0 {
+        for (index, entry) in f.entries.enumerated() {
             let doorbell = vsmmu != nil ? GuestMemoryMap.msiGPA : entry.address
             let gsi = Self.firstMSIGSI &+ UInt32(index)
             let route = KVMMSIRoute(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: doorbell),
                                     addressHi: UInt32(truncatingIfNeeded: doorbell >> 32), data: entry.data,
                                     devid: UInt32(f.guestRequesterID.rawValue))
             if var existing = vectors[index] {
-                if existing.route != route { existing.route = route; vectors[index] = existing; routesChanged = true }
-            } else {
-                let (fd, _) = process.eventfd(name: "vfio-msix[\(index)]")
-                vectors[index] = Vector(gsi: gsi, fd: fd, route: route)
+                if existing.route != route, entry.address != 0 { existing.route = route; routesChanged = true }
+                vectors[index] = existing
+            } else if !f.isMasked(index), entry.address != 0 {
+                let (fd, _) = process.eventfd(name: "vfio-msix[\(index)] kvm")
+                let (userFD, user) = process.eventfd(name: "vfio-msix[\(index)] qemu")
+                user.onSignal = { [weak self] eventfd in
+                    _ = eventfd.read()
+                    self?.userspaceInterrupt(index)
+                }
+                vectors[index] = Vector(gsi: gsi, fd: fd, userspaceFD: userFD, route: route)
                 routesChanged = true
                 newVectors.append(index)
             }
@@ -240,6 +259,36 @@ public final class VirtualMachineMonitor {
                 try deviceFile.setIRQs(.trigger(start: UInt32(index), eventfds: [v.fd]))
                 note("vector \(index): gsi \(v.gsi) → \(v.route)")
             } catch { note("vector \(index): \(error)") }
+        }
+        // Mask/unmask (QEMU `vfio_msix_vector_release` / `_use`): a masked vector's trigger is
+        // switched to the VMM's own eventfd, whose handler (`vfio_msi_interrupt`) sets the
+        // Pending bit instead of injecting; unmasking switches back to the irqfd and delivers a
+        // pending interrupt (`msix_handle_mask_update` → `msix_notify`).
+        for index in vectors.keys.sorted() {
+            guard var v = vectors[index], !newVectors.contains(index) else { continue }
+            let masked = f.isMasked(index)
+            guard masked != v.maskedByGuest else { continue }
+            do {
+                try deviceFile.setIRQs(.trigger(start: UInt32(index), eventfds: [masked ? v.userspaceFD : v.fd]))
+                v.maskedByGuest = masked
+                vectors[index] = v
+            } catch { note("vector \(index) \(masked ? "mask" : "unmask"): \(error)") }
+            if !masked, index < f.pendingBits.count, f.pendingBits[index] {
+                f.pendingBits[index] = false
+                _ = try? vm.signalMSI(v.route.msi)
+            }
+        }
+    }
+
+    /// QEMU `vfio_msi_interrupt`: the VFIO trigger fired on the VMM's eventfd (the vector is
+    /// masked by the guest, or was when the trigger was switched): set the Pending bit while
+    /// masked, else deliver through KVM_SIGNAL_MSI.
+    func userspaceInterrupt(_ index: Int) {
+        guard let v = vectors[index] else { return }
+        if function.isMasked(index) {
+            if index < function.pendingBits.count { function.pendingBits[index] = true }
+        } else {
+            _ = try? vm.signalMSI(v.route.msi)
         }
     }
 

@@ -182,8 +182,10 @@ public final class VirtualSMMU: MMIODevice {
         case R.gerror: return gerror
         case R.gerrorn: return gerrorn
         case R.strtabBaseCfg: return strtabBaseCfg
-        case R.cmdqProd: return cmdqProd
-        case R.cmdqCons: return cmdqCons
+        // Index fields are as wide as the current LOG2SIZE (+1 wrap bit): a guest that shrinks
+        // the queue after writing an index sees only the bits that still exist (§6.3.27/28).
+        case R.cmdqProd: return cmdqProd & queueIndexMask(cmdqBase, max: identification.commandQueueMaxLog2)
+        case R.cmdqCons: return cmdqCons & (queueIndexMask(cmdqBase, max: identification.commandQueueMaxLog2) | 0x7F << 24)
         case R.eventqProd, R.eventqProdPage0Alias: return eventqProd
         case R.eventqCons, R.eventqConsPage0Alias: return eventqCons
         case R.gerrorIRQCfg1, R.gerrorIRQCfg2, R.eventqIRQCfg1, R.eventqIRQCfg2:

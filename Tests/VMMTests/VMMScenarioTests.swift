@@ -149,4 +149,51 @@ struct VMMScenarioTests {
         #expect(guestEvents.count == 4)
         #expect(guestEvents.allSatisfy { $0.eventID == 0x10 && $0.streamID == StreamID(8) && $0.inputAddress == 0x0809_0040 && !$0.stage2 })
     }
+
+    @Test("accelerated vSMMU, v6.15 host: the nested domain's iommufd cookie maps the doorbell in the parent at 0x0800_0000, but the device's MSI to 0x0800_0040 first walks the guest's stage 1, which does not map it: stage-1 fault, nothing delivered")
+    func nestedV615() throws {
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3)
+        let counter = Counter()
+        _ = try Self.guestVectors(h, counter: counter)
+        let hostDev = try #require(h.host.pci.device(VMMHarness.hostRID))
+        let hostTable = try #require(hostDev.msixTableAddress).rawValue
+        #expect(try h.machine.bus.read(PhysicalAddress(hostTable), size: 4) == 0x0800_0040, "iommufd_sw_msi: pgoff 0 of the SW_MSI window")
+        let hostSMMU = try #require(h.host.smmuDrivers.first)
+        let (hostHandled, guestHandled) = h.fire(0, guestCPUs: 2)
+        #expect(hostHandled == 0 && guestHandled == 0)
+        let events = try hostSMMU.serviceEventQueue()
+        let event = try #require(events.first)
+        #expect(event.eventID == 0x10 && event.inputAddress == 0x0800_0040 && !event.stage2)
+        #expect(h.vmm.pollVirtualEvents() == 1)
+        let guestSMMU = try #require(h.guest.smmuDrivers.first)
+        #expect(try guestSMMU.serviceEventQueue().first?.inputAddress == 0x0800_0040)
+    }
+
+    @Test("guest stage-1 invalidation is forwarded: a strict guest unmap's TLBI_NH_VA reaches the host with the vIOMMU's VMID, and DMA to the unmapped IOVA then faults")
+    func invalidationForwarded() throws {
+        var hostConfig = KernelConfiguration()
+        hostConfig.version = .v6_14
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, host: hostConfig)
+        let g = try #require(h.guestDevice)
+        try h.guest.pci.enableDevice(g)
+        try h.guest.pci.setMaster(g)
+        let buffer = try h.guest.pages.allocate(bytes: 0x1000)
+        let iova = try h.guest.dma.map(device: g.device, physical: buffer, size: 0x1000, direction: .bidirectional)
+        #expect(h.function.dma(.write, address: iova, size: 8, data: 1).result?.status == .completed)
+        let hostSMMU = try #require(h.host.smmuDrivers.first)
+        let before = hostSMMU.commandLog.count
+        _ = h.guest.dma.unmap(device: g.device, iova: iova, size: 0x1000)
+        let forwarded = hostSMMU.commandLog[before...].compactMap { command -> (VMID, UInt64)? in
+            if case .tlbiNHVA(let vmid, _, let address, _, _) = command { return (vmid, address) }
+            return nil
+        }
+        let viommuID = try #require(h.vmm.viommuID)
+        let viommu = try #require(h.vmm.iommufd.object(viommuID) as? IOMMUFDVIOMMU)
+        #expect(forwarded.count == 1)
+        #expect(forwarded.first?.0 == viommu.vsmmu.vmid, "VMID forced to the vIOMMU's (arm_vsmmu_convert_user_cmd)")
+        #expect(forwarded.first?.1 == iova.rawValue & ~0xFFF)
+        #expect(h.function.dma(.write, address: iova, size: 8, data: 2).result?.status == .aborted)
+        let hostPage = try #require(h.hostPhysical(ofGuest: buffer.rawValue))
+        #expect(h.machine.bus.ram.read(hostPage.rawValue, size: 8) == 1)
+    }
 }

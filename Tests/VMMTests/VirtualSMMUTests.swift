@@ -137,3 +137,37 @@ struct VirtualSMMUTests {
         #expect(v.recordedEvents == 2 && v.droppedEvents == 2)
     }
 }
+
+/// Hostile guests: random register accesses of every size and random queue contents never
+/// trap, and CONS stays inside the queue's index range.
+@Suite("Virtual SMMU: hostile register and queue contents")
+struct VirtualSMMUPropertyTests {
+    @Test(arguments: [1, 2, 3])
+    func randomAccesses(seed: UInt64) throws {
+        let (bus, v, _) = try VirtualSMMUTests.make()
+        var rng = SeededGenerator(seed: seed)
+        let offsets: [UInt64] = [0x0, 0x20, 0x24, 0x44, 0x60, 0x64, 0x80, 0x84, 0x88, 0x90, 0x94, 0x98, 0x9C, 0xA0, 0xA8, 0xAC,
+                                 0xB0, 0x1_00A8, 0x1_00AC, 0x50, 0x68]
+        for _ in 0..<1500 {
+            let offset = Bool.random(using: &rng) ? offsets[Int.random(in: 0..<offsets.count, using: &rng)]
+                                                  : UInt64.random(in: 0..<0x2_0000, using: &rng)
+            let size = [1, 2, 4, 8][Int.random(in: 0..<4, using: &rng)]
+            // Queues and tables point into guest RAM (random words there) or anywhere.
+            var value = UInt64.random(in: 0...UInt64.max, using: &rng)
+            if Bool.random(using: &rng) { value = 0x4000_0000 | (value & 0xFF_FFFF) }
+            try? bus.write(PhysicalAddress(VirtualSMMUTests.base + offset), size: size, value: value, requester: .cpu(0))
+            _ = try? bus.read(PhysicalAddress(VirtualSMMUTests.base + offset), size: size, requester: .cpu(0))
+            if Int.random(in: 0..<8, using: &rng) == 0 {
+                try bus.write64(PhysicalAddress(0x4000_0000 | (UInt64.random(in: 0..<0x1_0000, using: &rng) & ~7)),
+                                UInt64.random(in: 0...UInt64.max, using: &rng))
+            }
+            if Int.random(in: 0..<16, using: &rng) == 0 {
+                _ = v.record(EventRecord(UInt64.random(in: 0...UInt64.max, using: &rng), 0, 0, 0))
+                _ = try? v.guestStreamTableEntry(StreamID(UInt32.random(in: 0...UInt32.max, using: &rng)))
+            }
+            let log2 = min(SMMURegisterField.queueLog2Size(v.cmdqBase), 8)
+            let cons = try bus.read(PhysicalAddress(VirtualSMMUTests.base + SMMURegisterOffset.cmdqCons), size: 4, requester: .cpu(0))
+            #expect(cons & 0xFF_FFFF < UInt64(2) << UInt64(log2))
+        }
+    }
+}
