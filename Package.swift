@@ -38,7 +38,7 @@ let package = Package(
         .target(
             name: "DoorbellCommands",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -45,9 +45,14 @@ struct BinaryTests {
         #expect(run.stdout == golden, "output of doorbell \(arguments.joined(separator: " ")) differs from Golden/\(name)")
     }
 
-    @Test("`doorbell` with no arguments prints the nested MSI path on qemu-virt, byte for byte")
+    @Test("`doorbell` with no arguments prints the seed: three guest shapes and the nested failure step by step, byte for byte")
     func defaultOutput() throws {
-        try checkGolden("doorbell.txt", [])
+        try checkGolden("seed.txt", [])
+    }
+
+    @Test("`doorbell msi` prints the nested MSI path on qemu-virt, byte for byte")
+    func msiOutput() throws {
+        try checkGolden("doorbell.txt", ["msi"])
     }
 
     @Test("`doorbell walk` prints the nested walk, byte for byte")
