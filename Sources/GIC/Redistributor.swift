@@ -63,6 +63,10 @@ public final class Redistributor: MMIODevice {
     /// The GIC-wide configuration cache (shared by every redistributor).
     public let configurationCache: LPIConfigurationCache
     @usableFromInline var pendingBits: ContiguousArray<UInt64> = []
+    /// Bit w set iff `pendingBits[w]` is non-zero: a summary level so that acknowledging scans
+    /// the words that hold pending LPIs instead of the whole table (896 words at 16 ID bits).
+    /// Model bookkeeping only; it changes no architected behaviour.
+    @usableFromInline var pendingWords: ContiguousArray<UInt64> = []
     public private(set) var pendingCount = 0
     var sgiFrame = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
     var vlpiFrames: ContiguousArray<UInt32>
@@ -213,12 +217,14 @@ public final class Redistributor: MMIODevice {
         if !enable {
             lpiCount = 0
             pendingBits = []
+            pendingWords = []
             pendingCount = 0
             return
         }
         let bits = min(propbaser.idBits, configuration.lpiIDBits)
         lpiCount = bits < 14 ? 0 : (1 << bits) - 8192
         pendingBits = ContiguousArray(repeating: 0, count: (lpiCount + 63) / 64)
+        pendingWords = ContiguousArray(repeating: 0, count: (pendingBits.count + 63) / 64)
         pendingCount = 0
         reloadConfiguration(from: 0, count: lpiCount)
         if !pendbaser.pendingTableZero, lpiCount > 0 {
@@ -227,6 +233,7 @@ public final class Redistributor: MMIODevice {
                 for bit in 0..<8 where (byte >> UInt8(bit)) & 1 == 1 {
                     let index = i * 8 + bit
                     pendingBits[index / 64] |= UInt64(1) << UInt64(index % 64)
+                    markWordPending(index / 64)
                     pendingCount += 1
                 }
             }
@@ -301,6 +308,7 @@ public final class Redistributor: MMIODevice {
             return true
         }
         pendingBits[i / 64] |= mask
+        markWordPending(i / 64)
         pendingCount &+= 1
         counters.lpisSetPending &+= 1
         writePendingBit(intid, set: true)
@@ -319,9 +327,15 @@ public final class Redistributor: MMIODevice {
         let mask = UInt64(1) << UInt64(i % 64)
         guard pendingBits[i / 64] & mask != 0 else { return false }
         pendingBits[i / 64] &= ~mask
+        if pendingBits[i / 64] == 0 { pendingWords[i / 4096] &= ~(UInt64(1) << UInt64((i / 64) % 64)) }
         pendingCount &-= 1
         writePendingBit(intid, set: false)
         return true
+    }
+
+    @inline(__always)
+    func markWordPending(_ word: Int) {
+        pendingWords[word / 64] |= UInt64(1) << UInt64(word % 64)
     }
 
     @inline(__always)
@@ -378,18 +392,26 @@ public final class Redistributor: MMIODevice {
         // unoptimised builds (an `enumerated()` loop allocates per element there).
         configurationCache.bytes.withUnsafeBufferPointer { config in
             pendingBits.withUnsafeBufferPointer { words in
-                for w in 0..<words.count where words[w] != 0 {
-                    var rest = words[w]
-                    while rest != 0 {
-                        let i = w &* 64 &+ rest.trailingZeroBitCount
-                        rest &= rest &- 1
-                        guard i < config.count else { continue }
-                        let byte = config[i]
-                        guard LPIConfigurationTable.isEnabled(byte) else { continue }
-                        let p = UInt16(LPIConfigurationTable.priority(byte))
-                        if p < bestPriority {
-                            bestPriority = p
-                            bestIndex = i
+                pendingWords.withUnsafeBufferPointer { summary in
+                    for s in 0..<summary.count where summary[s] != 0 {
+                        var nonEmpty = summary[s]
+                        while nonEmpty != 0 {
+                            let w = s &* 64 &+ nonEmpty.trailingZeroBitCount
+                            nonEmpty &= nonEmpty &- 1
+                            guard w < words.count else { continue }
+                            var rest = words[w]
+                            while rest != 0 {
+                                let i = w &* 64 &+ rest.trailingZeroBitCount
+                                rest &= rest &- 1
+                                guard i < config.count else { continue }
+                                let byte = config[i]
+                                guard LPIConfigurationTable.isEnabled(byte) else { continue }
+                                let p = UInt16(LPIConfigurationTable.priority(byte))
+                                if p < bestPriority {
+                                    bestPriority = p
+                                    bestIndex = i
+                                }
+                            }
                         }
                     }
                 }

@@ -191,3 +191,35 @@ struct BoardMachineTests {
         #expect(gic.acknowledge(cpu: 0) == 8192)
     }
 }
+
+@Suite("LPI selection across the pending table")
+struct LPISelectionTests {
+    @Test("LPIs pending far apart in the table are taken by priority, then 1023, and again after they are re-raised")
+    func farApart() throws {
+        let machine = try MachinePreset.qemuVirt.makeMachine()
+        let bm = try BareMetal(machine: machine)
+        try bm.enableLPIs()
+        try bm.enableITS()
+        // Three devices, one event each, mapped to LPIs in distant 64-bit words of the pending
+        // table (INTID − 8192 = 0, 3808, 51808), with priorities 0xA0, 0x90, 0x80.
+        let lpis: [(device: UInt32, intid: UInt32, priority: UInt8)] = [(1, 8192, 0xA0), (2, 12000, 0x90), (3, 60000, 0x80)]
+        for lpi in lpis {
+            try bm.mapDevice(DeviceID(lpi.device), events: 1, firstINTID: lpi.intid)
+            try bm.setLPIConfiguration(lpi.intid, priority: lpi.priority, enabled: true)
+            try bm.issue([.inv(device: DeviceID(lpi.device), event: EventID(0))])
+        }
+        let gic = try #require(machine.gic)
+        for _ in 0..<2 {
+            for lpi in lpis {
+                try machine.bus.write(PhysicalAddress(0x0809_0040), size: 4, value: 0, requester: .device(DeviceID(lpi.device)))
+            }
+            // Lowest priority value first (GICv3 §4.8); each EOI drops the running priority.
+            for expected in [60000, 12000, 8192] as [UInt32] {
+                let intid = gic.acknowledge(cpu: 0)
+                #expect(intid == expected)
+                gic.endOfInterrupt(cpu: 0, intid: intid)
+            }
+            #expect(gic.acknowledge(cpu: 0) == 1023)
+        }
+    }
+}
