@@ -51,19 +51,11 @@ public enum CDIllegalRule: String, Hashable, Sendable, CaseIterable, CustomStrin
 /// Context Descriptor (SMMUv3 §5.4): eight little-endian 64-bit words describing one stage-1
 /// address space (TCR-, TTBR- and MAIR-like fields, ASID, fault behaviour). Fields are computed
 /// get/set properties, so the struct is both the decoder and the encoder.
-public struct ContextDescriptor: Hashable, Sendable {
+public struct ContextDescriptor: EightWordStructure, Hashable, Sendable {
     public var dw0: UInt64 = 0, dw1: UInt64 = 0, dw2: UInt64 = 0, dw3: UInt64 = 0
     public var dw4: UInt64 = 0, dw5: UInt64 = 0, dw6: UInt64 = 0, dw7: UInt64 = 0
 
     public init() {}
-
-    public init(words: [UInt64]) {
-        func word(_ i: Int) -> UInt64 { i < words.count ? words[i] : 0 }
-        dw0 = word(0); dw1 = word(1); dw2 = word(2); dw3 = word(3)
-        dw4 = word(4); dw5 = word(5); dw6 = word(6); dw7 = word(7)
-    }
-
-    public var words: [UInt64] { [dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7] }
 
     // MARK: dword 0 (TCR-like)
 

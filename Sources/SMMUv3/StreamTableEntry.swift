@@ -76,21 +76,11 @@ public enum STEIllegalRule: String, Hashable, Sendable, CaseIterable, CustomStri
 /// fetched and builds what software writes (the encoder for tests and the Linux model).
 ///
 /// Field positions: spec §5.2 (HARDWARE.md §1.5); dword/bit = spec bit / 64, % 64.
-public struct StreamTableEntry: Hashable, Sendable {
+public struct StreamTableEntry: EightWordStructure, Hashable, Sendable {
     public var dw0: UInt64 = 0, dw1: UInt64 = 0, dw2: UInt64 = 0, dw3: UInt64 = 0
     public var dw4: UInt64 = 0, dw5: UInt64 = 0, dw6: UInt64 = 0, dw7: UInt64 = 0
 
     public init() {}
-
-    /// From words as read from memory (missing words are zero, extra words ignored).
-    public init(words: [UInt64]) {
-        func word(_ i: Int) -> UInt64 { i < words.count ? words[i] : 0 }
-        dw0 = word(0); dw1 = word(1); dw2 = word(2); dw3 = word(3)
-        dw4 = word(4); dw5 = word(5); dw6 = word(6); dw7 = word(7)
-    }
-
-    /// The eight words to write to memory.
-    public var words: [UInt64] { [dw0, dw1, dw2, dw3, dw4, dw5, dw6, dw7] }
 
     /// Word `i` (0…7); out-of-range indices read as zero and ignore writes.
     public subscript(word i: Int) -> UInt64 {
