@@ -56,6 +56,14 @@ public final class SparseRAM {
         return frame
     }
 
+    /// Zeroes the 4 KiB frame holding `address`: a frame never written already reads as zeros,
+    /// so only an existing one is cleared (a page allocator's `__GFP_ZERO` at no cost for fresh
+    /// memory).
+    public func zeroFrame(containing address: UInt64) {
+        guard let frame = frames[address >> SparseRAM.frameShift] else { return }
+        frame.initializeMemory(as: UInt8.self, repeating: 0, count: SparseRAM.frameSize)
+    }
+
     /// Reads `size` bytes (1, 2, 4 or 8; other sizes are clamped to 8) little-endian at `address`.
     @inlinable
     public func read(_ address: UInt64, size: Int) -> UInt64 {

@@ -30,12 +30,7 @@ public final class PhysicalPages {
                 // pages elsewhere in the store: see KernelRAMAccess).
                 var page = aligned
                 while page < end {
-                    let store = bus.storeAddress(page, size: 4096)
-                    var zero: UInt64 = 0
-                    while zero < 4096 {
-                        bus.ram.write(store &+ zero, size: 8, value: 0)
-                        zero &+= 8
-                    }
+                    bus.ram.zeroFrame(containing: bus.storeAddress(page, size: 4096))
                     page &+= 4096
                 }
                 return PhysicalAddress(aligned)
