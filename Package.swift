@@ -16,9 +16,11 @@ let package = Package(
         .library(name: "Machine", targets: ["Machine"]),
         .library(name: "LinuxKernel", targets: ["LinuxKernel"]),
         .library(name: "VMM", targets: ["VMM"]),
+        .library(name: "Scenario", targets: ["Scenario"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // Hardware, bottom up. A hardware module never imports a software module.
@@ -34,11 +36,19 @@ let package = Package(
         // The VMM (QEMU-like): drives the host kernel only through its uAPI (VFIO, iommufd, KVM),
         // and emulates the guest's devices (accelerated vSMMU, vfio-pci, guest firmware).
         .target(name: "VMM", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "LinuxKernel"]),
+        // Strategies × scenarios: builds a world per run, runs its events, observes every MSI.
+        .target(
+            name: "Scenario",
+            dependencies: [
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         // The command line: subcommands live in a library so tests can drive them.
         .target(
             name: "DoorbellCommands",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -52,6 +62,7 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]

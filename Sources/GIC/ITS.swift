@@ -47,6 +47,9 @@ public final class ITS: MMIODevice {
     public internal(set) var collectionCache: ITSCache
 
     public var counters = ITSCounters()
+    /// The last write to GITS_TRANSLATER that carried a DeviceID and what became of it, so a
+    /// report can say which LPI one MSI raised without tracing (a plain store, no allocation).
+    public var lastMSI: ITSMSIRecord?
     /// Command errors, oldest first, at most `errorLogCapacity` (later ones are only counted).
     public internal(set) var errorLog: [ITSCommandErrorRecord] = []
     public static let errorLogCapacity = 4096
@@ -155,7 +158,8 @@ public final class ITS: MMIODevice {
                               "no DeviceID sideband (\(requester))")
                 return
             }
-            _ = translate(deviceID: deviceID, eventID: EventID(UInt32(truncatingIfNeeded: value & UInt64.lowMask(size * 8))))
+            let event = EventID(UInt32(truncatingIfNeeded: value & UInt64.lowMask(size * 8)))
+            lastMSI = ITSMSIRecord(deviceID: deviceID, eventID: event, result: translate(deviceID: deviceID, eventID: event))
             return
         }
         guard offset < 0x1_0000, size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return }

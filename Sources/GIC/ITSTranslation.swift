@@ -8,6 +8,14 @@ public enum ITSTranslationResult: Hashable, Sendable {
     case dropped(ITSDropReason)
 }
 
+/// One MSI as the ITS saw it: the DeviceID from the write's sideband, the EventID from its
+/// data, and the translation's result.
+public struct ITSMSIRecord: Hashable, Sendable {
+    public var deviceID: DeviceID
+    public var eventID: EventID
+    public var result: ITSTranslationResult
+}
+
 extension ITS {
     /// Translates an MSI (GICv3 §5.2; HARDWARE.md §2.2): DeviceID → DTE → ITT[EventID] →
     /// (pINTID, ICID) → CTE → redistributor, then sets the LPI pending there. Allocation-free

@@ -1,0 +1,167 @@
+import Bus
+import LinuxKernel
+import Machine
+import PCI
+
+/// Everything that defines one run, independent of the strategy: the platform, the host
+/// kernel, the VM and its guest, the passthrough devices, the event script, and optional
+/// expectations. Built-in scenarios are values of this type; a scenario file (YAML) is parsed
+/// into one (`ScenarioFile`).
+public struct ScenarioDescription: Hashable, Sendable {
+    public var name: String
+    /// One line saying what the scenario shows.
+    public var summary: String
+    public var platform: Platform
+    public var host: HostOptions
+    public var vm: VMOptions
+    public var devices: [DeviceDescription]
+    /// The strategies to run; empty means every strategy.
+    public var strategies: [Strategy]
+    /// The event script; empty means "fire every vector of every device once".
+    public var events: [ScenarioEvent]
+    public var expectations: [Expectation]
+
+    public init(name: String, summary: String = "", platform: Platform = .preset(.qemuVirt), host: HostOptions = HostOptions(),
+                vm: VMOptions = VMOptions(), devices: [DeviceDescription] = [DeviceDescription()],
+                strategies: [Strategy] = [], events: [ScenarioEvent] = [], expectations: [Expectation] = []) {
+        self.name = name
+        self.summary = summary
+        self.platform = platform
+        self.host = host
+        self.vm = vm
+        self.devices = devices
+        self.strategies = strategies
+        self.events = events
+        self.expectations = expectations
+    }
+
+    /// The strategies this scenario runs, in the canonical order.
+    public var strategiesToRun: [Strategy] { strategies.isEmpty ? Strategy.allCases : strategies.sorted() }
+
+    /// The events to run: the script, or one `fire` per vector of every device.
+    public var script: [ScenarioEvent] {
+        if !events.isEmpty { return events }
+        var result: [ScenarioEvent] = []
+        for (index, device) in devices.enumerated() {
+            for vector in 0..<device.vectors { result.append(.fire(device: index, vector: vector)) }
+        }
+        return result
+    }
+}
+
+/// The host platform: a built-in preset or a device tree blob on disk.
+public enum Platform: Hashable, Sendable, CustomStringConvertible {
+    case preset(MachinePreset)
+    case deviceTree(path: String)
+
+    public var description: String {
+        switch self {
+        case .preset(let preset): preset.rawValue
+        case .deviceTree(let path): path
+        }
+    }
+}
+
+/// Host kernel options that are not the strategy's to choose.
+public struct HostOptions: Hashable, Sendable {
+    /// The host's PAGE_SIZE.
+    public var pageSize: Granule
+    public init(pageSize: Granule = .size4K) {
+        self.pageSize = pageSize
+    }
+}
+
+/// The VM and its guest.
+public struct VMOptions: Hashable, Sendable {
+    public enum VIOMMU: String, Hashable, Sendable, CaseIterable {
+        case none
+        /// QEMU's `arm-smmuv3-accel`: the guest's stage 1 nested over the host's stage 2.
+        case acceleratedSMMUv3 = "smmuv3-accel"
+    }
+
+    /// The guest's IPA map.
+    public enum Layout: String, Hashable, Sendable, CaseIterable {
+        /// QEMU `virt`: RAM from 0x4000_0000, the GIC at 0x0800_0000.
+        case virt
+        /// RAM at 0x0800_0000, over the host's default MSI window.
+        case ramAtMSIWindow = "ram-at-msi-window"
+    }
+
+    public var viommu: VIOMMU
+    /// The guest's default domain for the device (only meaningful with a vIOMMU).
+    public var guestDomain: KernelConfiguration.DefaultDomain
+    public var guestPageSize: Granule
+    public var layout: Layout
+    public var vcpus: Int
+
+    public init(viommu: VIOMMU = .acceleratedSMMUv3, guestDomain: KernelConfiguration.DefaultDomain = .dmaStrict,
+                guestPageSize: Granule = .size4K, layout: Layout = .virt, vcpus: Int = 2) {
+        self.viommu = viommu
+        self.guestDomain = guestDomain
+        self.guestPageSize = guestPageSize
+        self.layout = layout
+        self.vcpus = vcpus
+    }
+}
+
+/// One passthrough PCIe function.
+public struct DeviceDescription: Hashable, Sendable {
+    public enum Interrupts: String, Hashable, Sendable, CaseIterable {
+        case msix = "msi-x"
+        case msi
+    }
+
+    /// The function's host RID.
+    public var requesterID: RequesterID
+    public var interrupts: Interrupts
+    /// MSI-X table size, or MSI vectors (1, 2, 4, 8, 16 or 32).
+    public var vectors: Int
+
+    public init(requesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0), interrupts: Interrupts = .msix, vectors: Int = 4) {
+        self.requesterID = requesterID
+        self.interrupts = interrupts
+        self.vectors = vectors
+    }
+}
+
+/// What a scenario expects of a strategy's run. `doorbell run` exits 1 when one does not hold.
+public struct Expectation: Hashable, Sendable {
+    public enum Delivered: Hashable, Sendable {
+        case all
+        case none
+        case count(Int)
+    }
+
+    /// The strategy it applies to; nil: every strategy the scenario runs.
+    public var strategy: Strategy?
+    public var delivered: Delivered?
+    /// Where the first failing vector stopped.
+    public var firstFailure: FailurePoint?
+    /// Whether every invariant must hold (true) or some must be violated (false).
+    public var invariantsHold: Bool?
+
+    public init(strategy: Strategy? = nil, delivered: Delivered? = nil, firstFailure: FailurePoint? = nil, invariantsHold: Bool? = nil) {
+        self.strategy = strategy
+        self.delivered = delivered
+        self.firstFailure = firstFailure
+        self.invariantsHold = invariantsHold
+    }
+}
+
+/// Where an MSI stopped.
+public enum FailurePoint: String, Hashable, Sendable, CaseIterable {
+    /// It never left the device (masked, disabled, no such vector).
+    case device
+    /// The setup itself failed (a uAPI call, the guest's driver).
+    case setup
+    case stage1 = "stage-1"
+    case stage2 = "stage-2"
+    /// The SMMU's configuration (STE/CD fetch or check).
+    case smmuConfiguration = "smmu-configuration"
+    /// The physical ITS dropped it.
+    case its
+    /// The host took it but it reached no guest vector (no eventfd, no route, vITS drop).
+    case host
+    /// A guest LPI was raised, but not the one the guest expects or not on its vCPU.
+    case misrouted
+}
