@@ -1,0 +1,48 @@
+import ArgumentParser
+import Scenario
+
+/// `doorbell compare`: every strategy on every built-in scenario.
+struct CompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Every strategy on every built-in scenario (or one), as a matrix.",
+        discussion: """
+        Rows are scenarios, columns strategies; a cell is "delivered/fired" and, when a vector \
+        did not arrive, where the first one stopped (stage-1, stage-2, its, host, misrouted, \
+        setup). JSON (schema 1, see the README) carries vector 0 and the first failing vector of \
+        each run with every layer's result.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Run the built-in scenarios on this platform instead of their own: a preset or a .dtb path.", valueName: "preset|file.dtb"))
+    var platform: String?
+
+    @Option(help: ArgumentHelp("Only this built-in scenario.", valueName: "name"))
+    var scenario: String?
+
+    @Option(help: "Output format: table, markdown or json.")
+    var format: ReportFormat = .table
+
+    func run() throws {
+        var scenarios = BuiltInScenarios.all
+        if let scenario {
+            guard let one = BuiltInScenarios.named(scenario) else {
+                throw ValidationError("unknown scenario '\(scenario)': one of \(BuiltInScenarios.all.map(\.name).joined(separator: ", "))")
+            }
+            scenarios = [one]
+        }
+        var deviceTree: [UInt8]?
+        if let platform {
+            let chosen = try ChosenPlatform(platform)
+            deviceTree = chosen.deviceTree
+            scenarios = scenarios.map { var s = $0; s.platform = chosen.platform; return s }
+        }
+        let results = runScenarios(scenarios, deviceTree: deviceTree)
+        switch format {
+        case .json:
+            print(ReportJSON.render(results, allVectors: false), terminator: "")
+        case .table, .markdown:
+            print(ReportText.matrix(results, markdown: format == .markdown), terminator: "")
+        }
+    }
+}

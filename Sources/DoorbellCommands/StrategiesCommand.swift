@@ -1,0 +1,56 @@
+import ArgumentParser
+import Bus
+import Scenario
+
+/// `doorbell` (no arguments) = `doorbell strategies`: the seed's scenario under every strategy.
+struct StrategiesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "strategies",
+        abstract: "The main job: one scenario (default: the seed) under every MSI strategy, side by side.",
+        discussion: """
+        Builds, for each strategy, the whole stack on the platform — host kernel, VMM, VM with \
+        an accelerated vSMMU, guest kernel with its driver — fires every vector of the \
+        passthrough function and follows each MSI through the guest's stage 1, the host's stage \
+        2, the physical ITS and KVM to the guest's handler. The table shows vector 0's path; \
+        the sentences below it say why each failing strategy fails. Strategy ids: \
+        \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")).
+        """
+    )
+
+    @Option(help: ArgumentHelp("A built-in scenario (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"))
+    var scenario: String = BuiltInScenarios.seed.name
+
+    @Option(help: "Output format: table, markdown or json.")
+    var format: ReportFormat = .table
+
+    func run() throws {
+        guard let description = BuiltInScenarios.named(scenario) else {
+            throw ValidationError("unknown scenario '\(scenario)': one of \(BuiltInScenarios.all.map(\.name).joined(separator: ", "))")
+        }
+        let runs = ScenarioRunner.runAll(description)
+        print(Self.render(description, runs, format: format), terminator: "")
+    }
+
+    static func render(_ scenario: ScenarioDescription, _ runs: [StrategyRun], format: ReportFormat) -> String {
+        switch format {
+        case .json:
+            return ReportJSON.render([(scenario, runs)], allVectors: true)
+        case .table, .markdown:
+            let markdown = format == .markdown
+            var text = markdown ? "## \(scenario.name): \(scenario.summary)\n\n" : "Doorbell: \(scenario.name) on \(scenario.platform) — \(scenario.summary)\n\n"
+            text += ReportText.strategyTable(runs, markdown: markdown)
+            let why = ReportText.explanations(runs)
+            if !why.isEmpty { text += "\nWhy the failing strategies fail:\n" + why }
+            text += "\n" + legend
+            return text
+        }
+    }
+
+    static let legend = """
+    The guest programs its MSI IOVA into its vMSI-X table; the host programs the physical MSI-X \
+    entry; the device's write goes through the guest's stage 1 (IOVA → IPA) and the host's stage 2 \
+    (IPA → PA) to the physical ITS, whose LPI the host hands to KVM, which injects the guest's LPI. \
+    Trace one MSI with `doorbell trace --scenario \(BuiltInScenarios.seed.name) --strategy <id>`.
+
+    """
+}

@@ -1,0 +1,29 @@
+import Bus
+import Machine
+import PCI
+
+/// The built-in scenarios: the platform and guest shapes of STRATEGIES.md that change the
+/// answer. Each is an ordinary `ScenarioDescription`; `doorbell compare` runs them all.
+public enum BuiltInScenarios {
+    static let rid = RequesterID(bus: 0, device: 1, function: 0)
+
+    /// The seed: qemu-virt, an accelerated vSMMU, a guest DMA domain (nested stage 1 + stage 2),
+    /// one MSI-X function with 4 vectors. `doorbell` with no arguments runs this.
+    public static let seed = ScenarioDescription(
+        name: "seed", summary: "qemu-virt, vSMMU, guest DMA domain (nested), 4 MSI-X vectors")
+
+    public static let all: [ScenarioDescription] = [
+        seed,
+        ScenarioDescription(name: "guest-identity", summary: "vSMMU, guest identity domain (bypass vSTE: stage 2 only)",
+                            vm: VMOptions(guestDomain: .identity)),
+        ScenarioDescription(name: "no-viommu", summary: "no vIOMMU: the device's DMA addresses are GPAs (stage 2 only)",
+                            vm: VMOptions(viommu: .none)),
+        ScenarioDescription(name: "untranslated-its", summary: "an ITS the SMMU does not translate (Hi161x-style quirk)",
+                            platform: .preset(.qemuVirtUntranslatedITS)),
+        ScenarioDescription(name: "msix-1", summary: "one MSI-X vector", devices: [DeviceDescription(vectors: 1)]),
+        ScenarioDescription(name: "msix-64", summary: "64 MSI-X vectors", devices: [DeviceDescription(vectors: 64)]),
+    ]
+
+    /// The built-in scenario named `name`.
+    public static func named(_ name: String) -> ScenarioDescription? { all.first { $0.name == name } }
+}

@@ -1,0 +1,82 @@
+import Bus
+
+/// Text and Markdown tables of strategy runs.
+public enum ReportText {
+    /// Columns padded to their widest cell, two spaces apart; Markdown: a pipe table.
+    public static func table(_ header: [String], _ rows: [[String]], markdown: Bool) -> String {
+        if markdown {
+            func line(_ cells: [String]) -> String {
+                "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"
+            }
+            return line(header) + line(header.map { _ in "---" }) + rows.map(line).joined()
+        }
+        var widths = header.map(\.count)
+        for row in rows {
+            for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        func line(_ cells: [String]) -> String {
+            var text = "  "
+            for (i, cell) in cells.enumerated() {
+                text += cell
+                if i < cells.count - 1 { text += String(repeating: " ", count: max(widths[i] - cell.count, 0) + 2) }
+            }
+            return text + "\n"
+        }
+        return line(header) + line(widths.map { String(repeating: "-", count: $0) }) + rows.map(line).joined()
+    }
+
+    /// The main job's table for one scenario: one row per strategy, vector 0's path through
+    /// every layer, how many vectors arrived, and what the strategy had to change.
+    public static func strategyTable(_ runs: [StrategyRun], markdown: Bool = false) -> String {
+        let header = ["strategy", "guest MSI IOVA", "programmed", "stage 1", "stage 2", "ITS (DeviceID, EventID → LPI)", "delivered", "layers changed"]
+        var rows: [[String]] = []
+        for run in runs {
+            let changes = run.strategy.changes.isEmpty ? "—" : run.strategy.changes.map(\.rawValue).joined(separator: ", ")
+            guard run.setupFailure == nil, let first = run.outcomes.first else {
+                rows.append([run.strategy.rawValue, "", "", "", "", "", "setup failed", changes])
+                continue
+            }
+            rows.append([
+                run.strategy.rawValue,
+                first.guestAddress.map { Hex.format($0) } ?? "—",
+                first.programmedAddress.map { Hex.format($0) } ?? "—",
+                first.stage1.cell,
+                first.stage2.cell,
+                first.its?.cell ?? "—",
+                "\(run.deliveredCount)/\(run.firedCount)" + (run.deliveredCount == run.firedCount ? "" : " ✗"),
+                changes,
+            ])
+        }
+        return table(header, rows, markdown: markdown)
+    }
+
+    /// The sentences under the table: one per failing strategy.
+    public static func explanations(_ runs: [StrategyRun]) -> String {
+        runs.compactMap(\.explanation).map { "  - " + $0 + "\n" }.joined()
+    }
+
+    /// `compare`: scenarios down, strategies across; each cell "delivered/fired" and, when
+    /// something failed, where the first failure stopped.
+    public static func matrix(_ results: [(ScenarioDescription, [StrategyRun])], markdown: Bool = false) -> String {
+        let strategies = Strategy.allCases
+        let header = ["scenario"] + strategies.map(\.rawValue)
+        var rows: [[String]] = []
+        for (scenario, runs) in results {
+            var row = [scenario.name]
+            for strategy in strategies {
+                guard let run = runs.first(where: { $0.strategy == strategy }) else { row.append(""); continue }
+                row.append(cell(run))
+            }
+            rows.append(row)
+        }
+        return table(header, rows, markdown: markdown)
+    }
+
+    /// "4/4", "0/4 stage-1", "setup: VMM".
+    public static func cell(_ run: StrategyRun) -> String {
+        if let setup = run.setupFailure { return "setup: \(setup.step)" }
+        var text = "\(run.deliveredCount)/\(run.firedCount)"
+        if let point = run.firstFailure?.verdict.failurePoint { text += " \(point.rawValue)" }
+        return text
+    }
+}

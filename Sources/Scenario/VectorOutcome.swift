@@ -1,0 +1,89 @@
+import Bus
+import GIC
+import SMMUv3
+
+/// What one fired vector did, observed layer by layer.
+public struct VectorOutcome: Hashable, Sendable {
+    /// The script step that fired it.
+    public var step: Int
+    public var device: Int
+    public var vector: Int
+    /// The guest's vMSI-X (or vMSI) message for the vector: its MSI IOVA, or its doorbell GPA
+    /// without a vIOMMU.
+    public var guestAddress: UInt64?
+    /// What the host programmed into the physical entry (read back from the device).
+    public var programmedAddress: UInt64?
+    public var programmedData: UInt32?
+    /// The guest's stage 1 (the vSMMU's), and the host's translation of the guest address space.
+    public var stage1: StageResult
+    public var stage2: StageResult
+    /// The physical ITS's translation, if the write reached one.
+    public var its: ITSOutcome?
+    /// The guest interrupt the guest expects for this vector, and where its handlers ran.
+    public var expected: GuestInterrupt?
+    public var handled: [GuestInterrupt]
+    public var verdict: Verdict
+    /// Event records the host SMMU wrote while this MSI was in flight.
+    public var smmuEvents: [EventRecord]
+    /// Descriptor reads and TLB lookups the SMMU made for it.
+    public var cost: Cost
+
+    public var delivered: Bool { verdict == .delivered }
+
+    /// The result of one translation stage.
+    public enum StageResult: Hashable, Sendable {
+        /// No such stage on this path (no vIOMMU: there is no guest stage 1).
+        case absent
+        /// The stage passes the address through (a guest identity domain: bypass vSTE).
+        case bypass
+        case translated(from: UInt64, to: UInt64)
+        /// The stage faulted: the SMMU's event and the descriptor it names.
+        case fault(SMMUFault)
+        /// The write never reached the stage (an earlier stage failed, or it was not sent).
+        case notReached
+        /// The doorbell page is outside the SMMU (the platform does not translate its ITS).
+        case untranslated
+    }
+
+    /// The ITS's view: DeviceID and EventID, then the LPI or the drop.
+    public struct ITSOutcome: Hashable, Sendable {
+        public var index: Int
+        public var deviceID: UInt32
+        public var eventID: UInt32
+        public var result: ITSTranslationResult
+    }
+
+    /// A guest interrupt: Linux irq, LPI and vCPU.
+    public struct GuestInterrupt: Hashable, Sendable {
+        public var irq: Int
+        public var lpi: UInt32
+        public var cpu: Int
+    }
+
+    public enum Verdict: Hashable, Sendable {
+        case delivered
+        /// The vector is masked: the Pending bit holds it (not a loss).
+        case pending
+        case failed(FailurePoint, String)
+
+        public var failurePoint: FailurePoint? {
+            if case .failed(let point, _) = self { return point }
+            return nil
+        }
+    }
+
+    public struct Cost: Hashable, Sendable {
+        public var descriptorReads = 0
+        public var tlbHits = 0
+        public var tlbMisses = 0
+        public init() {}
+    }
+}
+
+extension TraceLayer {
+    /// Software layers, for traces that follow an MSI past the hardware.
+    public static let hostKernel = TraceLayer(rawValue: "host-kernel")
+    public static let kvm = TraceLayer(rawValue: "kvm")
+    public static let guest = TraceLayer(rawValue: "guest")
+    public static let vits = TraceLayer(rawValue: "vits")
+}

@@ -1,0 +1,157 @@
+import Bus
+import Firmware
+import GIC
+import LinuxKernel
+import Machine
+import PCI
+import SMMUv3
+import VMM
+
+/// One scenario under one strategy, built: the host machine with its passthrough functions, the
+/// host kernel booted on it, the VMM with the VM, and the guest kernel booted with its driver
+/// bound (MSI-X or MSI vectors allocated and requested). Everything is built by the same code
+/// paths a user's run takes, through the host's uAPI; the world then runs events and fires
+/// vectors, and `ScenarioRunner` observes what each MSI did.
+public final class World {
+    public let scenario: ScenarioDescription
+    public let strategy: Strategy
+    public let machine: Machine
+    public let functions: [PCIFunction]
+    public let host: LinuxKernel
+    public let vmm: VirtualMachineMonitor
+    public let guest: LinuxKernel
+    /// The guest's pci_dev of each passthrough function, in device order.
+    public let guestDevices: [PCIDevice]
+    /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
+    var deliveries: [GuestDelivery] = []
+
+    /// A guest interrupt handler call.
+    public struct GuestDelivery: Hashable, Sendable {
+        public var device: Int
+        public var irq: Int
+        public var cpu: Int
+    }
+
+    /// Why a world could not be built: the step and the error, as the user would see it.
+    public struct SetupFailure: Error, Hashable, Sendable, CustomStringConvertible {
+        public var step: String
+        public var error: String
+        public var description: String { "\(step): \(error)" }
+    }
+
+    init(scenario: ScenarioDescription, strategy: Strategy, machine: Machine, functions: [PCIFunction], host: LinuxKernel,
+         vmm: VirtualMachineMonitor, guest: LinuxKernel, guestDevices: [PCIDevice]) {
+        self.scenario = scenario
+        self.strategy = strategy
+        self.machine = machine
+        self.functions = functions
+        self.host = host
+        self.vmm = vmm
+        self.guest = guest
+        self.guestDevices = guestDevices
+    }
+
+    /// Builds the world, or says which step failed. `deviceTree` is the blob of a `.deviceTree`
+    /// platform (read by the caller, so this stays free of file I/O).
+    public static func build(_ scenario: ScenarioDescription, strategy: Strategy, deviceTree: [UInt8]? = nil) throws(SetupFailure) -> World {
+        func fail(_ step: String, _ error: Any) -> SetupFailure { SetupFailure(step: step, error: "\(error)") }
+        let machine: Machine
+        do {
+            switch scenario.platform {
+            case .preset(let preset):
+                machine = try preset.makeMachine()
+            case .deviceTree(let path):
+                guard let blob = deviceTree else { throw fail("platform", "\(path) was not read") }
+                machine = try Machine(topology: try Topology(dtb: blob), name: path)
+            }
+        } catch let error as SetupFailure {
+            throw error
+        } catch {
+            throw fail("platform", error)
+        }
+        guard let gic = machine.gic else { throw fail("platform", "no GICv3") }
+        guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
+        var functions: [PCIFunction] = []
+        for (index, device) in scenario.devices.enumerated() {
+            let function: PCIFunction
+            do { function = try Self.makeFunction(device, index: index) } catch { throw fail("device \(index)", error) }
+            guard let rc = machine.rootComplexes.first else { throw fail("platform", "no PCIe root complex") }
+            do { try rc.attach(function) } catch { throw fail("device \(index) \(device.requesterID)", error) }
+            functions.append(function)
+        }
+        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic,
+                               configuration: strategy.hostKernel(scenario.host))
+        do { try host.boot() } catch { throw fail("host boot", error) }
+        var hostDevices: [Device] = []
+        for device in scenario.devices {
+            guard let pdev = host.pci.device(device.requesterID) else {
+                throw fail("host enumeration", "\(device.requesterID) was not enumerated")
+            }
+            hostDevices.append(pdev.device)
+        }
+        let vmm: VirtualMachineMonitor
+        do {
+            vmm = try VirtualMachineMonitor(host: host, device: hostDevices[0], configuration: strategy.vmmConfiguration(scenario.vm))
+        } catch {
+            throw fail("VMM", error)
+        }
+        let guest: LinuxKernel
+        do { guest = try vmm.bootGuest() } catch { throw fail("guest boot", error) }
+        let guestRIDs = [vmm.configuration.guestRequesterID]
+        var guestDevices: [PCIDevice] = []
+        for rid in guestRIDs {
+            guard let g = guest.pci.device(rid) else { throw fail("guest enumeration", "\(rid) was not enumerated") }
+            guestDevices.append(g)
+        }
+        let world = World(scenario: scenario, strategy: strategy, machine: machine, functions: functions, host: host,
+                          vmm: vmm, guest: guest, guestDevices: guestDevices)
+        for (index, g) in guestDevices.enumerated() {
+            do { try world.bindGuestDriver(index, g) } catch { throw fail("guest driver (device \(index))", error) }
+        }
+        return world
+    }
+
+    /// A plain endpoint with BAR 0 holding the MSI-X table at 0 and the PBA after it (each
+    /// 8-byte aligned as PCIe r6.0 §7.7.2 asks; the BAR a power of two of at least 16 KiB).
+    static func makeFunction(_ device: DeviceDescription, index: Int) throws(PCIConfigurationError) -> PCIFunction {
+        let name = "ep\(index)"
+        switch device.interrupts {
+        case .msix:
+            let tableBytes = UInt32(max(device.vectors, 1)) * 16
+            let pbaOffset = max(0x800, (tableBytes + 0xFFF) & ~0xFFF)
+            var barSize: UInt64 = 0x4000
+            while barSize < UInt64(pbaOffset) + 0x1000 { barSize <<= 1 }
+            return try PCIFunction(name: name, requesterID: device.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: barSize)],
+                                   msix: MSIXConfiguration(tableSize: device.vectors, pbaOffset: pbaOffset))
+        case .msi:
+            var log2 = 0
+            while (1 << log2) < device.vectors, log2 < 5 { log2 += 1 }
+            return try PCIFunction(name: name, requesterID: device.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
+                                   msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2))
+        }
+    }
+
+    /// The guest driver's probe: enable, bus master, `pci_alloc_irq_vectors(dev, n, n, flag)`
+    /// and one `request_irq` per vector whose handler records where it ran.
+    func bindGuestDriver(_ index: Int, _ g: PCIDevice) throws(Errno) {
+        let description = scenario.devices[index]
+        try guest.pci.enableDevice(g)
+        try guest.pci.setMaster(g)
+        let n = try guest.pci.allocateIRQVectors(g, min: description.vectors, max: description.vectors,
+                                                 flags: description.interrupts == .msix ? .msix : .msi)
+        for v in 0..<n {
+            try guest.irq.requestIRQ(try guest.pci.irqVector(g, v), name: "guest-ep\(index)[\(v)]") { [weak self] irq, cpu in
+                self?.deliveries.append(GuestDelivery(device: index, irq: irq, cpu: cpu))
+                return .handled
+            }
+        }
+    }
+
+    /// The guest deliveries since the last call.
+    func takeDeliveries() -> [GuestDelivery] {
+        defer { deliveries.removeAll(keepingCapacity: true) }
+        return deliveries
+    }
+}
