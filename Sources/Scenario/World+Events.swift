@@ -1,19 +1,145 @@
 import Bus
+import LinuxKernel
+import PCI
 
 extension World {
-    /// What an event did: a fired vector's outcome, or a note.
+    /// What an event did: a fired vector's outcome, or a note of what ran.
     public enum EventResult: Hashable, Sendable {
         case fired(VectorOutcome)
         case done(String)
     }
 
-    /// Runs one event of the script.
+    /// The host's pci_dev of a device.
+    func hostDevice(_ device: Int) -> PCIDevice? {
+        guard scenario.devices.indices.contains(device) else { return nil }
+        return host.pci.device(scenario.devices[device].requesterID)
+    }
+
+    /// The guest's Linux irq of a vector.
+    func guestIRQ(_ device: Int, _ vector: Int) -> Int? {
+        guard guestDevices.indices.contains(device) else { return nil }
+        return try? guest.pci.irqVector(guestDevices[device], vector)
+    }
+
+    /// The host's Linux irq of a vector (VFIO's interrupt for it).
+    func hostIRQ(_ device: Int, _ vector: Int) -> Int? {
+        guard let pdev = hostDevice(device) else { return nil }
+        return try? host.pci.irqVector(pdev, vector)
+    }
+
+    /// Runs one event of the script through the code path its case names (ScenarioEvent).
     public func perform(_ event: ScenarioEvent, step: Int, trace: TraceLog? = nil) -> EventResult {
+        func run(_ what: String, _ body: () throws -> Void) -> EventResult {
+            do {
+                try body()
+                return .done(what)
+            } catch {
+                return .done("\(what) failed: \(error)")
+            }
+        }
+        func missing(_ what: String) -> EventResult { .done("skipped: \(what)") }
         switch event {
         case .fire(let device, let vector):
             return .fired(fire(device: device, vector: vector, step: step, trace: trace))
+        case .guestMask(let d, let v):
+            guard let irq = guestIRQ(d, v) else { return missing("device \(d) has no guest vector \(v)") }
+            return run("guest masked irq \(irq)") { try guest.irq.mask(irq: irq) }
+        case .guestUnmask(let d, let v):
+            guard let irq = guestIRQ(d, v) else { return missing("device \(d) has no guest vector \(v)") }
+            return run("guest unmasked irq \(irq)") {
+                try guest.irq.unmask(irq: irq)
+                // A Pending bit the VMM held is delivered on unmask (KVM_SIGNAL_MSI).
+                for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
+                let late = takeDeliveries().filter { $0.device == d }
+                if !late.isEmpty { pendingDelivered += late.count }
+            }
+        case .guestRewrite(let d, let v):
+            guard let irq = guestIRQ(d, v) else { return missing("device \(d) has no guest vector \(v)") }
+            return run("guest deactivated and re-activated irq \(irq)") {
+                try guest.irq.deactivate(irq: irq)
+                try guest.irq.activate(irq: irq)
+            }
+        case .guestAffinity(let d, let v, let cpu):
+            guard let irq = guestIRQ(d, v) else { return missing("device \(d) has no guest vector \(v)") }
+            return run("guest irq \(irq) → vCPU \(cpu)") { try guest.irq.setAffinity(irq: irq, cpu: cpu) }
+        case .hostAffinity(let d, let v, let cpu):
+            guard let irq = hostIRQ(d, v) else { return missing("device \(d) has no host vector \(v)") }
+            return run("host irq \(irq) → CPU \(cpu)") { try host.irq.setAffinity(irq: irq, cpu: cpu) }
+        case .hostReactivate(let d, let v):
+            guard let irq = hostIRQ(d, v) else { return missing("device \(d) has no host vector \(v)") }
+            return run("host deactivated and re-activated irq \(irq)") {
+                try host.irq.deactivate(irq: irq)
+                try host.irq.activate(irq: irq)
+            }
+        case .msixReenable(let d):
+            guard guestDevices.indices.contains(d) else { return missing("no device \(d)") }
+            return run("guest driver freed its vectors (MSI-X off) and allocated them again (MSI-X on)") {
+                try rebindGuestDriver(d)
+            }
+        case .addVector(let d):
+            guard guestDevices.indices.contains(d), scenario.devices[d].interrupts == .msix else { return missing("device \(d) has no MSI-X") }
+            return run("guest released its last vector and allocated it again at run time") { try readdLastVector(d) }
+        case .functionLevelReset(let d):
+            guard let pdev = hostDevice(d) else { return missing("no device \(d)") }
+            return run("VFIO_DEVICE_RESET → pci_reset_function (FLR, state saved and restored)") { try host.pci.resetFunction(pdev) }
+        case .suspendResume(let d):
+            guard let pdev = hostDevice(d) else { return missing("no device \(d)") }
+            // System suspend to RAM: `pci_pm_suspend` saves the state, the platform removes
+            // power (D3cold: the function model has no PM capability, so this is the only
+            // sleep state; it loses everything, as a reset does), and `pci_pm_resume_noirq` →
+            // `pci_restore_state` puts config space and MSI-X back from the saved copy.
+            return run("host suspend (pci_save_state, power off) and resume (pci_restore_state)") {
+                try host.pci.saveState(pdev)
+                functions[d].functionLevelReset()
+                try host.pci.restoreState(pdev)
+            }
+        case .forgedEventID(let d, let eventID):
+            return .done(forgeEventID(device: d, eventID: eventID))
         default:
-            return .done("not run: \(event.kind.rawValue) is not modelled yet")
+            return .done("not run: \(event.kind.rawValue) needs VMM support that is not modelled yet")
         }
+    }
+
+    /// `pci_free_irq_vectors` after `free_irq` of every vector, then the probe's allocation
+    /// again: the guest turns MSI-X off and on, and QEMU follows with `vfio_msix_disable` /
+    /// `vfio_msix_enable`.
+    func rebindGuestDriver(_ d: Int) throws {
+        let g = guestDevices[d]
+        let n = scenario.devices[d].vectors
+        for v in 0..<n {
+            if let irq = try? guest.pci.irqVector(g, v) { try guest.irq.freeIRQ(irq) }
+        }
+        try guest.pci.freeIRQVectors(g)
+        try bindGuestDriver(d, g, enable: false)
+    }
+
+    /// Dynamic MSI-X in the guest: `free_irq` + `pci_msix_free_irq` of the last vector, then
+    /// `pci_msix_alloc_irq_at` + `request_irq` for it again (QEMU: the entry is masked, then
+    /// reprogrammed and unmasked, so it uses the vector anew: `vfio_msix_vector_use` → SET_IRQS
+    /// for one vector → the host's dynamic allocation).
+    func readdLastVector(_ d: Int) throws {
+        let g = guestDevices[d]
+        let last = scenario.devices[d].vectors - 1
+        let irq = try guest.pci.irqVector(g, last)
+        try guest.irq.freeIRQ(irq)
+        try guest.pci.msixFreeIRQ(g, irq: irq)
+        let (_, newIRQ) = try guest.pci.msixAllocateIRQ(g, at: last)
+        try requestGuestIRQ(d, vector: last, irq: newIRQ)
+    }
+
+    /// Adversarial: the device writes the doorbell it was programmed with (vector 0's entry)
+    /// with an EventID of its choosing. The ITS takes the DeviceID from the write's sideband, so
+    /// the most it can raise is one of its own events (isolation, GICv3 §5.2).
+    func forgeEventID(device d: Int, eventID: UInt32) -> String {
+        guard functions.indices.contains(d), let pdev = hostDevice(d), let table = pdev.msixTableAddress,
+              let address = try? machine.bus.read(table, size: 4) | (machine.bus.read(PhysicalAddress(table.rawValue &+ 4), size: 4) << 32) else {
+            return "skipped: device \(d) has no programmed MSI-X entry"
+        }
+        for its in machine.its { its.lastMSI = nil }
+        let result = functions[d].dma(.write, address: IOVA(address), size: 4, data: UInt64(eventID))
+        for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
+        for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
+        let its = machine.its.compactMap(\.lastMSI).first.map { "ITS: DeviceID \($0.deviceID) EventID \($0.eventID) → \($0.result)" } ?? "no ITS saw it"
+        return "device \(d) wrote EventID \(eventID) to \(Hex.format(address)): \(result); \(its)"
     }
 }

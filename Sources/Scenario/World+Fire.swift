@@ -155,6 +155,11 @@ extension World {
             return .failed(.its, "the write reached no ITS doorbell (\(o.programmedAddress.map { Hex.format($0) } ?? "?"))")
         }
         if hostHandled == 0 { return .failed(.host, "the host took no interrupt") }
+        // The guest masked the vector: QEMU's handler (`vfio_msi_interrupt`) set the emulated
+        // Pending bit instead of injecting; the unmask delivers it.
+        if o.device == 0, o.vector < vmm.function.pendingBits.count, vmm.function.pendingBits[o.vector] {
+            return .pending
+        }
         if let injection = injections.last {
             switch injection.outcome {
             case .delivered: return .failed(.host, "KVM injected, but no guest handler ran")

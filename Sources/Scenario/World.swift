@@ -24,6 +24,8 @@ public final class World {
     public let guestDevices: [PCIDevice]
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
+    /// Interrupts the guest took on unmask, from a Pending bit the VMM held.
+    public internal(set) var pendingDelivered = 0
 
     /// A guest interrupt handler call.
     public struct GuestDelivery: Hashable, Sendable {
@@ -135,17 +137,22 @@ public final class World {
 
     /// The guest driver's probe: enable, bus master, `pci_alloc_irq_vectors(dev, n, n, flag)`
     /// and one `request_irq` per vector whose handler records where it ran.
-    func bindGuestDriver(_ index: Int, _ g: PCIDevice) throws(Errno) {
+    func bindGuestDriver(_ index: Int, _ g: PCIDevice, enable: Bool = true) throws(Errno) {
         let description = scenario.devices[index]
-        try guest.pci.enableDevice(g)
-        try guest.pci.setMaster(g)
+        if enable {
+            try guest.pci.enableDevice(g)
+            try guest.pci.setMaster(g)
+        }
         let n = try guest.pci.allocateIRQVectors(g, min: description.vectors, max: description.vectors,
                                                  flags: description.interrupts == .msix ? .msix : .msi)
-        for v in 0..<n {
-            try guest.irq.requestIRQ(try guest.pci.irqVector(g, v), name: "guest-ep\(index)[\(v)]") { [weak self] irq, cpu in
-                self?.deliveries.append(GuestDelivery(device: index, irq: irq, cpu: cpu))
-                return .handled
-            }
+        for v in 0..<n { try requestGuestIRQ(index, vector: v, irq: try guest.pci.irqVector(g, v)) }
+    }
+
+    /// `request_irq` with a handler that records where it ran.
+    func requestGuestIRQ(_ index: Int, vector: Int, irq: Int) throws(Errno) {
+        try guest.irq.requestIRQ(irq, name: "guest-ep\(index)[\(vector)]") { [weak self] irq, cpu in
+            self?.deliveries.append(GuestDelivery(device: index, irq: irq, cpu: cpu))
+            return .handled
         }
     }
 
