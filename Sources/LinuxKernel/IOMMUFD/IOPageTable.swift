@@ -39,15 +39,19 @@ public final class IOPageTable {
 
     /// `PAGE_SIZE` of the kernel owning the IOAS: the unit `iopt_pages` pins and maps in, and
     /// the ceiling on `iova_alignment` (`iopt_table_add_domain`).
-    var pageSize: UInt64 { process.kernel.pageSize }
+    let pageSize: UInt64
     /// `HPAGE_SIZE`: the cap on an allocated IOVA's alignment with CONFIG_TRANSPARENT_HUGEPAGE
     /// (arm64: 2 MiB with 4K pages, 512 MiB with 64K; defconfig enables THP — the model's
     /// chosen configuration).
-    var maxAlignment: UInt64 { process.kernel.hugePageSize }
+    let maxAlignment: UInt64
     /// `ULONG_MAX` on arm64.
     static let ulongMax = UInt64.max
 
-    init(process: UserProcess) { self.process = process }
+    init(process: UserProcess) {
+        self.process = process
+        self.pageSize = process.pageSize
+        self.maxAlignment = process.hugePageSize
+    }
 
     /// The reserved ranges as (start, last), sorted, for reports and "nothing changed" checks.
     public var reservedRanges: [ClosedRange<UInt64>] {

@@ -42,10 +42,14 @@ public final class UserProcess {
     public init(kernel: LinuxKernel, name: String = "vmm") {
         self.kernel = kernel
         self.name = name
+        self.pageSize = kernel.pageSize
+        self.hugePageSize = kernel.hugePageSize
     }
 
     /// `PAGE_SIZE` of the kernel the process runs on: the unit of `mmap`, pinning and VMAs.
-    public var pageSize: UInt64 { kernel.pageSize }
+    public let pageSize: UInt64
+    /// `HPAGE_SIZE` of that kernel.
+    let hugePageSize: UInt64
 
     /// `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE, -1, 0)`:
     /// returns the user virtual address. EINVAL for a zero length (`do_mmap`), ENOMEM when the
