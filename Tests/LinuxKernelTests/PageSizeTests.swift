@@ -51,6 +51,27 @@ struct PageSizeTests {
         #expect(r.inputBits == c.4 && r.outputBits == c.5)
     }
 
+    @Test("an SMMU with a 52-bit OAS: a 4K kernel's stage-1 and stage-2 tables are clipped to 48 bits (VTCR.PS/CD.IPS 48-bit); a 64K kernel's keep 52 and gain the 4TB level-1 block",
+          arguments: [(Granule.size4K, 48, 0x4020_1000), (Granule.size64K, 52, 0x2001_0000 | 1 << 42)] as [(Granule, Int, UInt64)])
+    func outputAddress52(_ c: (Granule, Int, UInt64)) throws {
+        var options = MachinePreset.qemuVirt.options
+        options.smmu.outputAddressSize = .bits52
+        let machine = try Machine(topology: try MachinePreset.qemuVirt.topology(), options: options, name: "qemu-virt-oas52")
+        let h = try HostHarness.make(machine: machine, configuration: KernelConfiguration(pageSize: c.0))
+        let driver = try #require(h.kernel.smmuDrivers.first)
+        #expect(driver.features.outputAddressBits == 52 && driver.features.inputAddressBits == 52)
+        #expect(driver.pageSizeBitmap == c.2)
+        let device = try #require(HostScenario.pciDevice(h, 0)).device
+        let s2 = try driver.allocatePagingDomain(for: device, flags: .nestParent)
+        let table = try #require((s2.driverData as? ArmSMMUv3Domain)?.pageTable)
+        #expect(table.inputBits == c.1 && table.outputBits == c.1, "arm_lpae_restrict_pgsizes: min(ias/oas, max_addr_bits)")
+        #expect(table.geometry.inputSize == c.1 && table.geometry.granule == c.0)
+        #expect(table.physicalSizeField == (c.1 == 52 ? 6 : 5))
+        #expect(s2.pageSizeBitmap == c.2 && s2.apertureEnd == (UInt64(1) << UInt64(c.1)) - 1)
+        let dma = try #require(h.kernel.iommu.dmaDomain(for: device))
+        #expect((dma.driverData as? ArmSMMUv3Domain)?.pageTable.outputBits == c.1, "stage 1: oas = smmu->ias, clipped")
+    }
+
     // MARK: kernel DMA domain
 
     @Test("a DMA domain on a kernel with PAGE_SIZE = granule: that granule's sizes, IOVA granule, page-table geometry, and the SMMU walks a leaf of that size",

@@ -55,14 +55,15 @@ public final class IOPageTableARM {
         pageSizeBitmap = restricted.pageSizes
         self.inputBits = restricted.inputBits
         self.outputBits = restricted.outputBits
+        let ias = restricted.inputBits
         guard let granule = Granule(pageSize: UInt64(1) << UInt64(pageSizeBitmap.trailingZeroBitCount & 63)),
-              pageSizeBitmap != 0, self.inputBits > granule.shift else { throw .EINVAL }
+              pageSizeBitmap != 0, ias > granule.shift else { throw .EINVAL }
         switch format {
         case .stage1:
-            geometry = WalkGeometry(granule: granule, inputSize: inputBits,
-                                    startLevel: WalkGeometry.stage1StartLevel(granule: granule, inputSize: inputBits))
+            geometry = WalkGeometry(granule: granule, inputSize: ias,
+                                    startLevel: WalkGeometry.stage1StartLevel(granule: granule, inputSize: ias))
         case .stage2:
-            geometry = .linuxStage2(granule: granule, inputSize: inputBits)
+            geometry = .linuxStage2(granule: granule, inputSize: ias)
         }
         // The pgd is at least 64 bytes and aligned to its size (`__arm_lpae_alloc_pages`).
         let bytes = max(geometry.startTableBytes, 64)
