@@ -17,9 +17,14 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
 
     /// What `arm_smmu_device_hw_probe` found (valid after `probe()`).
     public private(set) var features = ArmSMMUv3Features()
-    /// `arm_smmu_ops.pgsize_bitmap` as a domain of this SMMU gets it: the SMMU's sizes
-    /// restricted by io-pgtable to the 4 KiB kernel page size (4K | 2M | 1G).
-    public var pageSizeBitmap: UInt64 { features.pageSizeBitmap & ((1 << 12) | (1 << 21) | (1 << 30)) }
+    /// The page sizes a paging domain of this SMMU gets (`domain->pgsize_bitmap` after
+    /// `arm_smmu_domain_finalise`): the SMMU's sizes (`smmu->pgsize_bitmap`, from IDR5)
+    /// restricted by io-pgtable for the kernel's PAGE_SIZE — 4K | 2M | 1G on a 4K kernel,
+    /// 64K | 512M on a 64K kernel whose SMMU has IDR5.GRAN64K.
+    public var pageSizeBitmap: UInt64 {
+        IOPageTableARM.restrictPageSizes(features.pageSizeBitmap, kernelPageSize: kernel.pageSize,
+                                         inputBits: features.inputAddressBits, outputBits: features.outputAddressBits).pageSizes
+    }
 
     // Queues and the stream table (`arm_smmu_init_structures`).
     var commandQueue: ArmSMMUv3Queue?
@@ -107,7 +112,8 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
         let idr1 = try read32(SMMURegisterOffset.idr1)
         let idr3 = try read32(SMMURegisterOffset.idr3)
         let idr5 = try read32(SMMURegisterOffset.idr5)
-        switch ArmSMMUv3Features.decode(idr0: idr0, idr1: idr1, idr3: idr3, idr5: idr5, coherent: node.dmaCoherent) {
+        switch ArmSMMUv3Features.decode(idr0: idr0, idr1: idr1, idr3: idr3, idr5: idr5, coherent: node.dmaCoherent,
+                                        pageShift: kernel.pageShift) {
         case .success(let decoded):
             features = decoded
         case .failure(let error):

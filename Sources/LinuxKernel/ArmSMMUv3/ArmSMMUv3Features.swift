@@ -57,10 +57,11 @@ public struct ArmSMMUv3Features: Hashable, Sendable {
     public init() {}
 
     /// `Q_MAX_SZ_SHIFT` = PAGE_SHIFT + CONFIG_CMA_ALIGNMENT (arm64 defconfig: CMA on,
-    /// CMA_ALIGNMENT = 8), i.e. 1 MiB queues at most: the command queue (16-byte entries) gets
-    /// at most 2^16 entries and the event queue (32-byte entries) 2^15. Without CMA the bound
-    /// is PAGE_SHIFT + MAX_PAGE_ORDER; the choice only changes the queue sizes.
-    public static let queueMaxSizeShift = 12 + 8
+    /// CMA_ALIGNMENT = 8), i.e. with 4K pages 1 MiB queues at most: the command queue (16-byte
+    /// entries) gets at most 2^16 entries and the event queue (32-byte entries) 2^15; with 64K
+    /// pages 16 MiB, so IDR1's own limits (at most 2^19) decide. Without CMA the bound is
+    /// PAGE_SHIFT + MAX_PAGE_ORDER; the choice only changes the queue sizes.
+    public static func queueMaxSizeShift(pageShift: Int) -> Int { pageShift + 8 }
 
     /// Why probing refused the SMMU (Linux returns -ENXIO with these messages).
     public enum ProbeError: Error, Hashable, Sendable {
@@ -71,8 +72,11 @@ public struct ArmSMMUv3Features: Hashable, Sendable {
         case noGranule
     }
 
-    /// `arm_smmu_device_hw_probe`: decodes the ID registers.
-    public static func decode(idr0: UInt32, idr1: UInt32, idr3: UInt32, idr5: UInt32, coherent: Bool) -> Result<ArmSMMUv3Features, ProbeError> {
+    /// `arm_smmu_device_hw_probe`: decodes the ID registers. `pageShift` is the kernel's
+    /// PAGE_SHIFT, which bounds the queues (`Q_MAX_SZ_SHIFT`).
+    public static func decode(idr0: UInt32, idr1: UInt32, idr3: UInt32, idr5: UInt32, coherent: Bool,
+                              pageShift: Int = 12) -> Result<ArmSMMUv3Features, ProbeError> {
+        let maxQueueShift = Self.queueMaxSizeShift(pageShift: pageShift)
         var f = ArmSMMUv3Features()
         f.coherent = coherent
         // IDR0
@@ -98,10 +102,10 @@ public struct ArmSMMUv3Features: Hashable, Sendable {
         // IDR1
         if idr1.bit(30) || idr1.bit(29) || idr1.bit(28) { return .failure(.presetTablesOrQueues) }
         f.attributeTypesOverride = idr1.bit(27)
-        f.commandQueueShift = min(queueMaxSizeShift - 4, Int(idr1.bits(25, 21)))
+        f.commandQueueShift = min(maxQueueShift - 4, Int(idr1.bits(25, 21)))
         // CMDQ_BATCH_ENTRIES = BITS_PER_LONG: "command queue size <= %d entries not supported".
         if f.commandQueueShift <= 6 { return .failure(.commandQueueTooSmall) }
-        f.eventQueueShift = min(queueMaxSizeShift - 5, Int(idr1.bits(20, 16)))
+        f.eventQueueShift = min(maxQueueShift - 5, Int(idr1.bits(20, 16)))
         f.substreamIDBits = Int(idr1.bits(10, 6))
         f.streamIDBits = Int(idr1.bits(5, 0))
         if f.streamIDBits <= 8 { f.twoLevelStreamTable = false }

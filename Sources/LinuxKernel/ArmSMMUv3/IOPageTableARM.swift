@@ -5,8 +5,12 @@ import SMMUv3
 /// page tables in kernel pages, written by the CPU, walked by the SMMU.
 ///
 /// Facts followed (checked against io-pgtable-arm.c):
-/// - the granule is the kernel PAGE_SIZE (4 KiB), and `arm_lpae_restrict_pgsizes` keeps
-///   4K|2M|1G of the SMMU's sizes;
+/// - the granule and block sizes come from `arm_lpae_restrict_pgsizes` (`restrictPageSizes`):
+///   the kernel's PAGE_SIZE when the SMMU has it, else the largest size below it, else the
+///   smallest above; 4K → 4K|2M|1G, 16K → 16K|32M, 64K → 64K|512M (+4T with oas > 48);
+///   ias and oas are clipped to 48 bits, 52 for 64K (`max_addr_bits`);
+/// - table and leaf addresses go through `paddr_to_iopte` / `iopte_to_paddr`: with the 64K
+///   granule PA[51:48] is packed into PTE[15:12];
 /// - stage 1 starts at the level that resolves `ias` bits (`ARM_LPAE_START_LVL`); stage 2
 ///   starts one level lower with concatenated tables when the level-0 table would have
 ///   ≤ ARM_LPAE_S2_MAX_CONCAT_PAGES (16) entries (`arm_64_lpae_alloc_pgtable_s2`,
@@ -40,25 +44,61 @@ public final class IOPageTableARM {
     /// `iommu_flush_ops.tlb_flush_walk`: called when unmap drops a whole table.
     var flushWalk: ((_ iova: UInt64, _ size: UInt64, _ granule: UInt64) -> Void)?
 
-    /// `alloc_io_pgtable_ops(ARM_64_LPAE_S1/S2, cfg)`.
+    /// `alloc_io_pgtable_ops(ARM_64_LPAE_S1/S2, cfg)` → `arm_lpae_init_pgtable`: the sizes
+    /// restricted for the kernel's PAGE_SIZE, -EINVAL without a 4K/16K/64K granule left, ias and
+    /// oas clipped, the granule = the smallest size left (`pg_shift = __ffs(pgsize_bitmap)`).
     init(kernel: LinuxKernel, format: Format, inputBits: Int, outputBits: Int, smmuPageSizes: UInt64) throws(Errno) {
         self.kernel = kernel
         self.format = format
-        self.inputBits = inputBits
-        self.outputBits = outputBits
-        let granule = Granule.size4K
-        pageSizeBitmap = smmuPageSizes & ((1 << 12) | (1 << 21) | (1 << 30))
-        guard pageSizeBitmap & (1 << 12) != 0, inputBits > 12, inputBits <= 52 else { throw .EINVAL }
+        let restricted = Self.restrictPageSizes(smmuPageSizes, kernelPageSize: kernel.pageSize,
+                                                inputBits: inputBits, outputBits: outputBits)
+        pageSizeBitmap = restricted.pageSizes
+        self.inputBits = restricted.inputBits
+        self.outputBits = restricted.outputBits
+        let ias = restricted.inputBits
+        guard let granule = Granule(pageSize: UInt64(1) << UInt64(pageSizeBitmap.trailingZeroBitCount & 63)),
+              pageSizeBitmap != 0, ias > granule.shift else { throw .EINVAL }
         switch format {
         case .stage1:
-            geometry = WalkGeometry(granule: granule, inputSize: inputBits,
-                                    startLevel: WalkGeometry.stage1StartLevel(granule: granule, inputSize: inputBits))
+            geometry = WalkGeometry(granule: granule, inputSize: ias,
+                                    startLevel: WalkGeometry.stage1StartLevel(granule: granule, inputSize: ias))
         case .stage2:
-            geometry = .linuxStage2(granule: granule, inputSize: inputBits)
+            geometry = .linuxStage2(granule: granule, inputSize: ias)
         }
         // The pgd is at least 64 bytes and aligned to its size (`__arm_lpae_alloc_pages`).
         let bytes = max(geometry.startTableBytes, 64)
         root = try kernel.pages.allocate(bytes: bytes, alignment: max(bytes, 4096))
+    }
+
+    /// `arm_lpae_restrict_pgsizes(cfg)`: "Aim to match the CPU page size if possible, otherwise
+    /// prefer smaller sizes" — the granule is PAGE_SIZE if the SMMU offers it, else the largest
+    /// offered size below PAGE_SIZE (`__fls(bitmap & ~PAGE_MASK)`), else the smallest above
+    /// (`__ffs(bitmap & PAGE_MASK)`); the bitmap keeps that granule's page and block sizes
+    /// (4K|2M|1G, 16K|32M, 64K|512M and 4T when oas > 48), nothing for any other granule;
+    /// ias/oas are clipped to `max_addr_bits` (48, 52 for 64K).
+    public static func restrictPageSizes(_ bitmap: UInt64, kernelPageSize: UInt64, inputBits: Int, outputBits: Int)
+        -> (pageSizes: UInt64, inputBits: Int, outputBits: Int) {
+        let pageMask = ~(kernelPageSize &- 1)
+        var granule: UInt64 = 0
+        if bitmap & kernelPageSize != 0 {
+            granule = kernelPageSize
+        } else if bitmap & ~pageMask != 0 {
+            granule = UInt64(1) << UInt64(63 - (bitmap & ~pageMask).leadingZeroBitCount)
+        } else if bitmap & pageMask != 0 {
+            granule = UInt64(1) << UInt64((bitmap & pageMask).trailingZeroBitCount)
+        }
+        var maxAddressBits = 48
+        var sizes: UInt64
+        switch granule {
+        case 1 << 12: sizes = (1 << 12) | (1 << 21) | (1 << 30)
+        case 1 << 14: sizes = (1 << 14) | (1 << 25)
+        case 1 << 16:
+            maxAddressBits = 52
+            sizes = (1 << 16) | (1 << 29)
+            if outputBits > 48 { sizes |= 1 << 42 }   // 4TB
+        default: sizes = 0
+        }
+        return (bitmap & sizes, min(inputBits, maxAddressBits), min(outputBits, maxAddressBits))
     }
 
     // MARK: Configuration registers io-pgtable hands to the driver
@@ -67,7 +107,7 @@ public final class IOPageTableARM {
     /// INC_OWBRWA 0xF4 at 3 (`ARM_LPAE_MAIR_ATTR_*`, `ARM_LPAE_MAIR_ATTR_IDX_*`).
     public static let mair: UInt64 = 0xF4_04_FF_44
 
-    /// The TCR/VTCR fields for a coherent walk: T0SZ = 64 − ias, TG = 4K (0), IRGN/ORGN =
+    /// The TCR/VTCR fields for a coherent walk: T0SZ = 64 − ias, TG = the granule, IRGN/ORGN =
     /// WBWA (1), SH = IS (3), (I)PS from oas, and for stage 2 SL0 from the start level.
     public var tableSize: Int { 64 - inputBits }
     public var physicalSizeField: UInt64 { ArmSMMUv3Features.physicalSizeField(bits: outputBits) }
@@ -98,15 +138,29 @@ public final class IOPageTableARM {
         if prot.contains(.noExec) { pte |= 3 << 53 }                   // XN
         pte |= 1 << 10                                                 // AF
         pte |= level == 3 ? Self.typePage : Self.typeBlock
-        pte |= physical.keepingBits(47, geometry.granule.levelShift(level))
+        pte |= Self.addressToPTE(physical)
         return pte
     }
 
-    func tablePTE(_ table: UInt64) -> UInt64 { table.keepingBits(47, 12) | Self.typeTable }
+    func tablePTE(_ table: UInt64) -> UInt64 { Self.addressToPTE(table) | Self.typeTable }
+
+    /// `paddr_to_iopte`: PA[47:12] in place and PA[51:48] folded into PTE[15:12] ("of the bits
+    /// which overlap, either 51:48 or 15:12 are always RES0": a 64K-granule address has 15:12
+    /// clear, any other granule's oas is at most 48).
+    static func addressToPTE(_ address: UInt64) -> UInt64 { (address | (address >> 36)).keepingBits(47, 12) }
+
+    /// `iopte_to_paddr`: PTE[47:12], and for the 64K granule PTE[15:12] back to PA[51:48].
+    func pteToAddress(_ pte: UInt64) -> UInt64 {
+        let address = pte.keepingBits(47, 12)
+        guard geometry.granule == .size64K else { return address }
+        return (address | (address << 36)).keepingBits(51, 16)
+    }
 
     static func isValid(_ pte: UInt64) -> Bool { pte & 1 != 0 }
     func isLeaf(_ pte: UInt64, level: Int) -> Bool { level == 3 || pte & 3 == Self.typeBlock }
-    func outputAddress(_ pte: UInt64, level: Int) -> UInt64 { pte.keepingBits(47, geometry.granule.levelShift(level)) }
+    func outputAddress(_ pte: UInt64, level: Int) -> UInt64 {
+        pteToAddress(pte) & ~UInt64.lowMask(geometry.granule.levelShift(level))
+    }
 
     func blockSize(level: Int) -> UInt64 { UInt64(1) << UInt64(geometry.granule.levelShift(level)) }
 
@@ -177,7 +231,7 @@ public final class IOPageTableARM {
             } else if isLeaf(pte, level: level) {
                 throw .EEXIST
             } else {
-                table = pte.keepingBits(47, 12)
+                table = pteToAddress(pte)
             }
             level += 1
         }
@@ -217,7 +271,7 @@ public final class IOPageTableARM {
             }
             // A block larger than the request: no split since v6.13.
             if isLeaf(pte, level: level) { return false }
-            table = pte.keepingBits(47, 12)
+            table = pteToAddress(pte)
             level += 1
         }
         return false
@@ -233,7 +287,7 @@ public final class IOPageTableARM {
             if isLeaf(pte, level: level) {
                 return outputAddress(pte, level: level) | (iova & (blockSize(level: level) - 1))
             }
-            table = pte.keepingBits(47, 12)
+            table = pteToAddress(pte)
             level += 1
         }
         return nil
@@ -247,7 +301,7 @@ public final class IOPageTableARM {
         while level <= 3 {
             guard let pte = try? read(table &+ geometry.index(of: iova, at: level) &* 8), Self.isValid(pte) else { return nil }
             if isLeaf(pte, level: level) { return (pte, level) }
-            table = pte.keepingBits(47, 12)
+            table = pteToAddress(pte)
             level += 1
         }
         return nil

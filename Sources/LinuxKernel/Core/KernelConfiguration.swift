@@ -1,3 +1,5 @@
+import Bus
+
 /// Boot-time choices of the modelled kernel: its version (the MSI/IOMMU code changed in v6.15)
 /// and the command-line parameters that change the paths Doorbell cares about.
 public struct KernelConfiguration: Hashable, Sendable {
@@ -36,10 +38,15 @@ public struct KernelConfiguration: Hashable, Sendable {
     public var defaultDomain: DefaultDomain = .dmaStrict
     /// vfio_iommu_type1.allow_unsafe_interrupts / iommufd's equivalent module parameter.
     public var allowUnsafeInterrupts: Bool = false
+    /// PAGE_SIZE (CONFIG_ARM64_4K_PAGES / _16K_ / _64K_): 4 KiB, the distribution default, or
+    /// 64 KiB (RHEL-style arm64 builds); 16 KiB is accepted too. See `LinuxKernel.pageSize`.
+    public var pageSize: Granule = .size4K
 
-    public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false) {
+    public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false,
+                pageSize: Granule = .size4K) {
         self.version = version
         self.defaultDomain = defaultDomain
         self.allowUnsafeInterrupts = allowUnsafeInterrupts
+        self.pageSize = pageSize
     }
 }

@@ -43,15 +43,13 @@ public final class IOMMUDMAMSICookie {
     public internal(set) var msiPages: [IOMMUDMAMSIPage] = []
     /// The base the cookie was created with (for reports).
     public let base: UInt64
+    /// `cookie_msi_granule` for an MSI cookie: the kernel's `PAGE_SIZE` (not the domain's
+    /// smallest page: an MSI cookie has no IOVA allocator to take a granule from).
+    public let msiGranule: UInt64
 
-    init(base: UInt64) {
+    init(base: UInt64, pageSize: UInt64) {
         self.base = base
         self.nextIOVA = base
+        self.msiGranule = pageSize
     }
-
-    /// `cookie_msi_granule` for an MSI cookie: `PAGE_SIZE` (the kernel's 4 KiB pages).
-    public var msiGranule: UInt64 { kernelPageSize }
 }
-
-/// `PAGE_SIZE` of the modelled kernel (arm64 4K pages, the common distribution build).
-public let kernelPageSize: UInt64 = 4096

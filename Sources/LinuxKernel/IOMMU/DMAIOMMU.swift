@@ -7,7 +7,7 @@ extension IOMMUSubsystem {
     /// kind. The IOVA domain itself is set up by the first device's `iommu_dma_init_domain`.
     func getDMACookie(_ domain: IOMMUDomain) throws(Errno) {
         guard case .none = domain.cookie else { throw .EEXIST }
-        let order = domain.pageSizeBitmap == 0 ? 12 : domain.pageSizeBitmap.trailingZeroBitCount
+        let order = domain.pageSizeBitmap == 0 ? kernel.pageShift : domain.pageSizeBitmap.trailingZeroBitCount
         // start_pfn 0 marks "not initialised" (iommu_dma_init_domain tests iovad->start_pfn).
         domain.cookie = .dmaIOVA(IOMMUDMACookie(iovad: IOVADomain(granule: UInt64(1) << UInt64(order), startPFN: 0)))
     }
@@ -18,7 +18,7 @@ extension IOMMUSubsystem {
     public func getMSICookie(_ domain: IOMMUDomain, base: UInt64) throws(Errno) {
         guard domain.type == .unmanaged else { throw .EINVAL }
         guard case .none = domain.cookie else { throw .EEXIST }
-        domain.cookie = .dmaMSI(IOMMUDMAMSICookie(base: base))
+        domain.cookie = .dmaMSI(IOMMUDMAMSICookie(base: base, pageSize: kernel.pageSize))
     }
 
     /// `iommu_put_dma_cookie` / `iommu_put_msi_cookie`: drop the cookie (the domain is being
@@ -36,7 +36,7 @@ extension IOMMUSubsystem {
     /// agree ("Incompatible range for DMA domain", -EFAULT).
     func initDMADomain(_ domain: IOMMUDomain, device: Device) throws(Errno) {
         guard case .dmaIOVA(var cookie) = domain.cookie else { throw .EINVAL }
-        let order = domain.pageSizeBitmap == 0 ? 12 : domain.pageSizeBitmap.trailingZeroBitCount
+        let order = domain.pageSizeBitmap == 0 ? kernel.pageShift : domain.pageSizeBitmap.trailingZeroBitCount
         let granule = UInt64(1) << UInt64(order)
         // The device's DMA window is base 0 … limit ~0 (no dma-ranges on the host bridges we
         // model); force_aperture is set by arm-smmu-v3, so the window must meet the aperture.
@@ -179,7 +179,7 @@ extension IOMMUSubsystem {
     /// of the domain shares it); else an IOVA is allocated under the device's DMA mask and
     /// mapped IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO, and the page added at the list head.
     func msiPage(domain: IOMMUDomain, device: Device, msiAddress: UInt64) throws(Errno) -> IOMMUDMAMSIPage {
-        let granule = domain.cookie.msiGranule
+        guard let granule = domain.cookie.msiGranule else { throw .EINVAL }
         let physical = msiAddress & ~(granule &- 1)
         let existing: [IOMMUDMAMSIPage]
         switch domain.cookie {
@@ -209,12 +209,12 @@ extension IOMMUSubsystem {
     /// descriptor gets no override (shift 0); else the doorbell's MSI page and
     /// `msi_desc_set_iommu_msi_iova(desc, page->iova, ilog2(granule))`; -ENOMEM when no page.
     func swMSI(domain: IOMMUDomain, descriptor: MSIDescriptor, device: Device, msiAddress: UInt64) throws(Errno) {
-        guard domain.cookie.hasMSICookie else {
+        guard let granule = domain.cookie.msiGranule else {
             descriptor.setIOMMUMSIIOVA(0, shift: 0)
             return
         }
         let page: IOMMUDMAMSIPage
         do { page = try msiPage(domain: domain, device: device, msiAddress: msiAddress) } catch { throw .ENOMEM }
-        descriptor.setIOMMUMSIIOVA(page.iova, shift: domain.cookie.msiGranule.trailingZeroBitCount)
+        descriptor.setIOMMUMSIIOVA(page.iova, shift: granule.trailingZeroBitCount)
     }
 }

@@ -88,20 +88,19 @@ public final class DMAMapping {
         return unmapped
     }
 
-    /// `dma_alloc_coherent` → `iommu_dma_alloc`: zeroed pages (PAGE_ALIGN(size)) mapped
-    /// bidirectionally under the coherent mask (the device's mask here). Returns the CPU's
-    /// physical address and the device's address.
+    /// `dma_alloc_coherent` → `iommu_dma_alloc`: zeroed kernel pages (PAGE_ALIGN(size), PAGE_SIZE
+    /// aligned) mapped bidirectionally under the coherent mask (the device's mask here).
+    /// Returns the CPU's physical address and the device's address.
     public func allocateCoherent(device: Device, size: UInt64) throws(Errno) -> (physical: PhysicalAddress, iova: IOVA) {
-        let pageAligned = (size &+ kernelPageSize &- 1) & ~(kernelPageSize &- 1)
-        guard size > 0, pageAligned >= size else { throw .EINVAL }
-        let physical = try kernel.pages.allocate(bytes: pageAligned)
+        guard size > 0, let pageAligned = kernel.pageAlign(size) else { throw .EINVAL }
+        let physical = try kernel.pages.allocate(bytes: pageAligned, alignment: kernel.pageSize)
         let iova = try map(device: device, physical: physical, size: pageAligned, direction: .bidirectional)
         return (physical, iova)
     }
 
     /// `dma_free_coherent`: unmap (the pages themselves are not reused by this kernel model).
     public func freeCoherent(device: Device, iova: IOVA, size: UInt64) {
-        let pageAligned = (size &+ kernelPageSize &- 1) & ~(kernelPageSize &- 1)
+        guard let pageAligned = kernel.pageAlign(size) else { return }
         unmap(device: device, iova: iova, size: pageAligned)
     }
 

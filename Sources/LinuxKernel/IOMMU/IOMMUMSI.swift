@@ -50,8 +50,7 @@ extension IOMMUSubsystem {
     /// a nested or iommufd domain has no dma-iommu cookie, so the physical address stays).
     public func composeMSIMessageLegacy(_ descriptor: MSIDescriptor, _ message: inout MSIMessage) {
         guard let device = descriptorOwner(descriptor), let domain = domain(for: device),
-              domain.cookie.hasMSICookie, let page = descriptor.iommuCookie as? IOMMUDMAMSIPage else { return }
-        let granule = domain.cookie.msiGranule
+              let granule = domain.cookie.msiGranule, let page = descriptor.iommuCookie as? IOMMUDMAMSIPage else { return }
         message.addressHi = UInt32(truncatingIfNeeded: page.iova >> 32)
         message.addressLo &= UInt32(truncatingIfNeeded: granule &- 1)
         message.addressLo &+= UInt32(truncatingIfNeeded: page.iova)
@@ -72,12 +71,13 @@ extension IOMMUCookie {
         }
     }
 
-    /// `cookie_msi_granule`: the IOVA granule for a DMA cookie, PAGE_SIZE for an MSI cookie.
-    var msiGranule: UInt64 {
+    /// `cookie_msi_granule`: the IOVA granule for a DMA cookie, PAGE_SIZE for an MSI cookie;
+    /// nil for any other cookie (Linux BUG()s there; callers check `has_msi_cookie` first).
+    var msiGranule: UInt64? {
         switch self {
         case .dmaIOVA(let c): c.msiGranule
         case .dmaMSI(let c): c.msiGranule
-        case .none, .iommufd: kernelPageSize
+        case .none, .iommufd: nil
         }
     }
 }

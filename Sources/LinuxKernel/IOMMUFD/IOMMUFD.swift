@@ -19,10 +19,11 @@ public final class IOMMUFD {
     /// `ictx->groups`: one `iommufd_group` per iommu group with a bound device, by group id.
     var groups: [Int: IOMMUFDGroup] = [:]
     /// `ictx->sw_msi_list` / `sw_msi_id`.
-    public internal(set) var swMSITable = IOMMUFDSWMSITable()
+    public internal(set) var swMSITable: IOMMUFDSWMSITable
 
     init(kernel: LinuxKernel) {
         self.kernel = kernel
+        self.swMSITable = IOMMUFDSWMSITable(pageSize: kernel.pageSize)
         self.process = UserProcess(kernel: kernel)
         IOMMUFD.register(with: kernel)
     }

@@ -222,7 +222,7 @@ extension IOMMUFD {
     /// IOVA in a domain that does not have it yet (IOMMU_WRITE | IOMMU_READ | IOMMU_MMIO).
     func swMSIInstall(_ paging: IOMMUFDHWPTPaging, _ map: IOMMUFDSWMSIMap) throws(Errno) {
         guard !paging.presentSWMSI.contains(map.id) else { return }
-        try kernel.iommu.map(paging.domain, iova: map.iova, physical: map.msiAddress, size: IOMMUFDSWMSITable.pageSize,
+        try kernel.iommu.map(paging.domain, iova: map.iova, physical: map.msiAddress, size: map.pageSize,
                              protection: [.write, .read, .mmio])
         paging.presentSWMSI.insert(map.id)
     }
@@ -252,7 +252,9 @@ extension IOMMUFD {
     /// an SW_MSI window (`sw_msi_start == PHYS_ADDR_MAX`), the message is left alone. Else the
     /// doorbell page gets (or reuses) the file's map, is installed in the paging domain (the
     /// stage-2 parent for a nested HWPT), becomes required by the group, and the descriptor's
-    /// IOVA is set with PAGE_SHIFT so `msi_msg_set_addr` keeps the doorbell's offset.
+    /// IOVA is set with PAGE_SHIFT so `msi_msg_set_addr` keeps the doorbell's offset in its page
+    /// (0x40 for GITS_TRANSLATER with 4K and with 64K pages: the ITS translation page is 64K
+    /// aligned).
     static func swMSI(kernel: LinuxKernel, domain: IOMMUDomain, descriptor: MSIDescriptor, msiAddress: UInt64) throws(Errno) {
         guard case .iommufd(let owner) = domain.cookie, let hwpt = owner as? IOMMUFDHWPT else { return }
         guard let device = kernel.iommu.descriptorOwner(descriptor),
@@ -262,10 +264,10 @@ extension IOMMUFD {
               let igroup = context.groups[group.id] else { return }
         guard let paging = hwpt.pagingParent else { return }
         guard igroup.swMSIStart != .max else { return }
-        let map = try context.swMSITable.getMap(msiAddress: msiAddress & ~(IOMMUFDSWMSITable.pageSize - 1),
-                                                swMSIStart: igroup.swMSIStart)
+        let pageSize = context.swMSITable.pageSize
+        let map = try context.swMSITable.getMap(msiAddress: msiAddress & ~(pageSize &- 1), swMSIStart: igroup.swMSIStart)
         try context.swMSIInstall(paging, map)
         igroup.requiredSWMSI.insert(map.id)
-        descriptor.setIOMMUMSIIOVA(map.iova, shift: 12)
+        descriptor.setIOMMUMSIIOVA(map.iova, shift: context.swMSITable.pageShift)
     }
 }

@@ -1,3 +1,5 @@
+import Bus
+
 /// `struct iommufd_sw_msi_maps` (drivers/iommu/iommufd/iommufd_private.h, v6.15):
 /// `DECLARE_BITMAP(bitmap, 64)` of sw_msi map ids. A HWPT keeps the ids already mapped in its
 /// domain (`present_sw_msi`); a device group keeps the ids its MSIs use (`required_sw_msi`).
@@ -24,15 +26,19 @@ public struct IOMMUFDSWMSIMap: Hashable, Sendable {
     public var pageOffset: UInt32
     /// `id`: the bit in the `iommufd_sw_msi_maps` bitmaps.
     public var id: Int
+    /// `PAGE_SIZE` of the kernel that made the map: the page mapped, and the pgoff step.
+    public var pageSize: UInt64
 
-    /// The IOVA the doorbell page is mapped at.
-    public var iova: UInt64 { swMSIStart &+ UInt64(pageOffset) &* IOMMUFDSWMSITable.pageSize }
+    /// The IOVA the doorbell page is mapped at: `sw_msi_start + pgoff * PAGE_SIZE`
+    /// (`iommufd_sw_msi_install`, `iommufd_sw_msi`).
+    public var iova: UInt64 { swMSIStart &+ UInt64(pageOffset) &* pageSize }
 }
 
 /// `ictx->sw_msi_list` with `ictx->sw_msi_id` (drivers/iommu/iommufd/driver.c, v6.15).
 public struct IOMMUFDSWMSITable: Hashable, Sendable {
-    /// `PAGE_SIZE`.
-    static let pageSize: UInt64 = 4096
+    /// `PAGE_SIZE` of the kernel owning the file: each map is one page, `msi_addr & PAGE_MASK`,
+    /// at `pgoff * PAGE_SIZE` in the window.
+    public let pageSize: UInt64
     /// `BITS_PER_BYTE * sizeof_field(struct iommufd_sw_msi_maps, bitmap)`.
     public static let capacity = 64
 
@@ -41,7 +47,12 @@ public struct IOMMUFDSWMSITable: Hashable, Sendable {
     /// `sw_msi_id`: the next id; ids are never reused while the file is open.
     public private(set) var nextID = 0
 
-    public init() {}
+    public init(pageSize: UInt64 = Granule.size4K.size) {
+        self.pageSize = pageSize
+    }
+
+    /// `PAGE_SHIFT`: the shift `iommufd_sw_msi` gives `msi_desc_set_iommu_msi_iova`.
+    public var pageShift: Int { pageSize.trailingZeroBitCount }
 
     /// `iommufd_sw_msi_get_map(ictx, msi_addr, sw_msi_start)`: the existing map of this page in
     /// this window, else a new one whose pgoff is one past the largest pgoff used in the window.
@@ -55,7 +66,8 @@ public struct IOMMUFDSWMSITable: Hashable, Sendable {
             if map.msiAddress == msiAddress { return map }
         }
         guard nextID < Self.capacity else { throw .EOVERFLOW }
-        let map = IOMMUFDSWMSIMap(swMSIStart: swMSIStart, msiAddress: msiAddress, pageOffset: maxPageOffset, id: nextID)
+        let map = IOMMUFDSWMSIMap(swMSIStart: swMSIStart, msiAddress: msiAddress, pageOffset: maxPageOffset, id: nextID,
+                                  pageSize: pageSize)
         nextID += 1
         maps.append(map)
         return map

@@ -37,15 +37,21 @@ public final class IOPageTable {
     /// smallest page size of the domains.
     public private(set) var iovaAlignment: UInt64 = 1
 
-    /// `PAGE_SIZE`.
-    static let pageSize: UInt64 = 4096
+    /// `PAGE_SIZE` of the kernel owning the IOAS: the unit `iopt_pages` pins and maps in, and
+    /// the ceiling on `iova_alignment` (`iopt_table_add_domain`).
+    let pageSize: UInt64
     /// `HPAGE_SIZE`: the cap on an allocated IOVA's alignment with CONFIG_TRANSPARENT_HUGEPAGE
-    /// (arm64 4K: 2 MiB; defconfig enables THP — the model's chosen configuration).
-    static let maxAlignment: UInt64 = 2 << 20
+    /// (arm64: 2 MiB with 4K pages, 512 MiB with 64K; defconfig enables THP — the model's
+    /// chosen configuration).
+    let maxAlignment: UInt64
     /// `ULONG_MAX` on arm64.
     static let ulongMax = UInt64.max
 
-    init(process: UserProcess) { self.process = process }
+    init(process: UserProcess) {
+        self.process = process
+        self.pageSize = process.pageSize
+        self.maxAlignment = process.hugePageSize
+    }
 
     /// The reserved ranges as (start, last), sorted, for reports and "nothing changed" checks.
     public var reservedRanges: [ClosedRange<UInt64>] {
@@ -83,17 +89,17 @@ public final class IOPageTable {
     /// alignment) capped at HPAGE_SIZE, keeping the user address's offset in its page. Never 0.
     func allocateIOVA(userAddress: UInt64, length: UInt64) throws(Errno) -> UInt64 {
         guard length != 0, length < Self.ulongMax / 2 else { throw .EOVERFLOW }
-        let pageOffset = userAddress % Self.pageSize
+        let pageOffset = userAddress % pageSize
         var alignment = Self.roundUpPowerOfTwo(length)
         if userAddress != 0 {
             alignment = min(alignment, UInt64(1) << UInt64(userAddress.trailingZeroBitCount))
         }
-        if alignment >= Self.maxAlignment { alignment = Self.maxAlignment }
+        if alignment >= maxAlignment { alignment = maxAlignment }
         guard alignment >= iovaAlignment else { throw .EINVAL }
 
         // The "used" spans: reserved ∪ areas, merged, clipped to the allowed range.
-        let allowedStart = Self.pageSize
-        let allowedLast = Self.ulongMax - Self.pageSize
+        let allowedStart = pageSize
+        let allowedLast = Self.ulongMax - pageSize
         var used = reserved.map { ($0.start, $0.last) } + areas.map { ($0.start, $0.last) }
         used.sort { $0.0 < $1.0 }
         var cursor = allowedStart
@@ -131,7 +137,7 @@ public final class IOPageTable {
     /// any failure nothing is left behind.
     func mapUserPages(iova fixedIOVA: UInt64?, userVA: UInt64, length: UInt64, protection: IOMMUProtection) throws(Errno) -> UInt64 {
         // iopt_alloc_user_pages.
-        guard length != 0, length <= UInt64.max - Self.pageSize else { throw .EINVAL }
+        guard length != 0, length <= UInt64.max - pageSize else { throw .EINVAL }
         guard !userVA.addingReportingOverflow(length).overflow else { throw .EOVERFLOW }
         // iopt_alloc_area_pages.
         guard length & (iovaAlignment - 1) == 0 else { throw .EINVAL }
@@ -143,7 +149,7 @@ public final class IOPageTable {
             iova = try allocateIOVA(userAddress: userVA, length: length)
         }
         // iopt_insert_area: the user page offset must respect the alignment.
-        guard (userVA % Self.pageSize) & (iovaAlignment - 1) == 0 else { throw .EINVAL }
+        guard (userVA % pageSize) & (iovaAlignment - 1) == 0 else { throw .EINVAL }
         let (last, overflow) = iova.addingReportingOverflow(length - 1)
         guard !overflow else { throw .EOVERFLOW }
         let area = Area(start: iova, last: last, userVA: userVA, protection: protection)
@@ -239,16 +245,17 @@ public final class IOPageTable {
     // MARK: domains
 
     /// `iopt_table_add_domain`: the domain's smallest page raises the IOVA alignment (EINVAL if
-    /// above PAGE_SIZE, EADDRINUSE if an existing area does not conform), the IOVA outside its
+    /// above PAGE_SIZE — "A iommu_domain must always be able to accept PAGE_SIZE" —, EADDRINUSE
+    /// if an existing area does not conform), the IOVA outside its
     /// aperture is reserved, and every area is mapped into it (`iopt_fill_domain`).
     func addDomain(_ domain: IOMMUDomain) throws(Errno) {
         guard !domains.contains(where: { $0 === domain }) else { throw .EEXIST }
-        let smallest = domain.pageSizeBitmap == 0 ? Self.pageSize : UInt64(1) << UInt64(domain.pageSizeBitmap.trailingZeroBitCount)
+        let smallest = domain.pageSizeBitmap == 0 ? pageSize : UInt64(1) << UInt64(domain.pageSizeBitmap.trailingZeroBitCount)
         let newAlignment = max(smallest, iovaAlignment)
-        guard newAlignment <= Self.pageSize else { throw .EINVAL }
+        guard newAlignment <= pageSize else { throw .EINVAL }
         if newAlignment != iovaAlignment {
             let mask = newAlignment - 1
-            for area in areas where area.start & mask != 0 || area.length & mask != 0 || (area.userVA % Self.pageSize) & mask != 0 {
+            for area in areas where area.start & mask != 0 || area.length & mask != 0 || (area.userVA % pageSize) & mask != 0 {
                 _ = area
                 throw .EADDRINUSE
             }
@@ -296,35 +303,35 @@ public final class IOPageTable {
     /// runs at once (`batch_to_domain`), with the area's protection plus IOMMU_CACHE
     /// (`conv_iommu_prot`).
     func fill(_ area: Area, into domain: IOMMUDomain) throws(Errno) {
-        let firstPage = area.userVA & ~(Self.pageSize - 1)
+        let firstPage = area.userVA & ~(pageSize - 1)
         let pageOffset = area.userVA - firstPage
-        let (span, overflow) = area.length.addingReportingOverflow(pageOffset + Self.pageSize - 1)
+        let (span, overflow) = area.length.addingReportingOverflow(pageOffset + pageSize - 1)
         guard !overflow else { throw .EOVERFLOW }
-        let pages = try process.pin(vaddr: firstPage, length: span & ~(Self.pageSize - 1))
+        let pages = try process.pin(vaddr: firstPage, length: span & ~(pageSize - 1))
         var mapped: UInt64 = 0
         var index = 0
         while index < pages.count {
             var run = 1
-            while index + run < pages.count, pages[index + run].rawValue == pages[index].rawValue &+ UInt64(run) * Self.pageSize {
+            while index + run < pages.count, pages[index + run].rawValue == pages[index].rawValue &+ UInt64(run) * pageSize {
                 run += 1
             }
-            let iova = area.start &+ UInt64(index) * Self.pageSize
+            let iova = area.start &+ UInt64(index) * pageSize
             do throws(Errno) {
-                try process.kernel.iommu.map(domain, iova: iova, physical: pages[index].rawValue, size: UInt64(run) * Self.pageSize,
+                try process.kernel.iommu.map(domain, iova: iova, physical: pages[index].rawValue, size: UInt64(run) * pageSize,
                                              protection: area.protection.union(.cache))
             } catch {
                 if mapped > 0 { process.kernel.iommu.unmap(domain, iova: area.start, size: mapped) }
                 throw error
             }
-            mapped &+= UInt64(run) * Self.pageSize
+            mapped &+= UInt64(run) * pageSize
             index += run
         }
     }
 
     /// `iopt_area_unfill_domain`.
     func unfill(_ area: Area, from domain: IOMMUDomain) {
-        let firstPage = area.start & ~(Self.pageSize - 1)
-        let span = (area.last | (Self.pageSize - 1)) &- firstPage &+ 1
+        let firstPage = area.start & ~(pageSize - 1)
+        let span = (area.last | (pageSize - 1)) &- firstPage &+ 1
         process.kernel.iommu.unmap(domain, iova: firstPage, size: span)
     }
 }

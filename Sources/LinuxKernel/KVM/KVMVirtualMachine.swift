@@ -67,8 +67,8 @@ public final class KVMVirtualMachine {
     /// physical [guestPhysical, +size) is the process's memory at `userVA`.
     ///
     /// Checks in `__kvm_set_memory_region`'s order: size, guest_phys_addr and userspace_addr
-    /// page aligned (EINVAL), slot < KVM_USER_MEM_SLOTS (EINVAL), end of the range not wrapping
-    /// (EINVAL); an existing slot number (a move/resize/flags change) is not modelled (EINVAL);
+    /// aligned to the host's PAGE_SIZE (EINVAL), slot < KVM_USER_MEM_SLOTS (EINVAL), end of the
+    /// range not wrapping (EINVAL); an existing slot number (a move/resize/flags change) is not modelled (EINVAL);
     /// a range overlapping another slot is EEXIST. A zero size deletes a slot in KVM; deletion
     /// is not modelled (EINVAL).
     ///
@@ -80,7 +80,7 @@ public final class KVMVirtualMachine {
     /// mapping works; the page allocator hands out ascending pages, so an `mmap` is usually
     /// one window. A window overlapping the vGIC's frames on the guest bus is EEXIST.
     public func setUserMemoryRegion(slot: UInt32, guestPhysical: UInt64, size: UInt64, userVA: UInt64) throws(Errno) {
-        let page = UserProcess.pageSize
+        let page = kernel.pageSize
         guard size > 0 else { throw .EINVAL }
         guard size & (page - 1) == 0, guestPhysical & (page - 1) == 0, userVA & (page - 1) == 0 else { throw .EINVAL }
         guard slot < KVMConstants.userMemorySlots else { throw .EINVAL }

@@ -19,7 +19,7 @@ public final class UserProcess {
     public struct Mapping: Hashable, Sendable {
         public var start: UInt64
         public var length: UInt64
-        /// The physical page behind each 4 KiB user page, in order.
+        /// The physical page behind each user page (PAGE_SIZE, aligned), in order.
         public var pages: [PhysicalAddress]
     }
 
@@ -42,32 +42,36 @@ public final class UserProcess {
     public init(kernel: LinuxKernel, name: String = "vmm") {
         self.kernel = kernel
         self.name = name
+        self.pageSize = kernel.pageSize
+        self.hugePageSize = kernel.hugePageSize
     }
 
-    /// `PAGE_SIZE`.
-    public static let pageSize: UInt64 = 4096
+    /// `PAGE_SIZE` of the kernel the process runs on: the unit of `mmap`, pinning and VMAs.
+    public let pageSize: UInt64
+    /// `HPAGE_SIZE` of that kernel.
+    let hugePageSize: UInt64
 
     /// `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE, -1, 0)`:
     /// returns the user virtual address. EINVAL for a zero length (`do_mmap`), ENOMEM when the
     /// kernel runs out of pages or the length overflows.
     public func mmap(length: UInt64) throws(Errno) -> UInt64 {
         guard length > 0 else { throw .EINVAL }
-        let (rounded, overflow) = length.addingReportingOverflow(Self.pageSize - 1)
+        let (rounded, overflow) = length.addingReportingOverflow(pageSize - 1)
         guard !overflow else { throw .ENOMEM }
-        let size = rounded & ~(Self.pageSize - 1)
-        let pageCount = size / Self.pageSize
+        let size = rounded & ~(pageSize - 1)
+        let pageCount = size / pageSize
         guard pageCount <= 1 << 20 else { throw .ENOMEM }
         var pages: [PhysicalAddress] = []
         pages.reserveCapacity(Int(pageCount))
         for _ in 0..<pageCount {
-            pages.append(try kernel.pages.allocate(bytes: Self.pageSize))
+            pages.append(try kernel.pages.allocate(bytes: pageSize, alignment: pageSize))
         }
         let start = nextVirtualAddress
         let (end, endOverflow) = start.addingReportingOverflow(size)
         guard !endOverflow else { throw .ENOMEM }
         // Leave a one-page hole between VMAs so that two mappings are never contiguous by
         // accident (tests of "vaddr not mapped" rely on it).
-        nextVirtualAddress = end &+ Self.pageSize
+        nextVirtualAddress = end &+ pageSize
         mappings.append(Mapping(start: start, length: size, pages: pages))
         return start
     }
@@ -75,7 +79,7 @@ public final class UserProcess {
     /// The physical page behind the user page containing `vaddr`, or nil (no VMA).
     public func physicalPage(of vaddr: UInt64) -> PhysicalAddress? {
         for mapping in mappings where vaddr >= mapping.start && vaddr - mapping.start < mapping.length {
-            let index = Int((vaddr - mapping.start) / Self.pageSize)
+            let index = Int((vaddr - mapping.start) / pageSize)
             return index < mapping.pages.count ? mapping.pages[index] : nil
         }
         return nil
@@ -86,7 +90,7 @@ public final class UserProcess {
     /// check alignment first and answer EINVAL themselves).
     public func pin(vaddr: UInt64, length: UInt64) throws(Errno) -> [PhysicalAddress] {
         guard length > 0 else { return [] }
-        guard vaddr & (Self.pageSize - 1) == 0, length & (Self.pageSize - 1) == 0 else { throw .EINVAL }
+        guard vaddr & (pageSize - 1) == 0, length & (pageSize - 1) == 0 else { throw .EINVAL }
         let (_, overflow) = vaddr.addingReportingOverflow(length - 1)
         guard !overflow else { throw .EFAULT }
         var result: [PhysicalAddress] = []
@@ -94,7 +98,7 @@ public final class UserProcess {
         while offset < length {
             guard let page = physicalPage(of: vaddr &+ offset) else { throw .EFAULT }
             result.append(page)
-            offset &+= Self.pageSize
+            offset &+= pageSize
         }
         return result
     }
@@ -104,7 +108,7 @@ public final class UserProcess {
         for (i, byte) in bytes.enumerated() {
             let (address, overflow) = vaddr.addingReportingOverflow(UInt64(i))
             guard !overflow, let page = physicalPage(of: address) else { throw .EFAULT }
-            kernel.bus.ram.write(page.rawValue | (address & (Self.pageSize - 1)), size: 1, value: UInt64(byte))
+            kernel.bus.ram.write(page.rawValue | (address & (pageSize - 1)), size: 1, value: UInt64(byte))
         }
     }
 
@@ -115,7 +119,7 @@ public final class UserProcess {
         for i in 0..<max(count, 0) {
             let (address, overflow) = vaddr.addingReportingOverflow(UInt64(i))
             guard !overflow, let page = physicalPage(of: address) else { throw .EFAULT }
-            result.append(UInt8(truncatingIfNeeded: kernel.bus.ram.read(page.rawValue | (address & (Self.pageSize - 1)), size: 1)))
+            result.append(UInt8(truncatingIfNeeded: kernel.bus.ram.read(page.rawValue | (address & (pageSize - 1)), size: 1)))
         }
         return result
     }

@@ -33,8 +33,9 @@ public final class VFIOType1 {
     public internal(set) var dmaList: [DMA] = []
     /// `iommu->iova_list`: allowed IOVA ranges, sorted. Empty until the first group attaches.
     public internal(set) var iovaList: [ClosedRange<UInt64>] = []
-    /// `iommu->pgsize_bitmap`: PAGE_MASK at open, then the domains' page sizes.
-    public internal(set) var pageSizeBitmap: UInt64 = ~UInt64(4095)
+    /// `iommu->pgsize_bitmap`: PAGE_MASK at open (`vfio_iommu_type1_open`), then the domains'
+    /// page sizes.
+    public internal(set) var pageSizeBitmap: UInt64
     /// `iommu->dma_avail`: `dma_entry_limit`, the module parameter's default U16_MAX.
     public internal(set) var dmaAvailable = 65535
 
@@ -50,6 +51,7 @@ public final class VFIOType1 {
         self.kernel = kernel
         self.process = process
         self.isV2 = v2
+        self.pageSizeBitmap = ~(kernel.pageSize &- 1)
     }
 
     /// `vfio_find_dma(iommu, start, size)`: a mapping overlapping [start, start+size).
@@ -62,7 +64,7 @@ public final class VFIOType1 {
     }
 
     func minimumPageSize() -> UInt64 {
-        pageSizeBitmap == 0 ? 4096 : UInt64(1) << UInt64(pageSizeBitmap.trailingZeroBitCount)
+        pageSizeBitmap == 0 ? kernel.pageSize : UInt64(1) << UInt64(pageSizeBitmap.trailingZeroBitCount)
     }
 
     // MARK: attach (vfio_iommu_type1_attach_group)
@@ -218,15 +220,17 @@ public final class VFIOType1 {
     }
 
     /// `vfio_update_pgsize_bitmap`: the intersection of the domains' page sizes, sub-PAGE_SIZE
-    /// sizes hidden behind PAGE_SIZE.
+    /// sizes hidden behind PAGE_SIZE ("Pinning code uses that granularity while iommu driver can
+    /// use the sub-PAGE_SIZE size to map the buffer").
     func updatePageSizeBitmap() {
+        let pageMask = ~(kernel.pageSize &- 1)
         var bitmap = UInt64.max
         for d in domains { bitmap &= d.domain.pageSizeBitmap }
-        if bitmap & 4095 != 0 {
-            bitmap &= ~UInt64(4095)
-            bitmap |= 4096
+        if bitmap & ~pageMask != 0 {
+            bitmap &= pageMask
+            bitmap |= kernel.pageSize
         }
-        pageSizeBitmap = domains.isEmpty ? ~UInt64(4095) : bitmap
+        pageSizeBitmap = domains.isEmpty ? pageMask : bitmap
     }
 
     /// `vfio_iommu_replay`: every existing mapping into a new domain.
@@ -244,22 +248,23 @@ public final class VFIOType1 {
     }
 
     /// Pins the mapping's user pages and maps them, contiguous runs at once, with
-    /// `prot | IOMMU_CACHE` (`vfio_pin_map_dma` → `vfio_iommu_map`).
+    /// `prot | IOMMU_CACHE` (`vfio_pin_map_dma` → `vfio_iommu_map`, in PAGE_SIZE units).
     func mapPinned(_ dma: DMA, into domain: IOMMUDomain) throws(Errno) {
+        let page = kernel.pageSize
         let pages = try process.pin(vaddr: dma.vaddr, length: dma.size)
         var index = 0
         var mapped: UInt64 = 0
         while index < pages.count {
             var run = 1
-            while index + run < pages.count, pages[index + run].rawValue == pages[index].rawValue &+ UInt64(run) * 4096 { run += 1 }
+            while index + run < pages.count, pages[index + run].rawValue == pages[index].rawValue &+ UInt64(run) * page { run += 1 }
             do throws(Errno) {
-                try kernel.iommu.map(domain, iova: dma.iova &+ UInt64(index) * 4096, physical: pages[index].rawValue,
-                                     size: UInt64(run) * 4096, protection: dma.protection.union(.cache))
+                try kernel.iommu.map(domain, iova: dma.iova &+ UInt64(index) * page, physical: pages[index].rawValue,
+                                     size: UInt64(run) * page, protection: dma.protection.union(.cache))
             } catch {
                 if mapped > 0 { kernel.iommu.unmap(domain, iova: dma.iova, size: mapped) }
                 throw error
             }
-            mapped &+= UInt64(run) * 4096
+            mapped &+= UInt64(run) * page
             index += run
         }
     }
