@@ -20,6 +20,10 @@ public enum BuiltInScenarios {
                             vm: VMOptions(viommu: .none)),
         ScenarioDescription(name: "untranslated-its", summary: "an ITS the SMMU does not translate (Hi161x-style quirk)",
                             platform: .preset(.qemuVirtUntranslatedITS)),
+        ScenarioDescription(name: "host-64k", summary: "a 64K-page host (the MSI window holds 16 pages)",
+                            host: HostOptions(pageSize: .size64K)),
+        ScenarioDescription(name: "guest-64k", summary: "a 64K-page guest (its stage 1 uses the 64K granule)",
+                            vm: VMOptions(guestPageSize: .size64K)),
         ScenarioDescription(name: "msix-1", summary: "one MSI-X vector", devices: [DeviceDescription(vectors: 1)]),
         ScenarioDescription(name: "msix-64", summary: "64 MSI-X vectors", devices: [DeviceDescription(vectors: 64)]),
     ]

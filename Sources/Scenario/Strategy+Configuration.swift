@@ -6,12 +6,12 @@ extension Strategy {
     /// every proposed fix is written against the current upstream base, v6.15 with Part-1, and
     /// adds its own patches (STRATEGY-CONTRACT: the patch sets per strategy).
     func hostKernel(_ options: HostOptions) -> KernelConfiguration {
-        KernelConfiguration(version: self == .legacy ? .v6_14 : .v6_15)
+        KernelConfiguration(version: self == .legacy ? .v6_14 : .v6_15, pageSize: options.pageSize)
     }
 
     /// The VMM's configuration: the VM shape from the scenario, the MSI plan from the strategy.
     func vmmConfiguration(_ vm: VMOptions) -> VirtualMachineMonitor.Configuration {
         .init(vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
-              guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain))
+              guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize))
     }
 }
