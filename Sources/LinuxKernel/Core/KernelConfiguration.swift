@@ -36,10 +36,14 @@ public struct KernelConfiguration: Hashable, Sendable {
     public var defaultDomain: DefaultDomain = .dmaStrict
     /// vfio_iommu_type1.allow_unsafe_interrupts / iommufd's equivalent module parameter.
     public var allowUnsafeInterrupts: Bool = false
+    /// Out-of-tree patches (the MSI strategies' host halves); none by default.
+    public var patches: KernelPatches = []
 
-    public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false) {
+    public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false,
+                patches: KernelPatches = []) {
         self.version = version
         self.defaultDomain = defaultDomain
         self.allowUnsafeInterrupts = allowUnsafeInterrupts
+        self.patches = patches
     }
 }
