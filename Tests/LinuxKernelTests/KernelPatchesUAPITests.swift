@@ -189,6 +189,40 @@ struct KernelPatchesUAPITests {
         #expect(eventfd.count == 2)
     }
 
+    @Test("irqchip-relay with dynamic MSI-X: a vector VFIO allocates after enable (pci_msix_alloc_irq_at) takes its preset from the same vdev->msi_iovas")
+    func irqchipRelayDynamicVector() throws {
+        let c = try Self.cdev([.vfioMSIIOVAPrepare, .irqchipMSIIOVA])
+        _ = try c.file.attachIOMMUFDPT(c.ioas)
+        try c.file.setIRQs(.prepare(start: 0, iovas: [0x0805_0040, 0x0805_0040, 0x0806_0040]))
+        // QEMU's vfio_enable_msix_no_vec: one vector, no eventfd.
+        try c.file.setIRQs(.trigger(start: 0, eventfds: [-1]))
+        let pdev = try c.s.pci(Self.ep0)
+        #expect(pdev.device.msiDescriptors.map(\.index) == [0])
+        let (fd, _) = c.s.process.eventfd()
+        try c.file.setIRQs(.trigger(start: 2, eventfds: [fd]))
+        #expect(pdev.device.msiDescriptors.map(\.index) == [0, 2], "vector 2 allocated dynamically")
+        #expect(try c.s.msixEntry(Self.ep0, 2).0 == 0x0806_0040)
+        #expect(try c.s.msixEntry(Self.ep0, 0).0 == 0x0805_0040)
+    }
+
+    @Test("vits-direct, host only: iommufd_sw_msi uses the vector's IOVA when VFIO handed one down and the SW_MSI slot otherwise")
+    func vitsDirectHostOnly() throws {
+        let c = try Self.cdev([.vfioMSIIOVAPrepare, .iommufdMSIIOVA, .iommufdIOASMapMSI])
+        let hwptID = try c.file.attachIOMMUFDPT(c.ioas)
+        try c.iommufd.ioasMapMSI(ioasID: c.ioas, deviceID: c.deviceID, iova: 0x0805_0000)
+        try c.file.setIRQs(.prepare(start: 0, iovas: [0x0805_0040]))
+        let (fd0, e0) = c.s.process.eventfd()
+        let (fd1, e1) = c.s.process.eventfd()
+        try c.file.setIRQs(.trigger(start: 0, eventfds: [fd0, fd1]))
+        #expect(try c.s.msixEntry(Self.ep0, 0).0 == 0x0805_0040, "msi_desc_set_iommu_msi_iova(desc, 0x0805_0040, PAGE_SHIFT) + msi_msg_set_addr")
+        #expect(try c.s.msixEntry(Self.ep0, 1).0 == 0x0800_0040, "no IOVA for index 1: pgoff 0 of the SW_MSI window")
+        let hwpt = try #require(c.iommufd.object(hwptID) as? IOMMUFDHWPTPaging)
+        #expect(c.s.kernel.iommu.iovaToPhys(hwpt.domain, 0x0805_0040) == 0x0809_0040)
+        for v in 0..<2 { _ = c.s.harness.functions[0].raise(vector: v) }
+        _ = c.s.kernel.irq.handleInterrupts(cpu: 0)
+        #expect(e0.count == 1 && e1.count == 1)
+    }
+
     @Test("vfio-override keys on IOMMU_DOMAIN_NESTED: on a paging domain the PREPAREd IOVA is ignored and the sw_msi address stays")
     func overrideNeedsNested() throws {
         let c = try Self.cdev([.vfioMSIIOVAPrepare, .vfioMSIOverride])
