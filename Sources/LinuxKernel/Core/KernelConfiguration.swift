@@ -41,12 +41,15 @@ public struct KernelConfiguration: Hashable, Sendable {
     /// PAGE_SIZE (CONFIG_ARM64_4K_PAGES / _16K_ / _64K_): 4 KiB, the distribution default, or
     /// 64 KiB (RHEL-style arm64 builds); 16 KiB is accepted too. See `LinuxKernel.pageSize`.
     public var pageSize: Granule = .size4K
+    /// Out-of-tree patches (the MSI strategies' host halves); none by default.
+    public var patches: KernelPatches = []
 
     public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false,
-                pageSize: Granule = .size4K) {
+                pageSize: Granule = .size4K, patches: KernelPatches = []) {
         self.version = version
         self.defaultDomain = defaultDomain
         self.allowUnsafeInterrupts = allowUnsafeInterrupts
         self.pageSize = pageSize
+        self.patches = patches
     }
 }

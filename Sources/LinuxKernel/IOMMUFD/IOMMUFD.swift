@@ -20,6 +20,8 @@ public final class IOMMUFD {
     var groups: [Int: IOMMUFDGroup] = [:]
     /// `ictx->sw_msi_list` / `sw_msi_id`.
     public internal(set) var swMSITable: IOMMUFDSWMSITable
+    /// `ictx->account_mode == IOPT_PAGES_ACCOUNT_MM` (IOMMU_OPTION_RLIMIT_MODE 1).
+    public internal(set) var accountPerProcess = false
 
     init(kernel: LinuxKernel) {
         self.kernel = kernel

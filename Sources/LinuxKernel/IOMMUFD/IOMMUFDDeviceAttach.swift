@@ -151,11 +151,18 @@ extension IOMMUFD {
     /// `iommufd_device_attach_reserved_iova`: the device's reserved regions go into the IOAS
     /// (recording the group's SW_MSI base); the first device of the group also installs the
     /// group's required sw_msi pages (`iommufd_group_setup_msi`).
+    ///
+    /// `.iommufdSWMSIWindow`: a window the VMM set with IOMMU_OPTION_SW_MSI_START/SIZE replaces
+    /// the SW_MSI region here and becomes the SW_MSI base `iommufd_sw_msi` maps doorbells at.
+    /// Part-2 v2 1/7 moves `sw_msi_start` from the igroup to the idev; the model keeps the one
+    /// per-group value, which the attaching device sets — the same for the one-device groups a
+    /// VMM passes through.
     func attachReservedIOVA(_ idev: IOMMUFDDevice, hwpt: IOMMUFDHWPT, firstInGroup: Bool) throws(Errno) {
         guard let paging = hwpt.pagingParent else { return }
         let regions = kernel.iommu.reservedRegions(for: idev.device)
         var start = idev.igroup.swMSIStart
-        try paging.ioas.iopt.enforceDeviceReservedRegions(regions, owner: idev.device, swMSIStart: &start, recordSWMSI: true)
+        try paging.ioas.iopt.enforceDeviceReservedRegions(regions, owner: idev.device, swMSIStart: &start, recordSWMSI: true,
+                                                          swMSIWindow: swMSIWindowOverride(idev))
         idev.igroup.swMSIStart = start
         if firstInGroup {
             do throws(Errno) {
@@ -255,6 +262,16 @@ extension IOMMUFD {
     /// IOVA is set with PAGE_SHIFT so `msi_msg_set_addr` keeps the doorbell's offset in its page
     /// (0x40 for GITS_TRANSLATER with 4K and with 64K pages: the ITS translation page is 64K
     /// aligned).
+    ///
+    /// `.iommufdMSIIOVA` (RFCv2 "iommufd/device: Allow setting IOVAs for MSI(x) vectors", as
+    /// Part-3 would use it): when the device has an IOVA for the descriptor's `msi_index` (from
+    /// VFIO's ACTION_PREPARE), the descriptor gets that IOVA with PAGE_SHIFT and nothing is
+    /// mapped — the VMM mapped the doorbell at the IOVA's stage-2 target itself
+    /// (IOMMUFD_CMD_IOAS_MAP_MSI). RFCv2 still installed the SW_MSI window page before choosing
+    /// the IOVA; Part-3's "maps nothing" is Doorbell's documented choice. As in RFCv2 the check
+    /// comes after the no-SW_MSI test, so a platform whose ITS is not translated keeps the
+    /// physical doorbell. The device is the descriptor's owner (RFCv2 used the attach handle's
+    /// idev: the same device for a one-device group).
     static func swMSI(kernel: LinuxKernel, domain: IOMMUDomain, descriptor: MSIDescriptor, msiAddress: UInt64) throws(Errno) {
         guard case .iommufd(let owner) = domain.cookie, let hwpt = owner as? IOMMUFDHWPT else { return }
         guard let device = kernel.iommu.descriptorOwner(descriptor),
@@ -264,6 +281,12 @@ extension IOMMUFD {
               let igroup = context.groups[group.id] else { return }
         guard let paging = hwpt.pagingParent else { return }
         guard igroup.swMSIStart != .max else { return }
+        if kernel.configuration.patches.contains(.iommufdMSIIOVA),
+           let idev = igroup.attachedDevices.first(where: { $0.device === device }),
+           descriptor.index < idev.numberOfMSIIOVAs, let iova = idev.msiIOVAs[descriptor.index] {
+            descriptor.setIOMMUMSIIOVA(iova, shift: kernel.pageShift)
+            return
+        }
         let pageSize = context.swMSITable.pageSize
         let map = try context.swMSITable.getMap(msiAddress: msiAddress & ~(pageSize &- 1), swMSIStart: igroup.swMSIStart)
         try context.swMSIInstall(paging, map)

@@ -74,6 +74,16 @@ public final class IOMMUFDDevice: IOMMUFDObject {
     public let igroup: IOMMUFDGroup
     /// `idev->vdev`: the device's vDEVICE, if one was allocated (at most one).
     public internal(set) weak var vdevice: IOMMUFDVDevice?
+    /// `idev->sw_msi_start` / `idev->sw_msi_size` as IOMMU_OPTION_SW_MSI_START/SIZE set them
+    /// (`KernelPatches.iommufdSWMSIWindow`, Part-2 v2 1/7 and 4/7): PHYS_ADDR_MAX and 0 (bytes)
+    /// until the VMM sets them; a size of 0 means "the driver's IOMMU_RESV_SW_MSI window".
+    public internal(set) var swMSIOptionStart: UInt64 = .max
+    public internal(set) var swMSIOptionSize: UInt64 = 0
+    /// `idev->msi_iovas` / `num_msi_iovas` (`KernelPatches.iommufdMSIIOVA`, RFCv2 "iommufd/device:
+    /// Allow setting IOVAs for MSI(x) vectors"): the guest IOVA of each MSI index, handed down
+    /// by VFIO's ACTION_PREPARE. Keyed lookups only.
+    public internal(set) var msiIOVAs: [Int: UInt64] = [:]
+    public internal(set) var numberOfMSIIOVAs = 0
 
     init(device: Device, igroup: IOMMUFDGroup) {
         self.device = device
@@ -84,5 +94,30 @@ public final class IOMMUFDDevice: IOMMUFDObject {
     /// The HWPT the device is attached to, if any.
     public var hwpt: IOMMUFDHWPT? {
         igroup.attachedDevices.contains { $0 === self } ? igroup.hwpt : nil
+    }
+}
+
+extension IOMMUFDDevice {
+    /// `iommufd_device_set_num_msi_iovas(idev, num)`: `krealloc` to exactly `num` entries, new
+    /// ones PHYS_ADDR_MAX (unset); shrinking drops the entries past the end.
+    func setNumberOfMSIIOVAs(_ num: Int) {
+        let n = max(num, 0)
+        if n < numberOfMSIIOVAs {
+            for index in n..<numberOfMSIIOVAs { msiIOVAs[index] = nil }
+        }
+        numberOfMSIIOVAs = n
+    }
+
+    /// `iommufd_device_set_msi_iova(idev, index, iova)`: EINVAL past `num_msi_iovas`.
+    func setMSIIOVA(index: Int, iova: UInt64) throws(Errno) {
+        guard index >= 0, index < numberOfMSIIOVAs else { throw .EINVAL }
+        msiIOVAs[index] = iova
+    }
+
+    /// `iommufd_device_unset_msi_iova(idev, index)`: back to PHYS_ADDR_MAX; out of range is a
+    /// no-op.
+    func unsetMSIIOVA(index: Int) {
+        guard index >= 0, index < numberOfMSIIOVAs else { return }
+        msiIOVAs[index] = nil
     }
 }

@@ -11,12 +11,16 @@ import Bus
 /// surfaces at the first attach.
 public final class IOPageTable {
     /// `struct iopt_area` with its `iopt_pages` slice: user memory [userVA, userVA+length)
-    /// mapped at [start, last].
+    /// mapped at [start, last] — or, for an IOMMUFD_CMD_IOAS_MAP_MSI area
+    /// (`KernelPatches.iommufdIOASMapMSI`), the physical doorbell page `doorbell` (no user
+    /// memory, nothing pinned; `userVA` is 0).
     public struct Area: Hashable, Sendable {
         public var start: UInt64
         public var last: UInt64
         public var userVA: UInt64
         public var protection: IOMMUProtection
+        /// The physical MSI doorbell page an IOAS_MAP_MSI area maps (an IOMMU_MMIO mapping).
+        public var doorbell: UInt64? = nil
         public var length: UInt64 { last &- start &+ 1 }
     }
 
@@ -26,6 +30,8 @@ public final class IOPageTable {
         public var last: UInt64
         /// The device (resv regions) or domain (aperture) that reserved it.
         public var owner: AnyObject
+        /// The range is a device's SW_MSI window: MSI doorbell areas may live inside it.
+        public var isSWMSIWindow = false
     }
 
     unowned(safe) let process: UserProcess
@@ -36,6 +42,8 @@ public final class IOPageTable {
     /// `iopt->iova_alignment`: 1 for a table without domains (`iopt_init_table`), then the
     /// smallest page size of the domains.
     public private(set) var iovaAlignment: UInt64 = 1
+    /// `iopt->disable_large_pages` (IOMMU_OPTION_HUGE_PAGES 0).
+    public internal(set) var largePagesDisabled = false
 
     /// `PAGE_SIZE` of the kernel owning the IOAS: the unit `iopt_pages` pins and maps in, and
     /// the ceiling on `iova_alignment` (`iopt_table_add_domain`).
@@ -164,9 +172,14 @@ public final class IOPageTable {
                 throw error
             }
         }
+        insert(area)
+        return iova
+    }
+
+    /// Adds an area already mapped into every domain, keeping `areas` sorted by IOVA.
+    func insert(_ area: Area) {
         areas.append(area)
         areas.sort { $0.start < $1.start }
-        return iova
     }
 
     /// `iopt_unmap_iova` / `iopt_unmap_iova_range`: removes every area inside [iova, iova+length).
@@ -196,10 +209,17 @@ public final class IOPageTable {
 
     // MARK: reserved IOVA
 
-    /// `iopt_reserve_iova`: EADDRINUSE when a mapping already covers part of the range.
-    func reserve(start: UInt64, last: UInt64, owner: AnyObject) throws(Errno) {
-        guard firstArea(intersecting: start, last) == nil else { throw .EADDRINUSE }
-        reserved.append(Reserved(start: start, last: last, owner: owner))
+    /// `iopt_reserve_iova`: EADDRINUSE when a mapping already covers part of the range. An
+    /// SW_MSI window tolerates IOAS_MAP_MSI doorbell areas inside it (Doorbell's Part-3 choice:
+    /// the window exists for doorbells), so a device attached after the VMM mapped its doorbell
+    /// still attaches.
+    func reserve(start: UInt64, last: UInt64, owner: AnyObject, isSWMSIWindow: Bool = false) throws(Errno) {
+        let clash = areas.contains { area in
+            area.start <= last && start <= area.last
+                && !(isSWMSIWindow && area.doorbell != nil && area.start >= start && area.last <= last)
+        }
+        guard !clash else { throw .EADDRINUSE }
+        reserved.append(Reserved(start: start, last: last, owner: owner, isSWMSIWindow: isSWMSIWindow))
     }
 
     /// `iopt_remove_reserved_iova(iopt, owner)`.
@@ -211,23 +231,39 @@ public final class IOPageTable {
     /// the device except DIRECT_RELAXABLE, records the SW_MSI base when `swMSIStart` is given,
     /// and rejects (EINVAL, a WARN in Linux) an SW_MSI together with a hardware MSI region, or
     /// two SW_MSI regions. On failure every range this device reserved is released.
-    func enforceDeviceReservedRegions(_ regions: [ReservedRegion], owner: AnyObject, swMSIStart: inout UInt64, recordSWMSI: Bool) throws(Errno) {
+    ///
+    /// `swMSIWindow` (Part-2 v2 4/7, `.iommufdSWMSIWindow`): when the device's option set a
+    /// window and the SW_MSI base is being recorded, the SW_MSI region is reserved as that
+    /// window and its start recorded instead. As posted, the patch also dropped the
+    /// `*sw_msi_start = resv->start` of the unset case (leaving PHYS_ADDR_MAX, which would
+    /// disable sw_msi for every device that never sets the option); the uAPI text says size 0
+    /// "tells the kernel to pick its default MSI doorbell window", which is what this keeps.
+    /// A replace into another IOAS passes no `sw_msi_start` (NULL in Linux), so there the
+    /// driver's region is reserved, as in the patch.
+    func enforceDeviceReservedRegions(_ regions: [ReservedRegion], owner: AnyObject, swMSIStart: inout UInt64, recordSWMSI: Bool,
+                                      swMSIWindow: (start: UInt64, size: UInt64)? = nil) throws(Errno) {
         var hardwareMSI = 0
         var softwareMSI = 0
         var newStart = swMSIStart
         for region in regions where region.type != .directRelaxable {
+            var start = region.start
+            var length = region.length
             if recordSWMSI, region.type == .msi { hardwareMSI += 1 }
             if recordSWMSI, region.type == .swMSI {
-                newStart = region.start
+                if let window = swMSIWindow {
+                    start = window.start
+                    length = window.size
+                }
+                newStart = start
                 softwareMSI += 1
             }
-            let (last, overflow) = region.start.addingReportingOverflow(region.length &- 1)
-            guard region.length != 0, !overflow else {
+            let (last, overflow) = start.addingReportingOverflow(length &- 1)
+            guard length != 0, !overflow else {
                 removeReserved(owner: owner)
                 throw .EINVAL
             }
             do throws(Errno) {
-                try reserve(start: region.start, last: last, owner: owner)
+                try reserve(start: start, last: last, owner: owner, isSWMSIWindow: region.type == .swMSI)
             } catch {
                 removeReserved(owner: owner)
                 throw error
@@ -302,7 +338,14 @@ public final class IOPageTable {
     /// `iopt_area_fill_domain`: pins the area's user pages and maps them, physically contiguous
     /// runs at once (`batch_to_domain`), with the area's protection plus IOMMU_CACHE
     /// (`conv_iommu_prot`).
+    ///
+    /// A doorbell area (IOAS_MAP_MSI) maps its physical page as is, with its own protection
+    /// (IOMMU_READ | IOMMU_WRITE | IOMMU_MMIO, as `iommufd_sw_msi_install`) and nothing pinned.
     func fill(_ area: Area, into domain: IOMMUDomain) throws(Errno) {
+        if let doorbell = area.doorbell {
+            try process.kernel.iommu.map(domain, iova: area.start, physical: doorbell, size: area.length, protection: area.protection)
+            return
+        }
         let firstPage = area.userVA & ~(pageSize - 1)
         let pageOffset = area.userVA - firstPage
         let (span, overflow) = area.length.addingReportingOverflow(pageOffset + pageSize - 1)

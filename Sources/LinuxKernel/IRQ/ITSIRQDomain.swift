@@ -103,16 +103,29 @@ extension GICv3ITSDriver {
     /// data = EventID; then v6.15+ `msi_msg_set_addr(desc, msg, addr)` (the IOVA the IOMMU
     /// layer stored at prepare time, or the address itself); v6.14: the raw address, then
     /// `iommu_dma_compose_msi_msg(desc, msg)` (IOMMU core).
+    ///
+    /// `.irqchipMSIIOVA` (RFCv1 2/7): a preset `desc->msi_iova` replaces the composed address
+    /// whole ("msg->address_lo = lower_32_bits(iova); msg->address_hi = upper_32_bits(iova)"),
+    /// on either version; the data stays the EventID. The preset lives in the descriptor, so
+    /// every recompose (deactivate + activate) yields it again.
     func composeMessage(_ descriptor: IRQDescriptor) -> MSIMessage {
         var message = MSIMessage(address: msiBase, data: descriptor.eventID)
         if let msi = descriptor.msiDescriptor {
-            if kernel.configuration.version >= .v6_15 {
+            if usesPresetIOVA(msi), let iova = msi.presetIOVA {
+                message.addressLo = UInt32(truncatingIfNeeded: iova)
+                message.addressHi = UInt32(truncatingIfNeeded: iova >> 32)
+            } else if kernel.configuration.version >= .v6_15 {
                 msi.setAddress(of: &message, to: msiBase)
             } else {
                 kernel.iommu.composeMSIMessageLegacy(msi, &message)
             }
         }
         return message
+    }
+
+    /// `msi_desc_get_iova(desc) != PHYS_ADDR_MAX` in a kernel with `.irqchipMSIIOVA`.
+    func usesPresetIOVA(_ msi: MSIDescriptor) -> Bool {
+        msi.presetIOVA != nil && kernel.configuration.patches.contains(.irqchipMSIIOVA)
     }
 
     /// `its_set_affinity`: if the new CPU differs, recount, MOVI(DeviceID, EventID, new ICID) +

@@ -41,9 +41,12 @@ public final class MSIDescriptor {
     public var masked = true
     /// The CPU the interrupt is routed to (its affinity).
     public var cpu = 0
-    /// For reports: the IOVA that a strategy asked the host to program (irqchip-relay's
-    /// `pci_alloc_irq_vectors_iovas`), if any.
-    public var presetIOVA: UInt64?
+    /// `desc->msi_iova` (RFCv1 1/7 "genirq/msi: Allow preset IOVA in struct msi_desc for MSI
+    /// doorbell address", `KernelPatches.irqchipMSIIOVA`): the address user space asked the host
+    /// to program for this vector, set when the descriptor is created
+    /// (`pci_alloc_irq_vectors_iovas`); nil is the patch's PHYS_ADDR_MAX ("not preset"). It
+    /// stays for the descriptor's life, so every later compose uses it again.
+    public internal(set) var presetIOVA: UInt64?
 
     public init(index: Int) { self.index = index }
 

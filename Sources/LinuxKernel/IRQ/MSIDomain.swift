@@ -11,6 +11,10 @@ extension IRQSubsystem {
     /// descriptor per vector, then — PCI MSI domains set MSI_FLAG_ACTIVATE_EARLY — `irq_domain_activate_irq`
     /// at once (MAPTI, then compose and write the message). On failure what was allocated is
     /// torn down and the error returned.
+    ///
+    /// `.irqchipMSIIOVA` (RFCv1 2/7, "Bypass iommu_dma_prepare_msi if msi_iova is preset"): a
+    /// descriptor with a preset IOVA skips `iommu_dma_prepare_msi`, so no IOMMU layer maps a
+    /// doorbell page or touches its `iommu_msi_iova` for it.
     func allocateMSIIRQs(device: Device, descriptors msiDescriptors: [MSIDescriptor], vectorsPerDescriptor: Int = 1,
                          driver: GICv3ITSDriver, itsDevice: ITSDevice, chipName: String) throws(Errno) -> [Int] {
         var allocated: [Int] = []
@@ -19,7 +23,9 @@ extension IRQSubsystem {
                 let count = max(vectorsPerDescriptor, 1)
                 let first = try driver.allocateEvents(on: itsDevice, count: count)
                 do {
-                    try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase)
+                    if !driver.usesPresetIOVA(msi) {
+                        try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase)
+                    }
                 } catch {
                     for e in 0..<UInt32(count) { try? driver.free(event: first &+ e, device: itsDevice) }
                     throw error

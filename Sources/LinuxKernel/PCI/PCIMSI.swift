@@ -6,16 +6,29 @@ extension PCISubsystem {
     /// `pci_alloc_irq_vectors(dev, min_vecs, max_vecs, flags)`: MSI-X first if allowed
     /// (`__pci_enable_msix_range`), then MSI (`__pci_enable_msi_range`); returns the number of
     /// vectors, or the last error. INTx is not modelled (no wire interrupts here).
+    ///
+    /// `iovas` non-empty is RFCv1's `pci_alloc_irq_vectors_iovas(dev, min, max, flags,
+    /// msi_iovas)` (`KernelPatches.irqchipMSIIOVA`, patches 3–6/7): MSI-X descriptor i gets
+    /// `iovas[i]` as its preset (`msix_setup_msi_descs`: "if (entries && entries[i].iova)" — 0
+    /// means none); MSI's one descriptor gets `iovas[0]` (`msi_setup_msi_desc(dev, nvec, iova,
+    /// …)`; which element `__pci_alloc_irq_vectors` passes for MSI was not verified).
     @discardableResult
-    public func allocateIRQVectors(_ dev: PCIDevice, min: Int, max: Int, flags: PCIIRQFlags) throws(Errno) -> Int {
+    public func allocateIRQVectors(_ dev: PCIDevice, min: Int, max: Int, flags: PCIIRQFlags,
+                                   iovas: [Int: UInt64] = [:]) throws(Errno) -> Int {
         var last: Errno = .ENOSPC
         if flags.contains(.msix) {
-            do { return try enableMSIXRange(dev, min: min, max: max) } catch { last = error }
+            do { return try enableMSIXRange(dev, min: min, max: max, iovas: iovas) } catch { last = error }
         }
         if flags.contains(.msi) {
-            do { return try enableMSIRange(dev, min: min, max: max) } catch { last = error }
+            do { return try enableMSIRange(dev, min: min, max: max, iova: iovas[0]) } catch { last = error }
         }
         throw last
+    }
+
+    /// RFCv1 1/7: `desc->msi_iova`, PHYS_ADDR_MAX (nil) unless a non-zero IOVA was preset.
+    static func presetIOVA(_ iova: UInt64?) -> UInt64? {
+        guard let iova, iova != 0, iova != .max else { return nil }
+        return iova
     }
 
     /// `pci_irq_vector(dev, nr)`: the Linux interrupt of vector `nr` (MSI-X: table entry `nr`;
@@ -36,7 +49,7 @@ extension PCISubsystem {
     /// already on is EINVAL; so is a function not in D0 (`pci_msi_supported` /
     /// `current_state != PCI_D0`: `pci_enable_device` not called) or without MSI-X; the table
     /// size caps the count and fewer than `min` is ENOSPC.
-    func enableMSIXRange(_ dev: PCIDevice, min: Int, max: Int) throws(Errno) -> Int {
+    func enableMSIXRange(_ dev: PCIDevice, min: Int, max: Int, iovas: [Int: UInt64] = [:]) throws(Errno) -> Int {
         guard max >= min else { throw .ERANGE }
         guard min >= 1, dev.isEnabled, !dev.msixEnabled, !dev.msiEnabled else { throw .EINVAL }
         guard let cap = dev.msixCapability else { throw .EINVAL }
@@ -44,7 +57,7 @@ extension PCISubsystem {
         let domain = try msiDomain(of: dev)
         let nvec = Swift.min(max, hwsize)
         guard nvec >= min else { throw .ENOSPC }
-        try msixCapabilityInit(dev, cap: cap, nvec: nvec, hwsize: hwsize, domain: domain)
+        try msixCapabilityInit(dev, cap: cap, nvec: nvec, hwsize: hwsize, domain: domain, iovas: iovas)
         return nvec
     }
 
@@ -54,7 +67,8 @@ extension PCISubsystem {
     /// interrupts (`msix_setup_interrupts` → `pci_msi_setup_msi_irqs`), then mask every table
     /// entry (`msix_mask_all`, "done late" as Linux does) and clear Function Mask.
     func msixCapabilityInit(_ dev: PCIDevice, cap: Int, nvec: Int, hwsize: Int,
-                            domain: (its: Int, deviceID: UInt32, requesterID: RequesterID)) throws(Errno) {
+                            domain: (its: Int, deviceID: UInt32, requesterID: RequesterID),
+                            iovas: [Int: UInt64] = [:]) throws(Errno) {
         let control = cap + 2
         try dev.clearAndSet16(control, clear: 0, set: MSIXCapability.controlEnable | MSIXCapability.controlFunctionMask)
         dev.msixEnabled = true
@@ -69,6 +83,7 @@ extension PCISubsystem {
             for index in 0..<nvec {
                 let desc = MSIDescriptor(index: index)
                 desc.masked = try readVectorControl(dev, index) & 1 != 0
+                desc.presetIOVA = Self.presetIOVA(iovas[index])
                 descriptors.append(desc)
             }
             dev.device.msiDescriptors = descriptors
@@ -98,7 +113,7 @@ extension PCISubsystem {
 
     /// `__pci_enable_msi_range`: as for MSI-X, with the count capped by 2^(Multiple Message
     /// Capable) (`pci_msi_vec_count`).
-    func enableMSIRange(_ dev: PCIDevice, min: Int, max: Int) throws(Errno) -> Int {
+    func enableMSIRange(_ dev: PCIDevice, min: Int, max: Int, iova: UInt64? = nil) throws(Errno) -> Int {
         guard max >= min else { throw .ERANGE }
         guard min >= 1, dev.isEnabled, !dev.msixEnabled, !dev.msiEnabled else { throw .EINVAL }
         guard let cap = dev.msiCapability else { throw .EINVAL }
@@ -106,7 +121,7 @@ extension PCISubsystem {
         let domain = try msiDomain(of: dev)
         let nvec = Swift.min(max, capable)
         guard nvec >= min else { throw .ENOSPC }
-        try msiCapabilityInit(dev, cap: cap, nvec: nvec, domain: domain)
+        try msiCapabilityInit(dev, cap: cap, nvec: nvec, domain: domain, iova: iova)
         return nvec
     }
 
@@ -114,7 +129,8 @@ extension PCISubsystem {
     /// log2(roundup_pow_of_two(nvec)), 64-bit and per-vector-masking from Message Control), mask
     /// them all (`pci_msi_mask`), allocate (only the first interrupt writes the message:
     /// `pci_msi_domain_write_msg` checks `desc->irq == irq_data->irq`), then MSI Enable.
-    func msiCapabilityInit(_ dev: PCIDevice, cap: Int, nvec: Int, domain: (its: Int, deviceID: UInt32, requesterID: RequesterID)) throws(Errno) {
+    func msiCapabilityInit(_ dev: PCIDevice, cap: Int, nvec: Int, domain: (its: Int, deviceID: UInt32, requesterID: RequesterID),
+                           iova: UInt64? = nil) throws(Errno) {
         let flags = try dev.readConfig16(cap + 2)
         var multiple = 0
         while (1 << multiple) < nvec { multiple += 1 }
@@ -122,6 +138,7 @@ extension PCISubsystem {
                                                  mask: 0, vectors: nvec)
         dev.msiAttributes = attributes
         let desc = MSIDescriptor(index: 0)
+        desc.presetIOVA = Self.presetIOVA(iova)
         dev.device.msiDescriptors = [desc]
         if attributes.canMask {
             let all = nvec >= 32 ? UInt32.max : (UInt32(1) << UInt32(1 << multiple)) &- 1
@@ -255,8 +272,9 @@ extension PCISubsystem {
     /// lowest free table entry. The ITS device was sized for the whole table at enable time
     /// (hwsize), so the new vector takes a free event without a new MAPD. Errors: MSI-X off
     /// (EOPNOTSUPP; Linux -ENOTSUPP), index beyond the table (ERANGE), index in use (EBUSY),
-    /// table full (ENOSPC).
-    public func msixAllocateIRQ(_ dev: PCIDevice, at index: Int? = nil) throws(Errno) -> (index: Int, irq: Int) {
+    /// table full (ENOSPC). `iova` is the vector's RFCv1 preset (`KernelPatches.irqchipMSIIOVA`;
+    /// VFIO passes `vdev->msi_iovas[vector]`), nil for none.
+    public func msixAllocateIRQ(_ dev: PCIDevice, at index: Int? = nil, iova: UInt64? = nil) throws(Errno) -> (index: Int, irq: Int) {
         guard dev.msixEnabled else { throw .EOPNOTSUPP }
         let used = Set(dev.device.msiDescriptors.map(\.index))
         let chosen: Int
@@ -272,6 +290,7 @@ extension PCISubsystem {
               let itsDevice = kernel.itsDrivers[domain.its].device(domain.deviceID) else { throw .ENODEV }
         let desc = MSIDescriptor(index: chosen)
         desc.masked = try readVectorControl(dev, chosen) & 1 != 0
+        desc.presetIOVA = Self.presetIOVA(iova)
         dev.device.msiDescriptors.append(desc)
         dev.device.msiDescriptors.sort { $0.index < $1.index }
         do {

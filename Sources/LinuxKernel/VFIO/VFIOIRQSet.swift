@@ -24,10 +24,25 @@ public struct VFIOIRQSet: Hashable, Sendable {
     public static let actionMask: UInt32 = 1 << 3
     public static let actionUnmask: UInt32 = 1 << 4
     public static let actionTrigger: UInt32 = 1 << 5
-    /// `VFIO_IRQ_SET_DATA_TYPE_MASK`.
+    /// `VFIO_IRQ_SET_DATA_MSI_IOVA` (RFCv1 7/7, `KernelPatches.vfioMSIIOVAPrepare`): "Data is MSI
+    /// IOVA (u64)", one per vector.
+    public static let dataMSIIOVA: UInt32 = 1 << 6
+    /// `VFIO_IRQ_SET_ACTION_PREPARE` (RFCv1 7/7): "Prepare interrupt".
+    public static let actionPrepare: UInt32 = 1 << 7
+    /// `VFIO_IRQ_SET_DATA_TYPE_MASK` of an unpatched kernel.
     public static let dataTypeMask: UInt32 = dataNone | dataBool | dataEventFD
-    /// `VFIO_IRQ_SET_ACTION_TYPE_MASK`.
+    /// `VFIO_IRQ_SET_ACTION_TYPE_MASK` of an unpatched kernel.
     public static let actionTypeMask: UInt32 = actionMask | actionUnmask | actionTrigger
+
+    /// `VFIO_IRQ_SET_DATA_TYPE_MASK` of a kernel with `patches`: RFCv1 7/7 adds DATA_MSI_IOVA.
+    public static func dataTypeMask(_ patches: KernelPatches) -> UInt32 {
+        patches.contains(.vfioMSIIOVAPrepare) ? dataTypeMask | dataMSIIOVA : dataTypeMask
+    }
+
+    /// `VFIO_IRQ_SET_ACTION_TYPE_MASK` of a kernel with `patches`: RFCv1 7/7 adds ACTION_PREPARE.
+    public static func actionTypeMask(_ patches: KernelPatches) -> UInt32 {
+        patches.contains(.vfioMSIIOVAPrepare) ? actionTypeMask | actionPrepare : actionTypeMask
+    }
 
     // `enum { VFIO_PCI_INTX_IRQ_INDEX, … VFIO_PCI_NUM_IRQS }`.
     public static let intxIndex: UInt32 = 0
@@ -66,6 +81,40 @@ public struct VFIOIRQSet: Hashable, Sendable {
         VFIOIRQSet(flags: actionTrigger | dataNone, index: index, start: 0, count: 0)
     }
 
+    /// ACTION_PREPARE | DATA_MSI_IOVA (RFCv1 7/7): the MSI IOVA of each vector from `start`, one
+    /// little-endian `__u64` each (arm64). The kernel uses the value as the whole message
+    /// address (doorbell offset included), so a VMM passes the guest's programmed vMSI-X
+    /// address, e.g. 0xFFBF_0040.
+    public static func prepare(index: UInt32 = msixIndex, start: UInt32, iovas: [UInt64]) -> VFIOIRQSet {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(iovas.count * 8)
+        for iova in iovas {
+            for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: iova >> UInt64(shift))) }
+        }
+        return VFIOIRQSet(flags: actionPrepare | dataMSIIOVA, index: index, start: start,
+                          count: UInt32(clamping: iovas.count), data: bytes)
+    }
+
+    /// ACTION_PREPARE | DATA_NONE (RFCv1 7/7): frees the IOVA array. The handler refuses count
+    /// 0 (EINVAL) and then frees the whole array whatever the range ("FIXME support partial
+    /// unset"), so vector 0 with count 1 is enough.
+    public static func prepareClear(index: UInt32 = msixIndex) -> VFIOIRQSet {
+        VFIOIRQSet(flags: actionPrepare | dataNone, index: index, start: 0, count: 1)
+    }
+
+    /// The data as `__u64` IOVAs (little endian).
+    func msiIOVAs(count: Int) -> [UInt64] {
+        var result: [UInt64] = []
+        for i in 0..<max(count, 0) {
+            let base = i * 8
+            guard base + 7 < data.count else { break }
+            var value: UInt64 = 0
+            for b in 0..<8 { value |= UInt64(data[base + b]) << UInt64(8 * b) }
+            result.append(value)
+        }
+        return result
+    }
+
     /// The data as `__s32` eventfds (little endian, as the arm64 kernel reads them).
     func eventfds(count: Int) -> [Int32] {
         var result: [Int32] = []
@@ -84,20 +133,24 @@ public struct VFIOIRQSet: Hashable, Sendable {
     /// In the kernel's order: argsz below the header, index ≥ max_irq_type, a count that would
     /// wrap `start + count` (`count >= U32_MAX - start`) or a flag outside the two masks → EINVAL;
     /// start beyond the index's vectors or start+count past them → EINVAL; a data type that is
-    /// not exactly one of NONE/BOOL/EVENTFD → EINVAL; fewer data bytes than count×size → EINVAL.
-    /// The action type is not checked here: `vfio_pci_set_irqs_ioctl` answers ENOTTY for an
-    /// action it has no handler for.
-    public func validate(numIRQs: Int, maxIRQType: UInt32 = numIRQs) throws(Errno) -> Int {
+    /// not exactly one of NONE/BOOL/EVENTFD (and, with `.vfioMSIIOVAPrepare`, MSI_IOVA: 8 bytes
+    /// per entry, RFCv1 7/7's `size = sizeof(uint64_t)`) → EINVAL; fewer data bytes than
+    /// count×size → EINVAL. The action type is not checked here: `vfio_pci_set_irqs_ioctl`
+    /// answers ENOTTY for an action it has no handler for. Unpatched, bits 6 and 7 are outside
+    /// the masks: EINVAL, as for any unknown flag.
+    public func validate(numIRQs: Int, maxIRQType: UInt32 = numIRQs, patches: KernelPatches = []) throws(Errno) -> Int {
         let minsz = Self.minimumSize
+        let dataMask = Self.dataTypeMask(patches)
         guard argsz >= minsz, index < maxIRQType, count < UInt32.max &- start,
-              flags & ~(Self.dataTypeMask | Self.actionTypeMask) == 0 else { throw .EINVAL }
+              flags & ~(dataMask | Self.actionTypeMask(patches)) == 0 else { throw .EINVAL }
         let irqCount = UInt64(max(numIRQs, 0))
         guard UInt64(start) < irqCount, UInt64(start) + UInt64(count) <= irqCount else { throw .EINVAL }
         let size: UInt64
-        switch flags & Self.dataTypeMask {
+        switch flags & dataMask {
         case Self.dataNone: size = 0
         case Self.dataBool: size = 1
         case Self.dataEventFD: size = 4
+        case Self.dataMSIIOVA where patches.contains(.vfioMSIIOVAPrepare): size = 8
         default: throw .EINVAL
         }
         guard size != 0 else { return 0 }

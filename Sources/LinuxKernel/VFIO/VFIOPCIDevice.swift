@@ -29,6 +29,9 @@ public final class VFIOPCIDevice {
     public internal(set) var reqTrigger: EventFD?
     /// The file that has the device open (one opener at a time in the model).
     weak var openFile: VFIODeviceFile?
+    /// `vdev->msi_iovas` (`KernelPatches.vfioMSIIOVAPrepare`, RFCv1 7/7): the MSI IOVA user space
+    /// gave each vector with ACTION_PREPARE, by vector. Keyed lookups only.
+    public internal(set) var msiIOVAs: [Int: UInt64] = [:]
 
     init(kernel: LinuxKernel, pdev: PCIDevice, cdevName: String) {
         self.kernel = kernel
@@ -72,11 +75,16 @@ public final class VFIOPCIDevice {
     /// `vfio_pci_set_irqs_ioctl`. Returns 0, or (as Linux) the positive number of vectors the
     /// platform could give when enabling fewer than asked. ENOTTY for an action the index has no
     /// handler for (MSI/MSI-X MASK and UNMASK: "Need masking support exported").
+    ///
+    /// With `.vfioMSIIOVAPrepare`, ACTION_PREPARE on the MSI and MSI-X indices goes to
+    /// `vfio_pci_set_msi_prepare` (RFCv1 7/7 registers it only there: on ERR/REQ it is ENOTTY).
     func setIRQs(_ hdr: VFIOIRQSet, process: UserProcess) throws(Errno) -> Int {
-        _ = try hdr.validate(numIRQs: irqCount(hdr.index))
-        let action = hdr.flags & VFIOIRQSet.actionTypeMask
+        let patches = kernel.configuration.patches
+        _ = try hdr.validate(numIRQs: irqCount(hdr.index), patches: patches)
+        let action = hdr.flags & VFIOIRQSet.actionTypeMask(patches)
         switch hdr.index {
         case VFIOIRQSet.msiIndex, VFIOIRQSet.msixIndex:
+            if action == VFIOIRQSet.actionPrepare, patches.contains(.vfioMSIIOVAPrepare) { return try setMSIPrepare(hdr) }
             guard action == VFIOIRQSet.actionTrigger else { throw .ENOTTY }
             return try setMSITrigger(hdr, process: process)
         case VFIOIRQSet.errIndex:
@@ -103,6 +111,7 @@ public final class VFIOPCIDevice {
         let dataType = hdr.flags & VFIOIRQSet.dataTypeMask
         if irqType == index, hdr.count == 0, dataType == VFIOIRQSet.dataNone {
             try msiDisable(msix: msix)
+            releaseMSIIOVAsOnDisable()
             return 0
         }
         guard irqType == index || irqType == VFIOIRQSet.numIRQs else { throw .EINVAL }
@@ -160,10 +169,12 @@ public final class VFIOPCIDevice {
     /// `vfio_msi_enable(vdev, nvec, msix)`: EINVAL unless no interrupt type is on;
     /// `pci_alloc_irq_vectors(pdev, 1, nvec, PCI_IRQ_MSIX)`; fewer than `nvec` vectors frees them
     /// and returns the count the platform could give ("return the number of supported vectors
-    /// if we can't get all").
+    /// if we can't get all"). With `.irqchipMSIIOVA` the call is RFCv1 7/7's
+    /// `pci_alloc_irq_vectors_iovas(pdev, 1, nvec, flag, vdev->msi_iovas)`.
     func msiEnable(nvec: Int, msix: Bool) throws(Errno) -> Int {
         guard irqType == VFIOIRQSet.numIRQs else { throw .EINVAL }
-        let got = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: nvec, flags: msix ? .msix : .msi)
+        let presets = kernel.configuration.patches.contains(.irqchipMSIIOVA) ? msiIOVAs : [:]
+        let got = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: nvec, flags: msix ? .msix : .msi, iovas: presets)
         if got < nvec {
             if got > 0 { try kernel.pci.freeIRQVectors(pdev) }
             return got
@@ -175,10 +186,16 @@ public final class VFIOPCIDevice {
     /// `vfio_msi_alloc_irq(vdev, vector, msix)`: the vector's interrupt if it has one; else,
     /// for MSI-X on a platform with dynamic allocation, `pci_msix_alloc_irq_at(pdev, vector)`;
     /// else `pci_irq_vector`'s -EINVAL.
+    ///
+    /// With `.irqchipMSIIOVA` a dynamically allocated vector takes its preset from the same
+    /// `vdev->msi_iovas`. RFCv1 plumbed the array only through `pci_alloc_irq_vectors_iovas`
+    /// (its call chain in the cover letter has no dynamic path), so this is Doorbell's
+    /// extension: without it a vector QEMU adds after MSI-X enable would get no preset.
     func msiAllocIRQ(vector: Int, msix: Bool) throws(Errno) -> Int {
         if let irq = try? kernel.pci.irqVector(pdev, vector), irq > 0 { return irq }
         guard msix, hasDynamicMSIX else { throw .EINVAL }
-        return try kernel.pci.msixAllocateIRQ(pdev, at: vector).irq
+        let preset = kernel.configuration.patches.contains(.irqchipMSIIOVA) ? msiIOVAs[vector] : nil
+        return try kernel.pci.msixAllocateIRQ(pdev, at: vector, iova: preset).irq
     }
 
     /// `vfio_msi_set_vector_signal(vdev, vector, fd, msix)`, step by step as Linux:
@@ -188,7 +205,8 @@ public final class VFIOPCIDevice {
     /// 3. no irq yet: `vfio_msi_alloc_irq` (dynamic MSI-X when the vector has none);
     /// 4. `eventfd_ctx_fdget(fd)` (EBADF / EINVAL);
     /// 5. MSI-X: `get_cached_msi_msg` + `pci_write_msi_msg` — "refresh the on-device message
-    ///    data before enabling in case it had been cleared or corrupted";
+    ///    data before enabling in case it had been cleared or corrupted" (with
+    ///    `.vfioMSIOverride` the address is replaced first, see `overrideMessage`);
     /// 6. `request_irq(irq, vfio_msihandler, 0, "vfio-msix[N](0000:…)", trigger)`.
     func setVectorSignal(_ vector: Int, fd: Int32, msix: Bool, process: UserProcess?) throws(Errno) {
         var irq: Int?
@@ -204,7 +222,8 @@ public final class VFIOPCIDevice {
         guard let process else { throw .EBADF }
         let trigger = try process.eventfdContext(fd)
         if msix, let desc = device.msiDescriptors.first(where: { $0.irq == line }) {
-            let message = kernel.pci.cachedMSIMessage(desc)
+            var message = kernel.pci.cachedMSIMessage(desc)
+            overrideMessage(&message, vector: vector)
             try kernel.pci.writeMSIMessage(pdev, desc, message)
         }
         try kernel.irq.requestIRQ(line, name: name, eventfd: trigger)
@@ -253,6 +272,9 @@ public final class VFIOPCIDevice {
         }
         errTrigger = nil
         reqTrigger = nil
+        // RFCv1 never frees `vdev->msi_iovas` on release (the array would outlive the opener);
+        // the model drops it with the rest of the interrupt state.
+        msiIOVAs = [:]
         try? kernel.pci.disableDevice(pdev)
     }
 }
