@@ -1,0 +1,44 @@
+import ArgumentParser
+import Scenario
+
+/// `doorbell run FILE`: a scenario file under its strategies, with its expectations checked.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a scenario file (YAML) and check its expectations.",
+        discussion: """
+        Exit status: 0 when every expectation in the file holds (or it has none), 1 when one \
+        does not, 64 for a usage error (bad arguments, or a scenario file with a mistake: the \
+        message names the file, line, column and key). See Examples/ and the README's \
+        "Scenario files" section for the format.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("The scenario file.", valueName: "file"))
+    var file: String
+
+    @Option(help: ArgumentHelp("Run only this strategy (overrides the file's `strategy`).", valueName: "id"))
+    var strategy: Strategy?
+
+    @Option(help: "Output format: table, markdown or json.")
+    var format: ReportFormat = .table
+
+    func run() throws {
+        var (description, deviceTree) = try loadScenario(file: file, builtIn: nil)
+        if let strategy { description.strategies = [strategy] }
+        let runs = ScenarioRunner.runAll(description, deviceTree: deviceTree)
+        var text = StrategiesCommand.render(description, runs, format: format)
+        if format != .json {
+            for run in runs where !run.eventLog.isEmpty && !description.events.isEmpty {
+                text += "\n\(run.strategy.rawValue) events:\n" + run.eventLog.map { "  " + $0 + "\n" }.joined()
+            }
+        }
+        let mismatches = ExpectationCheck.evaluate(description.expectations, runs)
+        if format != .json, !description.expectations.isEmpty {
+            text += mismatches.isEmpty ? "\nExpectations: all \(description.expectations.count) hold.\n"
+                : "\nExpectations that do not hold:\n" + mismatches.map { "  - \($0)\n" }.joined()
+        }
+        print(text, terminator: "")
+        if !mismatches.isEmpty { throw ExitCode(1) }
+    }
+}
