@@ -14,13 +14,16 @@ import Firmware
 public struct GuestDeviceTree: Hashable, Sendable {
     public var ramSize: UInt64
     public var cpuCount: Int
-    /// An SMMUv3 node at 0x0905_0000 and the host bridge's `iommu-map` to it.
+    /// An SMMUv3 node at the layout's SMMU window and the host bridge's `iommu-map` to it.
     public var vSMMU: Bool
+    /// Where everything is (`GuestMemoryMap.virt` unless the VMM picked another map).
+    public var layout: GuestMemoryMap
 
-    public init(ramSize: UInt64, cpuCount: Int = 1, vSMMU: Bool) {
+    public init(ramSize: UInt64, cpuCount: Int = 1, vSMMU: Bool, layout: GuestMemoryMap = .virt) {
         self.ramSize = ramSize
         self.cpuCount = max(cpuCount, 1)
         self.vSMMU = vSMMU
+        self.layout = layout
     }
 
     public static let gicPhandle: UInt32 = 0x8002
@@ -33,6 +36,11 @@ public struct GuestDeviceTree: Hashable, Sendable {
                            UInt32(truncatingIfNeeded: $0.1 >> 32), UInt32(truncatingIfNeeded: $0.1)] }
     }
 
+    /// A 64-bit number as two cells, high first.
+    static func pair(_ value: UInt64) -> [UInt32] {
+        [UInt32(truncatingIfNeeded: value >> 32), UInt32(truncatingIfNeeded: value)]
+    }
+
     static func hexName(_ name: String, _ address: UInt64) -> String {
         name + "@" + String(address, radix: 16)
     }
@@ -40,7 +48,7 @@ public struct GuestDeviceTree: Hashable, Sendable {
     /// The tree.
     public var tree: DeviceTree {
         typealias P = DeviceTreeProperty
-        typealias M = GuestMemoryMap
+        let M = layout
         var cpus: [DeviceTreeNode] = []
         for index in 0..<cpuCount {
             // `fdt_add_cpu_nodes`: reg = the MPIDR affinity (Aff0 = index below 16 CPUs).
@@ -78,12 +86,10 @@ public struct GuestDeviceTree: Hashable, Sendable {
         pcieProperties += [
             // ranges: I/O, 32-bit MMIO and 64-bit MMIO, each 1:1 (phys.hi 0x0100_0000 I/O,
             // 0x0200_0000 MEM32, 0x0300_0000 MEM64; IEEE 1275 PCI binding).
-            P(name: "ranges", cells: [
-                0x0100_0000, 0, 0, UInt32(M.pcieIO.base >> 32), UInt32(truncatingIfNeeded: M.pcieIO.base), 0, UInt32(M.pcieIO.size),
-                0x0200_0000, 0, UInt32(M.pcieMMIO32.base), 0, UInt32(M.pcieMMIO32.base), 0, UInt32(M.pcieMMIO32.size),
-                0x0300_0000, UInt32(M.pcieMMIO64.base >> 32), 0, UInt32(M.pcieMMIO64.base >> 32), 0,
-                UInt32(M.pcieMMIO64.size >> 32), 0,
-            ]),
+            P(name: "ranges", cells:
+                [0x0100_0000, 0, 0] + Self.pair(M.pcieIO.base) + Self.pair(M.pcieIO.size)
+                + [0x0200_0000] + Self.pair(M.pcieMMIO32.base) + Self.pair(M.pcieMMIO32.base) + Self.pair(M.pcieMMIO32.size)
+                + [0x0300_0000] + Self.pair(M.pcieMMIO64.base) + Self.pair(M.pcieMMIO64.base) + Self.pair(M.pcieMMIO64.size)),
             P(name: "reg", cells: Self.reg([(M.ecam.base, M.ecam.size)])),
             P(name: "msi-map", cells: [0, Self.itsPhandle, 0, 0x1_0000]),
             P(name: "dma-coherent"),
@@ -111,7 +117,8 @@ public struct GuestDeviceTree: Hashable, Sendable {
                 P(name: "compatible", strings: ["arm,smmu-v3"]),
             ]))
         }
-        children.append(DeviceTreeNode(name: Self.hexName("pcie", 0x1000_0000), properties: pcieProperties))
+        // `create_pcie` names the node after the 32-bit MMIO window's base.
+        children.append(DeviceTreeNode(name: Self.hexName("pcie", M.pcieMMIO32.base), properties: pcieProperties))
         children.append(gic)
         children.append(DeviceTreeNode(name: "cpus", properties: [
             P(name: "#size-cells", cells: [0]),

@@ -316,9 +316,8 @@ public final class GuestHostBridge {
         }
     }
 
-    /// Places the ECAM and both memory windows on the guest bus at QEMU virt's addresses.
-    public func attach(to bus: SystemBus) throws(BusError) {
-        typealias M = GuestMemoryMap
+    /// Places the ECAM and both memory windows on the guest bus where `layout` puts them.
+    public func attach(to bus: SystemBus, layout M: GuestMemoryMap) throws(BusError) {
         try bus.addDevice(ECAM(bridge: self), base: PhysicalAddress(M.ecam.base), size: M.ecam.size, name: "guest-ecam")
         try bus.addDevice(Window(bridge: self, base: M.pcieMMIO32.base, name: "guest-pcie-mmio32"),
                           base: PhysicalAddress(M.pcieMMIO32.base), size: M.pcieMMIO32.size)

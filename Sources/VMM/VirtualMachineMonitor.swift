@@ -13,20 +13,22 @@ import SMMUv3
 /// register file (`VirtualSMMU`). The guest's device tree is QEMU virt's (`GuestDeviceTree`).
 ///
 /// Sequence (QEMU `vfio_realize` with iommufd, `smmuv3-accel`, `kvm_arm_gicv3`):
-/// 1. KVM_CREATE_VM; guest RAM = `mmap` + KVM_SET_USER_MEMORY_REGION at 0x4000_0000;
-///    KVM_CREATE_VCPU; the vGICv3 + vITS at QEMU virt's addresses.
-/// 2. /dev/iommu; the VFIO cdev; VFIO_DEVICE_BIND_IOMMUFD; IOMMU_IOAS_ALLOC; IOMMU_IOAS_MAP of
-///    guest RAM at IOVA = its GPA (the stage-2 view: IPA → host page).
+/// 1. KVM_CREATE_VM; guest RAM = `mmap` + KVM_SET_USER_MEMORY_REGION at the layout's RAM base
+///    (`Configuration.layout`, QEMU virt's 0x4000_0000 by default); KVM_CREATE_VCPU; the
+///    vGICv3 + vITS at the layout's addresses.
+/// 2. /dev/iommu; the VFIO cdev; VFIO_DEVICE_BIND_IOMMUFD; IOMMU_IOAS_ALLOC.
 /// 3. No vIOMMU: VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS (auto domain: the device's DMA
-///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS,
-///    attach the device to it, IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (virt_id = the guest
+///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS and
+///    attach the device to it. Then IOMMU_IOAS_MAP of guest RAM at IOVA = its GPA (the stage-2
+///    view: IPA → host page), after the attach as in QEMU. Accelerated vSMMU, continued:
+///    IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (virt_id = the guest
 ///    StreamID, which the identity iommu-map makes the guest RID), IOMMU_VEVENTQ_ALLOC, then
 ///    the nested HWPT of the vSMMU's GBPA (reset: bypass), as QEMU's smmuv3-accel does.
 /// 4. The guest devices on the guest bus; the guest boots (its own Command register writes turn
 ///    Memory Space and Bus Master on through the VFIO config region).
 /// Guest MSI-X writes are trapped (`msixChanged`): on MSI-X enable, SET_IRQS with one vector
 /// and no eventfd (`vfio_enable_msix_no_vec`); per unmasked vector an eventfd, a KVM MSI route
-/// (doorbell = the guest's address, or `msi-gpa` 0x0809_0040 with the accelerated vSMMU, since
+/// (doorbell = the guest's address, or `msi-gpa` (0x0809_0040 on virt) with the accelerated vSMMU, since
 /// the guest's programmed address is an IOVA of its own stage 1 that KVM cannot resolve), KVM_IRQFD
 /// and SET_IRQS for that vector (`vfio_msix_vector_use`).
 public final class VirtualMachineMonitor {
@@ -45,17 +47,20 @@ public final class VirtualMachineMonitor {
         /// The host SMMU's ID registers as IOMMU_GET_HW_INFO would report them. The model has no
         /// GET_HW_INFO ioctl yet, so the VMM is told (default: the qemu-virt SMMU model's).
         public var hostSMMU: SMMUConfiguration
+        /// The guest's physical address map (QEMU virt unless told otherwise).
+        public var layout: GuestMemoryMap
 
         public init(ramSize: UInt64 = 0x100_0000, vcpuCount: Int = 1, viommu: VIOMMU,
                     guestKernel: KernelConfiguration = KernelConfiguration(),
                     guestRequesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0),
-                    hostSMMU: SMMUConfiguration = SMMUConfiguration()) {
+                    hostSMMU: SMMUConfiguration = SMMUConfiguration(), layout: GuestMemoryMap = .virt) {
             self.ramSize = ramSize
             self.vcpuCount = vcpuCount
             self.viommu = viommu
             self.guestKernel = guestKernel
             self.guestRequesterID = guestRequesterID
             self.hostSMMU = hostSMMU
+            self.layout = layout
         }
     }
 
@@ -98,14 +103,14 @@ public final class VirtualMachineMonitor {
     public private(set) var log: [String] = []
 
     /// `msi-gpa` is ITS base + 0x1_0000 + 0x40 (QEMU "hw/arm/virt: Set msi-gpa property",
-    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `GuestMemoryMap.msiGPA`.
+    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `configuration.layout.msiGPA`.
     ///
     /// GSIs 0–255 are the vGIC's SPI pins in QEMU (`kvm_arm_gicv3_realize` adds an irqchip
     /// route per SPI), so MSI routes start above them. (Not verified against a running QEMU.)
     public static let firstMSIGSI: UInt32 = 256
 
     public init(host: LinuxKernel, device: Device, configuration: Configuration) throws(GuestError) {
-        typealias M = GuestMemoryMap
+        let M = configuration.layout
         self.configuration = configuration
         self.host = host
         func call<T>(_ name: String, _ body: () throws(Errno) -> T) throws(GuestError) -> T {
@@ -116,6 +121,9 @@ public final class VirtualMachineMonitor {
         vm = host.kvm.createVM(process: process)
         let vm = self.vm
         let ram = configuration.ramSize
+        guard M.ramWindow(size: ram) != nil else {
+            throw .unsupported("\(Hex.format(ram, minDigits: 1)) of RAM does not fit layout \(M.name)'s RAM window \(M.ram)")
+        }
         guestRAMUserVA = try call("mmap") { () throws(Errno) in try process.mmap(length: ram) }
         let ramVA = guestRAMUserVA
         try call("KVM_SET_USER_MEMORY_REGION") { () throws(Errno) in
@@ -139,6 +147,21 @@ public final class VirtualMachineMonitor {
         let devID = iommufdDeviceID
         ioasID = try call("IOMMU_IOAS_ALLOC") { () throws(Errno) in try iommufd.ioasAlloc() }
         let ioas = ioasID
+        // QEMU `iommufd_cdev_attach`: the device is attached (to the IOAS, or to the nest
+        // parent) before the memory listener maps guest RAM, so the host's reserved regions
+        // (the SW_MSI window among them) are already in the IOAS when RAM is mapped, and a RAM
+        // range over one fails IOMMU_IOAS_MAP (`iopt_check_iova`: EINVAL) — QEMU then fails the
+        // device's realize with the listener's stored error.
+        switch configuration.viommu {
+        case .none:
+            stage2HWPTID = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT") { () throws(Errno) in try file.attachIOMMUFDPT(ioas) }
+        case .acceleratedSMMUv3:
+            let parent = try call("IOMMU_HWPT_ALLOC(NEST_PARENT)") { () throws(Errno) in
+                try iommufd.hwptAlloc(deviceID: devID, ptID: ioas, flags: .nestParent)
+            }
+            stage2HWPTID = parent
+            _ = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT(parent)") { () throws(Errno) in try file.attachIOMMUFDPT(parent) }
+        }
         _ = try call("IOMMU_IOAS_MAP") { () throws(Errno) in
             try iommufd.ioasMap(ioasID: ioas, flags: [.fixedIOVA, .readable, .writeable], userVA: ramVA, length: ram, iova: M.ramBase)
         }
@@ -147,17 +170,12 @@ public final class VirtualMachineMonitor {
         let guestSID = UInt64(configuration.guestRequesterID.rawValue)
         switch configuration.viommu {
         case .none:
-            stage2HWPTID = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT") { () throws(Errno) in try file.attachIOMMUFDPT(ioas) }
             viommuID = nil
             vdeviceID = nil
             veventqID = nil
             vsmmu = nil
         case .acceleratedSMMUv3:
-            let parent = try call("IOMMU_HWPT_ALLOC(NEST_PARENT)") { () throws(Errno) in
-                try iommufd.hwptAlloc(deviceID: devID, ptID: ioas, flags: .nestParent)
-            }
-            stage2HWPTID = parent
-            _ = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT(parent)") { () throws(Errno) in try file.attachIOMMUFDPT(parent) }
+            let parent = stage2HWPTID
             let viommu = try call("IOMMU_VIOMMU_ALLOC") { () throws(Errno) in try iommufd.viommuAlloc(deviceID: devID, hwptID: parent) }
             viommuID = viommu
             vdeviceID = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
@@ -170,12 +188,13 @@ public final class VirtualMachineMonitor {
         function = try call("vfio-pci config") { () throws(Errno) in
             try PassthroughFunction(file: file, guestRequesterID: configuration.guestRequesterID)
         }
-        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: configuration.viommu != .none)
+        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: configuration.viommu != .none,
+                                          layout: M)
         guestTopology = try guestDeviceTree.topology()
 
         bridge.plug(function)
         do {
-            try bridge.attach(to: vm.guestBus)
+            try bridge.attach(to: vm.guestBus, layout: M)
             if let vsmmu { try vm.guestBus.addDevice(vsmmu, base: PhysicalAddress(M.smmu.base), size: M.smmu.size, name: "vsmmu") }
         } catch { throw .bus("\(error)") }
         function.onMSIXChange = { [weak self] _ in self?.msixChanged() }
@@ -186,7 +205,7 @@ public final class VirtualMachineMonitor {
             // enables its SMMU the device sits on the nested HWPT of GBPA's bypass vSTE.
             installGuestSTE(vsid: guestSID)
         }
-        note("VM \(vm.id): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), \(device.name) as guest \(configuration.guestRequesterID), vIOMMU \(configuration.viommu)")
+        note("VM \(vm.id) (\(M.name)): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), \(device.name) as guest \(configuration.guestRequesterID), vIOMMU \(configuration.viommu)")
     }
 
     func note(_ line: String) { log.append(line) }
@@ -229,7 +248,7 @@ public final class VirtualMachineMonitor {
         var routesChanged = false
         var newVectors: [Int] = []
         for (index, entry) in f.entries.enumerated() {
-            let doorbell = vsmmu != nil ? GuestMemoryMap.msiGPA : entry.address
+            let doorbell = vsmmu != nil ? configuration.layout.msiGPA : entry.address
             let gsi = Self.firstMSIGSI &+ UInt32(index)
             let route = KVMMSIRoute(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: doorbell),
                                     addressHi: UInt32(truncatingIfNeeded: doorbell >> 32), data: entry.data,
