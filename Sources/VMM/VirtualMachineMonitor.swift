@@ -49,11 +49,14 @@ public final class VirtualMachineMonitor {
         public var hostSMMU: SMMUConfiguration
         /// The guest's physical address map (QEMU virt unless told otherwise).
         public var layout: GuestMemoryMap
+        /// The VMM side of the MSI strategy (default: none beyond QEMU's `msi-gpa` routing).
+        public var msi: MSIPlan
 
         public init(ramSize: UInt64 = 0x100_0000, vcpuCount: Int = 1, viommu: VIOMMU,
                     guestKernel: KernelConfiguration = KernelConfiguration(),
                     guestRequesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0),
-                    hostSMMU: SMMUConfiguration = SMMUConfiguration(), layout: GuestMemoryMap = .virt) {
+                    hostSMMU: SMMUConfiguration = SMMUConfiguration(), layout: GuestMemoryMap = .virt,
+                    msi: MSIPlan = MSIPlan()) {
             self.ramSize = ramSize
             self.vcpuCount = vcpuCount
             self.viommu = viommu
@@ -61,6 +64,7 @@ public final class VirtualMachineMonitor {
             self.guestRequesterID = guestRequesterID
             self.hostSMMU = hostSMMU
             self.layout = layout
+            self.msi = msi
         }
     }
 
@@ -188,8 +192,12 @@ public final class VirtualMachineMonitor {
         function = try call("vfio-pci config") { () throws(Errno) in
             try PassthroughFunction(file: file, guestRequesterID: configuration.guestRequesterID)
         }
+        let ids = (try? file.readConfig(0, size: 4)) ?? .max
+        let dtFunction = GuestDeviceTree.Function(requesterID: configuration.guestRequesterID,
+                                                  vendorID: UInt16(truncatingIfNeeded: ids), deviceID: UInt16(truncatingIfNeeded: ids >> 16))
         guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: configuration.viommu != .none,
-                                          layout: M)
+                                          layout: M, functions: [dtFunction],
+                                          reservedMSIWindow: configuration.msi.guestReservedMSIWindow)
         guestTopology = try guestDeviceTree.topology()
 
         bridge.plug(function)

@@ -1,6 +1,7 @@
 import Testing
 import Bus
 import Firmware
+import PCI
 @testable import VMM
 
 /// The guest's DTB read back by the same `Topology(dtb:)` reader the host preset goes through.
@@ -95,5 +96,54 @@ struct GuestMemoryLayoutTests {
         #expect(GuestMemoryMap.ramAtMSIWindow.ram.overlaps(swMSI))
         #expect(!GuestMemoryMap.virt.ram.overlaps(swMSI))
         #expect(GuestMemoryMap.virt.distributor.overlaps(swMSI))
+    }
+}
+
+/// The guest's reserved MSI window (the device-tree form of an IORT RMR), read back by the same
+/// reader the guest kernel uses.
+@Suite("Guest reserved MSI window (device tree)")
+struct GuestReservedMSIWindowTests {
+    static let window = GuestMemoryMap.MemoryWindow(base: 0x0800_0000, size: 0x10_0000)
+
+    @Test("the window is a /reserved-memory child with reg = iommu-addresses for the function (3 PCI address cells, 2 size cells), no-map; the function's node under the host bridge has devfn 0x08 and memory-region = the window")
+    func rmrNode() throws {
+        let fn = GuestDeviceTree.Function(requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 0x1AF4, deviceID: 0x1041)
+        let dt = GuestDeviceTree(ramSize: 0x100_0000, vSMMU: true, functions: [fn], reservedMSIWindow: Self.window)
+        let t = try dt.topology()
+        let reserved = try #require(t.reservedMemory.first)
+        #expect(t.reservedMemory.count == 1)
+        #expect(reserved.path == "/reserved-memory/msi-window@8000000")
+        #expect(reserved.ranges == [MemoryRange(base: PhysicalAddress(0x0800_0000), size: 0x10_0000)])
+        #expect(reserved.noMap)
+        #expect(reserved.phandle == GuestDeviceTree.reservedMSIPhandle)
+        #expect(reserved.iommuAddresses == [ReservedIOVARange(device: GuestDeviceTree.functionPhandle(0),
+                                                               devicePath: "/pcie@10000000/pci1af4,1041@1",
+                                                               iova: 0x0800_0000, size: 0x10_0000)])
+        let pcie = try #require(t.pcieHostBridges.first)
+        let node = try #require(pcie.functionNodes.first)
+        #expect(pcie.functionNodes.count == 1)
+        #expect(node.devfn == 0x08 && node.bus == 0)
+        #expect(node.memoryRegions == [GuestDeviceTree.reservedMSIPhandle])
+        #expect(node.dmaCoherent, "inherited from the host bridge's dma-coherent")
+    }
+
+    @Test("without a window the tree is QEMU's: no reserved-memory, no function nodes")
+    func noWindow() throws {
+        let fn = GuestDeviceTree.Function(requesterID: RequesterID(bus: 0, device: 1, function: 0))
+        let t = try GuestDeviceTree(ramSize: 0x100_0000, vSMMU: true, functions: [fn]).topology()
+        #expect(t.reservedMemory.isEmpty)
+        #expect(t.pcieHostBridges.first?.functionNodes.isEmpty == true)
+    }
+
+    @Test("two functions (one with function number 3) each get their own iommu-addresses entry and node; a window above 4 GiB keeps its upper address cell")
+    func twoFunctions() throws {
+        let a = GuestDeviceTree.Function(requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 0x1AF4, deviceID: 0x1041)
+        let b = GuestDeviceTree.Function(requesterID: RequesterID(bus: 0, device: 2, function: 3), vendorID: 0x8086, deviceID: 0x10D3)
+        let high = GuestMemoryMap.MemoryWindow(base: 0x1_2340_0000, size: 0x20_0000)
+        let t = try GuestDeviceTree(ramSize: 0x100_0000, vSMMU: true, functions: [a, b], reservedMSIWindow: high).topology()
+        let reserved = try #require(t.reservedMemory.first)
+        #expect(reserved.iommuAddresses.map(\.devicePath) == ["/pcie@10000000/pci1af4,1041@1", "/pcie@10000000/pci8086,10d3@2,3"])
+        #expect(reserved.iommuAddresses.allSatisfy { $0.iova == 0x1_2340_0000 && $0.size == 0x20_0000 })
+        #expect(t.pcieHostBridges.first?.functionNodes.map(\.devfn) == [0x08, 0x13])
     }
 }

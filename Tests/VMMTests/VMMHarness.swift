@@ -20,7 +20,7 @@ struct VMMHarness {
 
     static func make(viommu: VirtualMachineMonitor.VIOMMU, host hostConfiguration: KernelConfiguration = KernelConfiguration(),
                      guest guestConfiguration: KernelConfiguration = KernelConfiguration(), vcpus: Int = 2,
-                     layout: GuestMemoryMap = .virt) throws -> VMMHarness {
+                     layout: GuestMemoryMap = .virt, msi: MSIPlan = MSIPlan()) throws -> VMMHarness {
         let machine = try MachinePreset.qemuVirt.makeMachine()
         let function = try PCIFunction(name: "ep0", requesterID: hostRID, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
@@ -32,7 +32,7 @@ struct VMMHarness {
         guard let pdev = host.pci.device(hostRID) else { throw HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, device: pdev.device,
                                             configuration: .init(vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration,
-                                                                                 layout: layout))
+                                                                                 layout: layout, msi: msi))
         let guest = try vmm.bootGuest()
         return VMMHarness(machine: machine, host: host, function: function, vmm: vmm, guest: guest)
     }
