@@ -30,6 +30,18 @@ public struct GuestDeviceTree: Hashable, Sendable {
     /// A reserved IOVA window every passthrough function must find mapped 1:1 (the RMR of
     /// strategy `rmr-identity`); nil: none.
     public var reservedMSIWindow: GuestMemoryMap.MemoryWindow?
+    /// Emulated root ports on bus 0 above functions on other buses.
+    public var rootPorts: [RootPort]
+
+    /// A PCIe root port: its own RID on bus 0 and the bus behind it.
+    public struct RootPort: Hashable, Sendable {
+        public var requesterID: RequesterID
+        public var secondaryBus: UInt8
+        public init(requesterID: RequesterID, secondaryBus: UInt8) {
+            self.requesterID = requesterID
+            self.secondaryBus = secondaryBus
+        }
+    }
 
     /// One passthrough function.
     public struct Function: Hashable, Sendable {
@@ -44,13 +56,15 @@ public struct GuestDeviceTree: Hashable, Sendable {
     }
 
     public init(ramSize: UInt64, cpuCount: Int = 1, vSMMU: Bool, layout: GuestMemoryMap = .virt,
-                functions: [Function] = [], reservedMSIWindow: GuestMemoryMap.MemoryWindow? = nil) {
+                functions: [Function] = [], reservedMSIWindow: GuestMemoryMap.MemoryWindow? = nil,
+                rootPorts: [RootPort] = []) {
         self.ramSize = ramSize
         self.cpuCount = max(cpuCount, 1)
         self.vSMMU = vSMMU
         self.layout = layout
         self.functions = functions
         self.reservedMSIWindow = reservedMSIWindow
+        self.rootPorts = rootPorts
     }
 
     public static let gicPhandle: UInt32 = 0x8002
@@ -73,7 +87,26 @@ public struct GuestDeviceTree: Hashable, Sendable {
         address >> 32 == 0 ? 0x0200_0000 : 0x0300_0000
     }
 
-    /// The node of passthrough function `index` under the host bridge: `reg` = its
+    /// Root port `index`'s node, a PCI-to-PCI bridge node under the host bridge (IEEE 1275 PCI
+    /// binding §2.2.1: `device_type = "pci"`, 3 address and 2 size cells, `reg` its own
+    /// configuration address, `bus-range` its secondary bus; an empty `ranges` passes addresses
+    /// 1:1), holding the nodes of the functions on its secondary bus.
+    func rootPortNode(_ port: RootPort, children: [DeviceTreeNode]) -> DeviceTreeNode {
+        typealias P = DeviceTreeProperty
+        let rid = port.requesterID
+        var unit = String(rid.device, radix: 16)
+        if rid.function != 0 { unit += "," + String(rid.function, radix: 16) }
+        return DeviceTreeNode(name: "pci@" + unit, properties: [
+            P(name: "ranges"),
+            P(name: "bus-range", cells: [UInt32(port.secondaryBus), UInt32(port.secondaryBus)]),
+            P(name: "#size-cells", cells: [2]),
+            P(name: "#address-cells", cells: [3]),
+            P(name: "device_type", strings: ["pci"]),
+            P(name: "reg", cells: [Self.configPhysHi(rid), 0, 0, 0, 0]),
+        ], children: children)
+    }
+
+    /// The node of passthrough function `index` under its bus's node: `reg` = its
     /// configuration-space address with size 0 (the binding's first entry; Linux only reads the
     /// devfn from it), `memory-region` = the MSI window's reserved-memory node. Name: the
     /// binding's generic `pci<vendor>,<device>` with unit address `<dev>[,<fn>]` in hex.
@@ -215,7 +248,17 @@ public struct GuestDeviceTree: Hashable, Sendable {
                 P(name: "#size-cells", cells: [2]),
                 P(name: "#address-cells", cells: [2]),
             ], children: [reservedMSINode(window)]), at: 0)
-            functionNodes = functions.enumerated().map { functionNode($0.offset, $0.element) }
+            // Functions on bus 0 are host-bridge children; the others sit under the root port
+            // whose secondary bus they are on (`of_pci_find_child_device` looks in the bus's
+            // bridge node).
+            var byBus: [UInt8: [DeviceTreeNode]] = [:]
+            for (index, function) in functions.enumerated() {
+                byBus[function.requesterID.bus, default: []].append(functionNode(index, function))
+            }
+            functionNodes = byBus[0] ?? []
+            for port in rootPorts {
+                functionNodes.append(rootPortNode(port, children: byBus[port.secondaryBus] ?? []))
+            }
         }
         // `create_pcie` names the node after the 32-bit MMIO window's base.
         children.append(DeviceTreeNode(name: Self.hexName("pcie", M.pcieMMIO32.base), properties: pcieProperties,
