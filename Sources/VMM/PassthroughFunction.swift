@@ -26,6 +26,11 @@ public struct VirtualMSIXEntry: Hashable, Sendable {
 /// Every change to the table or to Message Control calls `onMSIXChange` with the vectors'
 /// new state, which is how the VMM learns to (re)program KVM routes and VFIO_DEVICE_SET_IRQS
 /// (`vfio_msix_vector_use` / `vfio_msix_vector_release`).
+///
+/// A function with an MSI capability gets it emulated too (`VirtualMSICapability`, QEMU
+/// `vfio_msi_setup` → `msi_init`): every guest write to it is forwarded to VFIO first and then
+/// calls `onMSIChange` (QEMU `vfio_pci_write_config`: enable → `vfio_msi_enable`, disable →
+/// `vfio_msi_disable`, any other write while enabled → `vfio_update_msi`).
 public final class PassthroughFunction {
     public let file: VFIODeviceFile
     /// Where the guest sees the function (bus 0 of the guest's host bridge).
@@ -61,13 +66,23 @@ public final class PassthroughFunction {
     public internal(set) var pendingBits: [Bool]
 
     public var onMSIXChange: ((PassthroughFunction) -> Void)?
+    /// Called after every guest write to the MSI capability (QEMU `vfio_pci_write_config`'s MSI
+    /// branch decides from the Enable bit what to do).
     public var onMSIChange: ((PassthroughFunction) -> Void)?
+    /// The emulated MSI capability, when the function has one.
+    public private(set) var msi: VirtualMSICapability?
     /// MSI Enable as the guest wrote it.
-    public private(set) var msiEnabled = false
+    public var msiEnabled: Bool { msi?.enabled ?? false }
     /// Whether MSI vector `index` is masked by the guest's Mask Bits.
-    public func isMSIMasked(_ index: Int) -> Bool { false }
-    /// Sets or clears MSI vector `index`'s emulated Pending bit.
-    public func setMSIPending(_ index: Int, _ pending: Bool) {}
+    public func isMSIMasked(_ index: Int) -> Bool { msi?.isMasked(index) ?? false }
+    /// Sets or clears MSI vector `index`'s emulated Pending bit (QEMU `msi_notify` on a masked
+    /// vector).
+    public func setMSIPending(_ index: Int, _ pending: Bool) {
+        guard index >= 0, index < 32, var m = msi else { return }
+        let bit = UInt32(1) << UInt32(index)
+        m.pendingBits = pending ? m.pendingBits | bit : m.pendingBits & ~bit
+        msi = m
+    }
 
     public init(file: VFIODeviceFile, guestRequesterID: RequesterID) throws(Errno) {
         self.file = file
@@ -103,6 +118,7 @@ public final class PassthroughFunction {
         msixCapability = msixCap
         if let cap = msiCap {
             let control = try file.readConfig(cap + 2, size: 2)
+            msi = VirtualMSICapability(offset: cap, control: UInt16(truncatingIfNeeded: control))
             msiCapability = cap
             // Multiple Message Capable, bits 3:1 (PCIe r6.0 §7.7.1.2); 6 and 7 are reserved, and
             // more than 32 vectors cannot be encoded, so the count stops at 32.
@@ -155,6 +171,9 @@ public final class PassthroughFunction {
         case 0x30:
             return 0
         default:
+            if let m = msi, m.covers(dword: reg) {
+                return m.readDword(reg, header: UInt16(truncatingIfNeeded: host))
+            }
             if let cap = msixCapability, reg == cap {
                 var control = UInt32(host >> 16) & 0x07FF
                 if msixEnabled { control |= 1 << 15 }
@@ -188,6 +207,17 @@ public final class PassthroughFunction {
                 bars[i - 1].upper = merged & mask
             }
         default:
+            if var m = msi, m.covers(dword: reg) {
+                // QEMU `vfio_pci_write_config`: "Write everything to VFIO, let it filter out
+                // what we can't write" (vfio-pci virtualizes MSI Control/Address/Data and
+                // passes Mask/Pending to the function: `init_pci_cap_msi_perm`), then its own
+                // MSI emulation takes the write.
+                try? file.writeConfig(offset, size: size, value)
+                m.writeDword(reg, merged)
+                msi = m
+                onMSIChange?(self)
+                return
+            }
             if let cap = msixCapability, reg == cap {
                 let control = merged >> 16
                 msixEnabled = control & (1 << 15) != 0
