@@ -19,7 +19,7 @@ extension VirtualMachineMonitor {
             } catch { note("\(device.guestRequesterID) VFIO_DEVICE_SET_IRQS(enable): \(error)") }
         } else if !f.msixEnabled && file.vdev.irqType == VFIOIRQSet.msixIndex {
             releaseVectors(device)
-            try? file.setIRQs(.disable())
+            _ = try? file.setIRQs(.disable())
             note("\(device.guestRequesterID) vfio_msix_disable")
             return
         }
