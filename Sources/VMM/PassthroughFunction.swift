@@ -26,6 +26,11 @@ public struct VirtualMSIXEntry: Hashable, Sendable {
 /// Every change to the table or to Message Control calls `onMSIXChange` with the vectors'
 /// new state, which is how the VMM learns to (re)program KVM routes and VFIO_DEVICE_SET_IRQS
 /// (`vfio_msix_vector_use` / `vfio_msix_vector_release`).
+///
+/// A function with an MSI capability gets it emulated too (`VirtualMSICapability`, QEMU
+/// `vfio_msi_setup` → `msi_init`): every guest write to it is forwarded to VFIO first and then
+/// calls `onMSIChange` (QEMU `vfio_pci_write_config`: enable → `vfio_msi_enable`, disable →
+/// `vfio_msi_disable`, any other write while enabled → `vfio_update_msi`).
 public final class PassthroughFunction {
     public let file: VFIODeviceFile
     /// Where the guest sees the function (bus 0 of the guest's host bridge).
@@ -42,6 +47,10 @@ public final class PassthroughFunction {
     var bars: [BAR] = Array(repeating: BAR(), count: 6)
     public private(set) var command: UInt16 = 0
 
+    /// MSI capability offset and the vectors it can ask for (2^Multiple Message Capable).
+    public let msiCapability: Int?
+    public let msiCapableVectors: Int
+
     /// MSI-X capability offset, Table BIR/offset, Table Size (N).
     public let msixCapability: Int?
     public let msixTableBAR: Int
@@ -57,6 +66,23 @@ public final class PassthroughFunction {
     public internal(set) var pendingBits: [Bool]
 
     public var onMSIXChange: ((PassthroughFunction) -> Void)?
+    /// Called after every guest write to the MSI capability (QEMU `vfio_pci_write_config`'s MSI
+    /// branch decides from the Enable bit what to do).
+    public var onMSIChange: ((PassthroughFunction) -> Void)?
+    /// The emulated MSI capability, when the function has one.
+    public private(set) var msi: VirtualMSICapability?
+    /// MSI Enable as the guest wrote it.
+    public var msiEnabled: Bool { msi?.enabled ?? false }
+    /// Whether MSI vector `index` is masked by the guest's Mask Bits.
+    public func isMSIMasked(_ index: Int) -> Bool { msi?.isMasked(index) ?? false }
+    /// Sets or clears MSI vector `index`'s emulated Pending bit (QEMU `msi_notify` on a masked
+    /// vector).
+    public func setMSIPending(_ index: Int, _ pending: Bool) {
+        guard index >= 0, index < 32, var m = msi else { return }
+        let bit = UInt32(1) << UInt32(index)
+        m.pendingBits = pending ? m.pendingBits | bit : m.pendingBits & ~bit
+        msi = m
+    }
 
     public init(file: VFIODeviceFile, guestRequesterID: RequesterID) throws(Errno) {
         self.file = file
@@ -76,16 +102,31 @@ public final class PassthroughFunction {
             index += bars[index].is64 ? 2 : 1
         }
         self.bars = bars
+        // The capability list as `vfio_add_capabilities` walks it (next pointers with bits 1:0
+        // ignored, at most 48 hops like PCI_FIND_CAP_TTL): MSI (0x05) and MSI-X (0x11).
         var msixCap: Int?
+        var msiCap: Int?
         var pointer = Int(try file.readConfig(0x34, size: 1) & 0xFC)
         var hops = 0
         while pointer >= 0x40, hops < 48 {
             let header = try file.readConfig(pointer, size: 2)
-            if header & 0xFF == 0x11 { msixCap = pointer; break }
+            if header & 0xFF == 0x11, msixCap == nil { msixCap = pointer }
+            if header & 0xFF == 0x05, msiCap == nil { msiCap = pointer }
             pointer = Int((header >> 8) & 0xFC)
             hops += 1
         }
         msixCapability = msixCap
+        if let cap = msiCap {
+            let control = try file.readConfig(cap + 2, size: 2)
+            msi = VirtualMSICapability(offset: cap, control: UInt16(truncatingIfNeeded: control))
+            msiCapability = cap
+            // Multiple Message Capable, bits 3:1 (PCIe r6.0 §7.7.1.2); 6 and 7 are reserved, and
+            // more than 32 vectors cannot be encoded, so the count stops at 32.
+            msiCapableVectors = 1 << min(Int((control >> 1) & 0x7), 5)
+        } else {
+            msiCapability = nil
+            msiCapableVectors = 0
+        }
         if let cap = msixCap {
             let control = try file.readConfig(cap + 2, size: 2)
             let table = try file.readConfig(cap + 4, size: 4)
@@ -130,6 +171,9 @@ public final class PassthroughFunction {
         case 0x30:
             return 0
         default:
+            if let m = msi, m.covers(dword: reg) {
+                return m.readDword(reg, header: UInt16(truncatingIfNeeded: host))
+            }
             if let cap = msixCapability, reg == cap {
                 var control = UInt32(host >> 16) & 0x07FF
                 if msixEnabled { control |= 1 << 15 }
@@ -163,6 +207,17 @@ public final class PassthroughFunction {
                 bars[i - 1].upper = merged & mask
             }
         default:
+            if var m = msi, m.covers(dword: reg) {
+                // QEMU `vfio_pci_write_config`: "Write everything to VFIO, let it filter out
+                // what we can't write" (vfio-pci virtualizes MSI Control/Address/Data and
+                // passes Mask/Pending to the function: `init_pci_cap_msi_perm`), then its own
+                // MSI emulation takes the write.
+                try? file.writeConfig(offset, size: size, value)
+                m.writeDword(reg, merged)
+                msi = m
+                onMSIChange?(self)
+                return
+            }
             if let cap = msixCapability, reg == cap {
                 let control = merged >> 16
                 msixEnabled = control & (1 << 15) != 0
@@ -249,80 +304,5 @@ public final class PassthroughFunction {
             return
         }
         try? file.writeBAR(bar, offset: offset, size: size, value: value)
-    }
-}
-
-/// The guest's PCIe host bridge: its ECAM window (`pci-host-ecam-generic`, PCIe r6.0 §7.2.2:
-/// bus[27:20], device[19:15], function[14:12], register[11:0]) with one passthrough function on
-/// bus 0, and its memory windows, decoding accesses into the function's BARs. An empty slot
-/// reads all-ones (Vendor ID 0xFFFF: no function), writes are ignored.
-public final class GuestHostBridge {
-    public private(set) var functions: [PassthroughFunction] = []
-
-    public init() {}
-
-    public func plug(_ function: PassthroughFunction) { functions.append(function) }
-
-    func function(at rid: UInt16) -> PassthroughFunction? {
-        functions.first { $0.guestRequesterID.rawValue == rid }
-    }
-
-    /// The ECAM window as an MMIO device.
-    public final class ECAM: MMIODevice {
-        public let mmioName = "guest-ecam"
-        unowned(safe) let bridge: GuestHostBridge
-        init(bridge: GuestHostBridge) { self.bridge = bridge }
-
-        public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
-            guard [1, 2, 4].contains(size) else { throw .badAccess(PhysicalAddress(offset), size: size) }
-            let rid = UInt16(truncatingIfNeeded: offset >> 12)
-            guard offset >> 28 == 0, let f = bridge.function(at: rid) else { return (UInt64(1) << UInt64(size * 8)) - 1 }
-            return UInt64(f.readConfig(Int(offset & 0xFFF), size: size))
-        }
-
-        public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
-            guard [1, 2, 4].contains(size) else { throw .badAccess(PhysicalAddress(offset), size: size) }
-            let rid = UInt16(truncatingIfNeeded: offset >> 12)
-            guard offset >> 28 == 0, let f = bridge.function(at: rid) else { return }
-            f.writeConfig(Int(offset & 0xFFF), size: size, value: UInt32(truncatingIfNeeded: value))
-        }
-    }
-
-    /// One memory window (32-bit or 64-bit) as an MMIO device: an access that hits no enabled
-    /// BAR is unsupported-request-like (reads all-ones, writes dropped), as a root port answers.
-    public final class Window: MMIODevice {
-        public let mmioName: String
-        unowned(safe) let bridge: GuestHostBridge
-        let base: UInt64
-        init(bridge: GuestHostBridge, base: UInt64, name: String) {
-            self.bridge = bridge
-            self.base = base
-            self.mmioName = name
-        }
-
-        public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
-            let gpa = base &+ offset
-            for f in bridge.functions {
-                if let (bar, off) = f.decode(gpa) { return f.readBAR(bar, offset: off, size: size) }
-            }
-            return size == 8 ? .max : (UInt64(1) << UInt64(size * 8)) - 1
-        }
-
-        public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
-            let gpa = base &+ offset
-            for f in bridge.functions {
-                if let (bar, off) = f.decode(gpa) { f.writeBAR(bar, offset: off, size: size, value: value); return }
-            }
-        }
-    }
-
-    /// Places the ECAM and both memory windows on the guest bus at QEMU virt's addresses.
-    public func attach(to bus: SystemBus) throws(BusError) {
-        typealias M = GuestMemoryMap
-        try bus.addDevice(ECAM(bridge: self), base: PhysicalAddress(M.ecam.base), size: M.ecam.size, name: "guest-ecam")
-        try bus.addDevice(Window(bridge: self, base: M.pcieMMIO32.base, name: "guest-pcie-mmio32"),
-                          base: PhysicalAddress(M.pcieMMIO32.base), size: M.pcieMMIO32.size)
-        try bus.addDevice(Window(bridge: self, base: M.pcieMMIO64.base, name: "guest-pcie-mmio64"),
-                          base: PhysicalAddress(M.pcieMMIO64.base), size: M.pcieMMIO64.size)
     }
 }

@@ -4,31 +4,43 @@ import LinuxKernel
 import PCI
 import SMMUv3
 
-/// A QEMU-like VMM for one passthrough PCIe function. It talks to the host kernel only through
-/// its uAPI — a `UserProcess` (mmap, eventfd), KVM (VM, memory slot, vCPUs, vGIC/vITS, GSI
-/// routes, irqfd), VFIO cdev + iommufd (bind, IOAS map of guest RAM at its IPA, nest-parent
+/// A QEMU-like VMM for one or more passthrough PCIe functions. It talks to the host kernel only
+/// through its uAPI — a `UserProcess` (mmap, eventfd), KVM (VM, memory slot, vCPUs, vGIC/vITS,
+/// GSI routes, irqfd), VFIO cdev + iommufd (bind, IOAS map of guest RAM at its IPA, nest-parent
 /// HWPT, vIOMMU, vDEVICE, nested HWPT, HWPT_INVALIDATE, vEVENTQ) — and emulates the guest's
-/// devices on the VM's guest bus: the host bridge with the passthrough function
-/// (`GuestHostBridge`, `PassthroughFunction`) and, with `.acceleratedSMMUv3`, the vSMMU
-/// register file (`VirtualSMMU`). The guest's device tree is QEMU virt's (`GuestDeviceTree`).
+/// devices on the VM's guest bus: the host bridge with the passthrough functions and any root
+/// ports above them (`GuestHostBridge`, `PassthroughFunction`) and, with `.acceleratedSMMUv3`,
+/// the vSMMU register file (`VirtualSMMU`). The guest's device tree is QEMU virt's
+/// (`GuestDeviceTree`) on the configured `GuestMemoryMap`.
 ///
-/// Sequence (QEMU `vfio_realize` with iommufd, `smmuv3-accel`, `kvm_arm_gicv3`):
-/// 1. KVM_CREATE_VM; guest RAM = `mmap` + KVM_SET_USER_MEMORY_REGION at 0x4000_0000;
-///    KVM_CREATE_VCPU; the vGICv3 + vITS at QEMU virt's addresses.
-/// 2. /dev/iommu; the VFIO cdev; VFIO_DEVICE_BIND_IOMMUFD; IOMMU_IOAS_ALLOC; IOMMU_IOAS_MAP of
-///    guest RAM at IOVA = its GPA (the stage-2 view: IPA → host page).
-/// 3. No vIOMMU: VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS (auto domain: the device's DMA
-///    addresses are GPAs). Accelerated vSMMU: IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS,
-///    attach the device to it, IOMMU_VIOMMU_ALLOC, IOMMU_VDEVICE_ALLOC (virt_id = the guest
-///    StreamID, which the identity iommu-map makes the guest RID), IOMMU_VEVENTQ_ALLOC, then
-///    the nested HWPT of the vSMMU's GBPA (reset: bypass), as QEMU's smmuv3-accel does.
+/// Sequence (QEMU `vfio_realize` with iommufd — `iommufd_cdev_attach` —, `smmuv3-accel`,
+/// `kvm_arm_gicv3`):
+/// 1. KVM_CREATE_VM; guest RAM = `mmap` + KVM_SET_USER_MEMORY_REGION at the layout's RAM base
+///    (QEMU virt's 0x4000_0000 by default); KVM_CREATE_VCPU; the vGICv3 + vITS at the layout's
+///    addresses.
+/// 2. /dev/iommu; per device, in order: the VFIO cdev, VFIO_DEVICE_BIND_IOMMUFD; the first
+///    device's attach creates the container: IOMMU_IOAS_ALLOC, the attach, then IOMMU_IOAS_MAP
+///    of guest RAM at IOVA = its GPA (the memory listener registers after the attach, so the
+///    host's reserved regions are in the IOAS first); later devices attach to the same IOAS
+///    ("try to attach to an existing container in this space").
+/// 3. The attach: no vIOMMU — VFIO_DEVICE_ATTACH_IOMMUFD_PT to the IOAS (an auto domain, which
+///    iommufd shares among devices when compatible); accelerated vSMMU — the first device
+///    allocates IOMMU_HWPT_ALLOC(NEST_PARENT) on the IOAS, every device attaches to it (QEMU
+///    reuses a container's HWPTs before allocating one). Then one IOMMU_VIOMMU_ALLOC on the
+///    parent and one IOMMU_VEVENTQ_ALLOC, an IOMMU_VDEVICE_ALLOC per device (virt_id = its
+///    guest StreamID, which the identity iommu-map makes its guest RID; a device behind another
+///    host SMMU is refused there by the kernel, EINVAL — QEMU needs one vSMMU per host SMMU),
+///    then each device's nested HWPT of the vSMMU's GBPA (reset: bypass).
 /// 4. The guest devices on the guest bus; the guest boots (its own Command register writes turn
 ///    Memory Space and Bus Master on through the VFIO config region).
-/// Guest MSI-X writes are trapped (`msixChanged`): on MSI-X enable, SET_IRQS with one vector
-/// and no eventfd (`vfio_enable_msix_no_vec`); per unmasked vector an eventfd, a KVM MSI route
-/// (doorbell = the guest's address, or `msi-gpa` 0x0809_0040 with the accelerated vSMMU, since
-/// the guest's programmed address is an IOVA of its own stage 1 that KVM cannot resolve), KVM_IRQFD
-/// and SET_IRQS for that vector (`vfio_msix_vector_use`).
+///
+/// Interrupts: guest MSI-X writes are trapped (`msixChanged`, QEMU `vfio_msix_*`), guest MSI
+/// capability writes too (`msiChanged`, QEMU `vfio_msi_enable` / `vfio_update_msi`); each
+/// vector gets an eventfd, a KVM MSI route (doorbell = the guest's address, or `msi-gpa` with the
+/// accelerated vSMMU, since the guest's programmed address is an IOVA of its own stage 1 that
+/// KVM cannot resolve; devid = the guest RID), KVM_IRQFD and VFIO_DEVICE_SET_IRQS. KVM's routing
+/// table is the VM's, so it is rebuilt from every device's vectors (KVM_SET_GSI_ROUTING
+/// replaces the whole table).
 public final class VirtualMachineMonitor {
     public enum VIOMMU: Hashable, Sendable {
         case none
@@ -40,22 +52,51 @@ public final class VirtualMachineMonitor {
         public var vcpuCount: Int
         public var viommu: VIOMMU
         public var guestKernel: KernelConfiguration
-        /// Where the function appears in the guest (00:01.0 = RID 0x0008).
+        /// Where the (first) function appears in the guest (00:01.0 = RID 0x0008).
         public var guestRequesterID: RequesterID
-        /// The host SMMU's ID registers as IOMMU_GET_HW_INFO would report them. The model has no
-        /// GET_HW_INFO ioctl yet, so the VMM is told (default: the qemu-virt SMMU model's).
+        /// Where each function appears in the guest, one per device, in order. nil: the first
+        /// at `guestRequesterID`, the n-th (n ≥ 1) at 00:(n+1).0. A bus other than 0 puts the
+        /// function behind an emulated root port (see `rootPortRequesterID`).
+        public var guestRequesterIDs: [RequesterID]?
+        /// The host SMMU's ID registers as IOMMU_GET_HW_INFO would report them (default: the
+        /// qemu-virt SMMU model's).
         public var hostSMMU: SMMUConfiguration
+        /// The guest's physical address map (QEMU virt unless told otherwise).
+        public var layout: GuestMemoryMap
+        /// The VMM side of the MSI strategy (default: none beyond QEMU's `msi-gpa` routing).
+        public var msi: MSIPlan
 
         public init(ramSize: UInt64 = 0x100_0000, vcpuCount: Int = 1, viommu: VIOMMU,
                     guestKernel: KernelConfiguration = KernelConfiguration(),
                     guestRequesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0),
-                    hostSMMU: SMMUConfiguration = SMMUConfiguration()) {
+                    guestRequesterIDs: [RequesterID]? = nil,
+                    hostSMMU: SMMUConfiguration = SMMUConfiguration(), layout: GuestMemoryMap = .virt,
+                    msi: MSIPlan = MSIPlan()) {
             self.ramSize = ramSize
             self.vcpuCount = vcpuCount
             self.viommu = viommu
             self.guestKernel = guestKernel
             self.guestRequesterID = guestRequesterID
+            self.guestRequesterIDs = guestRequesterIDs
             self.hostSMMU = hostSMMU
+            self.layout = layout
+            self.msi = msi
+        }
+
+        /// The guest RIDs for `count` devices (see `guestRequesterIDs`).
+        func resolvedGuestRequesterIDs(count: Int) throws(GuestError) -> [RequesterID] {
+            let ids: [RequesterID]
+            if let given = guestRequesterIDs {
+                guard given.count == count else {
+                    throw .unsupported("\(given.count) guest RIDs for \(count) devices")
+                }
+                ids = given
+            } else {
+                guard count <= 31 else { throw .unsupported("\(count) devices: bus 0 has 31 free slots after 00:00") }
+                ids = (0..<count).map { $0 == 0 ? guestRequesterID : RequesterID(bus: 0, device: UInt8($0 + 1), function: 0) }
+            }
+            guard Set(ids).count == ids.count else { throw .unsupported("two devices at the same guest RID") }
+            return ids
         }
     }
 
@@ -76,46 +117,65 @@ public final class VirtualMachineMonitor {
     public let vm: KVMVirtualMachine
     public let guestRAMUserVA: UInt64
     public let iommufd: IOMMUFD
-    public let deviceFile: VFIODeviceFile
-    /// The device's object id in the iommufd.
-    public let iommufdDeviceID: UInt32
     public let ioasID: UInt32
-    /// The nest-parent HWPT (accelerated vSMMU) or the auto domain's HWPT (no vIOMMU).
-    public let stage2HWPTID: UInt32
+    /// The passthrough devices, in configuration order.
+    public let devices: [PassthroughDevice]
     public let viommuID: UInt32?
-    public let vdeviceID: UInt32?
     public let veventqID: UInt32?
-    /// The nested HWPT the device is attached to now (accelerated vSMMU, after a guest STE).
-    public private(set) var nestedHWPTID: UInt32?
     public let vsmmu: VirtualSMMU?
     public let bridge: GuestHostBridge
-    public let function: PassthroughFunction
     public let guestDeviceTree: GuestDeviceTree
     public let guestTopology: Topology
     public private(set) var guest: LinuxKernel?
-    public private(set) var vectors: [Int: Vector] = [:]
     /// What the VMM did and what failed, in order (QEMU's trace points / error_report).
     public private(set) var log: [String] = []
 
     /// `msi-gpa` is ITS base + 0x1_0000 + 0x40 (QEMU "hw/arm/virt: Set msi-gpa property",
-    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `GuestMemoryMap.msiGPA`.
+    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `configuration.layout.msiGPA`.
     ///
     /// GSIs 0–255 are the vGIC's SPI pins in QEMU (`kvm_arm_gicv3_realize` adds an irqchip
     /// route per SPI), so MSI routes start above them. (Not verified against a running QEMU.)
     public static let firstMSIGSI: UInt32 = 256
 
-    public init(host: LinuxKernel, device: Device, configuration: Configuration) throws(GuestError) {
-        typealias M = GuestMemoryMap
+    /// Where the root port above guest bus `bus` sits: bus 0, device 0x1F − (its index among
+    /// the distinct non-zero buses in ascending order), function 0 — from the top of bus 0 down,
+    /// so the default 00:01.0, 00:02.0, … slots stay free (a made-up but fixed placement; QEMU
+    /// takes whatever `addr=` the user gives its `pcie-root-port`).
+    public static func rootPortRequesterID(index: Int) -> RequesterID {
+        RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 0x1F &- index) & 0x1F, function: 0)
+    }
+
+    /// The single-device VMM (the first `devices` entry is `device`).
+    public convenience init(host: LinuxKernel, device: Device, configuration: Configuration) throws(GuestError) {
+        try self.init(host: host, devices: [device], configuration: configuration)
+    }
+
+    public init(host: LinuxKernel, devices hostDevices: [Device], configuration: Configuration) throws(GuestError) {
+        let M = configuration.layout
         self.configuration = configuration
         self.host = host
         func call<T>(_ name: String, _ body: () throws(Errno) -> T) throws(GuestError) -> T {
             do { return try body() } catch { throw .hostCall(name, "\(error)") }
         }
+        guard !hostDevices.isEmpty else { throw .unsupported("no passthrough device") }
+        let guestRIDs = try configuration.resolvedGuestRequesterIDs(count: hostDevices.count)
+        let ram = configuration.ramSize
+        guard M.ramWindow(size: ram) != nil else {
+            throw .unsupported("\(Hex.format(ram, minDigits: 1)) of RAM does not fit layout \(M.name)'s RAM window \(M.ram)")
+        }
+        // Root ports: one per distinct non-zero guest bus, which must not take a slot a
+        // function uses on bus 0.
+        let buses = Array(Set(guestRIDs.map(\.bus).filter { $0 != 0 })).sorted()
+        guard buses.count <= 31 else { throw .unsupported("\(buses.count) guest buses: one root port each on bus 0") }
+        let portRIDs = buses.indices.map { Self.rootPortRequesterID(index: $0) }
+        guard Set(portRIDs.map(\.device)).isDisjoint(with: guestRIDs.filter { $0.bus == 0 }.map(\.device)) else {
+            throw .unsupported("a root port for buses \(buses) would sit on a passthrough function's slot")
+        }
+
         process = UserProcess(kernel: host, name: "qemu-system-aarch64")
         let process = self.process
         vm = host.kvm.createVM(process: process)
         let vm = self.vm
-        let ram = configuration.ramSize
         guestRAMUserVA = try call("mmap") { () throws(Errno) in try process.mmap(length: ram) }
         let ramVA = guestRAMUserVA
         try call("KVM_SET_USER_MEMORY_REGION") { () throws(Errno) in
@@ -132,64 +192,145 @@ public final class VirtualMachineMonitor {
         let iommufd = self.iommufd
         // The file belongs to this process: IOMMU_IOAS_MAP pins its memory.
         iommufd.process = process
-        let vdev = try call("vfio-pci bind") { () throws(Errno) in try host.vfio.bindVFIOPCI(device) }
-        deviceFile = try call("open vfio cdev") { () throws(Errno) in try host.vfio.openDevice(vdev.cdevName, process: process) }
-        let file = deviceFile
-        iommufdDeviceID = try call("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try file.bindIOMMUFD(iommufd) }
-        let devID = iommufdDeviceID
-        ioasID = try call("IOMMU_IOAS_ALLOC") { () throws(Errno) in try iommufd.ioasAlloc() }
-        let ioas = ioasID
-        _ = try call("IOMMU_IOAS_MAP") { () throws(Errno) in
-            try iommufd.ioasMap(ioasID: ioas, flags: [.fixedIOVA, .readable, .writeable], userVA: ramVA, length: ram, iova: M.ramBase)
-        }
 
-        bridge = GuestHostBridge()
-        let guestSID = UInt64(configuration.guestRequesterID.rawValue)
+        // Per device: bind, attach; the first creates the IOAS (and the nest parent) and maps RAM.
+        var ioas: UInt32?
+        var parent: UInt32?
+        var bound: [(device: Device, file: VFIODeviceFile, id: UInt32, hwpt: UInt32)] = []
+        for device in hostDevices {
+            let vdev = try call("vfio-pci bind") { () throws(Errno) in try host.vfio.bindVFIOPCI(device) }
+            let file = try call("open vfio cdev") { () throws(Errno) in try host.vfio.openDevice(vdev.cdevName, process: process) }
+            let devID = try call("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try file.bindIOMMUFD(iommufd) }
+            let ioasID: UInt32
+            if let existing = ioas { ioasID = existing } else {
+                ioasID = try call("IOMMU_IOAS_ALLOC") { () throws(Errno) in try iommufd.ioasAlloc() }
+                ioas = ioasID
+            }
+            let hwpt: UInt32
+            switch configuration.viommu {
+            case .none:
+                hwpt = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT") { () throws(Errno) in try file.attachIOMMUFDPT(ioasID) }
+            case .acceleratedSMMUv3:
+                let nestParent: UInt32
+                if let existing = parent { nestParent = existing } else {
+                    nestParent = try call("IOMMU_HWPT_ALLOC(NEST_PARENT)") { () throws(Errno) in
+                        try iommufd.hwptAlloc(deviceID: devID, ptID: ioasID, flags: .nestParent)
+                    }
+                    parent = nestParent
+                }
+                _ = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT(parent)") { () throws(Errno) in try file.attachIOMMUFDPT(nestParent) }
+                hwpt = nestParent
+            }
+            if bound.isEmpty {
+                _ = try call("IOMMU_IOAS_MAP") { () throws(Errno) in
+                    try iommufd.ioasMap(ioasID: ioasID, flags: [.fixedIOVA, .readable, .writeable], userVA: ramVA, length: ram, iova: M.ramBase)
+                }
+            }
+            bound.append((device, file, devID, hwpt))
+        }
+        guard let ioasID = ioas else { throw .unsupported("no passthrough device") }
+        self.ioasID = ioasID
+
         switch configuration.viommu {
         case .none:
-            stage2HWPTID = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT") { () throws(Errno) in try file.attachIOMMUFDPT(ioas) }
             viommuID = nil
-            vdeviceID = nil
             veventqID = nil
             vsmmu = nil
         case .acceleratedSMMUv3:
-            let parent = try call("IOMMU_HWPT_ALLOC(NEST_PARENT)") { () throws(Errno) in
-                try iommufd.hwptAlloc(deviceID: devID, ptID: ioas, flags: .nestParent)
-            }
-            stage2HWPTID = parent
-            _ = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT(parent)") { () throws(Errno) in try file.attachIOMMUFDPT(parent) }
-            let viommu = try call("IOMMU_VIOMMU_ALLOC") { () throws(Errno) in try iommufd.viommuAlloc(deviceID: devID, hwptID: parent) }
+            let first = bound[0]
+            let viommu = try call("IOMMU_VIOMMU_ALLOC") { () throws(Errno) in try iommufd.viommuAlloc(deviceID: first.id, hwptID: first.hwpt) }
             viommuID = viommu
-            vdeviceID = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
-                try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: devID, virtualID: guestSID)
-            }
             veventqID = try call("IOMMU_VEVENTQ_ALLOC") { () throws(Errno) in try iommufd.veventqAlloc(viommuID: viommu).id }
             vsmmu = VirtualSMMU(guestBus: vm.guestBus,
                                 identification: VirtualSMMU.acceleratedIdentification(host: configuration.hostSMMU))
         }
-        function = try call("vfio-pci config") { () throws(Errno) in
-            try PassthroughFunction(file: file, guestRequesterID: configuration.guestRequesterID)
+
+        var devices: [PassthroughDevice] = []
+        var gsiBase = Self.firstMSIGSI
+        for (index, entry) in bound.enumerated() {
+            let rid = guestRIDs[index]
+            let function = try call("vfio-pci config") { () throws(Errno) in
+                try PassthroughFunction(file: entry.file, guestRequesterID: rid)
+            }
+            let device = PassthroughDevice(hostDevice: entry.device, deviceFile: entry.file, iommufdDeviceID: entry.id,
+                                           stage2HWPTID: entry.hwpt, function: function, gsiBase: gsiBase)
+            if let viommu = viommuID {
+                device.vdeviceID = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
+                    try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: entry.id, virtualID: UInt64(rid.rawValue))
+                }
+            }
+            let (next, overflow) = gsiBase.addingReportingOverflow(UInt32(device.vectorCapacity))
+            guard !overflow else { throw .unsupported("GSIs exhausted") }
+            gsiBase = next
+            devices.append(device)
         }
-        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: configuration.viommu != .none)
+        self.devices = devices
+
+        bridge = GuestHostBridge()
+        var dtFunctions: [GuestDeviceTree.Function] = []
+        for device in devices {
+            bridge.plug(device.function)
+            let ids = (try? device.deviceFile.readConfig(0, size: 4)) ?? .max
+            dtFunctions.append(GuestDeviceTree.Function(requesterID: device.guestRequesterID, vendorID: UInt16(truncatingIfNeeded: ids),
+                                                        deviceID: UInt16(truncatingIfNeeded: ids >> 16)))
+        }
+        var dtPorts: [GuestDeviceTree.RootPort] = []
+        for (index, bus) in buses.enumerated() {
+            // QEMU's pcie-root-port: Red Hat vendor 0x1B36, device 0x000C.
+            let port: PCIToPCIBridge
+            do {
+                port = try PCIToPCIBridge(name: "root-port\(index)", requesterID: portRIDs[index], kind: .rootPort,
+                                          vendorID: 0x1B36, deviceID: 0x000C, secondaryBus: bus)
+            } catch { throw .unsupported("root port: \(error)") }
+            bridge.plug(port)
+            dtPorts.append(GuestDeviceTree.RootPort(requesterID: portRIDs[index], secondaryBus: bus))
+        }
+        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: configuration.viommu != .none,
+                                          layout: M, functions: dtFunctions,
+                                          reservedMSIWindow: configuration.msi.guestReservedMSIWindow, rootPorts: dtPorts)
         guestTopology = try guestDeviceTree.topology()
 
-        bridge.plug(function)
         do {
-            try bridge.attach(to: vm.guestBus)
+            try bridge.attach(to: vm.guestBus, layout: M)
             if let vsmmu { try vm.guestBus.addDevice(vsmmu, base: PhysicalAddress(M.smmu.base), size: M.smmu.size, name: "vsmmu") }
         } catch { throw .bus("\(error)") }
-        function.onMSIXChange = { [weak self] _ in self?.msixChanged() }
+        for device in devices {
+            device.function.onMSIXChange = { [weak self, weak device] _ in if let device { self?.msixChanged(device) } }
+            device.function.onMSIChange = { [weak self, weak device] _ in if let device { self?.msiChanged(device) } }
+        }
         if let vsmmu {
             vsmmu.backend = self
-            vsmmu.onTranslationEnableChange = { [weak self] _ in self?.installGuestSTE(vsid: guestSID) }
+            vsmmu.onTranslationEnableChange = { [weak self] _ in
+                guard let self else { return }
+                for device in self.devices { self.installGuestSTE(device) }
+            }
             // QEMU "hw/arm/smmuv3-accel: Install SMMUv3 GBPA based hwpt": before the guest
-            // enables its SMMU the device sits on the nested HWPT of GBPA's bypass vSTE.
-            installGuestSTE(vsid: guestSID)
+            // enables its SMMU each device sits on the nested HWPT of GBPA's bypass vSTE.
+            for device in devices { installGuestSTE(device) }
         }
-        note("VM \(vm.id): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), \(device.name) as guest \(configuration.guestRequesterID), vIOMMU \(configuration.viommu)")
+        note("VM \(vm.id) (\(M.name)): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), vIOMMU \(configuration.viommu)")
+        for device in devices {
+            note("\(device.hostDevice.name) as guest \(device.guestRequesterID), GSIs from \(device.gsiBase)")
+        }
     }
 
     func note(_ line: String) { log.append(line) }
+
+    /// The passthrough device the guest sees at `rid`.
+    public func device(guestRequesterID rid: RequesterID) -> PassthroughDevice? {
+        devices.first { $0.guestRequesterID == rid }
+    }
+
+    // MARK: The first device (the single-device API)
+
+    public var deviceFile: VFIODeviceFile { devices[0].deviceFile }
+    public var iommufdDeviceID: UInt32 { devices[0].iommufdDeviceID }
+    /// The nest-parent HWPT (accelerated vSMMU) or the first device's auto domain (no vIOMMU).
+    public var stage2HWPTID: UInt32 { devices[0].stage2HWPTID }
+    public var vdeviceID: UInt32? { devices[0].vdeviceID }
+    public var nestedHWPTID: UInt32? { devices[0].nestedHWPTID }
+    public var function: PassthroughFunction { devices[0].function }
+    public var vectors: [Int: Vector] { devices[0].vectors }
 
     /// Boots the guest kernel on the VM: `LinuxKernel(role: "guest")` over the guest bus and the
     /// vCPUs' GIC system registers, with the topology read from the guest DTB.
@@ -202,94 +343,27 @@ public final class VirtualMachineMonitor {
         return kernel
     }
 
-    // MARK: vfio-pci MSI-X
+    // MARK: KVM routing
 
-    /// Re-evaluates the guest's vMSI-X state after a trapped write (QEMU `vfio_msix_enable`,
-    /// `vfio_msix_vector_do_use`, `vfio_update_kvm_msi_virq`).
-    func msixChanged() {
-        let f = function
-        if f.msixEnabled && deviceFile.vdev.irqType != VFIOIRQSet.msixIndex {
-            do {
-                try deviceFile.setIRQs(.trigger(start: 0, eventfds: [-1]))
-                note("vfio_msix_enable: MSI-X on, no vector yet")
-            } catch { note("VFIO_DEVICE_SET_IRQS(enable): \(error)") }
-        } else if !f.msixEnabled && deviceFile.vdev.irqType == VFIOIRQSet.msixIndex {
-            for (_, v) in vectors.sorted(by: { $0.key < $1.key }) {
-                if let e = try? process.eventfdContext(v.fd) { try? vm.irqfd(eventfd: e, gsi: v.gsi, deassign: true) }
-                try? process.close(v.fd)
-                try? process.close(v.userspaceFD)
-            }
-            vectors = [:]
-            try? vm.setGSIRouting([])
-            try? deviceFile.setIRQs(.disable())
-            note("vfio_msix_disable")
-            return
-        }
-        guard f.msixEnabled else { return }
-        var routesChanged = false
-        var newVectors: [Int] = []
-        for (index, entry) in f.entries.enumerated() {
-            let doorbell = vsmmu != nil ? GuestMemoryMap.msiGPA : entry.address
-            let gsi = Self.firstMSIGSI &+ UInt32(index)
-            let route = KVMMSIRoute(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: doorbell),
-                                    addressHi: UInt32(truncatingIfNeeded: doorbell >> 32), data: entry.data,
-                                    devid: UInt32(f.guestRequesterID.rawValue))
-            if var existing = vectors[index] {
-                if existing.route != route, entry.address != 0 { existing.route = route; routesChanged = true }
-                vectors[index] = existing
-            } else if !f.isMasked(index), entry.address != 0 {
-                let (fd, _) = process.eventfd(name: "vfio-msix[\(index)] kvm")
-                let (userFD, user) = process.eventfd(name: "vfio-msix[\(index)] qemu")
-                user.onSignal = { [weak self] eventfd in
-                    _ = eventfd.read()
-                    self?.userspaceInterrupt(index)
-                }
-                vectors[index] = Vector(gsi: gsi, fd: fd, userspaceFD: userFD, route: route)
-                routesChanged = true
-                newVectors.append(index)
+    /// KVM_SET_GSI_ROUTING with every device's routes, in GSI order: the table is the VM's and
+    /// each call replaces it whole (`kvm_set_irq_routing`), as QEMU commits its whole route list
+    /// (`kvm_irqchip_commit_routes`).
+    func commitRoutes() {
+        var routes: [KVMMSIRoute] = []
+        for device in devices {
+            for index in device.vectors.keys.sorted() {
+                if let v = device.vectors[index] { routes.append(v.route) }
             }
         }
-        if routesChanged {
-            do { try vm.setGSIRouting(vectors.values.map(\.route).sorted { $0.gsi < $1.gsi }) } catch { note("KVM_SET_GSI_ROUTING: \(error)") }
-        }
-        for index in newVectors {
-            guard let v = vectors[index] else { continue }
-            do {
-                try vm.irqfd(eventfd: v.fd, gsi: v.gsi)
-                try deviceFile.setIRQs(.trigger(start: UInt32(index), eventfds: [v.fd]))
-                note("vector \(index): gsi \(v.gsi) → \(v.route)")
-            } catch { note("vector \(index): \(error)") }
-        }
-        // Mask/unmask (QEMU `vfio_msix_vector_release` / `_use`): a masked vector's trigger is
-        // switched to the VMM's own eventfd, whose handler (`vfio_msi_interrupt`) sets the
-        // Pending bit instead of injecting; unmasking switches back to the irqfd and delivers a
-        // pending interrupt (`msix_handle_mask_update` → `msix_notify`).
-        for index in vectors.keys.sorted() {
-            guard var v = vectors[index], !newVectors.contains(index) else { continue }
-            let masked = f.isMasked(index)
-            guard masked != v.maskedByGuest else { continue }
-            do {
-                try deviceFile.setIRQs(.trigger(start: UInt32(index), eventfds: [masked ? v.userspaceFD : v.fd]))
-                v.maskedByGuest = masked
-                vectors[index] = v
-            } catch { note("vector \(index) \(masked ? "mask" : "unmask"): \(error)") }
-            if !masked, index < f.pendingBits.count, f.pendingBits[index] {
-                f.pendingBits[index] = false
-                _ = try? vm.signalMSI(v.route.msi)
-            }
-        }
+        routes.sort { $0.gsi < $1.gsi }
+        do { try vm.setGSIRouting(routes) } catch { note("KVM_SET_GSI_ROUTING: \(error)") }
     }
 
-    /// QEMU `vfio_msi_interrupt`: the VFIO trigger fired on the VMM's eventfd (the vector is
-    /// masked by the guest, or was when the trigger was switched): set the Pending bit while
-    /// masked, else deliver through KVM_SIGNAL_MSI.
-    func userspaceInterrupt(_ index: Int) {
-        guard let v = vectors[index] else { return }
-        if function.isMasked(index) {
-            if index < function.pendingBits.count { function.pendingBits[index] = true }
-        } else {
-            _ = try? vm.signalMSI(v.route.msi)
-        }
+    /// The doorbell a KVM route of `device` uses for a vector the guest programmed with
+    /// `address`: the guest's own address without a vIOMMU (a GPA), `msi-gpa` with the
+    /// accelerated vSMMU.
+    func routeDoorbell(_ address: UInt64) -> UInt64 {
+        vsmmu != nil ? configuration.layout.msiGPA : address
     }
 
     // MARK: vEVENTQ
@@ -309,68 +383,5 @@ public final class VirtualMachineMonitor {
             if vsmmu.record(EventRecord(event.data[0], event.data[1], event.data[2], event.data[3])) { delivered += 1 }
         }
         return delivered
-    }
-}
-
-// MARK: accelerated vSMMU backend
-
-extension VirtualMachineMonitor: VirtualSMMUBackend {
-    /// QEMU `smmuv3_cmdq_consume` with accel: STE invalidations re-install the vSTE as a nested
-    /// HWPT; stage-1 TLB and CD invalidations go to the host through IOMMU_HWPT_INVALIDATE on the
-    /// vIOMMU (the kernel forces the VMID and turns vSIDs into pSIDs); prefetches are hints.
-    /// Stage-2 and EL2 invalidations are CERROR_ILL: the vSMMU advertises neither S2P nor HYP
-    /// (§4.4: a command for an unimplemented stage is ILLEGAL).
-    public func execute(_ command: Command, from vsmmu: VirtualSMMU) -> CommandErrorCode {
-        let guestSID = UInt32(function.guestRequesterID.rawValue)
-        switch command {
-        case .cfgiSTE(let sid, _):
-            if sid.rawValue == guestSID { installGuestSTE(vsid: UInt64(guestSID)) }
-            return .none
-        case .cfgiSTERange(let sid, let range):
-            let span = UInt64(1) << UInt64(min(Int(range) + 1, 32))
-            let start = UInt64(sid.rawValue) & ~(span &- 1)
-            if UInt64(guestSID) >= start, UInt64(guestSID) - start < span { installGuestSTE(vsid: UInt64(guestSID)) }
-            return .none
-        case .cfgiCD, .cfgiCDAll, .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA, .tlbiNSNHAll, .atcInvalidate:
-            guard let viommuID else { return .illegal }
-            do {
-                try iommufd.hwptInvalidate(viommuID: viommuID, commands: [command.encode()])
-                return .none
-            } catch {
-                note("IOMMU_HWPT_INVALIDATE \(command.opcode): \(error)")
-                return .illegal
-            }
-        case .prefetchConfig, .prefetchAddress:
-            return .none
-        default:
-            return .illegal
-        }
-    }
-
-    /// QEMU `smmuv3_accel_install_nested_ste`: the guest's effective STE for `vsid` — GBPA's
-    /// bypass/abort while the guest's SMMU is off, else the guest STE from its stream table (an
-    /// unreadable one as V = 0) — becomes a nested HWPT on the vIOMMU (the kernel keeps only
-    /// the allow-listed words), the device is attached to it (replace), the previous one freed.
-    func installGuestSTE(vsid: UInt64) {
-        guard let vsmmu, let viommuID else { return }
-        var ste = StreamTableEntry()
-        if vsmmu.translationEnabled {
-            do { ste = try vsmmu.guestStreamTableEntry(StreamID(UInt32(truncatingIfNeeded: vsid))) } catch {
-                note("vSTE \(Hex.format(vsid, minDigits: 1)) fetch: \(error)")
-            }
-        } else {
-            ste = vsmmu.bypassAborts ? .abort : .bypass
-        }
-        // ste[2] as `struct iommu_hwpt_arm_smmuv3`.
-        let words = [ste.dw0, ste.dw1]
-        do {
-            let hwpt = try iommufd.hwptAlloc(deviceID: iommufdDeviceID, ptID: viommuID, dataType: .armSMMUv3, data: words)
-            _ = try deviceFile.attachIOMMUFDPT(hwpt)
-            if let old = nestedHWPTID { try? iommufd.destroy(old) }
-            nestedHWPTID = hwpt
-            note("vSTE \(Hex.format(vsid, minDigits: 1)) config \(ste.config) → nested hwpt \(hwpt)")
-        } catch {
-            note("vSTE \(Hex.format(vsid, minDigits: 1)) install: \(error)")
-        }
     }
 }

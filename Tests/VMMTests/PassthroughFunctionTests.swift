@@ -8,7 +8,7 @@ import PCI
 /// addresses), the trapped MSI-X table, ECAM decoding, and VFIO's region rules underneath.
 @Suite("Passthrough function (guest view)", .serialized)
 struct PassthroughFunctionTests {
-    static let ecam: UInt64 = GuestMemoryMap.ecam.base
+    static let ecam: UInt64 = GuestMemoryMap.virt.ecam.base
     /// Guest 00:01.0 config space in ECAM: bus 0, device 1 → offset 1 << 15.
     static let fn: UInt64 = ecam + (1 << 15)
 

@@ -19,18 +19,22 @@ struct VMMHarness {
     static let hostRID = RequesterID(bus: 0, device: 1, function: 0)
 
     static func make(viommu: VirtualMachineMonitor.VIOMMU, host hostConfiguration: KernelConfiguration = KernelConfiguration(),
-                     guest guestConfiguration: KernelConfiguration = KernelConfiguration(), vcpus: Int = 2) throws -> VMMHarness {
+                     guest guestConfiguration: KernelConfiguration = KernelConfiguration(), vcpus: Int = 2,
+                     layout: GuestMemoryMap = .virt, msi: MSIPlan = MSIPlan(),
+                     plainMSI: MSIConfiguration? = nil) throws -> VMMHarness {
         let machine = try MachinePreset.qemuVirt.makeMachine()
+        // With `plainMSI` the function has an MSI capability and no MSI-X.
         let function = try PCIFunction(name: "ep0", requesterID: hostRID, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                       msix: MSIXConfiguration(tableSize: 4))
+                                       msi: plainMSI, msix: plainMSI == nil ? MSIXConfiguration(tableSize: 4) : nil)
         try machine.rootComplexes[0].attach(function)
         guard let gic = machine.gic else { throw HarnessError.noGIC }
         let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: hostConfiguration)
         try host.boot()
         guard let pdev = host.pci.device(hostRID) else { throw HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, device: pdev.device,
-                                            configuration: .init(vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration))
+                                            configuration: .init(vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration,
+                                                                                 layout: layout, msi: msi))
         let guest = try vmm.bootGuest()
         return VMMHarness(machine: machine, host: host, function: function, vmm: vmm, guest: guest)
     }

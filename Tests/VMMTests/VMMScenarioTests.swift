@@ -42,7 +42,7 @@ struct VMMScenarioTests {
         let irqs = try Self.guestVectors(h, counter: counter)
         // The guest programmed its vMSI-X entries with its ITS doorbell (no IOMMU: physical).
         for (v, entry) in h.vmm.function.entries.enumerated() {
-            #expect(entry.address == GuestMemoryMap.msiGPA, "vector \(v)")
+            #expect(entry.address == GuestMemoryMap.virt.msiGPA, "vector \(v)")
             #expect(!entry.masked)
             let route = try #require(h.vmm.vectors[v]?.route)
             #expect(route.address == 0x0809_0040 && route.devid == 0x8 && route.data == entry.data)
@@ -86,7 +86,7 @@ struct VMMScenarioTests {
         let irqs = try Self.guestVectors(h, counter: counter)
         for (v, entry) in h.vmm.function.entries.enumerated() {
             #expect(entry.address == 0x0809_0040, "identity: the guest's physical doorbell")
-            #expect(h.vmm.vectors[v]?.route.address == GuestMemoryMap.msiGPA)
+            #expect(h.vmm.vectors[v]?.route.address == GuestMemoryMap.virt.msiGPA)
         }
         for v in 0..<4 {
             let (hostHandled, guestHandled) = h.fire(v, guestCPUs: 2)
@@ -119,7 +119,7 @@ struct VMMScenarioTests {
             #expect(entry.address & 0xFFF == 0x040, "vector \(v): GITS_TRANSLATER's page offset")
             #expect(entry.address != 0x0809_0040, "a DMA domain: an IOVA, not the doorbell")
             #expect(h.guest.iommu.iovaToPhys(domain, entry.address) == 0x0809_0040)
-            #expect(h.vmm.vectors[v]?.route.address == GuestMemoryMap.msiGPA)
+            #expect(h.vmm.vectors[v]?.route.address == GuestMemoryMap.virt.msiGPA)
         }
         // DMA through the guest's stage 1 and the host's stage 2.
         let buffer = try h.guest.pages.allocate(bytes: 0x1000)

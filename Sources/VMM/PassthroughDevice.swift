@@ -1,0 +1,44 @@
+import LinuxKernel
+import PCI
+
+/// One host function passed through to the VM (QEMU: one `-device vfio-pci`): its VFIO cdev and
+/// iommufd objects, the function the guest sees, and its interrupt wiring to KVM.
+public final class PassthroughDevice {
+    /// The host kernel's device (what `vfio-pci` was bound to).
+    public let hostDevice: Device
+    public let deviceFile: VFIODeviceFile
+    /// The device's object id in the iommufd (VFIO_DEVICE_BIND_IOMMUFD's `out_devid`).
+    public let iommufdDeviceID: UInt32
+    /// The HWPT the device was first attached to: the IOAS's auto domain (no vIOMMU) or the
+    /// shared nest parent (accelerated vSMMU).
+    public let stage2HWPTID: UInt32
+    /// The vDEVICE binding the guest StreamID to this device on the vIOMMU.
+    public internal(set) var vdeviceID: UInt32?
+    /// The nested HWPT the device is attached to now (accelerated vSMMU, after a guest STE).
+    public internal(set) var nestedHWPTID: UInt32?
+    public let function: PassthroughFunction
+    /// The device's first KVM GSI: vector v uses `gsiBase + v`. Devices get consecutive,
+    /// non-overlapping ranges as large as their vector capacity.
+    public let gsiBase: UInt32
+    /// The vectors wired to KVM now, by vector number.
+    public internal(set) var vectors: [Int: VirtualMachineMonitor.Vector] = [:]
+    /// Plain MSI: the vector count VFIO's MSI index is enabled with now (0: off).
+    public internal(set) var msiEnabledVectors = 0
+
+    init(hostDevice: Device, deviceFile: VFIODeviceFile, iommufdDeviceID: UInt32, stage2HWPTID: UInt32,
+         function: PassthroughFunction, gsiBase: UInt32) {
+        self.hostDevice = hostDevice
+        self.deviceFile = deviceFile
+        self.iommufdDeviceID = iommufdDeviceID
+        self.stage2HWPTID = stage2HWPTID
+        self.function = function
+        self.gsiBase = gsiBase
+    }
+
+    /// Where the guest sees the function; with the identity `iommu-map` / `msi-map` also its
+    /// guest StreamID and ITS DeviceID.
+    public var guestRequesterID: RequesterID { function.guestRequesterID }
+
+    /// The GSIs the device may use: one per MSI-X table entry or MSI vector it can have.
+    public var vectorCapacity: Int { max(function.msixTableSize, function.msiCapableVectors, 1) }
+}

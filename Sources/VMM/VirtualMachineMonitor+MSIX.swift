@@ -1,0 +1,121 @@
+import Bus
+import LinuxKernel
+
+// MARK: vfio-pci MSI-X
+
+extension VirtualMachineMonitor {
+    /// Re-evaluates `device`'s vMSI-X state after a trapped write (QEMU `vfio_msix_enable`,
+    /// `vfio_msix_vector_do_use`, `vfio_update_kvm_msi_virq`): on MSI-X enable, SET_IRQS with one
+    /// vector and no eventfd (`vfio_enable_msix_no_vec`); per unmasked vector with an address an
+    /// eventfd, a KVM MSI route at `gsiBase + vector`, KVM_IRQFD and SET_IRQS for that vector
+    /// (`vfio_msix_vector_use`); on disable everything torn down (`vfio_msix_disable`).
+    func msixChanged(_ device: PassthroughDevice) {
+        let f = device.function
+        let file = device.deviceFile
+        if f.msixEnabled && file.vdev.irqType != VFIOIRQSet.msixIndex {
+            do {
+                try file.setIRQs(.trigger(start: 0, eventfds: [-1]))
+                note("\(device.guestRequesterID) vfio_msix_enable: MSI-X on, no vector yet")
+            } catch { note("\(device.guestRequesterID) VFIO_DEVICE_SET_IRQS(enable): \(error)") }
+        } else if !f.msixEnabled && file.vdev.irqType == VFIOIRQSet.msixIndex {
+            releaseVectors(device)
+            _ = try? file.setIRQs(.disable())
+            note("\(device.guestRequesterID) vfio_msix_disable")
+            return
+        }
+        guard f.msixEnabled else { return }
+        var routesChanged = false
+        var newVectors: [Int] = []
+        for (index, entry) in f.entries.enumerated() {
+            let gsi = device.gsiBase &+ UInt32(index)
+            let route = KVMMSIRoute(gsi: gsi, address: routeDoorbell(entry.address), data: entry.data,
+                                    devid: UInt32(device.guestRequesterID.rawValue))
+            if var existing = device.vectors[index] {
+                if existing.route != route, entry.address != 0 { existing.route = route; routesChanged = true }
+                device.vectors[index] = existing
+            } else if !f.isMasked(index), entry.address != 0 {
+                device.vectors[index] = makeVector(device, index: index, route: route, kind: "msix")
+                routesChanged = true
+                newVectors.append(index)
+            }
+        }
+        if routesChanged { commitRoutes() }
+        for index in newVectors {
+            guard let v = device.vectors[index] else { continue }
+            do {
+                try vm.irqfd(eventfd: v.fd, gsi: v.gsi)
+                try file.setIRQs(.trigger(start: UInt32(index), eventfds: [v.fd]))
+                note("\(device.guestRequesterID) vector \(index): gsi \(v.gsi) → \(v.route)")
+            } catch { note("\(device.guestRequesterID) vector \(index): \(error)") }
+        }
+        // Mask/unmask (QEMU `vfio_msix_vector_release` / `_use`): a masked vector's trigger is
+        // switched to the VMM's own eventfd, whose handler (`vfio_msi_interrupt`) sets the
+        // Pending bit instead of injecting; unmasking switches back to the irqfd and delivers a
+        // pending interrupt (`msix_handle_mask_update` → `msix_notify`).
+        for index in device.vectors.keys.sorted() {
+            guard var v = device.vectors[index], !newVectors.contains(index) else { continue }
+            let masked = f.isMasked(index)
+            guard masked != v.maskedByGuest else { continue }
+            do {
+                try file.setIRQs(.trigger(start: UInt32(index), eventfds: [masked ? v.userspaceFD : v.fd]))
+                v.maskedByGuest = masked
+                device.vectors[index] = v
+            } catch { note("\(device.guestRequesterID) vector \(index) \(masked ? "mask" : "unmask"): \(error)") }
+            if !masked, index < f.pendingBits.count, f.pendingBits[index] {
+                f.pendingBits[index] = false
+                _ = try? vm.signalMSI(v.route.msi)
+            }
+        }
+    }
+
+    /// A vector's two eventfds: the one KVM's irqfd listens on and the VMM's own, whose handler
+    /// is QEMU's `vfio_msi_interrupt`.
+    func makeVector(_ device: PassthroughDevice, index: Int, route: KVMMSIRoute, kind: String) -> Vector {
+        let (fd, _) = process.eventfd(name: "vfio-\(kind)[\(index)] \(device.guestRequesterID) kvm")
+        let (userFD, user) = process.eventfd(name: "vfio-\(kind)[\(index)] \(device.guestRequesterID) qemu")
+        user.onSignal = { [weak self, weak device] eventfd in
+            _ = eventfd.read()
+            if let device { self?.userspaceInterrupt(device, index) }
+        }
+        return Vector(gsi: route.gsi, fd: fd, userspaceFD: userFD, route: route)
+    }
+
+    /// Every vector of `device` torn down: irqfds deassigned, eventfds closed, its routes gone
+    /// from KVM's table.
+    func releaseVectors(_ device: PassthroughDevice) {
+        for index in device.vectors.keys.sorted() {
+            guard let v = device.vectors[index] else { continue }
+            if let e = try? process.eventfdContext(v.fd) { try? vm.irqfd(eventfd: e, gsi: v.gsi, deassign: true) }
+            try? process.close(v.fd)
+            try? process.close(v.userspaceFD)
+        }
+        device.vectors = [:]
+        commitRoutes()
+    }
+
+    /// QEMU `vfio_msi_interrupt`: the VFIO trigger fired on the VMM's eventfd (the vector is
+    /// masked by the guest, or was when the trigger was switched): set the Pending bit while
+    /// masked, else deliver through KVM_SIGNAL_MSI.
+    func userspaceInterrupt(_ device: PassthroughDevice, _ index: Int) {
+        guard let v = device.vectors[index] else { return }
+        let f = device.function
+        if f.msixEnabled {
+            if f.isMasked(index) {
+                if index < f.pendingBits.count { f.pendingBits[index] = true }
+                return
+            }
+        } else if f.msiEnabled, f.isMSIMasked(index) {
+            f.setMSIPending(index, true)
+            return
+        }
+        _ = try? vm.signalMSI(v.route.msi)
+    }
+}
+
+extension KVMMSIRoute {
+    /// A route to a 64-bit doorbell address.
+    init(gsi: UInt32, address: UInt64, data: UInt32, devid: UInt32) {
+        self.init(gsi: gsi, addressLo: UInt32(truncatingIfNeeded: address), addressHi: UInt32(truncatingIfNeeded: address >> 32),
+                  data: data, devid: devid)
+    }
+}
