@@ -24,6 +24,12 @@ public enum BuiltInScenarios {
                             host: HostOptions(pageSize: .size64K)),
         ScenarioDescription(name: "guest-64k", summary: "a 64K-page guest (its stage 1 uses the 64K granule)",
                             vm: VMOptions(guestPageSize: .size64K)),
+        ScenarioDescription(name: "two-its", summary: "two ITSs, msi-map splits the RIDs: 00:01.0 → ITS 0, 01:00.0 → ITS 1",
+                            platform: .preset(.qemuVirtTwoITS),
+                            devices: [DeviceDescription(), DeviceDescription(requesterID: RequesterID(bus: 1, device: 0, function: 0))]),
+        ScenarioDescription(name: "ram-at-msi-window", summary: "guest RAM at 0x0800_0000, over the host's MSI window",
+                            vm: VMOptions(layout: .ramAtMSIWindow)),
+        ScenarioDescription(name: "msi", summary: "plain MSI (4 vectors) instead of MSI-X", devices: [DeviceDescription(interrupts: .msi, vectors: 4)]),
         ScenarioDescription(name: "msix-1", summary: "one MSI-X vector", devices: [DeviceDescription(vectors: 1)]),
         ScenarioDescription(name: "msix-64", summary: "64 MSI-X vectors", devices: [DeviceDescription(vectors: 64)]),
     ]

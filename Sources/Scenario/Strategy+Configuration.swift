@@ -1,4 +1,5 @@
 import LinuxKernel
+import PCI
 import VMM
 
 extension Strategy {
@@ -23,8 +24,27 @@ extension Strategy {
     }
 
     /// The VMM's configuration: the VM shape from the scenario, the MSI plan from the strategy.
-    func vmmConfiguration(_ vm: VMOptions) -> VirtualMachineMonitor.Configuration {
-        .init(vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
-              guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize))
+    func vmmConfiguration(_ vm: VMOptions, devices: Int) -> VirtualMachineMonitor.Configuration {
+        let layout: GuestMemoryMap = vm.layout == .virt ? .virt : .ramAtMSIWindow
+        let ramSize: UInt64 = 0x100_0000
+        var configuration = VirtualMachineMonitor.Configuration(
+            ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
+            guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),
+            layout: layout, msi: msiPlan(layout: layout, ramSize: ramSize))
+        // Guest RIDs 00:01.0, 00:02.0, …: one slot per function on the guest's root bus.
+        configuration.guestRequesterIDs = (0..<devices).map { RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 1 + $0), function: 0) }
+        return configuration
+    }
+
+    /// What the VMM does for MSIs under this strategy (MSIPlan's doc comments): the guest RMR
+    /// (rmr-identity, sw-msi-window), the window option (sw-msi-window), per-vector guest IOVAs
+    /// and the explicit vITS page mapping (irqchip-relay, vfio-override, vits-direct).
+    public func msiPlan(layout: GuestMemoryMap, ramSize: UInt64) -> MSIPlan {
+        switch self {
+        case .legacy: MSIPlan()
+        case .rmrIdentity: .rmrIdentity
+        case .swMSIWindow: .swMSIWindow(for: layout, ramSize: ramSize)
+        case .irqchipRelay, .vfioOverride, .vitsDirect: .guestIOVAs
+        }
     }
 }

@@ -74,11 +74,28 @@ public final class World {
         guard let gic = machine.gic else { throw fail("platform", "no GICv3") }
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
         var functions: [PCIFunction] = []
+        var ports: [UInt8: PCIToPCIBridge] = [:]
         for (index, device) in scenario.devices.enumerated() {
             let function: PCIFunction
             do { function = try Self.makeFunction(device, index: index) } catch { throw fail("device \(index)", error) }
             guard let rc = machine.rootComplexes.first else { throw fail("platform", "no PCIe root complex") }
-            do { try rc.attach(function) } catch { throw fail("device \(index) \(device.requesterID)", error) }
+            do {
+                let bus = device.requesterID.bus
+                if bus == 0 {
+                    try rc.attach(function)
+                } else {
+                    // A function on bus N sits behind a root port at 00:(0x1f - k).0 whose
+                    // secondary bus is N (one port per bus, created on first use).
+                    let port: PCIToPCIBridge
+                    if let existing = ports[bus] { port = existing } else {
+                        port = try PCIToPCIBridge(requesterID: RequesterID(bus: 0, device: UInt8(0x1F &- ports.count), function: 0),
+                                                  kind: .rootPort, secondaryBus: bus)
+                        try rc.attach(port)
+                        ports[bus] = port
+                    }
+                    try rc.attach(function, behind: port)
+                }
+            } catch { throw fail("device \(index) \(device.requesterID)", error) }
             functions.append(function)
         }
         let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic,
@@ -93,13 +110,14 @@ public final class World {
         }
         let vmm: VirtualMachineMonitor
         do {
-            vmm = try VirtualMachineMonitor(host: host, device: hostDevices[0], configuration: strategy.vmmConfiguration(scenario.vm))
+            vmm = try VirtualMachineMonitor(host: host, devices: hostDevices,
+                                            configuration: strategy.vmmConfiguration(scenario.vm, devices: hostDevices.count))
         } catch {
             throw fail("VMM", error)
         }
         let guest: LinuxKernel
         do { guest = try vmm.bootGuest() } catch { throw fail("guest boot", error) }
-        let guestRIDs = [vmm.configuration.guestRequesterID]
+        let guestRIDs = vmm.devices.map(\.guestRequesterID)
         var guestDevices: [PCIDevice] = []
         for rid in guestRIDs {
             guard let g = guest.pci.device(rid) else { throw fail("guest enumeration", "\(rid) was not enumerated") }

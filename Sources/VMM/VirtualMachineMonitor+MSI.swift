@@ -45,6 +45,12 @@ extension VirtualMachineMonitor {
                 guard let v = device.vectors[index] else { continue }
                 do { try vm.irqfd(eventfd: v.fd, gsi: v.gsi) } catch { note("\(device.guestRequesterID) MSI vector \(index) irqfd: \(error)") }
             }
+            if configuration.msi.prepareGuestIOVAs {
+                let iovas = (0..<count).map { msi.message(vector: $0).address }
+                do { _ = try device.deviceFile.setIRQs(.prepare(index: VFIOIRQSet.msiIndex, start: 0, iovas: iovas)) } catch {
+                    note("\(device.guestRequesterID) VFIO_IRQ_SET_ACTION_PREPARE(MSI): \(error)")
+                }
+            }
             let result: Int
             do {
                 result = try device.deviceFile.setIRQs(.trigger(index: VFIOIRQSet.msiIndex, start: 0, eventfds: fds))

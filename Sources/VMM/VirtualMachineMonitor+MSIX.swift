@@ -12,7 +12,8 @@ extension VirtualMachineMonitor {
     func msixChanged(_ device: PassthroughDevice) {
         let f = device.function
         let file = device.deviceFile
-        if f.msixEnabled && file.vdev.irqType != VFIOIRQSet.msixIndex {
+        let prepare = configuration.msi.prepareGuestIOVAs
+        if f.msixEnabled && file.vdev.irqType != VFIOIRQSet.msixIndex && !prepare {
             do {
                 try file.setIRQs(.trigger(start: 0, eventfds: [-1]))
                 note("\(device.guestRequesterID) vfio_msix_enable: MSI-X on, no vector yet")
@@ -40,6 +41,7 @@ extension VirtualMachineMonitor {
             }
         }
         if routesChanged { commitRoutes() }
+        if prepare, routesChanged { prepareIOVAs(device) }
         for index in newVectors {
             guard let v = device.vectors[index] else { continue }
             do {
@@ -66,6 +68,17 @@ extension VirtualMachineMonitor {
                 _ = try? vm.signalMSI(v.route.msi)
             }
         }
+    }
+
+    /// VFIO_IRQ_SET_ACTION_PREPARE | DATA_MSI_IOVA with every vMSI-X entry's address (0 for an
+    /// entry the guest has not programmed: "no IOVA"), before the SET_IRQS that uses them.
+    func prepareIOVAs(_ device: PassthroughDevice) {
+        let iovas = device.function.entries.map(\.address)
+        guard !iovas.isEmpty else { return }
+        do {
+            _ = try device.deviceFile.setIRQs(.prepare(start: 0, iovas: iovas))
+            note("\(device.guestRequesterID) VFIO_IRQ_SET_ACTION_PREPARE: \(iovas.count) IOVAs")
+        } catch { note("\(device.guestRequesterID) VFIO_IRQ_SET_ACTION_PREPARE: \(error)") }
     }
 
     /// A vector's two eventfds: the one KVM's irqfd listens on and the VMM's own, whose handler

@@ -206,6 +206,14 @@ public final class VirtualMachineMonitor {
                 ioasID = try call("IOMMU_IOAS_ALLOC") { () throws(Errno) in try iommufd.ioasAlloc() }
                 ioas = ioasID
             }
+            if let window = configuration.msi.swMSIWindow {
+                try call("IOMMU_OPTION(SW_MSI_START)") { () throws(Errno) in
+                    try iommufd.setOption(.swMSIStart, objectID: devID, value: window.base)
+                }
+                try call("IOMMU_OPTION(SW_MSI_SIZE)") { () throws(Errno) in
+                    try iommufd.setOption(.swMSISize, objectID: devID, value: max(window.size >> 20, 1))
+                }
+            }
             let hwpt: UInt32
             switch configuration.viommu {
             case .none:
@@ -230,6 +238,14 @@ public final class VirtualMachineMonitor {
         }
         guard let ioasID = ioas else { throw .unsupported("no passthrough device") }
         self.ioasID = ioasID
+        if configuration.msi.mapVITSDoorbell {
+            let page = M.msiGPA & ~(host.pageSize &- 1)
+            for entry in bound {
+                try call("IOMMUFD_CMD_IOAS_MAP_MSI(\(Hex.format(page)))") { () throws(Errno) in
+                    try iommufd.ioasMapMSI(ioasID: ioasID, deviceID: entry.id, iova: page)
+                }
+            }
+        }
 
         switch configuration.viommu {
         case .none:
