@@ -93,23 +93,27 @@ public enum ScenarioFile {
     }
 
     /// Strict UTF-8 decoding; the first invalid byte is reported at its line and column
-    /// (columns counting Unicode scalars, like libyaml's).
+    /// (lines and columns counted as libyaml counts them: `ScenarioFileSyntax.isLineBreak`).
     static func decodeUTF8(_ bytes: [UInt8], path: String) throws(ScenarioFileError) -> String {
         var decoder = UTF8()
         var iterator = bytes.makeIterator()
         var scalars = String.UnicodeScalarView()
         var line = 1
         var column = 1
+        var previousCR = false
         while true {
             switch decoder.decode(&iterator) {
             case .scalarValue(let scalar):
                 scalars.append(scalar)
-                if scalar == "\n" {
+                if scalar == "\n" && previousCR {
+                    // CR LF: one break, already counted at the CR.
+                } else if ScenarioFileSyntax.isLineBreak(scalar) {
                     line += 1
                     column = 1
                 } else {
                     column += 1
                 }
+                previousCR = scalar == "\r"
             case .emptyInput:
                 return String(scalars)
             case .error:

@@ -2,8 +2,9 @@
 /// terminals can jump to it: `examples/bad.yaml:7:11: vm.viommu: unknown value 'smmu'
 /// (expected none, smmuv3-accel)`.
 ///
-/// `line` and `column` are 1-based and count characters (libyaml's marks, which Yams reports
-/// 1-based). They are 0 only for a mistake that belongs to no place in the text: a file that
+/// `line` and `column` are 1-based, as libyaml's marks (which Yams reports 1-based) count
+/// them: columns in Unicode scalars, lines at every YAML line break (LF, CR, CR LF, and also
+/// NEL, LS and PS, which some editors do not break at). They are 0 only for a mistake that belongs to no place in the text: a file that
 /// cannot be read at all.
 public struct ScenarioFileError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The file as it was named to `ScenarioFile.load` or `parse` (`<scenario>` by default).

@@ -55,14 +55,39 @@ enum ScenarioFileSyntax {
         }
     }
 
+    /// YAML's line breaks (YAML 1.1 §4.1.4 b-char, libyaml's IS_BREAK): LF, CR, NEL, LS, PS;
+    /// CR LF counts once. libyaml's marks count lines this way, so every position here does too.
+    static func isLineBreak(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x0A, 0x0D, 0x85, 0x2028, 0x2029: true
+        default: false
+        }
+    }
+
+    /// The text's lines as YAML counts them, as Unicode scalars (columns count scalars).
+    static func lines(of text: String) -> [[Unicode.Scalar]] {
+        var lines: [[Unicode.Scalar]] = [[]]
+        var previousCR = false
+        for scalar in text.unicodeScalars {
+            defer { previousCR = scalar == "\r" }
+            if scalar == "\n" && previousCR { continue }
+            if isLineBreak(scalar) {
+                lines.append([])
+            } else {
+                lines[lines.count - 1].append(scalar)
+            }
+        }
+        return lines
+    }
+
     /// 1-based line and column of the `offset`-th Character (Yams counts reader offsets in
-    /// Characters). Columns count Unicode scalars, as libyaml's marks do.
+    /// Characters; CR LF is one Character and one break).
     static func position(ofCharacter offset: Int, in text: String) -> (Int, Int) {
         var line = 1
         var column = 1
         for (index, character) in text.enumerated() {
             if index >= offset { break }
-            if character.isNewline {
+            if let first = character.unicodeScalars.first, isLineBreak(first) {
                 line += 1
                 column = 1
             } else {
@@ -74,14 +99,14 @@ enum ScenarioFileSyntax {
 
     /// Where `key` appears as a key again after `mark`: the key text (plain, or in single or
     /// double quotes) at the start of a line's content, after `- `, `{` or `,`, followed by
-    /// optional blanks and `:`. Lines are split at LF (a CR before it is dropped).
+    /// optional blanks and `:`.
     static func laterOccurrence(of key: String, afterLine line: Int, column: Int, in text: String) -> (line: Int, column: Int)? {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = lines(of: text)
         let spellings = [key, "'\(key)'", "\"\(key)\""].map { Array($0.unicodeScalars) }
         var lineIndex = line - 1
         var start = column
         while lineIndex >= 0 && lineIndex < lines.count {
-            let scalars = Array(lines[lineIndex].unicodeScalars)
+            let scalars = lines[lineIndex]
             var column = max(start, 0)
             while column < scalars.count {
                 if isKeyBoundary(scalars, before: column) {

@@ -79,19 +79,20 @@ enum ScenarioFileValues {
     }
 
     /// The allowed word closest to `word`, if close enough to be what was meant: an edit
-    /// distance of at most max(2, a third of the longer word), or `word` being a prefix of
-    /// at least 3 characters. Case is ignored, so `Legacy` suggests `legacy`. Ties go to the
-    /// first in `candidates`' order, so the answer is deterministic.
+    /// distance of at most max(1, a third of the longer word), or `word` being a prefix of
+    /// at least 3 characters (which counts as the closest match: `dma` suggests `dma-strict`).
+    /// Case is ignored, so `Legacy` suggests `legacy`. Ties go to the first in `candidates`'
+    /// order, so the answer is deterministic.
     static func suggestion(for word: String, among candidates: [String]) -> String? {
         let lowered = word.lowercased()
         var best: (String, Int)?
         for candidate in candidates {
             let other = candidate.lowercased()
             let distance = editDistance(Array(lowered.unicodeScalars), Array(other.unicodeScalars))
-            let limit = max(2, max(lowered.unicodeScalars.count, other.unicodeScalars.count) / 3)
+            let limit = max(1, max(lowered.unicodeScalars.count, other.unicodeScalars.count) / 3)
             let prefix = lowered.unicodeScalars.count >= 3 && other.hasPrefix(lowered)
             guard distance <= limit || prefix else { continue }
-            let score = prefix ? min(distance, limit) : distance
+            let score = prefix ? 0 : distance
             if let current = best, current.1 <= score { continue }
             best = (candidate, score)
         }

@@ -92,6 +92,10 @@ enum ScenarioFileWriter {
     /// take raw inside quotes (YAML 1.2 §5.1 c-printable: not TAB/LF/CR/x20–x7E/NEL/xA0–xD7FF/
     /// xE000–xFFFD/x10000+), plus the line breaks (LF, CR, NEL, LS, PS) and TAB, which quotes
     /// would fold or keep ambiguously.
+    ///
+    /// One string cannot round-trip: one starting with U+FEFF loses it, because Yams (6.2,
+    /// `Event.scalarValue`) decodes each scalar with Foundation's `String(bytes:encoding:)`,
+    /// which drops a leading byte-order mark whatever the escape used here.
     static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
