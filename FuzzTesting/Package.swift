@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // libFuzzer targets for everything in Doorbell that takes bytes from outside: SMMU tables and
-// commands, ITS commands, MSI-X table writes, device-tree blobs. Kept out of the main package so
-// users never build them. See README.md here for the recipe.
+// commands, ITS commands, MSI-X table writes, device-tree blobs, scenario files. Kept out of
+// the main package so users never build them. See README.md here for the recipe.
 import PackageDescription
 
 func fuzzTarget(_ name: String, _ products: [String]) -> Target {
@@ -22,5 +22,6 @@ let package = Package(
         fuzzTarget("FuzzITS", ["Bus", "GIC"]),
         fuzzTarget("FuzzMSIX", ["Bus", "PCI"]),
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
+        fuzzTarget("FuzzScenarioFile", ["Scenario"]),
     ]
 )

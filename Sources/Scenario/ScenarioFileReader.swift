@@ -1,0 +1,235 @@
+import Bus
+import Firmware
+import LinuxKernel
+import Machine
+import PCI
+import Yams
+
+/// Scenario file → `ScenarioDescription`: which keys exist at each level, what each value may
+/// be, and the checks between values (vectors against the interrupt type, event devices,
+/// vectors and CPUs against the devices and the VM, expectations against the strategies run).
+/// The grammar is in `ScenarioFile`'s doc comment; the node-level checks in `ScenarioFileNodes`.
+struct ScenarioFileReader {
+    let nodes: ScenarioFileNodes
+
+    static let topLevelKeys = ["name", "summary", "platform", "host", "vm", "devices", "strategy", "events", "expect"]
+    static let hostKeys = ["page-size"]
+    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus"]
+    static let deviceKeys = ["bdf", "interrupts", "vectors"]
+    static let expectationKeys = ["strategy", "delivered", "first-failure", "invariants"]
+    /// vCPUs a scenario's VM may have: QEMU virt with GICv3 takes up to 512, but the explorer's
+    /// state space grows with every vCPU and 8 covers every affinity question the seed asks.
+    static let vcpuRange = 1...8
+
+    func scenario(_ root: Node?) throws(ScenarioFileError) -> ScenarioDescription {
+        guard let root, !ScenarioFileNodes.isNull(root) else {
+            throw nodes.error(at: root, key: nil, "empty scenario file (a scenario needs at least 'name')")
+        }
+        let top = try nodes.fields(root, keyPath: "", allowed: Self.topLevelKeys, expecting: "a mapping at the top level")
+
+        guard let nameNode = top.value("name") else {
+            throw nodes.error(at: root, key: "name", "missing required key 'name'")
+        }
+        let name = try nodes.string(nameNode, key: "name")
+        guard !name.isEmpty else { throw nodes.error(at: nameNode, key: "name", "the name must not be empty") }
+        var scenario = ScenarioDescription(name: name)
+
+        if let node = top.value("summary"), !ScenarioFileNodes.isNull(node) {
+            scenario.summary = try nodes.string(node, key: "summary")
+        }
+        if let node = top.value("platform") { scenario.platform = try platform(node) }
+        if let node = top.value("host"), !ScenarioFileNodes.isNull(node) { scenario.host = try host(node) }
+        if let node = top.value("vm"), !ScenarioFileNodes.isNull(node) { scenario.vm = try vm(node) }
+        if let node = top.value("devices"), !ScenarioFileNodes.isNull(node) { scenario.devices = try devices(node) }
+        if let node = top.value("strategy") { scenario.strategies = try strategies(node) }
+        if let node = top.value("events"), !ScenarioFileNodes.isNull(node) {
+            scenario.events = try events(node, scenario: scenario)
+        }
+        if let node = top.value("expect"), !ScenarioFileNodes.isNull(node) {
+            scenario.expectations = try expectations(node, scenario: scenario)
+        }
+        return scenario
+    }
+
+    // MARK: Platform, host, VM
+
+    /// A preset name, or a path ending in `.dtb` (kept as written; `ScenarioFile.load`
+    /// resolves a relative one against the scenario file's directory).
+    func platform(_ node: Node) throws(ScenarioFileError) -> Platform {
+        let presets = MachinePreset.allCases.map(\.rawValue)
+        let text = try nodes.string(node, key: "platform", expecting: "a preset (\(presets.joined(separator: ", "))) or a .dtb path")
+        if let preset = MachinePreset(rawValue: text) { return .preset(preset) }
+        if text.hasSuffix(".dtb") && text.count > 4 { return .deviceTree(path: text) }
+        throw nodes.error(at: node, key: "platform",
+                          ScenarioFileValues.unknown("platform", ScenarioFileNodes.shortened(text), expected: presets + ["a path ending in .dtb"]))
+    }
+
+    func host(_ node: Node) throws(ScenarioFileError) -> HostOptions {
+        let fields = try nodes.fields(node, keyPath: "host", allowed: Self.hostKeys)
+        var host = HostOptions()
+        if let value = fields.value("page-size") {
+            host.pageSize = try nodes.choice(value, key: fields.path("page-size"), ScenarioFileValues.pageSizes)
+        }
+        return host
+    }
+
+    func vm(_ node: Node) throws(ScenarioFileError) -> VMOptions {
+        let fields = try nodes.fields(node, keyPath: "vm", allowed: Self.vmKeys)
+        var vm = VMOptions()
+        if let value = fields.value("viommu") { vm.viommu = try nodes.choice(value, key: fields.path("viommu"), VMOptions.VIOMMU.self) }
+        if let value = fields.value("guest-domain") {
+            vm.guestDomain = try nodes.choice(value, key: fields.path("guest-domain"), KernelConfiguration.DefaultDomain.self)
+        }
+        if let value = fields.value("guest-page-size") {
+            vm.guestPageSize = try nodes.choice(value, key: fields.path("guest-page-size"), ScenarioFileValues.pageSizes)
+        }
+        if let value = fields.value("layout") { vm.layout = try nodes.choice(value, key: fields.path("layout"), VMOptions.Layout.self) }
+        if let value = fields.value("vcpus") {
+            vm.vcpus = try nodes.integer(value, key: fields.path("vcpus"), in: Self.vcpuRange, what: "vcpus")
+        }
+        return vm
+    }
+
+    // MARK: Devices
+
+    func devices(_ node: Node) throws(ScenarioFileError) -> [DeviceDescription] {
+        let items = try nodes.items(node, key: "devices", of: "devices")
+        guard !items.isEmpty else {
+            throw nodes.error(at: node, key: "devices", "the list is empty (leave 'devices' out for the default 00:01.0 with 4 MSI-X vectors)")
+        }
+        var devices: [DeviceDescription] = []
+        for (index, item) in items.enumerated() {
+            let fields = try nodes.fields(item, keyPath: "devices[\(index)]", allowed: Self.deviceKeys)
+            var device = DeviceDescription()
+            if let value = fields.value("bdf") {
+                let key = fields.path("bdf")
+                let text = try nodes.string(value, key: key, expecting: "a BDF (bus:device.function)")
+                switch ScenarioFileValues.requesterID(text) {
+                case .success(let rid): device.requesterID = rid
+                case .failure(let mistake): throw nodes.error(at: value, key: key, mistake)
+                }
+                if let other = devices.firstIndex(where: { $0.requesterID == device.requesterID }) {
+                    throw nodes.error(at: value, key: key, "device \(device.requesterID) is already devices[\(other)]")
+                }
+            } else if let other = devices.firstIndex(where: { $0.requesterID == device.requesterID }) {
+                throw nodes.error(at: item, key: fields.path("bdf"),
+                                  "missing 'bdf': the default \(device.requesterID) is already devices[\(other)]")
+            }
+            if let value = fields.value("interrupts") {
+                device.interrupts = try nodes.choice(value, key: fields.path("interrupts"), DeviceDescription.Interrupts.self)
+            }
+            if let value = fields.value("vectors") {
+                let key = fields.path("vectors")
+                let count = try nodes.number(value, key: key)
+                if let mistake = ScenarioFileValues.checkVectors(count, device.interrupts) { throw nodes.error(at: value, key: key, mistake) }
+                device.vectors = Int(count)
+            } else if let mistake = ScenarioFileValues.checkVectors(UInt64(device.vectors), device.interrupts) {
+                throw nodes.error(at: item, key: fields.path("vectors"), mistake)
+            }
+            devices.append(device)
+        }
+        return devices
+    }
+
+    // MARK: Strategies
+
+    /// `all`, one id, or a list of distinct ids (kept in the order written).
+    func strategies(_ node: Node) throws(ScenarioFileError) -> [Strategy] {
+        let ids = Strategy.allCases.map(\.rawValue)
+        func one(_ node: Node, key: String) throws(ScenarioFileError) -> Strategy {
+            let word = try nodes.string(node, key: key, expecting: "a strategy id (\(ids.joined(separator: ", ")))")
+            guard let strategy = Strategy(rawValue: word) else {
+                throw nodes.error(at: node, key: key, ScenarioFileValues.unknown("strategy", ScenarioFileNodes.shortened(word), expected: ids))
+            }
+            return strategy
+        }
+        switch node {
+        case .scalar(let scalar) where !ScenarioFileNodes.isNull(node):
+            if scalar.string == "all" { return [] }
+            guard Strategy(rawValue: scalar.string) != nil else {
+                throw nodes.error(at: node, key: "strategy",
+                                  ScenarioFileValues.unknown("strategy", ScenarioFileNodes.shortened(scalar.string), expected: ["all"] + ids))
+            }
+            return [try one(node, key: "strategy")]
+        case .sequence(let sequence):
+            guard !sequence.isEmpty else {
+                throw nodes.error(at: node, key: "strategy", "the list is empty (write 'all' for every strategy)")
+            }
+            var result: [Strategy] = []
+            for (index, item) in sequence.enumerated() {
+                let strategy = try one(item, key: "strategy[\(index)]")
+                if let other = result.firstIndex(of: strategy) {
+                    throw nodes.error(at: item, key: "strategy[\(index)]", "'\(strategy.rawValue)' is already strategy[\(other)]")
+                }
+                result.append(strategy)
+            }
+            return result
+        default:
+            throw nodes.error(at: node, key: "strategy",
+                              "expected all, a strategy id or a list of ids, found \(ScenarioFileNodes.describe(node))")
+        }
+    }
+
+    // MARK: Events
+
+    func events(_ node: Node, scenario: ScenarioDescription) throws(ScenarioFileError) -> [ScenarioEvent] {
+        let items = try nodes.items(node, key: "events", of: "events")
+        var events: [ScenarioEvent] = []
+        for (index, item) in items.enumerated() {
+            events.append(try ScenarioFileEventReader(nodes: nodes, scenario: scenario).event(item, keyPath: "events[\(index)]"))
+        }
+        return events
+    }
+
+    // MARK: Expectations
+
+    func expectations(_ node: Node, scenario: ScenarioDescription) throws(ScenarioFileError) -> [Expectation] {
+        let items = try nodes.items(node, key: "expect", of: "expectations")
+        var expectations: [Expectation] = []
+        let run = scenario.strategiesToRun
+        for (index, item) in items.enumerated() {
+            let fields = try nodes.fields(item, keyPath: "expect[\(index)]", allowed: Self.expectationKeys)
+            var expectation = Expectation()
+            if let value = fields.value("strategy"), !ScenarioFileNodes.isNull(value) {
+                let key = fields.path("strategy")
+                let ids = Strategy.allCases.map(\.rawValue)
+                let word = try nodes.string(value, key: key, expecting: "a strategy id")
+                guard let strategy = Strategy(rawValue: word) else {
+                    throw nodes.error(at: value, key: key, ScenarioFileValues.unknown("strategy", ScenarioFileNodes.shortened(word), expected: ids))
+                }
+                guard run.contains(strategy) else {
+                    throw nodes.error(at: value, key: key,
+                                      "strategy '\(word)' is not run by this scenario (it runs \(run.map(\.rawValue).joined(separator: ", ")))")
+                }
+                expectation.strategy = strategy
+            }
+            if let value = fields.value("delivered") {
+                let key = fields.path("delivered")
+                let text = try nodes.string(value, key: key, expecting: "all, none or a number")
+                switch text {
+                case "all": expectation.delivered = .all
+                case "none": expectation.delivered = Expectation.Delivered.none
+                default:
+                    guard case .success(let count) = ScenarioFileValues.number(text) else {
+                        throw nodes.error(at: value, key: key, "expected all, none or a number, found '\(ScenarioFileNodes.shortened(text))'")
+                    }
+                    guard let int = Int(exactly: count) else {
+                        throw nodes.error(at: value, key: key, "\(count) deliveries is out of range")
+                    }
+                    expectation.delivered = .count(int)
+                }
+            }
+            if let value = fields.value("first-failure") {
+                expectation.firstFailure = try nodes.choice(value, key: fields.path("first-failure"), FailurePoint.self)
+            }
+            if let value = fields.value("invariants") {
+                expectation.invariantsHold = try nodes.choice(value, key: fields.path("invariants"), [("hold", true), ("violated", false)])
+            }
+            guard expectation.delivered != nil || expectation.firstFailure != nil || expectation.invariantsHold != nil else {
+                throw nodes.error(at: item, key: "expect[\(index)]", "an expectation must check something: delivered, first-failure or invariants")
+            }
+            expectations.append(expectation)
+        }
+        return expectations
+    }
+}
