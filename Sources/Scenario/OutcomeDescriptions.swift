@@ -13,6 +13,7 @@ extension VectorOutcome.StageResult {
         case .fault(let fault): "\(fault.type.name) (\(fault.shortLocation))"
         case .notReached: "not reached"
         case .untranslated: "untranslated"
+        case .aborted: "aborted (no event)"
         }
     }
 
@@ -25,6 +26,7 @@ extension VectorOutcome.StageResult {
         case .fault: "fault"
         case .notReached: "not-reached"
         case .untranslated: "untranslated"
+        case .aborted: "aborted"
         }
     }
 }

@@ -43,6 +43,9 @@ public struct VectorOutcome: Hashable, Sendable {
         case notReached
         /// The doorbell page is outside the SMMU (the platform does not translate its ITS).
         case untranslated
+        /// The SMMU terminated the write without a fault record (STE.Config = abort, or
+        /// GBPA.ABORT while the SMMU is off: SMMUv3 §5.2, §6.3.14).
+        case aborted
     }
 
     /// The ITS's view: DeviceID and EventID, then the LPI or the drop.

@@ -101,8 +101,8 @@ extension World {
             }
         case .terminated(let fault, _):
             guard let fault else {
-                outcome.stage1 = .notReached
-                outcome.stage2 = .notReached
+                outcome.stage1 = .aborted
+                outcome.stage2 = .aborted
                 return
             }
             if fault.stage2 || !nested {
@@ -144,6 +144,9 @@ extension World {
                 }
                 return .failed(point, fault.reason.isEmpty ? "\(fault.type.name)" : fault.reason)
             }
+        }
+        if case .aborted = o.stage1 {
+            return .failed(.smmuConfiguration, "the SMMU aborted the write without an event (an abort STE: no usable configuration was installed for the StreamID)")
         }
         if let its = o.its {
             if case .dropped(let reason) = its.result {
