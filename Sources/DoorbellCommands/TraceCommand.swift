@@ -50,7 +50,9 @@ struct TraceCommand: ParsableCommand {
             throw ValidationError("device \(device) has \(description.devices[device].vectors) vector(s); --vector \(vector) does not exist")
         }
         var traced = description
-        var script = description.script
+        // Without an event script, trace the vector's first MSI on a fresh world (so the SMMU's
+        // walk shows, not a TLB hit left by other vectors).
+        var script = description.events.isEmpty ? [] : description.script
         let step: Int
         if let index = script.firstIndex(of: .fire(device: device, vector: vector)) {
             step = index

@@ -37,13 +37,13 @@ extension World {
         let countersBefore = machine.smmus.map(\.translator.counters)
         let injectionsBefore = vmm.vm.injections.count
         _ = takeDeliveries()
+        let vitsTrace = trace.map { _ in TraceLog() }
         if let trace {
             machine.trace = trace
-            vmm.vm.vgic?.its?.trace = trace
+            vmm.vm.vgic?.its?.trace = vitsTrace
         }
         let request = function.raise(vector: vector)
         machine.trace = nil
-        vmm.vm.vgic?.its?.trace = nil
 
         // The SMMU's answer for this write, from the port it went through.
         if let transaction = request.transaction, let result = request.result {
@@ -69,12 +69,16 @@ extension World {
         for driver in host.smmuDrivers {
             if let records = try? driver.serviceEventQueue() { outcome.smmuEvents += records }
         }
+        vmm.vm.vgic?.its?.trace = nil
         let injections = Array(vmm.vm.injections.dropFirst(injectionsBefore))
         let handled = takeDeliveries().filter { $0.device == device }
         outcome.handled = handled.map { d in
             .init(irq: d.irq, lpi: guest.irq.descriptor(d.irq)?.hwirq ?? 0, cpu: d.cpu)
         }
-        if let trace { traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections) }
+        if let trace {
+            traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections,
+                          vits: vitsTrace?.records ?? [])
+        }
         outcome.verdict = verdict(outcome, request: request, hostHandled: hostHandled, injections: injections)
         return outcome
     }
@@ -176,7 +180,8 @@ extension World {
 
     /// The software half of a trace: the host's LPI, VFIO's handler, KVM's injection and the
     /// guest's handler, after the hardware records the layers wrote.
-    func traceSoftware(_ trace: TraceLog, outcome: VectorOutcome, hostHandled: Int, injections: [KVMInjectionRecord]) {
+    func traceSoftware(_ trace: TraceLog, outcome: VectorOutcome, hostHandled: Int, injections: [KVMInjectionRecord],
+                       vits: [TraceRecord]) {
         if case .delivered(let intid, let cpu, _)? = outcome.its?.result {
             let irq = host.irq.descriptor(hwirq: intid.rawValue)
             trace.append(.hostKernel, "LPI taken", value: UInt64(intid.rawValue),
@@ -185,6 +190,10 @@ extension World {
         for injection in injections {
             trace.append(.kvm, "irqfd injection", address: injection.msi.map { UInt64($0.addressHi) << 32 | UInt64($0.addressLo) },
                          value: injection.msi.map { UInt64($0.data) }, injection.description)
+        }
+        // The guest's vITS walks the guest's own tables in guest RAM (KVM's vgic-its).
+        for record in vits where record.layer == .its {
+            trace.append(TraceRecord(layer: .vits, step: record.step, address: record.address, value: record.value, detail: record.detail))
         }
         for h in outcome.handled {
             trace.append(.guest, "handler", value: UInt64(h.lpi), "vCPU \(h.cpu) acknowledges LPI \(h.lpi): irq \(h.irq) handled")

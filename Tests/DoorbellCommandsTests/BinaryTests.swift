@@ -45,9 +45,76 @@ struct BinaryTests {
         #expect(run.stdout == golden, "output of doorbell \(arguments.joined(separator: " ")) differs from Golden/\(name)")
     }
 
-    @Test("`doorbell` with no arguments prints the seed: three guest shapes and the nested failure step by step, byte for byte")
+    @Test("`doorbell` with no arguments prints the strategy table for the seed and why the failing ones fail, byte for byte")
     func defaultOutput() throws {
-        try checkGolden("seed.txt", [])
+        try checkGolden("strategies.txt", [])
+    }
+
+    @Test("`doorbell seed` prints the three guest shapes and the nested failure step by step, byte for byte")
+    func seedOutput() throws {
+        try checkGolden("seed.txt", ["seed"])
+    }
+
+    @Test("`doorbell compare --format json` over every built-in scenario, byte for byte (schema 1)")
+    func compareJSON() throws {
+        try checkGolden("compare.json", ["compare", "--format", "json"])
+    }
+
+    static var examples: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Examples")
+    }
+
+    @Test("`doorbell run` exits 0 when the file's expectations hold and 1 when one does not")
+    func runExitStatus() throws {
+        let seed = try Self.run(["run", Self.examples.appendingPathComponent("seed.yaml").path])
+        #expect(seed.status == 0, "\(seed.stdout)\(seed.stderr)")
+        #expect(seed.stdout.contains("Expectations: all"))
+        let wrong = """
+        name: wrong
+        strategy: legacy
+        expect:
+          - delivered: all
+        """
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-wrong-\(getpid()).yaml")
+        try wrong.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let failed = try Self.run(["run", file.path])
+        #expect(failed.status == 1)
+        #expect(failed.stdout.contains("legacy: expected all vectors delivered, observed 0/4 delivered"))
+    }
+
+    @Test("a scenario file with a mistake is a usage error (64) naming the line, column and key")
+    func runBadFile() throws {
+        let bad = """
+        name: bad
+        vm:
+          viommu: smmu
+        """
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-bad-\(getpid()).yaml")
+        try bad.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let run = try Self.run(["run", file.path])
+        #expect(run.status == 64)
+        #expect(run.stderr.contains(":3:"))
+        #expect(run.stderr.contains("viommu"))
+    }
+
+    @Test("`doorbell trace` follows one MSI from the device to the guest handler; mermaid is a sequence diagram")
+    func trace() throws {
+        let text = try Self.run(["trace", "--scenario", "seed", "--strategy", "rmr-identity", "--vector", "1"])
+        #expect(text.status == 0, "\(text.stderr)")
+        for step in ["STE fetch", "S1 L3 descriptor", "S2 L3 descriptor", "ITE lookup", "irqfd injection", "handler", "Outcome: delivered"] {
+            #expect(text.stdout.contains(step), "missing \(step)")
+        }
+        let legacy = try Self.run(["trace", "--scenario", "seed", "--strategy", "legacy"])
+        #expect(legacy.stdout.contains("F_TRANSLATION"))
+        #expect(legacy.stdout.contains("Outcome: stage-1"))
+        let mermaid = try Self.run(["trace", "--scenario", "seed", "--strategy", "vits-direct", "--format", "mermaid"])
+        #expect(mermaid.stdout.hasPrefix("sequenceDiagram\n"))
+        #expect(mermaid.stdout.contains("SMMU->>"))
+        let both = try Self.run(["trace", "--strategy", "legacy"])
+        #expect(both.status == 64)
     }
 
     @Test("`doorbell msi` prints the nested MSI path on qemu-virt, byte for byte")

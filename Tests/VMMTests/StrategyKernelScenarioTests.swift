@@ -55,8 +55,8 @@ struct StrategyKernelScenarioTests {
         let g = try #require(h.guestDevice)
         let domain = try #require(h.guest.iommu.domain(for: g.device))
         for address in addresses {
-            #expect(address & 0xFFF == 0x40 && address != GuestMemoryMap.msiGPA)
-            #expect(h.guest.iommu.iovaToPhys(domain, address) == GuestMemoryMap.msiGPA)
+            #expect(address & 0xFFF == 0x40 && address != GuestMemoryMap.virt.msiGPA)
+            #expect(h.guest.iommu.iovaToPhys(domain, address) == GuestMemoryMap.virt.msiGPA)
         }
     }
 
