@@ -32,6 +32,15 @@ public enum ExpectationCheck {
                         mismatches.append(Mismatch(strategy: run.strategy, expected: wanted, observed: seen))
                     }
                 }
+                if let hold = expectation.invariantsHold {
+                    let broken = run.violations
+                    if hold, let first = broken.first {
+                        mismatches.append(Mismatch(strategy: run.strategy, expected: "every invariant to hold",
+                                                   observed: "\(broken.count) violation(s), first: \(first)"))
+                    } else if !hold, broken.isEmpty {
+                        mismatches.append(Mismatch(strategy: run.strategy, expected: "an invariant to be violated", observed: "none was"))
+                    }
+                }
                 if let point = expectation.firstFailure {
                     let seen: FailurePoint? = run.setupFailure != nil ? .setup : run.firstFailure?.verdict.failurePoint
                     if seen != point {

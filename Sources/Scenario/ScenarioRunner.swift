@@ -10,6 +10,8 @@ public struct StrategyRun: Hashable, Sendable {
     public var outcomes: [VectorOutcome]
     /// Per script step, what the event did (or why it could not run).
     public var eventLog: [String]
+    /// Invariants broken, in step order (checked after every fired vector).
+    public var violations: [Violation] = []
 
     /// Fired vectors that reached the right guest LPI on the right vCPU.
     public var deliveredCount: Int { outcomes.filter(\.delivered).count }
@@ -26,7 +28,8 @@ public enum ScenarioRunner {
     /// Runs `scenario` under `strategy`. `traceStep` names a script step whose MSI is traced
     /// into `trace`.
     public static func run(_ scenario: ScenarioDescription, strategy: Strategy, deviceTree: [UInt8]? = nil,
-                           traceStep: Int? = nil, trace: TraceLog? = nil) -> StrategyRun {
+                           traceStep: Int? = nil, trace: TraceLog? = nil,
+                           finally inspect: ((World, [VectorOutcome]) -> Void)? = nil) -> StrategyRun {
         var run = StrategyRun(scenario: scenario.name, strategy: strategy, setupFailure: nil, outcomes: [], eventLog: [])
         let world: World
         do {
@@ -35,9 +38,12 @@ public enum ScenarioRunner {
             run.setupFailure = error
             return run
         }
+        var tracker = InvariantTracker()
         for (step, event) in scenario.script.enumerated() {
             let log = step == traceStep ? trace : nil
-            switch world.perform(event, step: step, trace: log) {
+            let result = world.perform(event, step: step, trace: log)
+            run.violations += tracker.record(event, result, step: step, world: world)
+            switch result {
             case .fired(let outcome):
                 run.outcomes.append(outcome)
                 run.eventLog.append("\(step): \(event.kind.rawValue) → \(outcome.verdict)")
@@ -45,11 +51,42 @@ public enum ScenarioRunner {
                 run.eventLog.append("\(step): \(event.kind.rawValue): \(note)")
             }
         }
+        if let inspect {
+            // The last observation: the fires after the last non-fire event.
+            let script = scenario.script
+            let lastEvent = script.lastIndex { if case .fire = $0 { false } else { true } } ?? -1
+            let tail = run.outcomes.filter { $0.step > lastEvent }
+            inspect(world, tail)
+        }
         return run
     }
 
     /// Every strategy the scenario asks for, in canonical order.
     public static func runAll(_ scenario: ScenarioDescription, deviceTree: [UInt8]? = nil) -> [StrategyRun] {
         scenario.strategiesToRun.map { run(scenario, strategy: $0, deviceTree: deviceTree) }
+    }
+}
+
+/// Follows a script: the last event that was not a fire, and whether each vector was delivered
+/// the first time it fired, so that a later failure is charged to the event before it.
+struct InvariantTracker {
+    var lastEvent: ScenarioEvent?
+    var firstDelivery: [Int: Bool] = [:]
+
+    mutating func record(_ event: ScenarioEvent, _ result: World.EventResult, step: Int, world: World) -> [Violation] {
+        switch result {
+        case .fired(let outcome):
+            let key = outcome.device << 16 | outcome.vector
+            let before = firstDelivery[key]
+            var violations = world.check(outcome, previousEvent: lastEvent, deliveredBefore: before)
+            if before == nil, outcome.verdict != .pending { firstDelivery[key] = outcome.delivered }
+            // A vector that never delivered keeps failing the same way: report it once.
+            if before == false { violations.removeAll { $0.invariant == .delivery } }
+            return violations
+        case .done(let note):
+            lastEvent = event
+            if let violation = world.adversarialViolation(event, note: note, step: step) { return [violation] }
+            return []
+        }
     }
 }

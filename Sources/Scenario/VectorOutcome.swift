@@ -17,6 +17,8 @@ public struct VectorOutcome: Hashable, Sendable {
     /// The guest's stage 1 (the vSMMU's), and the host's translation of the guest address space.
     public var stage1: StageResult
     public var stage2: StageResult
+    /// The physical address the write reached, if the SMMU let it through.
+    public var physicalAddress: UInt64?
     /// The physical ITS's translation, if the write reached one.
     public var its: ITSOutcome?
     /// The guest interrupt the guest expects for this vector, and where its handlers ran.

@@ -3,6 +3,14 @@ import LinuxKernel
 import PCI
 
 extension World {
+    /// Whether `perform` runs events of this kind (the others answer "not run").
+    public static func runs(_ kind: EventKind) -> Bool {
+        switch kind {
+        case .guestDomain, .hotUnplug, .hotPlug, .saveRestore, .guestMapOutsideRAM, .guestCorruptSTE: false
+        default: true
+        }
+    }
+
     /// What an event did: a fired vector's outcome, or a note of what ran.
     public enum EventResult: Hashable, Sendable {
         case fired(VectorOutcome)
@@ -137,9 +145,24 @@ extension World {
         }
         for its in machine.its { its.lastMSI = nil }
         let result = functions[d].dma(.write, address: IOVA(address), size: 4, data: UInt64(eventID))
+        _ = takeDeliveries()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
+        lastForgedDeliveries = takeDeliveries()
         let its = machine.its.compactMap(\.lastMSI).first.map { "ITS: DeviceID \($0.deviceID) EventID \($0.eventID) → \($0.result)" } ?? "no ITS saw it"
         return "device \(d) wrote EventID \(eventID) to \(Hex.format(address)): \(result); \(its)"
+    }
+}
+
+extension World {
+    /// Isolation after an adversarial write: a forged EventID may raise at most one of the
+    /// device's own guest interrupts, never another device's; `forgeEventID` reports what the
+    /// ITS did in its note.
+    func adversarialViolation(_ event: ScenarioEvent, note: String, step: Int) -> Violation? {
+        guard case .forgedEventID(let d, _) = event else { return nil }
+        let foreign = lastForgedDeliveries.filter { !ownsGuestIRQ(d, $0.irq) }
+        guard let wrong = foreign.first else { return nil }
+        return Violation(invariant: .isolation, step: step, event: event,
+                         detail: "a forged EventID from device \(d) raised guest irq \(wrong.irq) of another device")
     }
 }

@@ -92,10 +92,12 @@ extension World {
         guard let port, let response = port.lastResponse else {
             outcome.stage1 = .untranslated
             outcome.stage2 = .untranslated
+            outcome.physicalAddress = result.status == .aborted ? nil : input
             return
         }
         switch response {
         case .translated(let t):
+            outcome.physicalAddress = t.output.rawValue
             if let ipa = t.intermediate {
                 outcome.stage1 = .translated(from: input, to: ipa.rawValue)
                 outcome.stage2 = .translated(from: ipa.rawValue, to: t.output.rawValue)

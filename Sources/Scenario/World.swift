@@ -24,6 +24,8 @@ public final class World {
     public let guestDevices: [PCIDevice]
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
+    /// What the guest's handlers saw after the last forged write.
+    var lastForgedDeliveries: [GuestDelivery] = []
     /// Interrupts the guest took on unmask, from a Pending bit the VMM held.
     public internal(set) var pendingDelivered = 0
 

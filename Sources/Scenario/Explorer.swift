@@ -1,0 +1,210 @@
+import Bus
+
+/// Runs event sequences against one strategy and finds the invariants they break: every
+/// sequence up to a depth (breadth first, states with an already-seen hash not expanded), then
+/// seeded random walks deeper. Each sequence is run on a freshly built world — the events are
+/// executed, never assumed — with every vector fired after every event (the observation
+/// step). Every violation is shrunk to a minimal sequence that still breaks the same invariant.
+public struct Explorer {
+    public struct Options: Hashable, Sendable {
+        /// Exhaustive depth (events per sequence).
+        public var depth: Int
+        /// Random walks: how many, and how many events each (0: none).
+        public var walks: Int
+        public var steps: Int
+        public var seed: UInt64
+
+        public init(depth: Int = 2, walks: Int = 0, steps: Int = 8, seed: UInt64 = 1) {
+            self.depth = depth
+            self.walks = walks
+            self.steps = steps
+            self.seed = seed
+        }
+    }
+
+    /// A violation with the minimal event sequence that shows it.
+    public struct Finding: Hashable, Sendable {
+        public var strategy: Strategy
+        public var sequence: [ScenarioEvent]
+        public var violation: Violation
+        /// The event kind charged with it: the last event of the minimal sequence (nil: the
+        /// strategy breaks the invariant with no event at all).
+        public var kind: EventKind? { sequence.last?.kind }
+    }
+
+    public struct Result: Hashable, Sendable {
+        public var strategy: Strategy
+        /// Worlds built and run (states visited), and how many had a hash seen before.
+        public var states: Int
+        public var duplicates: Int
+        public var setupFailure: World.SetupFailure?
+        /// Violations before any event (the strategy does not deliver in this scenario).
+        public var baseline: [Violation]
+        /// One finding per (invariant, event kind), minimal.
+        public var findings: [Finding]
+        /// The event kinds that were run.
+        public var kindsRun: [EventKind]
+        public var violated: Bool { setupFailure != nil || !baseline.isEmpty || !findings.isEmpty }
+    }
+
+    public let scenario: ScenarioDescription
+    public let deviceTree: [UInt8]?
+    public let options: Options
+
+    public init(scenario: ScenarioDescription, deviceTree: [UInt8]? = nil, options: Options = Options()) {
+        self.scenario = scenario
+        self.deviceTree = deviceTree
+        self.options = options
+    }
+
+    /// The events the explorer draws from: for each device, its vector 0 and every event kind
+    /// that applies to the scenario's shape.
+    public var alphabet: [ScenarioEvent] {
+        var events: [ScenarioEvent] = []
+        let vcpus = max(scenario.vm.vcpus, 1)
+        for (d, device) in scenario.devices.enumerated() {
+            events += [.guestMask(device: d, vector: 0), .guestUnmask(device: d, vector: 0), .guestRewrite(device: d, vector: 0),
+                       .guestAffinity(device: d, vector: 0, cpu: 1 % vcpus), .hostAffinity(device: d, vector: 0, cpu: 0),
+                       .hostReactivate(device: d, vector: 0), .msixReenable(device: d)]
+            if device.interrupts == .msix { events.append(.addVector(device: d)) }
+            events += [.functionLevelReset(device: d), .suspendResume(device: d), .forgedEventID(device: d, eventID: UInt32(device.vectors))]
+            if scenario.vm.viommu != .none {
+                events += [.guestDomain(device: d, domain: .identity), .guestDomain(device: d, domain: .dma),
+                           .guestDomain(device: d, domain: .detach), .guestMapOutsideRAM(device: d, ipa: 0x20_0000_0000),
+                           .guestCorruptSTE(device: d)]
+            }
+            events += [.hotUnplug(device: d), .hotPlug(device: d)]
+        }
+        events.append(.saveRestore)
+        return events.filter { World.runs($0.kind) }
+    }
+
+    /// The script of a sequence: every vector fired, then each event followed by every vector
+    /// fired again.
+    public func script(_ sequence: [ScenarioEvent]) -> [ScenarioEvent] {
+        var observe: [ScenarioEvent] = []
+        for (d, device) in scenario.devices.enumerated() {
+            for v in 0..<device.vectors { observe.append(.fire(device: d, vector: v)) }
+        }
+        var script = observe
+        for event in sequence { script += [event] + observe }
+        return script
+    }
+
+    /// Runs one sequence: its violations and the hash of the state it ends in.
+    func run(_ sequence: [ScenarioEvent], strategy: Strategy) -> (StrategyRun, UInt64) {
+        var s = scenario
+        s.events = script(sequence)
+        var hash: UInt64 = 0
+        let run = ScenarioRunner.run(s, strategy: strategy, deviceTree: deviceTree) { world, outcomes in
+            hash = world.stateHash(lastOutcomes: outcomes)
+        }
+        return (run, hash)
+    }
+
+    /// Violations charged to events (not present before any event).
+    func eventViolations(_ run: StrategyRun, baselineSteps: Int) -> [Violation] {
+        run.violations.filter { $0.step >= baselineSteps }
+    }
+
+    /// Explores `strategy`; `progress` is called after every state with (states, duplicates).
+    public func explore(_ strategy: Strategy, progress: (Int, Int) -> Void = { _, _ in }) -> Result {
+        let baselineSteps = script([]).count
+        let (root, rootHash) = run([], strategy: strategy)
+        var result = Result(strategy: strategy, states: 1, duplicates: 0, setupFailure: root.setupFailure,
+                            baseline: root.violations, findings: [], kindsRun: [])
+        if root.setupFailure != nil { return result }
+        var seen: Set<UInt64> = [rootHash]
+        var found: [String: Finding] = [:]
+        var kinds: Set<EventKind> = []
+        let alphabet = self.alphabet
+
+        func consider(_ sequence: [ScenarioEvent], _ run: StrategyRun) {
+            for v in eventViolations(run, baselineSteps: baselineSteps) {
+                guard let event = v.event ?? sequence.last else { continue }
+                let key = "\(v.invariant.rawValue)|\(event.kind.rawValue)"
+                if let existing = found[key], existing.sequence.count <= 1 { continue }
+                let minimal = shrink(sequence, strategy: strategy, invariant: v.invariant, baselineSteps: baselineSteps)
+                let finding = Finding(strategy: strategy, sequence: minimal.sequence, violation: minimal.violation ?? v)
+                let finalKey = "\(v.invariant.rawValue)|\(finding.kind?.rawValue ?? "-")"
+                if let existing = found[finalKey], existing.sequence.count <= finding.sequence.count { continue }
+                found[finalKey] = finding
+            }
+        }
+
+        var frontier: [[ScenarioEvent]] = [[]]
+        for _ in 0..<max(options.depth, 0) {
+            var next: [[ScenarioEvent]] = []
+            for prefix in frontier {
+                for event in alphabet {
+                    let sequence = prefix + [event]
+                    let (run, hash) = self.run(sequence, strategy: strategy)
+                    result.states += 1
+                    kinds.insert(event.kind)
+                    consider(sequence, run)
+                    if seen.contains(hash) {
+                        result.duplicates += 1
+                    } else {
+                        seen.insert(hash)
+                        next.append(sequence)
+                    }
+                    progress(result.states, result.duplicates)
+                }
+            }
+            frontier = next
+        }
+        if options.walks > 0, options.steps > 0, !alphabet.isEmpty {
+            for walk in 0..<options.walks {
+                var rng = SeededGenerator(seed: options.seed &+ UInt64(walk) &* 0x9E37_79B9)
+                var sequence: [ScenarioEvent] = []
+                for _ in 0..<options.steps {
+                    sequence.append(alphabet[Int(rng.next() % UInt64(alphabet.count))])
+                }
+                let (run, _) = self.run(sequence, strategy: strategy)
+                result.states += 1
+                for e in sequence { kinds.insert(e.kind) }
+                consider(sequence, run)
+                progress(result.states, result.duplicates)
+            }
+        }
+        result.findings = found.keys.sorted().compactMap { found[$0] }
+        result.kindsRun = EventKind.allCases.filter { kinds.contains($0) }
+        return result
+    }
+
+    /// Greedy shrinking: drop events one at a time while the same invariant is still broken.
+    func shrink(_ sequence: [ScenarioEvent], strategy: Strategy, invariant: Invariant,
+                baselineSteps: Int) -> (sequence: [ScenarioEvent], violation: Violation?) {
+        var current = sequence
+        var violation: Violation?
+        var index = 0
+        while index < current.count, current.count > 1 {
+            var candidate = current
+            candidate.remove(at: index)
+            let (run, _) = self.run(candidate, strategy: strategy)
+            if let v = eventViolations(run, baselineSteps: baselineSteps).first(where: { $0.invariant == invariant }) {
+                current = candidate
+                violation = v
+            } else {
+                index += 1
+            }
+        }
+        if violation == nil {
+            let (run, _) = self.run(current, strategy: strategy)
+            violation = eventViolations(run, baselineSteps: baselineSteps).first { $0.invariant == invariant }
+        }
+        return (current, violation)
+    }
+
+    /// The scenario file that replays a finding with `doorbell run` (its expectation, that every
+    /// invariant holds, fails: exit 1 with the violation printed).
+    public func replayScenario(_ finding: Finding) -> ScenarioDescription {
+        var s = scenario
+        s.name = "\(scenario.name)-\(finding.strategy.rawValue)-\(finding.violation.invariant.rawValue)"
+        s.summary = "explorer finding: \(finding.violation.invariant.rawValue) after \(finding.sequence.map(\.kind.rawValue).joined(separator: ", "))"
+        s.strategies = [finding.strategy]
+        s.events = script(finding.sequence)
+        s.expectations = [Expectation(strategy: finding.strategy, invariantsHold: true)]
+        return s
+    }
+}

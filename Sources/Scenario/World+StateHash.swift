@@ -1,0 +1,61 @@
+import Bus
+
+extension World {
+    /// A deterministic hash of the MSI path's architected state, for the explorer's duplicate
+    /// pruning: each device's physical MSI-X (or MSI) entries and mask bits, the guest's vMSI-X
+    /// entries, the host's and the guest's view of every vector (affinity, masked, activated),
+    /// and the routing outcome of every vector's last observation. Two worlds with the same hash
+    /// deliver (or fail to deliver) every vector the same way. FNV-1a over 64-bit words, so the
+    /// value never depends on Swift's per-process hash seed.
+    public func stateHash(lastOutcomes: [VectorOutcome]) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ v: UInt64) {
+            var x = v
+            for _ in 0..<8 {
+                h ^= x & 0xFF
+                h = h &* 0x0000_0100_0000_01B3
+                x >>= 8
+            }
+        }
+        for (d, function) in functions.enumerated() {
+            let vectors = scenario.devices[d].vectors
+            if let table = function.msixTable {
+                for v in 0..<table.size {
+                    mix(table.messageAddress(v))
+                    mix(UInt64(table.messageData(v)))
+                    mix(UInt64(table.vectorControl(v)))
+                }
+            }
+            if vmm.devices.indices.contains(d) {
+                for entry in vmm.devices[d].function.entries {
+                    mix(entry.address)
+                    mix(UInt64(entry.data))
+                }
+            }
+            for v in 0..<vectors {
+                if let irq = hostIRQ(d, v), let desc = host.irq.descriptor(irq) {
+                    mix(UInt64(desc.effectiveCPU) << 2 | (desc.isMasked ? 2 : 0) | (desc.isActivated ? 1 : 0))
+                } else {
+                    mix(.max)
+                }
+                if let irq = guestIRQ(d, v), let desc = guest.irq.descriptor(irq) {
+                    mix(UInt64(desc.effectiveCPU) << 2 | (desc.isMasked ? 2 : 0) | (desc.isActivated ? 1 : 0))
+                } else {
+                    mix(.max &- 1)
+                }
+            }
+        }
+        for o in lastOutcomes {
+            mix(UInt64(o.device) << 32 | UInt64(o.vector))
+            mix(o.programmedAddress ?? .max)
+            mix(o.physicalAddress ?? .max)
+            switch o.verdict {
+            case .delivered: mix(1)
+            case .pending: mix(2)
+            case .failed(let point, _): mix(3 &+ UInt64(FailurePoint.allCases.firstIndex(of: point) ?? 0))
+            }
+            for handled in o.handled { mix(UInt64(handled.lpi) << 8 | UInt64(handled.cpu)) }
+        }
+        return h
+    }
+}
