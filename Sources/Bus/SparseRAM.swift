@@ -123,13 +123,43 @@ public final class SparseRAM {
     public func readBytes(_ address: UInt64, count: Int) -> [UInt8] {
         guard count > 0 else { return [] }
         var out = [UInt8](repeating: 0, count: count)
-        for i in 0..<count { out[i] = readByte(address &+ UInt64(i)) }
+        out.withUnsafeMutableBytes { read(into: $0, from: address) }
         return out
     }
 
-    /// Copies `bytes` in, starting at `address`.
+    /// Fills `buffer` from `address` frame by frame (one lookup and one copy per frame; frames
+    /// never written read as zeros). Addresses wrap at 2^64 as everywhere else here.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, from address: UInt64) {
+        var done = 0
+        var cursor = address
+        while done < buffer.count {
+            let offset = Int(cursor & SparseRAM.frameMask)
+            let chunk = min(SparseRAM.frameSize - offset, buffer.count - done)
+            guard let target = buffer.baseAddress?.advanced(by: done) else { return }
+            if let frame = frameForRead(cursor &>> SparseRAM.frameShift) {
+                target.copyMemory(from: frame.advanced(by: offset), byteCount: chunk)
+            } else {
+                target.initializeMemory(as: UInt8.self, repeating: 0, count: chunk)
+            }
+            done += chunk
+            cursor &+= UInt64(chunk)
+        }
+    }
+
+    /// Copies `bytes` in, starting at `address`, frame by frame.
     public func writeBytes(_ address: UInt64, _ bytes: [UInt8]) {
-        for (i, b) in bytes.enumerated() { writeByte(address &+ UInt64(i), b) }
+        bytes.withUnsafeBytes { source in
+            var done = 0
+            var cursor = address
+            while done < source.count {
+                let offset = Int(cursor & SparseRAM.frameMask)
+                let chunk = min(SparseRAM.frameSize - offset, source.count - done)
+                guard let from = source.baseAddress?.advanced(by: done) else { return }
+                frameForWrite(cursor &>> SparseRAM.frameShift).advanced(by: offset).copyMemory(from: from, byteCount: chunk)
+                done += chunk
+                cursor &+= UInt64(chunk)
+            }
+        }
     }
 
     /// A deep copy, for saving a machine's state (VM save/restore, the explorer's branches).

@@ -44,8 +44,8 @@ public final class LPIConfigurationCache {
             // Byte by byte straight into the cache: no temporary array, so INV allocates nothing.
             // `base` is the backing-store address (a VM's guest RAM is offset in the store).
             let ram = bus.ram
-            bytes.withUnsafeMutableBufferPointer { cache in
-                for i in 0..<n { cache[index &+ i] = ram.readByte(base &+ UInt64(i)) }
+            bytes.withUnsafeMutableBytes { cache in
+                ram.read(into: UnsafeMutableRawBufferPointer(rebasing: cache[index..<(index + n)]), from: base)
             }
             return 0
         }

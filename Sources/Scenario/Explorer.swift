@@ -5,7 +5,7 @@ import Bus
 /// seeded random walks deeper. Each sequence is run on a freshly built world — the events are
 /// executed, never assumed — with every vector fired after every event (the observation
 /// step). Every violation is shrunk to a minimal sequence that still breaks the same invariant.
-public struct Explorer {
+public struct Explorer: Sendable {
     public struct Options: Hashable, Sendable {
         /// Exhaustive depth (events per sequence).
         public var depth: Int

@@ -26,7 +26,7 @@ extension Strategy {
     /// The VMM's configuration: the VM shape from the scenario, the MSI plan from the strategy.
     func vmmConfiguration(_ vm: VMOptions, devices: Int) -> VirtualMachineMonitor.Configuration {
         let layout: GuestMemoryMap = vm.layout == .virt ? .virt : .ramAtMSIWindow
-        let ramSize: UInt64 = 0x100_0000
+        let ramSize: UInt64 = 0x80_0000
         var configuration = VirtualMachineMonitor.Configuration(
             ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
             guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),

@@ -36,11 +36,15 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     public var deviceTreeBlob: [UInt8] {
         switch self {
         case .qemuVirt, .qemuVirtUntranslatedITS:
-            MachinePreset.decode(EmbeddedDeviceTrees.virtSmmu)
+            MachinePreset.virtSmmuBlob
         case .qemuVirtTwoITS:
-            MachinePreset.twoITSBlob(from: MachinePreset.decode(EmbeddedDeviceTrees.virtSmmu))
+            MachinePreset.twoITSVirtBlob
         }
     }
+
+    /// Decoded once per process: every world of a comparison or an exploration starts here.
+    static let virtSmmuBlob: [UInt8] = decode(EmbeddedDeviceTrees.virtSmmu)
+    static let twoITSVirtBlob: [UInt8] = twoITSBlob(from: virtSmmuBlob)
 
     public var options: MachineOptions {
         var options = MachineOptions()
@@ -89,8 +93,7 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     }
 
     static func decode(_ text: String) -> [UInt8] {
-        let compact = text.filter { !$0.isWhitespace }
-        return Data(base64Encoded: compact).map { [UInt8]($0) } ?? []
+        Data(base64Encoded: text, options: .ignoreUnknownCharacters).map { [UInt8]($0) } ?? []
     }
 }
 
