@@ -33,6 +33,12 @@ struct RunCommand: ParsableCommand {
                 text += "\n\(run.strategy.rawValue) events:\n" + run.eventLog.map { "  " + $0 + "\n" }.joined()
             }
         }
+        if format != .json {
+            for run in runs where !run.violations.isEmpty {
+                text += "\n\(run.strategy.rawValue): \(run.violations.count) invariant violation(s):\n"
+                text += run.violations.map { "  - \($0)\n" }.joined()
+            }
+        }
         let mismatches = ExpectationCheck.evaluate(description.expectations, runs)
         if format != .json, !description.expectations.isEmpty {
             text += mismatches.isEmpty ? "\nExpectations: all \(description.expectations.count) hold.\n"

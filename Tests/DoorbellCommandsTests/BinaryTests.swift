@@ -84,6 +84,23 @@ struct BinaryTests {
         #expect(failed.stdout.contains("legacy: expected all vectors delivered, observed 0/4 delivered"))
     }
 
+    @Test("`doorbell explore` exits 1 on a violation with replayable minimal counterexamples, 0 when none")
+    func explore() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-explore-\(getpid())").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let broken = try Self.run(["explore", "--strategy", "vfio-override", "--depth", "1", "--out", out])
+        #expect(broken.status == 1, "\(broken.stderr)")
+        #expect(broken.stdout.contains("host-reactivate  breaks: stability"))
+        let replay = try #require(broken.stdout.split(separator: "\n").first { $0.contains("replay: doorbell run ") })
+        let file = String(replay.split(separator: " ").last ?? "")
+        let rerun = try Self.run(["run", file])
+        #expect(rerun.status == 1)
+        #expect(rerun.stdout.contains("expected every invariant to hold"))
+        let clean = try Self.run(["explore", "--strategy", "rmr-identity", "--depth", "1", "--out", out])
+        #expect(clean.status == 0, "\(clean.stdout)")
+        #expect(!clean.stdout.contains("breaks"))
+    }
+
     @Test("a scenario file with a mistake is a usage error (64) naming the line, column and key")
     func runBadFile() throws {
         let bad = """
