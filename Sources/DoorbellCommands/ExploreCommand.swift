@@ -59,20 +59,32 @@ struct ExploreCommand: ParsableCommand {
                                 options: .init(depth: depth, walks: walks, steps: steps, seed: seed))
         let clock = ContinuousClock()
         let start = clock.now
-        var results: [Explorer.Result] = []
-        for s in strategies {
-            let result = explorer.explore(s) { states, duplicates in
+        let progress = Progress()
+        // Strategies are independent: explored on every core, reported in canonical order.
+        let results = Parallel.map(strategies) { s in
+            explorer.explore(s) { _, _ in
+                let (states, show) = progress.step(after: clock.now - start)
                 // Progress on stderr only, once the run has taken a second (wall time decides
                 // only whether to show it, never what is printed on stdout).
-                if clock.now - start > .seconds(1) {
-                    FileHandle.standardError.write("\r  \(s.rawValue): \(states) states (\(duplicates) duplicates)\u{1B}[K".data(using: .utf8) ?? Data())
-                }
+                if show { FileHandle.standardError.write("\r  \(states) states explored\u{1B}[K".data(using: .utf8) ?? Data()) }
             }
-            results.append(result)
         }
         if clock.now - start > .seconds(1) { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8) ?? Data()) }
         print(try ExploreReport.render(results, explorer: explorer, outDirectory: out), terminator: "")
         if results.contains(where: \.violated) { throw ExitCode(1) }
+    }
+}
+
+/// A states counter shared by the exploring threads.
+final class Progress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var states = 0
+
+    func step(after elapsed: Duration) -> (Int, Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        states += 1
+        return (states, elapsed > .seconds(1) && isatty(STDERR_FILENO) != 0)
     }
 }
 

@@ -28,22 +28,16 @@ struct ChosenPlatform {
     }
 }
 
-/// Runs scenarios with a progress line on stderr when the work takes longer than a second
-/// (measured in scenarios, not time: an estimate from the count keeps output deterministic).
+/// Runs scenarios, every core at once (each run builds its own world), results in order.
 func runScenarios(_ scenarios: [ScenarioDescription], deviceTree: [UInt8]?) -> [(ScenarioDescription, [StrategyRun])] {
-    let total = scenarios.reduce(0) { $0 + $1.strategiesToRun.count }
-    let showProgress = total > 40 && isatty(STDERR_FILENO) != 0
-    var done = 0
+    let jobs = scenarios.flatMap { scenario in scenario.strategiesToRun.map { (scenario, $0) } }
+    let runs = Parallel.map(jobs) { job in ScenarioRunner.run(job.0, strategy: job.1, deviceTree: deviceTree) }
     var results: [(ScenarioDescription, [StrategyRun])] = []
+    var index = 0
     for scenario in scenarios {
-        var runs: [StrategyRun] = []
-        for strategy in scenario.strategiesToRun {
-            runs.append(ScenarioRunner.run(scenario, strategy: strategy, deviceTree: deviceTree))
-            done += 1
-            if showProgress { FileHandle.standardError.write("\r  \(done)/\(total) runs (\(scenario.name))\u{1B}[K".data(using: .utf8) ?? Data()) }
-        }
-        results.append((scenario, runs))
+        let count = scenario.strategiesToRun.count
+        results.append((scenario, Array(runs[index..<(index + count)])))
+        index += count
     }
-    if showProgress { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8) ?? Data()) }
     return results
 }
