@@ -47,7 +47,7 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
     /// only the allow-listed words), the device is attached to it (replace), the previous one
     /// freed.
     func installGuestSTE(_ device: PassthroughDevice) {
-        guard let vsmmu, let viommuID else { return }
+        guard device.isPlugged, let vsmmu, let viommuID else { return }
         let vsid = UInt64(device.guestRequesterID.rawValue)
         var ste = StreamTableEntry()
         if vsmmu.translationEnabled {
