@@ -148,6 +148,50 @@ struct HotplugScenarioTests {
         #expect(again.hits == [0: 1, 1: 1, 2: 1, 3: 1])
         for v in 0..<4 { #expect(h.guest.irq.descriptor(irqs[v])?.perCPUCount[v % 2] == 1, "vector \(v) on vCPU \(v % 2)") }
         #expect(counter.hits == [0: 1, 1: 1, 2: 1, 3: 1], "the old handlers were freed with the old function")
+        // DMA: the new container's IOAS_MAP of guest RAM is in place (identity: bus address = GPA).
+        let g = try #require(h.guestDevice)
+        let buffer = try h.guest.pages.allocate(bytes: 0x1000)
+        let dma = try h.guest.dma.map(device: g.device, physical: buffer, size: 0x1000, direction: .fromDevice)
+        #expect(dma.rawValue == buffer.rawValue)
+        #expect(h.function.dma(.write, address: dma, size: 8, data: 0x5EED).result?.status == .completed)
+        let hostPage = try #require(h.hostPhysical(ofGuest: buffer.rawValue))
+        #expect(h.machine.bus.ram.read(hostPage.rawValue, size: 8) == 0x5EED)
+    }
+
+    @Test("rmr-identity on guest bus 0, the guest's own remove and rescan (sysfs remove/rescan: the driver's .remove, pci_stop_and_remove_bus_device, pci_rescan_bus — QEMU unplugs nothing): the release puts the require_direct function on the identity domain, a bypass STE that the VMM installs as a nested HWPT; the rescan finds it at the same BAR, the re-probe gives it a DMA domain with the 1:1 window again, and the re-requested vectors arrive at 0x0800_0040 as before")
+    func rmrIdentityGuestRemoveRescan() throws {
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
+        let rid = h.vmm.configuration.guestRequesterID
+        let counter = Counter()
+        _ = try VMMScenarioTests.guestVectors(h, counter: counter)
+        #expect(Self.fireAll(h).allSatisfy { $0 == (1, 1) })
+        let old = try #require(h.guestDevice)
+        let bar0 = old.resource(bar: 0)?.address
+        let vsmmu = try #require(h.vmm.vsmmu)
+
+        h.vmm.releaseInGuest(h.guest, rid)
+
+        #expect(h.guest.pci.device(rid) == nil)
+        // v6.15 arm_smmu_release_device: require_direct → identity, i.e. a bypass STE.
+        #expect(try vsmmu.guestStreamTableEntry(StreamID(8)).config == .bypass)
+        let nested = try #require(h.vmm.devices[0].nestedHWPTID)
+        #expect(h.vmm.log.contains("vSTE 0x8 config bypass → nested hwpt \(nested)"))
+        #expect(h.vmm.devices[0].isPlugged && h.vmm.devices[0].vectors.isEmpty, "the guest turned MSI-X off; QEMU keeps the device")
+        #expect(h.vmm.deviceFile.vdev.irqType == VFIOIRQSet.numIRQs)
+
+        let found = try h.guest.pci.rescanBus()
+        #expect(found.map(\.requesterID) == [rid])
+        let g = try #require(h.guestDevice)
+        #expect(g !== old && g.resource(bar: 0)?.address == bar0)
+        #expect(h.guest.iommu.reservedRegions(for: g.device).contains { $0.type == .direct && $0.start == 0x0800_0000 })
+        let domain = try #require(h.guest.iommu.domain(for: g.device))
+        #expect(domain.type == .dma && h.guest.iommu.iovaToPhys(domain, 0x0800_0040) == 0x0800_0040)
+        #expect(try vsmmu.guestStreamTableEntry(StreamID(8)).config == .stage1)
+        let again = Counter()
+        _ = try VMMScenarioTests.guestVectors(h, counter: again)
+        #expect(try Self.hostEntries(h) == Array(repeating: 0x0800_0040, count: 4))
+        #expect(Self.fireAll(h).allSatisfy { $0 == (1, 1) })
+        #expect(again.hits == [0: 1, 1: 1, 2: 1, 3: 1])
     }
 
     @Test("irqchip-relay (RFCv1 host patches + IOAS_MAP_MSI, VMM PREPAREs the guest IOVAs): the vectors arrive before and after; the re-plugged device gets IOAS_MAP_MSI of the vITS page in the NEW IOAS (stage 2 of the new nest parent maps 0x0809_0000 to the ITS page) and the re-probed guest's IOVAs are PREPAREd again, so the host entries hold the new guest IOVAs | 0x40")
