@@ -118,7 +118,9 @@ extension VirtualMachineMonitor {
     /// when none is left, as `smmuv3_accel_alloc_viommu`) and the vDEVICE (virt_id = guest
     /// RID); then the emulated function (`vfio_pci_config_setup`, `vfio_msix_early_setup`).
     /// The device is neither on the guest bus nor behind a vSTE yet: the caller plugs it.
-    /// On failure the cdev is closed again.
+    /// On failure everything this call allocated is freed again, newest first, and the cdev
+    /// closed (QEMU's realize error path: `err_attach_container` →
+    /// `iommufd_cdev_container_destroy`, the accel `free_viommu` of a vIOMMU it allocated).
     func realize(_ slot: FunctionSlot) throws(GuestError) -> PassthroughDevice {
         func call<T>(_ name: String, _ body: () throws(Errno) -> T) throws(GuestError) -> T {
             do { return try body() } catch { throw .hostCall(name, "\(error)") }
@@ -126,6 +128,10 @@ extension VirtualMachineMonitor {
         let host = self.host, process = self.process, iommufd = self.iommufd
         let M = configuration.layout
         let file = try call("open vfio cdev") { () throws(Errno) in try host.vfio.openDevice(slot.cdevName, process: process) }
+        // Objects this call allocates: the vIOMMU side (freed before the cdev closes) and the
+        // container side (freed after: the attached device holds its HWPT).
+        var viommuSide: [UInt32] = []
+        var containerSide: [UInt32] = []
         do {
             let devID = try call("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try file.bindIOMMUFD(iommufd) }
             if let window = configuration.msi.swMSIWindow {
@@ -140,6 +146,7 @@ extension VirtualMachineMonitor {
             let newContainer = live.isEmpty
             if newContainer {
                 ioasID = try call("IOMMU_IOAS_ALLOC") { () throws(Errno) in try iommufd.ioasAlloc() }
+                containerSide.append(ioasID)
             }
             let ioas = ioasID
             let hwpt: UInt32
@@ -152,6 +159,7 @@ extension VirtualMachineMonitor {
                     parent = try call("IOMMU_HWPT_ALLOC(NEST_PARENT)") { () throws(Errno) in
                         try iommufd.hwptAlloc(deviceID: devID, ptID: ioas, flags: .nestParent)
                     }
+                    containerSide.append(parent)
                 }
                 _ = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT(parent)") { () throws(Errno) in try file.attachIOMMUFDPT(parent) }
                 hwpt = parent
@@ -174,11 +182,16 @@ extension VirtualMachineMonitor {
                 if let existing = viommuID { viommu = existing } else {
                     viommu = try call("IOMMU_VIOMMU_ALLOC") { () throws(Errno) in try iommufd.viommuAlloc(deviceID: devID, hwptID: hwpt) }
                     viommuID = viommu
-                    veventqID = try call("IOMMU_VEVENTQ_ALLOC") { () throws(Errno) in try iommufd.veventqAlloc(viommuID: viommu).id }
+                    viommuSide.append(viommu)
+                    let veventq = try call("IOMMU_VEVENTQ_ALLOC") { () throws(Errno) in try iommufd.veventqAlloc(viommuID: viommu).id }
+                    veventqID = veventq
+                    viommuSide.append(veventq)
                 }
-                vdeviceID = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
+                let vdevice = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
                     try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: devID, virtualID: UInt64(slot.guestRequesterID.rawValue))
                 }
+                vdeviceID = vdevice
+                viommuSide.append(vdevice)
             }
             let function = try call("vfio-pci config") { () throws(Errno) in
                 try PassthroughFunction(file: file, guestRequesterID: slot.guestRequesterID)
@@ -191,7 +204,14 @@ extension VirtualMachineMonitor {
             note("\(slot.guestRequesterID) realized: \(slot.hostDevice.name), iommufd device \(devID), hwpt \(hwpt)\(vdeviceID.map { ", vdevice \($0)" } ?? "")")
             return device
         } catch {
+            for id in viommuSide.reversed() { try? iommufd.destroy(id) }
+            if viommuSide.contains(where: { $0 == viommuID }) {
+                viommuID = nil
+                veventqID = nil
+            }
             file.close()
+            for id in containerSide.reversed() { try? iommufd.destroy(id) }
+            note("\(slot.guestRequesterID) realize failed: \(error)")
             throw error
         }
     }

@@ -280,6 +280,22 @@ struct HotplugScenarioTests {
 
     // MARK: Refusals
 
+    @Test("device_add while another process holds the host function's cdev: the open is EBUSY (vfio_device_fops_cdev_open: one opener), device_add fails with it and the iommufd is left empty, the slot stays empty (all-ones) and unplugged; once the other opener closes, device_add succeeds")
+    func replugWhileCdevBusy() throws {
+        let h = try EventHarness.make(viommu: .acceleratedSMMUv3)
+        _ = try VMMScenarioTests.guestVectors(h, counter: Counter())
+        _ = try Self.unplug(h)
+        let cdev = h.vmm.devices[0].deviceFile.vdev.cdevName
+        let other = try h.host.vfio.openDevice(cdev, process: UserProcess(kernel: h.host, name: "other"))
+        #expect(throws: GuestError.hostCall("open vfio cdev", "\(Errno.EBUSY)")) { try h.vmm.hotPlug(guestRequesterID: Self.rid) }
+        #expect(!h.vmm.devices[0].isPlugged && h.vmm.iommufd.objects.ids == [])
+        #expect(try EventHarness.guestConfigRead(h, Self.rid) == 0xFFFF_FFFF && h.guestDevice == nil)
+        other.close()
+        let device = try h.vmm.hotPlug(guestRequesterID: Self.rid)
+        try Self.expectVIOMMURebuilt(h, device)
+        #expect(h.guestDevice != nil)
+    }
+
     @Test("refusals as QEMU's: a function on guest bus 0 is an integrated endpoint ('Bus 'pcie.0' does not support hotplugging'), and nothing changes; an unknown or already unplugged RID is 'not found'; device_add into an occupied slot or of a function never unplugged is refused")
     func refusals() throws {
         let h = try VMMHarness.make(viommu: .none)
