@@ -41,6 +41,10 @@ import SMMUv3
 /// KVM cannot resolve; devid = the guest RID), KVM_IRQFD and VFIO_DEVICE_SET_IRQS. KVM's routing
 /// table is the VM's, so it is rebuilt from every device's vectors (KVM_SET_GSI_ROUTING
 /// replaces the whole table).
+///
+/// After boot: `hotUnplug` / `hotPlug` (QEMU `device_del` / `device_add` of a function behind
+/// a root port: +Hotplug, with the per-function `unrealize` / `realize` in +Realize) and
+/// `saveAndRestore` (a migration to the same host: +Migration).
 public final class VirtualMachineMonitor {
     public enum VIOMMU: Hashable, Sendable {
         case none

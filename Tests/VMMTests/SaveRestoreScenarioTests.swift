@@ -160,6 +160,52 @@ struct SaveRestoreScenarioTests {
         #expect(counter.hits == [0: 2, 1: 2, 2: 2, 3: 2])
     }
 
+    /// One strategy's configuration (STRATEGY-CONTRACT.md) and what its host MSI-X entries
+    /// hold: the physical vITS doorbell (a v6.14 host writes the ITS address into a nested
+    /// device's entry: nothing maps it at the guest's stage 1), iommufd's SW_MSI page
+    /// 0x0800_0040, or the guest's own IOVAs (PREPAREd presets / the override).
+    struct StrategyCase: Sendable, CustomStringConvertible {
+        enum Entry: Sendable { case physical, swMSI, guestIOVA }
+        var description: String
+        var host: KernelConfiguration
+        var plan: MSIPlan
+        var entry: Entry
+        var delivered: Int
+    }
+
+    static let strategies: [StrategyCase] = [
+        StrategyCase(description: "legacy", host: KernelConfiguration(version: .v6_14), plan: MSIPlan(), entry: .physical, delivered: 0),
+        StrategyCase(description: "irqchip-relay", host: KernelConfiguration(patches: [.vfioMSIIOVAPrepare, .irqchipMSIIOVA, .iommufdIOASMapMSI]),
+                     plan: .guestIOVAs, entry: .guestIOVA, delivered: 4),
+        StrategyCase(description: "vfio-override", host: KernelConfiguration(patches: [.vfioMSIIOVAPrepare, .vfioMSIOverride, .iommufdIOASMapMSI]),
+                     plan: .guestIOVAs, entry: .guestIOVA, delivered: 4),
+        StrategyCase(description: "rmr-identity", host: KernelConfiguration(), plan: .rmrIdentity, entry: .swMSI, delivered: 4),
+        StrategyCase(description: "sw-msi-window", host: KernelConfiguration(patches: [.iommufdSWMSIWindow]),
+                     plan: MSIPlan.swMSIWindow(for: .virt, ramSize: 0x100_0000), entry: .swMSI, delivered: 4),
+        StrategyCase(description: "vits-direct", host: KernelConfiguration(patches: [.vfioMSIIOVAPrepare, .iommufdMSIIOVA, .iommufdIOASMapMSI]),
+                     plan: .guestIOVAs, entry: .guestIOVA, delivered: 4),
+    ]
+
+    @Test("every strategy across a save/restore (accelerated vSMMU, guest DMA domain): the restore repeats the setup each strategy's host and VMM halves configure — SW_MSI options before the attach, IOAS_MAP_MSI in the new IOAS, PREPARE before the one SET_IRQS, iommufd_sw_msi into the new nest parent, the override at vfio_msi_set_vector_signal — so what was delivered before is delivered after and the host entries hold the same kind of address; legacy faults at the guest's stage 1 both times (sw-msi-window's window is 0x0800_0000 here: RAM at 0x4000_0000 does not overlap it)", arguments: strategies)
+    func strategySweep(_ c: StrategyCase) throws {
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, host: c.host, msi: c.plan)
+        let counter = Counter()
+        _ = try VMMScenarioTests.guestVectors(h, counter: counter)
+        func expected() -> [UInt64] {
+            switch c.entry {
+            case .physical: Array(repeating: GuestMemoryMap.virt.msiGPA, count: 4)
+            case .swMSI: Array(repeating: 0x0800_0040, count: 4)
+            case .guestIOVA: h.vmm.function.entries.map(\.address)
+            }
+        }
+        #expect(try Self.hostEntries(h) == expected())
+        #expect(Self.fireAll(h).filter { $0 == (1, 1) }.count == c.delivered)
+        try h.vmm.saveAndRestore()
+        #expect(try Self.hostEntries(h) == expected())
+        #expect(Self.fireAll(h).filter { $0 == (1, 1) }.count == c.delivered)
+        #expect(counter.hits.values.reduce(0, +) == 2 * c.delivered)
+    }
+
     @Test("migration blockers upstream QEMU would register (vfio_migration_realize): plain vfio-pci has no migration driver (ENOTTY), and with the accelerated vSMMU the vIOMMU check; none is reported for an unplugged function")
     func blockers() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
