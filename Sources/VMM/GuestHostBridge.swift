@@ -24,6 +24,13 @@ public final class GuestHostBridge {
 
     public func plug(_ rootPort: PCIToPCIBridge) { rootPorts.append(rootPort) }
 
+    /// Takes the function at `requesterID` off the bridge (QEMU `pcie_unplug_device` →
+    /// `object_unparent`): its config space reads all-ones from then on and its BARs decode
+    /// nothing.
+    public func unplug(requesterID: RequesterID) {
+        functions.removeAll { $0.guestRequesterID == requesterID }
+    }
+
     func function(at rid: UInt16) -> PassthroughFunction? {
         functions.first { $0.guestRequesterID.rawValue == rid }
     }

@@ -24,6 +24,9 @@ public final class PassthroughDevice {
     public internal(set) var vectors: [Int: VirtualMachineMonitor.Vector] = [:]
     /// Plain MSI: the vector count VFIO's MSI index is enabled with now (0: off).
     public internal(set) var msiEnabledVectors = 0
+    /// False once the VMM has unrealized it (hot-unplug, or the source side of a save/restore):
+    /// its cdev is closed and its iommufd objects are gone; a re-plug makes a new object.
+    public internal(set) var isPlugged = true
 
     init(hostDevice: Device, deviceFile: VFIODeviceFile, iommufdDeviceID: UInt32, stage2HWPTID: UInt32,
          function: PassthroughFunction, gsiBase: UInt32) {

@@ -45,7 +45,7 @@ public final class PassthroughFunction {
         var upper: UInt32 = 0
     }
     var bars: [BAR] = Array(repeating: BAR(), count: 6)
-    public private(set) var command: UInt16 = 0
+    public internal(set) var command: UInt16 = 0
 
     /// MSI capability offset and the vectors it can ask for (2^Multiple Message Capable).
     public let msiCapability: Int?
@@ -56,9 +56,9 @@ public final class PassthroughFunction {
     public let msixTableBAR: Int
     public let msixTableOffset: UInt64
     public let msixTableSize: Int
-    public private(set) var msixEnabled = false
-    public private(set) var msixFunctionMasked = false
-    public private(set) var entries: [VirtualMSIXEntry]
+    public internal(set) var msixEnabled = false
+    public internal(set) var msixFunctionMasked = false
+    public internal(set) var entries: [VirtualMSIXEntry]
     /// PBA BIR/offset (cap + 8) and the guest-visible Pending Bits, emulated as QEMU's
     /// `msix_pba_mmio_ops` (a masked vector's interrupt sets its bit, §6.1.4.5).
     public let msixPBABAR: Int
@@ -70,7 +70,7 @@ public final class PassthroughFunction {
     /// branch decides from the Enable bit what to do).
     public var onMSIChange: ((PassthroughFunction) -> Void)?
     /// The emulated MSI capability, when the function has one.
-    public private(set) var msi: VirtualMSICapability?
+    public internal(set) var msi: VirtualMSICapability?
     /// MSI Enable as the guest wrote it.
     public var msiEnabled: Bool { msi?.enabled ?? false }
     /// Whether MSI vector `index` is masked by the guest's Mask Bits.

@@ -9,7 +9,9 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
     /// passthrough device they cover as a nested HWPT (StreamIDs of emulated devices — the root
     /// ports — have nothing behind them); stage-1 TLB and CD invalidations go to the host
     /// through IOMMU_HWPT_INVALIDATE on the vIOMMU (the kernel forces the VMID and turns vSIDs
-    /// into pSIDs); prefetches are hints. Stage-2 and EL2 invalidations are CERROR_ILL: the
+    /// into pSIDs), the StreamID-based ones (CFGI_CD, CFGI_CD_ALL, ATC_INV) only for a
+    /// StreamID with a vDEVICE, as `smmuv3_accel_issue_inv_cmd` (a root port's CFGI_CD would
+    /// be EIO from the host and stop the guest's queue); prefetches are hints. Stage-2 and EL2 invalidations are CERROR_ILL: the
     /// vSMMU advertises neither S2P nor HYP (§4.4: a command for an unimplemented stage is
     /// ILLEGAL).
     public func execute(_ command: Command, from vsmmu: VirtualSMMU) -> CommandErrorCode {
@@ -25,18 +27,34 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
                 if vsid >= start, vsid - start < span { installGuestSTE(device) }
             }
             return .none
-        case .cfgiCD, .cfgiCDAll, .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA, .tlbiNSNHAll, .atcInvalidate:
-            guard let viommuID else { return .illegal }
-            do {
-                try iommufd.hwptInvalidate(viommuID: viommuID, commands: [command.encode()])
+        case .cfgiCD(let sid, _, _), .cfgiCDAll(let sid), .atcInvalidate(let sid, _, _, _, _):
+            // smmuv3_accel_issue_inv_cmd: "SID based invalidations (e.g. CFGI_CD) apply only
+            // to vfio-pci endpoints with a valid vIOMMU vdev" — an emulated device's StreamID
+            // (a root port) has nothing on the host to invalidate.
+            guard devices.contains(where: { $0.isPlugged && $0.vdeviceID != nil && UInt32($0.guestRequesterID.rawValue) == sid.rawValue }) else {
                 return .none
-            } catch {
-                note("IOMMU_HWPT_INVALIDATE \(command.opcode): \(error)")
-                return .illegal
             }
+            return forwardInvalidation(command)
+        case .tlbiNHAll, .tlbiNHASID, .tlbiNHVA, .tlbiNHVAA, .tlbiNSNHAll:
+            return forwardInvalidation(command)
         case .prefetchConfig, .prefetchAddress:
             return .none
         default:
+            return .illegal
+        }
+    }
+
+    /// IOMMU_HWPT_INVALIDATE on the vIOMMU with the guest's command (the kernel forces the
+    /// VMID and turns vSIDs into pSIDs); an error stops the guest's queue with CERROR_ILL. No
+    /// vIOMMU left (every device unplugged) is QEMU's "No accel or viommu means no
+    /// VFIO/IOMMUFD devices, nothing to invalidate": consumed.
+    func forwardInvalidation(_ command: Command) -> CommandErrorCode {
+        do {
+            guard let viommuID else { return .none }
+            try iommufd.hwptInvalidate(viommuID: viommuID, commands: [command.encode()])
+            return .none
+        } catch {
+            note("IOMMU_HWPT_INVALIDATE \(command.opcode): \(error)")
             return .illegal
         }
     }
@@ -47,7 +65,7 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
     /// only the allow-listed words), the device is attached to it (replace), the previous one
     /// freed.
     func installGuestSTE(_ device: PassthroughDevice) {
-        guard let vsmmu, let viommuID else { return }
+        guard device.isPlugged, let vsmmu, let viommuID else { return }
         let vsid = UInt64(device.guestRequesterID.rawValue)
         var ste = StreamTableEntry()
         if vsmmu.translationEnabled {

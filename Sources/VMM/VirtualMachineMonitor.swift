@@ -41,6 +41,10 @@ import SMMUv3
 /// KVM cannot resolve; devid = the guest RID), KVM_IRQFD and VFIO_DEVICE_SET_IRQS. KVM's routing
 /// table is the VM's, so it is rebuilt from every device's vectors (KVM_SET_GSI_ROUTING
 /// replaces the whole table).
+///
+/// After boot: `hotUnplug` / `hotPlug` (QEMU `device_del` / `device_add` of a function behind
+/// a root port: +Hotplug, with the per-function `unrealize` / `realize` in +Realize) and
+/// `saveAndRestore` (a migration to the same host: +Migration).
 public final class VirtualMachineMonitor {
     public enum VIOMMU: Hashable, Sendable {
         case none
@@ -117,11 +121,17 @@ public final class VirtualMachineMonitor {
     public let vm: KVMVirtualMachine
     public let guestRAMUserVA: UInt64
     public let iommufd: IOMMUFD
-    public let ioasID: UInt32
-    /// The passthrough devices, in configuration order.
-    public let devices: [PassthroughDevice]
-    public let viommuID: UInt32?
-    public let veventqID: UInt32?
+    /// The container's IOAS. Hot-unplugging the last device destroys the container (QEMU
+    /// `iommufd_cdev_container_destroy`) and the next hot-plug allocates a new IOAS; while no
+    /// device is plugged this is the destroyed one's id.
+    public internal(set) var ioasID: UInt32
+    /// The passthrough devices, in configuration order. A hot-unplugged device keeps its slot
+    /// (`isPlugged` false) until it is plugged again, so indices stay stable.
+    public internal(set) var devices: [PassthroughDevice]
+    /// The vIOMMU and its vEVENTQ (accelerated vSMMU): freed with the last device
+    /// (`smmuv3_accel_free_viommu`) and allocated again by the next one.
+    public internal(set) var viommuID: UInt32?
+    public internal(set) var veventqID: UInt32?
     public let vsmmu: VirtualSMMU?
     public let bridge: GuestHostBridge
     public let guestDeviceTree: GuestDeviceTree
@@ -332,9 +342,9 @@ public final class VirtualMachineMonitor {
 
     func note(_ line: String) { log.append(line) }
 
-    /// The passthrough device the guest sees at `rid`.
+    /// The passthrough device the guest sees at `rid` (nil while it is hot-unplugged).
     public func device(guestRequesterID rid: RequesterID) -> PassthroughDevice? {
-        devices.first { $0.guestRequesterID == rid }
+        devices.first { $0.isPlugged && $0.guestRequesterID == rid }
     }
 
     // MARK: The first device (the single-device API)
