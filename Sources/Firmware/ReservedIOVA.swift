@@ -46,9 +46,14 @@ public struct PCIFunctionNode: Hashable, Sendable {
     /// `of_dma_is_coherent(np)`: the first of the node and its ancestors with `dma-coherent`
     /// (true) or `dma-noncoherent` (false) decides; none → false (arm64 `dma_default_coherent`).
     public var dmaCoherent: Bool
+    /// The devfns of the bridge nodes this node sits under, from the host bridge down (empty on
+    /// the root bus). Linux associates nodes level by level: `pci_set_of_node` looks for the
+    /// function among the children of its bus's bridge node (`of_pci_find_child_device`).
+    public var upstream: [UInt8] = []
 
     public init(path: String, phandle: UInt32?, bus: UInt8, device: UInt8, function: UInt8,
-                memoryRegions: [UInt32], dmaCoherent: Bool) {
+                memoryRegions: [UInt32], dmaCoherent: Bool, upstream: [UInt8] = []) {
+        self.upstream = upstream
         self.path = path
         self.phandle = phandle
         self.bus = bus
@@ -77,6 +82,22 @@ extension TopologyReader {
         for parent in multifunc {
             for (index, entry) in tree.nodes.enumerated() where entry.parent == parent {
                 if let node = try pciFunctionNode(index) { out.append(node) }
+            }
+        }
+        // Functions under bridge nodes (a root port's node holds its secondary bus's
+        // functions), to any depth; the tree's node count bounds the walk.
+        var queue: [(Int, [UInt8])] = out.compactMap { node in tree.nodes.indices.first { path($0) == node.path }.map { ($0, [node.devfn]) } }
+        var visited = 0
+        while !queue.isEmpty, visited < tree.nodes.count {
+            let (parent, chain) = queue.removeFirst()
+            visited += 1
+            // Only a PCI-to-PCI bridge's node (`device_type = "pci"`) stands for a bus.
+            guard tree.nodes[parent].node.property("device_type")?.string == "pci" else { continue }
+            for (index, entry) in tree.nodes.enumerated() where entry.parent == parent {
+                guard var node = try pciFunctionNode(index) else { continue }
+                node.upstream = chain
+                out.append(node)
+                queue.append((index, chain + [node.devfn]))
             }
         }
         return out

@@ -147,7 +147,7 @@ struct GuestReservedMSIWindowTests {
         #expect(t.pcieHostBridges.first?.functionNodes.map(\.devfn) == [0x08, 0x13])
     }
 
-    @Test("a function on guest bus 2 is a child of its root port's node (pci@1f, bus-range 2–2, 3/2 cells), whose iommu-addresses entry still reads with the PCI bus's cells and translates 1:1; the reader lists only the host bridge's own children as function nodes (the root port, devfn 0xF8)")
+    @Test("a function on guest bus 2 is a child of its root port's node (pci@1f, bus-range 2–2, 3/2 cells), whose iommu-addresses entry still reads with the PCI bus's cells and translates 1:1; the reader lists it after the host bridge's own children, with the root port's devfn as its upstream chain (pci_set_of_node, level by level)")
     func functionBehindRootPort() throws {
         let a = GuestDeviceTree.Function(requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 0x1AF4, deviceID: 0x1041)
         let b = GuestDeviceTree.Function(requesterID: RequesterID(bus: 2, device: 0, function: 0), vendorID: 0x8086, deviceID: 0x10D3)
@@ -156,7 +156,8 @@ struct GuestReservedMSIWindowTests {
         let reserved = try #require(t.reservedMemory.first)
         #expect(reserved.iommuAddresses.map(\.devicePath) == ["/pcie@10000000/pci1af4,1041@1", "/pcie@10000000/pci@1f/pci8086,10d3@0"])
         #expect(reserved.iommuAddresses.allSatisfy { $0.iova == 0x0800_0000 && $0.size == 0x10_0000 })
-        #expect(t.pcieHostBridges.first?.functionNodes.map(\.devfn) == [0x08, 0xF8])
+        #expect(t.pcieHostBridges.first?.functionNodes.map(\.devfn) == [0x08, 0xF8, 0x00])
+        #expect(t.pcieHostBridges.first?.functionNodes.map(\.upstream) == [[], [], [0xF8]])
         #expect(t.pcieHostBridges.count == 1, "a bridge node under a PCI bus is not a host bridge")
     }
 }

@@ -8,10 +8,19 @@ extension IOMMUSubsystem {
     /// parent node already is the bus. Functions behind a bridge would look among the bridge
     /// node's children; the topology records root-bus nodes only, so they get none.
     public func deviceTreeNode(of device: Device) -> PCIFunctionNode? {
-        guard let pci = device.pci, pci.upstreamBridge == nil, pci.hostBridge >= 0,
-              pci.hostBridge < kernel.topology.pcieHostBridges.count else { return nil }
+        guard let pci = device.pci, pci.hostBridge >= 0, pci.hostBridge < kernel.topology.pcieHostBridges.count else { return nil }
         let devfn = UInt8(truncatingIfNeeded: pci.requesterID.rawValue)
-        return kernel.topology.pcieHostBridges[pci.hostBridge].functionNodes.first { $0.devfn == devfn }
+        // `pci_set_of_node`: the bus's node is its bridge's node, so the chain of bridge devfns
+        // from the root bus down must match the node's (`of_pci_find_child_device` per level).
+        var chain: [UInt8] = []
+        var bridge = pci.upstreamBridge
+        var depth = 0
+        while let b = bridge, depth < 256 {
+            chain.insert(UInt8(truncatingIfNeeded: b.requesterID.rawValue), at: 0)
+            bridge = b.upstreamBridge
+            depth += 1
+        }
+        return kernel.topology.pcieHostBridges[pci.hostBridge].functionNodes.first { $0.devfn == devfn && $0.upstream == chain }
     }
 
     /// `of_iommu_get_resv_regions(dev, list)` (drivers/iommu/of_iommu.c, v6.3+; called from
