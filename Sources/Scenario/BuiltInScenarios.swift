@@ -30,6 +30,8 @@ public enum BuiltInScenarios {
         ScenarioDescription(name: "ram-at-msi-window", summary: "guest RAM at 0x0800_0000, over the host's MSI window",
                             vm: VMOptions(layout: .ramAtMSIWindow)),
         ScenarioDescription(name: "msi", summary: "plain MSI (4 vectors) instead of MSI-X", devices: [DeviceDescription(interrupts: .msi, vectors: 4)]),
+        ScenarioDescription(name: "root-port", summary: "the seed with the function behind a guest pcie-root-port (hot-pluggable)",
+                            vm: VMOptions(behindRootPorts: true)),
         ScenarioDescription(name: "msix-1", summary: "one MSI-X vector", devices: [DeviceDescription(vectors: 1)]),
         ScenarioDescription(name: "msix-64", summary: "64 MSI-X vectors", devices: [DeviceDescription(vectors: 64)]),
     ]

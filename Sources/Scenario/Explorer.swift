@@ -73,7 +73,8 @@ public struct Explorer: Sendable {
                            .guestDomain(device: d, domain: .detach), .guestMapOutsideRAM(device: d, ipa: 0x20_0000_0000),
                            .guestCorruptSTE(device: d)]
             }
-            events += [.hotUnplug(device: d), .hotPlug(device: d)]
+            // Hot-plug needs the function behind a root port (QEMU refuses device_del on pcie.0).
+            if scenario.vm.behindRootPorts { events += [.hotUnplug(device: d), .hotPlug(device: d)] }
         }
         events.append(.saveRestore)
         return events.filter { World.runs($0.kind) }

@@ -46,7 +46,8 @@ extension World {
             violations.append(Violation(invariant: invariant, step: o.step, event: previousEvent, detail: detail))
         }
         let label = "device \(o.device) vector \(o.vector)"
-        // Delivery / stability.
+        // Delivery / stability. An unplugged function has no MSIs to deliver.
+        if unplugged.contains(o.device) { return [] }
         switch o.verdict {
         case .delivered, .pending:
             break

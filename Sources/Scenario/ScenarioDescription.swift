@@ -93,9 +93,14 @@ public struct VMOptions: Hashable, Sendable {
     public var guestPageSize: Granule
     public var layout: Layout
     public var vcpus: Int
+    /// Where the VMM puts each function in the guest: on the root bus (00:0N.0, QEMU's default
+    /// for `-device vfio-pci`), or behind its own `pcie-root-port` (0N:00.0), which is what
+    /// hot-plug needs (QEMU docs/pcie.txt: integrated endpoints cannot be hot-plugged).
+    public var behindRootPorts: Bool
 
     public init(viommu: VIOMMU = .acceleratedSMMUv3, guestDomain: KernelConfiguration.DefaultDomain = .dmaStrict,
-                guestPageSize: Granule = .size4K, layout: Layout = .virt, vcpus: Int = 2) {
+                guestPageSize: Granule = .size4K, layout: Layout = .virt, vcpus: Int = 2, behindRootPorts: Bool = false) {
+        self.behindRootPorts = behindRootPorts
         self.viommu = viommu
         self.guestDomain = guestDomain
         self.guestPageSize = guestPageSize

@@ -14,7 +14,7 @@ struct ScenarioFileReader {
 
     static let topLevelKeys = ["name", "summary", "platform", "host", "vm", "devices", "strategy", "events", "expect"]
     static let hostKeys = ["page-size"]
-    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus"]
+    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot"]
     static let deviceKeys = ["bdf", "interrupts", "vectors"]
     static let expectationKeys = ["strategy", "delivered", "first-failure", "invariants"]
     /// vCPUs a scenario's VM may have: QEMU virt with GICv3 takes up to 512, but the explorer's
@@ -86,6 +86,9 @@ struct ScenarioFileReader {
         if let value = fields.value("layout") { vm.layout = try nodes.choice(value, key: fields.path("layout"), VMOptions.Layout.self) }
         if let value = fields.value("vcpus") {
             vm.vcpus = try nodes.integer(value, key: fields.path("vcpus"), in: Self.vcpuRange, what: "vcpus")
+        }
+        if let value = fields.value("slot") {
+            vm.behindRootPorts = try nodes.choice(value, key: fields.path("slot"), [("root-bus", false), ("root-port", true)])
         }
         return vm
     }

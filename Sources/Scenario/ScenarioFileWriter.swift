@@ -19,6 +19,7 @@ enum ScenarioFileWriter {
         out.append("  guest-page-size: \(ScenarioFileValues.pageSizeName(s.vm.guestPageSize))")
         out.append("  layout: \(s.vm.layout.rawValue)")
         out.append("  vcpus: \(s.vm.vcpus)")
+        out.append("  slot: \(s.vm.behindRootPorts ? "root-port" : "root-bus")")
         out.append("devices:")
         for device in s.devices {
             out.append("  - bdf: \"\(device.requesterID)\"")

@@ -31,8 +31,12 @@ extension Strategy {
             ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
             guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),
             layout: layout, msi: msiPlan(layout: layout, ramSize: ramSize))
-        // Guest RIDs 00:01.0, 00:02.0, …: one slot per function on the guest's root bus.
-        configuration.guestRequesterIDs = (0..<devices).map { RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 1 + $0), function: 0) }
+        // Guest RIDs 00:01.0, 00:02.0, … on the guest's root bus, or 01:00.0, 02:00.0, …
+        // behind root ports.
+        configuration.guestRequesterIDs = (0..<devices).map {
+            vm.behindRootPorts ? RequesterID(bus: UInt8(truncatingIfNeeded: 1 + $0), device: 0, function: 0)
+                : RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 1 + $0), function: 0)
+        }
         return configuration
     }
 

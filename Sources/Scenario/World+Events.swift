@@ -6,7 +6,7 @@ extension World {
     /// Whether `perform` runs events of this kind (the others answer "not run").
     public static func runs(_ kind: EventKind) -> Bool {
         switch kind {
-        case .guestDomain, .hotUnplug, .hotPlug, .saveRestore, .guestMapOutsideRAM, .guestCorruptSTE: false
+        case .guestDomain, .guestMapOutsideRAM, .guestCorruptSTE: false
         default: true
         }
     }
@@ -103,6 +103,25 @@ extension World {
             }
         case .forgedEventID(let d, let eventID):
             return .done(forgeEventID(device: d, eventID: eventID))
+        case .hotUnplug(let d):
+            guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
+            return run("device_del: the guest released the function, QEMU unrealized it (vfio_exitfn)") {
+                try vmm.hotUnplug(deviceIndex: d)
+                unplugged.insert(d)
+            }
+        case .hotPlug(let d):
+            guard guestDevices.indices.contains(d), unplugged.contains(d) else { return missing("device \(d) is plugged") }
+            return run("device_add: QEMU realized the function again, the guest rescanned and re-probed its driver") {
+                let device = try vmm.hotPlug(deviceIndex: d)
+                unplugged.remove(d)
+                guard let g = guest.pci.device(device.guestRequesterID) else { throw Errno.ENODEV }
+                guestDevices[d] = g
+                try bindGuestDriver(d, g)
+            }
+        case .saveRestore:
+            return run("the VM was saved and restored: VFIO, KVM routes and nested HWPTs rebuilt from the saved state") {
+                try vmm.saveAndRestore()
+            }
         default:
             return .done("not run: \(event.kind.rawValue) needs VMM support that is not modelled yet")
         }

@@ -21,7 +21,9 @@ public final class World {
     public let vmm: VirtualMachineMonitor
     public let guest: LinuxKernel
     /// The guest's pci_dev of each passthrough function, in device order.
-    public let guestDevices: [PCIDevice]
+    public internal(set) var guestDevices: [PCIDevice]
+    /// Devices the VMM has hot-unplugged (their MSIs are not expected to arrive).
+    public internal(set) var unplugged: Set<Int> = []
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
     /// What the guest's handlers saw after the last forged write.
