@@ -224,3 +224,56 @@ struct IOMMUGroupTypeTests {
         #expect(k.iommu.iovaToPhys(domain, iova.rawValue & ~0xFFF) == nil)
     }
 }
+
+/// Random sequences of the sysfs and driver-core operations on one host function: whatever the
+/// order, the group's state and the hardware agree.
+@Suite("IOMMU group type: random operation sequences")
+struct IOMMUGroupTypePropertyTests {
+    @Test("bind/unbind/type writes (valid and not) and DMA in random order: owner_cnt counts the bound driver, a write succeeds exactly when iommu.c allows it, the STE's Config matches the default domain (bypass for identity, S1 for DMA/DMA-FQ), and a mapped buffer receives the device's write",
+          arguments: [UInt64(1), 2])
+    func randomSequences(seed: UInt64) throws {
+        let h = try HostHarness.make()
+        let k = h.kernel
+        let pci = try #require(HostScenario.pciDevice(h, 0))
+        let group = try #require(k.iommu.group(of: pci.device))
+        let smmu = try #require(k.iommu.driver(for: pci.device))
+        var rng = SeededGenerator(seed: seed)
+        let values = ["identity", "DMA", "DMA-FQ", "auto", "dma", "blocked", "DMA-FQ\n", ""]
+        for step in 0..<300 {
+            let bound = k.pci.isDriverBound(pci)
+            switch Int.random(in: 0..<4, using: &rng) {
+            case 0:
+                if bound {
+                    try k.pci.releaseDriver(pci) { () throws(Errno) in try k.pci.disableDevice(pci) }
+                } else {
+                    try IOMMUGroupTypeTests.bind(k, pci)
+                }
+            case 1, 2:
+                let value = values[Int.random(in: 0..<values.count, using: &rng)]
+                let before = group.defaultDomain?.type
+                let word = value.hasSuffix("\n") ? String(value.dropLast()) : value
+                let valid = ["identity", "DMA", "DMA-FQ", "auto"].contains(word)
+                let inPlace = word == "DMA-FQ" && before == .dma
+                do {
+                    try k.iommu.setGroupType(group, value)
+                    #expect(valid && (!bound || inPlace), "step \(step): \(value.debugDescription) accepted while bound = \(bound)")
+                } catch {
+                    #expect(error == (valid ? .EPERM : .EINVAL), "step \(step): \(value.debugDescription)")
+                    #expect(group.defaultDomain?.type == before)
+                }
+            default:
+                guard bound else { continue }
+                let buffer = try k.pages.allocate(bytes: 0x1000)
+                let iova = try k.dma.map(device: pci.device, physical: buffer, size: 0x1000, direction: .fromDevice)
+                let data = UInt64(step) | 0xA500
+                #expect(h.functions[0].dma(.write, address: iova, size: 8, data: data).result?.status == .completed, "step \(step)")
+                #expect(k.bus.ram.read(buffer.rawValue, size: 8) == data)
+                k.dma.unmap(device: pci.device, iova: iova, size: 0x1000)
+            }
+            #expect(group.ownerCount == (k.pci.isDriverBound(pci) ? 1 : 0))
+            #expect(group.domain === group.defaultDomain)
+            let config = try smmu.streamTableEntry(for: IOMMUGroupTypeTests.sid)?.config
+            #expect(config == (group.defaultDomain?.type == .identity ? .bypass : .stage1), "step \(step)")
+        }
+    }
+}
