@@ -13,8 +13,13 @@ import Bus
 ///   driver bound; every other change needs a non-empty group with `owner_cnt == 0` (no
 ///   driver using the DMA API, no VFIO/iommufd owner), else -EPERM, then
 ///   `iommu_setup_default_domain(group, req_type)` and, per device, `iommu_setup_dma_ops`
-///   (v6.10+; `iommu_group_do_probe_finalize` before). The "device_is_bound → -EBUSY,
-///   'Device is still bound to driver'" rule of v5.11–v6.5 is gone: `owner_cnt` carries it.
+///   (Robin Murphy's "Centralise iommu_setup_dma_ops()" form, seen in patch text; the stored
+///   v6.6-era file calls `iommu_group_do_probe_finalize`, which did the same on arm64).
+/// - The original rule, `device_is_bound(dev)` → -EBUSY "Device is still bound to driver",
+///   was replaced when Lu Baolu's DMA-ownership series made a bound DMA-API driver count in
+///   `owner_cnt` (`pci_dma_configure` → `iommu_device_use_default_domain`); since then the
+///   answer is -EPERM (the release where that landed, v5.19 by our reading, is not checked
+///   against a tag).
 /// - `CAP_SYS_ADMIN`/`CAP_SYS_RAWIO` (-EACCES) are not modelled: the writer is root.
 extension IOMMUSubsystem {
     /// `iommu_group_show_type`: the DEFAULT domain's type ("blocked", "identity",
