@@ -15,6 +15,10 @@ public final class Device {
     public var msiDescriptors: [MSIDescriptor] = []
     /// The bound driver ("vfio-pci", or nil for none).
     public var driverName: String?
+    /// `driver_managed_dma` of the bound driver (`struct pci_driver`): such a driver (vfio-pci)
+    /// did not take the default domain at bind (`pci_dma_configure`), so `pci_dma_cleanup`
+    /// does not release it.
+    public internal(set) var driverManagedDMA = false
 
     public init(name: String) { self.name = name }
 }

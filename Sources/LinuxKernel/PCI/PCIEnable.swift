@@ -36,11 +36,16 @@ extension PCISubsystem {
         dev.isBusMaster = false
     }
 
-    /// What a driver's probe does before anything else: `pci_enable_device` + `pci_set_master`,
-    /// and `device.driverName`.
+    /// Binds a DMA-API driver whose probe does `pci_enable_device` + `pci_set_master` and
+    /// nothing else (`probeDriver`: the driver core takes the default domain first,
+    /// `iommu_device_use_default_domain`). A device bound already keeps its driver (Linux's
+    /// `__driver_probe_device` returns -EBUSY; callers here only ever meant "make sure a
+    /// driver is bound").
     public func bindDriver(_ dev: PCIDevice, name: String) throws(Errno) {
-        try enableDevice(dev)
-        try setMaster(dev)
-        dev.device.driverName = name
+        guard !isDriverBound(dev) else { return }
+        try probeDriver(dev, name: name) { () throws(Errno) in
+            try enableDevice(dev)
+            try setMaster(dev)
+        }
     }
 }
