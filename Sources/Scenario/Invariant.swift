@@ -46,9 +46,10 @@ extension World {
             violations.append(Violation(invariant: invariant, step: o.step, event: previousEvent, detail: detail))
         }
         let label = "device \(o.device) vector \(o.vector)"
-        // Delivery / stability. An unplugged function has no MSIs to deliver.
+        // Delivery / stability. An unplugged function has no MSIs to deliver; one without a
+        // driver, or whose STE its own guest corrupted, need not deliver.
         if unplugged.contains(o.device) { return [] }
-        switch o.verdict {
+        switch exempt.contains(o.device) ? .delivered : o.verdict {
         case .delivered, .pending:
             break
         case .failed(let point, let why):
@@ -80,6 +81,8 @@ extension World {
             case .its:
                 accounted = o.its != nil
             case .device, .setup:
+                accounted = true
+            case .host where exempt.contains(o.device):
                 accounted = true
             case .host, .misrouted:
                 accounted = false

@@ -1,12 +1,12 @@
 import Bus
 import LinuxKernel
 import PCI
+import SMMUv3
 
 extension World {
     /// Whether `perform` runs events of this kind (the others answer "not run").
     public static func runs(_ kind: EventKind) -> Bool {
         switch kind {
-        case .guestDomain, .guestMapOutsideRAM, .guestCorruptSTE: false
         default: true
         }
     }
@@ -118,6 +118,17 @@ extension World {
                 guestDevices[d] = g
                 try bindGuestDriver(d, g)
             }
+        case .guestDomain(let d, let change):
+            guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
+            return run(change == .detach ? "guest driver unbound (device_release_driver)"
+                       : "guest driver unbound, iommu_group type = \(change == .identity ? "identity" : "DMA"), driver re-probed") {
+                try changeGuestDomain(d, change)
+            }
+        case .guestMapOutsideRAM(let d, let ipa):
+            return .done(mapOutsideRAM(device: d, ipa: ipa))
+        case .guestCorruptSTE(let d):
+            guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
+            return run("guest rewrote its STE with S1ContextPtr outside its RAM, CFGI_STE + SYNC") { try corruptGuestSTE(d) }
         case .saveRestore:
             return run("the VM was saved and restored: VFIO, KVM routes and nested HWPTs rebuilt from the saved state") {
                 try vmm.saveAndRestore()
@@ -125,6 +136,66 @@ extension World {
         default:
             return .done("not run: \(event.kind.rawValue) needs VMM support that is not modelled yet")
         }
+    }
+
+    /// The admin's sequence for a domain change: unbind the driver (`device_release_driver`:
+    /// the driver's remove frees its IRQs and vectors, `pci_dma_cleanup` drops the claim), then
+    /// for identity/DMA write the group's `type` (`iommu_group_store_type`, EPERM while bound)
+    /// and probe the driver again. `detach` stops after the unbind.
+    func changeGuestDomain(_ d: Int, _ change: GuestDomainChange) throws {
+        let g = guestDevices[d]
+        try guest.pci.releaseDriver(g) { () throws(Errno) in try self.guest.pci.standardRemove(g) }
+        exempt.insert(d)
+        guard change != .detach else { return }
+        guard let group = guest.iommu.group(of: g.device) else { throw Errno.ENODEV }
+        try guest.iommu.setGroupType(group, change == .identity ? "identity" : "DMA")
+        try bindGuestDriver(d, g)
+        exempt.remove(d)
+    }
+
+    /// Adversarial: the guest's DMA domain maps IOVA 0x7F00_0000 to `ipa` (outside its RAM;
+    /// `iommu_map` checks nothing) — with an identity domain the IOVA is the IPA — and the
+    /// device writes there. Containment: the host's stage 2 must stop it, with a record.
+    func mapOutsideRAM(device d: Int, ipa: UInt64) -> String {
+        guard guestDevices.indices.contains(d), functions.indices.contains(d) else { return "skipped: no device \(d)" }
+        let g = guestDevices[d]
+        var iova = ipa & ~0xFFF
+        var mapped = false
+        if let domain = guest.iommu.dmaDomain(for: g.device), domain.type != .identity {
+            iova = 0x7F00_0000
+            do {
+                try guest.iommu.map(domain, iova: iova, physical: ipa & ~0xFFF, size: 0x1000, protection: [.read, .write])
+                mapped = true
+            } catch { return "guest iommu_map failed: \(error)" }
+        }
+        let result = functions[d].dma(.write, address: IOVA(iova), size: 4, data: 0xBAD0_BAD0)
+        let port = machine.translatedPorts.first { $0 != nil } ?? nil
+        var landed = "nowhere"
+        lastAdversarialEscape = nil
+        if case .translated(let t)? = port?.lastResponse {
+            landed = Hex.format(t.output.rawValue)
+            if !isGuestRAM(t.output.rawValue) && !isDoorbell(t.output.rawValue) { lastAdversarialEscape = t.output.rawValue }
+        }
+        var events: [EventRecord] = []
+        for driver in host.smmuDrivers { events += (try? driver.serviceEventQueue()) ?? [] }
+        lastAdversarialRecords = events.count
+        if mapped, let domain = guest.iommu.dmaDomain(for: g.device) { _ = guest.iommu.unmap(domain, iova: iova, size: 0x1000) }
+        return "device \(d) wrote IOVA \(Hex.format(iova)) → IPA \(Hex.format(ipa)): \(result); landed at \(landed); \(events.count) SMMU event(s)"
+    }
+
+    /// Adversarial: the guest points its STE's S1ContextPtr outside its RAM and invalidates it.
+    /// The VMM installs it as a nested HWPT (the pointer is allow-listed); the device's walks
+    /// then fault at the CD fetch's stage 2.
+    func corruptGuestSTE(_ d: Int) throws {
+        let g = guestDevices[d]
+        guard let driver = guest.iommu.driver(for: g.device), let ste = try driver.streamTableEntry(for: StreamID(UInt32(g.requesterID.rawValue))) else {
+            throw Errno.ENODEV
+        }
+        var words = ste.words
+        let mask = UInt64.lowMask(52) & ~UInt64.lowMask(6)
+        words[0] = (words[0] & ~mask) | (0x20_0000_0000 & mask)
+        try driver.overwriteStreamTableEntries(of: g.device, with: words)
+        exempt.insert(d)
     }
 
     /// `pci_free_irq_vectors` after `free_irq` of every vector, then the probe's allocation
@@ -178,6 +249,17 @@ extension World {
     /// device's own guest interrupts, never another device's; `forgeEventID` reports what the
     /// ITS did in its note.
     func adversarialViolation(_ event: ScenarioEvent, note: String, step: Int) -> Violation? {
+        if case .guestMapOutsideRAM(let d, _) = event {
+            if let pa = lastAdversarialEscape {
+                return Violation(invariant: .containment, step: step, event: event,
+                                 detail: "device \(d)'s write to a guest mapping outside RAM reached PA \(Hex.format(pa))")
+            }
+            if lastAdversarialRecords == 0, !note.contains("landed at 0x") {
+                return Violation(invariant: .noSilentLoss, step: step, event: event,
+                                 detail: "device \(d)'s write outside the guest's RAM was stopped without a record")
+            }
+            return nil
+        }
         guard case .forgedEventID(let d, _) = event else { return nil }
         let foreign = lastForgedDeliveries.filter { !ownsGuestIRQ(d, $0.irq) }
         guard let wrong = foreign.first else { return nil }

@@ -87,8 +87,11 @@ extension World {
     func classifyTranslation(_ outcome: inout VectorOutcome, transaction: DeviceTransaction, result: TransactionResult) {
         let port = machine.translatedPorts.first { $0 != nil } ?? nil
         let input = transaction.address.rawValue
-        let nested = scenario.vm.viommu != .none && scenario.vm.guestDomain != .identity
-        let guestBypass = scenario.vm.viommu != .none && scenario.vm.guestDomain == .identity
+        // The guest's domain as it is now (the guest may have switched it at run time).
+        let device = guestDevices.indices.contains(outcome.device) ? guestDevices[outcome.device].device : nil
+        let identity = device.flatMap { guest.iommu.dmaDomain(for: $0) }?.type == .identity
+        let nested = scenario.vm.viommu != .none && !identity
+        let guestBypass = scenario.vm.viommu != .none && identity
         guard let port, let response = port.lastResponse else {
             outcome.stage1 = .untranslated
             outcome.stage2 = .untranslated

@@ -24,8 +24,16 @@ public final class World {
     public internal(set) var guestDevices: [PCIDevice]
     /// Devices the VMM has hot-unplugged (their MSIs are not expected to arrive).
     public internal(set) var unplugged: Set<Int> = []
+    /// Devices whose guest driver is unbound, or whose configuration the guest itself
+    /// corrupted: their MSIs need not arrive, but isolation, containment and accounting still
+    /// hold.
+    public internal(set) var exempt: Set<Int> = []
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
+    /// Where the last adversarial DMA escaped to (a PA outside guest RAM and doorbells), and how
+    /// many SMMU records it left.
+    var lastAdversarialEscape: UInt64?
+    var lastAdversarialRecords = 0
     /// What the guest's handlers saw after the last forged write.
     var lastForgedDeliveries: [GuestDelivery] = []
     /// Interrupts the guest took on unmask, from a Pending bit the VMM held.
@@ -157,17 +165,22 @@ public final class World {
         }
     }
 
-    /// The guest driver's probe: enable, bus master, `pci_alloc_irq_vectors(dev, n, n, flag)`
-    /// and one `request_irq` per vector whose handler records where it ran.
+    /// The guest driver's probe, through the driver core (`really_probe`: `pci_dma_configure`
+    /// claims the default domain, then the probe): enable, bus master,
+    /// `pci_alloc_irq_vectors(dev, n, n, flag)` and one `request_irq` per vector whose handler
+    /// records where it ran.
     func bindGuestDriver(_ index: Int, _ g: PCIDevice, enable: Bool = true) throws(Errno) {
         let description = scenario.devices[index]
-        if enable {
-            try guest.pci.enableDevice(g)
-            try guest.pci.setMaster(g)
+        let body = { () throws(Errno) in
+            if enable {
+                try self.guest.pci.enableDevice(g)
+                try self.guest.pci.setMaster(g)
+            }
+            let n = try self.guest.pci.allocateIRQVectors(g, min: description.vectors, max: description.vectors,
+                                                          flags: description.interrupts == .msix ? .msix : .msi)
+            for v in 0..<n { try self.requestGuestIRQ(index, vector: v, irq: try self.guest.pci.irqVector(g, v)) }
         }
-        let n = try guest.pci.allocateIRQVectors(g, min: description.vectors, max: description.vectors,
-                                                 flags: description.interrupts == .msix ? .msix : .msi)
-        for v in 0..<n { try requestGuestIRQ(index, vector: v, irq: try guest.pci.irqVector(g, v)) }
+        if guest.pci.isDriverBound(g) { try body() } else { try guest.pci.probeDriver(g, name: "guest-ep\(index)", probe: body) }
     }
 
     /// `request_irq` with a handler that records where it ran.

@@ -59,4 +59,29 @@ import Testing
         let run = ScenarioRunner.run(scenario, strategy: .rmrIdentity)
         #expect(run.eventLog.first?.contains("EventID out of range") == true, "\(run.eventLog)")
     }
+
+    /// The guest switches its domain at run time (unbind, `iommu_group_store_type`, re-probe):
+    /// with identity the vSTE is bypass and the MSI goes through stage 2 only; back on DMA it
+    /// is nested again; under rmr-identity both deliver, the programmed address is the same.
+    @Test func guestDomainSwitch() throws {
+        var scenario = BuiltInScenarios.seed
+        scenario.events = [.guestDomain(device: 0, domain: .identity), .fire(device: 0, vector: 0),
+                           .guestDomain(device: 0, domain: .dma), .fire(device: 0, vector: 0)]
+        let run = ScenarioRunner.run(scenario, strategy: .rmrIdentity)
+        #expect(run.outcomes.count == 2)
+        let identity = try #require(run.outcomes.first)
+        #expect(identity.delivered && identity.stage1 == .bypass)
+        let dma = try #require(run.outcomes.last)
+        #expect(dma.delivered && dma.stage1 == .translated(from: 0x0800_0040, to: 0x0800_0040))
+        #expect(run.violations.isEmpty)
+    }
+
+    /// A write the guest steered outside its RAM stops at the host's stage 2 with an event.
+    @Test func guestMappingOutsideRAMIsContained() {
+        var scenario = BuiltInScenarios.seed
+        scenario.events = [.guestMapOutsideRAM(device: 0, ipa: 0x20_0000_0000)]
+        let run = ScenarioRunner.run(scenario, strategy: .rmrIdentity)
+        #expect(run.violations.isEmpty)
+        #expect(run.eventLog.first?.contains("aborted; landed at nowhere; 1 SMMU event(s)") == true, "\(run.eventLog)")
+    }
 }

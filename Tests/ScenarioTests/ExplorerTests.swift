@@ -38,6 +38,17 @@ import Testing
         #expect(result.kindsRun.contains(.hostReactivate) && result.kindsRun.contains(.functionLevelReset))
     }
 
+    /// Adversarial guest and device actions (forged EventIDs, a stage-1 mapping outside guest
+    /// RAM, a corrupted STE) never break isolation or containment, under any strategy, and the
+    /// writes they make are accounted for.
+    @Test(arguments: Strategy.allCases)
+    func adversariesAreContained(_ strategy: Strategy) {
+        let result = Self.explorer.explore(strategy)
+        #expect(result.kindsRun.contains(.forgedEventID) && result.kindsRun.contains(.guestMapOutsideRAM) && result.kindsRun.contains(.guestCorruptSTE))
+        let breaches = (result.findings.map(\.violation) + result.baseline).filter { [.isolation, .containment, .noSilentLoss].contains($0.invariant) }
+        #expect(breaches.isEmpty, "\(breaches)")
+    }
+
     /// legacy never delivers on the seed, so it breaks delivery before any event.
     @Test func legacyBreaksAtBaseline() {
         let result = Self.explorer.explore(.legacy)
