@@ -69,7 +69,9 @@ struct ExploreCommand: ParsableCommand {
                 if show { FileHandle.standardError.write("\r  \(states) states explored\u{1B}[K".data(using: .utf8) ?? Data()) }
             }
         }
-        if clock.now - start > .seconds(1) { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8) ?? Data()) }
+        if clock.now - start > .seconds(1), isatty(STDERR_FILENO) != 0 {
+            FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8) ?? Data())
+        }
         print(try ExploreReport.render(results, explorer: explorer, outDirectory: out), terminator: "")
         if results.contains(where: \.violated) { throw ExitCode(1) }
     }

@@ -24,10 +24,12 @@ public final class World {
     public internal(set) var guestDevices: [PCIDevice]
     /// Devices the VMM has hot-unplugged (their MSIs are not expected to arrive).
     public internal(set) var unplugged: Set<Int> = []
-    /// Devices whose guest driver is unbound, or whose configuration the guest itself
-    /// corrupted: their MSIs need not arrive, but isolation, containment and accounting still
-    /// hold.
-    public internal(set) var exempt: Set<Int> = []
+    /// Devices whose guest driver is unbound, and devices whose STE their own guest corrupted
+    /// (until a hot-plug rebuilds them): their MSIs need not arrive, but isolation, containment
+    /// and accounting still hold.
+    public internal(set) var driverless: Set<Int> = []
+    public internal(set) var corrupted: Set<Int> = []
+    public var exempt: Set<Int> { driverless.union(corrupted) }
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
     /// Where the last adversarial DMA escaped to (a PA outside guest RAM and doorbells), and how
