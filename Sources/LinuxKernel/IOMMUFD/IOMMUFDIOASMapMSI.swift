@@ -69,17 +69,6 @@ extension IOPageTable {
             if existing.doorbell == doorbell, existing.start == iova, existing.last == last { return }
             throw .EEXIST
         }
-        let area = Area(start: iova, last: last, userVA: 0, protection: [.read, .write, .mmio], doorbell: doorbell)
-        var filled: [IOMMUDomain] = []
-        for domain in domains {
-            do throws(Errno) {
-                try fill(area, into: domain)
-                filled.append(domain)
-            } catch {
-                for done in filled { unfill(area, from: done) }
-                throw error
-            }
-        }
-        insert(area)
+        try fillAndInsert(Area(start: iova, last: last, userVA: 0, protection: [.read, .write, .mmio], doorbell: doorbell))
     }
 }

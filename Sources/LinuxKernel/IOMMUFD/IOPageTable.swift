@@ -160,8 +160,13 @@ public final class IOPageTable {
         guard (userVA % pageSize) & (iovaAlignment - 1) == 0 else { throw .EINVAL }
         let (last, overflow) = iova.addingReportingOverflow(length - 1)
         guard !overflow else { throw .EOVERFLOW }
-        let area = Area(start: iova, last: last, userVA: userVA, protection: protection)
-        // iopt_fill_domains_pages: into every domain, undoing on failure.
+        try fillAndInsert(Area(start: iova, last: last, userVA: userVA, protection: protection))
+        return iova
+    }
+
+    /// `iopt_fill_domains_pages` then the area's insertion: into every domain, undoing the
+    /// domains already filled on a failure.
+    func fillAndInsert(_ area: Area) throws(Errno) {
         var filled: [IOMMUDomain] = []
         for domain in domains {
             do throws(Errno) {
@@ -173,7 +178,6 @@ public final class IOPageTable {
             }
         }
         insert(area)
-        return iova
     }
 
     /// Adds an area already mapped into every domain, keeping `areas` sorted by IOVA.
