@@ -186,7 +186,9 @@ public final class VirtualMachineMonitor {
         let process = self.process
         vm = host.kvm.createVM(process: process)
         let vm = self.vm
-        guestRAMUserVA = try call("mmap") { () throws(Errno) in try process.mmap(length: ram) }
+        // QEMU `ram_block_add` madvises guest RAM MADV_HUGEPAGE; with THP (the common
+        // "madvise" setting) whole 2 MiB pieces are huge pages, which the IOMMU maps as blocks.
+        guestRAMUserVA = try call("mmap") { () throws(Errno) in try process.mmap(length: ram, hugePages: true) }
         let ramVA = guestRAMUserVA
         try call("KVM_SET_USER_MEMORY_REGION") { () throws(Errno) in
             try vm.setUserMemoryRegion(slot: 0, guestPhysical: M.ramBase, size: ram, userVA: ramVA)

@@ -54,7 +54,13 @@ public final class UserProcess {
     /// `mmap(NULL, length, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_POPULATE, -1, 0)`:
     /// returns the user virtual address. EINVAL for a zero length (`do_mmap`), ENOMEM when the
     /// kernel runs out of pages or the length overflows.
-    public func mmap(length: UInt64) throws(Errno) -> UInt64 {
+    ///
+    /// `hugePages`: the mapping is advised MADV_HUGEPAGE (QEMU does this for guest RAM,
+    /// `qemu_ram_mmap` → `qemu_madvise(QEMU_MADV_HUGEPAGE)`, with RAM blocks aligned to 2 MiB
+    /// on aarch64), and transparent huge pages back every whole HPAGE_SIZE of it: each is one
+    /// physically contiguous, HPAGE_SIZE-aligned allocation, which lets an IOMMU map it with a
+    /// block descriptor. The tail below HPAGE_SIZE gets small pages.
+    public func mmap(length: UInt64, hugePages: Bool = false) throws(Errno) -> UInt64 {
         guard length > 0 else { throw .EINVAL }
         let (rounded, overflow) = length.addingReportingOverflow(pageSize - 1)
         guard !overflow else { throw .ENOMEM }
@@ -63,8 +69,18 @@ public final class UserProcess {
         guard pageCount <= 1 << 20 else { throw .ENOMEM }
         var pages: [PhysicalAddress] = []
         pages.reserveCapacity(Int(pageCount))
-        for _ in 0..<pageCount {
-            pages.append(try kernel.pages.allocate(bytes: pageSize, alignment: pageSize))
+        var remaining = size
+        while remaining > 0 {
+            if hugePages, remaining >= hugePageSize, hugePageSize > pageSize {
+                let base = try kernel.pages.allocate(bytes: hugePageSize, alignment: hugePageSize)
+                for offset in stride(from: UInt64(0), to: hugePageSize, by: Int(pageSize)) {
+                    pages.append(PhysicalAddress(base.rawValue &+ offset))
+                }
+                remaining -= hugePageSize
+            } else {
+                pages.append(try kernel.pages.allocate(bytes: pageSize, alignment: pageSize))
+                remaining -= pageSize
+            }
         }
         let start = nextVirtualAddress
         let (end, endOverflow) = start.addingReportingOverflow(size)
