@@ -67,7 +67,7 @@ public struct Explorer: Sendable {
                        .guestAffinity(device: d, vector: 0, cpu: 1 % vcpus), .hostAffinity(device: d, vector: 0, cpu: 0),
                        .hostReactivate(device: d, vector: 0), .msixReenable(device: d)]
             if device.interrupts == .msix { events.append(.addVector(device: d)) }
-            events += [.functionLevelReset(device: d), .suspendResume(device: d), .forgedEventID(device: d, eventID: UInt32(device.vectors))]
+            events += [.functionLevelReset(device: d), .suspendResume(device: d), .forgedEventID(device: d, eventID: UInt32(clamping: device.vectors))]
             if scenario.vm.viommu != .none {
                 events += [.guestDomain(device: d, domain: .identity), .guestDomain(device: d, domain: .dma),
                            .guestDomain(device: d, domain: .detach), .guestMapOutsideRAM(device: d, ipa: 0x20_0000_0000),

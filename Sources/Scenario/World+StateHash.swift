@@ -34,19 +34,19 @@ extension World {
             }
             for v in 0..<vectors {
                 if let irq = hostIRQ(d, v), let desc = host.irq.descriptor(irq) {
-                    mix(UInt64(desc.effectiveCPU) << 2 | (desc.isMasked ? 2 : 0) | (desc.isActivated ? 1 : 0))
+                    mix(UInt64(truncatingIfNeeded: desc.effectiveCPU) << 2 | (desc.isMasked ? 2 : 0) | (desc.isActivated ? 1 : 0))
                 } else {
                     mix(.max)
                 }
                 if let irq = guestIRQ(d, v), let desc = guest.irq.descriptor(irq) {
-                    mix(UInt64(desc.effectiveCPU) << 2 | (desc.isMasked ? 2 : 0) | (desc.isActivated ? 1 : 0))
+                    mix(UInt64(truncatingIfNeeded: desc.effectiveCPU) << 2 | (desc.isMasked ? 2 : 0) | (desc.isActivated ? 1 : 0))
                 } else {
                     mix(.max &- 1)
                 }
             }
         }
         for o in lastOutcomes {
-            mix(UInt64(o.device) << 32 | UInt64(o.vector))
+            mix(UInt64(truncatingIfNeeded: o.device) << 32 | UInt64(truncatingIfNeeded: o.vector))
             mix(o.programmedAddress ?? .max)
             mix(o.physicalAddress ?? .max)
             switch o.verdict {
@@ -54,7 +54,7 @@ extension World {
             case .pending: mix(2)
             case .failed(let point, _): mix(3 &+ UInt64(FailurePoint.allCases.firstIndex(of: point) ?? 0))
             }
-            for handled in o.handled { mix(UInt64(handled.lpi) << 8 | UInt64(handled.cpu)) }
+            for handled in o.handled { mix(UInt64(handled.lpi) << 8 | UInt64(truncatingIfNeeded: handled.cpu)) }
         }
         return h
     }

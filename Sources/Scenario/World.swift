@@ -90,6 +90,11 @@ public final class World {
         var functions: [PCIFunction] = []
         var ports: [UInt8: PCIToPCIBridge] = [:]
         for (index, device) in scenario.devices.enumerated() {
+            // The bounds a scenario file enforces, for descriptions built in code too: MSI-X
+            // Table Size is 11 bits (PCIe r6.0 §7.7.2.2), MSI's Multiple Message Capable 1…32.
+            let valid = device.interrupts == .msix ? (1...2048).contains(device.vectors)
+                : [1, 2, 4, 8, 16, 32].contains(device.vectors)
+            guard valid else { throw fail("device \(index)", "\(device.vectors) \(device.interrupts.rawValue) vectors is out of range") }
             let function: PCIFunction
             do { function = try Self.makeFunction(device, index: index) } catch { throw fail("device \(index)", error) }
             guard let rc = machine.rootComplexes.first else { throw fail("platform", "no PCIe root complex") }

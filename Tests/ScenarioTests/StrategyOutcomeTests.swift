@@ -99,3 +99,29 @@ import Testing
         #expect(a == b)
     }
 }
+
+/// Descriptions built in code are checked like files: bad values are setup failures or skipped
+/// events, never traps.
+@Suite("bad descriptions") struct BadDescriptionTests {
+    @Test func outOfRangeVectorsAreASetupFailure() {
+        for device in [DeviceDescription(vectors: 0), DeviceDescription(vectors: 4096), DeviceDescription(interrupts: .msi, vectors: 3),
+                       DeviceDescription(vectors: -5)] {
+            let run = ScenarioRunner.run(ScenarioDescription(name: "bad", devices: [device]), strategy: .rmrIdentity)
+            #expect(run.setupFailure?.step == "device 0", "\(device)")
+        }
+    }
+
+    @Test func eventsOnMissingDevicesDoNotTrap() {
+        var scenario = BuiltInScenarios.seed
+        scenario.events = [.fire(device: -1, vector: 0), .fire(device: 7, vector: -3), .hostAffinity(device: 9, vector: 0, cpu: 0),
+                           .guestMask(device: 0, vector: 99), .forgedEventID(device: -2, eventID: 1), .hotPlug(device: 0),
+                           .guestMapOutsideRAM(device: 5, ipa: .max)]
+        let run = ScenarioRunner.run(scenario, strategy: .rmrIdentity)
+        #expect(run.setupFailure == nil)
+        #expect(run.outcomes.count == 2)
+        #expect(run.outcomes.allSatisfy { $0.verdict.failurePoint == .device })
+        #expect(run.eventLog.count == 7)
+        let world = try? World.build(scenario, strategy: .rmrIdentity)
+        #expect(world?.stateHash(lastOutcomes: run.outcomes) != nil)
+    }
+}
