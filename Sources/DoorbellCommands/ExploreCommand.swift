@@ -110,7 +110,7 @@ enum ExploreReport {
             } else {
                 for k in kinds {
                     let broken = r.findings.filter { $0.kind == k }.map(\.violation.invariant).sorted()
-                    row.append(broken.isEmpty ? (r.kindsRun.contains(k) ? "survives" : "") : "breaks: " + broken.map(\.rawValue).joined(separator: ","))
+                    row.append(broken.isEmpty ? (r.kindsRun.contains(k) ? "survives" : "n/a") : "breaks: " + broken.map(\.rawValue).joined(separator: ","))
                 }
             }
             rows.append(row)

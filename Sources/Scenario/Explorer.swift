@@ -42,7 +42,8 @@ public struct Explorer: Sendable {
         public var baseline: [Violation]
         /// One finding per (invariant, event kind), minimal.
         public var findings: [Finding]
-        /// The event kinds that were run.
+        /// The event kinds that were run and acted on something at least once (a hot-plug of a
+        /// device that is plugged is skipped, so it does not count).
         public var kindsRun: [EventKind]
         public var violated: Bool { setupFailure != nil || !baseline.isEmpty || !findings.isEmpty }
     }
@@ -120,6 +121,14 @@ public struct Explorer: Sendable {
         var kinds: Set<EventKind> = []
         let alphabet = self.alphabet
 
+        func noteEffective(_ sequence: [ScenarioEvent], _ run: StrategyRun) {
+            // Step of the k-th event in the script: the observation fires come before each one.
+            let observe = baselineSteps
+            for (k, event) in sequence.enumerated() where !run.skippedSteps.contains(observe + k * (observe + 1)) {
+                kinds.insert(event.kind)
+            }
+        }
+
         func consider(_ sequence: [ScenarioEvent], _ run: StrategyRun) {
             for v in eventViolations(run, baselineSteps: baselineSteps) {
                 guard let event = v.event ?? sequence.last else { continue }
@@ -141,7 +150,7 @@ public struct Explorer: Sendable {
                     let sequence = prefix + [event]
                     let (run, hash) = self.run(sequence, strategy: strategy)
                     result.states += 1
-                    kinds.insert(event.kind)
+                    noteEffective(sequence, run)
                     consider(sequence, run)
                     if seen.contains(hash) {
                         result.duplicates += 1
@@ -163,7 +172,7 @@ public struct Explorer: Sendable {
                 }
                 let (run, _) = self.run(sequence, strategy: strategy)
                 result.states += 1
-                for e in sequence { kinds.insert(e.kind) }
+                noteEffective(sequence, run)
                 consider(sequence, run)
                 progress(result.states, result.duplicates)
             }

@@ -12,6 +12,8 @@ public struct StrategyRun: Hashable, Sendable {
     public var eventLog: [String]
     /// Invariants broken, in step order (checked after every fired vector).
     public var violations: [Violation] = []
+    /// Script steps whose event had nothing to act on (e.g. a hot-plug of a plugged device).
+    public var skippedSteps: Set<Int> = []
 
     /// Fired vectors that reached the right guest LPI on the right vCPU.
     public var deliveredCount: Int { outcomes.filter(\.delivered).count }
@@ -49,6 +51,7 @@ public enum ScenarioRunner {
                 run.eventLog.append("\(step): \(event.kind.rawValue) → \(outcome.verdict)")
             case .done(let note):
                 run.eventLog.append("\(step): \(event.kind.rawValue): \(note)")
+                if note.hasPrefix("skipped") { run.skippedSteps.insert(step) }
             }
         }
         if let inspect {

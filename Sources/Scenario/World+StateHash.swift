@@ -2,7 +2,7 @@ import Bus
 
 extension World {
     /// A deterministic hash of the MSI path's architected state, for the explorer's duplicate
-    /// pruning: each device's physical MSI-X (or MSI) entries and mask bits, the guest's vMSI-X
+    /// pruning: whether each function is plugged, driven and intact, its physical MSI-X entries and mask bits, the guest's vMSI-X
     /// entries, the host's and the guest's view of every vector (affinity, masked, activated),
     /// and the routing outcome of every vector's last observation. Two worlds with the same hash
     /// deliver (or fail to deliver) every vector the same way. FNV-1a over 64-bit words, so the
@@ -19,6 +19,10 @@ extension World {
         }
         for (d, function) in functions.enumerated() {
             let vectors = scenario.devices[d].vectors
+            // What the function is to the guest: plugged, with a driver, with its own STE intact.
+            // Two states that deliver alike but differ here do not continue alike (a hot-plug
+            // needs an unplugged function), so they must not hash alike.
+            mix((unplugged.contains(d) ? 1 : 0) | (driverless.contains(d) ? 2 : 0) | (corrupted.contains(d) ? 4 : 0))
             if let table = function.msixTable {
                 for v in 0..<table.size {
                     mix(table.messageAddress(v))

@@ -87,4 +87,22 @@ import Testing
         #expect(result.duplicates > 0)
         #expect(result.states == 1 + Self.explorer.alphabet.count)
     }
+
+    /// An unplugged function and a driverless one deliver nothing alike, but only the first can
+    /// be hot-plugged: their states must not hash alike, or pruning would hide hot-plug.
+    @Test func unpluggedAndDriverlessDiffer() throws {
+        let scenario = try #require(BuiltInScenarios.named("root-port"))
+        func hash(after event: ScenarioEvent) throws -> UInt64 {
+            let world = try World.build(scenario, strategy: .rmrIdentity)
+            _ = world.perform(event, step: 0)
+            var outcomes: [VectorOutcome] = []
+            for v in 0..<4 {
+                if case .fired(let o) = world.perform(.fire(device: 0, vector: v), step: 1 + v) { outcomes.append(o) }
+            }
+            return world.stateHash(lastOutcomes: outcomes)
+        }
+        #expect(try hash(after: .hotUnplug(device: 0)) != hash(after: .guestDomain(device: 0, domain: .detach)))
+        #expect(try hash(after: .guestUnmask(device: 0, vector: 0)) == hash(after: .guestUnmask(device: 0, vector: 1)),
+                "unmasking an unmasked vector changes nothing, whichever vector")
+    }
 }
