@@ -43,9 +43,12 @@ extension PCISubsystem {
         }
     }
 
-    /// `pci_scan_child_bus` for one bus number.
+    /// `pci_scan_child_bus` for one bus number. At boot every function found is new; a rescan
+    /// (`pci_rescan_bus`, `keepExisting`) keeps a function already listed as it is and only
+    /// sets up the new ones, still walking the secondary bus of every bridge.
     func scanBus(_ bus: UInt32, parent: PCIDevice?, hostBridge: Int, domain: UInt32, ecam: MemoryRange,
-                 busRange: ClosedRange<UInt32>, scanned: inout Set<UInt32>, depth: Int, into found: inout [PCIDevice]) {
+                 busRange: ClosedRange<UInt32>, scanned: inout Set<UInt32>, depth: Int, into found: inout [PCIDevice],
+                 keepExisting: Bool = false) {
         guard busRange.contains(bus), !scanned.contains(bus), depth < 32 else { return }
         scanned.insert(bus)
         for device in 0..<32 {
@@ -53,22 +56,26 @@ extension PCISubsystem {
             for function in 0..<8 {
                 if function > 0 && !multifunction { break }
                 let rid = RequesterID(bus: UInt8(truncatingIfNeeded: bus), device: UInt8(device), function: UInt8(function))
-                let offset = UInt64(bus - busRange.lowerBound) << 20 | UInt64(rid.devfn) << 12
-                guard offset < ecam.size, let base = ecam.base.adding(offset) else { continue }
-                guard let vendor = try? kernel.mmio.read(base, size: 2), vendor != 0xFFFF, vendor != 0 else { continue }
-                let name = "\(Hex.digits(UInt64(domain), width: 4)):\(rid.description)"
-                let dev = Device(name: name)
-                let pdev = PCIDevice(device: dev, requesterID: rid, hostBridge: hostBridge)
-                pdev.kernel = kernel
-                pdev.configBase = base
-                pdev.upstreamBridge = parent
-                dev.pci = pdev
-                setupDevice(pdev)
+                let pdev: PCIDevice
+                if keepExisting, let existing = self.device(rid, hostBridge: hostBridge) {
+                    pdev = existing
+                } else {
+                    let offset = UInt64(bus - busRange.lowerBound) << 20 | UInt64(rid.devfn) << 12
+                    guard offset < ecam.size, let base = ecam.base.adding(offset) else { continue }
+                    guard let vendor = try? kernel.mmio.read(base, size: 2), vendor != 0xFFFF, vendor != 0 else { continue }
+                    let dev = Device(name: "\(Hex.digits(UInt64(domain), width: 4)):\(rid.description)")
+                    pdev = PCIDevice(device: dev, requesterID: rid, hostBridge: hostBridge)
+                    pdev.kernel = kernel
+                    pdev.configBase = base
+                    pdev.upstreamBridge = parent
+                    dev.pci = pdev
+                    setupDevice(pdev)
+                    found.append(pdev)
+                }
                 if function == 0 { multifunction = pdev.isMultifunction }
-                found.append(pdev)
                 if pdev.isBridge, let secondary = pdev.secondaryBus, secondary != 0 {
                     scanBus(UInt32(secondary), parent: pdev, hostBridge: hostBridge, domain: domain, ecam: ecam,
-                            busRange: busRange, scanned: &scanned, depth: depth + 1, into: &found)
+                            busRange: busRange, scanned: &scanned, depth: depth + 1, into: &found, keepExisting: keepExisting)
                 }
             }
         }

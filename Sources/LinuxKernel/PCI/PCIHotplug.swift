@@ -57,8 +57,8 @@ extension PCISubsystem {
             guard first <= last else { continue }
             var found: [PCIDevice] = []
             var scanned = Set<UInt32>()
-            rescan(UInt32(first), parent: nil, hostBridge: index, domain: domain, ecam: ecam, busRange: first...last,
-                   scanned: &scanned, depth: 0, into: &found)
+            scanBus(UInt32(first), parent: nil, hostBridge: index, domain: domain, ecam: ecam, busRange: first...last,
+                    scanned: &scanned, depth: 0, into: &found, keepExisting: true)
             for device in found {
                 device.dmaAliases = dmaAliases(of: device)
                 devices.append(device)
@@ -73,42 +73,6 @@ extension PCISubsystem {
             added += found
         }
         return added
-    }
-
-    /// `pci_scan_child_bus` as a rescan sees it: the same slot walk as `scanBus`, but a listed
-    /// function is kept as it is (its bridge's secondary bus is still walked).
-    func rescan(_ bus: UInt32, parent: PCIDevice?, hostBridge: Int, domain: UInt32, ecam: MemoryRange,
-                busRange: ClosedRange<UInt32>, scanned: inout Set<UInt32>, depth: Int, into found: inout [PCIDevice]) {
-        guard busRange.contains(bus), !scanned.contains(bus), depth < 32 else { return }
-        scanned.insert(bus)
-        for slot in 0..<32 {
-            var multifunction = false
-            for function in 0..<8 {
-                if function > 0 && !multifunction { break }
-                let rid = RequesterID(bus: UInt8(truncatingIfNeeded: bus), device: UInt8(slot), function: UInt8(function))
-                let pdev: PCIDevice
-                if let existing = device(rid, hostBridge: hostBridge) {
-                    pdev = existing
-                } else {
-                    let offset = UInt64(bus - busRange.lowerBound) << 20 | UInt64(rid.devfn) << 12
-                    guard offset < ecam.size, let base = ecam.base.adding(offset) else { continue }
-                    guard let vendor = try? kernel.mmio.read(base, size: 2), vendor != 0xFFFF, vendor != 0 else { continue }
-                    let dev = Device(name: "\(Hex.digits(UInt64(domain), width: 4)):\(rid.description)")
-                    pdev = PCIDevice(device: dev, requesterID: rid, hostBridge: hostBridge)
-                    pdev.kernel = kernel
-                    pdev.configBase = base
-                    pdev.upstreamBridge = parent
-                    dev.pci = pdev
-                    setupDevice(pdev)
-                    found.append(pdev)
-                }
-                if function == 0 { multifunction = pdev.isMultifunction }
-                if pdev.isBridge, let secondary = pdev.secondaryBus, secondary != 0 {
-                    rescan(UInt32(secondary), parent: pdev, hostBridge: hostBridge, domain: domain, ecam: ecam,
-                           busRange: busRange, scanned: &scanned, depth: depth + 1, into: &found)
-                }
-            }
-        }
     }
 
     /// `pci_assign_unassigned_bus_resources` for one new function: each BAR, largest first
