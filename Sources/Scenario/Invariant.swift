@@ -53,7 +53,15 @@ extension World {
         case .delivered, .pending:
             break
         case .failed(let point, let why):
-            let where_ = "\(label) programmed \(o.programmedAddress.map { Hex.format($0) } ?? "nothing"): \(point.rawValue): \(why)"
+            var where_ = "\(label) programmed \(o.programmedAddress.map { Hex.format($0) } ?? "nothing"): \(point.rawValue): \(why)"
+            // The record that accounts for the loss, if any.
+            if let record = o.smmuEvents.first {
+                where_ += "; recorded as \(record.type?.name ?? Hex.format(UInt64(record.eventID), minDigits: 2)) StreamID \(Hex.format(UInt64(record.streamID.rawValue), minDigits: 1)) InputAddr \(Hex.format(record.inputAddress)) in the host's event queue"
+            } else if case .dropped(let reason)? = o.its?.result {
+                where_ += "; counted as an ITS drop (\(reason))"
+            } else {
+                where_ += "; no record"
+            }
             if deliveredBefore == true, previousEvent != nil {
                 add(.stability, where_)
             } else {
