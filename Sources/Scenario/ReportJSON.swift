@@ -6,6 +6,18 @@ import GIC
 /// README). Keys are kebab-case and sorted; addresses are hex strings as the text tables print
 /// them; a missing value is `null`, never an absent key, so consumers can rely on the shape.
 public enum ReportJSON {
+    /// An optional that encodes as `null` when absent: the synthesized encoders skip nil
+    /// values (`encodeIfPresent`), and the schema promises every key in every object.
+    @propertyWrapper
+    struct Null<Value: Encodable>: Encodable {
+        var wrappedValue: Value?
+        init(wrappedValue: Value?) { self.wrappedValue = wrappedValue }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.singleValueContainer()
+            if let value = wrappedValue { try container.encode(value) } else { try container.encodeNil() }
+        }
+    }
+
     public static let schema = 1
 
     struct Document: Encodable {
@@ -23,27 +35,16 @@ public enum ReportJSON {
     struct Run: Encodable {
         var strategy: String
         var changes: [String]
-        var setupFailure: String?
+        @Null var setupFailure: String?
         var fired: Int
         var delivered: Int
-        var firstFailure: Failure?
-        var explanation: String?
+        @Null var firstFailure: Failure?
+        @Null var explanation: String?
         var vectors: [Vector]
 
         enum CodingKeys: String, CodingKey {
             case strategy, changes, fired, delivered, explanation, vectors
             case setupFailure = "setup-failure", firstFailure = "first-failure"
-        }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(strategy, forKey: .strategy)
-            try c.encode(changes, forKey: .changes)
-            try c.encode(setupFailure, forKey: .setupFailure)
-            try c.encode(fired, forKey: .fired)
-            try c.encode(delivered, forKey: .delivered)
-            try c.encode(firstFailure, forKey: .firstFailure)
-            try c.encode(explanation, forKey: .explanation)
-            try c.encode(vectors, forKey: .vectors)
         }
     }
 
@@ -56,18 +57,10 @@ public enum ReportJSON {
 
     struct Stage: Encodable {
         var result: String
-        var from: String?
-        var to: String?
-        var event: String?
-        var detail: String?
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(result, forKey: .result)
-            try c.encode(from, forKey: .from)
-            try c.encode(to, forKey: .to)
-            try c.encode(event, forKey: .event)
-            try c.encode(detail, forKey: .detail)
-        }
+        @Null var from: String?
+        @Null var to: String?
+        @Null var event: String?
+        @Null var detail: String?
         enum CodingKeys: String, CodingKey { case result, from, to, event, detail }
     }
 
@@ -75,21 +68,12 @@ public enum ReportJSON {
         var index: Int
         var deviceID: String
         var eventID: UInt32
-        var lpi: UInt32?
-        var cpu: Int?
-        var dropped: String?
+        @Null var lpi: UInt32?
+        @Null var cpu: Int?
+        @Null var dropped: String?
         enum CodingKeys: String, CodingKey {
             case index, lpi, cpu, dropped
             case deviceID = "device-id", eventID = "event-id"
-        }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(deviceID, forKey: .deviceID)
-            try c.encode(eventID, forKey: .eventID)
-            try c.encode(lpi, forKey: .lpi)
-            try c.encode(cpu, forKey: .cpu)
-            try c.encode(dropped, forKey: .dropped)
         }
     }
 
@@ -103,15 +87,15 @@ public enum ReportJSON {
         var step: Int
         var device: Int
         var vector: Int
-        var guestAddress: String?
-        var programmedAddress: String?
+        @Null var guestAddress: String?
+        @Null var programmedAddress: String?
         var stage1: Stage
         var stage2: Stage
-        var its: ITS?
-        var expected: Interrupt?
+        @Null var its: ITS?
+        @Null var expected: Interrupt?
         var handled: [Interrupt]
         var verdict: String
-        var reason: String?
+        @Null var reason: String?
         var descriptorReads: Int
         var tlbHits: Int
         var tlbMisses: Int
@@ -119,24 +103,6 @@ public enum ReportJSON {
             case step, device, vector, stage1 = "stage-1", stage2 = "stage-2", its, expected, handled, verdict, reason
             case guestAddress = "guest-address", programmedAddress = "programmed-address"
             case descriptorReads = "descriptor-reads", tlbHits = "tlb-hits", tlbMisses = "tlb-misses"
-        }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(step, forKey: .step)
-            try c.encode(device, forKey: .device)
-            try c.encode(vector, forKey: .vector)
-            try c.encode(guestAddress, forKey: .guestAddress)
-            try c.encode(programmedAddress, forKey: .programmedAddress)
-            try c.encode(stage1, forKey: .stage1)
-            try c.encode(stage2, forKey: .stage2)
-            try c.encode(its, forKey: .its)
-            try c.encode(expected, forKey: .expected)
-            try c.encode(handled, forKey: .handled)
-            try c.encode(verdict, forKey: .verdict)
-            try c.encode(reason, forKey: .reason)
-            try c.encode(descriptorReads, forKey: .descriptorReads)
-            try c.encode(tlbHits, forKey: .tlbHits)
-            try c.encode(tlbMisses, forKey: .tlbMisses)
         }
     }
 
@@ -152,7 +118,7 @@ public enum ReportJSON {
     }
 
     static func vector(_ o: VectorOutcome) -> Vector {
-        var its: ITS?
+        @Null var its: ITS?
         if let i = o.its {
             var entry = ITS(index: i.index, deviceID: Hex.format(UInt64(i.deviceID), minDigits: 1), eventID: i.eventID)
             switch i.result {
@@ -165,7 +131,7 @@ public enum ReportJSON {
             its = entry
         }
         let verdict: String
-        var reason: String?
+        @Null var reason: String?
         switch o.verdict {
         case .delivered: verdict = "delivered"
         case .pending: verdict = "pending"
