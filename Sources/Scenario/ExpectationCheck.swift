@@ -20,7 +20,7 @@ public enum ExpectationCheck {
                     case .all:
                         ok = run.allDelivered
                         wanted = "all vectors delivered"
-                    case .none:
+                    case .nothing:
                         ok = run.deliveredCount == 0
                         wanted = "no vector delivered"
                     case .count(let n):

@@ -131,9 +131,11 @@ public struct DeviceDescription: Hashable, Sendable {
 
 /// What a scenario expects of a strategy's run. `doorbell run` exits 1 when one does not hold.
 public struct Expectation: Hashable, Sendable {
+    /// `none` in a file. Not named `.none`: with an optional property that would read as
+    /// `Optional.none` (no expectation at all).
     public enum Delivered: Hashable, Sendable {
         case all
-        case none
+        case nothing
         case count(Int)
     }
 

@@ -211,7 +211,7 @@ struct ScenarioFileReader {
                 let text = try nodes.string(value, key: key, expecting: "all, none or a number")
                 switch text {
                 case "all": expectation.delivered = .all
-                case "none": expectation.delivered = Expectation.Delivered.none
+                case "none": expectation.delivered = Expectation.Delivered.nothing
                 default:
                     guard case .success(let count) = ScenarioFileValues.number(text) else {
                         throw nodes.error(at: value, key: key, "expected all, none or a number, found '\(ScenarioFileNodes.shortened(text))'")

@@ -42,7 +42,7 @@ enum ScenarioFileWriter {
                 if let strategy = expectation.strategy { lines.append("strategy: \(strategy.rawValue)") }
                 switch expectation.delivered {
                 case .some(.all): lines.append("delivered: all")
-                case .some(.none): lines.append("delivered: none")
+                case .some(.nothing): lines.append("delivered: none")
                 case .some(.count(let n)): lines.append("delivered: \(n)")
                 case nil: break
                 }

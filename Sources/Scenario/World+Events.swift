@@ -211,6 +211,7 @@ extension World {
             throw Errno.ENODEV
         }
         var words = ste.words
+        guard !words.isEmpty else { throw Errno.EINVAL }
         let mask = UInt64.lowMask(52) & ~UInt64.lowMask(6)
         words[0] = (words[0] & ~mask) | (0x20_0000_0000 & mask)
         try driver.overwriteStreamTableEntries(of: g.device, with: words)

@@ -87,6 +87,8 @@ public final class World {
         }
         guard let gic = machine.gic else { throw fail("platform", "no GICv3") }
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
+        // One guest slot (00:0N.0) or root port (0N:00.0) per device: 31 at most on one bus.
+        guard scenario.devices.count <= 31 else { throw fail("devices", "\(scenario.devices.count) devices: at most 31 fit the guest's bus") }
         var functions: [PCIFunction] = []
         var ports: [UInt8: PCIToPCIBridge] = [:]
         for (index, device) in scenario.devices.enumerated() {

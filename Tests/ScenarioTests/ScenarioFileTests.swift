@@ -50,7 +50,7 @@ import Testing
             devices: [DeviceDescription(requesterID: RequesterID(bus: 0, device: 1, function: 0), interrupts: .msix, vectors: 4)],
             strategies: [],
             events: [.fire(device: 0, vector: 0), .hostAffinity(device: 0, vector: 1, cpu: 1), .saveRestore],
-            expectations: [Expectation(strategy: .legacy, delivered: Expectation.Delivered.none, firstFailure: .stage1, invariantsHold: true)])
+            expectations: [Expectation(strategy: .legacy, delivered: Expectation.Delivered.nothing, firstFailure: .stage1, invariantsHold: true)])
         #expect(parsed == expected)
     }
 
@@ -383,7 +383,7 @@ import Testing
         #expect(seed.platform == .preset(.qemuVirt) && seed.vm.viommu == .acceleratedSMMUv3 && seed.vm.guestDomain == .dmaStrict)
         #expect(seed.devices == [DeviceDescription(requesterID: RequesterID(bus: 0, device: 1, function: 0), interrupts: .msix, vectors: 4)])
         #expect(seed.strategiesToRun == Strategy.allCases)
-        #expect(seed.expectations == [Expectation(strategy: .legacy, delivered: Expectation.Delivered.none, firstFailure: .stage1),
+        #expect(seed.expectations == [Expectation(strategy: .legacy, delivered: Expectation.Delivered.nothing, firstFailure: .stage1),
                                       Expectation(strategy: .rmrIdentity, delivered: .all)])
         #expect(parsed["ram-at-msi-window.yaml"]?.vm.layout == .ramAtMSIWindow)
         #expect(parsed["ram-at-msi-window.yaml"]?.strategies == [.rmrIdentity, .swMSIWindow])
@@ -499,7 +499,7 @@ enum ScenarioGenerator {
             if g.next() % 2 == 0 { e.strategy = pick(s.strategiesToRun, &g) }
             switch g.next() % 4 {
             case 0: e.delivered = .all
-            case 1: e.delivered = Expectation.Delivered.none
+            case 1: e.delivered = Expectation.Delivered.nothing
             case 2: e.delivered = .count(int(0...100, &g))
             default: break
             }
