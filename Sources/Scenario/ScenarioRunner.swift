@@ -86,9 +86,9 @@ struct InvariantTracker {
             // A vector that never delivered keeps failing the same way: report it once.
             if before == false { violations.removeAll { $0.invariant == .delivery } }
             return violations
-        case .done(let note):
+        case .done:
             lastEvent = event
-            if let violation = world.adversarialViolation(event, note: note, step: step) { return [violation] }
+            if let violation = world.adversarialViolation(event, step: step) { return [violation] }
             return []
         }
     }

@@ -46,7 +46,6 @@ extension World {
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
         let late = takeDeliveries()
-        pendingDelivered += late.count
         return late.isEmpty ? result : .done(note + "; \(late.count) pending interrupt(s) delivered")
     }
 
@@ -113,6 +112,7 @@ extension World {
                 try host.pci.restoreState(pdev)
             }
         case .forgedEventID(let d, let eventID):
+            lastAdversarialWrite = nil
             return .done(forgeEventID(device: d, eventID: eventID))
         case .hotUnplug(let d):
             guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
@@ -138,6 +138,7 @@ extension World {
                 try changeGuestDomain(d, change)
             }
         case .guestMapOutsideRAM(let d, let ipa):
+            lastAdversarialWrite = nil
             return .done(mapOutsideRAM(device: d, ipa: ipa))
         case .guestCorruptSTE(let d):
             guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
@@ -182,24 +183,18 @@ extension World {
             } catch { return "guest iommu_map failed: \(error)" }
         }
         let result = functions[d].dma(.write, address: IOVA(iova), size: 4, data: 0xBAD0_BAD0)
-        guard result.transaction != nil else {
-            if mapped, let domain = guest.iommu.dmaDomain(for: g.device) { _ = guest.iommu.unmap(domain, iova: iova, size: 0x1000) }
-            lastAdversarialEscape = nil
-            lastAdversarialRecords = 0
-            return "device \(d) did not write (\(result)): nothing to contain"
+        var write = AdversarialWrite(device: d, sent: result.transaction != nil)
+        if write.sent {
+            if case .translated(let t)? = (machine.translatedPorts.first { $0 != nil } ?? nil)?.lastResponse {
+                write.reached = t.output.rawValue
+            }
+            for driver in host.smmuDrivers { write.records += (try? driver.serviceEventQueue())?.count ?? 0 }
         }
-        let port = machine.translatedPorts.first { $0 != nil } ?? nil
-        var landed = "nowhere"
-        lastAdversarialEscape = nil
-        if case .translated(let t)? = port?.lastResponse {
-            landed = Hex.format(t.output.rawValue)
-            if !isGuestRAM(t.output.rawValue) && !isDoorbell(t.output.rawValue) { lastAdversarialEscape = t.output.rawValue }
-        }
-        var events: [EventRecord] = []
-        for driver in host.smmuDrivers { events += (try? driver.serviceEventQueue()) ?? [] }
-        lastAdversarialRecords = events.count
+        lastAdversarialWrite = write
         if mapped, let domain = guest.iommu.dmaDomain(for: g.device) { _ = guest.iommu.unmap(domain, iova: iova, size: 0x1000) }
-        return "device \(d) wrote IOVA \(Hex.format(iova)) → IPA \(Hex.format(ipa)): \(result); landed at \(landed); \(events.count) SMMU event(s)"
+        guard write.sent else { return "device \(d) did not write (\(result)): nothing to contain" }
+        return "device \(d) wrote IOVA \(Hex.format(iova)) → IPA \(Hex.format(ipa)): \(result); landed at "
+            + (write.reached.map { Hex.format($0) } ?? "nowhere") + "; \(write.records) SMMU event(s)"
     }
 
     /// Adversarial: the guest points its STE's S1ContextPtr outside its RAM and invalidates it.
@@ -258,32 +253,54 @@ extension World {
         _ = takeDeliveries()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
-        lastForgedDeliveries = takeDeliveries()
+        lastAdversarialWrite = AdversarialWrite(device: d, sent: result.transaction != nil, guestInterrupts: takeDeliveries())
         let its = machine.its.compactMap(\.lastMSI).first.map { "ITS: DeviceID \($0.deviceID) EventID \($0.eventID) → \($0.result)" } ?? "no ITS saw it"
         return "device \(d) wrote EventID \(eventID) to \(Hex.format(address)): \(result); \(its)"
     }
 }
 
+/// What an adversarial write did, for the invariants checked after its event.
+struct AdversarialWrite {
+    var device: Int
+    /// Whether the device put the write on the link (Bus Master and MSI state allow it).
+    var sent: Bool
+    /// The physical address the SMMU let it reach, if any.
+    var reached: UInt64?
+    /// SMMU event records it left.
+    var records = 0
+    /// Guest handlers it made run.
+    var guestInterrupts: [World.GuestDelivery] = []
+
+    init(device: Int, sent: Bool, guestInterrupts: [World.GuestDelivery] = []) {
+        self.device = device
+        self.sent = sent
+        self.guestInterrupts = guestInterrupts
+    }
+}
+
 extension World {
-    /// Isolation after an adversarial write: a forged EventID may raise at most one of the
-    /// device's own guest interrupts, never another device's; `forgeEventID` reports what the
-    /// ITS did in its note.
-    func adversarialViolation(_ event: ScenarioEvent, note: String, step: Int) -> Violation? {
-        if case .guestMapOutsideRAM(let d, _) = event {
-            if let pa = lastAdversarialEscape {
+    /// The invariants an adversarial write must keep. A write outside the guest's RAM must stop
+    /// at the host's stage 2 (containment) with a record (no silent loss); a forged EventID may
+    /// raise at most the device's own guest interrupts, never another device's (isolation).
+    func adversarialViolation(_ event: ScenarioEvent, step: Int) -> Violation? {
+        guard let write = lastAdversarialWrite, write.sent else { return nil }
+        let d = write.device
+        switch event {
+        case .guestMapOutsideRAM:
+            if let pa = write.reached {
+                guard !isGuestRAM(pa), !isDoorbell(pa) else { return nil }
                 return Violation(invariant: .containment, step: step, event: event,
                                  detail: "device \(d)'s write to a guest mapping outside RAM reached PA \(Hex.format(pa))")
             }
-            if lastAdversarialRecords == 0, !note.contains("landed at 0x"), !note.contains("did not write") {
-                return Violation(invariant: .noSilentLoss, step: step, event: event,
-                                 detail: "device \(d)'s write outside the guest's RAM was stopped without a record")
-            }
+            guard write.records == 0 else { return nil }
+            return Violation(invariant: .noSilentLoss, step: step, event: event,
+                             detail: "device \(d)'s write outside the guest's RAM was stopped without a record")
+        case .forgedEventID:
+            guard let wrong = write.guestInterrupts.first(where: { !ownsGuestIRQ(d, $0.irq) }) else { return nil }
+            return Violation(invariant: .isolation, step: step, event: event,
+                             detail: "a forged EventID from device \(d) raised guest irq \(wrong.irq) of another device")
+        default:
             return nil
         }
-        guard case .forgedEventID(let d, _) = event else { return nil }
-        let foreign = lastForgedDeliveries.filter { !ownsGuestIRQ(d, $0.irq) }
-        guard let wrong = foreign.first else { return nil }
-        return Violation(invariant: .isolation, step: step, event: event,
-                         detail: "a forged EventID from device \(d) raised guest irq \(wrong.irq) of another device")
     }
 }

@@ -32,15 +32,8 @@ public final class World {
     public var exempt: Set<Int> { driverless.union(corrupted) }
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
-    /// Where the last adversarial DMA escaped to (a PA outside guest RAM and doorbells), and how
-    /// many SMMU records it left.
-    var lastAdversarialEscape: UInt64?
-    var lastAdversarialRecords = 0
-    /// What the guest's handlers saw after the last forged write.
-    var lastForgedDeliveries: [GuestDelivery] = []
-    /// Interrupts the guest took on unmask, from a Pending bit the VMM held.
-    public internal(set) var pendingDelivered = 0
-
+    /// What the last adversarial write (forged EventID, mapping outside RAM) did.
+    var lastAdversarialWrite: AdversarialWrite?
     /// A guest interrupt handler call.
     public struct GuestDelivery: Hashable, Sendable {
         public var device: Int

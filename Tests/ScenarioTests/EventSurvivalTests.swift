@@ -85,3 +85,28 @@ import Testing
         #expect(run.eventLog.first?.contains("aborted; landed at nowhere; 1 SMMU event(s)") == true, "\(run.eventLog)")
     }
 }
+
+/// The adversarial checks themselves can fail: fed a write that escaped, one stopped without a
+/// record, and a forged EventID that raised another device's interrupt, each names its invariant.
+@Suite("adversarial checks") struct AdversarialCheckTests {
+    @Test func eachCheckFires() throws {
+        let world = try World.build(BuiltInScenarios.seed, strategy: .rmrIdentity)
+        var escaped = AdversarialWrite(device: 0, sent: true)
+        escaped.reached = 0xDEAD_0000
+        world.lastAdversarialWrite = escaped
+        #expect(world.adversarialViolation(.guestMapOutsideRAM(device: 0, ipa: 0), step: 3)?.invariant == .containment)
+        world.lastAdversarialWrite = AdversarialWrite(device: 0, sent: true)
+        #expect(world.adversarialViolation(.guestMapOutsideRAM(device: 0, ipa: 0), step: 3)?.invariant == .noSilentLoss)
+        var recorded = AdversarialWrite(device: 0, sent: true)
+        recorded.records = 1
+        world.lastAdversarialWrite = recorded
+        #expect(world.adversarialViolation(.guestMapOutsideRAM(device: 0, ipa: 0), step: 3) == nil)
+        world.lastAdversarialWrite = AdversarialWrite(device: 0, sent: true, guestInterrupts: [.init(device: 0, irq: 9999, cpu: 0)])
+        #expect(world.adversarialViolation(.forgedEventID(device: 0, eventID: 9), step: 4)?.invariant == .isolation)
+        let own = try #require(world.guestDevices.first?.device.msiDescriptors.first?.irq)
+        world.lastAdversarialWrite = AdversarialWrite(device: 0, sent: true, guestInterrupts: [.init(device: 0, irq: own, cpu: 0)])
+        #expect(world.adversarialViolation(.forgedEventID(device: 0, eventID: 0), step: 4) == nil, "its own vector is allowed")
+        world.lastAdversarialWrite = AdversarialWrite(device: 0, sent: false)
+        #expect(world.adversarialViolation(.guestMapOutsideRAM(device: 0, ipa: 0), step: 3) == nil, "nothing written, nothing to contain")
+    }
+}
