@@ -122,9 +122,8 @@ public struct Explorer: Sendable {
         let alphabet = self.alphabet
 
         func noteEffective(_ sequence: [ScenarioEvent], _ run: StrategyRun) {
-            // Step of the k-th event in the script: the observation fires come before each one.
-            let observe = baselineSteps
-            for (k, event) in sequence.enumerated() where !run.skippedSteps.contains(observe + k * (observe + 1)) {
+            for (step, event) in script(sequence).enumerated() where !run.skippedSteps.contains(step) {
+                if case .fire = event { continue }
                 kinds.insert(event.kind)
             }
         }
