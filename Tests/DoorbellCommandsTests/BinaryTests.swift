@@ -101,6 +101,26 @@ struct BinaryTests {
         #expect(!clean.stdout.contains("breaks"))
     }
 
+    @Test("compare on a .dtb platform as Markdown; run --strategy narrows a file; trace reads a file")
+    func optionsAndFiles() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures")
+        let dtb = fixtures.appendingPathComponent("qemu-virt/virt-smmu.dtb").path
+        let markdown = try Self.run(["compare", "--platform", dtb, "--scenario", "seed", "--format", "markdown"])
+        #expect(markdown.status == 0, "\(markdown.stderr)")
+        #expect(markdown.stdout.hasPrefix("| scenario | legacy | irqchip-relay |"))
+        #expect(markdown.stdout.contains("| seed | 0/4 stage-1 | 4/4 |"))
+        let seed = Self.examples.appendingPathComponent("seed.yaml").path
+        let one = try Self.run(["run", seed, "--strategy", "vits-direct"])
+        #expect(one.status == 0)
+        #expect(one.stdout.contains("vits-direct") && !one.stdout.contains("  legacy "))
+        let traced = try Self.run(["trace", seed, "--strategy", "rmr-identity", "--vector", "3"])
+        #expect(traced.status == 0, "\(traced.stderr)")
+        #expect(traced.stdout.contains("MSI-X vector 3") && traced.stdout.contains("Outcome: delivered"))
+        let badVector = try Self.run(["trace", seed, "--strategy", "legacy", "--vector", "4"])
+        #expect(badVector.status == 64)
+        #expect(badVector.stderr.contains("--vector 4 does not exist"))
+    }
+
     @Test("a scenario file with a mistake is a usage error (64) naming the line, column and key")
     func runBadFile() throws {
         let bad = """
