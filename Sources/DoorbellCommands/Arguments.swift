@@ -2,6 +2,7 @@ import ArgumentParser
 import Bus
 import Firmware
 import Machine
+import PCI
 
 /// An address or number on the command line: `0x0800_0040`, `0x80900000` or decimal.
 public struct HexNumber: ExpressibleByArgument, Hashable, Sendable {
@@ -27,10 +28,13 @@ extension Granule: ExpressibleByArgument {
     public var defaultValueDescription: String { description }
 }
 
-/// `--platform`: a preset name, or the path of a device tree blob.
+/// `--platform`: a preset name, or the path of a platform description (see `PlatformFile`).
 struct PlatformOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("A preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or the path of a .dtb file.", valueName: "preset|file.dtb"))
+    @Option(name: .long, help: ArgumentHelp("A preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a platform description: a device tree blob, recognised by its contents.", valueName: "preset|file"))
     var platform: String = MachinePreset.qemuVirt.rawValue
+
+    @Option(name: .long, help: ArgumentHelp("The PCIe host bridge the device goes under: an index as `topology` lists them, or a node path (default: the first enabled one).", valueName: "index|path"))
+    var bridge: String?
 
     @Flag(name: .long, help: "Treat every ITS as not translated by the SMMU (a platform quirk a device tree cannot express).")
     var untranslatedITS = false
@@ -41,17 +45,23 @@ struct PlatformOptions: ParsableArguments {
             if untranslatedITS { options.untranslatedITS = true }
             return try Machine(topology: try preset.topology(), options: options, name: preset.rawValue)
         }
-        guard platform.hasSuffix(".dtb") else {
-            throw ValidationError("unknown platform '\(platform)': use a preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a .dtb path")
-        }
-        let bytes = try readFile(platform)
+        let topology = try PlatformFile.topology(at: platform)
         var options = MachineOptions()
         options.untranslatedITS = untranslatedITS
-        return try Machine(topology: try Topology(dtb: bytes), options: options, name: platform)
+        do { return try Machine(topology: topology, options: options, name: platform) } catch { throw CommandFailure("\(platform): \(error)") }
+    }
+
+    /// The machine and where its endpoint goes, or exit 1 with the platform's one-line verdict.
+    func makeSupportedMachine() throws -> (machine: Machine, rootComplex: Int, requesterID: RequesterID) {
+        let machine = try makeMachine()
+        switch machine.support(bridge: bridge.map(BridgeChoice.init)) {
+        case .supported(let rc, let rid): return (machine, rc, rid)
+        case .unsupported(let why): throw CommandFailure("\(machine.name): \(why)")
+        }
     }
 }
 
 /// Reads a whole file.
 func readFile(_ path: String) throws -> [UInt8] {
-    do { return try DeviceTreeFile.read(path: path) } catch { throw ValidationError("\(error)") }
+    do { return try DeviceTreeFile.read(path: path) } catch { throw CommandFailure("\(error)") }
 }

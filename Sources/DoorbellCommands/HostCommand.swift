@@ -60,20 +60,16 @@ struct HostReport {
     /// Whether the owner's handler (driver handler, or the eventfd) ran for the fired vector.
     var delivered: Bool
 
-    static let rid = RequesterID(bus: 0, device: 1, function: 0)
-
     static func make(platform: PlatformOptions, owner: HostCommand.Owner, configuration: KernelConfiguration, vector: Int) throws -> HostReport {
-        let machine = try platform.makeMachine()
-        guard let gic = machine.gic, !machine.rootComplexes.isEmpty else {
-            throw ValidationError("platform \(machine.name) needs a GICv3 and a PCIe host bridge")
-        }
+        let (machine, rcIndex, rid) = try platform.makeSupportedMachine()
+        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
         let function = try PCIFunction(name: "endpoint", requesterID: rid, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: 4))
-        try machine.rootComplexes[0].attach(function)
+        try machine.rootComplexes[rcIndex].attach(function)
         let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        do { try kernel.boot() } catch { throw ValidationError("the kernel model failed to boot: \(error)") }
-        guard let pdev = kernel.pci.device(rid) else { throw ValidationError("00:01.0 was not enumerated") }
+        do { try kernel.boot() } catch { throw CommandFailure("\(machine.name): the kernel model failed to boot: \(error)") }
+        guard let pdev = kernel.pci.device(rid) else { throw CommandFailure("\(machine.name): \(rid.hex) was not enumerated") }
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
         text += "device \(pdev.device.name) owned by \(owner.rawValue)\n\n"
@@ -132,12 +128,18 @@ struct HostReport {
         for line in kernel.iommu.view(of: pdev.device).description.split(separator: "\n") { text += "  \(line)\n" }
         text += "\nMSI-X enable: \(path)\n"
         var fired_address: UInt64 = 0
+        // The CPU Linux routed the fired vector to (its_irq_domain_activate picks the least
+        // loaded online CPU, so on a machine with several CPUs it need not be CPU 0).
+        var firedCPU = 0
         for descriptor in pdev.device.msiDescriptors {
             let entry = (function.barRead(bar: 0, offset: UInt64(descriptor.index) * 16, size: 4),
                          function.barRead(bar: 0, offset: UInt64(descriptor.index) * 16 + 4, size: 4),
                          function.barRead(bar: 0, offset: UInt64(descriptor.index) * 16 + 8, size: 4))
             let address = entry.1 << 32 | entry.0
-            if descriptor.index == vector { fired_address = address }
+            if descriptor.index == vector {
+                fired_address = address
+                firedCPU = kernel.irq.descriptor(descriptor.irq)?.effectiveCPU ?? 0
+            }
             let lpi = kernel.irq.descriptor(descriptor.irq).map { "LPI \($0.hwirq)" } ?? "no LPI"
             text += "  vector \(descriptor.index): irq \(descriptor.irq), \(lpi) → MSI-X entry address \(Hex.format(address)) data \(Hex.format(entry.2, minDigits: 1))\n"
         }
@@ -146,7 +148,7 @@ struct HostReport {
         machine.trace = log
         function.trace = log
         let outcome = function.raise(vector: vector)
-        let ran = kernel.irq.handleInterrupts(cpu: 0)
+        let ran = kernel.irq.handleInterrupts(cpu: firedCPU)
         machine.trace = nil
         function.trace = nil
         fired = (eventfd.map { $0.count > 0 } ?? (handled > 0)) && ran > 0
@@ -155,7 +157,7 @@ struct HostReport {
         text += "\nresult: "
         if fired {
             text += eventfd != nil ? "delivered: the host handler ran and signalled the vector's eventfd\n"
-                                   : "delivered: the driver's handler ran on CPU 0\n"
+                                   : "delivered: the driver's handler ran on CPU \(firedCPU)\n"
         } else {
             text += "not delivered; the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
         }

@@ -52,38 +52,60 @@ struct MSIReport {
     var expectedINTID: UInt32
     var status: TransactionStatus?
 
-    static let rid = RequesterID(bus: 0, device: 1, function: 0)
     static let msiIOVA: UInt64 = 0xFFFF_F040
 
     static func make(platform: PlatformOptions, translation: MSICommand.Translation, vector: Int, address: UInt64?) throws -> MSIReport {
-        let machine = try platform.makeMachine()
-        guard let gic = machine.gic, let its = machine.its.first else {
-            throw ValidationError("platform \(machine.name) has no GICv3 ITS: \(machine.notModelled.joined(separator: "; "))")
+        let (machine, rcIndex, rid) = try platform.makeSupportedMachine()
+        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+        do {
+            return try make(machine: machine, gic: gic, rcIndex: rcIndex, rid: rid, translation: translation, vector: vector, address: address)
+        } catch let failure as BareMetal.Failure {
+            throw CommandFailure("\(machine.name): bring-up failed: \(failure)")
         }
-        guard !machine.rootComplexes.isEmpty else { throw ValidationError("platform \(machine.name) has no PCIe host bridge") }
+    }
+
+    static func make(machine: Machine, gic: GICv3, rcIndex: Int, rid: RequesterID, translation: MSICommand.Translation,
+                     vector: Int, address: UInt64?) throws -> MSIReport {
         let bm = try BareMetal(machine: machine)
         try bm.enableLPIs()
-        try bm.enableITS()
-        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 4, barAddress: machine.rootComplexes[0].memoryWindowBase)
-        let route = machine.rootComplexes[0].route(for: function)
-        try bm.mapDevice(route.deviceID, events: 4, firstINTID: BareMetal.firstLPI)
+        let rc = machine.rootComplexes[rcIndex]
+        guard let bar = machine.firstBARAddress(rootComplex: rcIndex, size: 0x4000) else {
+            throw CommandFailure("\(machine.name): \(rc.name)'s memory window has no room for a 16 KiB BAR")
+        }
+        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 4, barAddress: bar, rootComplex: rcIndex)
+        let route = rc.route(for: function)
+        // The ITS the MSI is for: the one the MSI map names, else the first.
+        var itsIndex = 0
+        if case .mapped(_, let target, _)? = route.msiLookup, Int(target) < machine.topology.its.count {
+            itsIndex = machine.topology.its[..<Int(target)].filter(\.enabled).count
+        }
+        itsIndex = min(itsIndex, machine.its.count - 1)
+        let its = machine.its[itsIndex]
+        try bm.enableITS(itsIndex)
+        try bm.mapDevice(route.deviceID, events: 4, firstINTID: BareMetal.firstLPI, its: itsIndex)
         let doorbell = its.translaterAddress.rawValue
         let doorbellPage = doorbell & ~0xFFF
         var lines: [String] = []
         var messageAddress = doorbell
-        if let smmuStream = route.streamID, !machine.smmus.isEmpty {
-            try bm.resetSMMU()
+        if let smmuStream = route.streamID, let port = machine.translatedPorts[rcIndex],
+           let smmuIndex = machine.smmus.firstIndex(where: { $0 === port.smmu }) {
+            try bm.resetSMMU(smmuIndex)
             switch translation {
             case .bypass:
-                try bm.installSTE(.bypass, streamID: smmuStream)
+                try bm.installSTE(.bypass, streamID: smmuStream, smmu: smmuIndex)
                 lines.append("SMMU: STE \(smmuStream) = bypass")
             case .s1:
-                let tables = try bm.enableStage1(streamID: smmuStream)
+                let tables = try bm.enableStage1(streamID: smmuStream, smmu: smmuIndex)
                 try tables.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
                 messageAddress = msiIOVA
                 lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the ITS translation page)")
             case .nested:
-                let nested = try bm.enableNested(streamID: smmuStream)
+                // Stage 2 maps the doorbell page IPA = PA, so the IPA space must reach it, and
+                // guest RAM must not sit on it (IPA 4 GiB instead when it would).
+                var guestRAM = bm.defaultGuestRAM
+                if doorbellPage >= guestRAM.ipa, doorbellPage - guestRAM.ipa < guestRAM.size { guestRAM.ipa = 0x1_0000_0000 }
+                let ipaBits = doorbellPage < (1 << 40) ? 40 : 48
+                let nested = try bm.enableNested(streamID: smmuStream, guestRAM: guestRAM, stage2InputSize: ipaBits, smmu: smmuIndex)
                 var s2 = deviceAttributes
                 s2.stage2MemoryAttributes = 0x1   // Device-nGnRE (S2 MemAttr, FWB=0)
                 try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
@@ -150,6 +172,17 @@ struct TopologyCommand: ParsableCommand {
         if !machine.notModelled.isEmpty {
             print("not modelled:")
             for item in machine.notModelled { print("  \(item)") }
+        }
+        for (rc, window) in machine.memoryWindows.enumerated() {
+            if let window, window.chosen {
+                print("memory window: \(machine.rootComplexes[rc].name) has none in the description; BARs go at \(Hex.format(window.cpuAddress)) size \(Hex.format(window.size, minDigits: 1)) (free, identity-mapped)")
+            }
+        }
+        let support = machine.support(bridge: platform.bridge.map(BridgeChoice.init))
+        if case .supported(let rc, let rid) = support {
+            print("verdict: supported (an endpoint at \(rid.hex) under \(machine.rootComplexes[rc].name))")
+        } else {
+            print(support.verdict)
         }
     }
 }

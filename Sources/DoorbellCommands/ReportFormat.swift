@@ -20,9 +20,10 @@ struct ChosenPlatform {
             deviceTree = nil
             return
         }
-        guard argument.hasSuffix(".dtb") else {
-            throw ValidationError("unknown platform '\(argument)': use a preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a .dtb path")
-        }
+        let topology = try PlatformFile.topology(at: argument)
+        let machine: Machine
+        do { machine = try Machine(topology: topology, name: argument) } catch { throw CommandFailure("\(argument): \(error)") }
+        if case .unsupported(let why) = machine.support() { throw CommandFailure("\(argument): \(why)") }
         platform = .deviceTree(path: argument)
         deviceTree = try readFile(argument)
     }

@@ -13,7 +13,8 @@ struct WalkCommand: ParsableCommand {
         table, CD and page tables in RAM, commands through the command queue), sends one 4-byte \
         write from StreamID 0x8 and prints what the SMMU read to translate it, then sends it again \
         to show the TLB hit. Nested translation keeps the stage-1 tables and the CD in "guest RAM" \
-        (IPA 0x4000_0000, backed by PA 0x6000_0000), so every stage-1 table address is itself \
+        (IPA 0x4000_0000, backed by host RAM in the middle of the platform's largest RAM span: PA \
+        0x6000_0000 on qemu-virt), so every stage-1 table address is itself \
         translated by stage 2.
         """
     )
@@ -51,8 +52,15 @@ struct WalkReport {
 
     static func make(platform: PlatformOptions, stage: WalkCommand.Stage, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
         let machine = try platform.makeMachine()
-        guard !machine.smmus.isEmpty else { throw ValidationError("platform \(machine.name) has no SMMUv3") }
-        let bm = try BareMetal(machine: machine)
+        guard !machine.smmus.isEmpty else {
+            let others = machine.topology.otherIOMMUs.filter(\.enabled).map { "\($0.path) is \($0.compatible.first ?? "another IOMMU")" }
+            throw CommandFailure("\(machine.name): no SMMUv3 in the description\(others.isEmpty ? "" : " (not modelled: \(others.joined(separator: ", ")))")")
+        }
+        let bm: BareMetal
+        do { bm = try BareMetal(machine: machine) } catch { throw CommandFailure("\(machine.name): \(error)") }
+        // Where the walk's output lands: 256 MiB into the largest usable RAM span (a quarter of
+        // it on a small span), 64 KiB aligned, so the write ends in RAM on any platform.
+        let ramOutput = bm.ramSpan.base.rawValue &+ (min(0x1000_0000, bm.ramSpan.size / 4) & ~0xFFFF)
         try bm.resetSMMU()
         let sid = StreamID(0x8)
         let page = address & ~(granule.size - 1)
@@ -61,7 +69,7 @@ struct WalkReport {
         switch stage {
         case .s1:
             let tables = try bm.enableStage1(streamID: sid, granule: granule)
-            let output: UInt64 = 0x5000_0000
+            let output = ramOutput
             try tables.map(input: page, output: output, size: granule.size)
             expected = output + (address - page)
             description.append("stage 1 only: \(granule) granule, 48-bit IOVA, tables in RAM at \(Hex.format(tables.root))")
@@ -70,7 +78,7 @@ struct WalkReport {
             let tables: PageTableBuilder
             do { tables = try PageTableBuilder(stage2InputSize: 40, granule: stage2Granule, bus: machine.bus, allocator: bm.allocator) }
             catch { throw ValidationError("\(error)") }
-            let output: UInt64 = 0x5000_0000
+            let output = ramOutput
             try tables.map(input: ipaPage, output: output, size: stage2Granule.size)
             try bm.installSTE(.stage2(vmid: VMID(1), ttb: PhysicalAddress(tables.root), geometry: tables.geometry,
                                       outputSize: machine.smmus[0].translator.configuration.outputAddressSize), streamID: sid)
@@ -78,7 +86,7 @@ struct WalkReport {
             description.append("stage 2 only: \(stage2Granule) granule, 40-bit IPA, VMID 1")
         case .nested:
             let nested = try bm.enableNested(streamID: sid, stage1Granule: granule, stage2Granule: stage2Granule)
-            let ipa: UInt64 = 0x4080_0000
+            let ipa = nested.guestRAM.ipa &+ (min(0x80_0000, nested.guestRAM.size / 4) & ~0xFFFF)
             try nested.stage1.map(input: page, output: ipa, size: granule.size)
             expected = nested.guestRAM.pa + (ipa - nested.guestRAM.ipa) + (address - page)
             description.append("nested: stage 1 \(granule)/48-bit (CD at IPA \(Hex.format(nested.contextDescriptorIPA)), tables in guest RAM), stage 2 \(stage2Granule)/40-bit, VMID 1, ASID 1")

@@ -32,6 +32,11 @@ public struct Topology: Hashable, Sendable {
     /// device-tree reader leaves it empty; a machine preset (or a scenario) sets it.
     public var untranslatedITSBases: [PhysicalAddress]
 
+    /// `memory` is not the description's: it gave no usable RAM (ACPI tables carry none; a
+    /// device tree whose boot loader fills `/memory` in has size 0), and `withDefaultMemory()`
+    /// chose a window that overlaps nothing described.
+    public var memoryIsDefault: Bool = false
+
     public init(model: String? = nil, compatible: [String] = [], cpus: [CPUDescription] = [],
                 memory: [MemoryRange] = [], reservedMemory: [ReservedMemoryRegion] = [],
                 memoryReservations: [MemoryRange] = [], gic: GICDescription? = nil,

@@ -8,7 +8,7 @@ extension Topology {
         lines.append("model: \(model ?? "-")")
         lines.append("compatible: \(compatible.joined(separator: ", "))")
         lines.append("cpus: \(cpus.count) (mpidr \(cpus.map { Hex.format($0.mpidr, minDigits: 1) }.joined(separator: " ")))")
-        for range in memory { lines.append("memory: \(range)") }
+        for range in memory { lines.append("memory: \(range)\(memoryIsDefault ? " (default: the description gives no usable RAM)" : "")") }
         for range in memoryReservations { lines.append("reservation: \(range)") }
         for region in reservedMemory {
             let ranges = region.ranges.map(\.description).joined(separator: ", ")
@@ -41,6 +41,9 @@ extension Topology {
         for bridge in pcieHostBridges {
             lines.append("pcie: \(bridge.path) \(bridge.compatible.first ?? "-") buses \(bridge.busRange.lowerBound)-\(bridge.busRange.upperBound)"
                          + "\(bridge.configSpace.map { " config \($0)" } ?? "")\(bridge.enabled ? "" : " disabled")")
+            for range in bridge.ranges where range.space != .configuration {
+                lines.append("  ranges: \(range.space) \(range.cpuAddress) → PCI \(Hex.format(range.pciAddress, minDigits: 1)) size \(Hex.format(range.size, minDigits: 1))\(range.prefetchable ? " prefetchable" : "")")
+            }
             for map in [bridge.iommuMap, bridge.msiMap].compactMap({ $0 }) {
                 let mask = map.mask == 0xFFFF_FFFF ? "" : " mask \(Hex.format(UInt64(map.mask), minDigits: 1))"
                 lines.append("  \(map.kind.rawValue)\(mask): \(map.entries.map(\.description).joined(separator: " "))")

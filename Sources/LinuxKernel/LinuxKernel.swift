@@ -52,7 +52,7 @@ public final class LinuxKernel {
         self.cpuInterface = cpuInterface
         self.configuration = configuration
         self.mmio = MMIOAccess(bus: bus)
-        self.pages = PhysicalPages(bus: bus, ranges: topology.memory.map { ($0.base.rawValue, $0.size) })
+        self.pages = PhysicalPages(bus: bus, ranges: topology.usableMemory.map { ($0.base.rawValue, $0.size) })
     }
 
     /// Probes everything, in initcall order.

@@ -21,15 +21,30 @@ extension BareMetal {
         public let guestRAM: (ipa: UInt64, pa: UInt64, size: UInt64)
     }
 
+    /// Guest RAM for the nested demo: IPA 0x4000_0000 (where QEMU `virt` puts a guest's RAM,
+    /// hw/arm/virt.c `VIRT_MEM`; the IPA space is the guest's own, so this is not a platform
+    /// address), backed by up to 256 MiB of host RAM centred in the largest usable span, below
+    /// the table memory at its top and aligned to 2 MiB so stage 2 can use block mappings.
+    public var defaultGuestRAM: (ipa: UInt64, pa: UInt64, size: UInt64) {
+        let below = allocator.base &- ramSpan.base.rawValue
+        let size = min(0x1000_0000, below / 2) & ~0x1F_FFFF
+        let middle = (ramSpan.base.rawValue &+ ramSpan.size / 2) & ~0x1F_FFFF
+        let pa = min(middle, allocator.base &- size)
+        return (0x4000_0000, max(pa, ramSpan.base.rawValue), size)
+    }
+
     /// Builds the nested configuration for `streamID`: stage 2 with a `stage2InputSize`-bit IPA
-    /// space (Linux's concatenated start level), guest RAM IPA `guestRAM.ipa` → PA `guestRAM.pa`,
-    /// and a 48-bit stage 1 whose tables and CD are allocated at the top of guest RAM. The
-    /// caller adds mappings (`stage1.map`, `stage2.map`) and the STE is installed at once.
+    /// space (Linux's concatenated start level), guest RAM IPA `guestRAM.ipa` → PA `guestRAM.pa`
+    /// (`defaultGuestRAM` when nil), and a 48-bit stage 1 whose tables and CD are allocated at
+    /// the top of guest RAM. The caller adds mappings (`stage1.map`, `stage2.map`) and the STE
+    /// is installed at once.
     public func enableNested(streamID: StreamID, vmid: VMID = VMID(1), asid: ASID = ASID(1),
-                             guestRAM: (ipa: UInt64, pa: UInt64, size: UInt64) = (0x4000_0000, 0x6000_0000, 0x1000_0000),
+                             guestRAM requested: (ipa: UInt64, pa: UInt64, size: UInt64)? = nil,
                              stage1Granule: Granule = .size4K, stage2Granule: Granule = .size4K,
                              stage1InputSize: Int = 48, stage2InputSize: Int = 40, smmu index: Int = 0) throws(Failure) -> NestedSetup {
         guard index < machine.smmus.count else { throw .noSuchComponent("SMMU \(index)") }
+        let guestRAM = requested ?? defaultGuestRAM
+        guard guestRAM.size >= 0x20_0000 else { throw .outOfTableMemory }
         let oas = machine.smmus[index].translator.configuration.outputAddressSize
         let stage2: PageTableBuilder
         let stage1: PageTableBuilder

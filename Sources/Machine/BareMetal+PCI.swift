@@ -55,18 +55,14 @@ extension BareMetal {
     /// bridge's memory window (`ranges`: CPU address − PCI address).
     func windowAddress(of function: PCIFunction, bar: Int) -> UInt64? {
         guard let busAddress = function.config.barAddress(bar) else { return nil }
-        for bridge in machine.topology.pcieHostBridges where bridge.enabled {
-            for range in bridge.ranges where range.space == .memory32 || range.space == .memory64 {
-                if busAddress >= range.pciAddress, busAddress &- range.pciAddress < range.size {
-                    return range.cpuAddress.rawValue &+ (busAddress &- range.pciAddress)
-                }
-            }
+        for window in machine.memoryWindows.compactMap({ $0 }) {
+            if let cpu = window.cpuAddress(ofBus: busAddress) { return cpu }
         }
         return nil
     }
 
     func ecamBase(_ rc: Int) -> UInt64? {
-        let bridges = machine.topology.pcieHostBridges.filter { $0.enabled && $0.configSpace != nil }
-        return rc < bridges.count ? bridges[rc].configSpace?.base.rawValue : nil
+        guard rc >= 0, rc < machine.hostBridgeIndices.count else { return nil }
+        return machine.topology.pcieHostBridges[machine.hostBridgeIndices[rc]].configSpace?.base.rawValue
     }
 }

@@ -1,4 +1,5 @@
 import Bus
+import Firmware
 import GIC
 import PCI
 import SMMUv3
@@ -44,12 +45,27 @@ public final class BareMetal {
         }
     }
 
-    /// `tableMemory` bytes at the top of the first RAM window hold every table and queue.
+    /// The largest usable RAM span of the platform (`Topology.usableMemory`: memory nodes less
+    /// `no-map` reservations), which holds every table and the nested demo's guest RAM.
+    public let ramSpan: MemoryRange
+
+    /// `tableMemory` bytes (at most half the span) at the top of the largest usable RAM span
+    /// hold every table and queue. Platforms place RAM anywhere (0x4000_0000 on QEMU `virt`,
+    /// 0x8000_0000 on Arm's reference map, several windows on servers), so nothing here is at
+    /// a fixed address.
     public init(machine: Machine, tableMemory: UInt64 = 0x0400_0000) throws(Failure) {
-        guard let ram = machine.topology.memory.first, ram.size > tableMemory else { throw .noSuchComponent("RAM window large enough for tables") }
+        guard let span = machine.topology.usableMemory.max(by: { $0.size < $1.size }), span.size >= BareMetal.minimumRAM else {
+            throw .noSuchComponent("usable RAM window of at least \(Hex.format(BareMetal.minimumRAM, minDigits: 1)) bytes (the description's memory nodes, less no-map reservations)")
+        }
+        let tables = min(tableMemory, span.size / 2) & ~0xFFFF
         self.machine = machine
-        self.allocator = PageAllocator(base: ram.base.rawValue &+ ram.size &- tableMemory, size: tableMemory)
+        self.ramSpan = span
+        self.allocator = PageAllocator(base: span.base.rawValue &+ span.size &- tables, size: tables)
     }
+
+    /// The smallest RAM span the bring-up works in: tables, queues, LPI tables and a guest RAM
+    /// window need a few MiB.
+    public static let minimumRAM: UInt64 = 0x100_0000
 
     // MARK: - Memory and registers
 

@@ -25,6 +25,13 @@ public final class Machine {
     public let smmus: [SMMUv3]
     /// One per enabled PCIe host bridge with an ECAM window, in description order.
     public let rootComplexes: [RootComplex]
+    /// For each root complex, the index of its host bridge in `topology.pcieHostBridges`.
+    public let hostBridgeIndices: [Int]
+    /// For each root complex, its memory window: the description's first memory `ranges`
+    /// entry, or, when the description gives none (ACPI puts windows in the DSDT `_CRS`, which
+    /// is not read; some DT bridges are programmed by firmware), a free window this machine
+    /// chose (`MemoryWindow.chosen`).
+    public let memoryWindows: [MemoryWindow?]
     /// The upstream port of each root complex (its SMMU path), when it has one.
     public let translatedPorts: [TranslatedPort?]
     public let directPort: DirectPort
@@ -57,6 +64,10 @@ public final class Machine {
                 // version comes from the options.
                 var configuration = options.gic
                 configuration.cpuCount = max(1, topology.cpus.count)
+                // GITS_TYPER.Devbits is not in a device tree; the ITS must at least take every
+                // DeviceID the platform's msi-maps emit (TI K3 gives each host bridge its own
+                // 64 Ki block above 0xFFFF), so the width grows to cover them.
+                configuration.deviceIDBits = max(configuration.deviceIDBits, Machine.deviceIDBits(topology))
                 let affinities = topology.cpus.map { Machine.affinity(fromMPIDR: $0.mpidr) }
                 let controller = GICv3(configuration: configuration, affinities: affinities.isEmpty ? nil : affinities)
                 guard !description.redistributorRegions.isEmpty else {
@@ -102,35 +113,52 @@ public final class Machine {
 
         let direct = DirectPort(bus: bus)
         self.directPort = direct
+        // Topology SMMU index → machine SMMU index (disabled SMMUs are not built).
+        var machineSMMU: [Int: Int] = [:]
+        for (index, description) in topology.smmus.enumerated() where description.enabled {
+            machineSMMU[index] = machineSMMU.count
+        }
         var rootComplexes: [RootComplex] = []
+        var bridgeIndices: [Int] = []
+        var windows: [MemoryWindow?] = []
         var ports: [TranslatedPort?] = []
-        for bridge in topology.pcieHostBridges where bridge.enabled {
+        var taken = topology.describedDeviceRegions + topology.memory
+        for (bridgeIndex, bridge) in topology.pcieHostBridges.enumerated() where bridge.enabled {
             guard let ecam = bridge.configSpace else {
                 notModelled.append("\(bridge.path): host bridge without an ECAM window")
                 continue
             }
             let low = UInt8(clamping: bridge.busRange.lowerBound)
             let high = UInt8(clamping: bridge.busRange.upperBound)
-            let window = bridge.ranges.first { $0.space == .memory32 } ?? bridge.ranges.first { $0.space == .memory64 }
+            let described = bridge.ranges.first { $0.space == .memory32 } ?? bridge.ranges.first { $0.space == .memory64 }
+            var window = described.map { MemoryWindow(cpuAddress: $0.cpuAddress.rawValue, pciAddress: $0.pciAddress, size: $0.size, chosen: false) }
+            if window == nil, let free = MemoryWindow.free(avoiding: taken) {
+                window = free
+                taken.append(MemoryRange(base: PhysicalAddress(free.cpuAddress), size: free.size))
+            }
             let rc = RootComplex(name: bridge.path, busRange: low...max(low, high), memoryWindowBase: window?.pciAddress ?? 0)
             rc.iommuMap = Machine.requesterIDMap(bridge.iommuMap)
             rc.msiMap = Machine.requesterIDMap(bridge.msiMap)
             var port: TranslatedPort?
-            if let smmuIndex = Machine.smmuIndex(of: bridge), smmuIndex < smmus.count {
-                port = TranslatedPort(smmu: smmus[smmuIndex], bus: bus, untranslatedWindows: untranslated)
+            if let smmuIndex = Machine.smmuIndex(of: bridge), let built = machineSMMU[smmuIndex] {
+                port = TranslatedPort(smmu: smmus[built], bus: bus, untranslatedWindows: untranslated)
             }
             rc.upstream = port
             rc.untranslatedUpstream = direct
             do {
                 try bus.addDevice(rc.ecam, base: ecam.base, size: min(ecam.size, rc.ecamSize), name: "\(bridge.path) ECAM")
                 if let window {
-                    try bus.addDevice(rc.memoryWindow, base: window.cpuAddress, size: window.size, name: "\(bridge.path) MMIO")
+                    try bus.addDevice(rc.memoryWindow, base: PhysicalAddress(window.cpuAddress), size: window.size, name: "\(bridge.path) MMIO")
                 }
             } catch { throw .bus(error) }
             rootComplexes.append(rc)
+            bridgeIndices.append(bridgeIndex)
+            windows.append(window)
             ports.append(port)
         }
         self.rootComplexes = rootComplexes
+        self.hostBridgeIndices = bridgeIndices
+        self.memoryWindows = windows
         self.translatedPorts = ports
         self.notModelled = notModelled.sorted()
     }
@@ -139,6 +167,30 @@ public final class Machine {
     /// (MPIDR_EL1: Aff0[7:0], Aff1[15:8], Aff2[23:16], Aff3[39:32]).
     static func affinity(fromMPIDR mpidr: UInt64) -> UInt32 {
         UInt32(truncatingIfNeeded: mpidr.bits(39, 32) << 24 | mpidr.bits(23, 0))
+    }
+
+    /// Bits needed for the largest DeviceID any host bridge's `msi-map` produces.
+    static func deviceIDBits(_ topology: Topology) -> Int {
+        var largest: UInt64 = 0
+        for bridge in topology.pcieHostBridges {
+            for entry in bridge.msiMap?.entries ?? [] where entry.length > 0 {
+                largest = max(largest, UInt64(entry.outputBase.last ?? 0) &+ UInt64(entry.length) &- 1)
+            }
+        }
+        return min(32, max(1, 64 - largest.leadingZeroBitCount))
+    }
+
+    /// The bus address a BAR of `size` bytes (a power of two) gets at the bottom of root complex
+    /// `rc`'s memory window: the window's PCI base rounded up to the BAR's natural alignment
+    /// (PCI r3.0 §6.2.5.1: a BAR decodes a size-aligned range), as `pci_assign_resource` would
+    /// place the first BAR. Nil when the window has no room.
+    public func firstBARAddress(rootComplex rc: Int, size: UInt64) -> UInt64? {
+        guard rc >= 0, rc < memoryWindows.count, let window = memoryWindows[rc], size > 0, size & (size - 1) == 0 else { return nil }
+        let (bumped, overflow) = window.pciAddress.addingReportingOverflow(size - 1)
+        guard !overflow else { return nil }
+        let address = bumped & ~(size - 1)
+        guard address - window.pciAddress <= window.size, window.size - (address - window.pciAddress) >= size else { return nil }
+        return address
     }
 
     /// The SMMU an `iommu-map` sends its requesters to (the first SMMUv3 target; a host bridge

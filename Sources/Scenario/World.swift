@@ -71,14 +71,16 @@ public final class World {
                 machine = try preset.makeMachine()
             case .deviceTree(let path):
                 guard let blob = deviceTree else { throw fail("platform", "\(path) was not read") }
-                machine = try Machine(topology: try Topology(dtb: blob), name: path)
+                machine = try Machine(topology: try Topology(dtb: blob).withDefaultMemory(), name: path)
             }
         } catch let error as SetupFailure {
             throw error
         } catch {
             throw fail("platform", error)
         }
+        guard case .supported(let rcIndex, _) = machine.support() else { throw fail("platform", machine.support().description) }
         guard let gic = machine.gic else { throw fail("platform", "no GICv3") }
+        let rc = machine.rootComplexes[rcIndex]
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
         // One guest slot (00:0N.0) or root port (0N:00.0) per device: 31 at most on one bus.
         guard scenario.devices.count <= 31 else { throw fail("devices", "\(scenario.devices.count) devices: at most 31 fit the guest's bus") }
@@ -92,7 +94,9 @@ public final class World {
             guard valid else { throw fail("device \(index)", "\(device.vectors) \(device.interrupts.rawValue) vectors is out of range") }
             let function: PCIFunction
             do { function = try Self.makeFunction(device, index: index) } catch { throw fail("device \(index)", error) }
-            guard let rc = machine.rootComplexes.first else { throw fail("platform", "no PCIe root complex") }
+            guard rc.busRange.contains(device.requesterID.bus) else {
+                throw fail("device \(index) \(device.requesterID)", "bus \(device.requesterID.bus) is outside \(rc.name)'s buses \(rc.busRange.lowerBound)-\(rc.busRange.upperBound)")
+            }
             do {
                 let bus = device.requesterID.bus
                 if bus == 0 {

@@ -49,12 +49,15 @@ extension PCISubsystem {
         /// First fit above the cursor, aligned to `align`; returns the offset into the window.
         mutating func take(_ bytes: UInt64, align: UInt64) -> UInt64? {
             guard bytes > 0, align > 0, align & (align &- 1) == 0 else { return nil }
-            let (bumped, o1) = cursor.addingReportingOverflow(align &- 1)
-            guard !o1 else { return nil }
-            let start = bumped & ~(align &- 1)
+            // `allocate_resource` aligns the resource's bus address, not its offset into the
+            // window: a window that starts off alignment (TI J721E's at 0x1001_1000) puts the
+            // first 16 KiB BAR at 0x1001_4000.
+            let (here, o0) = busBase.addingReportingOverflow(cursor)
+            let (bumped, o1) = here.addingReportingOverflow(align &- 1)
+            guard !o0, !o1 else { return nil }
+            let start = (bumped & ~(align &- 1)) &- busBase
             let (end, o2) = start.addingReportingOverflow(bytes)
             guard !o2, end <= size else { return nil }
-            // The window's CPU base must keep the alignment too (BARs are aligned in bus space).
             cursor = end
             return start
         }

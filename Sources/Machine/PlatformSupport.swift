@@ -1,0 +1,200 @@
+import Bus
+import Firmware
+import PCI
+
+/// Whether Doorbell can follow a device's MSI on a platform, and if not, the one reason why.
+///
+/// The model covers the path PCIe function → root complex → (SMMUv3 or no IOMMU) → GICv3 ITS.
+/// A platform is supported when the chosen host bridge has an ECAM window, its requesters reach
+/// an SMMUv3 or no IOMMU at all, and their MSIs go to an enabled ITS. Everything else gets one
+/// line naming the description's node that is outside the model, so the user knows whether the
+/// gap is the model's (an SMMUv2, GICv2m frames) or the description's (every bridge disabled).
+public enum PlatformSupport: Hashable, Sendable, CustomStringConvertible {
+    /// The MSI path is modelled; the endpoint goes on root complex `rootComplex` (an index into
+    /// `Machine.rootComplexes`) at `requesterID`.
+    case supported(rootComplex: Int, requesterID: RequesterID)
+    /// Not modelled, or not usable as described: one sentence.
+    case unsupported(String)
+
+    public var description: String {
+        switch self {
+        case .supported(let rc, let rid): "supported: MSIs from \(rid.hex) on root complex \(rc) are modelled"
+        case .unsupported(let why): why
+        }
+    }
+
+    public var isSupported: Bool {
+        if case .supported = self { return true }
+        return false
+    }
+
+    /// The sentence that ends `topology` and that every command prints when it cannot run.
+    public var verdict: String {
+        switch self {
+        case .supported: "verdict: supported"
+        case .unsupported(let why): "verdict: \(why)"
+        }
+    }
+}
+
+/// Which host bridge to put the endpoint under: `nil` for the first usable one, or an index
+/// into `Topology.pcieHostBridges`, or a host bridge's node path.
+public enum BridgeChoice: Hashable, Sendable {
+    case index(Int)
+    case path(String)
+
+    /// `"2"` is an index, anything else a node path.
+    public init(_ argument: String) {
+        if let index = Int(argument) { self = .index(index) } else { self = .path(argument) }
+    }
+}
+
+extension Machine {
+    /// The verdict for an MSI from a function on `bridge` (the first enabled host bridge with an
+    /// ECAM window when nil).
+    public func support(bridge choice: BridgeChoice? = nil) -> PlatformSupport {
+        guard let gicDescription = topology.gic else {
+            return .unsupported("not modelled: the description has no interrupt controller node")
+        }
+        guard gic != nil else {
+            let frames = gicDescription.v2mFrames.isEmpty ? "" : " with \(gicDescription.v2mFrames.count) GICv2m MSI frame(s)"
+            return .unsupported("not modelled: \(gicDescription.path) is a GICv2\(frames) (only the GICv3 ITS is modelled)")
+        }
+        let bridges = topology.pcieHostBridges
+        guard !bridges.isEmpty else { return .unsupported("no PCIe host bridge in the description") }
+        let bridgeIndex: Int
+        switch choice {
+        case nil:
+            guard let first = bridges.indices.first(where: { bridges[$0].enabled && bridges[$0].configSpace != nil }) else {
+                if let enabled = bridges.first(where: \.enabled) {
+                    return .unsupported("not modelled: \(enabled.path) (\(enabled.compatible.first ?? "host bridge")) has no ECAM window")
+                }
+                return .unsupported("no enabled PCIe host bridge: \(bridges.map(\.path).joined(separator: ", ")) \(bridges.count == 1 ? "is" : "are all") status = \"disabled\"")
+            }
+            bridgeIndex = first
+        case .index(let i):
+            guard i >= 0, i < bridges.count else {
+                return .unsupported("no host bridge \(i): the description has \(bridges.count) (0…\(bridges.count - 1))")
+            }
+            bridgeIndex = i
+        case .path(let path):
+            guard let i = bridges.firstIndex(where: { $0.path == path }) else {
+                return .unsupported("no host bridge \(path): the description has \(bridges.map(\.path).joined(separator: ", "))")
+            }
+            bridgeIndex = i
+        }
+        let bridge = bridges[bridgeIndex]
+        guard bridge.enabled else { return .unsupported("\(bridge.path) is status = \"disabled\"") }
+        guard let rc = hostBridgeIndices.firstIndex(of: bridgeIndex) else {
+            return .unsupported("not modelled: \(bridge.path) (\(bridge.compatible.first ?? "host bridge")) has no ECAM window")
+        }
+        guard memoryWindows[rc] != nil else {
+            return .unsupported("\(bridge.path) has no memory window and no free address range was found for one")
+        }
+        if bridge.msiMap == nil, bridge.msiParent.isEmpty, !(gicDescription.isMSIController && its.isEmpty) {
+            return .unsupported("not modelled: \(bridge.path) (\(bridge.compatible.first ?? "host bridge")) has neither msi-map nor msi-parent, so its MSIs go to the controller's own MSI logic, not to an ITS")
+        }
+        guard !its.isEmpty else {
+            if let frame = gicDescription.v2mFrames.first(where: \.enabled) {
+                return .unsupported("not modelled: \(frame.path) is a GICv2m MSI frame and the GICv3 has no enabled ITS")
+            }
+            if gicDescription.isMSIController {
+                return .unsupported("not modelled: \(gicDescription.path) takes MSIs as MBIs (mbi-ranges) and has no enabled ITS")
+            }
+            return .unsupported("no MSI controller: \(gicDescription.path) has no enabled GICv3 ITS")
+        }
+        let rid = endpointRequesterID(rootComplex: rc)
+        if let reason = iommuGap(bridge: bridge, rid: rid) { return .unsupported(reason) }
+        if let reason = msiGap(bridge: bridge, rid: rid) { return .unsupported(reason) }
+        return .supported(rootComplex: rc, requesterID: rid)
+    }
+
+    /// Where an endpoint goes on root complex `rc`: device 1 of its first bus (00:01.0 on a bus
+    /// range starting at 0, as QEMU places its first `-device` on `virt`), or device 0 when the
+    /// ECAM window is too small to reach device 1 (a DesignWare-style 4 KiB config window, which
+    /// addresses one function at a time). When the bridge's `msi-map` (else `iommu-map`) maps
+    /// neither, the first RID an entry of that map names that the ECAM window reaches: boards
+    /// such as Qualcomm's map only their root port's and slot's RIDs, and a device elsewhere
+    /// would not exist there.
+    public func endpointRequesterID(rootComplex rc: Int) -> RequesterID {
+        let busRange = rootComplexes[rc].busRange
+        let bridge = topology.pcieHostBridges[hostBridgeIndices[rc]]
+        let ecamSize = bridge.configSpace?.size ?? 0
+        func reachable(_ rid: RequesterID) -> Bool {
+            guard busRange.contains(rid.bus) else { return false }
+            let offset = UInt64(rid.bus - busRange.lowerBound) << 20 | UInt64(rid.devfn) << 12
+            return offset < ecamSize
+        }
+        let candidates = [RequesterID(bus: busRange.lowerBound, device: 1, function: 0),
+                          RequesterID(bus: busRange.lowerBound, device: 0, function: 0)].filter(reachable)
+        let fallback = candidates.first ?? RequesterID(bus: busRange.lowerBound, device: 0, function: 0)
+        guard let map = bridge.msiMap ?? bridge.iommuMap else { return fallback }
+        func mapped(_ rid: RequesterID) -> Bool {
+            if case .mapped = map.lookup(UInt32(rid.rawValue)) { return true }
+            return false
+        }
+        if let rid = candidates.first(where: mapped) { return rid }
+        for entry in map.entries where entry.length > 0 {
+            let rid = RequesterID(UInt16(truncatingIfNeeded: entry.idBase & map.mask))
+            if UInt32(rid.rawValue) == entry.idBase & map.mask, reachable(rid), mapped(rid) { return rid }
+        }
+        return fallback
+    }
+
+    /// The IOMMU the RID's DMA goes to, when it is one the model does not have.
+    func iommuGap(bridge: PCIeHostBridge, rid: RequesterID) -> String? {
+        var targets: [DeviceTreeTarget] = []
+        if let map = bridge.iommuMap, case .mapped(_, let target, _) = map.lookup(UInt32(rid.rawValue)) { targets.append(target) }
+        targets += bridge.iommus.map(\.target)
+        for target in targets {
+            switch target {
+            case .iommu(let i) where i < topology.otherIOMMUs.count:
+                let iommu = topology.otherIOMMUs[i]
+                guard iommu.enabled else { continue }
+                let compatible = iommu.compatible.first ?? "IOMMU"
+                let family = iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (SMMUv2)" : ""
+                return "not modelled: \(iommu.path) is \(compatible)\(family); only the SMMUv3 is modelled"
+            case .unresolvedPhandle(let p):
+                return "\(bridge.path): iommu-map names phandle \(Hex.format(UInt64(p), minDigits: 1)), which no node carries"
+            case .node(let path):
+                return "not modelled: \(path) translates \(bridge.path)'s DMA and is not an SMMUv3"
+            default:
+                continue
+            }
+        }
+        return nil
+    }
+
+    /// The MSI controller the RID's MSIs go to, when it is not an enabled ITS.
+    func msiGap(bridge: PCIeHostBridge, rid: RequesterID) -> String? {
+        var targets: [DeviceTreeTarget] = []
+        if let map = bridge.msiMap {
+            if case .mapped(_, let target, _) = map.lookup(UInt32(rid.rawValue)) { targets.append(target) }
+        } else {
+            targets += bridge.msiParent.map(\.target)
+        }
+        for target in targets {
+            switch target {
+            case .its(let i) where i < topology.its.count:
+                if !topology.its[i].enabled { return "\(topology.its[i].path), the ITS of \(bridge.path)'s MSIs, is status = \"disabled\"" }
+            case .gicV2mFrame(let i) where i < (topology.gic?.v2mFrames.count ?? 0):
+                return "not modelled: \(bridge.path)'s MSIs go to \(topology.gic?.v2mFrames[i].path ?? "a GICv2m frame"), a GICv2m frame"
+            case .gic:
+                return "not modelled: \(bridge.path)'s MSIs go to the GIC's MBIs (mbi-ranges)"
+            case .unresolvedPhandle(let p):
+                return "\(bridge.path): its MSI map names phandle \(Hex.format(UInt64(p), minDigits: 1)), which no node carries"
+            case .node(let path):
+                return "not modelled: \(bridge.path)'s MSIs go to \(path), which is not a GICv3 ITS"
+            default:
+                continue
+            }
+        }
+        return nil
+    }
+
+    /// Compatibles of the Arm SMMU architecture versions 1 and 2 (binding `arm,smmu.yaml`).
+    static let smmuV2Compatibles: Set<String> = [
+        "arm,mmu-500", "arm,mmu-401", "arm,mmu-400", "arm,smmu-v1", "arm,smmu-v2", "cavium,smmu-v2",
+        "qcom,smmu-v2", "nvidia,smmu-500", "qcom,smmu-500",
+    ]
+}

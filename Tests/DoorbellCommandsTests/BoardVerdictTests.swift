@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+
+/// Every board device tree in the fixtures gets a verdict from the binary, as a user running
+/// `doorbell msi --platform board.dtb` would see it: boards whose PCIe MSIs go to a GICv3 ITS
+/// through an SMMUv3 or no IOMMU deliver; the rest exit 1 with one line naming what is outside
+/// the model; none exits 64 (usage) or with an internal message.
+@Suite("board verdicts")
+struct BoardVerdictTests {
+    /// What each board's description implies, read from the blobs (`doorbell topology`):
+    /// `nil` = delivers; otherwise a phrase the one-line reason must contain.
+    static let expected: [(board: String, reason: String?)] = [
+        ("amd_amd-overdrive-rev-b1", "is a GICv2 with 1 GICv2m"),
+        ("apm_apm-merlin", "is a GICv2 with 16 GICv2m"),
+        ("arm_foundation-v8-gicv3", "no PCIe host bridge"),
+        ("arm_fvp-base-revc", nil),                       // ITS + SMMUv3, RAM at 0x8000_0000
+        ("arm_juno-r2", "is a GICv2 with 4 GICv2m"),
+        ("arm_juno", "is a GICv2 with 4 GICv2m"),
+        ("cavium_thunder-88xx", "no PCIe host bridge"),
+        ("cavium_thunder2-99xx", nil),                    // ITS, no IOMMU
+        ("freescale_fsl-ls1028a-kontron-sl28-var4", "/soc/iommu@5000000 is arm,mmu-500 (SMMUv2)"),
+        ("freescale_fsl-ls1028a-rdb", "/soc/iommu@5000000 is arm,mmu-500 (SMMUv2)"),
+        ("freescale_fsl-ls1046a-rdb", "is a GICv2"),
+        ("freescale_fsl-ls1088a-rdb", "no enabled PCIe host bridge"),
+        ("freescale_fsl-ls1088a-ten64", "no enabled PCIe host bridge"),
+        ("freescale_fsl-ls2088a-rdb", "no enabled PCIe host bridge"),
+        ("freescale_fsl-lx2160a-honeycomb", "no enabled PCIe host bridge"),
+        ("freescale_fsl-lx2160a-rdb", "no enabled PCIe host bridge"),
+        ("hisilicon_hip05-d02", "no PCIe host bridge"),
+        ("hisilicon_hip06-d03", "/soc/pcie@a0090000 is status = \"disabled\""),
+        ("hisilicon_hip07-d05", nil),                     // buses 248-255, ITS 2 via msi-map, ITS above 4 TiB
+        ("marvell_armada-8040-mcbin", "is a GICv2 with 4 GICv2m"),
+        ("marvell_armada-8080-db", "no PCIe host bridge"),
+        ("marvell_cn9130-crb-A", "is a GICv2 with 4 GICv2m"),
+        ("qcom_qrb5165-rb5", "neither msi-map nor msi-parent"),
+        ("qcom_sc7280-idp", "neither msi-map nor msi-parent"),
+        ("qcom_sc8280xp-lenovo-thinkpad-x13s", "no PCIe host bridge"),
+        ("qcom_sdm845-db845c", "neither msi-map nor msi-parent"),
+        ("qcom_sm8450-hdk", "neither msi-map nor msi-parent"),
+        ("rockchip_rk3399-gru-kevin", "(rockchip,rk3399-pcie) has no ECAM window"),
+        ("rockchip_rk3399-rockpro64", "(rockchip,rk3399-pcie) has no ECAM window"),
+        ("rockchip_rk3566-quartz64-a", "takes MSIs as MBIs"),
+        ("rockchip_rk3568-rock-3a", "takes MSIs as MBIs"),
+        ("ti_k3-am625-sk", "no PCIe host bridge"),
+        ("ti_k3-am642-evm", nil),                         // 4 KiB config window: endpoint at 00:00.0
+        ("ti_k3-am654-base-board", "no enabled PCIe host bridge"),
+        ("ti_k3-am6548-iot2050-advanced-pg2", nil),       // DeviceIDs from 0x1_0000: 17-bit Devbits
+        ("ti_k3-j7200-common-proc-board", nil),
+        ("ti_k3-j721e-common-proc-board", nil),           // window 0x1001_1000: BAR aligned up
+        ("ti_k3-j721e-sk", nil),
+        ("ti_k3-j721s2-common-proc-board", "no PCIe host bridge"),
+        ("xilinx_zynqmp-zcu102-rev1.0", "is a GICv2"),
+    ]
+
+    static var boards: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/boards")
+    }
+
+    @Test("the table covers every board fixture")
+    func everyBoardListed() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.boards.path)
+            .filter { $0.hasSuffix(".dtb") }.map { String($0.dropLast(4)) }.sorted()
+        #expect(files == Self.expected.map(\.board).sorted())
+    }
+
+    @Test("msi on every board: delivered, or exit 1 with one line", arguments: expected.map(\.board))
+    func msiVerdict(board: String) throws {
+        let reason = Self.expected.first { $0.board == board }?.reason
+        let path = Self.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["msi", "--platform", path])
+        if let reason {
+            #expect(run.status == 1, "\(board): \(run.stdout)\(run.stderr)")
+            let lines = run.stderr.split(separator: "\n")
+            #expect(lines.count == 1, "\(board): \(run.stderr)")
+            #expect(run.stderr.contains(reason), "\(board): \(run.stderr)")
+            #expect(run.stdout.isEmpty)
+        } else {
+            #expect(run.status == 0, "\(board): \(run.stderr)")
+            #expect(run.stdout.contains("result: delivered: CPU 0 took LPI 8194"), "\(board): \(run.stdout)")
+        }
+    }
+
+    @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb"])
+    func topologyVerdict(board: String) throws {
+        let path = Self.boards.appendingPathComponent("\(board).dtb").path
+        let topology = try BinaryTests.run(["topology", "--platform", path])
+        #expect(topology.status == 0)
+        let last = topology.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("verdict: "))
+        let msi = try BinaryTests.run(["msi", "--platform", path])
+        if msi.status == 0 {
+            #expect(last.hasPrefix("verdict: supported"))
+        } else {
+            #expect(msi.stderr.contains(String(last.dropFirst("verdict: ".count))), "\(msi.stderr) vs \(last)")
+        }
+    }
+
+    @Test("host and walk on an unsupported board exit 1 with one line, never 64", arguments: [["host"], ["walk"], ["compare"]])
+    func otherCommands(command: [String]) throws {
+        let path = Self.boards.appendingPathComponent("arm_juno.dtb").path
+        let run = try BinaryTests.run(command + ["--platform", path])
+        #expect(run.status == 1, "\(run.stderr)")
+        #expect(run.stderr.split(separator: "\n").count == 1, "\(run.stderr)")
+    }
+
+    @Test("--bridge picks a host bridge; a disabled one is reported as such")
+    func bridgeChoice() throws {
+        let path = Self.boards.appendingPathComponent("ti_k3-j721e-sk.dtb").path
+        let second = try BinaryTests.run(["msi", "--platform", path, "--bridge", "1"])
+        #expect(second.status == 0, "\(second.stderr)")
+        // The second bridge's msi-map starts at DeviceID 0x1_0000.
+        #expect(second.stdout.contains("DeviceID 0x1_0000"), "\(second.stdout)")
+        let disabled = try BinaryTests.run(["msi", "--platform", path, "--bridge", "2"])
+        #expect(disabled.status == 1)
+        #expect(disabled.stderr.contains("/bus@100000/pcie@2920000 is status = \"disabled\""), "\(disabled.stderr)")
+        let missing = try BinaryTests.run(["msi", "--platform", path, "--bridge", "9"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no host bridge 9"))
+    }
+}
