@@ -22,6 +22,7 @@ let package = Package(
         fuzzTarget("FuzzITS", ["Bus", "GIC"]),
         fuzzTarget("FuzzMSIX", ["Bus", "PCI"]),
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
+        fuzzTarget("FuzzACPI", ["Bus", "Firmware"]),
         fuzzTarget("FuzzScenarioFile", ["Scenario"]),
     ]
 )

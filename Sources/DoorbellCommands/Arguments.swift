@@ -30,7 +30,7 @@ extension Granule: ExpressibleByArgument {
 
 /// `--platform`: a preset name, or the path of a platform description (see `PlatformFile`).
 struct PlatformOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("A preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a platform description: a device tree blob, recognised by its contents.", valueName: "preset|file"))
+    @Option(name: .long, help: ArgumentHelp("A preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a platform description, recognised by its contents: a device tree blob, an ACPI IORT/APIC/MCFG table, or a directory of ACPI tables laid out like /sys/firmware/acpi/tables.", valueName: "preset|file|dir"))
     var platform: String = MachinePreset.qemuVirt.rawValue
 
     @Option(name: .long, help: ArgumentHelp("The PCIe host bridge the device goes under: an index as `topology` lists them, or a node path (default: the first enabled one).", valueName: "index|path"))
@@ -45,7 +45,12 @@ struct PlatformOptions: ParsableArguments {
             if untranslatedITS { options.untranslatedITS = true }
             return try Machine(topology: try preset.topology(), options: options, name: preset.rawValue)
         }
-        let topology = try PlatformFile.topology(at: platform)
+        return try makeMachine(from: try PlatformFile.load(platform))
+    }
+
+    /// A machine from a description file already loaded.
+    func makeMachine(from file: PlatformFile) throws -> Machine {
+        let topology = file.topology
         var options = MachineOptions()
         options.untranslatedITS = untranslatedITS
         do { return try Machine(topology: topology, options: options, name: platform) } catch { throw CommandFailure("\(platform): \(error)") }

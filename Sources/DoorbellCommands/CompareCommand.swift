@@ -1,3 +1,4 @@
+import Firmware
 import ArgumentParser
 import Scenario
 
@@ -31,13 +32,13 @@ struct CompareCommand: ParsableCommand {
             }
             scenarios = [one]
         }
-        var deviceTree: [UInt8]?
+        var platformTopology: Topology?
         if let platform {
             let chosen = try ChosenPlatform(platform)
-            deviceTree = chosen.deviceTree
+            platformTopology = chosen.platformTopology
             scenarios = scenarios.map { var s = $0; s.platform = chosen.platform; return s }
         }
-        let results = runScenarios(scenarios, deviceTree: deviceTree)
+        let results = runScenarios(scenarios, platformTopology: platformTopology)
         switch format {
         case .json:
             print(ReportJSON.render(results, allVectors: false), terminator: "")

@@ -1,3 +1,4 @@
+import Firmware
 import ArgumentParser
 import Bus
 import Foundation
@@ -53,9 +54,9 @@ struct ExploreCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (description, deviceTree) = try loadScenario(file: file, builtIn: file == nil ? scenario : nil)
+        let (description, platformTopology) = try loadScenario(file: file, builtIn: file == nil ? scenario : nil)
         let strategies = strategy == "all" ? description.strategiesToRun : [Strategy(rawValue: strategy) ?? .legacy]
-        let explorer = Explorer(scenario: description, deviceTree: deviceTree,
+        let explorer = Explorer(scenario: description, platformTopology: platformTopology,
                                 options: .init(depth: depth, walks: walks, steps: steps, seed: seed))
         let clock = ContinuousClock()
         let start = clock.now

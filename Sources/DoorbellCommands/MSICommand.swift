@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bus
+import Firmware
 import GIC
 import Machine
 import PCI
@@ -167,7 +168,18 @@ struct TopologyCommand: ParsableCommand {
     @OptionGroup var platform: PlatformOptions
 
     func run() throws {
-        let machine = try platform.makeMachine()
+        let machine: Machine
+        if MachinePreset(rawValue: platform.platform) == nil {
+            let file = try PlatformFile.load(platform.platform)
+            if let tables = file.acpi {
+                for table in [tables.iort as (any ACPIFieldDump)?, tables.madt, tables.mcfg].compactMap({ $0 }) {
+                    print(ACPIFieldText.render(table.fields))
+                }
+            }
+            machine = try platform.makeMachine(from: file)
+        } else {
+            machine = try platform.makeMachine()
+        }
         print(machine.topology.summary, terminator: machine.topology.summary.hasSuffix("\n") ? "" : "\n")
         if !machine.notModelled.isEmpty {
             print("not modelled:")

@@ -1,3 +1,4 @@
+import Firmware
 import ArgumentParser
 import Bus
 import Foundation
@@ -9,30 +10,30 @@ enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
     case table, markdown, json
 }
 
-/// A platform named on the command line: a preset, or a .dtb path whose bytes are read here.
+/// A platform named on the command line: a preset, or a description file read here.
 struct ChosenPlatform {
     var platform: Platform
-    var deviceTree: [UInt8]?
+    var platformTopology: Topology?
 
     init(_ argument: String) throws {
         if let preset = MachinePreset(rawValue: argument) {
             platform = .preset(preset)
-            deviceTree = nil
+            platformTopology = nil
             return
         }
         let topology = try PlatformFile.topology(at: argument)
+        platformTopology = topology
         let machine: Machine
         do { machine = try Machine(topology: topology, name: argument) } catch { throw CommandFailure("\(argument): \(error)") }
         if case .unsupported(let why) = machine.support() { throw CommandFailure("\(argument): \(why)") }
         platform = .deviceTree(path: argument)
-        deviceTree = try readFile(argument)
     }
 }
 
 /// Runs scenarios, every core at once (each run builds its own world), results in order.
-func runScenarios(_ scenarios: [ScenarioDescription], deviceTree: [UInt8]?) -> [(ScenarioDescription, [StrategyRun])] {
+func runScenarios(_ scenarios: [ScenarioDescription], platformTopology: Topology?) -> [(ScenarioDescription, [StrategyRun])] {
     let jobs = scenarios.flatMap { scenario in scenario.strategiesToRun.map { (scenario, $0) } }
-    let runs = Parallel.map(jobs) { job in ScenarioRunner.run(job.0, strategy: job.1, deviceTree: deviceTree) }
+    let runs = Parallel.map(jobs) { job in ScenarioRunner.run(job.0, strategy: job.1, platformTopology: platformTopology) }
     var results: [(ScenarioDescription, [StrategyRun])] = []
     var index = 0
     for scenario in scenarios {

@@ -1,3 +1,4 @@
+import Firmware
 import ArgumentParser
 import Scenario
 
@@ -24,9 +25,9 @@ struct RunCommand: ParsableCommand {
     var format: ReportFormat = .table
 
     func run() throws {
-        var (description, deviceTree) = try loadScenario(file: file, builtIn: nil)
+        var (description, platformTopology) = try loadScenario(file: file, builtIn: nil)
         if let strategy { description.strategies = [strategy] }
-        let runs = ScenarioRunner.runAll(description, deviceTree: deviceTree)
+        let runs = ScenarioRunner.runAll(description, platformTopology: platformTopology)
         var text = StrategiesCommand.render(description, runs, format: format)
         if format != .json {
             for run in runs where !run.eventLog.isEmpty && !description.events.isEmpty {

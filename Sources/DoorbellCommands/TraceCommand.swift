@@ -1,3 +1,4 @@
+import Firmware
 import ArgumentParser
 import Bus
 import Scenario
@@ -42,7 +43,7 @@ struct TraceCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (description, deviceTree) = try loadScenario(file: file, builtIn: scenario)
+        let (description, platformTopology) = try loadScenario(file: file, builtIn: scenario)
         guard description.devices.indices.contains(device) else {
             throw ValidationError("the scenario has \(description.devices.count) device(s); --device \(device) does not exist")
         }
@@ -62,7 +63,7 @@ struct TraceCommand: ParsableCommand {
         }
         traced.events = Array(script.prefix(step + 1))
         let log = TraceLog()
-        let run = ScenarioRunner.run(traced, strategy: strategy, deviceTree: deviceTree, traceStep: step, trace: log)
+        let run = ScenarioRunner.run(traced, strategy: strategy, platformTopology: platformTopology, traceStep: step, trace: log)
         if let setup = run.setupFailure {
             throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)")
         }
@@ -89,7 +90,7 @@ extension Strategy: ExpressibleByArgument {
 
 /// A scenario from a file or the built-in catalogue, with the device tree blob its platform
 /// needs.
-func loadScenario(file: String?, builtIn: String?) throws -> (ScenarioDescription, [UInt8]?) {
+func loadScenario(file: String?, builtIn: String?) throws -> (ScenarioDescription, Topology?) {
     let description: ScenarioDescription
     if let builtIn {
         guard let found = BuiltInScenarios.named(builtIn) else {
@@ -101,7 +102,7 @@ func loadScenario(file: String?, builtIn: String?) throws -> (ScenarioDescriptio
     } else {
         throw ValidationError("no scenario")
     }
-    var deviceTree: [UInt8]?
-    if case .deviceTree(let path) = description.platform { deviceTree = try readFile(path) }
-    return (description, deviceTree)
+    var platformTopology: Topology?
+    if case .deviceTree(let path) = description.platform { platformTopology = try PlatformFile.topology(at: path) }
+    return (description, platformTopology)
 }

@@ -37,11 +37,16 @@ public struct Topology: Hashable, Sendable {
     /// chose a window that overlaps nothing described.
     public var memoryIsDefault: Bool = false
 
+    /// The IORT the topology was derived from (`Topology(acpi:memory:)`), so that software can
+    /// walk it itself as Linux's `iort_node_map_id` does; nil on the device-tree path.
+    public var iort: IORT?
+
     public init(model: String? = nil, compatible: [String] = [], cpus: [CPUDescription] = [],
                 memory: [MemoryRange] = [], reservedMemory: [ReservedMemoryRegion] = [],
                 memoryReservations: [MemoryRange] = [], gic: GICDescription? = nil,
                 smmus: [SMMUv3Description] = [], otherIOMMUs: [IOMMUDescription] = [],
-                pcieHostBridges: [PCIeHostBridge] = [], untranslatedITSBases: [PhysicalAddress] = []) {
+                pcieHostBridges: [PCIeHostBridge] = [], untranslatedITSBases: [PhysicalAddress] = [],
+                iort: IORT? = nil) {
         self.model = model
         self.compatible = compatible
         self.cpus = cpus
@@ -53,6 +58,7 @@ public struct Topology: Hashable, Sendable {
         self.otherIOMMUs = otherIOMMUs
         self.pcieHostBridges = pcieHostBridges
         self.untranslatedITSBases = untranslatedITSBases
+        self.iort = iort
     }
 
     /// Reads a DTB and derives the topology.

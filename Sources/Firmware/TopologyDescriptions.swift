@@ -163,6 +163,9 @@ public struct SMMUv3Description: Hashable, Sendable {
     /// `msi-parent`: the SMMU's own interrupts as MSIs to an ITS.
     public var msiParent: [PhandleReference]
     public var enabled: Bool
+    /// The IORT SMMUv3 node this SMMU was read from (an index into `Topology.iort.nodes`);
+    /// nil on the device-tree path.
+    public var iortNode: Int? = nil
 }
 
 /// An IOMMU that is not an SMMUv3 (Arm MMU-500/SMMUv2, vendor IOMMUs), recorded by compatible
@@ -192,6 +195,17 @@ public struct PCIRange: Hashable, Sendable {
     public var pciAddress: UInt64
     public var cpuAddress: PhysicalAddress
     public var size: UInt64
+
+    public init(space: Space, prefetchable: Bool, nonRelocatable: Bool, aliased: Bool, pciAddress: UInt64,
+                cpuAddress: PhysicalAddress, size: UInt64) {
+        self.space = space
+        self.prefetchable = prefetchable
+        self.nonRelocatable = nonRelocatable
+        self.aliased = aliased
+        self.pciAddress = pciAddress
+        self.cpuAddress = cpuAddress
+        self.size = size
+    }
 }
 
 /// A PCIe host bridge (`device_type = "pci"` whose parent is not itself a PCI bus).
@@ -220,4 +234,7 @@ public struct PCIeHostBridge: Hashable, Sendable {
     /// `multifunc-device` child, in blob order. Linux gives a function the node whose devfn
     /// matches (`pci_set_of_node` → `of_pci_find_child_device`).
     public var functionNodes: [PCIFunctionNode] = []
+    /// The IORT root complex node this bridge was read from (an index into
+    /// `Topology.iort.nodes`); nil on the device-tree path.
+    public var iortNode: Int? = nil
 }

@@ -14,6 +14,10 @@ import SMMUv3
 /// hardware-level demos, the Linux model later).
 public final class Machine {
     public let name: String
+    /// The description the machine was built from, plus what the machine chose where the
+    /// description was silent: a host bridge without a memory window gets the chosen window as
+    /// a `ranges` entry, which is what firmware hands the OS (ACPI `_CRS`, or the DT `ranges`
+    /// a boot loader fills in), so the kernel model assigns BARs where the hardware decodes them.
     public let topology: Topology
     public let options: MachineOptions
     public let bus: SystemBus
@@ -41,7 +45,6 @@ public final class Machine {
 
     public init(topology: Topology, options: MachineOptions = MachineOptions(), name: String = "custom") throws(MachineError) {
         self.name = name
-        self.topology = topology
         self.options = options
         let bus = SystemBus()
         self.bus = bus
@@ -123,6 +126,7 @@ public final class Machine {
         var windows: [MemoryWindow?] = []
         var ports: [TranslatedPort?] = []
         var taken = topology.describedDeviceRegions + topology.memory
+        var firmwareView = topology
         for (bridgeIndex, bridge) in topology.pcieHostBridges.enumerated() where bridge.enabled {
             guard let ecam = bridge.configSpace else {
                 notModelled.append("\(bridge.path): host bridge without an ECAM window")
@@ -135,6 +139,9 @@ public final class Machine {
             if window == nil, let free = MemoryWindow.free(avoiding: taken) {
                 window = free
                 taken.append(MemoryRange(base: PhysicalAddress(free.cpuAddress), size: free.size))
+                firmwareView.pcieHostBridges[bridgeIndex].ranges.append(
+                    PCIRange(space: free.cpuAddress < 1 << 32 ? .memory32 : .memory64, prefetchable: false, nonRelocatable: false,
+                             aliased: false, pciAddress: free.pciAddress, cpuAddress: PhysicalAddress(free.cpuAddress), size: free.size))
             }
             let rc = RootComplex(name: bridge.path, busRange: low...max(low, high), memoryWindowBase: window?.pciAddress ?? 0)
             rc.iommuMap = Machine.requesterIDMap(bridge.iommuMap)
@@ -156,6 +163,7 @@ public final class Machine {
             windows.append(window)
             ports.append(port)
         }
+        self.topology = firmwareView
         self.rootComplexes = rootComplexes
         self.hostBridgeIndices = bridgeIndices
         self.memoryWindows = windows

@@ -54,7 +54,7 @@ extension Machine {
     /// ECAM window when nil).
     public func support(bridge choice: BridgeChoice? = nil) -> PlatformSupport {
         guard let gicDescription = topology.gic else {
-            return .unsupported("not modelled: the description has no interrupt controller node")
+            return .unsupported("no interrupt controller in the description (neither a device tree GIC node nor an ACPI MADT)")
         }
         guard gic != nil else {
             let frames = gicDescription.v2mFrames.isEmpty ? "" : " with \(gicDescription.v2mFrames.count) GICv2m MSI frame(s)"

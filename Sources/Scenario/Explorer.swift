@@ -1,3 +1,4 @@
+import Firmware
 import Bus
 
 /// Runs event sequences against one strategy and finds the invariants they break: every
@@ -49,12 +50,12 @@ public struct Explorer: Sendable {
     }
 
     public let scenario: ScenarioDescription
-    public let deviceTree: [UInt8]?
+    public let platformTopology: Topology?
     public let options: Options
 
-    public init(scenario: ScenarioDescription, deviceTree: [UInt8]? = nil, options: Options = Options()) {
+    public init(scenario: ScenarioDescription, platformTopology: Topology? = nil, options: Options = Options()) {
         self.scenario = scenario
-        self.deviceTree = deviceTree
+        self.platformTopology = platformTopology
         self.options = options
     }
 
@@ -98,7 +99,7 @@ public struct Explorer: Sendable {
         var s = scenario
         s.events = script(sequence)
         var hash: UInt64 = 0
-        let run = ScenarioRunner.run(s, strategy: strategy, deviceTree: deviceTree) { world, outcomes in
+        let run = ScenarioRunner.run(s, strategy: strategy, platformTopology: platformTopology) { world, outcomes in
             hash = world.stateHash(lastOutcomes: outcomes)
         }
         return (run, hash)

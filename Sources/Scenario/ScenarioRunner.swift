@@ -1,3 +1,4 @@
+import Firmware
 import Bus
 
 /// One strategy's run of one scenario: what was built, every event, every fired vector.
@@ -29,13 +30,13 @@ public struct StrategyRun: Hashable, Sendable {
 public enum ScenarioRunner {
     /// Runs `scenario` under `strategy`. `traceStep` names a script step whose MSI is traced
     /// into `trace`.
-    public static func run(_ scenario: ScenarioDescription, strategy: Strategy, deviceTree: [UInt8]? = nil,
+    public static func run(_ scenario: ScenarioDescription, strategy: Strategy, platformTopology: Topology? = nil,
                            traceStep: Int? = nil, trace: TraceLog? = nil,
                            finally inspect: ((World, [VectorOutcome]) -> Void)? = nil) -> StrategyRun {
         var run = StrategyRun(scenario: scenario.name, strategy: strategy, setupFailure: nil, outcomes: [], eventLog: [])
         let world: World
         do {
-            world = try World.build(scenario, strategy: strategy, deviceTree: deviceTree)
+            world = try World.build(scenario, strategy: strategy, platformTopology: platformTopology)
         } catch {
             run.setupFailure = error
             return run
@@ -65,8 +66,8 @@ public enum ScenarioRunner {
     }
 
     /// Every strategy the scenario asks for, in canonical order.
-    public static func runAll(_ scenario: ScenarioDescription, deviceTree: [UInt8]? = nil) -> [StrategyRun] {
-        scenario.strategiesToRun.map { run(scenario, strategy: $0, deviceTree: deviceTree) }
+    public static func runAll(_ scenario: ScenarioDescription, platformTopology: Topology? = nil) -> [StrategyRun] {
+        scenario.strategiesToRun.map { run(scenario, strategy: $0, platformTopology: platformTopology) }
     }
 }
 

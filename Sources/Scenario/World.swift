@@ -60,9 +60,9 @@ public final class World {
         self.guestDevices = guestDevices
     }
 
-    /// Builds the world, or says which step failed. `deviceTree` is the blob of a `.deviceTree`
-    /// platform (read by the caller, so this stays free of file I/O).
-    public static func build(_ scenario: ScenarioDescription, strategy: Strategy, deviceTree: [UInt8]? = nil) throws(SetupFailure) -> World {
+    /// Builds the world, or says which step failed. `platformTopology` is the description of a
+    /// `.deviceTree` (file) platform, read by the caller, so this stays free of file I/O.
+    public static func build(_ scenario: ScenarioDescription, strategy: Strategy, platformTopology: Topology? = nil) throws(SetupFailure) -> World {
         func fail(_ step: String, _ error: Any) -> SetupFailure { SetupFailure(step: step, error: "\(error)") }
         let machine: Machine
         do {
@@ -70,8 +70,8 @@ public final class World {
             case .preset(let preset):
                 machine = try preset.makeMachine()
             case .deviceTree(let path):
-                guard let blob = deviceTree else { throw fail("platform", "\(path) was not read") }
-                machine = try Machine(topology: try Topology(dtb: blob).withDefaultMemory(), name: path)
+                guard let topology = platformTopology else { throw fail("platform", "\(path) was not read") }
+                machine = try Machine(topology: topology, name: path)
             }
         } catch let error as SetupFailure {
             throw error
