@@ -20,6 +20,8 @@ let package = Package(
         benchmarkTarget("ITSBenchmarks", ["Bus", "GIC", "Machine"]),
         // Doorbell.msi.*: the `doorbell msi` steps as a whole run.
         benchmarkTarget("DoorbellBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine"]),
+        // Platform.acpi.*: a server's IORT/MADT/MCFG read and its machine built.
+        benchmarkTarget("PlatformBenchmarks", ["Bus", "Firmware", "Machine"]),
         // Scenario.*: strategies × built-in scenarios, whole worlds, and device → guest MSIs.
         benchmarkTarget("ScenarioBenchmarks", ["Scenario"]),
     ]
