@@ -15,7 +15,7 @@ struct CompareCommand: ParsableCommand {
         """
     )
 
-    @Option(help: ArgumentHelp("Run the built-in scenarios on this platform instead of their own: a preset or a .dtb path.", valueName: "preset|file.dtb"))
+    @Option(help: ArgumentHelp("Run the built-in scenarios on this platform instead of their own: a preset, a device tree blob, an ACPI table or a directory of ACPI tables.", valueName: "preset|file|dir"))
     var platform: String?
 
     @Option(help: ArgumentHelp("Only this built-in scenario.", valueName: "name"))

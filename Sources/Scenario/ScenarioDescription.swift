@@ -20,6 +20,9 @@ public struct ScenarioDescription: Hashable, Sendable {
     /// The event script; empty means "fire every vector of every device once".
     public var events: [ScenarioEvent]
     public var expectations: [Expectation]
+    /// The host bridge the devices go under (`BridgeChoice`: an index as `doorbell topology`
+    /// lists the bridges, or a node path); nil: the first enabled one with an ECAM window.
+    public var bridge: String? = nil
 
     public init(name: String, summary: String = "", platform: Platform = .preset(.qemuVirt), host: HostOptions = HostOptions(),
                 vm: VMOptions = VMOptions(), devices: [DeviceDescription] = [DeviceDescription()],
@@ -49,7 +52,8 @@ public struct ScenarioDescription: Hashable, Sendable {
     }
 }
 
-/// The host platform: a built-in preset or a device tree blob on disk.
+/// The host platform: a built-in preset or a description on disk (a device tree blob, an ACPI
+/// table, or a directory of ACPI tables, told apart by their contents when read).
 public enum Platform: Hashable, Sendable, CustomStringConvertible {
     case preset(MachinePreset)
     case deviceTree(path: String)

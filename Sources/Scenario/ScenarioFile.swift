@@ -6,7 +6,8 @@ import Foundation
 /// ```yaml
 /// name: seed                       # required, not empty
 /// summary: one line                # optional
-/// platform: qemu-virt              # a MachinePreset raw value, or a path ending in .dtb
+/// platform: qemu-virt              # a MachinePreset raw value, or a path (.dtb, an ACPI table, a tables directory)
+/// bridge: 1                        # optional: the host bridge (index or node path)
 /// host:
 ///   page-size: 4K                  # 4K | 64K
 /// vm:

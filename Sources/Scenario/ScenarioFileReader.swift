@@ -12,7 +12,7 @@ import Yams
 struct ScenarioFileReader {
     let nodes: ScenarioFileNodes
 
-    static let topLevelKeys = ["name", "summary", "platform", "host", "vm", "devices", "strategy", "events", "expect"]
+    static let topLevelKeys = ["name", "summary", "platform", "bridge", "host", "vm", "devices", "strategy", "events", "expect"]
     static let hostKeys = ["page-size"]
     static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot"]
     static let deviceKeys = ["bdf", "interrupts", "vectors"]
@@ -38,6 +38,11 @@ struct ScenarioFileReader {
             scenario.summary = try nodes.string(node, key: "summary")
         }
         if let node = top.value("platform") { scenario.platform = try platform(node) }
+        if let node = top.value("bridge"), !ScenarioFileNodes.isNull(node) {
+            let text = try nodes.string(node, key: "bridge", expecting: "a host bridge index or node path")
+            guard !text.isEmpty else { throw nodes.error(at: node, key: "bridge", "the bridge must not be empty") }
+            scenario.bridge = text
+        }
         if let node = top.value("host"), !ScenarioFileNodes.isNull(node) { scenario.host = try host(node) }
         if let node = top.value("vm"), !ScenarioFileNodes.isNull(node) { scenario.vm = try vm(node) }
         if let node = top.value("devices"), !ScenarioFileNodes.isNull(node) { scenario.devices = try devices(node) }
@@ -53,15 +58,18 @@ struct ScenarioFileReader {
 
     // MARK: Platform, host, VM
 
-    /// A preset name, or a path ending in `.dtb` (kept as written; `ScenarioFile.load`
-    /// resolves a relative one against the scenario file's directory).
+    /// A preset name, or a path: one ending in `.dtb`, or containing a `/` (an ACPI table or a
+    /// directory of them, such as `./tables`). Kept as written; `ScenarioFile.load` resolves a
+    /// relative one against the scenario file's directory, and the file's contents decide what
+    /// it is. A bare word that is no preset is a mistake, not a path, so a misspelt preset is
+    /// reported here.
     func platform(_ node: Node) throws(ScenarioFileError) -> Platform {
         let presets = MachinePreset.allCases.map(\.rawValue)
-        let text = try nodes.string(node, key: "platform", expecting: "a preset (\(presets.joined(separator: ", "))) or a .dtb path")
+        let text = try nodes.string(node, key: "platform", expecting: "a preset (\(presets.joined(separator: ", "))) or a path")
         if let preset = MachinePreset(rawValue: text) { return .preset(preset) }
-        if text.hasSuffix(".dtb") && text.count > 4 { return .deviceTree(path: text) }
+        if (text.hasSuffix(".dtb") && text.count > 4) || (text.contains("/") && text != "/") { return .deviceTree(path: text) }
         throw nodes.error(at: node, key: "platform",
-                          ScenarioFileValues.unknown("platform", ScenarioFileNodes.shortened(text), expected: presets + ["a path ending in .dtb"]))
+                          ScenarioFileValues.unknown("platform", ScenarioFileNodes.shortened(text), expected: presets + ["a path ending in .dtb or containing a /"]))
     }
 
     func host(_ node: Node) throws(ScenarioFileError) -> HostOptions {

@@ -11,6 +11,7 @@ enum ScenarioFileWriter {
         out.append("name: \(string(s.name))")
         if !s.summary.isEmpty { out.append("summary: \(string(s.summary))") }
         out.append("platform: \(string(s.platform.description))")
+        if let bridge = s.bridge { out.append("bridge: \(string(bridge))") }
         out.append("host:")
         out.append("  page-size: \(ScenarioFileValues.pageSizeName(s.host.pageSize))")
         out.append("vm:")

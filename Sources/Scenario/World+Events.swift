@@ -20,7 +20,9 @@ extension World {
     /// The host's pci_dev of a device.
     func hostDevice(_ device: Int) -> PCIDevice? {
         guard scenario.devices.indices.contains(device) else { return nil }
-        return host.pci.device(scenario.devices[device].requesterID)
+        let bridge = functions.indices.contains(device) ? machine.rootComplexes.firstIndex { rc in rc.functions.contains { $0 === functions[device] } } : nil
+        let hostBridge = bridge.map { machine.hostBridgeIndices[$0] } ?? 0
+        return host.pci.device(scenario.devices[device].requesterID, hostBridge: hostBridge)
     }
 
     /// The guest's Linux irq of a vector.

@@ -78,7 +78,8 @@ public final class World {
         } catch {
             throw fail("platform", error)
         }
-        guard case .supported(let rcIndex, _) = machine.support() else { throw fail("platform", machine.support().description) }
+        let support = machine.support(bridge: scenario.bridge.map(BridgeChoice.init))
+        guard case .supported(let rcIndex, _) = support else { throw fail("platform", support.description) }
         guard let gic = machine.gic else { throw fail("platform", "no GICv3") }
         let rc = machine.rootComplexes[rcIndex]
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
@@ -121,7 +122,7 @@ public final class World {
         do { try host.boot() } catch { throw fail("host boot", error) }
         var hostDevices: [Device] = []
         for device in scenario.devices {
-            guard let pdev = host.pci.device(device.requesterID) else {
+            guard let pdev = host.pci.device(device.requesterID, hostBridge: machine.hostBridgeIndices[rcIndex]) else {
                 throw fail("host enumeration", "\(device.requesterID) was not enumerated")
             }
             hostDevices.append(pdev.device)

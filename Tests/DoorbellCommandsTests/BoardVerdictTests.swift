@@ -119,3 +119,35 @@ struct BoardVerdictTests {
         #expect(missing.stderr.contains("no host bridge 9"))
     }
 }
+
+@Suite("scenario key bridge")
+struct ScenarioBridgeTests {
+    func run(bridge: String) throws -> BinaryTests.Run {
+        let board = BoardVerdictTests.boards.appendingPathComponent("ti_k3-j721e-sk.dtb").path
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-bridge-\(getpid())-\(bridge.count).yaml")
+        try """
+        name: second-bridge
+        platform: \(board)
+        bridge: "\(bridge)"
+        devices:
+          - bdf: "00:00.0"
+            vectors: 2
+        strategy: rmr-identity
+        """.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        return try BinaryTests.run(["run", file.path])
+    }
+
+    @Test("bridge: picks the host bridge the scenario's devices go under")
+    func bridgeKey() throws {
+        // Bridge 2 is disabled in the board's tree: the platform step says so.
+        let disabled = try run(bridge: "2")
+        #expect(disabled.stdout.contains("the setup failed at platform: /bus@100000/pcie@2920000 is status = \"disabled\""), "\(disabled.stdout)")
+        // Bridge 1 is enabled: the host enumerates the function there, and VFIO then refuses it
+        // because nothing translates this board's PCIe (no IOMMU group: vfio-pci's probe fails).
+        let second = try run(bridge: "1")
+        #expect(second.stdout.contains("the setup failed at VMM: vfio-pci bind: ENODEV"), "\(second.stdout)")
+        let path = try run(bridge: "/bus@100000/pcie@2910000")
+        #expect(path.stdout.contains("the setup failed at VMM: vfio-pci bind: ENODEV"), "\(path.stdout)")
+    }
+}

@@ -145,7 +145,7 @@ import Testing
     static let cases: [Case] = [
         // Unknown keys at each level, with the allowed list and the close match.
         Case(yaml: "name: x\nstrategies: all\n", line: 2, column: 1, key: "strategies",
-             message: "unknown key 'strategies' (did you mean 'strategy'? allowed: name, summary, platform, host, vm, devices, strategy, events, expect)"),
+             message: "unknown key 'strategies' (did you mean 'strategy'? allowed: name, summary, platform, bridge, host, vm, devices, strategy, events, expect)"),
         Case(yaml: "name: x\nvm:\n  viomu: none\n", line: 3, column: 3, key: "vm.viomu",
              message: "unknown key 'viomu' (did you mean 'viommu'? allowed: viommu, guest-domain, guest-page-size, layout, vcpus, slot)"),
         Case(yaml: "name: x\nhost:\n  pagesize: 4K\n", line: 3, column: 3, key: "host.pagesize",
@@ -167,7 +167,7 @@ import Testing
         Case(yaml: "name: x\nstrategy: legasy\n", line: 2, column: 11, key: "strategy",
              message: "unknown strategy 'legasy' (did you mean 'legacy'? expected all, \(strategyList))"),
         Case(yaml: "name: x\nplatform: qemu-vert\n", line: 2, column: 11, key: "platform",
-             message: "unknown platform 'qemu-vert' (did you mean 'qemu-virt'? expected qemu-virt, qemu-virt-untranslated-its, qemu-virt-two-its, a path ending in .dtb)"),
+             message: "unknown platform 'qemu-vert' (did you mean 'qemu-virt'? expected qemu-virt, qemu-virt-untranslated-its, qemu-virt-two-its, a path ending in .dtb or containing a /)"),
         // Wrong types.
         Case(yaml: "name: x\nvm: [none]\n", line: 2, column: 5, key: "vm", message: "expected a mapping, found a list"),
         Case(yaml: "name:\n  first: x\n", line: 2, column: 3, key: "name", message: "expected a string, found a mapping"),
@@ -507,6 +507,7 @@ enum ScenarioGenerator {
             if e.delivered == nil && e.firstFailure == nil || g.next() % 2 == 0 { e.invariantsHold = g.next() % 2 == 0 }
             return e
         }
+        if g.next() % 3 == 0 { s.bridge = g.next() % 2 == 0 ? String(int(0...7, &g)) : string(&g, nonEmpty: true, leadingBOM: false) }
         return s
     }
 
