@@ -123,8 +123,19 @@ extension IORT {
                 for range in rmr.ranges { w.append(range.base); w.append(range.length); w.append(range.reserved) }
             }
         case .unknown(_, let data):
-            // Raw: written as read, the mapping offset too.
-            return Body(size: 16 + data.count, mappingOffset: Int(node.mappingOffset)) { w, _, _, _ in w.append(data) }
+            // Raw: written as read, the mapping offset too, except each decoded ID mapping's
+            // Output Reference, which must follow its node to the node's new offset (the array
+            // is inside `data`, 20 bytes a mapping, the reference at +12).
+            return Body(size: 16 + data.count, mappingOffset: Int(node.mappingOffset)) { w, node, _, offsets in
+                var raw = data
+                for (i, mapping) in node.mappings.enumerated() where offsets.indices.contains(mapping.outputNode) {
+                    let at = Int(node.mappingOffset) - 16 + 20 * i + 12
+                    guard at >= 0, at + 4 <= raw.count else { continue }
+                    let reference = UInt32(offsets[mapping.outputNode])
+                    for b in 0..<4 { raw[at + b] = UInt8(truncatingIfNeeded: reference >> (8 * UInt32(b))) }
+                }
+                w.append(raw)
+            }
         }
     }
 }
