@@ -94,4 +94,19 @@ struct ACPIHostTests {
             ReservedRegion(start: 0x0809_0000, length: 0x1_0000, protection: [.write, .noExec, .mmio], type: .msi),
         ])
     }
+
+    @Test("SMMUv3 node model → driver options; Cavium CN99xx (64 KiB, no page 1) boots with page-0 queue registers")
+    func smmuModelOptions() throws {
+        var iort = try #require(try ACPIHost.tables("qemu-virt").iort)
+        guard case .smmuV3(var smmu) = iort.nodes[1].kind else { Issue.record("node 1 is not an SMMUv3"); return }
+        smmu.model = IORTSMMUv3.Model.caviumCN99xx
+        iort.nodes[1].kind = .smmuV3(smmu)
+        let host = try ACPIHost.host(iort: iort)
+        let driver = try #require(host.kernel.smmuDrivers.first)
+        #expect(driver.node.region.size == 0x1_0000)
+        #expect(driver.options == .page0RegistersOnly)
+        #expect(try ACPIHost.device(host, Self.ep0).device.iommu != nil)
+        let generic = try ACPIHost.host()
+        #expect(generic.kernel.smmuDrivers.first?.options == [])
+    }
 }

@@ -201,8 +201,8 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
         evtq.prod = 0; evtq.cons = 0
         eventQueue = evtq
         try write64(SMMURegisterOffset.eventqBase, evtq.baseRegister)
-        try write32(SMMURegisterOffset.eventqProd, evtq.prod)
-        try write32(SMMURegisterOffset.eventqCons, evtq.cons)
+        try write32(eventQueueProdRegister, evtq.prod)
+        try write32(eventQueueConsRegister, evtq.cons)
         enables |= 1 << 2              // EVTQEN
         try writeRegisterSync(enables, SMMURegisterOffset.cr0, ack: SMMURegisterOffset.cr0ack)
         try setupIRQs()
