@@ -97,6 +97,10 @@ public struct ITSDescription: Hashable, Sendable {
     /// older NXP trees do.
     public var msiCells: UInt32?
     public var enabled: Bool
+    /// The MADT GIC ITS structure's "GIC ITS ID" (ACPI 6.5 §5.2.12.18), which IORT ITS group
+    /// nodes name (DEN 0049E.f §3.1.1.3) and Linux registers with `iort_register_domain_token`;
+    /// nil on the device-tree path.
+    public var translationID: UInt32? = nil
 
     /// The doorbell a device writes its EventID to: `GITS_TRANSLATER`, ITS base + 0x1_0040.
     public var translaterAddress: PhysicalAddress? { region.base.adding(0x1_0040) }
@@ -237,4 +241,11 @@ public struct PCIeHostBridge: Hashable, Sendable {
     /// The IORT root complex node this bridge was read from (an index into
     /// `Topology.iort.nodes`); nil on the device-tree path.
     public var iortNode: Int? = nil
+    /// `pci_host_bridge.preserve_config`: firmware asked the OS to keep its PCI resource
+    /// assignment (ACPI `_DSM` function 5 of the PCI firmware spec, "Ignore PCI Boot
+    /// Configuration" returning 0). Linux `iort_rmr_has_dev` gives a PCI device the IORT RMRs of
+    /// its StreamIDs only when it is set. The DSDT is not read, so this is false unless the VMM
+    /// that writes the tables sets it (QEMU sets it for an accelerated SMMUv3: "hw/arm/virt: Set
+    /// PCI preserve_config for accel SMMUv3").
+    public var preserveBootConfiguration: Bool = false
 }

@@ -163,7 +163,7 @@ extension Topology {
             guard case .its(let i) = s.kind else { return nil }
             return ITSDescription(path: "MADT@\(ACPIHex.format(s.offset)) GIC ITS \(i.translationID)",
                                   region: MemoryRange(base: PhysicalAddress(i.baseAddress), size: 0x2_0000), phandle: nil,
-                                  isMSIController: true, msiCells: nil, enabled: true)
+                                  isMSIController: true, msiCells: nil, enabled: true, translationID: i.translationID)
         }
         let frames = madt.structures.compactMap { s -> GICv2mFrame? in
             guard case .msiFrame(let f) = s.kind else { return nil }

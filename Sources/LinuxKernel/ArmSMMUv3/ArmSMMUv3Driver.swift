@@ -201,8 +201,8 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
         evtq.prod = 0; evtq.cons = 0
         eventQueue = evtq
         try write64(SMMURegisterOffset.eventqBase, evtq.baseRegister)
-        try write32(SMMURegisterOffset.eventqProd, evtq.prod)
-        try write32(SMMURegisterOffset.eventqCons, evtq.cons)
+        try write32(eventQueueProdRegister, evtq.prod)
+        try write32(eventQueueConsRegister, evtq.cons)
         enables |= 1 << 2              // EVTQEN
         try writeRegisterSync(enables, SMMURegisterOffset.cr0, ack: SMMURegisterOffset.cr0ack)
         try setupIRQs()
@@ -239,9 +239,14 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     /// `iommu_dma_get_resv_regions` does for a device with an `of_node`,
     /// `of_iommu_get_resv_regions`: DIRECT and RESERVED regions from the device tree's
     /// reserved-memory `iommu-addresses` (`IOMMUSubsystem.deviceTreeReservedRegions`).
+    ///
+    /// On an ACPI topology everything after the SW_MSI window comes from the IORT instead
+    /// (`iortReservedRegions`, `iort_iommu_get_resv_regions`: the HiSilicon Hi161x ITS pages of
+    /// the device's own ITS group, then its RMRs); there is no `of_node`, so no device-tree part.
     public func reservedRegions(for device: Device) -> [ReservedRegion] {
         let prot: IOMMUProtection = [.write, .noExec, .mmio]
         var regions = [ReservedRegion(start: Self.msiIOVABase, length: Self.msiIOVALength, protection: prot, type: .swMSI)]
+        if kernel.topology.iort != nil { return regions + iortReservedRegions(for: device) }
         for base in kernel.topology.untranslatedITSBases.map(\.rawValue).sorted() {
             let (start, overflow) = base.addingReportingOverflow(0x1_0000)
             guard !overflow else { continue }

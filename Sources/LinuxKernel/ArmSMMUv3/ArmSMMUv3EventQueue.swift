@@ -20,7 +20,7 @@ extension ArmSMMUv3Driver {
         var rounds = 0
         repeat {
             // `queue_sync_prod_in`.
-            let prod = try read32(SMMURegisterOffset.eventqProd) & pointerMask
+            let prod = try read32(eventQueueProdRegister) & pointerMask
             if (prod ^ queue.prod) & ArmSMMUv3Queue.overflowFlag != 0 {
                 log("EVTQ overflow detected -- events lost")
                 eventQueueOverflows += 1
@@ -33,7 +33,7 @@ extension ArmSMMUv3Driver {
                 var words: [UInt64] = []
                 for i in 0..<4 { words.append(try readQword(PhysicalAddress(slot.rawValue &+ UInt64(i) * 8))) }
                 queue.cons = queue.advanced(queue.cons)
-                try write32(SMMURegisterOffset.eventqCons, queue.cons)
+                try write32(eventQueueConsRegister, queue.cons)
                 eventQueue = queue
                 let record = EventRecord(words[0], words[1], words[2], words[3])
                 read.append(record)
@@ -51,7 +51,7 @@ extension ArmSMMUv3Driver {
         // `queue_sync_cons_ovf`.
         if (queue.prod ^ queue.cons) & ArmSMMUv3Queue.overflowFlag != 0 {
             queue.cons = (queue.prod & ArmSMMUv3Queue.overflowFlag) | (queue.cons & ~ArmSMMUv3Queue.overflowFlag)
-            try write32(SMMURegisterOffset.eventqCons, queue.cons)
+            try write32(eventQueueConsRegister, queue.cons)
         }
         eventQueue = queue
         return read

@@ -194,8 +194,15 @@ extension ArmSMMUv3Driver {
     /// (`arm_smmu_master_canwbs`: the model's PCIe is coherent with a coherent SMMU) or the SMMU
     /// has S2FWB — "Must support some way to prevent the VM from bypassing the cache". Only
     /// IOMMU_VIOMMU_TYPE_ARM_SMMUV3 (no implementation-specific types).
+    ///
+    /// `arm_smmu_master_canwbs` is the fwspec's `IOMMU_FWSPEC_PCI_RC_CANWBS`, which only the
+    /// ACPI path sets (`iort_iommu_configure_id`, from the IORT root complex's memory access
+    /// flag CANWBS); on ACPI that flag decides. On a device-tree host Linux never sets it, so
+    /// nesting there needs S2FWB; the model does not decode S2FWB (IDR3.FWB) and keeps its
+    /// approximation for DT: a coherent SMMU stands for both.
     public func viommuSupported(for device: Device, type: IOMMUVIOMMUType) -> Bool {
         guard features.nesting, type == .armSMMUv3 else { return false }
+        if kernel.topology.iort != nil { return device.iommu?.flags.contains(.pciRCCANWBS) == true }
         return features.coherent
     }
 

@@ -34,9 +34,26 @@ public final class DeviceIOMMU {
     public var driverData: AnyObject?
     /// `dev->iommu_group`.
     public var group: IOMMUGroup?
+    /// `fwspec->flags`: what the firmware says about the root complex. Only the ACPI path
+    /// (`iort_iommu_configure_id`) sets any; `of_iommu_configure` never does.
+    public var flags: IOMMUFWSpecFlags
 
-    public init(iommuIndex: Int, streamIDs: [StreamID]) {
+    public init(iommuIndex: Int, streamIDs: [StreamID], flags: IOMMUFWSpecFlags = []) {
         self.iommuIndex = iommuIndex
         self.streamIDs = streamIDs
+        self.flags = flags
     }
+}
+
+/// `IOMMU_FWSPEC_PCI_RC_*` (include/linux/iommu.h).
+public struct IOMMUFWSpecFlags: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// `IOMMU_FWSPEC_PCI_RC_ATS`: the root complex supports ATS (IORT root complex ATS
+    /// Attribute bit 0).
+    public static let pciRCATS = IOMMUFWSpecFlags(rawValue: 1 << 0)
+    /// `IOMMU_FWSPEC_PCI_RC_CANWBS`: the root complex's accesses are fully coherent and
+    /// write-back cacheable whatever the stage-2 attributes (IORT memory access flags bit 2,
+    /// `ACPI_IORT_MF_CANWBS`, DEN 0049E.f Table 8); `arm_smmu_master_canwbs` tests it.
+    public static let pciRCCANWBS = IOMMUFWSpecFlags(rawValue: 1 << 1)
 }

@@ -143,13 +143,16 @@ extension IOMMUSubsystem {
     /// (`msi_device_has_isolated_msi`: the GICv3 ITS domain sets IRQ_DOMAIN_FLAG_ISOLATED_MSI
     /// because it checks the DeviceID; GICv2m and MBI do not). A PCI function's MSI parent is
     /// found the way `of_msi_map_get_device_domain` does: the host bridge's `msi-map` for the
-    /// RID, else its `msi-parent`.
+    /// RID, else its `msi-parent`. On ACPI it is the IORT's (`iort_get_device_domain`, through
+    /// `PCISubsystem.msiDomain(of:)`): IORT ID mappings reach only ITS groups, so any MSI
+    /// domain found there isolates.
     public func groupHasIsolatedMSI(_ group: IOMMUGroup) -> Bool {
         group.devices.allSatisfy { deviceHasIsolatedMSI($0) }
     }
 
     func deviceHasIsolatedMSI(_ device: Device) -> Bool {
         guard let pci = device.pci, pci.hostBridge >= 0, pci.hostBridge < kernel.topology.pcieHostBridges.count else { return false }
+        if kernel.topology.iort != nil { return (try? kernel.pci.msiDomain(of: pci)) != nil }
         let bridge = kernel.topology.pcieHostBridges[pci.hostBridge]
         if let map = bridge.msiMap {
             if case .mapped(_, let target, _) = map.lookup(UInt32(pci.requesterID.rawValue)) {

@@ -7,7 +7,9 @@ import Firmware
 ///
 /// The pieces live in one file each: `OFIOMMU` (firmware IDs), `IOMMUGroups` (grouping and
 /// default domains), `IOMMUAttach`, `IOMMUReservedRegions`, `IOMMUMapping` (`iommu_map`),
-/// `DMAIOMMU` (cookies, IOVA allocation, MSI pages) and `IOMMUMSI` (prepare/compose).
+/// `DMAIOMMU` (cookies, IOVA allocation, MSI pages) and `IOMMUMSI` (prepare/compose). On an
+/// ACPI topology the firmware side is the IORT's (Sources/LinuxKernel/ACPI: `IORTWalker`,
+/// `iortConfigure`, the IORT reserved regions and MSI domain).
 public final class IOMMUSubsystem {
     unowned(safe) let kernel: LinuxKernel
     /// Every group, in creation order (`/sys/kernel/iommu_groups`).

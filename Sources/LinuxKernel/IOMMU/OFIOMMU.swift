@@ -19,6 +19,9 @@ extension IOMMUSubsystem {
         case noDriver(String)
         /// Aliases mapped to two different IOMMU instances (`iommu_fwspec_init` -EINVAL).
         case mixedIOMMUs
+        /// ACPI: no IORT root complex node has the host bridge's PCI segment
+        /// (`iort_iommu_configure_id` finds no node and returns no IOMMU).
+        case noRootComplex(segment: UInt32)
     }
 
     /// The requester IDs whose StreamIDs the device uses: `pci_for_each_dma_alias` order (the
@@ -33,7 +36,11 @@ extension IOMMUSubsystem {
     /// `arm_smmu_of_xlate`, which appends the single-cell specifier to `fwspec->ids`). The first
     /// alias that fails ends the walk and the device gets no IOMMU (the fwspec is freed); a
     /// device with no IOMMU uses dma-direct and physical MSI doorbells.
+    ///
+    /// On an ACPI topology (`topology.iort` set) the IORT is walked instead:
+    /// `iortConfigure(_:)`, `iort_iommu_configure_id`.
     public func configure(_ device: Device) -> Result<DeviceIOMMU, ConfigureFailure> {
+        if kernel.topology.iort != nil { return iortConfigure(device) }
         guard let pci = device.pci, pci.hostBridge >= 0, pci.hostBridge < kernel.topology.pcieHostBridges.count else {
             return .failure(.notPCI)
         }

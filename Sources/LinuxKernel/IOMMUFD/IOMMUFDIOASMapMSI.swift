@@ -9,7 +9,8 @@ import Bus
 ///
 /// - the page mapped is the device's physical doorbell page: the GITS_TRANSLATER page of the
 ///   ITS its msi-parent / `msi-map` names (`pci_msi_domain_get_msi_rid` + `of_msi_map_id`,
-///   `PCISubsystem.msiDomain(of:)`), the page `iommufd_sw_msi` would map for it;
+///   `PCISubsystem.msiDomain(of:)`; on ACPI the IORT's ITS group, `iort_get_device_domain`),
+///   the page `iommufd_sw_msi` would map for it;
 /// - it becomes an IOAS area, so it is mapped into every domain of the IOAS now and into every
 ///   domain added later (`iopt_table_add_domain` fills all areas) — a nest-parent HWPT's S2
 ///   included — with IOMMU_READ | IOMMU_WRITE | IOMMU_MMIO, and IOMMU_IOAS_UNMAP removes it;

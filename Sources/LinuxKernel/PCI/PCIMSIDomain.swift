@@ -11,7 +11,9 @@ extension PCISubsystem {
     /// RID (so a PCIe-to-PCI bridge's (secondary bus, 00.0) replaces a function behind it, and
     /// an alias on the same bus does not). No `msi-map`: DeviceID = RID and the ITS is the
     /// bridge's `msi-parent` (or the first ITS). A map without an entry for the RID gives the
-    /// function no MSI domain (ENODEV), as `of_msi_map_get_device_domain` finds none.
+    /// function no MSI domain (ENODEV), as `of_msi_map_get_device_domain` finds none. On an
+    /// ACPI topology the same RID goes through the IORT instead (`iortMSIDomain`:
+    /// `iort_get_device_domain`, `iort_msi_map_id`).
     public func msiDomain(of dev: PCIDevice) throws(Errno) -> (its: Int, deviceID: UInt32, requesterID: RequesterID) {
         var rid = dev.requesterID
         var bridge = dev.upstreamBridge
@@ -31,6 +33,10 @@ extension PCISubsystem {
         }
         let topology = kernel.topology
         guard topology.pcieHostBridges.indices.contains(dev.hostBridge) else { throw .ENODEV }
+        if topology.iort != nil {
+            let (its, deviceID) = try iortMSIDomain(of: dev, rid: rid)
+            return (its, deviceID, rid)
+        }
         let hostBridge = topology.pcieHostBridges[dev.hostBridge]
         let target: DeviceTreeTarget?
         let deviceID: UInt32
