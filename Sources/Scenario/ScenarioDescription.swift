@@ -2,6 +2,7 @@ import Bus
 import LinuxKernel
 import Machine
 import PCI
+import VMM
 
 /// Everything that defines one run, independent of the strategy: the platform, the host
 /// kernel, the VM and its guest, the passthrough devices, the event script, and optional
@@ -75,7 +76,8 @@ public struct HostOptions: Hashable, Sendable {
     }
 }
 
-/// The VM and its guest.
+/// The VM and its guest. Equality and hashing compare the resolved `firmware`, so a scenario
+/// that leaves it to the default equals one that names the default.
 public struct VMOptions: Hashable, Sendable {
     public enum VIOMMU: String, Hashable, Sendable, CaseIterable {
         case none
@@ -101,15 +103,41 @@ public struct VMOptions: Hashable, Sendable {
     /// for `-device vfio-pci`), or behind its own `pcie-root-port` (0N:00.0), which is what
     /// hot-plug needs (QEMU docs/pcie.txt: integrated endpoints cannot be hot-plugged).
     public var behindRootPorts: Bool
+    /// The firmware named by the scenario (`firmware:`), nil when left to the default.
+    public var firmwareChoice: GuestFirmware?
+
+    /// What the guest boots from: the scenario's choice, else ACPI with an accelerated vSMMU
+    /// and the device tree without a vIOMMU (`GuestFirmware.default`).
+    public var firmware: GuestFirmware {
+        get { firmwareChoice ?? .default(acceleratedVSMMU: viommu == .acceleratedSMMUv3) }
+        set { firmwareChoice = newValue }
+    }
 
     public init(viommu: VIOMMU = .acceleratedSMMUv3, guestDomain: KernelConfiguration.DefaultDomain = .dmaStrict,
-                guestPageSize: Granule = .size4K, layout: Layout = .virt, vcpus: Int = 2, behindRootPorts: Bool = false) {
+                guestPageSize: Granule = .size4K, layout: Layout = .virt, vcpus: Int = 2, behindRootPorts: Bool = false,
+                firmware: GuestFirmware? = nil) {
         self.behindRootPorts = behindRootPorts
+        self.firmwareChoice = firmware
         self.viommu = viommu
         self.guestDomain = guestDomain
         self.guestPageSize = guestPageSize
         self.layout = layout
         self.vcpus = vcpus
+    }
+
+    public static func == (a: VMOptions, b: VMOptions) -> Bool {
+        a.viommu == b.viommu && a.guestDomain == b.guestDomain && a.guestPageSize == b.guestPageSize && a.layout == b.layout
+            && a.vcpus == b.vcpus && a.behindRootPorts == b.behindRootPorts && a.firmware == b.firmware
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(viommu)
+        hasher.combine(guestDomain)
+        hasher.combine(guestPageSize)
+        hasher.combine(layout)
+        hasher.combine(vcpus)
+        hasher.combine(behindRootPorts)
+        hasher.combine(firmware)
     }
 }
 

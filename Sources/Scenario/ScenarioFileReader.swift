@@ -3,6 +3,7 @@ import Firmware
 import LinuxKernel
 import Machine
 import PCI
+import VMM
 import Yams
 
 /// Scenario file → `ScenarioDescription`: which keys exist at each level, what each value may
@@ -14,7 +15,7 @@ struct ScenarioFileReader {
 
     static let topLevelKeys = ["name", "summary", "platform", "bridge", "host", "vm", "devices", "strategy", "events", "expect"]
     static let hostKeys = ["page-size"]
-    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot"]
+    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot", "firmware"]
     static let deviceKeys = ["bdf", "interrupts", "vectors"]
     static let expectationKeys = ["strategy", "delivered", "first-failure", "invariants"]
     /// vCPUs a scenario's VM may have: QEMU virt with GICv3 takes up to 512, but the explorer's
@@ -97,6 +98,9 @@ struct ScenarioFileReader {
         }
         if let value = fields.value("slot") {
             vm.behindRootPorts = try nodes.choice(value, key: fields.path("slot"), [("root-bus", false), ("root-port", true)])
+        }
+        if let value = fields.value("firmware") {
+            vm.firmware = try nodes.choice(value, key: fields.path("firmware"), GuestFirmware.self)
         }
         return vm
     }

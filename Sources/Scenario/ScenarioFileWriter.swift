@@ -21,6 +21,7 @@ enum ScenarioFileWriter {
         out.append("  layout: \(s.vm.layout.rawValue)")
         out.append("  vcpus: \(s.vm.vcpus)")
         out.append("  slot: \(s.vm.behindRootPorts ? "root-port" : "root-bus")")
+        out.append("  firmware: \(s.vm.firmware.rawValue)")
         out.append("devices:")
         for device in s.devices {
             out.append("  - bdf: \"\(device.requesterID)\"")

@@ -30,7 +30,7 @@ extension Strategy {
         var configuration = VirtualMachineMonitor.Configuration(
             ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
             guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),
-            layout: layout, msi: msiPlan(layout: layout, ramSize: ramSize))
+            layout: layout, msi: msiPlan(layout: layout, ramSize: ramSize), firmware: vm.firmware)
         // Guest RIDs 00:01.0, 00:02.0, … on the guest's root bus, or 01:00.0, 02:00.0, …
         // behind root ports.
         configuration.guestRequesterIDs = (0..<devices).map {

