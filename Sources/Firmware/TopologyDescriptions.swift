@@ -238,12 +238,6 @@ public struct PCIeHostBridge: Hashable, Sendable {
     /// `multifunc-device` child, in blob order. Linux gives a function the node whose devfn
     /// matches (`pci_set_of_node` → `of_pci_find_child_device`).
     public var functionNodes: [PCIFunctionNode] = []
-    /// The firmware asks the OS to keep the resource assignment it made (PCI Firmware
-    /// Specification 3.3 §4.6.5, `_DSM` function 5 returning 0; Linux `host_bridge->preserve_config`,
-    /// which `iort_iommu_get_resv_regions` requires before it turns an IORT RMR into an
-    /// IOMMU_RESV_DIRECT region). The DSDT carries it, which `Topology(acpi:memory:)` does not
-    /// read, so whoever builds the platform sets it; false on the device-tree path.
-    public var preserveBootConfiguration: Bool = false
     /// The IORT root complex node this bridge was read from (an index into
     /// `Topology.iort.nodes`); nil on the device-tree path.
     public var iortNode: Int? = nil

@@ -30,10 +30,7 @@ import VMM
         #expect(run.firstFailure?.verdict.failurePoint == .stage1)
     }
 
-    // Enable after merging the Linux model's ACPI paths: the guest must turn the IORT RMR into
-    // an IOMMU_RESV_DIRECT region (`iort_iommu_get_resv_regions`, with preserve_config).
-    @Test("rmr-identity with the default ACPI guest: the IORT RMR maps the window 1:1 and the seed delivers 4/4",
-          .disabled("needs the Linux IORT RMR path"))
+    @Test("rmr-identity with the default ACPI guest: the IORT RMR maps the window 1:1 and the seed delivers 4/4")
     func acpiDelivers() {
         let run = ScenarioRunner.run(BuiltInScenarios.seed, strategy: .rmrIdentity)
         #expect(BuiltInScenarios.seed.vm.firmware == .acpi)

@@ -20,7 +20,7 @@ import SMMUv3
 /// the containment check is the same for all: the device's write either aborts or lands in a
 /// host frame that backs guest RAM, and during the write no host frame changes but those and
 /// the host SMMU's event queue.
-@Suite("Guest corrupts its STE or CD", .pendingLinuxIORTRMR, .serialized)
+@Suite("Guest corrupts its STE or CD", .serialized)
 struct GuestCorruptSTETests {
     static let vsid = StreamID(0x8)
     static let psid = StreamID(UInt32(VMMHarness.hostRID.rawValue))

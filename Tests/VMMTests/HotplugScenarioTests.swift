@@ -158,7 +158,7 @@ struct HotplugScenarioTests {
         #expect(h.machine.bus.ram.read(hostPage.rawValue, size: 8) == 0x5EED)
     }
 
-    @Test("rmr-identity on guest bus 0, the guest's own remove and rescan (sysfs remove/rescan: the driver's .remove, pci_stop_and_remove_bus_device, pci_rescan_bus — QEMU unplugs nothing): the release puts the require_direct function on the identity domain, a bypass STE that the VMM installs as a nested HWPT; the rescan finds it at the same BAR, the re-probe gives it a DMA domain with the 1:1 window again, and the re-requested vectors arrive at 0x0800_0040 as before", .pendingLinuxIORTRMR)
+    @Test("rmr-identity on guest bus 0, the guest's own remove and rescan (sysfs remove/rescan: the driver's .remove, pci_stop_and_remove_bus_device, pci_rescan_bus — QEMU unplugs nothing): the release puts the require_direct function on the identity domain, a bypass STE that the VMM installs as a nested HWPT; the rescan finds it at the same BAR, the re-probe gives it a DMA domain with the 1:1 window again, and the re-requested vectors arrive at 0x0800_0040 as before")
     func rmrIdentityGuestRemoveRescan() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
         let rid = h.vmm.configuration.guestRequesterID
@@ -217,7 +217,7 @@ struct HotplugScenarioTests {
         #expect(again.hits == [0: 1, 1: 1, 2: 1, 3: 1])
     }
 
-    @Test("rmr-identity behind the root port: the guest finds the function's node under its root port's node (pci_set_of_node, level by level), so the RMR's iommu-addresses give 01:00.0 its DIRECT 1:1 window; the host programs 0x0800_0040 and every vector is delivered, before device_del and after device_add alike, while the whole VMM/host state is rebuilt", .pendingLinuxIORTRMR)
+    @Test("rmr-identity behind the root port: the guest finds the function's node under its root port's node (pci_set_of_node, level by level), so the RMR's iommu-addresses give 01:00.0 its DIRECT 1:1 window; the host programs 0x0800_0040 and every vector is delivered, before device_del and after device_add alike, while the whole VMM/host state is rebuilt")
     func rmrIdentityBehindRootPort() throws {
         let h = try EventHarness.rmrIdentity()
         let g = try #require(h.guestDevice)

@@ -57,7 +57,7 @@ struct MSIPassthroughTests {
         #expect(counter.hits == [0: 1, 1: 1, 2: 1, 3: 1])
     }
 
-    @Test("accelerated vSMMU, v6.15 host, guest RMR 0x0800_0000/1 MiB: the host's physical MSI capability holds 0x0800_0040, routes use msi-gpa, all 4 MSI vectors reach the guest", .pendingLinuxIORTRMR)
+    @Test("accelerated vSMMU, v6.15 host, guest RMR 0x0800_0000/1 MiB: the host's physical MSI capability holds 0x0800_0040, routes use msi-gpa, all 4 MSI vectors reach the guest")
     func msiAcceleratedRMR() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity, plainMSI: Self.fourVectors)
         let counter = VMMScenarioTests.Counter()

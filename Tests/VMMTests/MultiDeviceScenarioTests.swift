@@ -137,7 +137,7 @@ struct MultiDeviceScenarioTests {
         try Self.checkDelivery(w, guestRIDs: rids) { _ in GuestMemoryMap.virt.msiGPA }
     }
 
-    @Test("rmr-identity with both functions (observed): the near function's 4 vectors arrive; the far function shares its host iommu group with the host root port (no ACS), so attaching its translating nested HWPT attaches the root port too, which has no vDEVICE: arm_smmu_attach_prepare_vmaster → ENOENT; the far function stays on its last nested HWPT (abort) and its MSIs abort at the host STE", .pendingLinuxIORTRMR)
+    @Test("rmr-identity with both functions (observed): the near function's 4 vectors arrive; the far function shares its host iommu group with the host root port (no ACS), so attaching its translating nested HWPT attaches the root port too, which has no vDEVICE: arm_smmu_attach_prepare_vmaster → ENOENT; the far function stays on its last nested HWPT (abort) and its MSIs abort at the host STE")
     func twoDevicesRMR() throws {
         let w = try Self.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
         let rids = [RequesterID(bus: 0, device: 1, function: 0), RequesterID(bus: 0, device: 2, function: 0)]
@@ -166,7 +166,7 @@ struct MultiDeviceScenarioTests {
         #expect(try hostSMMU.serviceEventQueue().isEmpty, "STE.Config = abort records no event (§5.2)")
     }
 
-    @Test("rmr-identity with both functions on host bus 0 (no root port in the group): both get their DIRECT window and all 8 vectors arrive through the one ITS page at 0x0800_0040", .pendingLinuxIORTRMR)
+    @Test("rmr-identity with both functions on host bus 0 (no root port in the group): both get their DIRECT window and all 8 vectors arrive through the one ITS page at 0x0800_0040")
     func twoDevicesRMRBusZero() throws {
         let machine = try MachinePreset.qemuVirtTwoITS.makeMachine()
         var functions: [PCIFunction] = []

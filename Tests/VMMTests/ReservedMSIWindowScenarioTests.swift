@@ -13,17 +13,14 @@ import SMMUv3
 /// IPA and by stage 2 to the doorbell.
 @Suite("Guest reserved MSI window (rmr-identity)", .serialized)
 struct ReservedMSIWindowScenarioTests {
-    // Enable after merging the Linux model's ACPI paths (`iort_iommu_get_resv_regions`: RMR →
-    // IOMMU_RESV_DIRECT): until then the guest reads the RMR node but makes no region of it.
-    @Test("accelerated vSMMU, v6.15 host, guest RMR 0x0800_0000/1 MiB: the guest's device gets an IOMMU_RESV_DIRECT region, its DMA domain maps the window 1:1 in stage 1, the host programs 0x0800_0040, and all 4 vectors reach their vCPUs (without the window: the seed's stage-1 fault, VMMScenarioTests.nestedV615)",
-          .pendingLinuxIORTRMR)
+    @Test("accelerated vSMMU, v6.15 host, guest RMR 0x0800_0000/1 MiB: the guest's device gets an IOMMU_RESV_DIRECT region, its DMA domain maps the window 1:1 in stage 1, the host programs 0x0800_0040, and all 4 vectors reach their vCPUs (without the window: the seed's stage-1 fault, VMMScenarioTests.nestedV615)")
     func rmrIdentityDelivers() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
         let g = try #require(h.guestDevice)
-        // of_iommu_get_resv_regions: reg == iommu-addresses → DIRECT; prot R|W, +CACHE from the
-        // host bridge's dma-coherent.
+        // iort_get_rmrs on QEMU 11's RMR node: flags 0 → remapping not permitted → DIRECT;
+        // access attributes 0x00 (Device-nGnRnE) → prot R|W|MMIO.
         let direct = h.guest.iommu.reservedRegions(for: g.device).filter { $0.type == .direct }
-        #expect(direct == [ReservedRegion(start: 0x0800_0000, length: 0x10_0000, protection: [.read, .write, .cache], type: .direct)])
+        #expect(direct == [ReservedRegion(start: 0x0800_0000, length: 0x10_0000, protection: [.read, .write, .mmio], type: .direct)])
         let domain = try #require(h.guest.iommu.domain(for: g.device))
         #expect(domain.type == .dma)
         for iova: UInt64 in [0x0800_0000, 0x0800_0040, 0x080F_F000] {

@@ -61,7 +61,7 @@ struct SaveRestoreScenarioTests {
         try HotplugScenarioTests.expectVIOMMURebuilt(h, device, virtualID: 0x8)
     }
 
-    @Test("rmr-identity: all 4 vectors arrive before and after; the restore rebuilds every host/VMM object (new cdev file, nest parent, vIOMMU, vDEVICE 0x8, nested HWPT from the guest's stage-1 STE, 4 routes with msi-gpa, 4 irqfds, VFIO MSI-X with 4 vectors from one SET_IRQS) and the host programs 0x0800_0040 again; the guest's pci_dev, IRQs, hwirqs, vMSI-X table and ITT are what they were", .pendingLinuxIORTRMR)
+    @Test("rmr-identity: all 4 vectors arrive before and after; the restore rebuilds every host/VMM object (new cdev file, nest parent, vIOMMU, vDEVICE 0x8, nested HWPT from the guest's stage-1 STE, 4 routes with msi-gpa, 4 irqfds, VFIO MSI-X with 4 vectors from one SET_IRQS) and the host programs 0x0800_0040 again; the guest's pci_dev, IRQs, hwirqs, vMSI-X table and ITT are what they were")
     func rmrIdentity() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
         let counter = Counter()
@@ -113,7 +113,7 @@ struct SaveRestoreScenarioTests {
         #expect(counter.hits == [0: 2, 1: 2, 2: 2, 3: 2])
     }
 
-    @Test("a vector the guest masked before the save (rmr-identity): vfio_msix_enable's notifiers skip it, so the load enables VFIO MSI-X with vectors 0–2 only; its interrupt after the restore finds its host entry masked and sets the function's own Pending bit (nothing reaches the guest); when the guest unmasks it the VMM sets the vector up (SET_IRQS for vector 3, a dynamically allocated host vector) and the pending message is delivered then — late, not lost", .pendingLinuxIORTRMR)
+    @Test("a vector the guest masked before the save (rmr-identity): vfio_msix_enable's notifiers skip it, so the load enables VFIO MSI-X with vectors 0–2 only; its interrupt after the restore finds its host entry masked and sets the function's own Pending bit (nothing reaches the guest); when the guest unmasks it the VMM sets the vector up (SET_IRQS for vector 3, a dynamically allocated host vector) and the pending message is delivered then — late, not lost")
     func maskedVectorAcrossRestore() throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
         let counter = Counter()
@@ -186,7 +186,7 @@ struct SaveRestoreScenarioTests {
                      plan: .guestIOVAs, entry: .guestIOVA, delivered: 4),
     ]
 
-    @Test("every strategy across a save/restore (accelerated vSMMU, guest DMA domain): the restore repeats the setup each strategy's host and VMM halves configure — SW_MSI options before the attach, IOAS_MAP_MSI in the new IOAS, PREPARE before the one SET_IRQS, iommufd_sw_msi into the new nest parent, the override at vfio_msi_set_vector_signal — so what was delivered before is delivered after and the host entries hold the same kind of address; legacy faults at the guest's stage 1 both times (sw-msi-window's window is 0x0800_0000 here: RAM at 0x4000_0000 does not overlap it)", .pendingLinuxIORTRMR, arguments: strategies)
+    @Test("every strategy across a save/restore (accelerated vSMMU, guest DMA domain): the restore repeats the setup each strategy's host and VMM halves configure — SW_MSI options before the attach, IOAS_MAP_MSI in the new IOAS, PREPARE before the one SET_IRQS, iommufd_sw_msi into the new nest parent, the override at vfio_msi_set_vector_signal — so what was delivered before is delivered after and the host entries hold the same kind of address; legacy faults at the guest's stage 1 both times (sw-msi-window's window is 0x0800_0000 here: RAM at 0x4000_0000 does not overlap it)", arguments: strategies)
     func strategySweep(_ c: StrategyCase) throws {
         let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, host: c.host, msi: c.plan)
         let counter = Counter()
