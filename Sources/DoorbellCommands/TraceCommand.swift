@@ -63,7 +63,10 @@ struct TraceCommand: ParsableCommand {
         }
         traced.events = Array(script.prefix(step + 1))
         let log = TraceLog()
-        let run = ScenarioRunner.run(traced, strategy: strategy, platformTopology: platformTopology, traceStep: step, trace: log)
+        var firmware: [String] = []
+        let run = ScenarioRunner.run(traced, strategy: strategy, platformTopology: platformTopology, traceStep: step, trace: log) { world, _ in
+            firmware = world.guestFirmwareLines(device: device)
+        }
         if let setup = run.setupFailure {
             throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)")
         }
@@ -72,6 +75,9 @@ struct TraceCommand: ParsableCommand {
         switch format {
         case .text:
             var text = "Doorbell trace: \(description.name), strategy \(strategy.rawValue), device \(device) vector \(vector)\n\n"
+            text += "Before the MSI, what set the guest's window up:\n"
+            for line in firmware { text += "  \(line)\n" }
+            text += "\n"
             text += TraceTable.render(records)
             if let outcome { text += "\nOutcome: \(outcome.verdict)\n" }
             if let why = run.explanation, outcome?.delivered == false { text += why + "\n" }
