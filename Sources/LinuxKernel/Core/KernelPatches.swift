@@ -1,5 +1,5 @@
 /// Out-of-tree patches applied to the modelled kernel: the host-kernel halves of the MSI
-/// strategies in /work/shared/docs/STRATEGIES.md (KERNEL.md §1–§2 give their history). Each one
+/// strategies listed in the README (the seed thread and the patch series named below give their history). Each one
 /// changes an existing code path of the model, never adds a shortcut around it; an unpatched
 /// kernel answers the new uAPI as Linux answers what it does not know (EINVAL for unknown VFIO
 /// flag bits, EOPNOTSUPP for an unknown IOMMU_OPTION id, ENOTTY for an unknown ioctl).
