@@ -1,7 +1,7 @@
 import Bus
 
-/// Boot-time choices of the modelled kernel: its version (the MSI/IOMMU code changed in v6.15)
-/// and the command-line parameters that change the paths Doorbell cares about.
+/// Boot-time choices of the modelled kernel: its release (`Version`; what differs between
+/// releases is listed by `KernelBehaviour`) and the command-line parameters that change the paths Doorbell cares about.
 public struct KernelConfiguration: Hashable, Sendable {
     /// The behaviour the model follows where Linux changed over time.
     public enum Version: String, Hashable, Sendable, CaseIterable, Comparable {
@@ -10,16 +10,23 @@ public struct KernelConfiguration: Hashable, Sendable {
         case v6_14 = "v6.14"
         /// v6.15 and later: `iommu_msi_iova`/`iommu_msi_shift` in msi_desc, `msi_msg_set_addr`,
         /// the generic `iommu_dma_prepare_msi` dispatching on the domain cookie type, iommufd's
-        /// native sw_msi (KERNEL.md §3).
+        /// native sw_msi, MEV in nested STEs.
         case v6_15 = "v6.15"
+        /// v6.19 (released 2026-02-08), the newest mainline release whose source Doorbell was
+        /// checked against: the STE writer's update-safe bits and nested attach for GBPA cases.
+        case v6_19 = "v6.19"
 
         /// Release order.
         var order: Int {
             switch self {
             case .v6_14: 0
             case .v6_15: 1
+            case .v6_19: 2
             }
         }
+
+        /// The behaviours this release has (`KernelBehaviour`), in declaration order.
+        public var behaviours: [KernelBehaviour] { KernelBehaviour.allCases.filter { $0.since <= self } }
 
         public static func < (a: Version, b: Version) -> Bool { a.order < b.order }
     }

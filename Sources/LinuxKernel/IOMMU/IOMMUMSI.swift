@@ -18,8 +18,7 @@ extension IOMMUSubsystem {
     /// IOVA/MSI cookie the descriptor's cookie is cleared and 0 returned; else the MSI page is
     /// found or made and stored in `desc->iommu_cookie` (-ENOMEM if that failed).
     public func prepareMSI(_ descriptor: MSIDescriptor, device: Device, msiAddress: UInt64) throws(Errno) {
-        switch kernel.configuration.version {
-        case .v6_15:
+        if kernel.configuration.has(.nativeSWMSI) {
             guard let group = group(of: device) else { return }
             guard let domain = group.domain, domain.type != .identity else { return }
             switch domain.cookie {
@@ -31,7 +30,7 @@ extension IOMMUSubsystem {
             case .none:
                 throw .EOPNOTSUPP
             }
-        case .v6_14:
+        } else {
             guard let domain = domain(for: device), domain.cookie.hasMSICookie else {
                 descriptor.iommuCookie = nil
                 return

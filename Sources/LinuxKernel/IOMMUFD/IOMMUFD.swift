@@ -159,7 +159,7 @@ public final class IOMMUFD {
         let hwpt = IOMMUFDHWPTPaging(domain: domain, ioas: ioas, isAutoDomain: autoDomain, isNestParent: flags.contains(.nestParent))
         // v6.15 ("iommufd: Implement sw_msi support natively"): the domain carries iommufd's
         // cookie. Before, iommufd left the cookie to `iommu_get_msi_cookie` at attach time.
-        if kernel.configuration.version >= .v6_15 { domain.cookie = .iommufd(hwpt) }
+        if kernel.configuration.has(.nativeSWMSI) { domain.cookie = .iommufd(hwpt) }
         let id = try objects.insert(hwpt)
         do throws(Errno) {
             try ioas.iopt.addDomain(domain)

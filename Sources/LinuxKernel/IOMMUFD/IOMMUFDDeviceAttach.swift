@@ -243,7 +243,7 @@ extension IOMMUFD {
     /// to its parent, so the nested domain itself had no cookie — the `legacy` strategy's case.)
     func groupSetupMSI(_ igroup: IOMMUFDGroup, _ paging: IOMMUFDHWPTPaging) throws(Errno) {
         guard igroup.swMSIStart != .max else { return }
-        if kernel.configuration.version < .v6_15 {
+        if !kernel.configuration.has(.nativeSWMSI) {
             guard !paging.hasMSICookie else { return }
             try kernel.iommu.getMSICookie(paging.domain, base: igroup.swMSIStart)
             paging.hasMSICookie = true

@@ -106,7 +106,7 @@ extension IOMMUFD {
         for i in 0..<16 { ste[i / 8] |= UInt64(data[i]) << UInt64((i % 8) * 8) }
         let domain = try viommu.vsmmu.allocDomainNested(flags: 0, ste: ste)
         let hwpt = IOMMUFDHWPTNested(domain: domain, parent: viommu.parent, viommu: viommu)
-        if kernel.configuration.version >= .v6_15 { domain.cookie = .iommufd(hwpt) }
+        if kernel.configuration.has(.nativeSWMSI) { domain.cookie = .iommufd(hwpt) }
         _ = try objects.insert(hwpt)
         viommu.holders += 1
         kernel.log.log("iommufd", "hwpt \(hwpt.id): nested domain \(domain.id) on viommu \(viommu.id) (parent hwpt \(viommu.parent.id))")

@@ -114,7 +114,7 @@ extension GICv3ITSDriver {
             if usesPresetIOVA(msi), let iova = msi.presetIOVA {
                 message.addressLo = UInt32(truncatingIfNeeded: iova)
                 message.addressHi = UInt32(truncatingIfNeeded: iova >> 32)
-            } else if kernel.configuration.version >= .v6_15 {
+            } else if kernel.configuration.has(.nativeSWMSI) {
                 msi.setAddress(of: &message, to: msiBase)
             } else {
                 kernel.iommu.composeMSIMessageLegacy(msi, &message)
