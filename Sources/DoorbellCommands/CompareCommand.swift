@@ -21,6 +21,8 @@ struct CompareCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only this built-in scenario.", valueName: "name"))
     var scenario: String?
 
+    @OptionGroup var kernel: KernelReleaseOption
+
     @Option(help: "Output format: table, markdown or json.")
     var format: ReportFormat = .table
 
@@ -38,6 +40,7 @@ struct CompareCommand: ParsableCommand {
             platformTopology = chosen.platformTopology
             scenarios = scenarios.map { var s = $0; s.platform = chosen.platform; return s }
         }
+        scenarios = scenarios.map(kernel.apply(to:))
         let results = runScenarios(scenarios, platformTopology: platformTopology)
         switch format {
         case .json:

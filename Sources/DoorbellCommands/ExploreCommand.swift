@@ -42,6 +42,8 @@ struct ExploreCommand: ParsableCommand {
     @Option(help: "Seed of the random walks.")
     var seed: UInt64 = 1
 
+    @OptionGroup var kernel: KernelReleaseOption
+
     @Option(help: ArgumentHelp("Where replay scenario files are written.", valueName: "dir"))
     var out: String = "doorbell-explore"
 
@@ -54,7 +56,8 @@ struct ExploreCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (description, platformTopology) = try loadScenario(file: file, builtIn: file == nil ? scenario : nil)
+        let (loaded, platformTopology) = try loadScenario(file: file, builtIn: file == nil ? scenario : nil)
+        let description = kernel.apply(to: loaded)
         let strategies = strategy == "all" ? description.strategiesToRun : [Strategy(rawValue: strategy) ?? .legacy]
         let explorer = Explorer(scenario: description, platformTopology: platformTopology,
                                 options: .init(depth: depth, walks: walks, steps: steps, seed: seed))

@@ -21,12 +21,15 @@ struct RunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Run only this strategy (overrides the file's `strategy`).", valueName: "id"))
     var strategy: Strategy?
 
+    @OptionGroup var kernel: KernelReleaseOption
+
     @Option(help: "Output format: table, markdown or json.")
     var format: ReportFormat = .table
 
     func run() throws {
         var (description, platformTopology) = try loadScenario(file: file, builtIn: nil)
         if let strategy { description.strategies = [strategy] }
+        description = kernel.apply(to: description)
         let runs = ScenarioRunner.runAll(description, platformTopology: platformTopology)
         var text = StrategiesCommand.render(description, runs, format: format)
         if format != .json {

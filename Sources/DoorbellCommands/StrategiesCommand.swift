@@ -20,13 +20,16 @@ struct StrategiesCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A built-in scenario (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"))
     var scenario: String = BuiltInScenarios.seed.name
 
+    @OptionGroup var kernel: KernelReleaseOption
+
     @Option(help: "Output format: table, markdown or json.")
     var format: ReportFormat = .table
 
     func run() throws {
-        guard let description = BuiltInScenarios.named(scenario) else {
+        guard let builtIn = BuiltInScenarios.named(scenario) else {
             throw ValidationError("unknown scenario '\(scenario)': one of \(BuiltInScenarios.all.map(\.name).joined(separator: ", "))")
         }
+        let description = kernel.apply(to: builtIn)
         let runs = ScenarioRunner.runAll(description)
         print(Self.render(description, runs, format: format), terminator: "")
     }
@@ -39,6 +42,7 @@ struct StrategiesCommand: ParsableCommand {
             let markdown = format == .markdown
             var text = markdown ? "## \(scenario.name): \(scenario.summary)\n\n" : "Doorbell: \(scenario.name) on \(scenario.platform) — \(scenario.summary)\n\n"
             text += ReportText.strategyTable(runs, markdown: markdown)
+            text += (markdown ? "\n" : "\n  ") + ReportText.hostKernels(scenario, runs) + (scenario.host.kernel == nil ? "; choose one with --kernel" : "") + "\n"
             let why = ReportText.explanations(runs)
             if !why.isEmpty { text += "\nWhy the failing strategies fail:\n" + why }
             text += "\n" + legend

@@ -34,6 +34,8 @@ struct TraceCommand: ParsableCommand {
     @Option(help: "The vector to trace.")
     var vector: Int = 0
 
+    @OptionGroup var kernel: KernelReleaseOption
+
     @Option(help: "Output format: text or mermaid.")
     var format: Format = .text
 
@@ -43,7 +45,8 @@ struct TraceCommand: ParsableCommand {
     }
 
     func run() throws {
-        let (description, platformTopology) = try loadScenario(file: file, builtIn: scenario)
+        let (loaded, platformTopology) = try loadScenario(file: file, builtIn: scenario)
+        let description = kernel.apply(to: loaded)
         guard description.devices.indices.contains(device) else {
             throw ValidationError("the scenario has \(description.devices.count) device(s); --device \(device) does not exist")
         }

@@ -34,6 +34,8 @@ public enum ReportJSON {
 
     struct Run: Encodable {
         var strategy: String
+        /// The host kernel release the strategy ran on (`Strategy.hostRelease`).
+        var kernel: String
         var changes: [String]
         @Null var setupFailure: String?
         var fired: Int
@@ -43,7 +45,7 @@ public enum ReportJSON {
         var vectors: [Vector]
 
         enum CodingKeys: String, CodingKey {
-            case strategy, changes, fired, delivered, explanation, vectors
+            case strategy, kernel, changes, fired, delivered, explanation, vectors
             case setupFailure = "setup-failure", firstFailure = "first-failure"
         }
     }
@@ -148,7 +150,7 @@ public enum ReportJSON {
 
     /// `vectors`: every fired vector (`run`), or only the first and the first failing one
     /// (`compare`, to keep the matrix readable).
-    static func run(_ r: StrategyRun, allVectors: Bool) -> Run {
+    static func run(_ r: StrategyRun, host: HostOptions, allVectors: Bool) -> Run {
         var chosen = r.outcomes
         if !allVectors {
             chosen = Array(r.outcomes.prefix(1))
@@ -158,7 +160,7 @@ public enum ReportJSON {
             guard case .failed(let point, let why) = o.verdict else { return nil }
             return Failure(device: o.device, vector: o.vector, point: point.rawValue, reason: why)
         }
-        return Run(strategy: r.strategy.rawValue, changes: r.strategy.changes.map(\.rawValue),
+        return Run(strategy: r.strategy.rawValue, kernel: r.strategy.hostRelease(host).rawValue, changes: r.strategy.changes.map(\.rawValue),
                    setupFailure: r.setupFailure?.description, fired: r.firedCount, delivered: r.deliveredCount,
                    firstFailure: failure, explanation: r.explanation, vectors: chosen.map(vector))
     }
@@ -167,7 +169,7 @@ public enum ReportJSON {
     public static func render(_ results: [(ScenarioDescription, [StrategyRun])], allVectors: Bool) -> String {
         let document = Document(schema: schema, scenarios: results.map { scenario, runs in
             Scenario(name: scenario.name, summary: scenario.summary, platform: scenario.platform.description,
-                     runs: runs.map { run($0, allVectors: allVectors) })
+                     runs: runs.map { run($0, host: scenario.host, allVectors: allVectors) })
         })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

@@ -1,4 +1,5 @@
 import Bus
+import LinuxKernel
 
 /// Text and Markdown tables of strategy runs.
 public enum ReportText {
@@ -48,6 +49,18 @@ public enum ReportText {
             ])
         }
         return table(header, rows, markdown: markdown)
+    }
+
+    /// The line under the strategy table saying which host kernel release each strategy ran
+    /// on: "host kernel: v6.14 (legacy, irqchip-relay, vfio-override), v6.15 (…)", releases and
+    /// strategies in their canonical orders.
+    public static func hostKernels(_ scenario: ScenarioDescription, _ runs: [StrategyRun]) -> String {
+        let strategies = runs.map(\.strategy)
+        let groups = KernelConfiguration.Version.allCases.compactMap { release -> String? in
+            let names = strategies.filter { $0.hostRelease(scenario.host) == release }.map(\.rawValue)
+            return names.isEmpty ? nil : "\(release.rawValue) (\(names.joined(separator: ", ")))"
+        }
+        return "host kernel: " + groups.joined(separator: ", ")
     }
 
     /// The sentences under the table: one per failing strategy.

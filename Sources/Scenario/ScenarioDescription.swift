@@ -71,8 +71,11 @@ public enum Platform: Hashable, Sendable, CustomStringConvertible {
 public struct HostOptions: Hashable, Sendable {
     /// The host's PAGE_SIZE.
     public var pageSize: Granule
-    public init(pageSize: Granule = .size4K) {
+    /// The host kernel release for every strategy; nil: each strategy's `baseRelease`.
+    public var kernel: KernelConfiguration.Version?
+    public init(pageSize: Granule = .size4K, kernel: KernelConfiguration.Version? = nil) {
         self.pageSize = pageSize
+        self.kernel = kernel
     }
 }
 

@@ -14,7 +14,7 @@ struct ScenarioFileReader {
     let nodes: ScenarioFileNodes
 
     static let topLevelKeys = ["name", "summary", "platform", "bridge", "host", "vm", "devices", "strategy", "events", "expect"]
-    static let hostKeys = ["page-size"]
+    static let hostKeys = ["page-size", "kernel"]
     static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot", "firmware"]
     static let deviceKeys = ["bdf", "interrupts", "vectors"]
     static let expectationKeys = ["strategy", "delivered", "first-failure", "invariants"]
@@ -78,6 +78,9 @@ struct ScenarioFileReader {
         var host = HostOptions()
         if let value = fields.value("page-size") {
             host.pageSize = try nodes.choice(value, key: fields.path("page-size"), ScenarioFileValues.pageSizes)
+        }
+        if let value = fields.value("kernel") {
+            host.kernel = try nodes.choice(value, key: fields.path("kernel"), KernelConfiguration.Version.self)
         }
         return host
     }

@@ -14,6 +14,7 @@ enum ScenarioFileWriter {
         if let bridge = s.bridge { out.append("bridge: \(string(bridge))") }
         out.append("host:")
         out.append("  page-size: \(ScenarioFileValues.pageSizeName(s.host.pageSize))")
+        if let kernel = s.host.kernel { out.append("  kernel: \(kernel.rawValue)") }
         out.append("vm:")
         out.append("  viommu: \(s.vm.viommu.rawValue)")
         out.append("  guest-domain: \(s.vm.guestDomain.rawValue)")

@@ -3,11 +3,15 @@ import PCI
 import VMM
 
 extension Strategy {
-    /// The host kernel a strategy runs on. `legacy` is v6.14 (before iommufd's native sw_msi);
-    /// every proposed fix is written against the current upstream base, v6.15 with Part-1, and
-    /// adds its own patches (STRATEGY-CONTRACT: the patch sets per strategy).
+    /// The host kernel a strategy runs on: the release the scenario names (`host: kernel:`,
+    /// `--kernel`), else the strategy's `baseRelease`, with the strategy's out-of-tree patches.
     func hostKernel(_ options: HostOptions) -> KernelConfiguration {
-        KernelConfiguration(version: self == .legacy ? .v6_14 : .v6_15, pageSize: options.pageSize, patches: hostPatches)
+        KernelConfiguration(version: hostRelease(options), pageSize: options.pageSize, patches: hostPatches)
+    }
+
+    /// The host kernel release this strategy runs on in a scenario with `options`.
+    public func hostRelease(_ options: HostOptions) -> KernelConfiguration.Version {
+        options.kernel ?? baseRelease
     }
 
     /// The out-of-tree patches each strategy needs in the host (KernelPatches' doc comments

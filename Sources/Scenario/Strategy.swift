@@ -1,3 +1,5 @@
+import LinuxKernel
+
 /// The MSI strategies under nested translation (STRATEGIES.md; KERNEL.md §1–§2 for their
 /// history). The raw values are the interface: scenario files, the command line and reports
 /// use them. A strategy only says how the host kernel, the VMM and the guest firmware are set
@@ -37,6 +39,21 @@ public enum Strategy: String, CaseIterable, Hashable, Sendable, Comparable {
         case .rmrIdentity: "merged: Linux v6.15 + QEMU accel SMMUv3"
         case .swMSIWindow: "Part-2 RMR v2, Oct 2025 (posted)"
         case .vitsDirect: "Part-3 (planned, never posted)"
+        }
+    }
+
+    /// The mainline release the strategy's host runs on unless the scenario or `--kernel` names
+    /// another: the modelled release (`KernelConfiguration.Version`) closest to, and not after,
+    /// the base the proposal was written against. legacy is the seed's host, v6.14, the last
+    /// release before iommufd's native sw_msi. RFCv1 and the VFIO override of the seed thread
+    /// (Nov 2024) were written on the v6.13 nesting series, before native sw_msi: v6.14.
+    /// rmr-identity is what v6.15 merged. Part-2 v2 (Oct 2025) was posted on v6.18-rc1, and
+    /// Part-3 was planned on top of it: v6.15, the newest modelled release before v6.18 (the
+    /// modelled behaviours of v6.15 and v6.18 are the same; `KernelBehaviour` lists them).
+    public var baseRelease: KernelConfiguration.Version {
+        switch self {
+        case .legacy, .irqchipRelay, .vfioOverride: .v6_14
+        case .rmrIdentity, .swMSIWindow, .vitsDirect: .v6_15
         }
     }
 

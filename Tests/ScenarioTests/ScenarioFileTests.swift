@@ -149,7 +149,7 @@ import Testing
         Case(yaml: "name: x\nvm:\n  viomu: none\n", line: 3, column: 3, key: "vm.viomu",
              message: "unknown key 'viomu' (did you mean 'viommu'? allowed: viommu, guest-domain, guest-page-size, layout, vcpus, slot, firmware)"),
         Case(yaml: "name: x\nhost:\n  pagesize: 4K\n", line: 3, column: 3, key: "host.pagesize",
-             message: "unknown key 'pagesize' (did you mean 'page-size'? allowed: page-size)"),
+             message: "unknown key 'pagesize' (did you mean 'page-size'? allowed: page-size, kernel)"),
         Case(yaml: "name: x\ndevices:\n  - bdf: \"00:01.0\"\n    msix: true\n", line: 4, column: 5, key: "devices[0].msix",
              message: "unknown key 'msix' (allowed: bdf, interrupts, vectors)"),
         Case(yaml: "name: x\nexpect:\n  - delivered: all\n    invariant: hold\n", line: 4, column: 5, key: "expect[0].invariant",
