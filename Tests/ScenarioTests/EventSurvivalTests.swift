@@ -1,11 +1,13 @@
+import LinuxKernel
 import Testing
 @testable import Scenario
 
 /// Events that rewrite an MSI message, run on the code paths Linux and QEMU take, and what each
 /// strategy's next MSI does afterwards. Nothing here is declared: the second `fire` is observed.
 @Suite("events × strategies") struct EventSurvivalTests {
-    static func afterEvent(_ event: ScenarioEvent, _ strategy: Strategy) -> StrategyRun {
+    static func afterEvent(_ event: ScenarioEvent, _ strategy: Strategy, kernel: KernelConfiguration.Version? = nil) -> StrategyRun {
         var scenario = BuiltInScenarios.seed
+        scenario.host.kernel = kernel
         scenario.events = [.fire(device: 0, vector: 0), event, .fire(device: 0, vector: 0)]
         return ScenarioRunner.run(scenario, strategy: strategy)
     }
@@ -13,18 +15,21 @@ import Testing
     /// Jason Gunthorpe's objection to vfio-override ("other paths also write the MSI"),
     /// confirmed by a minimal sequence: fire, host IRQ deactivate + activate, fire.
     /// `msi_domain_activate` recomposes through `its_irq_compose_msi_msg`, which knows only the
-    /// irqchip's address (the sw_msi IOVA 0x0800_0040), and writes it over VFIO's override; the
-    /// guest never mapped 0x0800_0040, so the next MSI faults in the guest's stage 1.
-    /// irqchip-relay and vits-direct keep the guest IOVA in `msi_desc`, so the recompose
-    /// writes it again; rmr-identity's address is the sw_msi IOVA in the first place.
-    @Test func hostReactivateBreaksOnlyVFIOOverride() throws {
+    /// irqchip's address, and writes it over VFIO's override: on vfio-override's base release,
+    /// v6.14, the nested domain has no MSI cookie, so that is the physical doorbell 0x0809_0040;
+    /// on v6.15 it is the sw_msi IOVA 0x0800_0040. The guest mapped neither, so the next MSI
+    /// faults in the guest's stage 1. irqchip-relay and vits-direct keep the guest IOVA in
+    /// `msi_desc`, so the recompose writes it again; rmr-identity's address is the sw_msi IOVA
+    /// in the first place.
+    @Test(arguments: [KernelConfiguration.Version?.none, .v6_15])
+    func hostReactivateBreaksOnlyVFIOOverride(_ kernel: KernelConfiguration.Version?) throws {
         for strategy in [Strategy.irqchipRelay, .vfioOverride, .rmrIdentity, .vitsDirect] {
-            let run = Self.afterEvent(.hostReactivate(device: 0, vector: 0), strategy)
+            let run = Self.afterEvent(.hostReactivate(device: 0, vector: 0), strategy, kernel: kernel)
             #expect(run.outcomes.count == 2)
             #expect(run.outcomes.first?.delivered == true, "\(strategy) before the event")
             let after = try #require(run.outcomes.last)
             if strategy == .vfioOverride {
-                #expect(after.programmedAddress == 0x0800_0040)
+                #expect(after.programmedAddress == (strategy.hostRelease(HostOptions(kernel: kernel)) == .v6_14 ? 0x0809_0040 : 0x0800_0040))
                 #expect(after.verdict.failurePoint == .stage1)
             } else {
                 #expect(after.delivered, "\(strategy): \(after.verdict)")
