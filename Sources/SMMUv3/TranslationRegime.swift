@@ -104,10 +104,13 @@ public struct WalkGeometry: Hashable, Sendable, CustomStringConvertible {
         return inputSize >= minimum && inputSize <= maximum
     }
 
-    /// The geometry Linux io-pgtable-arm builds for a stage-2 table of `inputSize` bits:
-    /// the minimal number of levels, then, if that starts at level 0 with at most 16 entries,
-    /// one level lower with concatenated tables (`arm_64_lpae_alloc_pgtable_s2`,
-    /// ARM_LPAE_S2_MAX_CONCAT_PAGES = 16).
+    /// A stage-2 layout of `inputSize` bits for the bare-metal page-table builder: the minimal
+    /// number of levels, then, if that starts at level 0 with at most 16 entries, one level
+    /// lower with concatenated tables. This is io-pgtable-arm's rule before v6.14 (before commit
+    /// 4dcac8407fe1, `arm_64_lpae_alloc_pgtable_s2` with ARM_LPAE_S2_MAX_CONCAT_PAGES = 16);
+    /// it needs no OAS and is valid wherever the SMMU's OAS allows the start level it picks
+    /// (for 16K with 37–47 bits, start level 1, an OAS of at least 42). The Linux kernel model
+    /// uses the v6.14+ rule, which depends on the OAS (`IOPageTableARM.stage2Geometry`).
     public static func linuxStage2(granule: Granule, inputSize: Int) -> WalkGeometry {
         let levels = (inputSize - granule.shift + granule.stride - 1) / granule.stride
         var start = 4 - levels

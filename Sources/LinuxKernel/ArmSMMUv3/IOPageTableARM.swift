@@ -11,10 +11,10 @@ import SMMUv3
 ///   ias and oas are clipped to 48 bits, 52 for 64K (`max_addr_bits`);
 /// - table and leaf addresses go through `paddr_to_iopte` / `iopte_to_paddr`: with the 64K
 ///   granule PA[51:48] is packed into PTE[15:12];
-/// - stage 1 starts at the level that resolves `ias` bits (`ARM_LPAE_START_LVL`); stage 2
-///   starts one level lower with concatenated tables when the level-0 table would have
-///   ≤ ARM_LPAE_S2_MAX_CONCAT_PAGES (16) entries (`arm_64_lpae_alloc_pgtable_s2`,
-///   `WalkGeometry.linuxStage2`);
+/// - both stages start at the level that resolves `ias` bits with the fewest levels
+///   (`arm_lpae_alloc_pgtable`: levels = ⌈(ias − pg_shift) / bits_per_level⌉, start_level =
+///   4 − levels); stage 2 then goes one level lower with concatenated start tables only where
+///   the architecture requires it (`arm_lpae_concat_mandatory`, `stage2Geometry`);
 /// - leaves come from `arm_lpae_prot_to_pte`: S1: nG, AP_UNPRIV unless IOMMU_PRIV, AP_RDONLY
 ///   for read-only, AttrIndx DEV (2) for IOMMU_MMIO or CACHE (1) for IOMMU_CACHE else NC (0);
 ///   S2: HAP_READ/HAP_WRITE, MemAttr DEV 0x1 / OIWB 0xF / NC 0x5; both: SH_IS with
@@ -44,9 +44,11 @@ public final class IOPageTableARM {
     /// `iommu_flush_ops.tlb_flush_walk`: called when unmap drops a whole table.
     var flushWalk: ((_ iova: UInt64, _ size: UInt64, _ granule: UInt64) -> Void)?
 
-    /// `alloc_io_pgtable_ops(ARM_64_LPAE_S1/S2, cfg)` → `arm_lpae_init_pgtable`: the sizes
-    /// restricted for the kernel's PAGE_SIZE, -EINVAL without a 4K/16K/64K granule left, ias and
-    /// oas clipped, the granule = the smallest size left (`pg_shift = __ffs(pgsize_bitmap)`).
+    /// `alloc_io_pgtable_ops(ARM_64_LPAE_S1/S2, cfg)` → `arm_lpae_alloc_pgtable`: the sizes
+    /// restricted for the kernel's PAGE_SIZE, ias and oas clipped, the granule = the smallest
+    /// size left (`pg_shift = __ffs(pgsize_bitmap)`). Where io-pgtable returns NULL (no
+    /// 4K/16K/64K granule left, or a stage-2 concatenation beyond 16 tables) the error is
+    /// -ENOMEM, as `arm_smmu_domain_finalise` reports a NULL `alloc_io_pgtable_ops`.
     init(kernel: LinuxKernel, format: Format, inputBits: Int, outputBits: Int, smmuPageSizes: UInt64) throws(Errno) {
         self.kernel = kernel
         self.format = format
@@ -57,13 +59,18 @@ public final class IOPageTableARM {
         self.outputBits = restricted.outputBits
         let ias = restricted.inputBits
         guard let granule = Granule(pageSize: UInt64(1) << UInt64(pageSizeBitmap.trailingZeroBitCount & 63)),
-              pageSizeBitmap != 0, ias > granule.shift else { throw .EINVAL }
+              pageSizeBitmap != 0, ias > granule.shift else { throw .ENOMEM }
         switch format {
         case .stage1:
             geometry = WalkGeometry(granule: granule, inputSize: ias,
                                     startLevel: WalkGeometry.stage1StartLevel(granule: granule, inputSize: ias))
         case .stage2:
-            geometry = .linuxStage2(granule: granule, inputSize: ias)
+            // `arm_64_lpae_alloc_pgtable_s2` → NULL when the mandatory concatenation would need
+            // more than 16 tables; `arm_smmu_domain_finalise` turns a NULL into -ENOMEM.
+            guard let g = Self.stage2Geometry(granule: granule, inputBits: ias, outputBits: restricted.outputBits) else {
+                throw .ENOMEM
+            }
+            geometry = g
         }
         // The pgd is at least 64 bytes and aligned to its size (`__arm_lpae_alloc_pages`).
         let bytes = max(geometry.startTableBytes, 64)
@@ -99,6 +106,64 @@ public final class IOPageTableARM {
         default: sizes = 0
         }
         return (bitmap & sizes, min(inputBits, maxAddressBits), min(outputBits, maxAddressBits))
+    }
+
+    // MARK: Stage-2 start level and concatenation
+
+    /// ARM_LPAE_S2_MAX_CONCAT_PAGES: at most 16 concatenated start tables (Arm ARM
+    /// AArch64.S2InconsistentSL: the start level resolves at most a stride + 4 bits).
+    public static let stage2MaxConcatenatedTables = 16
+
+    /// The stage-2 walk `arm_64_lpae_alloc_pgtable_s2` sets up for `ias`/`oas` (after
+    /// `arm_lpae_restrict_pgsizes` clipped them):
+    /// - `arm_lpae_alloc_pgtable`: va_bits = ias − pg_shift, levels = ⌈va_bits /
+    ///   bits_per_level⌉, start_level = 4 − levels, pgd_bits = va_bits − bits_per_level ×
+    ///   (levels − 1);
+    /// - `arm_lpae_concat_mandatory` (Arm DDI 0487 K.a R_DXBSH and R_SRKBC, "after
+    ///   de-ciphering the table for PA size and valid initial lookup"): 16K starting at level 0
+    ///   when oas = 48 or ias = 48; 4K starting at level 0 when oas = 40 or 42; 16K starting at
+    ///   level 1 when oas = 40. Only then does the walk start one level lower with
+    ///   pgd_bits + bits_per_level bits resolved by 2^pgd_bits concatenated tables (2 for
+    ///   4K/40, 8 for 4K/42, 16 for 16K/40, 2 for 16K/48 when ias = oas), and more than
+    ///   ARM_LPAE_S2_MAX_CONCAT_PAGES is a WARN_ON and NULL (nil here). The 64K granule never
+    ///   concatenates: its walk never starts at level 0 (ias ≤ 52).
+    /// - VTCR: T0SZ = 64 − ias, SL0 = ~sl & 3 with sl = start_level (+1 for 4K) (`sl0`).
+    ///
+    /// Release: this is commit 4dcac8407fe1 ("iommu/io-pgtable-arm: Fix stage-2 concatenation
+    /// with 16K", Mostafa Saleh) with b7b8a6305557 ("Fix cfg reading in
+    /// arm_lpae_concat_mandatory()", which makes it read the caller's cfg instead of a copy not
+    /// yet filled in); both went in through the iommu tree for the v6.14 merge window, so
+    /// v6.14, v6.15 and v6.19 all have them and no `KernelBehaviour` is needed. Before them a
+    /// walk starting at level 0 was concatenated whenever its pgd had ≤ 16 entries, whatever
+    /// the oas, and the 16K/oas-40 case (start level 1, SL0 = 2, which needs PAMax ≥ 42 and so
+    /// an SMMU with a 40-bit OAS rejects as C_BAD_STE) was missed.
+    ///
+    /// With the SMMUv3 driver ias = max(oas, 40 if IDR0.TTF has AArch32) and oas = IDR5.OAS,
+    /// so ias = oas except on an SMMU that also walks AArch32 tables and has an OAS of 32 or
+    /// 36 bits; there a 4K walk of ias 40 starts at level 0 unconcatenated (SL0 = 2), which
+    /// such an SMMU (PAMax < 44) cannot walk — what v6.14+ does, modelled as it is.
+    public static func stage2Geometry(granule: Granule, inputBits ias: Int, outputBits oas: Int) -> WalkGeometry? {
+        let vaBits = ias - granule.shift
+        guard vaBits > 0 else { return nil }
+        let levels = (vaBits + granule.stride - 1) / granule.stride
+        guard levels <= 4 else { return nil }
+        var start = 4 - levels
+        let pgdBits = vaBits - granule.stride * (levels - 1)
+        if concatenationMandatory(granule: granule, startLevel: start, inputBits: ias, outputBits: oas) {
+            guard 1 << pgdBits <= stage2MaxConcatenatedTables else { return nil }
+            start += 1
+        }
+        return WalkGeometry(granule: granule, inputSize: ias, startLevel: start)
+    }
+
+    /// `arm_lpae_concat_mandatory(cfg, data)`, on the start level before concatenation.
+    public static func concatenationMandatory(granule: Granule, startLevel: Int, inputBits ias: Int, outputBits oas: Int) -> Bool {
+        switch (granule, startLevel) {
+        case (.size16K, 0): oas == 48 || ias == 48     // R_DXBSH; R_SRKBC d)
+        case (.size4K, 0): oas == 40 || oas == 42      // R_SRKBC a), c)
+        case (.size16K, 1): oas == 40                  // R_SRKBC b)
+        default: false
+        }
     }
 
     // MARK: Configuration registers io-pgtable hands to the driver

@@ -1,9 +1,9 @@
 import Bus
 
 /// The host's IOMMU view of one device, as sysfs and debugfs would let an engineer read it:
-/// `/sys/kernel/iommu_groups/N/{devices,type,reserved_regions}`, the fwspec StreamIDs, and
-/// the doorbell pages dma-iommu mapped in the device's domain. For reports and the CLI; it
-/// reads state only.
+/// `/sys/kernel/iommu_groups/N/{devices,type,reserved_regions}`, the domain attached now, the
+/// fwspec StreamIDs, and the doorbell pages dma-iommu mapped in the device's domain. For
+/// reports and the CLI; it reads state only.
 public struct IOMMUDeviceView: Hashable, Sendable, CustomStringConvertible {
     public var device: String
     /// Nil when no IOMMU translates the device (dma-direct, physical doorbells).
@@ -11,8 +11,13 @@ public struct IOMMUDeviceView: Hashable, Sendable, CustomStringConvertible {
     public var streamIDs: [UInt32]
     public var group: Int?
     public var groupDevices: [String]
-    /// `/sys/kernel/iommu_groups/N/type` for the current domain ("DMA", "DMA-FQ", "identity",
-    /// "unmanaged", "blocked").
+    /// `/sys/kernel/iommu_groups/N/type` (`iommu_group_show_type`): the type of the group's
+    /// DEFAULT domain ("blocked", "identity", "unmanaged", "DMA", "DMA-FQ"; "unknown" without
+    /// one), not of the domain attached now: while VFIO or iommufd owns the group and has
+    /// attached its own unmanaged domain the file still names the default domain.
+    public var groupType: String?
+    /// The type of the domain attached now (`group->domain`, which debugfs shows and sysfs does
+    /// not): the default domain, or an owner's unmanaged/nested domain, or a blocking domain.
     public var domainType: String?
     public var domainID: Int?
     public var isDefaultDomain: Bool
@@ -34,6 +39,7 @@ public struct IOMMUDeviceView: Hashable, Sendable, CustomStringConvertible {
         }
         lines.append("  iommu \(smmu), StreamIDs " + streamIDs.map { Hex.format(UInt64($0), minDigits: 1) }.joined(separator: ", "))
         lines.append("  group \(group): " + groupDevices.joined(separator: " "))
+        lines.append("  group type \(groupType ?? "unknown") (/sys/kernel/iommu_groups/\(group)/type: the default domain)")
         lines.append("  domain \(domainType ?? "none")\(domainID.map { " #\($0)" } ?? "")\(isDefaultDomain ? " (default)" : "")" + (cookie.map { ", cookie \($0)" } ?? ""))
         for region in reservedRegions { lines.append("  reserved \(region)") }
         for page in msiPages {
@@ -60,6 +66,7 @@ extension IOMMUSubsystem {
             streamIDs: device.iommu?.streamIDs.map(\.rawValue) ?? [],
             group: group?.id,
             groupDevices: group?.devices.map(\.name) ?? [],
+            groupType: group.map { groupTypeName($0) },
             domainType: domain?.type.rawValue,
             domainID: domain?.id,
             isDefaultDomain: domain != nil && domain === group?.defaultDomain,

@@ -22,9 +22,15 @@ import Bus
 ///   against a tag).
 /// - `CAP_SYS_ADMIN`/`CAP_SYS_RAWIO` (-EACCES) are not modelled: the writer is root.
 extension IOMMUSubsystem {
-    /// `iommu_group_show_type`: the DEFAULT domain's type ("blocked", "identity",
-    /// "unmanaged", "DMA", "DMA-FQ"), or "unknown" without one. sysfs adds a newline; this
-    /// returns the word alone.
+    /// `iommu_group_show_type`: the DEFAULT domain's type (`group->default_domain->type`:
+    /// "blocked", "identity", "unmanaged", "DMA", "DMA-FQ"), "unknown" without a default domain
+    /// or for a type it has no case for (nested here; SVA/platform in Linux). It never reads
+    /// `group->domain`, so a group VFIO or iommufd has attached its own unmanaged domain to still
+    /// shows its default domain's type. "auto" is only a value `iommu_group_store_type`
+    /// accepts, never shown. The same function (the `sysfs_emit(buf, "%s\n", type)` form of Lu
+    /// Baolu's "iommu: Use sysfs_emit() for sysfs show", March 2023, before v6.4, through a tree
+    /// newer than v6.19) in v6.14, v6.15 and v6.19. sysfs adds the newline; this returns the
+    /// word alone.
     public func groupTypeName(_ group: IOMMUGroup) -> String {
         guard let domain = group.defaultDomain else { return "unknown" }
         switch domain.type {
