@@ -33,6 +33,11 @@ struct RunCommand: ParsableCommand {
         let runs = ScenarioRunner.runAll(description, platformTopology: platformTopology)
         var text = StrategiesCommand.render(description, runs, format: format)
         if format != .json {
+            for run in runs where run.setupFailure == nil && !run.outcomes.isEmpty {
+                text += "\n\(run.strategy.rawValue) vectors:\n" + ReportText.vectorTable(run, markdown: format == .markdown)
+            }
+        }
+        if format != .json {
             for run in runs where !run.eventLog.isEmpty && !description.events.isEmpty {
                 text += "\n\(run.strategy.rawValue) events:\n" + run.eventLog.map { "  " + $0 + "\n" }.joined()
             }

@@ -50,8 +50,8 @@ struct TraceCommand: ParsableCommand {
         guard description.devices.indices.contains(device) else {
             throw ValidationError("the scenario has \(description.devices.count) device(s); --device \(device) does not exist")
         }
-        guard vector < description.devices[device].vectors else {
-            throw ValidationError("device \(device) has \(description.devices[device].vectors) vector(s); --vector \(vector) does not exist")
+        guard vector < description.devices[device].activeVectors else {
+            throw ValidationError("device \(device) has \(description.devices[device].activeVectors) vector(s); --vector \(vector) does not exist")
         }
         var traced = description
         // Without an event script, trace the vector's first MSI on a fresh world (so the SMMU's

@@ -87,7 +87,7 @@ public struct Explorer: Sendable {
     public func script(_ sequence: [ScenarioEvent]) -> [ScenarioEvent] {
         var observe: [ScenarioEvent] = []
         for (d, device) in scenario.devices.enumerated() {
-            for v in 0..<device.vectors { observe.append(.fire(device: d, vector: v)) }
+            for v in 0..<device.activeVectors { observe.append(.fire(device: d, vector: v)) }
         }
         var script = observe
         for event in sequence { script += [event] + observe }

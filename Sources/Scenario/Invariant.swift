@@ -103,7 +103,13 @@ extension World {
     /// Whether guest irq `irq` is one of device `d`'s vectors.
     func ownsGuestIRQ(_ d: Int, _ irq: Int) -> Bool {
         guard guestDevices.indices.contains(d) else { return false }
-        return guestDevices[d].device.msiDescriptors.contains { $0.irq == irq }
+        // A multi-message MSI descriptor owns its first interrupt and the vectors after it
+        // (`pci_irq_vector(dev, nr)` = the first + nr).
+        let g = guestDevices[d]
+        if g.msiEnabled {
+            return (0..<scenario.devices[d].activeVectors).contains { (try? guest.pci.irqVector(g, $0)) == irq }
+        }
+        return g.device.msiDescriptors.contains { $0.irq == irq }
     }
 
     /// The DeviceID the host's msi-map gives device `d`.

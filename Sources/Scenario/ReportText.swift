@@ -63,6 +63,35 @@ public enum ReportText {
         return "host kernel: " + groups.joined(separator: ", ")
     }
 
+    /// Every fired vector of one run as the guest kernel set it up — the guest RID, the (v)ITS
+    /// DeviceID it maps to, the MSI address and data it programmed, the LPI and the vCPU its
+    /// ITS driver chose — then what the physical ITS saw (DeviceID, EventID → LPI) and the
+    /// verdict.
+    public static func vectorTable(_ run: StrategyRun, markdown: Bool = false) -> String {
+        let header = ["device", "vector", "guest RID", "guest DeviceID", "address", "data", "LPI", "vCPU", "host ITS", "verdict"]
+        var rows: [[String]] = []
+        for o in run.outcomes {
+            let verdict: String
+            switch o.verdict {
+            case .delivered: verdict = "delivered"
+            case .pending: verdict = "pending"
+            case .failed(let point, _): verdict = point.rawValue
+            }
+            rows.append([
+                "\(o.device)", "\(o.vector)",
+                o.guestRequesterID.map { "\($0)" } ?? "—",
+                o.guestDeviceID.map { Hex.format(UInt64($0), minDigits: 1) } ?? "—",
+                o.guestAddress.map { Hex.format($0) } ?? "—",
+                o.guestData.map { Hex.format(UInt64($0), minDigits: 1) } ?? "—",
+                o.expected.map { "\($0.lpi)" } ?? "—",
+                o.expected.map { "\($0.cpu)" } ?? "—",
+                o.its?.cell ?? "—",
+                verdict,
+            ])
+        }
+        return table(header, rows, markdown: markdown)
+    }
+
     /// The sentences under the table: one per failing strategy.
     public static func explanations(_ runs: [StrategyRun]) -> String {
         runs.compactMap(\.explanation).map { "  - " + $0 + "\n" }.joined()

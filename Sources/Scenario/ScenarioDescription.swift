@@ -47,7 +47,7 @@ public struct ScenarioDescription: Hashable, Sendable {
         if !events.isEmpty { return events }
         var result: [ScenarioEvent] = []
         for (index, device) in devices.enumerated() {
-            for vector in 0..<device.vectors { result.append(.fire(device: index, vector: vector)) }
+            for vector in 0..<device.activeVectors { result.append(.fire(device: index, vector: vector)) }
         }
         return result
     }
@@ -144,11 +144,34 @@ public struct VMOptions: Hashable, Sendable {
     }
 }
 
-/// One passthrough PCIe function.
+/// One passthrough PCIe function: where it sits on the host and in the guest, its interrupt
+/// capability, how many vectors its guest driver enables, and how it spreads them.
 public struct DeviceDescription: Hashable, Sendable {
     public enum Interrupts: String, Hashable, Sendable, CaseIterable {
         case msix = "msi-x"
         case msi
+    }
+
+    /// The bridge a function sits behind when its bus is not 0 (on the host: `host-behind`; in
+    /// the guest: `behind`). One bridge per bus, on bus 0 from device 0x1f down.
+    public enum Bridge: String, Hashable, Sendable, CaseIterable {
+        /// A PCIe root port: no DMA alias (`pci_for_each_dma_alias` passes over it).
+        case rootPort = "root-port"
+        /// A PCIe-to-PCI bridge (QEMU `pcie-pci-bridge`, 1b36:000e): the function's requests
+        /// reach the root complex as (secondary bus, 00.0).
+        case pcieToPCIBridge = "pcie-to-pci-bridge"
+
+        public var kind: PCIToPCIBridge.Kind { self == .rootPort ? .rootPort : .pcieToPCI }
+    }
+
+    /// How the guest driver asks for its vectors.
+    public enum Affinity: String, Hashable, Sendable, CaseIterable {
+        /// `pci_alloc_irq_vectors(dev, n, n, flag)`: every vector unmanaged.
+        case unmanaged
+        /// `pci_alloc_irq_vectors_affinity(dev, pre + post + 1, n, flag | PCI_IRQ_AFFINITY,
+        /// {pre, post})`: the vectors between pre and post spread over the vCPUs as managed
+        /// interrupts (what NVMe and virtio-blk/-scsi multiqueue do).
+        case managed
     }
 
     /// The function's host RID.
@@ -156,12 +179,37 @@ public struct DeviceDescription: Hashable, Sendable {
     public var interrupts: Interrupts
     /// MSI-X table size, or MSI vectors (1, 2, 4, 8, 16 or 32).
     public var vectors: Int
+    /// The vectors the guest driver enables (`max_vecs`); nil: all of them. Fewer than the
+    /// table (MSI-X) or than Multiple Message Capable (MSI) is allowed.
+    public var enabledVectors: Int?
+    /// The bridge above the host function when its bus is not 0; nil: a root port.
+    public var hostBridge: Bridge?
+    /// The function's guest RID; nil: the VMM's choice (`vm.slot`).
+    public var guestRequesterID: RequesterID?
+    /// The bridge above the guest function when its guest bus is not 0; nil: a root port.
+    public var guestBridge: Bridge?
+    public var affinity: Affinity
+    /// `struct irq_affinity`'s `pre_vectors` and `post_vectors` (managed only).
+    public var preVectors: Int
+    public var postVectors: Int
 
-    public init(requesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0), interrupts: Interrupts = .msix, vectors: Int = 4) {
+    public init(requesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0), interrupts: Interrupts = .msix, vectors: Int = 4,
+                enabledVectors: Int? = nil, hostBridge: Bridge? = nil, guestRequesterID: RequesterID? = nil, guestBridge: Bridge? = nil,
+                affinity: Affinity = .unmanaged, preVectors: Int = 0, postVectors: Int = 0) {
         self.requesterID = requesterID
         self.interrupts = interrupts
         self.vectors = vectors
+        self.enabledVectors = enabledVectors
+        self.hostBridge = hostBridge
+        self.guestRequesterID = guestRequesterID
+        self.guestBridge = guestBridge
+        self.affinity = affinity
+        self.preVectors = preVectors
+        self.postVectors = postVectors
     }
+
+    /// The vectors the guest driver asks for: `enabledVectors`, else every one.
+    public var activeVectors: Int { enabledVectors ?? vectors }
 }
 
 /// What a scenario expects of a strategy's run. `doorbell run` exits 1 when one does not hold.

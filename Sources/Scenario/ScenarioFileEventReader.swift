@@ -88,7 +88,7 @@ struct ScenarioFileEventReader {
 
         func vector(device: Int) throws(ScenarioFileError) -> Int {
             guard let node = fields.value("vector") else { try missing("vector") }
-            let vectors = scenario.devices.indices.contains(device) ? scenario.devices[device].vectors : 1
+            let vectors = scenario.devices.indices.contains(device) ? scenario.devices[device].activeVectors : 1
             let unit = vectors == 1 ? "vector" : "vectors"
             return try nodes.integer(node, key: fields.path("vector"), in: 0...(max(vectors, 1) - 1), what: "vector",
                                      why: "device \(device) has \(vectors) \(unit)")

@@ -16,7 +16,8 @@ struct ScenarioFileReader {
     static let topLevelKeys = ["name", "summary", "platform", "bridge", "host", "vm", "devices", "strategy", "events", "expect"]
     static let hostKeys = ["page-size", "kernel"]
     static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot", "firmware"]
-    static let deviceKeys = ["bdf", "interrupts", "vectors"]
+    static let deviceKeys = ["bdf", "host-behind", "guest-rid", "behind", "interrupts", "vectors", "enabled", "affinity",
+                             "pre-vectors", "post-vectors"]
     static let expectationKeys = ["strategy", "delivered", "first-failure", "invariants"]
     /// vCPUs a scenario's VM may have: QEMU virt with GICv3 takes up to 512, but the explorer's
     /// state space grows with every vCPU and 8 covers every affinity question the seed asks.
@@ -144,9 +145,75 @@ struct ScenarioFileReader {
             } else if let mistake = ScenarioFileValues.checkVectors(UInt64(device.vectors), device.interrupts) {
                 throw nodes.error(at: item, key: fields.path("vectors"), mistake)
             }
+            try placement(fields, item: item, into: &device, after: devices)
+            try vectorUse(fields, into: &device)
             devices.append(device)
         }
         return devices
+    }
+
+    /// `host-behind` (the bridge above a host function off bus 0), `guest-rid` and `behind`
+    /// (the guest RID and the bridge above it off bus 0): each guest RID once, and one bridge
+    /// kind per bus.
+    func placement(_ fields: ScenarioFileNodes.Fields, item: Node, into device: inout DeviceDescription,
+                   after devices: [DeviceDescription]) throws(ScenarioFileError) {
+        if let value = fields.value("host-behind") {
+            let key = fields.path("host-behind")
+            let bridge = try nodes.choice(value, key: key, DeviceDescription.Bridge.self)
+            guard device.requesterID.bus != 0 else {
+                throw nodes.error(at: value, key: key, "\(device.requesterID) is on bus 0: nothing is behind a bridge there")
+            }
+            if let other = devices.firstIndex(where: { $0.requesterID.bus == device.requesterID.bus && ($0.hostBridge ?? .rootPort) != bridge }) {
+                throw nodes.error(at: value, key: key, "host bus \(device.requesterID.bus) is already behind a \((devices[other].hostBridge ?? .rootPort).rawValue) (devices[\(other)])")
+            }
+            device.hostBridge = bridge
+        }
+        if let value = fields.value("guest-rid") {
+            let key = fields.path("guest-rid")
+            let text = try nodes.string(value, key: key, expecting: "a BDF (bus:device.function)")
+            switch ScenarioFileValues.requesterID(text) {
+            case .success(let rid): device.guestRequesterID = rid
+            case .failure(let mistake): throw nodes.error(at: value, key: key, mistake)
+            }
+            if let other = devices.firstIndex(where: { $0.guestRequesterID == device.guestRequesterID }) {
+                throw nodes.error(at: value, key: key, "guest RID \(text) is already devices[\(other)]'s")
+            }
+        }
+        if let value = fields.value("behind") {
+            let key = fields.path("behind")
+            let bridge = try nodes.choice(value, key: key, DeviceDescription.Bridge.self)
+            guard let rid = device.guestRequesterID, rid.bus != 0 else {
+                throw nodes.error(at: value, key: key, "'behind' needs a 'guest-rid' off bus 0 (the bridge's secondary bus)")
+            }
+            if let other = devices.firstIndex(where: { $0.guestRequesterID?.bus == rid.bus && ($0.guestBridge ?? .rootPort) != bridge }) {
+                throw nodes.error(at: value, key: key, "guest bus \(rid.bus) is already behind a \((devices[other].guestBridge ?? .rootPort).rawValue) (devices[\(other)])")
+            }
+            device.guestBridge = bridge
+        } else if let rid = device.guestRequesterID, rid.bus != 0,
+                  let other = devices.firstIndex(where: { $0.guestRequesterID?.bus == rid.bus && ($0.guestBridge ?? .rootPort) != .rootPort }) {
+            throw nodes.error(at: item, key: fields.path("behind"), "guest bus \(rid.bus) is behind a pcie-to-pci-bridge (devices[\(other)]): say 'behind: pcie-to-pci-bridge'")
+        }
+    }
+
+    /// `enabled`, `affinity`, `pre-vectors`, `post-vectors`, checked against `vectors`.
+    func vectorUse(_ fields: ScenarioFileNodes.Fields, into device: inout DeviceDescription) throws(ScenarioFileError) {
+        if let value = fields.value("enabled") {
+            device.enabledVectors = try nodes.integer(value, key: fields.path("enabled"), in: 1...device.vectors, what: "enabled",
+                                                      why: "the function has \(device.vectors) vector\(device.vectors == 1 ? "" : "s")")
+        }
+        if let value = fields.value("affinity") {
+            device.affinity = try nodes.choice(value, key: fields.path("affinity"), DeviceDescription.Affinity.self)
+        }
+        for name in ["pre-vectors", "post-vectors"] {
+            guard let value = fields.value(name) else { continue }
+            let key = fields.path(name)
+            guard device.affinity == .managed else {
+                throw nodes.error(at: value, key: key, "'\(name)' needs 'affinity: managed'")
+            }
+            let count = try nodes.integer(value, key: key, in: 0...device.activeVectors, what: name)
+            if name == "pre-vectors" { device.preVectors = count } else { device.postVectors = count }
+            if let mistake = World.checkEnabledVectors(device) { throw nodes.error(at: value, key: key, mistake) }
+        }
     }
 
     // MARK: Strategies

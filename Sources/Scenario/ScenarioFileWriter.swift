@@ -26,8 +26,17 @@ enum ScenarioFileWriter {
         out.append("devices:")
         for device in s.devices {
             out.append("  - bdf: \"\(device.requesterID)\"")
+            if let bridge = device.hostBridge { out.append("    host-behind: \(bridge.rawValue)") }
+            if let rid = device.guestRequesterID { out.append("    guest-rid: \"\(rid)\"") }
+            if let bridge = device.guestBridge { out.append("    behind: \(bridge.rawValue)") }
             out.append("    interrupts: \(device.interrupts.rawValue)")
             out.append("    vectors: \(device.vectors)")
+            // The keys that came after `vectors` are written only when set, so files from
+            // before them render as they did.
+            if let enabled = device.enabledVectors { out.append("    enabled: \(enabled)") }
+            if device.affinity != .unmanaged { out.append("    affinity: \(device.affinity.rawValue)") }
+            if device.preVectors != 0 { out.append("    pre-vectors: \(device.preVectors)") }
+            if device.postVectors != 0 { out.append("    post-vectors: \(device.postVectors)") }
         }
         switch s.strategies.count {
         case 0: out.append("strategy: all")

@@ -28,7 +28,11 @@ extension Strategy {
     }
 
     /// The VMM's configuration: the VM shape from the scenario, the MSI plan from the strategy.
-    func vmmConfiguration(_ vm: VMOptions, devices: Int) -> VirtualMachineMonitor.Configuration {
+    /// The VMM's configuration for `devices`: a device with a `guest-rid` keeps it (behind the
+    /// bridge its `behind` names when its bus is not 0); the others take the VMM's positional
+    /// choice below.
+    func vmmConfiguration(_ vm: VMOptions, devices descriptions: [DeviceDescription]) -> VirtualMachineMonitor.Configuration {
+        let devices = descriptions.count
         let layout: GuestMemoryMap = vm.layout == .virt ? .virt : .ramAtMSIWindow
         let ramSize: UInt64 = 0x80_0000
         var configuration = VirtualMachineMonitor.Configuration(
@@ -38,8 +42,14 @@ extension Strategy {
         // Guest RIDs 00:01.0, 00:02.0, … on the guest's root bus, or 01:00.0, 02:00.0, …
         // behind root ports.
         configuration.guestRequesterIDs = (0..<devices).map {
-            vm.behindRootPorts ? RequesterID(bus: UInt8(truncatingIfNeeded: 1 + $0), device: 0, function: 0)
+            if let given = descriptions[$0].guestRequesterID { return given }
+            return vm.behindRootPorts ? RequesterID(bus: UInt8(truncatingIfNeeded: 1 + $0), device: 0, function: 0)
                 : RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 1 + $0), function: 0)
+        }
+        for description in descriptions {
+            if let rid = description.guestRequesterID, rid.bus != 0, let bridge = description.guestBridge {
+                configuration.guestBridges[rid.bus] = bridge.kind
+            }
         }
         return configuration
     }

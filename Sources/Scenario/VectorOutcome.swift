@@ -1,5 +1,6 @@
 import Bus
 import GIC
+import PCI
 import SMMUv3
 
 /// What one fired vector did, observed layer by layer.
@@ -11,6 +12,14 @@ public struct VectorOutcome: Hashable, Sendable {
     /// The guest's vMSI-X (or vMSI) message for the vector: its MSI IOVA, or its doorbell GPA
     /// without a vIOMMU.
     public var guestAddress: UInt64?
+    /// The data the guest function's write carries as the guest kernel composed it: the
+    /// entry's Message Data (MSI-X), or for multi-message MSI the message's data with the vector
+    /// number in its low bits (PCIe r6.0 §6.1.4.1: the function modifies the low-order bits).
+    public var guestData: UInt32?
+    /// The function's guest RID, and the DeviceID the guest kernel mapped it to on its
+    /// (v)ITS (`pci_msi_domain_get_msi_rid`: the DMA alias behind a PCIe-to-PCI bridge).
+    public var guestRequesterID: RequesterID?
+    public var guestDeviceID: UInt32?
     /// What the host programmed into the physical entry (read back from the device).
     public var programmedAddress: UInt64?
     public var programmedData: UInt32?

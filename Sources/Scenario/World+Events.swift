@@ -220,7 +220,7 @@ extension World {
     /// `vfio_msix_enable`.
     func rebindGuestDriver(_ d: Int) throws {
         let g = guestDevices[d]
-        let n = scenario.devices[d].vectors
+        let n = scenario.devices[d].activeVectors
         for v in 0..<n {
             if let irq = try? guest.pci.irqVector(g, v) { try guest.irq.freeIRQ(irq) }
         }
@@ -234,7 +234,7 @@ extension World {
     /// for one vector → the host's dynamic allocation).
     func readdLastVector(_ d: Int) throws {
         let g = guestDevices[d]
-        let last = scenario.devices[d].vectors - 1
+        let last = scenario.devices[d].activeVectors - 1
         let irq = try guest.pci.irqVector(g, last)
         try guest.irq.freeIRQ(irq)
         try guest.pci.msixFreeIRQ(g, irq: irq)

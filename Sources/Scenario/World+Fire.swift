@@ -28,6 +28,13 @@ extension World {
                                     guestAddress: guestMessage(device: device, vector: vector)?.address,
                                     stage1: .notReached, stage2: .notReached, expected: expected, handled: [],
                                     verdict: .failed(.device, "not fired"), smmuEvents: [], cost: .init())
+        if guestDevices.indices.contains(device), let irq = try? guest.pci.irqVector(guestDevices[device], vector),
+           let desc = guest.irq.descriptor(irq), let msi = desc.msiDescriptor {
+            let g = guestDevices[device]
+            outcome.guestData = msi.message.data | UInt32(truncatingIfNeeded: g.msiEnabled ? irq - msi.irq : 0)
+            outcome.guestRequesterID = g.requesterID
+            outcome.guestDeviceID = g.msiDomain?.deviceID
+        }
         guard functions.indices.contains(device) else {
             outcome.verdict = .failed(.device, "no device \(device)")
             return outcome

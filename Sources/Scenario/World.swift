@@ -93,6 +93,7 @@ public final class World {
             let valid = device.interrupts == .msix ? (1...2048).contains(device.vectors)
                 : [1, 2, 4, 8, 16, 32].contains(device.vectors)
             guard valid else { throw fail("device \(index)", "\(device.vectors) \(device.interrupts.rawValue) vectors is out of range") }
+            if let mistake = Self.checkEnabledVectors(device) { throw fail("device \(index)", mistake) }
             let function: PCIFunction
             do { function = try Self.makeFunction(device, index: index) } catch { throw fail("device \(index)", error) }
             guard rc.busRange.contains(device.requesterID.bus) else {
@@ -103,12 +104,22 @@ public final class World {
                 if bus == 0 {
                     try rc.attach(function)
                 } else {
-                    // A function on bus N sits behind a root port at 00:(0x1f - k).0 whose
-                    // secondary bus is N (one port per bus, created on first use).
+                    // A function on bus N sits behind a root port (or the PCIe-to-PCI bridge
+                    // `host-behind` names) at 00:(0x1f - k).0 whose secondary bus is N (one
+                    // bridge per bus, created on first use).
+                    let kind = (device.hostBridge ?? .rootPort).kind
                     let port: PCIToPCIBridge
-                    if let existing = ports[bus] { port = existing } else {
-                        port = try PCIToPCIBridge(requesterID: RequesterID(bus: 0, device: UInt8(0x1F &- ports.count), function: 0),
-                                                  kind: .rootPort, secondaryBus: bus)
+                    if let existing = ports[bus] {
+                        guard existing.kind == kind else {
+                            throw PCIConfigurationError.invalidCapability("bus \(bus) already sits behind a \(existing.kind) bridge")
+                        }
+                        port = existing
+                    } else {
+                        guard ports.count < 31 else { throw PCIConfigurationError.invalidCapability("more than 31 host bridges on bus 0") }
+                        let pcieToPCI = kind == .pcieToPCI
+                        port = try PCIToPCIBridge(name: pcieToPCI ? "pcie-pci-bridge" : "root-port",
+                                                  requesterID: RequesterID(bus: 0, device: UInt8(0x1F &- ports.count), function: 0),
+                                                  kind: kind, deviceID: pcieToPCI ? 0x000E : 0x000C, secondaryBus: bus)
                         try rc.attach(port)
                         ports[bus] = port
                     }
@@ -130,7 +141,7 @@ public final class World {
         let vmm: VirtualMachineMonitor
         do {
             vmm = try VirtualMachineMonitor(host: host, devices: hostDevices,
-                                            configuration: strategy.vmmConfiguration(scenario.vm, devices: hostDevices.count))
+                                            configuration: strategy.vmmConfiguration(scenario.vm, devices: scenario.devices))
         } catch {
             throw fail("VMM", error)
         }
@@ -148,6 +159,22 @@ public final class World {
             do { try world.bindGuestDriver(index, g) } catch { throw fail("guest driver (device \(index))", error) }
         }
         return world
+    }
+
+    /// The bounds of `enabled`, `pre-vectors` and `post-vectors` against the vector count, for
+    /// descriptions built in code as for files; nil when they hold.
+    public static func checkEnabledVectors(_ device: DeviceDescription) -> String? {
+        if let enabled = device.enabledVectors, !(1...device.vectors).contains(enabled) {
+            return "\(enabled) enabled vectors is out of range (the function has \(device.vectors): 1…\(device.vectors))"
+        }
+        guard device.preVectors >= 0, device.postVectors >= 0 else { return "pre-vectors and post-vectors must not be negative" }
+        if device.affinity == .unmanaged, device.preVectors + device.postVectors > 0 {
+            return "pre-vectors and post-vectors need affinity: managed"
+        }
+        if device.affinity == .managed, device.preVectors + device.postVectors >= device.activeVectors {
+            return "\(device.preVectors) pre-vectors + \(device.postVectors) post-vectors leave none of \(device.activeVectors) to spread"
+        }
+        return nil
     }
 
     /// A plain endpoint with BAR 0 holding the MSI-X table at 0 and the PBA after it (each
@@ -176,6 +203,11 @@ public final class World {
     /// claims the default domain, then the probe): enable, bus master,
     /// `pci_alloc_irq_vectors(dev, n, n, flag)` and one `request_irq` per vector whose handler
     /// records where it ran.
+    ///
+    /// `enabled` below the vector count asks for fewer (`max_vecs`; virtio-pci's
+    /// `vp_request_msix_vectors` asks for exactly what it uses). `affinity: managed` is
+    /// `pci_alloc_irq_vectors_affinity(dev, pre + post + 1, n, flag | PCI_IRQ_AFFINITY, {pre,
+    /// post})`, as NVMe's `nvme_setup_irqs` (min 1, `pre_vectors` 1).
     func bindGuestDriver(_ index: Int, _ g: PCIDevice, enable: Bool = true) throws(Errno) {
         let description = scenario.devices[index]
         let body = { () throws(Errno) in
@@ -183,8 +215,16 @@ public final class World {
                 try self.guest.pci.enableDevice(g)
                 try self.guest.pci.setMaster(g)
             }
-            let n = try self.guest.pci.allocateIRQVectors(g, min: description.vectors, max: description.vectors,
-                                                          flags: description.interrupts == .msix ? .msix : .msi)
+            let wanted = description.activeVectors
+            var flags: PCIIRQFlags = description.interrupts == .msix ? .msix : .msi
+            var minimum = wanted
+            var affinity: IRQAffinity?
+            if description.affinity == .managed {
+                flags.insert(.affinity)
+                affinity = IRQAffinity(preVectors: description.preVectors, postVectors: description.postVectors)
+                minimum = description.preVectors + description.postVectors + 1
+            }
+            let n = try self.guest.pci.allocateIRQVectors(g, min: minimum, max: wanted, flags: flags, affinity: affinity)
             for v in 0..<n { try self.requestGuestIRQ(index, vector: v, irq: try self.guest.pci.irqVector(g, v)) }
         }
         if guest.pci.isDriverBound(g) { try body() } else { try guest.pci.probeDriver(g, name: "guest-ep\(index)", probe: body) }

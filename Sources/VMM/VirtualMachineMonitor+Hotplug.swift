@@ -38,6 +38,10 @@ extension VirtualMachineMonitor {
         let device = devices[index]
         let rid = device.guestRequesterID
         guard rid.bus != 0 else { throw .unsupported("Bus 'pcie.0' does not support hotplugging") }
+        // A pcie-pci-bridge hot-plugs through its SHPC, which is not emulated here.
+        guard (configuration.guestBridges[rid.bus] ?? .rootPort) == .rootPort else {
+            throw .unsupported("\(rid): hot-plug behind a pcie-pci-bridge (SHPC) is not modelled")
+        }
         note("device_del \(rid): attention button")
         if let guest { releaseInGuest(guest, rid) }
         unrealize(device)

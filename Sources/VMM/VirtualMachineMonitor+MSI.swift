@@ -35,7 +35,7 @@ extension VirtualMachineMonitor {
             for index in 0..<count {
                 let message = msi.message(vector: index)
                 let route = KVMMSIRoute(gsi: device.gsiBase &+ UInt32(index), address: routeDoorbell(message.address),
-                                        data: message.data, devid: UInt32(device.guestRequesterID.rawValue))
+                                        data: message.data, devid: UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue))
                 let vector = makeVector(device, index: index, route: route, kind: "msi")
                 device.vectors[index] = vector
                 fds.append(vector.fd)
@@ -94,7 +94,7 @@ extension VirtualMachineMonitor {
             guard var v = device.vectors[index] else { continue }
             let message = msi.message(vector: index)
             let route = KVMMSIRoute(gsi: v.gsi, address: routeDoorbell(message.address), data: message.data,
-                                    devid: UInt32(device.guestRequesterID.rawValue))
+                                    devid: UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue))
             if route != v.route {
                 v.route = route
                 device.vectors[index] = v

@@ -30,7 +30,7 @@ extension VirtualMachineMonitor {
         for (index, entry) in f.entries.enumerated() {
             let gsi = device.gsiBase &+ UInt32(index)
             let route = KVMMSIRoute(gsi: gsi, address: routeDoorbell(entry.address), data: entry.data,
-                                    devid: UInt32(device.guestRequesterID.rawValue))
+                                    devid: UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue))
             if var existing = device.vectors[index] {
                 if existing.route != route, entry.address != 0 { existing.route = route; routesChanged = true }
                 device.vectors[index] = existing

@@ -130,7 +130,7 @@ extension VirtualMachineMonitor {
         var used: [Int] = []
         for (index, entry) in f.entries.enumerated() where !f.isMasked(index) && entry.address != 0 {
             let route = KVMMSIRoute(gsi: device.gsiBase &+ UInt32(index), address: routeDoorbell(entry.address), data: entry.data,
-                                    devid: UInt32(rid.rawValue))
+                                    devid: UInt32(requesterIDSeen(guestRequesterID: rid).rawValue))
             device.vectors[index] = makeVector(device, index: index, route: route, kind: "msix")
             used.append(index)
         }

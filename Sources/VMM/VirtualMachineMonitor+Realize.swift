@@ -188,7 +188,7 @@ extension VirtualMachineMonitor {
                     viommuSide.append(veventq)
                 }
                 let vdevice = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
-                    try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: devID, virtualID: UInt64(slot.guestRequesterID.rawValue))
+                    try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: devID, virtualID: UInt64(requesterIDSeen(guestRequesterID: slot.guestRequesterID).rawValue))
                 }
                 vdeviceID = vdevice
                 viommuSide.append(vdevice)

@@ -17,13 +17,13 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
     public func execute(_ command: Command, from vsmmu: VirtualSMMU) -> CommandErrorCode {
         switch command {
         case .cfgiSTE(let sid, _):
-            for device in devices where UInt32(device.guestRequesterID.rawValue) == sid.rawValue { installGuestSTE(device) }
+            for device in devices where UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue) == sid.rawValue { installGuestSTE(device) }
             return .none
         case .cfgiSTERange(let sid, let range):
             let span = UInt64(1) << UInt64(min(Int(range) + 1, 32))
             let start = UInt64(sid.rawValue) & ~(span &- 1)
             for device in devices {
-                let vsid = UInt64(device.guestRequesterID.rawValue)
+                let vsid = UInt64(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue)
                 if vsid >= start, vsid - start < span { installGuestSTE(device) }
             }
             return .none
@@ -31,7 +31,7 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
             // smmuv3_accel_issue_inv_cmd: "SID based invalidations (e.g. CFGI_CD) apply only
             // to vfio-pci endpoints with a valid vIOMMU vdev" — an emulated device's StreamID
             // (a root port) has nothing on the host to invalidate.
-            guard devices.contains(where: { $0.isPlugged && $0.vdeviceID != nil && UInt32($0.guestRequesterID.rawValue) == sid.rawValue }) else {
+            guard devices.contains(where: { $0.isPlugged && $0.vdeviceID != nil && UInt32(requesterIDSeen(guestRequesterID: $0.guestRequesterID).rawValue) == sid.rawValue }) else {
                 return .none
             }
             return forwardInvalidation(command)
@@ -66,7 +66,7 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
     /// freed.
     func installGuestSTE(_ device: PassthroughDevice) {
         guard device.isPlugged, let vsmmu, let viommuID else { return }
-        let vsid = UInt64(device.guestRequesterID.rawValue)
+        let vsid = UInt64(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue)
         var ste = StreamTableEntry()
         if vsmmu.translationEnabled {
             do { ste = try vsmmu.guestStreamTableEntry(StreamID(UInt32(truncatingIfNeeded: vsid))) } catch {

@@ -63,6 +63,10 @@ public final class VirtualMachineMonitor {
         /// at `guestRequesterID`, the n-th (n ≥ 1) at 00:(n+1).0. A bus other than 0 puts the
         /// function behind an emulated root port (see `rootPortRequesterID`).
         public var guestRequesterIDs: [RequesterID]?
+        /// The bridge above each non-zero guest bus: a `pcie-root-port` (the default, for a bus
+        /// not listed) or a `pcie-pci-bridge` (`.pcieToPCI`, QEMU 1b36:000e, whose functions'
+        /// requests carry its alias: `requesterIDSeen(guestRequesterID:)`).
+        public var guestBridges: [UInt8: PCIToPCIBridge.Kind] = [:]
         /// The host SMMU's ID registers as IOMMU_GET_HW_INFO would report them (default: the
         /// qemu-virt SMMU model's).
         public var hostSMMU: SMMUConfiguration
@@ -298,7 +302,8 @@ public final class VirtualMachineMonitor {
                                            stage2HWPTID: entry.hwpt, function: function, gsiBase: gsiBase)
             if let viommu = viommuID {
                 device.vdeviceID = try call("IOMMU_VDEVICE_ALLOC") { () throws(Errno) in
-                    try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: entry.id, virtualID: UInt64(rid.rawValue))
+                    try iommufd.vdeviceAlloc(viommuID: viommu, deviceID: entry.id,
+                                             virtualID: UInt64(Self.requesterIDSeen(guestRequesterID: rid, bridges: configuration.guestBridges).rawValue))
                 }
             }
             let (next, overflow) = gsiBase.addingReportingOverflow(UInt32(device.vectorCapacity))
@@ -311,12 +316,17 @@ public final class VirtualMachineMonitor {
         bridge = GuestHostBridge()
         for device in devices { bridge.plug(device.function) }
         for (index, bus) in buses.enumerated() {
-            // QEMU's pcie-root-port: Red Hat vendor 0x1B36, device 0x000C.
+            // QEMU's pcie-root-port: Red Hat vendor 0x1B36, device 0x000C; its pcie-pci-bridge:
+            // 0x000E, a PCIe-to-PCI bridge (Device/Port Type 7), here on the root bus (QEMU
+            // docs/pcie_pci_bridge.txt allows it on pcie.0 or behind a root port).
+            let kind = configuration.guestBridges[bus] ?? .rootPort
+            guard kind == .rootPort || kind == .pcieToPCI else { throw .unsupported("guest bus \(bus): a \(kind) bridge is not emulated") }
             let port: PCIToPCIBridge
             do {
-                port = try PCIToPCIBridge(name: "root-port\(index)", requesterID: portRIDs[index], kind: .rootPort,
-                                          vendorID: 0x1B36, deviceID: 0x000C, secondaryBus: bus)
-            } catch { throw .unsupported("root port: \(error)") }
+                port = try PCIToPCIBridge(name: kind == .rootPort ? "root-port\(index)" : "pcie-pci-bridge\(index)",
+                                          requesterID: portRIDs[index], kind: kind,
+                                          vendorID: 0x1B36, deviceID: kind == .rootPort ? 0x000C : 0x000E, secondaryBus: bus)
+            } catch { throw .unsupported("bridge: \(error)") }
             bridge.plug(port)
         }
         let accelerated = configuration.viommu == .acceleratedSMMUv3
@@ -356,6 +366,22 @@ public final class VirtualMachineMonitor {
     }
 
     func note(_ line: String) { log.append(line) }
+
+    /// The RID a guest function's requests carry to the vIOMMU and the vITS: QEMU's
+    /// `pci_requester_id` (the requester-ID cache `pci_req_id_cache_get` fills) and
+    /// `pci_device_get_iommu_bus_devfn`, both following the PCIe-to-PCI bridge specification
+    /// §2.3 as Linux's `pci_for_each_dma_alias` does: behind a `pcie-pci-bridge` (a PCIe
+    /// capability of type PCI_EXP_TYPE_PCI_BRIDGE) it is (secondary bus, 00.0); behind a root
+    /// port, or on the root bus, the function's own RID. KVM routes (`devid`) and the vDEVICE's
+    /// virtual StreamID use it.
+    public func requesterIDSeen(guestRequesterID rid: RequesterID) -> RequesterID {
+        Self.requesterIDSeen(guestRequesterID: rid, bridges: configuration.guestBridges)
+    }
+
+    static func requesterIDSeen(guestRequesterID rid: RequesterID, bridges: [UInt8: PCIToPCIBridge.Kind]) -> RequesterID {
+        guard rid.bus != 0, bridges[rid.bus] == .pcieToPCI else { return rid }
+        return RequesterID(bus: rid.bus, devfn: 0)
+    }
 
     /// The passthrough device the guest sees at `rid` (nil while it is hot-unplugged).
     public func device(guestRequesterID rid: RequesterID) -> PassthroughDevice? {

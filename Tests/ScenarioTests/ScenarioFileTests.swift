@@ -151,7 +151,7 @@ import Testing
         Case(yaml: "name: x\nhost:\n  pagesize: 4K\n", line: 3, column: 3, key: "host.pagesize",
              message: "unknown key 'pagesize' (did you mean 'page-size'? allowed: page-size, kernel)"),
         Case(yaml: "name: x\ndevices:\n  - bdf: \"00:01.0\"\n    msix: true\n", line: 4, column: 5, key: "devices[0].msix",
-             message: "unknown key 'msix' (allowed: bdf, interrupts, vectors)"),
+             message: "unknown key 'msix' (allowed: bdf, host-behind, guest-rid, behind, interrupts, vectors, enabled, affinity, pre-vectors, post-vectors)"),
         Case(yaml: "name: x\nexpect:\n  - delivered: all\n    invariant: hold\n", line: 4, column: 5, key: "expect[0].invariant",
              message: "unknown key 'invariant' (did you mean 'invariants'? allowed: strategy, delivered, first-failure, invariants)"),
         // Unknown values, with and without a close match.

@@ -27,6 +27,7 @@ extension IRQSubsystem {
         }
         lpiAllocator = LPIAllocator(first: 8192, count: (1 << lpiIDBits) - 8192)
         lpiCountPerCPU = Array(repeating: 0, count: cpuCount)
+        managedLPICountPerCPU = Array(repeating: 0, count: cpuCount)
         try discoverRedistributors(gic)
         kernel.log.log("GICv3", "\(redistributors.count) redistributors, \(lpiIDBits) LPI ID bits")
 

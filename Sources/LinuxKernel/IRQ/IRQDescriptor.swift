@@ -29,8 +29,12 @@ public final class IRQDescriptor {
     /// its ITE).
     public internal(set) var effectiveCPU: Int
     /// The affinity mask (`irq_data_get_affinity_mask`) as a CPU list; nil = every CPU (the
-    /// default for an unmanaged interrupt).
+    /// default for an unmanaged interrupt). For an unmanaged interrupt a non-nil mask is one
+    /// user space or a driver set (`IRQD_AFFINITY_SET`); a managed one has its spread mask.
     public internal(set) var affinity: [Int]?
+    /// `irqd_affinity_is_managed`: its mask came from `irq_create_affinity_masks` with
+    /// `is_managed` (a spread vector of `PCI_IRQ_AFFINITY`); user space cannot move it.
+    public internal(set) var isManaged = false
     /// `irqd_is_activated`: MAPTI done and the message written to the device.
     public internal(set) var isActivated = false
     /// `irqd_irq_masked`.

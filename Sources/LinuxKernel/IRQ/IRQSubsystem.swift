@@ -42,8 +42,11 @@ public final class IRQSubsystem {
     public static let firstDynamicIRQ = 64
     /// Interrupts acknowledged with no descriptor for their INTID (`handle_bad_irq`).
     public internal(set) var spuriousINTIDs: [UInt32] = []
-    /// LPIs mapped per CPU (`cpu_lpi_count`, used by `its_select_cpu`).
+    /// Unmanaged LPIs mapped per CPU (`cpu_lpi_count.unmanaged`, used by `its_select_cpu`).
     public internal(set) var lpiCountPerCPU: [Int] = []
+    /// Managed LPIs mapped per CPU (`cpu_lpi_count.managed`): `its_read_lpi_count` reads the
+    /// count of the interrupt's own kind, so managed and unmanaged vectors balance separately.
+    public internal(set) var managedLPICountPerCPU: [Int] = []
 
     init(kernel: LinuxKernel) { self.kernel = kernel }
 
@@ -58,9 +61,24 @@ public final class IRQSubsystem {
 }
 
 extension IRQSubsystem {
-    func adjustLPICount(cpu: Int, by delta: Int) {
+    /// `its_inc_lpi_count` / `its_dec_lpi_count`: the managed or the unmanaged count.
+    func adjustLPICount(cpu: Int, by delta: Int, managed: Bool = false) {
+        if managed {
+            if managedLPICountPerCPU.count < lpiCountPerCPU.count {
+                managedLPICountPerCPU += Array(repeating: 0, count: lpiCountPerCPU.count - managedLPICountPerCPU.count)
+            }
+            guard managedLPICountPerCPU.indices.contains(cpu) else { return }
+            managedLPICountPerCPU[cpu] = max(managedLPICountPerCPU[cpu] + delta, 0)
+            return
+        }
         guard lpiCountPerCPU.indices.contains(cpu) else { return }
         lpiCountPerCPU[cpu] = max(lpiCountPerCPU[cpu] + delta, 0)
+    }
+
+    /// `its_read_lpi_count(d, cpu)`.
+    func lpiCount(cpu: Int, managed: Bool) -> Int {
+        let counts = managed ? managedLPICountPerCPU : lpiCountPerCPU
+        return counts.indices.contains(cpu) ? counts[cpu] : 0
     }
 
     func driver(_ descriptor: IRQDescriptor) throws(Errno) -> (GICv3ITSDriver, ITSDevice) {
@@ -95,8 +113,24 @@ extension IRQSubsystem {
         guard d.action == nil else { throw .EBUSY }
         d.action = action
         try activate(irq: irq)
+        try setupStartupAffinity(d)
         d.isStarted = true
         try unmask(irq: irq)
+    }
+
+    /// `irq_startup`'s affinity step: a managed interrupt takes its spread mask
+    /// (`IRQ_STARTUP_MANAGED` → `irq_do_set_affinity(d, aff, false)`); an unmanaged one
+    /// `irq_setup_affinity`: the mask user space or a driver set, else `irq_default_affinity`
+    /// (every CPU), ANDed with the online CPUs. Either way `msi_domain_set_affinity` →
+    /// `its_set_affinity(d, mask, false)`: uncount the current CPU, `its_select_cpu(d, mask)`,
+    /// MOVI if it differs, count the new one. Activation already chose a CPU over the online
+    /// mask (`its_irq_domain_activate` passes `cpu_online_mask`), so this is where a managed
+    /// vector reaches its own CPU; an unmanaged one whose activation was the latest change to
+    /// the counts stays where it is.
+    func setupStartupAffinity(_ d: IRQDescriptor) throws(Errno) {
+        guard d.isActivated, !d.isStarted else { return }
+        let (driver, device) = try driver(d)
+        try driver.reselectCPU(d, device: device, among: d.affinity)
     }
 
     /// `free_irq` → `__free_irq`: the action is removed; as it was the last one, `irq_shutdown`
@@ -138,6 +172,9 @@ extension IRQSubsystem {
     public func setAffinity(irq: Int, cpu: Int) throws(Errno) {
         let d = try lookup(irq)
         guard cpu >= 0, cpu < redistributors.count else { throw .EINVAL }
+        // `irq_can_set_affinity_usr`: a managed interrupt's affinity is the kernel's (EIO from
+        // /proc/irq/N/smp_affinity).
+        guard !d.isManaged else { throw .EIO }
         let (driver, device) = try driver(d)
         d.affinity = [cpu]
         if d.isActivated { try driver.setAffinity(d, device: device, cpu: cpu) }

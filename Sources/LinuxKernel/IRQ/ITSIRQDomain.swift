@@ -50,35 +50,71 @@ extension GICv3ITSDriver {
         throw .ENOSPC
     }
 
-    /// `its_select_cpu` for an unmanaged interrupt: the online CPU with the fewest LPIs
-    /// (`cpumask_pick_least_loaded` over `cpu_lpi_count`), lowest number on a tie.
-    func selectCPU(among cpus: [Int]? = nil) -> Int {
-        let counts = kernel.irq.lpiCountPerCPU
-        let candidates = (cpus ?? Array(0..<collectionTargets.count)).filter { $0 >= 0 && $0 < collectionTargets.count }
-        return candidates.min { (counts.indices.contains($0) ? counts[$0] : 0, $0) < (counts.indices.contains($1) ? counts[$1] : 0, $1) } ?? 0
+    /// `its_select_cpu(d, aff_mask)` → `cpumask_pick_least_loaded`: the CPU of `cpus` (all
+    /// CPUs when nil) with the fewest LPIs of the interrupt's kind (`its_read_lpi_count`: the
+    /// managed count for a managed interrupt, the unmanaged one otherwise), the lowest number
+    /// on a tie (`for_each_cpu` ascending, strict `<`). Unmanaged: the mask ANDed with the
+    /// online CPUs, all online CPUs when that is empty (the ITS has no NUMA node here, so the
+    /// node pass is skipped). Managed: the mask as it is (`cpumask_copy(tmpmask, aff_mask)`:
+    /// Marc Zyngier's 2022 change "directly use this affinity when computing a target CPU",
+    /// after the core was fixed to pass only online CPUs). The managed/unmanaged split dates
+    /// from "irqchip/gic-v3-its: Balance initial LPI affinity across CPUs" (c5d6082d35e0,
+    /// v5.10); no release the model names changed it.
+    func selectCPU(among cpus: [Int]? = nil, managed: Bool = false) -> Int {
+        let online = Array(0..<collectionTargets.count)
+        var candidates = (cpus ?? online).filter { $0 >= 0 && $0 < collectionTargets.count }
+        if candidates.isEmpty { candidates = online }
+        return candidates.min {
+            (kernel.irq.lpiCount(cpu: $0, managed: managed), $0) < (kernel.irq.lpiCount(cpu: $1, managed: managed), $1)
+        } ?? 0
     }
 
-    /// `its_irq_domain_activate`: choose the CPU (`its_select_cpu` over the interrupt's affinity
-    /// mask, all CPUs by default), count it, MAPTI(DeviceID, EventID, LPI, ICID =
-    /// cpu) + SYNC on that collection. (MAPTI is sent here, at activation, not at allocation:
-    /// `its_irq_domain_alloc` only reserves the event.)
+    /// `its_irq_domain_activate`: choose the CPU (`its_select_cpu(d, cpu_online_mask)`), count
+    /// it, MAPTI(DeviceID, EventID, LPI, ICID = cpu) + SYNC on that collection. (MAPTI is sent
+    /// here, at activation, not at allocation: `its_irq_domain_alloc` only reserves the event.)
+    /// A managed interrupt is placed over every online CPU here and moves to its own mask at
+    /// `request_irq` (`reselectCPU`). For an unmanaged interrupt the model picks within
+    /// `cpus` (its affinity) at once — the CPU Linux ends on after the same startup step.
     func activate(_ descriptor: IRQDescriptor, device: ITSDevice, among cpus: [Int]?) throws(Errno) {
-        let target = selectCPU(among: cpus)
+        let managed = descriptor.isManaged
+        let target = selectCPU(among: managed ? nil : cpus, managed: managed)
         guard let sync = collectionTarget(target) else { throw .EINVAL }
         let event = Int(descriptor.eventID)
         guard device.collectionMap.indices.contains(event) else { throw .EINVAL }
         device.collectionMap[event] = target
-        kernel.irq.adjustLPICount(cpu: target, by: 1)
+        kernel.irq.adjustLPICount(cpu: target, by: 1, managed: managed)
         descriptor.effectiveCPU = target
         try send(.mapti(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID), intid: INTID(descriptor.hwirq),
                         collection: CollectionID(UInt16(truncatingIfNeeded: target))), syncOn: sync)
+    }
+
+    /// `its_set_affinity(d, mask, false)` as `irq_startup` calls it: uncount the current CPU,
+    /// `its_select_cpu(d, mask)`, MOVI + SYNC when the CPU changes, count the chosen one.
+    func reselectCPU(_ descriptor: IRQDescriptor, device: ITSDevice, among cpus: [Int]?) throws(Errno) {
+        let managed = descriptor.isManaged
+        let event = Int(descriptor.eventID)
+        guard device.collectionMap.indices.contains(event) else { throw .EINVAL }
+        let previous = device.collectionMap[event]
+        kernel.irq.adjustLPICount(cpu: previous, by: -1, managed: managed)
+        let target = selectCPU(among: cpus, managed: managed)
+        if target != previous {
+            guard let sync = collectionTarget(target) else {
+                kernel.irq.adjustLPICount(cpu: previous, by: 1, managed: managed)
+                throw .EINVAL
+            }
+            try send(.movi(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID),
+                           collection: CollectionID(UInt16(truncatingIfNeeded: target))), syncOn: sync)
+            device.collectionMap[event] = target
+            descriptor.effectiveCPU = target
+        }
+        kernel.irq.adjustLPICount(cpu: target, by: 1, managed: managed)
     }
 
     /// `its_irq_domain_deactivate`: uncount the CPU, DISCARD + SYNC.
     func deactivate(_ descriptor: IRQDescriptor, device: ITSDevice) throws(Errno) {
         let event = Int(descriptor.eventID)
         let cpu = device.collectionMap.indices.contains(event) ? device.collectionMap[event] : 0
-        kernel.irq.adjustLPICount(cpu: cpu, by: -1)
+        kernel.irq.adjustLPICount(cpu: cpu, by: -1, managed: descriptor.isManaged)
         try send(.discard(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID)), syncOn: collectionTarget(cpu))
     }
 
@@ -136,8 +172,8 @@ extension GICv3ITSDriver {
         guard device.collectionMap.indices.contains(event) else { throw .EINVAL }
         let old = device.collectionMap[event]
         guard old != cpu else { return }
-        kernel.irq.adjustLPICount(cpu: cpu, by: 1)
-        kernel.irq.adjustLPICount(cpu: old, by: -1)
+        kernel.irq.adjustLPICount(cpu: cpu, by: 1, managed: descriptor.isManaged)
+        kernel.irq.adjustLPICount(cpu: old, by: -1, managed: descriptor.isManaged)
         try send(.movi(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID),
                        collection: CollectionID(UInt16(truncatingIfNeeded: cpu))), syncOn: sync)
         device.collectionMap[event] = cpu

@@ -48,6 +48,10 @@ public final class MSIDescriptor {
     /// stays for the descriptor's life, so every later compose uses it again.
     public internal(set) var presetIOVA: UInt64?
 
+    /// `desc->affinity`: the masks `irq_create_affinity_masks` gave its vectors (one for an
+    /// MSI-X entry, one per vector for multi-message MSI); nil without `PCI_IRQ_AFFINITY`.
+    public internal(set) var affinity: [IRQAffinityMask]?
+
     public init(index: Int) { self.index = index }
 
     /// `msi_desc_set_iommu_msi_iova`: remember the doorbell IOVA page and its size.

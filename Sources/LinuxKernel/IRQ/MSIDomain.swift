@@ -37,6 +37,12 @@ extension IRQSubsystem {
                     let d = IRQDescriptor(irq: irq, hwirq: itsDevice.lpiBase &+ event, chipName: chipName, device: device,
                                           msiDescriptor: msi, itsIndex: driver.index, eventID: event, cpuCount: cpuCount)
                     d.itsDevice = itsDevice
+                    // `irq_domain_alloc_descs(…, desc->affinity)`: the vector's mask, and
+                    // IRQD_AFFINITY_MANAGED when it is managed.
+                    if let masks = msi.affinity, masks.indices.contains(vector) {
+                        d.isManaged = masks[vector].isManaged
+                        d.affinity = masks[vector].cpus
+                    }
                     descriptors[irq] = d
                     descriptorByHWIRQ[d.hwirq] = d
                     if vector == 0 { msi.irq = irq }

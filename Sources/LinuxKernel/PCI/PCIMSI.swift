@@ -7,6 +7,12 @@ extension PCISubsystem {
     /// (`__pci_enable_msix_range`), then MSI (`__pci_enable_msi_range`); returns the number of
     /// vectors, or the last error. INTx is not modelled (no wire interrupts here).
     ///
+    /// `pci_alloc_irq_vectors_affinity`: with `.affinity` in `flags`, `affinity` (nil:
+    /// `msi_default_affd`, no pre or post vectors) caps the count (`irq_calc_affinity_vectors`,
+    /// ENOSPC below `min`) and `irq_create_affinity_masks` gives each vector its mask; the
+    /// spread ones are managed interrupts. Without the flag an `affinity` is dropped (Linux
+    /// WARNs and sets it to NULL).
+    ///
     /// `iovas` non-empty is RFCv1's `pci_alloc_irq_vectors_iovas(dev, min, max, flags,
     /// msi_iovas)` (`KernelPatches.irqchipMSIIOVA`, patches 3–6/7): MSI-X descriptor i gets
     /// `iovas[i]` as its preset (`msix_setup_msi_descs`: "if (entries && entries[i].iova)" — 0
@@ -14,15 +20,25 @@ extension PCISubsystem {
     /// …)`; which element `__pci_alloc_irq_vectors` passes for MSI was not verified).
     @discardableResult
     public func allocateIRQVectors(_ dev: PCIDevice, min: Int, max: Int, flags: PCIIRQFlags,
-                                   iovas: [Int: UInt64] = [:]) throws(Errno) -> Int {
+                                   affinity: IRQAffinity? = nil, iovas: [Int: UInt64] = [:]) throws(Errno) -> Int {
         var last: Errno = .ENOSPC
+        let affd = flags.contains(.affinity) ? (affinity ?? IRQAffinity()) : nil
         if flags.contains(.msix) {
-            do { return try enableMSIXRange(dev, min: min, max: max, iovas: iovas) } catch { last = error }
+            do { return try enableMSIXRange(dev, min: min, max: max, affinity: affd, iovas: iovas) } catch { last = error }
         }
         if flags.contains(.msi) {
-            do { return try enableMSIRange(dev, min: min, max: max, iova: iovas[0]) } catch { last = error }
+            do { return try enableMSIRange(dev, min: min, max: max, affinity: affd, iova: iovas[0]) } catch { last = error }
         }
         throw last
+    }
+
+    /// The `irq_calc_affinity_vectors` step of `__pci_enable_msi{x}_range`: nvec capped, and
+    /// ENOSPC when that leaves fewer than `min`.
+    func cappedByAffinity(_ nvec: Int, min: Int, _ affd: IRQAffinity?) throws(Errno) -> Int {
+        guard let affd else { return nvec }
+        let capped = affd.vectors(min: min, max: nvec, possibleCPUs: kernel.irq.cpuCount)
+        guard capped >= min, capped > 0 else { throw .ENOSPC }
+        return capped
     }
 
     /// RFCv1 1/7: `desc->msi_iova`, PHYS_ADDR_MAX (nil) unless a non-zero IOVA was preset.
@@ -49,15 +65,18 @@ extension PCISubsystem {
     /// already on is EINVAL; so is a function not in D0 (`pci_msi_supported` /
     /// `current_state != PCI_D0`: `pci_enable_device` not called) or without MSI-X; the table
     /// size caps the count and fewer than `min` is ENOSPC.
-    func enableMSIXRange(_ dev: PCIDevice, min: Int, max: Int, iovas: [Int: UInt64] = [:]) throws(Errno) -> Int {
+    func enableMSIXRange(_ dev: PCIDevice, min: Int, max: Int, affinity: IRQAffinity? = nil,
+                         iovas: [Int: UInt64] = [:]) throws(Errno) -> Int {
         guard max >= min else { throw .ERANGE }
         guard min >= 1, dev.isEnabled, !dev.msixEnabled, !dev.msiEnabled else { throw .EINVAL }
         guard let cap = dev.msixCapability else { throw .EINVAL }
         let hwsize = vectorCount(msix: dev)
         let domain = try msiDomain(of: dev)
-        let nvec = Swift.min(max, hwsize)
+        var nvec = Swift.min(max, hwsize)
         guard nvec >= min else { throw .ENOSPC }
-        try msixCapabilityInit(dev, cap: cap, nvec: nvec, hwsize: hwsize, domain: domain, iovas: iovas)
+        nvec = try cappedByAffinity(nvec, min: min, affinity)
+        try msixCapabilityInit(dev, cap: cap, nvec: nvec, hwsize: hwsize, domain: domain,
+                               masks: affinity?.masks(count: nvec, cpus: kernel.irq.cpuCount), iovas: iovas)
         return nvec
     }
 
@@ -68,7 +87,7 @@ extension PCISubsystem {
     /// entry (`msix_mask_all`, "done late" as Linux does) and clear Function Mask.
     func msixCapabilityInit(_ dev: PCIDevice, cap: Int, nvec: Int, hwsize: Int,
                             domain: (its: Int, deviceID: UInt32, requesterID: RequesterID),
-                            iovas: [Int: UInt64] = [:]) throws(Errno) {
+                            masks: [IRQAffinityMask]? = nil, iovas: [Int: UInt64] = [:]) throws(Errno) {
         let control = cap + 2
         try dev.clearAndSet16(control, clear: 0, set: MSIXCapability.controlEnable | MSIXCapability.controlFunctionMask)
         dev.msixEnabled = true
@@ -84,6 +103,7 @@ extension PCISubsystem {
                 let desc = MSIDescriptor(index: index)
                 desc.masked = try readVectorControl(dev, index) & 1 != 0
                 desc.presetIOVA = Self.presetIOVA(iovas[index])
+                if let masks, masks.indices.contains(index) { desc.affinity = [masks[index]] }
                 descriptors.append(desc)
             }
             dev.device.msiDescriptors = descriptors
@@ -113,15 +133,17 @@ extension PCISubsystem {
 
     /// `__pci_enable_msi_range`: as for MSI-X, with the count capped by 2^(Multiple Message
     /// Capable) (`pci_msi_vec_count`).
-    func enableMSIRange(_ dev: PCIDevice, min: Int, max: Int, iova: UInt64? = nil) throws(Errno) -> Int {
+    func enableMSIRange(_ dev: PCIDevice, min: Int, max: Int, affinity: IRQAffinity? = nil, iova: UInt64? = nil) throws(Errno) -> Int {
         guard max >= min else { throw .ERANGE }
         guard min >= 1, dev.isEnabled, !dev.msixEnabled, !dev.msiEnabled else { throw .EINVAL }
         guard let cap = dev.msiCapability else { throw .EINVAL }
         let capable = vectorCount(msi: dev)
         let domain = try msiDomain(of: dev)
-        let nvec = Swift.min(max, capable)
+        var nvec = Swift.min(max, capable)
         guard nvec >= min else { throw .ENOSPC }
-        try msiCapabilityInit(dev, cap: cap, nvec: nvec, domain: domain, iova: iova)
+        nvec = try cappedByAffinity(nvec, min: min, affinity)
+        try msiCapabilityInit(dev, cap: cap, nvec: nvec, domain: domain,
+                              masks: affinity?.masks(count: nvec, cpus: kernel.irq.cpuCount), iova: iova)
         return nvec
     }
 
@@ -130,7 +152,7 @@ extension PCISubsystem {
     /// them all (`pci_msi_mask`), allocate (only the first interrupt writes the message:
     /// `pci_msi_domain_write_msg` checks `desc->irq == irq_data->irq`), then MSI Enable.
     func msiCapabilityInit(_ dev: PCIDevice, cap: Int, nvec: Int, domain: (its: Int, deviceID: UInt32, requesterID: RequesterID),
-                           iova: UInt64? = nil) throws(Errno) {
+                           masks: [IRQAffinityMask]? = nil, iova: UInt64? = nil) throws(Errno) {
         let flags = try dev.readConfig16(cap + 2)
         var multiple = 0
         while (1 << multiple) < nvec { multiple += 1 }
@@ -139,6 +161,7 @@ extension PCISubsystem {
         dev.msiAttributes = attributes
         let desc = MSIDescriptor(index: 0)
         desc.presetIOVA = Self.presetIOVA(iova)
+        desc.affinity = masks
         dev.device.msiDescriptors = [desc]
         if attributes.canMask {
             let all = nvec >= 32 ? UInt32.max : (UInt32(1) << UInt32(1 << multiple)) &- 1

@@ -36,6 +36,9 @@ public struct PCIIRQFlags: OptionSet, Hashable, Sendable {
     public static let msi = PCIIRQFlags(rawValue: 1 << 1)
     /// `PCI_IRQ_MSIX`.
     public static let msix = PCIIRQFlags(rawValue: 1 << 2)
+    /// `PCI_IRQ_AFFINITY`: spread the vectors over the CPUs as managed interrupts
+    /// (`irq_create_affinity_masks`).
+    public static let affinity = PCIIRQFlags(rawValue: 1 << 3)
     /// `PCI_IRQ_ALL_TYPES`.
     public static let allTypes: PCIIRQFlags = [.intx, .msi, .msix]
 }
