@@ -44,7 +44,7 @@ struct NestedFuzzTests {
             #expect((domain != nil) == Self.expectedAccepted(w0, w1), "iteration \(i): \(String(w0, radix: 16)) \(String(w1, radix: 16))")
             guard let domain else { continue }
             let nested = try #require(domain.driverData as? ArmSMMUv3NestedDomain)
-            let ste = ArmSMMUv3Nesting.physicalSTE(for: nested, features: f.smmu.features)
+            let ste = ArmSMMUv3Nesting.physicalSTE(for: nested, features: f.smmu.features, configuration: f.kernel.configuration)
             switch ste.config {
             case .nested, .stage2:
                 #expect(ste.dw2 == parentSTE.dw2 && ste.dw3 == parentSTE.dw3, "iteration \(i): VMID/VTCR/S2TTB are the parent's")

@@ -203,7 +203,7 @@ struct NestedTests {
         #expect(try f.guestRead64(F.bufferIPA + 8) == 0xB1)
     }
 
-    @Test("uAPI errnos: vIOMMU on a non-parent EINVAL, type DEFAULT EOPNOTSUPP, vDEVICE twice EEXIST, a translating vSTE without vDEVICE ENOENT at attach")
+    @Test("uAPI errnos: vIOMMU on a non-parent EINVAL, type DEFAULT EOPNOTSUPP, vDEVICE twice EEXIST, a translating vSTE without vDEVICE ENOENT at attach (every release)")
     func uapiErrors() throws {
         let f = try F.make()
         let plain = try f.iommufd.hwptAlloc(deviceID: f.deviceID, ptID: f.ioas)
@@ -218,12 +218,8 @@ struct NestedTests {
         let hwpt = try f.iommufd.hwptAlloc(deviceID: f.deviceID, ptID: second, dataType: .armSMMUv3, data: F.translatingVSTE)
         #expect(throws: Errno.ENOENT) { try f.file.attachIOMMUFDPT(hwpt) }
         #expect(try f.physicalSTE().config == .stage2, "still on the parent")
-        // Bypass needs no vDEVICE (the vSMMU's GBPA case).
-        let bypass = try f.iommufd.hwptAlloc(deviceID: f.deviceID, ptID: second, dataType: .armSMMUv3, data: [1 | (0b100 << 1), 0])
-        #expect(try f.file.attachIOMMUFDPT(bypass) == bypass)
-        // Tear-down order: the HWPT, then the vDEVICE and the vIOMMU, then the parent.
+        // The failed attach left the HWPT unattached: it can go.
         try f.iommufd.destroy(hwpt)
-        #expect(throws: Errno.EBUSY) { try f.iommufd.destroy(bypass) }
     }
 
     @Test("IOMMU_GET_HW_INFO: the physical SMMU's IDR0–5, IIDR, AIDR as the registers read")

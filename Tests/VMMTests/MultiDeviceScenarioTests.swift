@@ -33,8 +33,10 @@ struct MultiDeviceScenarioTests {
     static let nearRID = RequesterID(bus: 0, device: 1, function: 0)
     static let farRID = RequesterID(bus: 1, device: 0, function: 0)
 
+    /// The host runs v6.19 unless told otherwise: with `nestedGBPAAttach` QEMU's abort/bypass
+    /// vSTEs attach for a group whose root port has no vDEVICE.
     static func make(viommu: VirtualMachineMonitor.VIOMMU, guestRIDs: [RequesterID]? = nil, guest guestConfiguration: KernelConfiguration = KernelConfiguration(),
-                     msi: MSIPlan = MSIPlan()) throws -> World {
+                     msi: MSIPlan = MSIPlan(), host hostVersion: KernelConfiguration.Version = .v6_19) throws -> World {
         let machine = try MachinePreset.qemuVirtTwoITS.makeMachine()
         let near = try PCIFunction(name: "near", requesterID: nearRID, vendorID: 0x1AF4, deviceID: 0x1041,
                                    bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
@@ -47,7 +49,7 @@ struct MultiDeviceScenarioTests {
                                   msix: MSIXConfiguration(tableSize: 4))
         try machine.rootComplexes[0].attach(far, behind: port)
         guard let gic = machine.gic else { throw VMMHarness.HarnessError.noGIC }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: KernelConfiguration())
+        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: KernelConfiguration(version: hostVersion))
         try host.boot()
         guard let a = host.pci.device(nearRID), let b = host.pci.device(farRID) else { throw VMMHarness.HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, devices: [a.device, b.device],
@@ -135,6 +137,19 @@ struct MultiDeviceScenarioTests {
         #expect(try vsmmu.guestStreamTableEntry(StreamID(0x8)).config == .bypass)
         #expect(try vsmmu.guestStreamTableEntry(StreamID(0x10)).config == .bypass)
         try Self.checkDelivery(w, guestRIDs: rids) { _ in GuestMemoryMap.virt.msiGPA }
+    }
+
+    @Test("accelerated vSMMU on a v6.15 host: the far function's bypass vSTE cannot be attached (its group's root port has no vDEVICE: ENOENT before 81c45c62dc3e), so it stays on the nest parent")
+    func twoDevicesAcceleratedV615() throws {
+        var guestConfig = KernelConfiguration()
+        guestConfig.defaultDomain = .identity
+        let w = try Self.make(viommu: .acceleratedSMMUv3, guest: guestConfig, host: .v6_15)
+        let (first, second) = (w.vmm.devices[0], w.vmm.devices[1])
+        #expect(first.nestedHWPTID != nil, "the near function is alone in its group")
+        #expect(second.nestedHWPTID == nil)
+        #expect(w.vmm.log.contains("vSTE 0x10 install: \(Errno.ENOENT)"))
+        let hostFar = try #require(w.host.pci.device(Self.farRID))
+        #expect(w.host.iommu.domain(for: hostFar.device)?.type != .nested)
     }
 
     @Test("rmr-identity with both functions (observed): the near function's 4 vectors arrive; the far function shares its host iommu group with the host root port (no ACS), so attaching its translating nested HWPT attaches the root port too, which has no vDEVICE: arm_smmu_attach_prepare_vmaster → ENOENT; the far function stays on its last nested HWPT (abort) and its MSIs abort at the host STE")

@@ -45,6 +45,10 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     public internal(set) var eventQueueOverflows = 0
     /// Command errors recovered by `arm_smmu_cmdq_skip_err`.
     public internal(set) var commandErrors: [CommandErrorCode] = []
+    /// An observation point of the model, not of Linux: called after every sync of the hitless
+    /// entry writer (`arm_smmu_write_entry`) with the entry's address and its 8 qwords as the
+    /// SMMU may now fetch them, so tests can see each intermediate STE or CD.
+    var entryWriteObserver: ((ArmSMMUv3EntryWriter.Kind, PhysicalAddress, [UInt64]) -> Void)?
 
     /// `arm_smmu_asid_xa` (global in Linux; per SMMU here, which changes nothing with one SMMU)
     /// and `smmu->vmid_map`.

@@ -24,11 +24,13 @@ public enum ArmSMMUv3Entries {
         return ste
     }
 
-    /// `arm_smmu_make_cdtable_ste`: V | Config=S1 | S1Fmt | S1ContextPtr | S1CDMax;
-    /// S1DSS, S1CIR = S1COR = WBRA (1), S1CSH = ISH (3), S1STALLD when the SMMU has stalls
-    /// and the master does not, EATS 0 (no ATS), STRW = NS-EL1 and S2VMID 0 (no E2H).
+    /// `arm_smmu_make_cdtable_ste(target, master, ats_enabled, s1dss)`: V | Config=S1 | S1Fmt |
+    /// S1ContextPtr | S1CDMax; S1DSS, S1CIR = S1COR = WBRA (1), S1CSH = ISH (3), S1STALLD when
+    /// the SMMU has stalls (ARM_SMMU_FEAT_STALLS) and the master is not stall-enabled, EATS =
+    /// TRANS (1) with `ats` (the driver never enables ATS: the model has no ATS); SHCFG = incoming
+    /// (1) when IDR1.ATTR_TYPES_OVR and S1DSS = bypass; STRW = NS-EL1 and S2VMID 0 (no E2H).
     public static func cdTableSTE(cdTable: PhysicalAddress, s1Fmt: UInt64, s1CDMax: Int, s1DSS: UInt64,
-                                  features: ArmSMMUv3Features) -> StreamTableEntry {
+                                  features: ArmSMMUv3Features, ats: Bool = false, stallEnabled: Bool = false) -> StreamTableEntry {
         var ste = StreamTableEntry()
         ste.valid = true
         ste.config = .stage1
@@ -39,22 +41,35 @@ public enum ArmSMMUv3Entries {
         ste.s1CIR = 1
         ste.s1COR = 1
         ste.s1CSH = 3
-        ste.s1StallDisable = features.stalls
+        ste.s1StallDisable = features.stalls && !stallEnabled
+        ste.eats = ats ? eatsTrans : 0
+        if features.attributeTypesOverride && s1DSS == s1DSSBypass { ste.shcfg = 1 }
         ste.strw = 0
         ste.s2VMID = VMID(0)
         return ste
     }
 
+    /// STRTAB_STE_1_S1DSS_TERMINATE: non-substream traffic is terminated.
+    public static let s1DSSTerminate: UInt64 = 0
+    /// STRTAB_STE_1_S1DSS_BYPASS: non-substream traffic bypasses stage 1.
+    public static let s1DSSBypass: UInt64 = 1
     /// STRTAB_STE_1_S1DSS_SSID0: non-substream traffic uses CD 0.
     public static let s1DSSSubstream0: UInt64 = 2
+    /// STRTAB_STE_1_EATS_TRANS: ATS translation requests are answered (full ATS).
+    public static let eatsTrans: UInt64 = 1
+    /// STRTAB_STE_1_EATS_S1CHK: split-stage ATS.
+    public static let eatsS1Check: UInt64 = 2
 
-    /// `arm_smmu_make_s2_domain_ste`: V | Config=S2; VMID, the VTCR block (S2T0SZ, S2SL0,
-    /// S2IR0/OR0 = WBWA, S2SH0 = ISH, S2TG, S2PS), S2AA64, S2PTW, S2R; S2TTB; SHCFG = incoming
-    /// with ATTR_TYPES_OVR.
-    public static func stage2STE(vmid: VMID, table: IOPageTableARM, features: ArmSMMUv3Features) -> StreamTableEntry {
+    /// `arm_smmu_make_s2_domain_ste(target, master, smmu_domain, ats_enabled)`: V | Config=S2;
+    /// EATS = TRANS with `ats` (never, from the driver: no ATS in the model); SHCFG = incoming
+    /// with ATTR_TYPES_OVR; VMID, the VTCR block (S2T0SZ, S2SL0, S2IR0/OR0 = WBWA, S2SH0 = ISH,
+    /// S2TG, S2PS), S2AA64, S2PTW, S2S for a stall-enabled master, S2R; S2TTB.
+    public static func stage2STE(vmid: VMID, table: IOPageTableARM, features: ArmSMMUv3Features,
+                                 ats: Bool = false, stallEnabled: Bool = false) -> StreamTableEntry {
         var ste = StreamTableEntry()
         ste.valid = true
         ste.config = .stage2
+        ste.eats = ats ? eatsTrans : 0
         if features.attributeTypesOverride { ste.shcfg = 1 }
         ste.s2VMID = vmid
         ste.s2T0SZ = table.tableSize
@@ -66,6 +81,7 @@ public enum ArmSMMUv3Entries {
         ste.s2PS = table.physicalSizeField
         ste.s2AA64 = true
         ste.s2PTW = true
+        ste.s2S = stallEnabled
         ste.s2R = true
         ste.s2TTB = table.root.rawValue.keepingBits(51, 4)
         return ste
@@ -96,28 +112,72 @@ public enum ArmSMMUv3Entries {
     // MARK: Used bits
 
     /// `arm_smmu_get_ste_used`: the bits the SMMU reads for the STE's current Config.
-    public static func steUsed(_ e: [UInt64]) -> [UInt64] {
+    /// - V always; with V: Config;
+    /// - S1 translates (Config bit 0): S1Fmt, S1ContextPtr, S1CDMax; S1DSS, S1CIR, S1COR,
+    ///   S1CSH, S1STALLD, STRW, EATS (and MEV with `mergeEvents`); S2VMID; SHCFG when S1DSS =
+    ///   bypass ("13.5 Summary of attribute/permission configuration fields");
+    /// - S2 translates (Config bit 1): S2FWB, EATS, SHCFG (and MEV with `mergeEvents`);
+    ///   S2VMID, VTCR, S2AA64, S2ENDI, S2PTW, S2S, S2R; S2TTB;
+    /// - bypass: SHCFG.
+    /// `mergeEvents` is `KernelBehaviour.nestedSTEMergeEvents` (commit da0c56520e88 added MEV to
+    /// both lists when it made nested STEs set it).
+    public static func steUsed(_ e: [UInt64], mergeEvents: Bool) -> [UInt64] {
         var used = [UInt64](repeating: 0, count: 8)
         guard e.count == 8 else { return used }
         used[0] = 1                                    // V
         guard e[0] & 1 != 0 else { return used }
         used[0] |= UInt64(0b111) << 1                  // Config
         let cfg = e[0].bits(3, 1)
+        let mev: UInt64 = mergeEvents ? StreamTableEntryBits.mev : 0
         if cfg & 1 != 0 {                              // S1 translates
             used[0] |= (UInt64(0b11) << 4) | UInt64.lowMask(46) << 6 | (UInt64(0x1F) << 59)
-            // S1DSS, S1CIR, S1COR, S1CSH, S1STALLD, STRW, EATS.
-            used[1] |= UInt64(0xFF) | (1 << 27) | (UInt64(3) << 30) | (UInt64(3) << 28)
+            // S1DSS, S1CIR, S1COR, S1CSH, S1STALLD, STRW, EATS, MEV.
+            used[1] |= UInt64(0xFF) | (1 << 27) | (UInt64(3) << 30) | StreamTableEntryBits.eats | mev
             used[2] |= 0xFFFF                          // S2VMID
-            if e[1].bits(1, 0) == 1 { used[1] |= UInt64(3) << 44 } // SHCFG with S1DSS bypass
+            if e[1].bits(1, 0) == s1DSSBypass { used[1] |= StreamTableEntryBits.shcfg }
         }
         if cfg & 2 != 0 {                              // S2 translates
-            used[1] |= (1 << 25) | (UInt64(3) << 28) | (UInt64(3) << 44) // S2FWB, EATS, SHCFG
+            // S2FWB, EATS, SHCFG, MEV.
+            used[1] |= (1 << 25) | StreamTableEntryBits.eats | StreamTableEntryBits.shcfg | mev
             // S2VMID, VTCR[50:32], S2AA64, S2ENDI, S2PTW, S2S, S2R.
-            used[2] |= 0xFFFF | (UInt64.lowMask(19) << 32) | (1 << 51) | (1 << 52) | (1 << 54) | (1 << 57) | (1 << 58)
+            used[2] |= 0xFFFF | (UInt64.lowMask(19) << 32) | (1 << 51) | (1 << 52) | (1 << 54) | StreamTableEntryBits.s2S | (1 << 58)
             used[3] |= UInt64.lowMask(48) << 4         // S2TTB[51:4]
         }
-        if cfg == 0b100 { used[1] |= UInt64(3) << 44 } // bypass: SHCFG
+        if cfg == 0b100 { used[1] |= StreamTableEntryBits.shcfg } // bypass: SHCFG
         return used
+    }
+
+    /// `arm_smmu_get_ste_update_safe(cur, target, safe_bits)` (`KernelBehaviour.steUpdateSafe`):
+    /// bits of word 1 the writer may change out of sequence.
+    /// - EATS = TRANS, unless either entry has EATS = S1CHK (bit 29: "EATS=0b11 would be
+    ///   effectively an errant 0b00") or S2S (a transient S2S = 1 with EATS = 1 is an ILLEGAL STE,
+    ///   SMMUv3 §5.2): the attach path has already disabled ATS at the PCI device, so no
+    ///   translation request races with it (commit 7cad80048595 "Mark EATS_TRANS safe when
+    ///   computing the update sequence");
+    /// - MEV always: it only changes how many fault records are merged, and "Software must
+    ///   expect, and be able to deal with, coalesced fault records even when MEV == 0" (commit
+    ///   f3c1d372dbb8 "Mark STE MEV safe when computing the update sequence").
+    public static func steUpdateSafe(current: [UInt64], target: [UInt64]) -> [UInt64] {
+        var safe = [UInt64](repeating: 0, count: 8)
+        guard current.count == 8, target.count == 8 else { return safe }
+        let s1chk = eatsS1Check << 28, trans = eatsTrans << 28
+        if (current[1] | target[1]) & s1chk == 0 && (current[2] | target[2]) & StreamTableEntryBits.s2S == 0 {
+            safe[1] |= trans
+        }
+        safe[1] |= StreamTableEntryBits.mev
+        return safe
+    }
+
+    /// STE field masks the used-bits rules name (SMMUv3 §5.2 layout).
+    enum StreamTableEntryBits {
+        /// STRTAB_STE_1_MEV, word 1 bit 19.
+        static let mev: UInt64 = 1 << 19
+        /// STRTAB_STE_1_EATS, word 1 bits [29:28].
+        static let eats: UInt64 = UInt64(0b11) << 28
+        /// STRTAB_STE_1_SHCFG, word 1 bits [45:44].
+        static let shcfg: UInt64 = UInt64(0b11) << 44
+        /// STRTAB_STE_2_S2S, word 2 bit 57.
+        static let s2S: UInt64 = 1 << 57
     }
 
     /// `arm_smmu_get_cd_used`: V only when invalid; everything when valid, less the TTB0

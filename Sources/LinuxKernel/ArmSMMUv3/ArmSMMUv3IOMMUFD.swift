@@ -164,27 +164,38 @@ public enum ArmSMMUv3Nesting {
     /// C_BAD_STE reaches the guest, but a valid STE with Config = abort terminates traffic
     /// without an event, SMMUv3 §5.2 Config — in the model as on hardware);
     /// S1 translate → `arm_smmu_make_nested_cd_table_ste`; bypass → the parent's S2-only STE
-    /// (`arm_smmu_make_s2_domain_ste`); abort → abort STE.
-    public static func physicalSTE(for nested: ArmSMMUv3NestedDomain, features: ArmSMMUv3Features) -> StreamTableEntry {
+    /// (`arm_smmu_make_s2_domain_ste`); abort → abort STE. ATS is not modelled: `ats_enabled`
+    /// is false.
+    public static func physicalSTE(for nested: ArmSMMUv3NestedDomain, features: ArmSMMUv3Features,
+                                   configuration: KernelConfiguration) -> StreamTableEntry {
         var cfg = nested.ste.0.bits(3, 1)
         if nested.ste.0 & 1 == 0 { cfg = StreamConfig.abort.rawValue }
         let vsmmu = nested.vsmmu
         switch cfg {
         case StreamConfig.stage1.rawValue:
-            // arm_smmu_make_nested_cd_table_ste: the parent's S2 STE, then word 0 = V | CFG=nested
-            // | the guest's word 0 without CFG; word 1 |= the guest's word 1 | MEV. EATS stays 0:
-            // ATS is not modelled.
-            var ste = ArmSMMUv3Entries.stage2STE(vmid: vsmmu.vmid, table: vsmmu.s2Parent.pageTable, features: features)
-            ste.dw0 = 1 | (StreamConfig.nested.rawValue << 1)
-            ste.dw0 |= nested.ste.0 & ~(UInt64(0b111) << 1)
-            ste.dw1 |= nested.ste.1
-            ste.dw1 |= ste1MEV
-            return ste
+            return nestedCDTableSTE(vste: nested.ste, vmid: vsmmu.vmid, parent: vsmmu.s2Parent.pageTable,
+                                    features: features, configuration: configuration)
         case StreamConfig.bypass.rawValue:
             return ArmSMMUv3Entries.stage2STE(vmid: vsmmu.vmid, table: vsmmu.s2Parent.pageTable, features: features)
         default:
             return ArmSMMUv3Entries.abortSTE()
         }
+    }
+
+    /// `arm_smmu_make_nested_cd_table_ste(target, master, nested_domain, ats_enabled)`: the
+    /// parent's S2 STE (`arm_smmu_make_s2_domain_ste` with `ats`), then word 0 = V | Config =
+    /// nested | the guest's word 0 without Config; word 1 |= the guest's word 1 (EATS already
+    /// cleared by `arm_smmu_validate_vste`), and MEV ("Merge events for DoS mitigations on
+    /// eventq") with `KernelBehaviour.nestedSTEMergeEvents` (commit da0c56520e88, v6.15).
+    public static func nestedCDTableSTE(vste: (UInt64, UInt64), vmid: VMID, parent: IOPageTableARM,
+                                        features: ArmSMMUv3Features, configuration: KernelConfiguration,
+                                        ats: Bool = false) -> StreamTableEntry {
+        var ste = ArmSMMUv3Entries.stage2STE(vmid: vmid, table: parent, features: features, ats: ats)
+        ste.dw0 = 1 | (StreamConfig.nested.rawValue << 1)
+        ste.dw0 |= vste.0 & ~(UInt64(0b111) << 1)
+        ste.dw1 |= vste.1
+        if configuration.has(.nestedSTEMergeEvents) { ste.dw1 |= ste1MEV }
+        return ste
     }
 }
 
@@ -217,19 +228,22 @@ extension ArmSMMUv3Driver {
     }
 
     /// `arm_smmu_attach_dev_nested`: a vSMMU of another SMMU → EINVAL; the vmaster prepared
-    /// (`arm_smmu_attach_prepare_vmaster`: a translating vSTE needs the device's vDEVICE —
-    /// ENOENT without one; abort/bypass vSTEs may attach without, for the vSMMU's GBPA); the
-    /// physical STE installed; the vmaster committed (replacing any previous one).
+    /// (`arm_smmu_attach_prepare_vmaster`: `iommufd_viommu_get_vdev_id` finds the device's
+    /// vDEVICE, else its ENOENT is returned — except, with `KernelBehaviour.nestedGBPAAttach`,
+    /// for a vSTE whose Config field is abort or bypass, which attaches without a vmaster and so
+    /// reports no vevents); the physical STE installed; the vmaster committed (replacing any
+    /// previous one).
     func attachNested(_ nested: ArmSMMUv3NestedDomain, master: ArmSMMUv3Master) throws(Errno) {
         guard nested.vsmmu.driver === self else { throw .EINVAL }
         let cfg = nested.ste.0.bits(3, 1)
         var vmaster: ArmSMMUv3VMaster?
         if let vsid = nested.vsmmu.core?.virtualID(of: master.device) {
             vmaster = ArmSMMUv3VMaster(vsmmu: nested.vsmmu, virtualStreamID: vsid)
-        } else if cfg != StreamConfig.abort.rawValue && cfg != StreamConfig.bypass.rawValue {
+        } else if !(kernel.configuration.has(.nestedGBPAAttach)
+                    && (cfg == StreamConfig.abort.rawValue || cfg == StreamConfig.bypass.rawValue)) {
             throw .ENOENT
         }
-        try installSTE(ArmSMMUv3Nesting.physicalSTE(for: nested, features: features), for: master)
+        try installSTE(ArmSMMUv3Nesting.physicalSTE(for: nested, features: features, configuration: kernel.configuration), for: master)
         master.vmaster = vmaster
     }
 

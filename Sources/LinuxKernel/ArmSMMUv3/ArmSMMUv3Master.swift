@@ -80,10 +80,9 @@ extension ArmSMMUv3Driver {
         guard let strtab = streamTable else { throw .ENODEV }
         for sid in master.streamIDs {
             guard let address = strtab.steAddress(for: sid.rawValue) else { throw .ERANGE }
-            let writer = ArmSMMUv3EntryWriter(kind: .ste, address: address) { [unowned self] () throws(Errno) in
+            try writeEntry(.ste, at: address, target: target.words) { [unowned self] () throws(Errno) in
                 try self.issueWithSync([.cfgiSTE(sid, leaf: true)])
             }
-            try writer.write(target.words, driver: self)
             try issueWithoutSync([.prefetchConfig(sid, substream: nil)])
         }
     }
@@ -92,10 +91,9 @@ extension ArmSMMUv3Driver {
     /// `arm_smmu_sync_cd` (CFGI_CD(sid, ssid, leaf) for every StreamID + SYNC) per step.
     func writeCD(_ target: ContextDescriptor, for master: ArmSMMUv3Master) throws(Errno) {
         let table = try ensureCDTable(master)
-        let writer = ArmSMMUv3EntryWriter(kind: .cd, address: table) { [unowned self] () throws(Errno) in
+        try writeEntry(.cd, at: table, target: target.words) { [unowned self] () throws(Errno) in
             try self.issueWithSync(master.streamIDs.map { .cfgiCD($0, SubstreamID(0), leaf: true) })
         }
-        try writer.write(target.words, driver: self)
     }
 
     /// `arm_smmu_clear_cd`: an invalid CD, if the master has a CD table.

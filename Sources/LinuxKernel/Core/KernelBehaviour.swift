@@ -13,32 +13,49 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
     /// IOMMU_DOMAIN_DMA_MSI … Part-1", merged through iommufd for v6.15).
     case nativeSWMSI = "native-sw-msi"
 
-    /// `arm_smmu_make_nested_domain_ste` sets STRTAB_STE_1_MEV in the nested STE it builds, and
-    /// `arm_smmu_get_ste_used` counts MEV among word 1's used bits for every translating STE.
+    /// `arm_smmu_make_nested_cd_table_ste` sets STRTAB_STE_1_MEV (word 1 bit 19) in the nested
+    /// STE it builds, and `arm_smmu_get_ste_used` counts MEV among word 1's used bits both for
+    /// an STE whose Config translates at stage 1 and for one that translates at stage 2.
     /// Commit da0c56520e88 "iommu/arm-smmu-v3: Set MEV bit in nested STE for DoS mitigations"
-    /// (v6.15, with the vEVENTQ series). Before: MEV was neither set nor used.
+    /// (the vEVENTQ series, merged through iommufd for v6.15). Before: MEV was neither set nor
+    /// used. With it and without `steUpdateSafe`, a nested STE and its parent's S2 STE differ in
+    /// a used bit of word 1 as well as in word 0's Config, so every switch between them goes
+    /// through V = 0.
     case nestedSTEMergeEvents = "nested-ste-mev"
 
-    /// `arm_smmu_write_entry` asks `arm_smmu_get_ste_update_safe` which bits may change out of
-    /// sequence: MEV always, EATS unless S2S changes with it. A nested STE then goes from
-    /// S1-bypass to S1DSS-bypass and back hitlessly in 2 syncs; before, MEV/EATS in word 1 made
-    /// word 1 "critical" next to word 0's, and the update went through V=0 in 3 syncs (the
-    /// C_BAD_STE report). Commit 2781f2a930ab "iommu/arm-smmu-v3: Add an
-    /// arm_smmu_get_ste_update_safe() hook" with the MEV and EATS follow-ups (Fixes:
-    /// 1e8be08d1c91, Cc: stable), first in mainline v6.19.
+    /// `arm_smmu_entry_qword_diff` asks the writer's `get_update_safe` op
+    /// (`arm_smmu_get_ste_update_safe`; the CD writer has none) which bits may change out of
+    /// sequence, and ignores those that both entries use: MEV always, EATS = TRANS unless
+    /// either entry has EATS = S1CHK or S2S. A nested STE then goes between its parent's S2 STE
+    /// and S1DSS = bypass (or any S1 vSTE) hitlessly in 2 syncs; before, MEV/EATS in word 1
+    /// made word 1 "critical" next to word 0, and the update went through V = 0 in 3 syncs
+    /// ("C_BAD_STE was observed when updating nested STE from an S1-bypass mode to an
+    /// S1DSS-bypass mode"). Commits 2781f2a930ab "iommu/arm-smmu-v3: Add update_safe bits to
+    /// fix STE update sequence" (Fixes: 1e8be08d1c91), f3c1d372dbb8 "iommu/arm-smmu-v3: Mark
+    /// STE MEV safe when computing the update sequence" (Fixes: da0c56520e88) and 7cad80048595
+    /// "iommu/arm-smmu-v3: Mark EATS_TRANS safe when computing the update sequence", with the
+    /// KUnit cases of a4f976edcb87 "iommu/arm-smmu-v3-test: Add nested s1bypass/s1dssbypass
+    /// coverage": queued on the iommu tree's arm/smmu/updates branch on 2026-01-23, after
+    /// v6.19's merge window, so first in mainline v7.0 (v7.0-rc1, 2026-02-22); v6.19 does not
+    /// have them (they reached the stable series as backports, 6.19.6 and 6.18.y).
     case steUpdateSafe = "ste-update-safe"
 
-    /// `arm_vsmmu_alloc_domain_nested` accepts a vSTE with V=0 or Config abort/bypass and
-    /// builds the abort or bypass STE over the parent for it (QEMU's GBPA and "STE not yet
-    /// valid" cases). Before: only V=1 with Config=S1 translate was accepted (else EIO).
-    /// Commit "iommu/arm-smmu-v3: Allow attaching nested domain for GBPA cases", v6.19.
+    /// `arm_smmu_attach_prepare_vmaster`: a nested domain whose vSTE Config field is abort or
+    /// bypass (a V = 0 vSTE has been zeroed, so its Config reads abort) may be attached
+    /// without a vDEVICE — no vmaster is made, so the device reports no vevents — for QEMU's
+    /// GBPA case (CR0.SMMUEN = 0, no vSID yet). Before: `iommufd_viommu_get_vdev_id`'s ENOENT
+    /// failed every nested attach without a vDEVICE. `arm_vsmmu_alloc_domain_nested` /
+    /// `arm_smmu_validate_vste` did not change: abort and bypass vSTEs were always accepted.
+    /// Commit 81c45c62dc3e "iommu/arm-smmu-v3-iommufd: Allow attaching nested domain for GBPA
+    /// cases" (the iommufd pull for v6.19).
     case nestedGBPAAttach = "nested-gbpa-attach"
 
     /// The first release with this behaviour.
     public var since: KernelConfiguration.Version {
         switch self {
         case .nativeSWMSI, .nestedSTEMergeEvents: .v6_15
-        case .steUpdateSafe, .nestedGBPAAttach: .v6_19
+        case .nestedGBPAAttach: .v6_19
+        case .steUpdateSafe: .v7_0
         }
     }
 
@@ -48,7 +65,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .nativeSWMSI: "40f5175d0eb7"
         case .nestedSTEMergeEvents: "da0c56520e88"
         case .steUpdateSafe: "2781f2a930ab"
-        case .nestedGBPAAttach: "(v6.19 merge)"
+        case .nestedGBPAAttach: "81c45c62dc3e"
         }
     }
 
@@ -58,7 +75,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .nativeSWMSI: "iommufd maps the MSI doorbell itself (iommufd_sw_msi) instead of dma-iommu's MSI cookie"
         case .nestedSTEMergeEvents: "nested STEs set MEV, and MEV counts as a used bit of STE word 1"
         case .steUpdateSafe: "MEV and EATS may change out of sequence: nested STE updates stay hitless"
-        case .nestedGBPAAttach: "a nested domain may be attached for an abort or bypass vSTE"
+        case .nestedGBPAAttach: "a nested domain with an abort or bypass vSTE may be attached without a vDEVICE"
         }
     }
 }

@@ -12,9 +12,12 @@ public struct KernelConfiguration: Hashable, Sendable {
         /// the generic `iommu_dma_prepare_msi` dispatching on the domain cookie type, iommufd's
         /// native sw_msi, MEV in nested STEs.
         case v6_15 = "v6.15"
-        /// v6.19 (released 2026-02-08), the newest mainline release whose source Doorbell was
-        /// checked against: the STE writer's update-safe bits and nested attach for GBPA cases.
+        /// v6.19 (released 2026-02-08): nested attach for GBPA cases.
         case v6_19 = "v6.19"
+        /// v7.0 (v7.0-rc1 2026-02-22), the first mainline release with the STE writer's
+        /// update-safe bits. Only the behaviours whose `since` is v7.0 were checked against its
+        /// source; everything else is v6.19's.
+        case v7_0 = "v7.0"
 
         /// Release order.
         var order: Int {
@@ -22,6 +25,7 @@ public struct KernelConfiguration: Hashable, Sendable {
             case .v6_14: 0
             case .v6_15: 1
             case .v6_19: 2
+            case .v7_0: 3
             }
         }
 
