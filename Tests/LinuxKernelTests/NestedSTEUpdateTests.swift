@@ -85,19 +85,23 @@ struct NestedSTEUpdateTests {
 
     /// 81c45c62dc3e (v6.19): `arm_smmu_attach_prepare_vmaster` lets an abort or bypass vSTE (or a
     /// V=0 one, zeroed to Config abort) attach without a vDEVICE, with no vmaster; a translating
-    /// vSTE still needs one. Before, every nested attach without a vDEVICE was ENOENT.
-    @Test("GBPA: abort/bypass/V=0 vSTEs attach without a vDEVICE from v6.19 (no vmaster); ENOENT before; S1 translate ENOENT always",
+    /// vSTE still needs one. From v6.15 (f0ea207ed781, the vmaster) to v6.19, every nested
+    /// attach without a vDEVICE was ENOENT. v6.14 had no vmaster: every nested attach went
+    /// ahead without a vDEVICE, and no master had a vmaster.
+    @Test("nested attach without a vDEVICE: v6.14 always, v6.15 never (ENOENT), v6.19 for abort/bypass/V=0 vSTEs only",
           arguments: Version.allCases)
     func gbpaAttachWithoutVDevice(_ v: Version) throws {
         let f = try F.make(configuration: KernelConfiguration(version: v))
         // A second vIOMMU on the same parent, without a vDEVICE for ep0.
         let second = try f.iommufd.viommuAlloc(deviceID: f.deviceID, hwptID: f.parent)
         let master = try #require(f.smmu.streams[F.pSID.rawValue])
+        let vmasters = v.behaviours.contains(.nestedVMaster)
         let gbpa = v.behaviours.contains(.nestedGBPAAttach)
+        #expect(vmasters == (v >= .v6_15) && gbpa == (v >= .v6_19))
         for (name, vste, config) in [("abort", [UInt64(1), 0], StreamConfig.abort), ("bypass", Self.bypassVSTE, .stage2),
                                      ("V=0", [0, 0], .abort)] {
             let hwpt = try f.iommufd.hwptAlloc(deviceID: f.deviceID, ptID: second, dataType: .armSMMUv3, data: vste)
-            if gbpa {
+            if gbpa || !vmasters {
                 #expect(try f.file.attachIOMMUFDPT(hwpt) == hwpt, "\(v.rawValue) \(name)")
                 #expect(try f.physicalSTE().config == config, "\(v.rawValue) \(name)")
                 #expect(master.vmaster == nil, "\(v.rawValue) \(name): no vmaster, so no vevents")
@@ -108,9 +112,16 @@ struct NestedSTEUpdateTests {
             }
         }
         let translate = try f.iommufd.hwptAlloc(deviceID: f.deviceID, ptID: second, dataType: .armSMMUv3, data: F.translatingVSTE)
-        #expect(throws: Errno.ENOENT, "\(v.rawValue) translate") { try f.file.attachIOMMUFDPT(translate) }
-        // With its vDEVICE (the first vIOMMU) a bypass vSTE attaches on every release, with a vmaster.
+        if vmasters {
+            #expect(throws: Errno.ENOENT, "\(v.rawValue) translate") { try f.file.attachIOMMUFDPT(translate) }
+        } else {
+            #expect(try f.file.attachIOMMUFDPT(translate) == translate)
+            #expect(try f.physicalSTE().config == .nested, "v6.14: the translating vSTE is installed without a vDEVICE")
+            #expect(master.vmaster == nil)
+        }
+        // With its vDEVICE (the first vIOMMU) a bypass vSTE attaches on every release, with a
+        // vmaster from v6.15.
         try f.attachNested(Self.bypassVSTE)
-        #expect(master.vmaster?.virtualStreamID == F.vSID, "\(v.rawValue)")
+        #expect(master.vmaster?.virtualStreamID == (vmasters ? F.vSID : nil), "\(v.rawValue)")
     }
 }

@@ -54,7 +54,7 @@ import Testing
             Issue.record("v6.16 is not a named release")
         } catch {
             #expect(error.line == 3)
-            #expect(error.description.contains("v6.14, v6.15, v6.19"))
+            #expect(error.description.contains("v6.14, v6.15, v6.19, v7.0"))
         }
     }
 }

@@ -227,7 +227,8 @@ extension ArmSMMUv3Driver {
         return ArmVSMMU(driver: self, s2Parent: s2, parentDomain: parent, vmid: vmid)
     }
 
-    /// `arm_smmu_attach_dev_nested`: a vSMMU of another SMMU → EINVAL; the vmaster prepared
+    /// `arm_smmu_attach_dev_nested`: a vSMMU of another SMMU → EINVAL; with
+    /// `KernelBehaviour.nestedVMaster` (v6.15) the vmaster prepared
     /// (`arm_smmu_attach_prepare_vmaster`: `iommufd_viommu_get_vdev_id` finds the device's
     /// vDEVICE, else its ENOENT is returned — except, with `KernelBehaviour.nestedGBPAAttach`,
     /// for a vSTE whose Config field is abort or bypass, which attaches without a vmaster and so
@@ -237,7 +238,9 @@ extension ArmSMMUv3Driver {
         guard nested.vsmmu.driver === self else { throw .EINVAL }
         let cfg = nested.ste.0.bits(3, 1)
         var vmaster: ArmSMMUv3VMaster?
-        if let vsid = nested.vsmmu.core?.virtualID(of: master.device) {
+        if !kernel.configuration.has(.nestedVMaster) {
+            // v6.14: no vmaster, no vDEVICE needed, no event forwarding.
+        } else if let vsid = nested.vsmmu.core?.virtualID(of: master.device) {
             vmaster = ArmSMMUv3VMaster(vsmmu: nested.vsmmu, virtualStreamID: vsid)
         } else if !(kernel.configuration.has(.nestedGBPAAttach)
                     && (cfg == StreamConfig.abort.rawValue || cfg == StreamConfig.bypass.rawValue)) {

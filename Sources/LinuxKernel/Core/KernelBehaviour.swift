@@ -40,6 +40,15 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
     /// have them (they reached the stable series as backports, 6.19.6 and 6.18.y).
     case steUpdateSafe = "ste-update-safe"
 
+    /// `arm_smmu_attach_dev_nested` prepares a vmaster (`arm_smmu_attach_prepare_vmaster`):
+    /// the device's vDEVICE is looked up (`iommufd_viommu_get_vdev_id`) and its ENOENT fails
+    /// the attach, so a nested attach needs a vDEVICE; the vSID it gives is how the device's
+    /// stage-1 events reach the VM's vEVENTQ. Before: no vmaster, any nested attach of a device
+    /// of the vSMMU's SMMU went ahead, and no event was forwarded. Commit f0ea207ed781
+    /// "iommu/arm-smmu-v3: Introduce struct arm_smmu_vmaster" (the vEVENTQ series, with
+    /// e7d3fa3d29d5 "Report events that belong to devices attached to vIOMMU", v6.15).
+    case nestedVMaster = "nested-vmaster"
+
     /// `arm_smmu_attach_prepare_vmaster`: a nested domain whose vSTE Config field is abort or
     /// bypass (a V = 0 vSTE has been zeroed, so its Config reads abort) may be attached
     /// without a vDEVICE — no vmaster is made, so the device reports no vevents — for QEMU's
@@ -53,7 +62,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
     /// The first release with this behaviour.
     public var since: KernelConfiguration.Version {
         switch self {
-        case .nativeSWMSI, .nestedSTEMergeEvents: .v6_15
+        case .nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster: .v6_15
         case .nestedGBPAAttach: .v6_19
         case .steUpdateSafe: .v7_0
         }
@@ -65,6 +74,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .nativeSWMSI: "40f5175d0eb7"
         case .nestedSTEMergeEvents: "da0c56520e88"
         case .steUpdateSafe: "2781f2a930ab"
+        case .nestedVMaster: "f0ea207ed781"
         case .nestedGBPAAttach: "81c45c62dc3e"
         }
     }
@@ -75,6 +85,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .nativeSWMSI: "iommufd maps the MSI doorbell itself (iommufd_sw_msi) instead of dma-iommu's MSI cookie"
         case .nestedSTEMergeEvents: "nested STEs set MEV, and MEV counts as a used bit of STE word 1"
         case .steUpdateSafe: "MEV and EATS may change out of sequence: nested STE updates stay hitless"
+        case .nestedVMaster: "a nested attach needs the device's vDEVICE (vmaster), which forwards its stage-1 events to the VM"
         case .nestedGBPAAttach: "a nested domain with an abort or bypass vSTE may be attached without a vDEVICE"
         }
     }
