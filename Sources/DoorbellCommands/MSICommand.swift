@@ -84,7 +84,9 @@ struct MSIReport {
         let its = machine.its[itsIndex]
         try bm.enableITS(itsIndex)
         try bm.mapDevice(route.deviceID, events: 4, firstINTID: BareMetal.firstLPI, its: itsIndex)
-        let doorbell = its.translaterAddress.rawValue
+        // On a pre-ITS SoC the function writes the DeviceID's pre-ITS slot; elsewhere
+        // GITS_TRANSLATER, the DeviceID riding with the write.
+        let doorbell = (machine.doorbell(its: itsIndex, deviceID: route.deviceID) ?? its.translaterAddress).rawValue
         let doorbellPage = doorbell & ~0xFFF
         var lines: [String] = []
         var messageAddress = doorbell
@@ -135,6 +137,9 @@ struct MSIReport {
 
         var text = "Doorbell: one MSI on \(machine.name), from device write to CPU\n"
         text += "  function \(rid.hex) (RID) → StreamID \(route.streamID.map { "\($0)" } ?? "none (not behind the SMMU)"), DeviceID \(route.deviceID); ITS at \(its.base), GITS_TRANSLATER \(its.translaterAddress)\n"
+        if let window = machine.preITS[itsIndex] {
+            text += "  pre-ITS window \(window.base) size \(Hex.format(window.size, minDigits: 1)): DeviceID \(route.deviceID) is the slot at \(Hex.format(doorbell)), whoever writes it (MSI isolation is lost)\n"
+        }
         text += "  ITS: DeviceID \(route.deviceID) EventIDs 0…3 → LPIs 8192…8195 on collection 0 (CPU 0)\n"
         for line in lines { text += "  \(line)\n" }
         text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(eventID), minDigits: 1))\n\n"
@@ -192,7 +197,8 @@ struct TopologyCommand: ParsableCommand {
         }
         let support = machine.support(bridge: platform.bridge.map(BridgeChoice.init))
         if case .supported(let rc, let rid) = support {
-            print("verdict: supported (an endpoint at \(rid.hex) under \(machine.rootComplexes[rc].name))")
+            let note = machine.preITSNote(rootComplex: rc, requesterID: rid).map { "; \($0)" } ?? ""
+            print("verdict: supported (an endpoint at \(rid.hex) under \(machine.rootComplexes[rc].name))\(note)")
         } else {
             print(support.verdict)
         }

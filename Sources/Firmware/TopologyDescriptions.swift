@@ -101,6 +101,9 @@ public struct ITSDescription: Hashable, Sendable {
     /// nodes name (DEN 0049E.f §3.1.1.3) and Linux registers with `iort_register_domain_token`;
     /// nil on the device-tree path.
     public var translationID: UInt32? = nil
+    /// The node's `socionext,synquacer-pre-its` window (SynQuacer, TI K3), when it has one: the
+    /// SoC's own doorbell whose address, not the requester, names the DeviceID.
+    public var preITSWindow: PreITSWindow? = nil
 
     /// The doorbell a device writes its EventID to: `GITS_TRANSLATER`, ITS base + 0x1_0040.
     public var translaterAddress: PhysicalAddress? { region.base.adding(0x1_0040) }

@@ -201,7 +201,24 @@ struct TopologyReader {
         let node = tree.nodes[index].node
         return ITSDescription(path: path(index), region: try firstRegion(index), phandle: node.phandle,
                               isMSIController: node.hasProperty("msi-controller"),
-                              msiCells: try u32(index, "#msi-cells"), enabled: node.isEnabled)
+                              msiCells: try u32(index, "#msi-cells"), enabled: node.isEnabled,
+                              preITSWindow: try preITSWindow(index))
+    }
+
+    /// `socionext,synquacer-pre-its = <base size>`, read as Linux's
+    /// `its_enable_quirk_socionext_synquacer` reads it: `fwnode_property_read_u32_array(…, 2)`
+    /// → `of_property_read_u32_array`, which takes the first two cells of a property of at
+    /// least two (`of_find_property_value_of_size` with `sz_max` = 0 has no upper bound). Where
+    /// Linux would only skip the quirk (a shorter property, or one of a length that is not whole
+    /// cells), this reader stops with the node and property named, so a broken description is
+    /// seen rather than silently read as a plain ITS.
+    private func preITSWindow(_ index: Int) throws(TopologyError) -> PreITSWindow? {
+        let name = PreITSWindow.property
+        guard let property = tree.nodes[index].node.property(name) else { return nil }
+        guard let cells = property.cells, cells.count >= 2 else {
+            throw fail(index, name, "expected <base size> (2 cells), found \(property.value.count) bytes")
+        }
+        return PreITSWindow(base: cells[0], size: cells[1])
     }
 
     private func readV2m(_ index: Int) throws(TopologyError) -> GICv2mFrame {

@@ -23,6 +23,9 @@ extension Topology {
             if gic.isMSIController { lines.append("  msi-controller (MBI)") }
             for (i, its) in gic.its.enumerated() {
                 lines.append("  its[\(i)]: \(its.path) \(its.region)\(its.phandle.map { " phandle \(Hex.format(UInt64($0), minDigits: 1))" } ?? "")\(its.enabled ? "" : " disabled")")
+                if let window = its.preITSWindow {
+                    lines.append("    \(window): MSIs name their DeviceID by address (\(Hex.format(window.slots, minDigits: 1)) 4-byte slots), so the ITS cannot isolate them")
+                }
             }
             for (i, frame) in gic.v2mFrames.enumerated() {
                 lines.append("  v2m[\(i)]: \(frame.path) \(frame.region)\(frame.enabled ? "" : " disabled")")

@@ -39,7 +39,7 @@ public final class Distributor: MMIODevice {
             switch o {
             case Offset.ctlr: UInt64(ctlr)
             case Offset.typer: UInt64(typer)
-            case Offset.iidr: UInt64(GICv3.iidr)
+            case Offset.iidr: UInt64(configuration.iidr)
             case Offset.typer2: 0
             case Offset.pidr2: UInt64(GICv3.pidr2(version: configuration.version))
             default: Int(o / 4) < storage.count ? UInt64(storage[Int(o / 4)]) : 0

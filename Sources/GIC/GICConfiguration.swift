@@ -58,6 +58,10 @@ public struct GICConfiguration: Hashable, Sendable {
     /// Number of SPIs the distributor advertises (GICD_TYPER.ITLinesNumber).
     public var spiCount: Int
     public var commandErrorPolicy: CommandErrorPolicy
+    /// GICD_IIDR / GICR_IIDR / GITS_IIDR (Implementer[11:0], Revision[15:12], Variant[19:16],
+    /// ProductID[31:24]): `GICv3.iidr` (QEMU's) unless a platform says which implementation it
+    /// integrates (`GICv3.gic500r1p1IIDR` for the SynQuacer and TI K3 GIC-500).
+    public var iidr: UInt32 = GICv3.iidr
     /// DeviceID → DTE cache (GIC-600 "device cache").
     public var deviceCache: CacheGeometry
     /// DeviceID+EventID → ITE (collection, INTID) cache.

@@ -30,6 +30,13 @@ public final class GICv3 {
     /// 0, the value QEMU's GICv3 reports (`gicv3_iidr`).
     public static let iidr: UInt32 = 0x43B
 
+    /// The IIDR of Arm's GIC-500 r1p1 (Implementer 0x43B, Revision 1, Variant 1, ProductID 0):
+    /// the value Linux's `its_quirks` entry "ITS: Socionext Synquacer pre-ITS" matches exactly
+    /// (`.iidr = 0x0001143b, .mask = 0xffffffff`, drivers/irqchip/irq-gic-v3-its.c), and which
+    /// TI K3 ITSs report (their boot logs print "GIC: enabling workaround for ITS: Socionext
+    /// Synquacer pre-ITS", which `gic_enable_quirks` prints only on that match).
+    public static let gic500r1p1IIDR: UInt32 = 0x0001_143B
+
     /// GICD/GICR/GITS_PIDR2: ArchRev[7:4] (3 or 4; Linux `GIC_PIDR2_ARCH_MASK`) and JEP106
     /// bits [2:0] = 0b011 with JEDEC-used bit 3, i.e. 0x3B for GICv3 (QEMU's id registers).
     public static func pidr2(version: Int) -> UInt32 { UInt32(version >= 4 ? 4 : 3) << 4 | 0xB }

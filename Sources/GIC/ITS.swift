@@ -50,6 +50,14 @@ public final class ITS: MMIODevice {
     /// The last write to GITS_TRANSLATER that carried a DeviceID and what became of it, so a
     /// report can say which LPI one MSI raised without tracing (a plain store, no allocation).
     public var lastMSI: ITSMSIRecord?
+    /// The DeviceID every device write to GITS_TRANSLATER arrives with when the interconnect
+    /// does not carry the requester's (nil: it does, from the root complex's `msi-map`). A
+    /// SynQuacer-style SoC sets it to 0: the Kconfig help of Linux's
+    /// `SOCIONEXT_SYNQUACER_PREITS` says the pre-ITS is "a separate h/w block to generate MSI
+    /// doorbell writes with non-zero values for the device ID", so a write that bypasses it
+    /// reaches the ITS as DeviceID 0. (Which DeviceID such a write carries is the SoC's
+    /// choice; 0 is this model's reading of that help text.)
+    public var interconnectDeviceID: DeviceID?
     /// Command errors, oldest first, at most `errorLogCapacity` (later ones are only counted).
     public internal(set) var errorLog: [ITSCommandErrorRecord] = []
     public static let errorLogCapacity = 4096
@@ -128,7 +136,7 @@ public final class ITS: MMIODevice {
         guard offset < 0x1_0000, size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return 0 }
         let word: UInt64
         switch offset & ~7 {
-        case 0x0000: word = UInt64(ctlr) | UInt64(GICv3.iidr) << 32
+        case 0x0000: word = UInt64(ctlr) | UInt64(configuration.iidr) << 32
         case Offset.typer: word = typer
         case Offset.cbaser: word = cbaser
         case Offset.cwriter: word = cwriter
@@ -147,7 +155,7 @@ public final class ITS: MMIODevice {
                 throw .deviceError(translaterAddress, "GITS_TRANSLATER takes 16- and 32-bit writes")
             }
             counters.translaterWrites &+= 1
-            guard case .device(let deviceID) = requester else {
+            guard case .device(let sideband) = requester else {
                 // GICv3 §5.2: the DeviceID is supplied by the interconnect with the write, never
                 // by its data. A PE store (or a hardware unit's own access) carries none here, so
                 // it cannot raise any device's LPI. Real systems give such writes an
@@ -158,6 +166,7 @@ public final class ITS: MMIODevice {
                               "no DeviceID sideband (\(requester))")
                 return
             }
+            let deviceID = interconnectDeviceID ?? sideband
             let event = EventID(UInt32(truncatingIfNeeded: value & UInt64.lowMask(size * 8)))
             lastMSI = ITSMSIRecord(deviceID: deviceID, eventID: event, result: translate(deviceID: deviceID, eventID: event))
             return

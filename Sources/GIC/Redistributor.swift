@@ -116,7 +116,7 @@ public final class Redistributor: MMIODevice {
         }
         let word: UInt64
         switch offset & ~7 {
-        case 0x0000: word = UInt64(enableLPIs ? 1 : 0) | UInt64(GICv3.iidr) << 32
+        case 0x0000: word = UInt64(enableLPIs ? 1 : 0) | UInt64(configuration.iidr) << 32
         case Offset.typer: word = typer
         case 0x0010: word = UInt64(waker) << 32
         case Offset.propbaser: word = propbaser.rawValue

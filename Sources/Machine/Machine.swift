@@ -25,6 +25,9 @@ public final class Machine {
     public let gic: GICv3?
     /// One per enabled `arm,gic-v3-its` node, in description order.
     public let its: [ITS]
+    /// For each of `its`, the SynQuacer/TI K3 pre-ITS window in front of it, when its node has
+    /// a `socionext,synquacer-pre-its` property.
+    public let preITS: [PreITS?]
     /// One per enabled `arm,smmu-v3` node, in description order.
     public let smmus: [SMMUv3]
     /// One per enabled PCIe host bridge with an ECAM window, in description order.
@@ -60,6 +63,7 @@ public final class Machine {
         // a path this project does not model.
         var gic: GICv3?
         var itsList: [ITS] = []
+        var preITSList: [PreITS?] = []
         if let description = topology.gic {
             switch description.architecture {
             case .v3:
@@ -71,6 +75,11 @@ public final class Machine {
                 // DeviceID the platform's msi-maps emit (TI K3 gives each host bridge its own
                 // 64 Ki block above 0xFFFF), so the width grows to cover them.
                 configuration.deviceIDBits = max(configuration.deviceIDBits, Machine.deviceIDBits(topology))
+                // A pre-ITS window says the GIC is the SynQuacer / TI K3 GIC-500: its IIDR is
+                // the one Linux's pre-ITS quirk matches (what those SoCs' boot logs show).
+                if description.its.contains(where: { $0.enabled && $0.preITSWindow != nil }) {
+                    configuration.iidr = GICv3.gic500r1p1IIDR
+                }
                 let affinities = topology.cpus.map { Machine.affinity(fromMPIDR: $0.mpidr) }
                 let controller = GICv3(configuration: configuration, affinities: affinities.isEmpty ? nil : affinities)
                 guard !description.redistributorRegions.isEmpty else {
@@ -81,7 +90,13 @@ public final class Machine {
                                           redistributorRegions: description.redistributorRegions.map { ($0.base, $0.size) },
                                           stride: description.redistributorStride)
                     for its in description.its where its.enabled {
-                        itsList.append(try controller.addITS(base: its.region.base))
+                        let built = try controller.addITS(base: its.region.base)
+                        itsList.append(built)
+                        if let window = its.preITSWindow {
+                            preITSList.append(try controller.addPreITS(base: window.range.base, size: window.range.size, its: built))
+                        } else {
+                            preITSList.append(nil)
+                        }
                     }
                 } catch { throw .bus(error) }
                 gic = controller
@@ -92,6 +107,7 @@ public final class Machine {
         }
         self.gic = gic
         self.its = itsList
+        self.preITS = preITSList
 
         var smmus: [SMMUv3] = []
         do {
@@ -231,12 +247,24 @@ public final class Machine {
             bus.trace = trace
             gic?.trace = trace
             for its in its { its.trace = trace }
+            for window in preITS { window?.trace = trace }
             for smmu in smmus { smmu.translator.trace = trace }
             for rc in rootComplexes {
                 rc.trace = trace
                 for function in rc.functions { function.trace = trace }
             }
         }
+    }
+
+    /// The address a device writes to raise DeviceID `deviceID`'s events on ITS `index`: the
+    /// pre-ITS slot `base + (DeviceID << 2)` when the ITS has a pre-ITS window (on such a SoC a
+    /// write to GITS_TRANSLATER itself reaches the ITS as DeviceID 0), else GITS_TRANSLATER.
+    public func doorbell(its index: Int, deviceID: DeviceID) -> PhysicalAddress? {
+        guard its.indices.contains(index) else { return nil }
+        if let window = preITS[index] {
+            return window.base.adding(UInt64(deviceID.rawValue) << 2)
+        }
+        return its[index].translaterAddress
     }
 
     /// The ITS whose translation frame holds `address`, if any.

@@ -198,3 +198,37 @@ extension Machine {
         "qcom,smmu-v2", "nvidia,smmu-500", "qcom,smmu-500",
     ]
 }
+
+extension Machine {
+    /// The machine ITS (an index into `its`) that a requester's MSIs on `bridge` go to, from
+    /// the bridge's `msi-map` (else its `msi-parent`); nil when that is not an enabled ITS.
+    public func itsIndex(bridge: PCIeHostBridge, requesterID rid: RequesterID) -> Int? {
+        var target: DeviceTreeTarget?
+        if let map = bridge.msiMap {
+            if case .mapped(_, let mapped, _) = map.lookup(UInt32(rid.rawValue)) { target = mapped }
+        } else {
+            target = bridge.msiParent.first?.target
+        }
+        guard case .its(let i)? = target, topology.its.indices.contains(i), topology.its[i].enabled else { return nil }
+        let index = topology.its[..<i].filter(\.enabled).count
+        return its.indices.contains(index) ? index : nil
+    }
+
+    /// What the `topology` verdict adds for a supported endpoint whose ITS sits behind a
+    /// SynQuacer / TI K3 pre-ITS window: its MSIs are delivered through the window, and MSI
+    /// isolation is lost. Linux's `its_enable_quirk_socionext_synquacer` clears
+    /// IRQ_DOMAIN_FLAG_ISOLATED_MSI ("the pre-ITS breaks isolation"), so
+    /// `iommu_group_has_isolated_msi` is false for every device of that ITS, and
+    /// `vfio_iommu_type1_attach_group` and `iommufd_device_bind` refuse with EPERM unless
+    /// `allow_unsafe_interrupts` is set. Nil for any other platform.
+    public func preITSNote(rootComplex rc: Int, requesterID rid: RequesterID) -> String? {
+        guard hostBridgeIndices.indices.contains(rc) else { return nil }
+        let bridge = topology.pcieHostBridges[hostBridgeIndices[rc]]
+        guard let index = itsIndex(bridge: bridge, requesterID: rid), let window = preITS[index] else { return nil }
+        var note = "MSIs reach the ITS at \(its[index].base) through the pre-ITS window at \(window.base) (socionext,synquacer-pre-its), "
+            + "which takes the DeviceID from the address written: MSI isolation is lost, "
+            + "so VFIO and iommufd refuse passthrough unless allow_unsafe_interrupts is set"
+        if translatedPorts[rc] == nil { note += " (and no IOMMU translates \(bridge.path), so VFIO has no group for its functions anyway)" }
+        return note
+    }
+}

@@ -118,8 +118,14 @@ extension World {
         return try? host.pci.msiDomain(of: pdev).deviceID
     }
 
+    /// GITS_TRANSLATER of an ITS, or a slot of a SynQuacer / TI K3 pre-ITS window (every
+    /// 4-byte slot there is a doorbell for one DeviceID).
     func isDoorbell(_ pa: UInt64) -> Bool {
         machine.its.contains { $0.translaterAddress.rawValue == pa & ~3 || $0.translaterAddress.rawValue == pa }
+            || machine.preITS.contains { window in
+                guard let window else { return false }
+                return pa >= window.base.rawValue && pa - window.base.rawValue < window.size
+            }
     }
 
     func isGuestRAM(_ pa: UInt64) -> Bool {

@@ -42,6 +42,8 @@ struct BoardVerdictTests {
         ("rockchip_rk3566-quartz64-a", "takes MSIs as MBIs"),
         ("rockchip_rk3568-rock-3a", "takes MSIs as MBIs"),
         ("ti_k3-am625-sk", "no PCIe host bridge"),
+        // The TI K3 boards that deliver do so through the pre-ITS window (socionext,synquacer-pre-its):
+        // the function writes 0x100_0000 + (DeviceID << 2). Host MSIs work; MSI isolation is lost.
         ("ti_k3-am642-evm", nil),                         // 4 KiB config window: endpoint at 00:00.0
         ("ti_k3-am654-base-board", "no enabled PCIe host bridge"),
         ("ti_k3-am6548-iot2050-advanced-pg2", nil),       // DeviceIDs from 0x1_0000: 17-bit Devbits
@@ -81,7 +83,7 @@ struct BoardVerdictTests {
         }
     }
 
-    @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb"])
+    @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb", "ti_k3-j721e-sk"])
     func topologyVerdict(board: String) throws {
         let path = Self.boards.appendingPathComponent("\(board).dtb").path
         let topology = try BinaryTests.run(["topology", "--platform", path])
@@ -117,6 +119,55 @@ struct BoardVerdictTests {
         let missing = try BinaryTests.run(["msi", "--platform", path, "--bridge", "9"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("no host bridge 9"))
+    }
+}
+
+/// The TI K3 boards whose MSIs go through the SoC's pre-ITS window: `msi` delivers through it,
+/// and `topology`'s verdict says the platform uses the window and that MSI isolation is lost.
+@Suite("pre-ITS board verdicts")
+struct PreITSBoardVerdictTests {
+    static let delivering = ["ti_k3-am642-evm", "ti_k3-am6548-iot2050-advanced-pg2", "ti_k3-j7200-common-proc-board",
+                             "ti_k3-j721e-common-proc-board", "ti_k3-j721e-sk"]
+
+    @Test("msi: the function writes its pre-ITS slot and CPU 0 takes the LPI", arguments: delivering)
+    func msiThroughWindow(board: String) throws {
+        let path = BoardVerdictTests.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["msi", "--platform", path])
+        #expect(run.status == 0, "\(board): \(run.stderr)")
+        #expect(run.stdout.contains("pre-ITS window 0x0100_0000 size 0x40_0000"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("MSI isolation is lost"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("MMIO write pre-its0"), "\(board): the write reaches the window, not GITS_TRANSLATER")
+        #expect(run.stdout.contains("result: delivered: CPU 0 took LPI 8194"), "\(board): \(run.stdout)")
+    }
+
+    @Test("topology: the ITS line names the window; the verdict says MSIs use it and passthrough needs allow_unsafe_interrupts", arguments: delivering)
+    func topologyVerdict(board: String) throws {
+        let path = BoardVerdictTests.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["topology", "--platform", path])
+        #expect(run.status == 0)
+        #expect(run.stdout.contains("pre-ITS window 0x100_0000 size 0x40_0000 (socionext,synquacer-pre-its)"), "\(board): \(run.stdout)")
+        let last = run.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("verdict: supported (an endpoint at "), "\(board): \(last)")
+        #expect(last.contains("through the pre-ITS window at 0x0100_0000 (socionext,synquacer-pre-its)"), "\(board): \(last)")
+        #expect(last.contains("MSI isolation is lost, so VFIO and iommufd refuse passthrough unless allow_unsafe_interrupts is set"), "\(board): \(last)")
+        #expect(last.contains("no IOMMU translates"), "\(board): no SMMU sits on these boards' PCIe")
+    }
+
+    @Test("IOT2050 (msi-map from DeviceID 0x1_0000): the MSI-X address is 0x100_0000 + (0x1_0000 << 2)")
+    func slotAddress() throws {
+        let path = BoardVerdictTests.boards.appendingPathComponent("ti_k3-am6548-iot2050-advanced-pg2.dtb").path
+        let run = try BinaryTests.run(["msi", "--platform", path])
+        #expect(run.stdout.contains("MSI-X vector 2: address 0x0104_0000, data 0x2"), "\(run.stdout)")
+        #expect(run.stdout.contains("slot 0x4_0000 → DeviceID 0x1_0000, to GITS_TRANSLATER"), "\(run.stdout)")
+    }
+
+    @Test("a board without a pre-ITS says nothing of one")
+    func plainBoard() throws {
+        let path = BoardVerdictTests.boards.appendingPathComponent("arm_fvp-base-revc.dtb").path
+        let run = try BinaryTests.run(["topology", "--platform", path])
+        #expect(!run.stdout.contains("pre-ITS"))
+        let msi = try BinaryTests.run(["msi", "--platform", path])
+        #expect(!msi.stdout.contains("pre-ITS"))
     }
 }
 

@@ -141,7 +141,9 @@ extension IOMMUSubsystem {
 
     /// `iommu_group_has_isolated_msi(group)`: every device's MSI domain isolates MSIs
     /// (`msi_device_has_isolated_msi`: the GICv3 ITS domain sets IRQ_DOMAIN_FLAG_ISOLATED_MSI
-    /// because it checks the DeviceID; GICv2m and MBI do not). A PCI function's MSI parent is
+    /// because it checks the DeviceID; GICv2m and MBI do not, and neither does an ITS behind a
+    /// SynQuacer / TI K3 pre-ITS, whose quirk clears the flag: there the DeviceID comes from the
+    /// address written, which any device can pick). A PCI function's MSI parent is
     /// found the way `of_msi_map_get_device_domain` does: the host bridge's `msi-map` for the
     /// RID, else its `msi-parent`. On ACPI it is the IORT's (`iort_get_device_domain`, through
     /// `PCISubsystem.msiDomain(of:)`): IORT ID mappings reach only ITS groups, so any MSI
@@ -152,15 +154,26 @@ extension IOMMUSubsystem {
 
     func deviceHasIsolatedMSI(_ device: Device) -> Bool {
         guard let pci = device.pci, pci.hostBridge >= 0, pci.hostBridge < kernel.topology.pcieHostBridges.count else { return false }
-        if kernel.topology.iort != nil { return (try? kernel.pci.msiDomain(of: pci)) != nil }
+        if kernel.topology.iort != nil {
+            guard let domain = try? kernel.pci.msiDomain(of: pci) else { return false }
+            return kernel.itsDrivers.indices.contains(domain.its) ? kernel.itsDrivers[domain.its].isolatedMSI : true
+        }
         let bridge = kernel.topology.pcieHostBridges[pci.hostBridge]
         if let map = bridge.msiMap {
             if case .mapped(_, let target, _) = map.lookup(UInt32(pci.requesterID.rawValue)) {
-                if case .its = target { return true }
+                if case .its(let i) = target { return itsDomainIsolates(i) }
                 return false
             }
         }
-        if let parent = bridge.msiParent.first, case .its = parent.target { return true }
+        if let parent = bridge.msiParent.first, case .its(let i) = parent.target { return itsDomainIsolates(i) }
         return false
+    }
+
+    /// IRQ_DOMAIN_FLAG_ISOLATED_MSI of the MSI domain of the description's ITS `index`: its
+    /// driver's flag (cleared by the pre-ITS quirk); set for an ITS no driver probed, as before.
+    func itsDomainIsolates(_ index: Int) -> Bool {
+        guard kernel.topology.its.indices.contains(index) else { return true }
+        let path = kernel.topology.its[index].path
+        return kernel.itsDrivers.first(where: { $0.node.path == path })?.isolatedMSI ?? true
     }
 }

@@ -42,13 +42,13 @@ extension IOMMUFD {
         kernel.log.log("iommufd", "ioas \(ioasID): IOVA \(Hex.format(iova)) → doorbell page \(Hex.format(page)) (device \(deviceID))")
     }
 
-    /// The page holding the GITS_TRANSLATER the device's MSIs target: its ITS driver's
-    /// `its_irq_get_msi_base` rounded down to PAGE_SIZE.
+    /// The page holding the doorbell the device's MSIs target: its ITS driver's
+    /// `its->get_msi_base` (GITS_TRANSLATER, or the pre-ITS slot) rounded down to PAGE_SIZE.
     func doorbellPage(of device: Device) throws(Errno) -> UInt64 {
         guard let pdev = kernel.pci.pciDevice(of: device) else { throw .ENODEV }
-        let its = try kernel.pci.msiDomain(of: pdev).its
+        let (its, deviceID, _) = try kernel.pci.msiDomain(of: pdev)
         guard kernel.itsDrivers.indices.contains(its) else { throw .ENODEV }
-        return kernel.itsDrivers[its].msiBase & ~(doorbellPageSize - 1)
+        return kernel.itsDrivers[its].msiBase(forDeviceID: deviceID) & ~(doorbellPageSize - 1)
     }
 }
 

@@ -19,8 +19,23 @@ public final class GICv3ITSDriver {
     /// `its->phys_base`.
     public var base: PhysicalAddress { node.region.base }
     /// `its_irq_get_msi_base`: `phys_base + GITS_TRANSLATER` (0x1_0040), the doorbell every
-    /// MSI of this ITS is composed with.
+    /// MSI of this ITS is composed with unless the pre-ITS quirk replaced `get_msi_base`.
     public var msiBase: UInt64 { base.rawValue &+ ITS.Offset.translater }
+    /// `its->pre_its_base`, set by `its_enable_quirk_socionext_synquacer` (nil: no pre-ITS).
+    public private(set) var preITSBase: UInt64?
+    /// IRQ_DOMAIN_FLAG_ISOLATED_MSI in `its->msi_domain_flags` (set by `its_node_init` /
+    /// `its_probe_one`, cleared by the pre-ITS quirk), which the ITS MSI domain carries and
+    /// `msi_device_has_isolated_msi` tests.
+    public var isolatedMSI: Bool { preITSBase == nil }
+
+    /// `its->get_msi_base(its_dev)`: `its_irq_get_msi_base` (GITS_TRANSLATER), or with the
+    /// pre-ITS quirk `its_irq_get_msi_base_pre_its`: `pre_its_base + (device_id << 2)`. This is
+    /// the address `its_irq_domain_alloc` hands `iommu_dma_prepare_msi` and
+    /// `its_irq_compose_msi_msg` composes.
+    public func msiBase(forDeviceID deviceID: UInt32) -> UInt64 {
+        guard let preITSBase else { return msiBase }
+        return preITSBase &+ (UInt64(deviceID) << 2)
+    }
 
     /// GITS_TYPER as read at probe.
     public private(set) var typer: UInt64 = 0
@@ -79,6 +94,8 @@ public final class GICv3ITSDriver {
         self.tables = tables
         commandWriteOffset = 0
     }
+
+    func setPreITS(base: UInt64) { preITSBase = base }
 
     func setCollectionTargets(_ targets: [ITSTarget]) { collectionTargets = targets }
     func advanceWriteOffset(to offset: UInt64) { commandWriteOffset = offset }

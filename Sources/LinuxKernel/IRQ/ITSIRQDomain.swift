@@ -135,7 +135,8 @@ extension GICv3ITSDriver {
         try send(.mapd(device: DeviceID(device.deviceID), size: device.mapdSize, ittAddress: device.ittAddress, valid: false), syncOn: nil)
     }
 
-    /// `its_irq_compose_msi_msg`: address = `its->get_msi_base(its_dev)` (ITS PA + 0x1_0040),
+    /// `its_irq_compose_msi_msg`: address = `its->get_msi_base(its_dev)` (ITS PA + 0x1_0040, or
+    /// the device's pre-ITS slot),
     /// data = EventID; then v6.15+ `msi_msg_set_addr(desc, msg, addr)` (the IOVA the IOMMU
     /// layer stored at prepare time, or the address itself); v6.14: the raw address, then
     /// `iommu_dma_compose_msi_msg(desc, msg)` (IOMMU core).
@@ -145,13 +146,14 @@ extension GICv3ITSDriver {
     /// on either version; the data stays the EventID. The preset lives in the descriptor, so
     /// every recompose (deactivate + activate) yields it again.
     func composeMessage(_ descriptor: IRQDescriptor) -> MSIMessage {
-        var message = MSIMessage(address: msiBase, data: descriptor.eventID)
+        let doorbell = descriptor.itsDevice.map { self.msiBase(forDeviceID: $0.deviceID) } ?? self.msiBase
+        var message = MSIMessage(address: doorbell, data: descriptor.eventID)
         if let msi = descriptor.msiDescriptor {
             if usesPresetIOVA(msi), let iova = msi.presetIOVA {
                 message.addressLo = UInt32(truncatingIfNeeded: iova)
                 message.addressHi = UInt32(truncatingIfNeeded: iova >> 32)
             } else if kernel.configuration.has(.nativeSWMSI) {
-                msi.setAddress(of: &message, to: msiBase)
+                msi.setAddress(of: &message, to: doorbell)
             } else {
                 kernel.iommu.composeMSIMessageLegacy(msi, &message)
             }

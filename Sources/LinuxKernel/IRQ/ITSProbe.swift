@@ -4,7 +4,8 @@ import GIC
 
 extension GICv3ITSDriver {
     /// `its_probe_one`: check GITS_PIDR2.ArchRev (3 or 4), read GITS_TYPER, quiesce the ITS
-    /// (`its_force_quiescent`: clear Enabled, poll Quiescent), `its_alloc_tables`, the command
+    /// (`its_force_quiescent`: clear Enabled, poll Quiescent), the quirks (`its_enable_quirks`:
+    /// GITS_IIDR against `its_quirks`, which may rewrite `its->typer`), `its_alloc_tables`, the command
     /// queue (`ITS_CMD_QUEUE_SZ` = 64 KiB; GITS_CBASER = PA | RaWaWb | InnerShareable |
     /// (64 KiB / 4 KiB − 1) | Valid; GITS_CWRITER = 0), then GITS_CTLR.Enabled = 1.
     func probe() throws(Errno) {
@@ -19,7 +20,7 @@ extension GICv3ITSDriver {
             kernel.log.log("ITS", "\(node.path): no ITS detected, giving up")
             throw .ENODEV
         }
-        let typer = try mmio.read64(try reg(ITS.Offset.typer))
+        let typer = try enableQuirks(typer: try mmio.read64(try reg(ITS.Offset.typer)))
         // its_force_quiescent.
         let ctlr = try mmio.read32(try reg(ITS.Offset.ctlr))
         if ctlr & 1 != 0 || ctlr & (1 << 31) == 0 {

@@ -7,7 +7,8 @@ extension IRQSubsystem {
     /// `msi_domain_alloc_irqs_all_locked` → `__msi_domain_alloc_irqs` for `descriptors` of
     /// `device`, whose ITS device `its_msi_prepare` already mapped: per descriptor one
     /// `its_irq_domain_alloc` for all its vectors (an aligned run of events, LPI = lpi_base +
-    /// event, one `iommu_dma_prepare_msi(desc, its_get_msi_base)`), a Linux number and
+    /// event, one `iommu_dma_prepare_msi(desc, its->get_msi_base(its_dev))`: the pre-ITS slot's
+    /// page on a pre-ITS ITS), a Linux number and
     /// descriptor per vector, then — PCI MSI domains set MSI_FLAG_ACTIVATE_EARLY — `irq_domain_activate_irq`
     /// at once (MAPTI, then compose and write the message). On failure what was allocated is
     /// torn down and the error returned.
@@ -24,7 +25,7 @@ extension IRQSubsystem {
                 let first = try driver.allocateEvents(on: itsDevice, count: count)
                 do {
                     if !driver.usesPresetIOVA(msi) {
-                        try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase)
+                        try kernel.iommu.prepareMSI(msi, device: device, msiAddress: driver.msiBase(forDeviceID: itsDevice.deviceID))
                     }
                 } catch {
                     for e in 0..<UInt32(count) { try? driver.free(event: first &+ e, device: itsDevice) }
