@@ -23,7 +23,8 @@ public final class KVMVGIC {
     public let itsBase: PhysicalAddress?
     /// The vITS's device, ITT and collection lists (nil without a vITS).
     public let itsLists: KVMITSLists?
-    unowned(safe) let guestBus: SystemBus
+    /// The VM's guest bus (held: a vGIC handle outlives nothing it needs).
+    let guestBus: SystemBus
     /// vCPU IDs (`kvm_get_vcpu_by_id` succeeds for 0 ..< vcpuCount).
     public let vcpuCount: Int
 
