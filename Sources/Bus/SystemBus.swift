@@ -78,6 +78,23 @@ public final class SystemBus {
         devices.append(device)
     }
 
+    /// Removes every window that decodes to `device` (a device unplugged from the interconnect,
+    /// or an emulated one destroyed with its VM); returns how many were removed. Later devices
+    /// keep their windows.
+    @discardableResult
+    public func removeDevice(_ device: any MMIODevice) -> Int {
+        guard let index = devices.firstIndex(where: { $0 === device }) else { return 0 }
+        let before = regions.count
+        regions = regions.compactMap { region in
+            guard case .device(let i) = region.kind else { return region }
+            if i == index { return nil }
+            return i > index ? Region(base: region.base, size: region.size, kind: .device(i - 1), name: region.name) : region
+        }
+        devices.remove(at: index)
+        lastRegionIndex = -1
+        return before - regions.count
+    }
+
     private func insert(_ region: Region) throws(BusError) {
         guard region.size > 0 else {
             throw .badAccess(region.base, size: 0)

@@ -75,4 +75,20 @@ public final class CPUInterface {
     }
 
     public func clearDeliveries() { deliveries.removeAll() }
+
+    /// The interface's register state as a VMM saves it (QEMU `kvm_arm_gicv3_get` reads
+    /// ICC_PMR_EL1 and ICC_AP1R<n>_EL1 through KVM_DEV_ARM_VGIC_GRP_CPU_SYSREGS): the priority
+    /// mask and the active priorities, innermost last.
+    public struct SavedState: Hashable, Sendable {
+        public var priorityMask: UInt8
+        public var activePriorities: [Delivery]
+    }
+
+    public var savedState: SavedState { SavedState(priorityMask: priorityMask, activePriorities: activeStack) }
+
+    /// Restores a saved state (`kvm_arm_gicv3_put` writing ICC_PMR_EL1 and ICC_AP1R<n>_EL1).
+    public func restore(_ state: SavedState) {
+        priorityMask = state.priorityMask
+        activeStack = state.activePriorities
+    }
 }

@@ -108,10 +108,12 @@ public final class GICv3 {
 
     /// Creates an ITS with its 128 KiB frame (control + translation) at `base` on the attached
     /// bus. Throws if the GIC is not attached or the frame overlaps another region.
+    /// `entryStorage`: where the ITS keeps its DTEs/ITEs/CTEs instead of the memory tables (an
+    /// emulated ITS's own lists; nil for hardware).
     @discardableResult
-    public func addITS(base: PhysicalAddress) throws(BusError) -> ITS {
+    public func addITS(base: PhysicalAddress, entryStorage: (any ITSEntryStorage)? = nil) throws(BusError) -> ITS {
         guard let bus else { throw .deviceError(base, "GIC not attached to a bus") }
-        let its = ITS(gic: self, bus: bus, number: itss.count)
+        let its = ITS(gic: self, bus: bus, number: itss.count, entryStorage: entryStorage)
         try bus.addDevice(its, base: base, size: ITS.frameSize, name: "gits\(itss.count)")
         its.base = base
         its.trace = trace

@@ -26,6 +26,9 @@ public final class ITS: MMIODevice {
     /// The ITS base address on the bus.
     public internal(set) var base = PhysicalAddress(0)
     public var trace: TraceLog?
+    /// Where DTEs, ITEs and CTEs live when not in the memory tables (an emulated ITS such as
+    /// KVM's keeps them in its own lists); nil for a hardware ITS.
+    public let entryStorage: (any ITSEntryStorage)?
 
     /// The MSI doorbell address devices write (base + 0x10040).
     public var translaterAddress: PhysicalAddress { PhysicalAddress(base.rawValue &+ ITS.translaterOffset) }
@@ -64,10 +67,11 @@ public final class ITS: MMIODevice {
     /// The most recent command error code.
     public internal(set) var lastCommandError: ITSCommandError?
 
-    init(gic: GICv3, bus: SystemBus, number: Int) {
+    init(gic: GICv3, bus: SystemBus, number: Int, entryStorage: (any ITSEntryStorage)? = nil) {
         self.gic = gic
         self.bus = bus
         self.number = number
+        self.entryStorage = entryStorage
         let c = gic.configuration
         configuration = c
         var b = [UInt64](repeating: 0, count: 8)
@@ -206,6 +210,18 @@ public final class ITS: MMIODevice {
         }
     }
 
+    /// GITS_CREADR written by a VMM restoring state (KVM `vgic_mmio_uaccess_write_its_creadr`;
+    /// a guest cannot write it): only while the ITS is disabled (else false, KVM's EBUSY), and
+    /// the offset (bits [19:5]) must lie inside the command queue (else false, KVM's EINVAL —
+    /// the caller tells the two apart by `enabled`).
+    public func restoreCommandReadOffset(_ value: UInt64) -> Bool {
+        guard !enabled else { return false }
+        let offset = value.keepingBits(19, 5)
+        guard offset < commandQueueBytes else { return false }
+        creadr = offset
+        return true
+    }
+
     func setEnabled(_ enable: Bool) {
         guard enable != enabled else { return }
         enabled = enable
@@ -244,6 +260,13 @@ public final class ITS: MMIODevice {
     @inline(__always)
     func lookupDevice(_ device: UInt32) -> Lookup<DeviceTableEntry> {
         if let raw = deviceCache.lookup(UInt64(device)) { return .found(DeviceTableEntry(rawValue: raw)) }
+        if let entryStorage {
+            guard UInt64(device) < UInt64(1) &<< UInt64(configuration.deviceIDBits) else { return .outOfRange }
+            counters.tableReads &+= 1
+            guard let dte = entryStorage.deviceEntry(device), dte.valid else { return .unmapped }
+            deviceCache.fill(UInt64(device), dte.rawValue)
+            return .found(dte)
+        }
         switch deviceEntryAddress(device) {
         case .outOfRange: return .outOfRange
         case .notAllocated: return .unmapped
@@ -264,6 +287,12 @@ public final class ITS: MMIODevice {
         guard UInt64(event) < dte.eventCount else { return .outOfRange }
         let key = ITS.eventKey(device, event)
         if let raw = eventCache.lookup(key) { return .found(InterruptTranslationEntry(rawValue: raw)) }
+        if let entryStorage {
+            counters.tableReads &+= 1
+            guard let ite = entryStorage.eventEntry(device: device, event: event), ite.valid else { return .unmapped }
+            eventCache.fill(key, ite.rawValue)
+            return .found(ite)
+        }
         guard let address = InterruptTranslationTable.entryAddress(itt: dte.ittAddress, event: EventID(event),
                                                                   entrySize: configuration.ittEntrySize) else {
             return .fault(dte.ittAddress.rawValue)
@@ -295,6 +324,9 @@ public final class ITS: MMIODevice {
         let raw: UInt64
         if Int(icid) < hardwareCollections.count {
             raw = hardwareCollections[Int(icid)]
+        } else if let entryStorage {
+            counters.tableReads &+= 1
+            raw = entryStorage.collectionEntry(icid)?.rawValue ?? 0
         } else {
             switch collectionEntryAddress(icid) {
             case .outOfRange: return .outOfRange

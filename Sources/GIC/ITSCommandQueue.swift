@@ -150,10 +150,14 @@ extension ITS {
         }
         if valid, Int(size) + 1 > configuration.eventIDBits { return .error(.mapdITTSizeOutOfRange) }
         let dte = DeviceTableEntry(valid: valid, size: valid ? size : 0, ittAddress: valid ? itt : PhysicalAddress(0))
-        do {
-            try bus.write(address, size: 8, value: dte.rawValue, requester: .hardware)
-        } catch {
-            return .memoryFault(address: address.rawValue)
+        if let entryStorage {
+            guard entryStorage.setDeviceEntry(device, dte, tableAddress: address) else { return .memoryFault(address: address.rawValue) }
+        } else {
+            do {
+                try bus.write(address, size: 8, value: dte.rawValue, requester: .hardware)
+            } catch {
+                return .memoryFault(address: address.rawValue)
+            }
         }
         counters.tableWrites &+= 1
         deviceCache.invalidate(UInt64(device))
@@ -173,8 +177,14 @@ extension ITS {
         } else {
             switch collectionEntryAddress(icid) {
             case .entry(let address):
-                do { try bus.write(address, size: 8, value: cte.rawValue, requester: .hardware) } catch {
-                    return .memoryFault(address: address.rawValue)
+                if let entryStorage {
+                    guard entryStorage.setCollectionEntry(icid, cte, tableAddress: address) else {
+                        return .memoryFault(address: address.rawValue)
+                    }
+                } else {
+                    do { try bus.write(address, size: 8, value: cte.rawValue, requester: .hardware) } catch {
+                        return .memoryFault(address: address.rawValue)
+                    }
                 }
                 counters.tableWrites &+= 1
             case .fault(let a): return .memoryFault(address: a.rawValue)
@@ -259,6 +269,14 @@ extension ITS {
         }
         guard let address = InterruptTranslationTable.entryAddress(itt: table.ittAddress, event: EventID(event), entrySize: configuration.ittEntrySize) else {
             return .memoryFault(address: table.ittAddress.rawValue)
+        }
+        if let entryStorage {
+            guard entryStorage.setEventEntry(device: device, event: event, ite, tableAddress: address) else {
+                return .memoryFault(address: address.rawValue)
+            }
+            counters.tableWrites &+= 1
+            eventCache.invalidate(ITS.eventKey(device, event))
+            return .completed
         }
         do {
             try bus.write(address, size: 8, value: ite.rawValue, requester: .hardware)

@@ -37,8 +37,9 @@ public enum ScenarioEvent: Hashable, Sendable {
     /// QEMU `device_del` and `device_add` of the passthrough function.
     case hotUnplug(device: Int)
     case hotPlug(device: Int)
-    /// The VM is saved and restored (QEMU migration to the same host: the destination VMM
-    /// rebuilds VFIO and KVM state from the saved vMSI-X and vSMMU state).
+    /// The VM is saved and restored (QEMU migration to the same host: the vGIC's ITS tables and
+    /// LPI pending bits travel in guest RAM and a new vGIC is restored from them; the
+    /// destination VMM rebuilds VFIO and KVM state from the saved vMSI-X and vSMMU state).
     case saveRestore
     /// Adversarial: the device writes the doorbell it was programmed with, carrying an EventID
     /// it was not given.

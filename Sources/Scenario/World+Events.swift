@@ -146,7 +146,7 @@ extension World {
             guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
             return run("guest rewrote its STE with S1ContextPtr outside its RAM, CFGI_STE + SYNC") { try corruptGuestSTE(d) }
         case .saveRestore:
-            return run("the VM was saved and restored: VFIO, KVM routes and nested HWPTs rebuilt from the saved state") {
+            return run("the VM was saved and restored: the vITS and LPI pending state through guest RAM (KVM_DEV_ARM_ITS_SAVE_TABLES / RESTORE_TABLES), VFIO, KVM routes and nested HWPTs rebuilt from the saved state") {
                 try vmm.saveAndRestore()
             }
         default:

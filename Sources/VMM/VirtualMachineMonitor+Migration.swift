@@ -27,6 +27,19 @@ struct SavedFunctionState {
     }
 }
 
+/// What travels from the outgoing VMM to the incoming one besides guest RAM: the migration
+/// stream's device state — each plugged function's config (`vmstate_vfio_pci_config`) and the
+/// vGIC/vITS registers (`vmstate_gicv3`, `vmstate_its`).
+public struct MigrationImage {
+    struct Function {
+        var index: Int
+        var slot: FunctionSlot
+        var state: SavedFunctionState
+    }
+    var functions: [Function]
+    public var interruptController: KVMVGICState
+}
+
 extension VirtualMachineMonitor {
     /// Why upstream QEMU would refuse to migrate this VM, in the order `vfio_migration_realize`
     /// checks (hw/vfio/migration.c, read for this), one line per plugged function:
@@ -47,43 +60,105 @@ extension VirtualMachineMonitor {
     }
 
     /// A save and restore of the VM on the same host (`migrate` to a file or to a second QEMU
-    /// on this host). The guest kernel, guest RAM, the KVM VM with its vGIC/vITS state (KVM
-    /// saves the ITS tables into guest RAM and restores them: KVM_DEV_ARM_ITS_SAVE_TABLES /
-    /// RESTORE_TABLES, so keeping the VM is the same) and the vSMMU's registers stay as they
-    /// are; the guest is not told. What a destination QEMU cannot inherit is rebuilt:
+    /// on this host). The guest kernel and guest RAM stay as they are and the guest is not told;
+    /// the vSMMU's registers stay too. What a destination QEMU cannot inherit is rebuilt.
     ///
-    /// Source side, every plugged function `unrealize`d (no guest involvement): SET_IRQS
-    /// disable, irqfds and KVM routes gone, nested HWPT and vDEVICE freed, vIOMMU, nest
-    /// parent and IOAS freed with the last one, cdevs closed.
+    /// Source side, when the VM stops: the interrupt controller flushes its state into guest RAM
+    /// — KVM_DEV_ARM_ITS_SAVE_TABLES (hw/intc/arm_gicv3_its_kvm.c `vm_change_state_handler`) and
+    /// KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES (hw/intc/arm_gicv3_kvm.c `vm_change_state_handler`);
+    /// QEMU only reports a failure of either (`error_report_err`), so does this — then its
+    /// registers are read (`kvm_arm_gicv3_get`, `kvm_arm_its_pre_save`). Every plugged function
+    /// is `unrealize`d (no guest involvement): SET_IRQS disable, irqfds and KVM routes gone,
+    /// nested HWPT and vDEVICE freed, vIOMMU, nest parent and IOAS freed with the last one,
+    /// cdevs closed. The source VM's vGIC goes with it (`KVMVirtualMachine.destroyVGIC`).
     ///
-    /// Destination side, in configuration order: each function `realize`d (cdev, bind,
-    /// container and nest parent, IOAS_MAP of RAM, IOAS_MAP_MSI and SW_MSI options as the plan
-    /// says, vIOMMU/vEVENTQ, vDEVICE), then the loaded state in the order QEMU loads it on
-    /// Arm: the vSMMU's state first (`vmstate_smmuv3` has MIG_PRI_IOMMU, so it precedes
-    /// ordinary devices) — its accel re-install of every device's vSTE from the guest's
-    /// stream table as a nested HWPT (what `smmuv3_accel_install_ste` does for a CFGI_STE;
-    /// upstream has no accel post_load, VFIO migration being blocked with a vIOMMU) — then each
-    /// function's config, which QEMU ≥ 10.1 loads after the iterables on aarch64
-    /// (`x-migration-load-config-after-iter`, so that the interrupt controller is restored
-    /// first): `loadConfig`.
+    /// Destination side: the machine's vGIC is created (KVM_CREATE_DEVICE vgic-v3 and its, at
+    /// the same addresses); guest RAM arrives (on one host, the same bytes: the model keeps the
+    /// pages); each function is `realize`d in configuration order (cdev, bind, container and
+    /// nest parent, IOAS_MAP of RAM, IOAS_MAP_MSI and SW_MSI options as the plan says,
+    /// vIOMMU/vEVENTQ, vDEVICE). Then the loaded state in the order QEMU loads it on Arm, by
+    /// migration priority: the GICv3 (MIG_PRI_GICV3: `kvm_arm_gicv3_put`, redistributors with
+    /// PROPBASER/PENDBASER before EnableLPIs), the ITS (MIG_PRI_GICV3_ITS:
+    /// `kvm_arm_its_post_load` — GITS_IIDR, CBASER, CREADR, CWRITER, BASER<n>,
+    /// KVM_DEV_ARM_ITS_RESTORE_TABLES from the tables in guest RAM, GITS_CTLR last; QEMU uses
+    /// `&error_abort`, so a failure here throws), the vSMMU (MIG_PRI_IOMMU: its accel
+    /// re-install of every device's vSTE from the guest's stream table as a nested HWPT — what
+    /// `smmuv3_accel_install_ste` does for a CFGI_STE; upstream has no accel post_load, VFIO
+    /// migration being blocked with a vIOMMU), then each function's config, which QEMU ≥ 10.1
+    /// loads after the iterables on aarch64 (`x-migration-load-config-after-iter`, so that the
+    /// interrupt controller is restored first): `loadConfig`.
     ///
     /// A failure part-way throws, leaving the functions realized so far, as a failed incoming
     /// migration leaves a destination that is then discarded.
     public func saveAndRestore() throws(GuestError) {
+        try restoreFromMigration(try saveForMigration())
+    }
+
+    /// The outgoing half of `saveAndRestore`: VM stop flushes, register state, the functions'
+    /// state, the source's teardown. Guest RAM (with the flushed ITS tables and pending bits)
+    /// stays where it is until `restoreFromMigration`.
+    public func saveForMigration() throws(GuestError) -> MigrationImage {
         let plugged = devices.indices.filter { devices[$0].isPlugged }
-        let saved = plugged.map { (index: $0, slot: slot(of: devices[$0]), state: SavedFunctionState(devices[$0].function)) }
+        let saved = plugged.map { MigrationImage.Function(index: $0, slot: slot(of: devices[$0]), state: SavedFunctionState(devices[$0].function)) }
+        let gicState = try saveInterruptController()
         note("migration: saving \(saved.count) vfio-pci function(s)")
         for index in plugged.reversed() { unrealize(devices[index]) }
+        vm.destroyVGIC()
+        return MigrationImage(functions: saved, interruptController: gicState)
+    }
+
+    /// The incoming half of `saveAndRestore`.
+    public func restoreFromMigration(_ image: MigrationImage) throws(GuestError) {
+        let M = configuration.layout
+        do {
+            try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base), redistributors: PhysicalAddress(M.redistributors.base),
+                              its: PhysicalAddress(M.its.base))
+        } catch {
+            throw .hostCall("KVM_CREATE_DEVICE(vgic-v3, its)", "\(error)")
+        }
         var restored: [(device: PassthroughDevice, state: SavedFunctionState)] = []
-        for entry in saved {
+        for entry in image.functions {
             let device = try realize(entry.slot)
             devices[entry.index] = device
             bridge.plug(device.function)
             restored.append((device, entry.state))
         }
+        try restoreInterruptController(image.interruptController)
         for entry in restored { installGuestSTE(entry.device) }
         for entry in restored { loadConfig(entry.device, entry.state) }
         note("migration: restored \(restored.count) vfio-pci function(s)")
+    }
+
+    /// Source: the VM-stop flushes into guest RAM, then the register state.
+    func saveInterruptController() throws(GuestError) -> KVMVGICState {
+        guard let vgic = vm.vgic else { throw .hostCall("KVM_DEV_ARM_VGIC_GRP_CTRL", "no vGIC") }
+        if vgic.its != nil {
+            do {
+                try vgic.saveITSTables()
+                note("migration: KVM_DEV_ARM_ITS_SAVE_TABLES: \(vgic.itsLists?.devices.count ?? 0) device(s), \(vgic.itsLists?.collections.count ?? 0) collection(s) in guest RAM")
+            } catch {
+                note("migration: KVM_DEV_ARM_ITS_SAVE_TABLES failed: \(error)")
+            }
+        }
+        do {
+            try vgic.savePendingTables()
+        } catch {
+            note("migration: KVM_DEV_ARM_VGIC_SAVE_PENDING_TABLES failed: \(error)")
+        }
+        return vgic.saveState()
+    }
+
+    /// Destination: `kvm_arm_gicv3_put`, then `kvm_arm_its_post_load`.
+    func restoreInterruptController(_ state: KVMVGICState) throws(GuestError) {
+        guard let vgic = vm.vgic else { throw .hostCall("KVM_DEV_ARM_VGIC_GRP_CTRL", "no vGIC") }
+        vgic.restoreGICv3(state)
+        guard let registers = state.its else { return }
+        do {
+            try vgic.restoreITS(registers)
+        } catch {
+            throw .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(error)")
+        }
+        note("migration: vITS restored from guest RAM: \(vgic.itsLists?.devices.count ?? 0) device(s), \(vgic.itsLists?.collections.count ?? 0) collection(s)")
     }
 
     /// QEMU `vfio_pci_load_config`: `vmstate_load_state(vmstate_vfio_pci_config)` puts the

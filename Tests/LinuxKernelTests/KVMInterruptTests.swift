@@ -128,36 +128,35 @@ struct KVMInterruptTests {
         #expect(vm.cpuInterface.readIAR1(cpu: 1) == 1023)
     }
 
-    @Test("the guest's ITS tables live in the host pages that back guest RAM")
+    @Test("KVM keeps the vITS's translations in its lists: the guest's device, ITT and collection slots in the host pages backing guest RAM stay zero until KVM_DEV_ARM_ITS_SAVE_TABLES writes ABI rev 0 entries there (DTE V|next 0|ITT|Size 1, ITE next|pINTID|ICID, packed CTEs then a zero terminator)")
     func guestTablesInHostPages() throws {
         let (fixture, guest) = try guestWithMappedDevice()
         let vm = fixture.vm
         let ramBase = KVMFixture.guestRAMBase
         let itt = try #require(guest.itts[0x10])
-        // DTE for DeviceID 0x10: 8-byte entries (GITS_BASER0.Entry_Size), flat table.
+        func hostRead(_ ipa: UInt64) throws -> UInt64 {
+            let page = try #require(fixture.process.physicalPage(of: fixture.ramUserVA + (ipa - ramBase)))
+            #expect(vm.hostPhysical(ofGuest: ipa) == PhysicalAddress(page.rawValue | (ipa & 0xFFF)))
+            return try fixture.host.machine.bus.read(PhysicalAddress(page.rawValue | (ipa & 0xFFF)), size: 8, requester: .hardware)
+        }
         let dteIPA = guest.deviceTable + 0x10 * 8
-        // The host page behind that IPA is the VMM's user page at the same offset into the slot.
-        let hostPage = try #require(fixture.process.physicalPage(of: fixture.ramUserVA + (dteIPA - ramBase)))
-        let dteHost = PhysicalAddress(hostPage.rawValue | (dteIPA & 0xFFF))
-        #expect(vm.hostPhysical(ofGuest: dteIPA) == dteHost)
-        let dte = DeviceTableEntry(rawValue: try fixture.host.machine.bus.read(dteHost, size: 8, requester: .hardware))
-        #expect(dte.valid)
-        #expect(dte.ittAddress.rawValue == itt)   // the ITT address is a guest IPA
-        #expect(dte.eventCount == 4)
-        // ITE for EventID 2 at ITT + 2 × 8 (ITT_entry_size 8), read at its host address.
         let iteIPA = itt + 2 * 8
-        let itePage = try #require(fixture.process.physicalPage(of: fixture.ramUserVA + (iteIPA - ramBase)))
-        let ite = InterruptTranslationEntry(rawValue: try fixture.host.machine.bus.read(
-            PhysicalAddress(itePage.rawValue | (iteIPA & 0xFFF)), size: 8, requester: .hardware))
-        #expect(ite.valid && ite.isPhysical)
-        #expect(ite.intid == INTID(8194))
-        #expect(ite.collection == CollectionID(1))
-        // The collection table entry for ICID 1 (written by MAPC) is in host RAM too.
-        let cteIPA = guest.collectionTable + 1 * 8
-        let ctePage = try #require(fixture.process.physicalPage(of: fixture.ramUserVA + (cteIPA - ramBase)))
-        let cte = CollectionTableEntry(rawValue: try fixture.host.machine.bus.read(
-            PhysicalAddress(ctePage.rawValue | (cteIPA & 0xFFF)), size: 8, requester: .hardware))
-        #expect(cte.valid)
-        #expect(cte.target == .processor(1))
+        #expect(try hostRead(dteIPA) == 0 && hostRead(iteIPA) == 0 && hostRead(guest.collectionTable) == 0,
+                "commands leave guest memory alone")
+        let lists = try #require(vm.vgic?.itsLists)
+        #expect(lists.devices.map(\.deviceID) == [0x10] && lists.devices[0].events.count == 4)
+        #expect(lists.collections.map(\.icid) == [0, 1])
+
+        try #require(vm.vgic).saveITSTables()
+
+        let dte = KVMITSDeviceEntry(rawValue: try hostRead(dteIPA))
+        #expect(dte.valid && dte.next == 0 && dte.ittAddress == itt && dte.eventIDBits == 2)
+        let ite = KVMITSTranslationEntry(rawValue: try hostRead(iteIPA))
+        #expect(ite.pINTID == 8194 && ite.icid == 1 && ite.next == 1)
+        #expect(KVMITSTranslationEntry(rawValue: try hostRead(itt + 3 * 8)).next == 0, "the last ITE")
+        let ctes = try (0..<3).map { KVMITSCollectionEntry(rawValue: try hostRead(guest.collectionTable + UInt64($0) * 8)) }
+        #expect(ctes[0].valid && ctes[0].icid == 0 && ctes[0].target == 0)
+        #expect(ctes[1].valid && ctes[1].icid == 1 && ctes[1].target == 1)
+        #expect(ctes[2].rawValue == 0, "the table is not full: an invalid entry ends it")
     }
 }

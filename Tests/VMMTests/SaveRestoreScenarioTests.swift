@@ -10,8 +10,9 @@ import SMMUv3
 /// gives up every VFIO interrupt trigger, irqfd, KVM route, nested HWPT, vDEVICE (and, being
 /// the last user, the vIOMMU, nest parent, IOAS and cdevs); the destination realizes the
 /// functions again and loads their state — vSTEs re-installed first, then
-/// `vfio_pci_load_config` with `vfio_msix_enable`'s one-shot batch. The guest (kernel, RAM,
-/// vITS tables) is untouched and is never told.
+/// `vfio_pci_load_config` with `vfio_msix_enable`'s one-shot batch. The guest (kernel, RAM) is
+/// untouched and is never told; its vITS comes back from the tables saved in guest RAM
+/// (`VITSMigrationTests`).
 ///
 /// The function sits at guest 00:01.0 (bus 0: no hot-plug involved, so the rmr-identity RMR
 /// reaches it). Expected values as in `HotplugScenarioTests`, with guest DeviceID 0x8.

@@ -6,14 +6,13 @@ import GIC
 /// KVM's emulation reports, so the guest drives it through the same MMIO, command queue and
 /// tables as a physical GIC.
 ///
-/// Documented modelling difference: KVM's vgic-its keeps devices, ITTs and collections in its
-/// own kernel lists (`its->device_list`, `device->itt_head`, `its->collection_list`) built while
-/// it executes commands it reads from the guest's command queue (`vgic_its_process_commands`
-/// reads guest memory), and writes the guest's GITS_BASER tables only on
-/// KVM_DEV_ARM_ITS_SAVE_TABLES. The model's ITS writes its DTE/ITE/CTE formats into the guest
-/// tables on each command and walks them (behind its caches) on translation. What the guest
-/// observes through registers and interrupts is the same; where the state lives differs (here:
-/// guest RAM, i.e. the host pages backing it).
+/// The vITS keeps its translations where KVM's vgic-its keeps them: in kernel lists
+/// (`KVMITSLists`: `its->device_list`, each device's `itt_head`, `its->collection_list`) built
+/// while it executes the commands it reads from the guest's command queue
+/// (`vgic_its_process_commands` reads guest memory). The guest's GITS_BASER tables and ITTs in
+/// guest RAM hold KVM's ABI rev 0 entries only after KVM_DEV_ARM_ITS_SAVE_TABLES
+/// (`saveITSTables`), and KVM_DEV_ARM_ITS_RESTORE_TABLES (`restoreITSTables`) rebuilds the lists
+/// from them (+SaveRestore).
 public final class KVMVGIC {
     /// The emulated distributor, redistributors and CPU interfaces.
     public let gic: GICv3
@@ -22,10 +21,20 @@ public final class KVMVGIC {
     public let distributorBase: PhysicalAddress
     public let redistributorBase: PhysicalAddress
     public let itsBase: PhysicalAddress?
+    /// The vITS's device, ITT and collection lists (nil without a vITS).
+    public let itsLists: KVMITSLists?
+    /// The VM's guest bus (held: a vGIC handle outlives nothing it needs).
+    let guestBus: SystemBus
+    /// vCPU IDs (`kvm_get_vcpu_by_id` succeeds for 0 ..< vcpuCount).
+    public let vcpuCount: Int
 
-    init(gic: GICv3, its: ITS?, distributorBase: PhysicalAddress, redistributorBase: PhysicalAddress, itsBase: PhysicalAddress?) {
+    init(gic: GICv3, its: ITS?, itsLists: KVMITSLists?, guestBus: SystemBus, vcpuCount: Int,
+         distributorBase: PhysicalAddress, redistributorBase: PhysicalAddress, itsBase: PhysicalAddress?) {
         self.gic = gic
         self.its = its
+        self.itsLists = itsLists
+        self.guestBus = guestBus
+        self.vcpuCount = vcpuCount
         self.distributorBase = distributorBase
         self.redistributorBase = redistributorBase
         self.itsBase = itsBase
@@ -89,15 +98,17 @@ extension KVMVirtualMachine {
             }
         }
         let vits: ITS?
+        let lists = its.map { _ in KVMITSLists(guestBus: guestBus) }
         do {
             try gic.attach(to: guestBus, distributorBase: distributor,
                            redistributorRegions: [(redistributors, KVMConstants.vgicV3RedistributorSize &* UInt64(vcpus.count))],
                            stride: nil)
-            vits = try its.map { (base) throws(BusError) -> ITS in try gic.addITS(base: base) }
+            vits = try its.map { (base) throws(BusError) -> ITS in try gic.addITS(base: base, entryStorage: lists) }
         } catch {
             throw .EEXIST
         }
-        let created = KVMVGIC(gic: gic, its: vits, distributorBase: distributor, redistributorBase: redistributors, itsBase: its)
+        let created = KVMVGIC(gic: gic, its: vits, itsLists: lists, guestBus: guestBus, vcpuCount: vcpus.count,
+                              distributorBase: distributor, redistributorBase: redistributors, itsBase: its)
         vgic = created
         kernel.log.log("kvm", "VM \(id): vGICv3 GICD \(distributor) GICR \(redistributors) × \(vcpus.count)"
                        + (its.map { ", vITS \($0)" } ?? ""))
