@@ -9,8 +9,8 @@ import SMMUv3
 /// A guest kernel with 64K pages on an accelerated vSMMU. The guest's PAGE_SIZE is its own
 /// (KernelConfiguration of the guest), independent of the host's.
 ///
-/// Where the expected values come from: the vSMMU copies IDR5.GRAN4K/16K/64K from the host SMMU
-/// (`iommu_hw_info_arm_smmuv3`), qemu-virt's SMMU sets all three, so the guest's io-pgtable
+/// Where the expected values come from: the vSMMU advertises QEMU's IDR5.GRAN4K/16K/64K (all
+/// three; `smmuv3_accel_check_hw_compatible` requires the host SMMU to match), so the guest's io-pgtable
 /// picks its own PAGE_SIZE (`arm_lpae_restrict_pgsizes`): 64K | 512M, CD.TG0 = 0b01 (64K,
 /// SMMUv3 §5.4), T0SZ = 64 − 48; its DMA domain's IOVA granule is 64K
 /// (`iommu_dma_init_domain`), so dma-iommu's MSI page (`iommu_dma_get_msi_page`, granule
