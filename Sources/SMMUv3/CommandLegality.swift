@@ -39,7 +39,8 @@ extension Command {
     /// - TLBI_EL2_* need IDR0.HYP (§4.4.2.7–10).
     /// - CMD_RESUME / CMD_STALL_TERM are ILL when STALL_MODEL = 0b01 terminate-only (§4.7.1–2).
     /// - CMD_ATC_INV is ILLEGAL with IDR0.ATS = 0 (§4.5.1) and CMD_PRI_RESP with IDR0.PRI = 0
-    ///   (§4.5.2); both are 0 here.
+    ///   (§4.5.2); PRI is never advertised, ATS only by `SMMUConfiguration.ats` (no ATCs are
+    ///   modelled, so a legal CMD_ATC_INV invalidates nothing).
     /// - Secure-only and EL3 commands on the Non-secure queue; CFGI_VMS_PIDM without MPAM;
     ///   DPTI_* without DPT (§4.3.5, §7.1).
     /// - Range TLBI with IDR3.RIL = 1: TG ≠ 0 with NUM = SCALE = TTL = 0 is Reserved, and
@@ -56,7 +57,7 @@ extension Command {
         case .resume, .stallTerminate:
             if configuration.stallModel == .terminateOnly { return "\(opcode) on a terminate-only SMMU (IDR0.STALL_MODEL=0b01)" }
         case .atcInvalidate:
-            return "CMD_ATC_INV without ATS (IDR0.ATS=0)"
+            if !configuration.ats { return "CMD_ATC_INV without ATS (IDR0.ATS=0)" }
         case .priResponse:
             return "CMD_PRI_RESP without PRI (IDR0.PRI=0)"
         case .secureOnly(let op, _, _):

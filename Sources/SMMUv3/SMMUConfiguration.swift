@@ -4,9 +4,11 @@ import Bus
 ///
 /// The translator reads these to decide what is ILLEGAL in an STE or CD (an STE that enables a
 /// stage the SMMU lacks is `C_BAD_STE`, §5.2), which granules and sizes a walk accepts, and the
-/// output-address limit; the register file (helper B) serialises them into the ID registers.
-/// Defaults follow a QEMU-`virt`-like SMMU with both stages, 16-bit IDs, 48-bit OAS and a
-/// terminate-only stall model (QEMU `smmuv3_init_regs`), plus MSI and 2-level tables.
+/// output-address limit; the register file serialises them into the ID registers.
+/// The defaults are the model's own generic SMMU (both stages, 16-bit IDs, 48-bit OAS, 20-bit
+/// SubstreamIDs, a terminate-only stall model, MSI and 2-level tables), not any particular
+/// implementation's; `qemu(stage:)` and `qemuVirt` give exactly what QEMU's emulated SMMUv3
+/// advertises.
 public struct SMMUConfiguration: Hashable, Sendable {
     public var stage1: Bool = true                 // IDR0.S1P
     public var stage2: Bool = true                 // IDR0.S2P
@@ -22,14 +24,27 @@ public struct SMMUConfiguration: Hashable, Sendable {
     public var httu: HTTU = .none                  // IDR0.HTTU
     /// IDR0.COHACC: table and queue accesses are IO-coherent (Linux then uses MSIPOLL CMD_SYNC).
     public var coherentAccess: Bool = true
+    /// IDR0.ATS: PCIe ATS is advertised. The device model keeps no ATCs, so with it CMD_ATC_INV
+    /// is legal and has nothing to invalidate; without it CMD_ATC_INV is ILLEGAL (§4.5.1).
+    public var ats: Bool = false
     public var streamIDBits: Int = 16              // IDR1.SIDSIZE
     public var substreamIDBits: Int = 20           // IDR1.SSIDSIZE
     public var commandQueueMaxLog2: Int = 19       // IDR1.CMDQS
     public var eventQueueMaxLog2: Int = 19         // IDR1.EVENTQS
     public var smallTranslationTables: Bool = false // IDR3.STT
     public var rangeInvalidation: Bool = true      // IDR3.RIL
+    /// IDR3.HAD: CD.HAD0/HAD1 (hierarchical attribute disable) are supported.
+    public var hierarchicalAttributeDisable: Bool = false
+    /// IDR3.XNX: STE.S2XN can distinguish EL0 and EL1 execute-never (a stage-2 feature).
+    public var executeNeverControl: Bool = false
+    /// IDR3.BBML: the break-before-make level supported (0: none, 1: BBML1, 2: BBML2).
+    public var breakBeforeMakeLevel: UInt32 = 0
     public var outputAddressSize: OutputAddressSize = .bits48 // IDR5.OAS
     public var granule4K = true, granule16K = true, granule64K = true // IDR5.GRAN4K/16K/64K
+    /// SMMU_AIDR.ArchMinorRev as advertised. nil: derived from the features (v3.2 with RIL,
+    /// which is mandatory from v3.2, else v3.1); an implementation may advertise otherwise
+    /// (QEMU says v3.1 with RIL).
+    public var architectureMinorRevision: UInt32? = nil
 
     public init() {}
 
@@ -53,7 +68,7 @@ public struct SMMUConfiguration: Hashable, Sendable {
 
     /// IDR0 (§6.3.1). TTENDIAN is 0b10 (little-endian tables only): the model only walks
     /// little-endian tables, so a CD.ENDI/STE.S2ENDI of 1 is ILLEGAL here. BTM=0 (no broadcast
-    /// TLB maintenance), ATS/PRI/ATOS/VATOS/SEV/VMW = 0.
+    /// TLB maintenance), PRI/ATOS/VATOS/SEV/VMW = 0.
     public var idr0: UInt32 {
         var v: UInt32 = 0
         v = v.settingBit(0, to: stage2)
@@ -62,6 +77,7 @@ public struct SMMUConfiguration: Hashable, Sendable {
         v = v.settingBit(4, to: coherentAccess)
         v = v.settingBits(7, 6, to: httu.rawValue)
         v = v.settingBit(9, to: hyp)
+        v = v.settingBit(10, to: ats)
         v = v.settingBit(12, to: asid16)
         v = v.settingBit(13, to: msi)
         v = v.settingBit(18, to: vmid16)
@@ -87,16 +103,28 @@ public struct SMMUConfiguration: Hashable, Sendable {
     /// IDR2 (§6.3.3): BA_VATOS; VATOS is not implemented, so 0.
     public var idr2: UInt32 { 0 }
 
-    /// IDR3 (§6.3.4): STT[9], RIL[10]; other features absent.
+    /// IDR3 (§6.3.4): HAD[2], XNX[4], STT[9], RIL[10], BBML[12:11] (clamped to 2); other
+    /// features absent.
     public var idr3: UInt32 {
         var v: UInt32 = 0
+        v = v.settingBit(2, to: hierarchicalAttributeDisable)
+        v = v.settingBit(4, to: executeNeverControl)
         v = v.settingBit(9, to: smallTranslationTables)
         v = v.settingBit(10, to: rangeInvalidation)
+        v = v.settingBits(12, 11, to: min(breakBeforeMakeLevel, 2))
         return v
     }
 
     /// IDR4 (§6.3.5) is IMPLEMENTATION DEFINED; this model returns 0.
     public var idr4: UInt32 { 0 }
+
+    /// SMMU_AIDR (§6.3.8): ArchMajorRev[7:4] = 0 (SMMUv3), ArchMinorRev[3:0] as
+    /// `architectureMinorRevision`, else 2 (v3.2) when range invalidation is advertised (RIL is
+    /// mandatory from v3.2, §4.4.1.1) and 1 (v3.1) otherwise.
+    public var aidr: UInt32 {
+        if let minor = architectureMinorRevision { return min(minor, 0xF) }
+        return rangeInvalidation ? 0x02 : 0x01
+    }
 
     /// IDR5 (§6.3.6): OAS[2:0], GRAN4K[4], GRAN16K[5], GRAN64K[6], VAX[11:10] = 0 (48-bit VA),
     /// STALL_MAX[31:16] = 0 (no stalls).

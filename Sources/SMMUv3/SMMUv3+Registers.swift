@@ -106,9 +106,8 @@ extension SMMUv3 {
         }
     }
 
-    /// SMMU_AIDR (§6.3.8): ArchMajorRev[7:4] = 0 (SMMUv3), ArchMinorRev[3:0] = 2 (v3.2) when
-    /// range invalidation is advertised (RIL is mandatory from v3.2, §4.4.1.1), else 1 (v3.1).
-    public var aidr: UInt32 { configuration.rangeInvalidation ? 0x02 : 0x01 }
+    /// SMMU_AIDR (§6.3.8), as the configuration advertises it (`SMMUConfiguration.aidr`).
+    public var aidr: UInt32 { configuration.aidr }
 
     /// The ID_REGS block (0xFD0–0xFFC), IMPLEMENTATION DEFINED (§6.2.1). The model uses the
     /// CoreSight/PrimeCell layout Arm's SMMUs use, derived from IIDR: PIDR0 = PART[7:0],

@@ -34,7 +34,11 @@ extension Strategy {
     func vmmConfiguration(_ vm: VMOptions, devices descriptions: [DeviceDescription]) -> VirtualMachineMonitor.Configuration {
         let devices = descriptions.count
         let layout: GuestMemoryMap = vm.layout == .virt ? .virt : .ramAtMSIWindow
-        let ramSize: UInt64 = 0x80_0000
+        // 8 MiB, or 64 MiB for a 64K-page guest: QEMU's vSMMU advertises CMDQS = EVENTQS = 19,
+        // and a 64K kernel (Q_MAX_SZ_SHIFT = 16 + 8) sizes its SMMU queues from that alone —
+        // 8 MiB of commands, 16 MiB of events before `arm_smmu_init_one_queue` shrinks what
+        // does not fit — leaving an 8 MiB guest too little to boot.
+        let ramSize: UInt64 = vm.guestPageSize == .size64K ? 0x400_0000 : 0x80_0000
         var configuration = VirtualMachineMonitor.Configuration(
             ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
             guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),

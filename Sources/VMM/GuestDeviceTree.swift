@@ -162,6 +162,8 @@ public enum GuestError: Error, Hashable, Sendable, CustomStringConvertible {
     case hostCall(String, String)
     case bus(String)
     case unsupported(String)
+    /// QEMU refused the accelerated vSMMU or a device behind it (its error message).
+    case vsmmu(AcceleratedSMMUv3Error)
 
     public var description: String {
         switch self {
@@ -170,6 +172,7 @@ public enum GuestError: Error, Hashable, Sendable, CustomStringConvertible {
         case .hostCall(let call, let errno): "\(call): \(errno)"
         case .bus(let s): "guest bus: \(s)"
         case .unsupported(let s): "unsupported: \(s)"
+        case .vsmmu(let e): "arm-smmuv3 accel: \(e) (\(e.check))"
         }
     }
 }

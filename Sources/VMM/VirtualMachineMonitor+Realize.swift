@@ -178,6 +178,7 @@ extension VirtualMachineMonitor {
             }
             var vdeviceID: UInt32?
             if vsmmu != nil {
+                try Self.checkHostSMMU(iommufd, deviceID: devID, properties: configuration.vsmmu)
                 let viommu: UInt32
                 if let existing = viommuID { viommu = existing } else {
                     viommu = try call("IOMMU_VIOMMU_ALLOC") { () throws(Errno) in try iommufd.viommuAlloc(deviceID: devID, hwptID: hwpt) }

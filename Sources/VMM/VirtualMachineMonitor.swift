@@ -67,9 +67,9 @@ public final class VirtualMachineMonitor {
         /// not listed) or a `pcie-pci-bridge` (`.pcieToPCI`, QEMU 1b36:000e, whose functions'
         /// requests carry its alias: `requesterIDSeen(guestRequesterID:)`).
         public var guestBridges: [UInt8: PCIToPCIBridge.Kind] = [:]
-        /// The host SMMU's ID registers as IOMMU_GET_HW_INFO would report them (default: the
-        /// qemu-virt SMMU model's).
-        public var hostSMMU: SMMUConfiguration
+        /// The accelerated vSMMU's `-device arm-smmuv3,accel=on` properties (QEMU 11.0
+        /// defaults); what the host SMMU has comes from IOMMU_GET_HW_INFO and is only checked.
+        public var vsmmu: AcceleratedSMMUv3Properties
         /// The guest's physical address map (QEMU virt unless told otherwise).
         public var layout: GuestMemoryMap
         /// The VMM side of the MSI strategy (default: none beyond QEMU's `msi-gpa` routing).
@@ -86,7 +86,7 @@ public final class VirtualMachineMonitor {
                     guestKernel: KernelConfiguration = KernelConfiguration(),
                     guestRequesterID: RequesterID = RequesterID(bus: 0, device: 1, function: 0),
                     guestRequesterIDs: [RequesterID]? = nil,
-                    hostSMMU: SMMUConfiguration = SMMUConfiguration(), layout: GuestMemoryMap = .virt,
+                    vsmmu: AcceleratedSMMUv3Properties = AcceleratedSMMUv3Properties(), layout: GuestMemoryMap = .virt,
                     msi: MSIPlan = MSIPlan(), firmware: GuestFirmware? = nil) {
             self.ramSize = ramSize
             self.vcpuCount = vcpuCount
@@ -94,7 +94,7 @@ public final class VirtualMachineMonitor {
             self.guestKernel = guestKernel
             self.guestRequesterID = guestRequesterID
             self.guestRequesterIDs = guestRequesterIDs
-            self.hostSMMU = hostSMMU
+            self.vsmmu = vsmmu
             self.layout = layout
             self.msi = msi
             self.firmware = firmware
@@ -283,12 +283,16 @@ public final class VirtualMachineMonitor {
             veventqID = nil
             vsmmu = nil
         case .acceleratedSMMUv3:
+            // smmu_realize → smmu_validate_property, then per device smmuv3_accel_set_iommu_device
+            // → smmuv3_accel_hw_compatible before the first one allocates the vIOMMU.
+            do throws(AcceleratedSMMUv3Error) { try configuration.vsmmu.validate() } catch { throw .vsmmu(error) }
+            for entry in bound { try Self.checkHostSMMU(iommufd, deviceID: entry.id, properties: configuration.vsmmu) }
             let first = bound[0]
             let viommu = try call("IOMMU_VIOMMU_ALLOC") { () throws(Errno) in try iommufd.viommuAlloc(deviceID: first.id, hwptID: first.hwpt) }
             viommuID = viommu
             veventqID = try call("IOMMU_VEVENTQ_ALLOC") { () throws(Errno) in try iommufd.veventqAlloc(viommuID: viommu).id }
             vsmmu = VirtualSMMU(guestBus: vm.guestBus,
-                                identification: VirtualSMMU.acceleratedIdentification(host: configuration.hostSMMU))
+                                identification: configuration.vsmmu.identification)
         }
 
         var devices: [PassthroughDevice] = []

@@ -15,7 +15,9 @@ public protocol VirtualSMMUBackend: AnyObject {
 ///
 /// The guest owns its stream table, context descriptors and queues in guest memory; the vSMMU
 /// never translates anything itself (the host SMMU does, nested), it only:
-/// - advertises ID registers derived from the host SMMU (`Identification.accelerated`),
+/// - advertises the ID registers of QEMU's emulated SMMUv3 with the accel overrides
+///   (`AcceleratedSMMUv3Properties.identification`: not the host's, which QEMU 11.0 only
+///   checks),
 /// - acknowledges CR0/IRQ_CTRL/GBPA updates at once,
 /// - on a CMDQ_PROD write, reads the guest's commands from guest memory between CONS and PROD
 ///   (§3.5 queue indices with the wrap bit above LOG2SIZE), decodes them with `Command.decode`,
@@ -64,42 +66,6 @@ public final class VirtualSMMU: MMIODevice {
         self.mmioName = name
         self.guestBus = guestBus
         self.identification = identification
-    }
-
-    /// The ID registers of an accelerated vSMMU from the host SMMU's (what IOMMU_GET_HW_INFO
-    /// returns in `struct iommu_hw_info_arm_smmuv3`). The uAPI header says which host fields a
-    /// VMM may use: IDR0 ST_LEVEL, TERM_MODEL, STALL_MODEL, TTENDIAN, CD2L, ASID16, TTF; IDR1
-    /// SIDSIZE, SSIDSIZE; IDR3 BBML, RIL; IDR5 VAX, GRAN64K/16K/4K; S1P assumed (a nested HWPT
-    /// can be created), COHACC assumed (iommufd needs a coherent SMMU). The rest is the VMM's
-    /// choice: stage 1 only (the host owns stage 2), no HYP, no VMID16 (the guest has no
-    /// stage 2), MSI = 1 so the guest completes CMD_SYNC by MSI polling, OAS 44 bits (QEMU's
-    /// `SMMU_IDR5_OAS`), and small queues (CMDQS 8, EVENTQS 7: the architecture lets the
-    /// implementation pick; small keeps guest RAM small — QEMU picks 19).
-    public static func acceleratedIdentification(host: SMMUConfiguration) -> SMMUConfiguration {
-        var c = SMMUConfiguration()
-        c.stage1 = true
-        c.stage2 = false
-        c.aarch64Tables = host.aarch64Tables
-        c.twoLevelStreamTable = host.twoLevelStreamTable
-        c.twoLevelCDTable = host.twoLevelCDTable
-        c.asid16 = host.asid16
-        c.vmid16 = false
-        c.msi = true
-        c.hyp = false
-        c.stallModel = host.stallModel
-        c.terminateModel = host.terminateModel
-        c.httu = .none
-        c.coherentAccess = true
-        c.streamIDBits = host.streamIDBits
-        c.substreamIDBits = host.substreamIDBits
-        c.commandQueueMaxLog2 = 8
-        c.eventQueueMaxLog2 = 7
-        c.rangeInvalidation = host.rangeInvalidation
-        c.outputAddressSize = .bits44
-        c.granule4K = host.granule4K
-        c.granule16K = host.granule16K
-        c.granule64K = host.granule64K
-        return c
     }
 
     // MARK: MMIO
@@ -171,8 +137,9 @@ public final class VirtualSMMU: MMIODevice {
         case R.idr3: return id.idr3
         case R.idr4: return id.idr4
         case R.idr5: return id.idr5
-        // AIDR: SMMUv3.1 (ArchMajorRev 0, ArchMinorRev 1), as QEMU.
-        case R.aidr: return 1
+        // IIDR is 0 (the default case: QEMU never sets `s->iidr`); AIDR as identified (QEMU:
+        // SMMUv3.1, ArchMinorRev 1).
+        case R.aidr: return id.aidr
         case R.cr0: return cr0
         case R.cr0ack: return cr0ack
         case R.cr1: return cr1

@@ -30,7 +30,7 @@ struct ArmSMMUv3DomainTests {
         #expect(cd.t0sz == 16)                  // 64 − 48-bit ias
         #expect(cd.tg0 == .size4K)
         #expect(cd.ir0 == 1 && cd.or0 == 1 && cd.sh0 == 3)  // WBWA, inner shareable
-        #expect(cd.ips == 5)                    // 48-bit output (smmu->ias)
+        #expect(cd.ips == 4)                    // 44-bit output: smmu->ias = QEMU's IDR5.OAS
         #expect(cd.ttb0 == smmuDomain.pageTable.root.rawValue)
         #expect(cd.mair == 0xF404_FF44)         // NC, WBRWA, DEVICE, INC_OWBRWA
         let master = try f.driver.master(of: device)
@@ -202,7 +202,7 @@ struct ArmSMMUv3DomainTests {
         #expect(f.driver.count(of: .sync) == 1)
     }
 
-    @Test("nest-parent S2 domain: arm_smmu_make_s2_domain_ste (VMID 1, S2T0SZ 16, SL0 2, 4K, S2PS 48, S2AA64/S2PTW/S2R) and TLBI_S2_IPA then TLBI_NH_ALL")
+    @Test("nest-parent S2 domain on QEMU's 44-bit SMMU: arm_smmu_make_s2_domain_ste (VMID 1, S2T0SZ 20, SL0 2, 4K, S2PS/VTCR.PS 44, S2AA64/S2PTW/S2R) and TLBI_S2_IPA then TLBI_NH_ALL")
     func nestParentStage2() throws {
         let f = try SMMUFixture.make()
         let device = try f.device("0000:00:01.0", sids: [0x8])
@@ -214,11 +214,13 @@ struct ArmSMMUv3DomainTests {
         let ste = try #require(try f.driver.streamTableEntry(for: StreamID(0x8)))
         #expect(ste.valid && ste.config == .stage2)
         #expect(ste.s2VMID == VMID(1))
-        #expect(ste.s2T0SZ == 16)
-        // 48-bit IPA with 4K: 512 level-0 entries > 16, so no concatenation: start level 0,
-        // SL0 = ~(0 + 1) & 3 = 2.
+        // Stage 2's ias = oas = smmu->ias = 44 (IDR5.OAS): S2T0SZ = 64 − 44.
+        #expect(ste.s2T0SZ == 20)
+        // 44-bit IPA with 4K: 32 level-0 entries > ARM_LPAE_S2_MAX_CONCAT_PAGES (16), so no
+        // concatenation: start level 0, SL0 = ~(0 + 1) & 3 = 2.
         #expect(ste.s2SL0 == 2)
-        #expect(ste.s2Granule == .size4K && ste.s2PS == 5)
+        // VTCR.PS from io-pgtable's oas 44: ARM_LPAE_TCR_PS_44_BIT (0b100).
+        #expect(ste.s2Granule == .size4K && ste.s2PS == 4)
         #expect(ste.s2AA64 && ste.s2PTW && ste.s2R && !ste.s2S)
         #expect(ste.s2IR0 == 1 && ste.s2OR0 == 1 && ste.s2SH0 == 3)
         #expect(ste.s2TTB == smmuDomain.pageTable.root.rawValue)
@@ -272,9 +274,11 @@ struct ArmSMMUv3DomainTests {
         #expect(withITS.last == ReservedRegion(start: 0x0809_0000, length: 0x1_0000, protection: [.write, .noExec, .mmio], type: .msi))
     }
 
-    @Test("CMD_SYNC completes by MSI polling: CS=SIG_IRQ, MSIAddress = its own slot, MSIData 0, and the slot's first word is zero afterwards")
+    @Test("CMD_SYNC completes by MSI polling on an SMMU with IDR0.MSI (not QEMU's): CS=SIG_IRQ, MSIAddress = its own slot, MSIData 0, and the slot's first word is zero afterwards")
     func syncByMSIPolling() throws {
-        let f = try SMMUFixture.make()
+        var smmu = SMMUConfiguration.qemuVirt
+        smmu.msi = true
+        let f = try SMMUFixture.make(smmu: smmu)
         #expect(f.driver.features.msiPolling)
         f.driver.resetCommandLog()
         try f.driver.issueWithSync([.tlbiNSNHAll])

@@ -6,24 +6,25 @@ import SMMUv3
 
 @Suite("arm-smmu-v3: probe and reset")
 struct ArmSMMUv3ProbeTests {
-    @Test("hw_probe on qemu-virt's SMMU: 16-bit SIDs → 2-level stream table, both stages, MSI polling, RIL, 4K|2M|1G")
+    @Test("hw_probe on qemu-virt's SMMU (QEMU 11.0, stage=nested): 16-bit SIDs → 2-level stream table, both stages, no MSI (so no MSI polling), no CD2L, no SSIDs, RIL, 44-bit OAS, 4K|2M|1G")
     func probesQEMUVirtIDRegisters() throws {
         let f = try SMMUFixture.make()
         let features = f.driver.features
-        // SMMUConfiguration.default: SIDSIZE 16 > STRTAB_SPLIT 8, ST_LEVEL = 2-level.
+        // SMMUConfiguration.qemuVirt: SIDSIZE 16 > STRTAB_SPLIT 8, ST_LEVEL = 2-level.
         #expect(features.streamIDBits == 16)
         #expect(features.twoLevelStreamTable)
-        #expect(features.stage1 && features.stage2)
+        #expect(features.stage1 && features.stage2 && features.nesting)
         // ASID16 / VMID16 set.
         #expect(features.asidBits == 16 && features.vmidBits == 16)
-        // IDR0.MSI and a dma-coherent node → ARM_SMMU_OPT_MSIPOLL.
-        #expect(features.msi)
-        #expect(features.msiPolling == f.driver.node.dmaCoherent)
+        // QEMU sets neither IDR0.MSI nor CD2L, and SSIDSIZE is 0: no ARM_SMMU_OPT_MSIPOLL
+        // (CMD_SYNC by SEV, completion seen in CMDQ_CONS), linear CD tables, no PASIDs.
+        #expect(!features.msi && !features.msiPolling)
+        #expect(!features.twoLevelCDTable && features.substreamIDBits == 0)
         #expect(features.rangeInvalidation)
         // Terminate-only stall model: no ARM_SMMU_FEAT_STALLS, so no S1STALLD in STEs.
         #expect(!features.stalls)
-        // OAS 48, TTF AArch64 only → ias = max(0, 48).
-        #expect(features.outputAddressBits == 48 && features.inputAddressBits == 48)
+        // IDR5.OAS = 0b100 (QEMU's SMMU_IDR5_OAS_44), TTF AArch64 only → ias = max(0, 44).
+        #expect(features.outputAddressBits == 44 && features.inputAddressBits == 44)
         // GRAN4K/16K/64K all set; the 4K kernel keeps SZ_4K | SZ_2M | SZ_1G.
         #expect(f.driver.pageSizeBitmap == (1 << 12) | (1 << 21) | (1 << 30))
         // IDR1.CMDQS = EVENTQS = 19, capped by Q_MAX_SZ_SHIFT (20) − entry shift.

@@ -38,4 +38,17 @@ struct KernelCoreTests {
         #expect(try pages.allocate(bytes: 0x1000, alignment: 0x1_0000) == PhysicalAddress(0x4001_0000))
         #expect(throws: Errno.ENOMEM) { try pages.allocate(bytes: 0x10_0000) }
     }
+
+    @Test("a request that fits nowhere takes nothing: the next smaller one is served where it would have been (arm_smmu_init_one_queue's halving relies on it)")
+    func failedAllocationTakesNothing() throws {
+        let bus = SystemBus()
+        try bus.addRAM(base: PhysicalAddress(0x4000_0000), size: 0x10_0000)
+        try bus.addRAM(base: PhysicalAddress(0x5000_0000), size: 0x2_0000)
+        let pages = PhysicalPages(bus: bus, ranges: [(0x4000_0000, 0x10_0000), (0x5000_0000, 0x2_0000)])
+        #expect(try pages.allocate(bytes: 0x1000) == PhysicalAddress(0x4000_0000))
+        #expect(throws: Errno.ENOMEM) { try pages.allocate(bytes: 0x10_0000, alignment: 0x10_0000) }
+        #expect(try pages.allocate(bytes: 0x8_0000, alignment: 0x8_0000) == PhysicalAddress(0x4008_0000))
+        // Bottom-up, never reusing the alignment hole: range 0 is used up, range 1 comes next.
+        #expect(try pages.allocate(bytes: 0x1000) == PhysicalAddress(0x5000_0000))
+    }
 }

@@ -40,8 +40,8 @@ struct GuestCorruptSTETests {
         let itsPages: Set<UInt64>
     }
 
-    static func setup() throws -> Setup {
-        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity)
+    static func setup(hostSMMU: SMMUConfiguration? = nil) throws -> Setup {
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, msi: .rmrIdentity, hostSMMU: hostSMMU)
         let counter = VMMScenarioTests.Counter()
         _ = try GuestAdversary.bindDriver(h, counter: counter)
         let g = try #require(h.guestDevice)
@@ -157,9 +157,24 @@ struct GuestCorruptSTETests {
         #expect(w.forwarded == 0 && w.guestEvents.isEmpty)
     }
 
-    @Test("S1CDMax = 31 passes the allow-list (S1CDMAX is a guest field) but exceeds the host SMMU's SSIDSIZE: the nested STE is ILLEGAL, the write aborts with C_BAD_STE, and as a non-S2 event of a vmaster it reaches the guest through the vEVENTQ with the vSID")
-    func cdMaxTooLarge() throws {
+    @Test("on QEMU's host SMMU (SSIDSIZE 0) S1CDMax = 31 is IGNORED (§5.2 S1CDMax): the nested STE stays legal and the write lands through CD 0")
+    func cdMaxIgnoredWithoutSubstreams() throws {
         let s = try Self.setup()
+        #expect(s.hostSMMU.features.substreamIDBits == 0)
+        var ste = try #require(try s.guestSMMU.streamTableEntry(for: Self.vsid))
+        ste.s1CDMax = 31
+        try s.guestSMMU.overwriteStreamTableEntries(of: s.device, with: ste.words)
+        let w = try Self.write(s)
+        #expect(w.status == .completed)
+        #expect(w.events.isEmpty && w.forwarded == 0 && w.guestEvents.isEmpty)
+    }
+
+    @Test("on a host SMMU with 20-bit SubstreamIDs (real hardware, not QEMU's), S1CDMax = 31 passes the allow-list (S1CDMAX is a guest field) but exceeds the host SMMU's SSIDSIZE: the nested STE is ILLEGAL, the write aborts with C_BAD_STE, and as a non-S2 event of a vmaster it reaches the guest through the vEVENTQ with the vSID")
+    func cdMaxTooLarge() throws {
+        var hostSMMU = SMMUConfiguration.qemuVirt
+        hostSMMU.substreamIDBits = 20
+        let s = try Self.setup(hostSMMU: hostSMMU)
+        #expect(s.hostSMMU.features.substreamIDBits == 20)
         var ste = try #require(try s.guestSMMU.streamTableEntry(for: Self.vsid))
         ste.s1CDMax = 31
         try s.guestSMMU.overwriteStreamTableEntries(of: s.device, with: ste.words)

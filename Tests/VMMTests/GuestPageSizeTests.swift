@@ -9,16 +9,22 @@ import SMMUv3
 /// A guest kernel with 64K pages on an accelerated vSMMU. The guest's PAGE_SIZE is its own
 /// (KernelConfiguration of the guest), independent of the host's.
 ///
-/// Where the expected values come from: the vSMMU copies IDR5.GRAN4K/16K/64K from the host SMMU
-/// (`iommu_hw_info_arm_smmuv3`), qemu-virt's SMMU sets all three, so the guest's io-pgtable
+/// Where the expected values come from: the vSMMU advertises QEMU's IDR5.GRAN4K/16K/64K (all
+/// three; `smmuv3_accel_check_hw_compatible` requires the host SMMU to match), so the guest's io-pgtable
 /// picks its own PAGE_SIZE (`arm_lpae_restrict_pgsizes`): 64K | 512M, CD.TG0 = 0b01 (64K,
 /// SMMUv3 §5.4), T0SZ = 64 − 48; its DMA domain's IOVA granule is 64K
 /// (`iommu_dma_init_domain`), so dma-iommu's MSI page (`iommu_dma_get_msi_page`, granule
 /// `cookie_msi_granule`) is a 64K-aligned IOVA and the vMSI-X address keeps GITS_TRANSLATER's
 /// offset 0x40 in that page (the vITS doorbell 0x0809_0040 is in the 64K page 0x0809_0000).
+///
+/// The guest has 64 MiB of RAM: QEMU's vSMMU advertises CMDQS = EVENTQS = 19, and a 64K kernel
+/// (Q_MAX_SZ_SHIFT = 16 + 8) sizes its queues from that alone (2^19 commands are 8 MiB, 2^19
+/// events 16 MiB, each naturally aligned; `arm_smmu_init_one_queue` only shrinks a queue that
+/// does not fit), which leaves a 16 MiB guest too little for the rest of its boot (ENOMEM).
 @Suite("Guest PAGE_SIZE 64K on an accelerated vSMMU", .serialized)
 struct GuestPageSizeTests {
     static let guest64K = KernelConfiguration(pageSize: .size64K)
+    static let guestRAM: UInt64 = 0x400_0000
 
     /// The guest's CD for its StreamID 8, read where the physical SMMU reads it: the guest
     /// STE's S1ContextPtr (a GPA) in the host page behind it. S1CDMax = 0: a single CD.
@@ -33,7 +39,7 @@ struct GuestPageSizeTests {
 
     @Test("64K guest on a 4K host: the guest's stage 1 uses the 64K granule (CD.TG0, 64K|512M, level-3 64K leaves); its MSI IOVA page is 64K aligned with the doorbell at offset 0x40; DMA through 64K stage 1 and 4K stage 2 lands")
     func guest64KOnHost4K() throws {
-        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, guest: Self.guest64K)
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, guest: Self.guest64K, ramSize: Self.guestRAM)
         #expect(h.host.pageSize == 0x1000 && h.guest.pageSize == 0x1_0000, "each kernel has its own PAGE_SIZE")
         let guestSMMU = try #require(h.guest.smmuDrivers.first)
         #expect(guestSMMU.pageSizeBitmap == 0x2001_0000)
@@ -74,7 +80,8 @@ struct GuestPageSizeTests {
 
     @Test("64K host and 64K guest: both stages use 64K granules, so the physical SMMU reports a 64K translation for the guest's DMA IOVA")
     func guest64KOnHost64K() throws {
-        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, host: KernelConfiguration(pageSize: .size64K), guest: Self.guest64K)
+        let h = try VMMHarness.make(viommu: .acceleratedSMMUv3, host: KernelConfiguration(pageSize: .size64K), guest: Self.guest64K,
+                                    ramSize: Self.guestRAM)
         #expect(try #require(h.host.smmuDrivers.first).pageSizeBitmap == 0x2001_0000)
         let g = try #require(h.guestDevice)
         try h.guest.pci.enableDevice(g)

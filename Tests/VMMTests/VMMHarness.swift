@@ -4,6 +4,7 @@ import GIC
 import LinuxKernel
 import Machine
 import PCI
+import SMMUv3
 @testable import VMM
 
 /// A qemu-virt host with one MSI-X function (00:01.0, 4 vectors, 16 KiB BAR 0 with the table at
@@ -21,8 +22,12 @@ struct VMMHarness {
     static func make(viommu: VirtualMachineMonitor.VIOMMU, host hostConfiguration: KernelConfiguration = KernelConfiguration(),
                      guest guestConfiguration: KernelConfiguration = KernelConfiguration(), vcpus: Int = 2,
                      layout: GuestMemoryMap = .virt, msi: MSIPlan = MSIPlan(),
-                     plainMSI: MSIConfiguration? = nil, firmware: GuestFirmware? = nil) throws -> VMMHarness {
-        let machine = try MachinePreset.qemuVirt.makeMachine()
+                     plainMSI: MSIConfiguration? = nil, firmware: GuestFirmware? = nil,
+                     hostSMMU: SMMUConfiguration? = nil, ramSize: UInt64 = 0x100_0000) throws -> VMMHarness {
+        // The host is QEMU's virt (`SMMUConfiguration.qemuVirt`) unless another SMMU is given.
+        var options = MachinePreset.qemuVirt.options
+        if let hostSMMU { options.smmu = hostSMMU }
+        let machine = try Machine(topology: try MachinePreset.qemuVirt.topology(), options: options, name: MachinePreset.qemuVirt.rawValue)
         // With `plainMSI` the function has an MSI capability and no MSI-X.
         let function = try PCIFunction(name: "ep0", requesterID: hostRID, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
@@ -33,7 +38,7 @@ struct VMMHarness {
         try host.boot()
         guard let pdev = host.pci.device(hostRID) else { throw HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, device: pdev.device,
-                                            configuration: .init(vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration,
+                                            configuration: .init(ramSize: ramSize, vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration,
                                                                                  layout: layout, msi: msi, firmware: firmware))
         let guest = try vmm.bootGuest()
         return VMMHarness(machine: machine, host: host, function: function, vmm: vmm, guest: guest)

@@ -24,7 +24,7 @@ struct VirtualSMMUTests {
     static func make() throws -> (SystemBus, VirtualSMMU, Recorder) {
         let bus = SystemBus()
         try bus.addRAM(base: PhysicalAddress(0x4000_0000), size: 0x100_0000)
-        let v = VirtualSMMU(guestBus: bus, identification: VirtualSMMU.acceleratedIdentification(host: SMMUConfiguration()))
+        let v = VirtualSMMU(guestBus: bus, identification: AcceleratedSMMUv3Properties().identification)
         try bus.addDevice(v, base: PhysicalAddress(base), size: 0x2_0000)
         let recorder = Recorder()
         v.backend = recorder
@@ -38,18 +38,21 @@ struct VirtualSMMUTests {
         try bus.read(PhysicalAddress(base + offset), size: 4, requester: .cpu(0))
     }
 
-    @Test("IDRs: stage 1 only (the host owns stage 2), no VMID16/HYP, MSI, AArch64 tables, 4K granule; a guest sees CMDQS 8")
+    @Test("IDRs: QEMU 11.0's emulated SMMUv3 with stage 1 (S1P only, no MSI, no CD2L, TERM_MODEL, CMDQS/EVENTQS 19, 44-bit OAS), IIDR 0, AIDR v3.1")
     func identification() throws {
         let (bus, _, _) = try Self.make()
         let idr0 = UInt32(try Self.r32(bus, R.idr0))
         #expect(idr0.bit(1) && !idr0.bit(0), "S1P=1, S2P=0 (§6.3.1)")
-        #expect(!idr0.bit(18) && !idr0.bit(9), "VMID16=0, HYP=0")
-        #expect(idr0.bit(13), "MSI")
+        #expect(idr0.bit(18) && !idr0.bit(9), "VMID16=1 (QEMU sets it whatever the stage), HYP=0")
+        #expect(!idr0.bit(13) && !idr0.bit(19), "no MSI, no CD2L")
         #expect(idr0.bits(3, 2) == 0b10, "TTF AArch64")
         let idr1 = UInt32(try Self.r32(bus, R.idr1))
-        #expect(idr1.bits(25, 21) == 8 && idr1.bits(20, 16) == 7)
-        #expect(idr1.bits(5, 0) == 16, "SIDSIZE from the host")
-        #expect(UInt32(try Self.r32(bus, R.idr5)).bit(4), "GRAN4K")
+        #expect(idr1.bits(25, 21) == 19 && idr1.bits(20, 16) == 19)
+        #expect(idr1.bits(5, 0) == 16 && idr1.bits(10, 6) == 0, "SIDSIZE 16, SSIDSIZE 0 (ssidsize=0)")
+        let idr5 = UInt32(try Self.r32(bus, R.idr5))
+        #expect(idr5.bits(6, 4) == 0b111 && idr5.bits(2, 0) == 4, "GRAN4K/16K/64K, OAS 44 bits")
+        #expect(try Self.r32(bus, R.iidr) == 0)
+        #expect(try Self.r32(bus, R.aidr) == 1)
     }
 
     @Test("CR0 is acknowledged at once; GBPA takes a write only with UPDATE and reads back with UPDATE clear")
@@ -165,7 +168,7 @@ struct VirtualSMMUPropertyTests {
                 _ = v.record(EventRecord(UInt64.random(in: 0...UInt64.max, using: &rng), 0, 0, 0))
                 _ = try? v.guestStreamTableEntry(StreamID(UInt32.random(in: 0...UInt32.max, using: &rng)))
             }
-            let log2 = min(SMMURegisterField.queueLog2Size(v.cmdqBase), 8)
+            let log2 = min(SMMURegisterField.queueLog2Size(v.cmdqBase), v.identification.commandQueueMaxLog2)
             let cons = try bus.read(PhysicalAddress(VirtualSMMUTests.base + SMMURegisterOffset.cmdqCons), size: 4, requester: .cpu(0))
             #expect(cons & 0xFF_FFFF < UInt64(2) << UInt64(log2))
         }

@@ -150,18 +150,34 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
         return w
     }
 
-    /// `arm_smmu_init_structures`: `arm_smmu_init_queues` (`arm_smmu_init_one_queue`: the
-    /// queue at its maximum size, naturally aligned) and `arm_smmu_init_strtab`.
+    /// `arm_smmu_init_structures`: `arm_smmu_init_queues` (`arm_smmu_init_one_queue` for the
+    /// command and event queues) and `arm_smmu_init_strtab`.
     func initStructures() throws(Errno) {
-        commandQueue = try allocateQueue(shift: features.commandQueueShift, entryBytes: 16)
-        eventQueue = try allocateQueue(shift: features.eventQueueShift, entryBytes: 32)
+        let command = try allocateQueue(shift: features.commandQueueShift, entryBytes: 16)
+        features.commandQueueShift = command.shift
+        commandQueue = command
+        let event = try allocateQueue(shift: features.eventQueueShift, entryBytes: 32)
+        features.eventQueueShift = event.shift
+        eventQueue = event
         streamTable = try ArmSMMUv3StreamTable(driver: self)
     }
 
+    /// `arm_smmu_init_one_queue`: the queue at `llq.max_n_shift` entries, naturally aligned
+    /// (`dmam_alloc_coherent`); when that fails, one shift smaller (`max_n_shift--`, which is
+    /// the size the queue then has) until it fits or the queue is smaller than a page
+    /// (then ENOMEM: "failed to allocate queue").
     private func allocateQueue(shift: Int, entryBytes: UInt64) throws(Errno) -> ArmSMMUv3Queue {
-        let bytes = (UInt64(1) << UInt64(shift)) &* entryBytes
-        let base = try kernel.pages.allocate(bytes: bytes, alignment: max(bytes, 4096))
-        return ArmSMMUv3Queue(base: base, shift: shift, entryBytes: entryBytes)
+        var shift = shift
+        while true {
+            let bytes = (UInt64(1) << UInt64(shift)) &* entryBytes
+            do {
+                let base = try kernel.pages.allocate(bytes: bytes, alignment: max(bytes, 4096))
+                return ArmSMMUv3Queue(base: base, shift: shift, entryBytes: entryBytes)
+            } catch {
+                if bytes < kernel.pageSize || shift == 0 { throw error }
+                shift -= 1
+            }
+        }
     }
 
     /// `arm_smmu_device_reset`, in Linux's order (HARDWARE.md §1.3):

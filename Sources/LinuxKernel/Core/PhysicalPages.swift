@@ -17,15 +17,20 @@ public final class PhysicalPages {
     }
 
     /// `bytes` rounded up to 4 KiB, aligned to `alignment` (a power of two ≥ 4 KiB), zeroed.
+    /// A request that fits nowhere is ENOMEM and takes nothing: later, smaller requests are
+    /// served where they would have been (the callers' retry-smaller loops rely on it, e.g.
+    /// `arm_smmu_init_one_queue`).
     public func allocate(bytes: UInt64, alignment: UInt64 = 4096) throws(Errno) -> PhysicalAddress {
         let size = max((bytes &+ 4095) & ~4095, 4096)
         let align = max(alignment, 4096)
+        var cursor = self.cursor, next = self.next
         while cursor < ranges.count {
             let range = ranges[cursor]
             let aligned = (next &+ (align &- 1)) & ~(align &- 1)
             let (end, overflow) = aligned.addingReportingOverflow(size)
             if !overflow, aligned >= next, end <= range.base &+ range.size {
-                next = end
+                self.cursor = cursor
+                self.next = end
                 // Zero page by page at the page's store address (a guest kernel's RAM is host
                 // pages elsewhere in the store: see KernelRAMAccess).
                 var page = aligned

@@ -200,6 +200,13 @@ public struct IOMMUHWInfoARMSMMUv3: Hashable, Sendable {
     public var capabilities: UInt64 = 0
     /// `out_max_pasid_log2`: the master's `ssid_bits` (0: no PASID for the model's functions).
     public var maxPASIDLog2: UInt8 = 0
+
+    /// The struct as userspace holds it (also what a VMM test hands its checks).
+    public init(idr: [UInt32], iidr: UInt32, aidr: UInt32) {
+        self.idr = idr
+        self.iidr = iidr
+        self.aidr = aidr
+    }
 }
 
 extension IOMMUFD {

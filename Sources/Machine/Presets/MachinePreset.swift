@@ -11,7 +11,8 @@ import Firmware
 public enum MachinePreset: String, CaseIterable, Sendable {
     /// QEMU's `virt` machine with gic-version=3 and iommu=smmuv3, from the device tree QEMU
     /// itself dumped: ITS at 0x0808_0000, redistributors at 0x080A_0000, SMMUv3 at 0x0905_0000,
-    /// identity `iommu-map` and `msi-map` over RIDs 0…0xFFFF, ECAM at 0x40_1000_0000.
+    /// identity `iommu-map` and `msi-map` over RIDs 0…0xFFFF, ECAM at 0x40_1000_0000. The SMMU
+    /// is QEMU 11.0's `arm-smmuv3` with `stage=nested` (`SMMUConfiguration.qemuVirt`).
     case qemuVirt = "qemu-virt"
     /// The same platform with its ITS outside the SMMU's reach: device writes to the doorbell
     /// page are not translated (the shape of Marc Zyngier's question in the seed thread).
@@ -46,8 +47,12 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     static let virtSmmuBlob: [UInt8] = decode(EmbeddedDeviceTrees.virtSmmu)
     static let twoITSVirtBlob: [UInt8] = twoITSBlob(from: virtSmmuBlob)
 
+    /// What the device tree cannot say. Every preset is QEMU 11.0's `virt`, so its SMMU
+    /// advertises exactly the ID registers of QEMU's emulated SMMUv3 (`smmuv3_init_id_regs`
+    /// with `stage=nested`: `SMMUConfiguration.qemuVirt`), among them IDR5.OAS = 44 bits.
     public var options: MachineOptions {
         var options = MachineOptions()
+        options.smmu = .qemuVirt
         if self == .qemuVirtUntranslatedITS { options.untranslatedITS = true }
         return options
     }
