@@ -75,7 +75,7 @@ struct NestedMSITests {
         #expect(eventfd.count == 1)
     }
 
-    @Test("v6.14 (legacy): the nested domain has no cookie, the host programs the physical doorbell 0x0809_0040 and the MSI faults at stage 1 (S2=0, CLASS=IN) — host event queue and vEVENTQ")
+    @Test("v6.14 (legacy): the nested domain has no cookie, the host programs the physical doorbell 0x0809_0040 and the MSI faults at stage 1 (S2=0, CLASS=IN) — in the host event queue only (no vmaster before v6.15)")
     func v614PhysicalDoorbellFaultsAtStage1() throws {
         let f = try F.make(configuration: KernelConfiguration(version: .v6_14))
         try f.buildGuestStage1()
@@ -99,10 +99,9 @@ struct NestedMSITests {
         #expect(event.inputAddress == 0x0809_0040, "InputAddr = the programmed address")
         #expect(!event.stage2 && event.faultClass == 0b10, "S2 = 0, CLASS = IN")
         #expect(!event.read, "a write")
-        let guest = try f.iommufd.veventqRead(queue)
-        #expect(guest.count == 1)
-        #expect(guest.first.map { $0.data[0] >> 32 } == F.vSID, "the VM sees its own StreamID")
-        #expect(guest.first.map { $0.data[2] } == 0x0809_0040)
+        // v6.14 has no vmaster (KernelBehaviour.nestedVMaster, f0ea207ed781, v6.15): the
+        // fault stays in the host's queue and nothing reaches the vEVENTQ.
+        #expect(try f.iommufd.veventqRead(queue).isEmpty, "no vmaster on v6.14: the VM is not told")
     }
 
     @Test("v6.14: a guest that maps gIOVA 0x0809_0000 to its vITS IPA moves the fault to stage 2 — not the guest's to see")

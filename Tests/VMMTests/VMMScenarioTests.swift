@@ -103,7 +103,7 @@ struct VMMScenarioTests {
         #expect(h.machine.bus.ram.read(hostPage.rawValue, size: 8) == 0x1D)
     }
 
-    @Test("accelerated vSMMU, guest DMA domain, host v6.14 (legacy): DMA through the guest's stage 1 lands; every MSI faults at stage 1 (pSID, InputAddr 0x0809_0040, S2=0, CLASS=IN) in the host queue and, via the vEVENTQ, in the guest's with the vSID; nothing reaches the guest")
+    @Test("accelerated vSMMU, guest DMA domain, host v6.14 (legacy): DMA through the guest's stage 1 lands; every MSI faults at stage 1 (pSID, InputAddr 0x0809_0040, S2=0, CLASS=IN) in the host queue only (v6.14 has no vmaster to forward it to the guest); nothing reaches the guest")
     func nestedLegacy() throws {
         var hostConfig = KernelConfiguration()
         hostConfig.version = .v6_14
@@ -139,15 +139,15 @@ struct VMMScenarioTests {
             #expect(event.eventID == 0x10, "F_TRANSLATION")
             #expect(event.streamID == StreamID(UInt32(VMMHarness.hostRID.rawValue)))
             #expect(event.inputAddress == 0x0809_0040 && !event.stage2 && event.faultClass == 0b10)
-            #expect(h.vmm.pollVirtualEvents() == 1)
+            // v6.14 has no vmaster (KernelBehaviour.nestedVMaster, v6.15): nothing is
+            // forwarded to the VMM's vEVENTQ.
+            #expect(h.vmm.pollVirtualEvents() == 0)
         }
         #expect(h.vmm.vm.counters.delivered == delivered)
         #expect(counter.hits.isEmpty)
-        // The guest's event queue: the same faults with its own StreamID.
+        // The guest's event queue stays empty: the faults are only in the host's.
         let guestSMMU = try #require(h.guest.smmuDrivers.first)
-        let guestEvents = try guestSMMU.serviceEventQueue()
-        #expect(guestEvents.count == 4)
-        #expect(guestEvents.allSatisfy { $0.eventID == 0x10 && $0.streamID == StreamID(8) && $0.inputAddress == 0x0809_0040 && !$0.stage2 })
+        #expect(try guestSMMU.serviceEventQueue().isEmpty)
     }
 
     @Test("accelerated vSMMU, v6.15 host: the nested domain's iommufd cookie maps the doorbell in the parent at 0x0800_0000, but the device's MSI to 0x0800_0040 first walks the guest's stage 1, which does not map it: stage-1 fault, nothing delivered")
