@@ -18,13 +18,7 @@ extension Strategy {
     /// name their origin): the RFC's uAPI and irqchip plumbing, Nicolin's VFIO override, the
     /// Part-2 window option, and the Part-3 explicit doorbell mapping and per-vector IOVAs.
     public var hostPatches: KernelPatches {
-        switch self {
-        case .legacy, .rmrIdentity: []
-        case .irqchipRelay: [.vfioMSIIOVAPrepare, .irqchipMSIIOVA, .iommufdIOASMapMSI]
-        case .vfioOverride: [.vfioMSIIOVAPrepare, .vfioMSIOverride, .iommufdIOASMapMSI]
-        case .swMSIWindow: [.iommufdSWMSIWindow]
-        case .vitsDirect: [.vfioMSIIOVAPrepare, .iommufdMSIIOVA, .iommufdIOASMapMSI]
-        }
+        definition.hostPatches
     }
 
     /// The VMM's configuration: the VM shape from the scenario, the MSI plan from the strategy.
@@ -62,11 +56,11 @@ extension Strategy {
     /// (rmr-identity, sw-msi-window), the window option (sw-msi-window), per-vector guest IOVAs
     /// and the explicit vITS page mapping (irqchip-relay, vfio-override, vits-direct).
     public func msiPlan(layout: GuestMemoryMap, ramSize: UInt64) -> MSIPlan {
-        switch self {
-        case .legacy: MSIPlan()
+        switch definition.msiPlan {
+        case .none: MSIPlan()
         case .rmrIdentity: .rmrIdentity
         case .swMSIWindow: .swMSIWindow(for: layout, ramSize: ramSize)
-        case .irqchipRelay, .vfioOverride, .vitsDirect: .guestIOVAs
+        case .guestIOVAs: .guestIOVAs
         }
     }
 }

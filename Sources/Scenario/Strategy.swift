@@ -32,14 +32,7 @@ public enum Strategy: String, CaseIterable, Hashable, Sendable, Comparable {
 
     /// Where the strategy comes from, in a few words.
     public var origin: String {
-        switch self {
-        case .legacy: "Linux before v6.15"
-        case .irqchipRelay: "RFCv1, Nov 2024 (the seed)"
-        case .vfioOverride: "Robin Murphy / Nicolin Chen, seed thread"
-        case .rmrIdentity: "merged: Linux v6.15 + QEMU accel SMMUv3"
-        case .swMSIWindow: "Part-2 RMR v2, Oct 2025 (posted)"
-        case .vitsDirect: "Part-3 (planned, never posted)"
-        }
+        definition.origin
     }
 
     /// The mainline release the strategy's host runs on unless the scenario or `--kernel` names
@@ -51,23 +44,13 @@ public enum Strategy: String, CaseIterable, Hashable, Sendable, Comparable {
     /// Part-3 was planned on top of it: v6.15, the newest modelled release before v6.18 (the
     /// modelled behaviours of v6.15 and v6.18 are the same; `KernelBehaviour` lists them).
     public var baseRelease: KernelConfiguration.Version {
-        switch self {
-        case .legacy, .irqchipRelay, .vfioOverride: .v6_14
-        case .rmrIdentity, .swMSIWindow, .vitsDirect: .v6_15
-        }
+        definition.baseRelease
     }
 
     /// What the strategy changes, layer by layer, as data (STRATEGIES.md's table and the patch
     /// lists of KERNEL.md §1–§2). `legacy` changes nothing: it is the baseline.
     public var changes: [Layer] {
-        switch self {
-        case .legacy: []
-        case .irqchipRelay: [.uapi, .irqchip, .pciMSICore, .vfio, .iommufd, .vmm]
-        case .vfioOverride: [.uapi, .vfio, .iommufd, .vmm]
-        case .rmrIdentity: [.iommufd, .vmm, .guestFirmware]
-        case .swMSIWindow: [.uapi, .iommufd, .vmm, .guestFirmware]
-        case .vitsDirect: [.uapi, .vfio, .iommufd, .vmm]
-        }
+        definition.changes
     }
 
     public static func < (a: Strategy, b: Strategy) -> Bool {
