@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // Doorbell: a bit-exact model of a PCIe MSI travelling through an Arm SMMUv3 to a GICv3 ITS
-// doorbell, with the Linux host, a VMM and a guest on top. See README.md and DESIGN in the docs.
+// doorbell, with the Linux host, a VMM and a guest on top. See README.md and docs/architecture.md.
 import PackageDescription
 
 let package = Package(

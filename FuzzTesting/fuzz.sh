@@ -21,7 +21,7 @@ build() {
   # Building every product in one invocation shares the instrumented Doorbell modules; a
   # per-product build recompiles much of it. -Xswiftc -sanitize=fuzzer alone builds a binary
   # that does nothing, and --sanitize=address beside --sanitize=fuzzer leaves Swift code
-  # uninstrumented: both flags are needed exactly like this (docs/SWIFT.md).
+  # uninstrumented: both flags are needed exactly like this (FuzzTesting/README.md).
   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 }
 

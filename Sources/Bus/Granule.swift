@@ -16,7 +16,7 @@ public enum Granule: Int, CaseIterable, Sendable, CustomStringConvertible {
     @inlinable public var entriesPerTable: Int { 1 << stride }
 
     /// The lowest address bit resolved at `level` (0…3): shift + (3 − level) × stride
-    /// (Arm ARM D8.2; HARDWARE.md §1.9: 4K → 39/30/21/12, 16K → 47/36/25/14, 64K → 55/42/29/16).
+    /// (Arm ARM D8.2; docs/hardware.md §Translation table walks: 4K → 39/30/21/12, 16K → 47/36/25/14, 64K → 55/42/29/16).
     @inlinable
     public func levelShift(_ level: Int) -> Int { shift + (3 - level) * stride }
 

@@ -2,7 +2,7 @@ import Bus
 
 /// An `iommu-map` or `msi-map` of a PCI host bridge (DT bindings `pci-iommu.yaml`,
 /// `pci-msi.yaml`): how a Requester ID becomes a StreamID at an IOMMU or a DeviceID at an MSI
-/// controller (HARDWARE.md §3.3).
+/// controller (docs/hardware.md §Requester ID mapping).
 ///
 /// Each entry is (id-base, phandle, out-base, length). The out-base is an iommu- or
 /// msi-specifier, so its width is the target's `#iommu-cells` / `#msi-cells`. Linux's

@@ -89,7 +89,7 @@ public struct PhandleReference: Hashable, Sendable {
 public struct ITSDescription: Hashable, Sendable {
     public var path: String
     /// The ITS register frames: ITS_base (control) then the translation frame at +64 KiB
-    /// (GITS_TRANSLATER at +0x1_0040), HARDWARE.md §2.1.
+    /// (GITS_TRANSLATER at +0x1_0040), GICv3 §12.19, docs/hardware.md §ITS registers.
     public var region: MemoryRange
     public var phandle: UInt32?
     public var isMSIController: Bool
@@ -159,7 +159,7 @@ public struct GICDescription: Hashable, Sendable {
 public struct SMMUv3Description: Hashable, Sendable {
     public var path: String
     public var compatible: [String]
-    /// The 128 KiB of register pages 0 and 1 (HARDWARE.md §1.1).
+    /// The 128 KiB of register pages 0 and 1 (SMMUv3 §6.2, docs/hardware.md §SMMUv3 registers).
     public var region: MemoryRange
     /// `#iommu-cells`: 1 (the StreamID) per the binding.
     public var iommuCells: UInt32?

@@ -3,7 +3,7 @@ import Bus
 /// One entry of the ITS device table (8 bytes, at GITS_BASER0 + DeviceID × 8 or through a level-1
 /// table when Indirect=1).
 ///
-/// The in-memory format of ITS tables is IMPLEMENTATION DEFINED (GICv3 §5.2, HARDWARE.md §2.1).
+/// The in-memory format of ITS tables is IMPLEMENTATION DEFINED (GICv3 §5.2, docs/hardware.md §ITS registers).
 /// This model uses QEMU's layout (gicv3_internal.h `DTE`) so a table dump reads the same in both:
 /// Valid[0], Size[5:1] (EventID bits − 1, from MAPD), ITT_addr[49:6] (the ITT physical address
 /// bits [51:8], i.e. address >> 8).

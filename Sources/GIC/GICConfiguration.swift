@@ -6,7 +6,7 @@ import Bus
 public struct GICConfiguration: Hashable, Sendable {
     /// What the ITS does when a command fails (GICv3 leaves it IMPLEMENTATION DEFINED: stall with
     /// GITS_CREADR.Stalled=1, ignore the command, or raise SError if GITS_TYPER.SEIS=1;
-    /// HARDWARE.md §2.4).
+    /// docs/hardware.md §ITS command errors).
     public enum CommandErrorPolicy: Hashable, Sendable {
         /// Record the error code, skip the command and carry on with the next one. QEMU does this
         /// for parameter errors (it logs a guest error and continues). Memory-access failures on
@@ -18,7 +18,7 @@ public struct GICConfiguration: Hashable, Sendable {
     }
 
     /// Sets × ways of one ITS cache. GIC-600 has three 2-way set-associative ITS caches whose
-    /// sizes are configuration options (HARDWARE.md §4); the defaults here are illustrative.
+    /// sizes are configuration options (GIC-600 TRM, docs/hardware.md §ITS caches); the defaults here are illustrative.
     public struct CacheGeometry: Hashable, Sendable {
         public var sets: Int
         public var ways: Int

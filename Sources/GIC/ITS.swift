@@ -1,7 +1,7 @@
 import Bus
 
 /// A GICv3 Interrupt Translation Service: the 64 KiB control frame and the 64 KiB translation
-/// frame holding GITS_TRANSLATER (GICv3 §5.2, §12.19; register map HARDWARE.md §2.1).
+/// frame holding GITS_TRANSLATER (GICv3 §5.2, §12.19; register map docs/hardware.md §ITS registers).
 ///
 /// Tables (device table at GITS_BASER0, collection table at GITS_BASER1, one ITT per device at its
 /// MAPD ITT_addr) live in RAM in the IMPLEMENTATION DEFINED formats documented on
@@ -105,7 +105,7 @@ public final class ITS: MMIODevice {
         public static let translater: UInt64 = 0x1_0040
     }
 
-    /// GITS_TYPER (HARDWARE.md §2.1; QEMU `gicv3_arm_its_realize`): Physical[0]=1, Virtual[1]
+    /// GITS_TYPER (GICv3 §12.19, docs/hardware.md §ITS registers; QEMU `gicv3_arm_its_realize`): Physical[0]=1, Virtual[1]
     /// (GICv4), ITT_entry_size[7:4], IDbits[12:8], Devbits[17:13], SEIS[18]=0, PTA[19],
     /// HCC[31:24], CIDbits[35:32], CIL[36], VMOVP[37] (GICv4, as QEMU sets it).
     public var typer: UInt64 {

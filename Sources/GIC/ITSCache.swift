@@ -1,5 +1,5 @@
 /// A set-associative cache of 64-bit keys to 64-bit values, the shape of GIC-600's ITS caches
-/// (HARDWARE.md §4: three 2-way set-associative caches, DeviceID → ITT base, DeviceID+EventID →
+/// (Arm CoreLink GIC-600 TRM, docs/hardware.md §ITS caches: three 2-way set-associative caches, DeviceID → ITT base, DeviceID+EventID →
 /// collection/INTID, collection → target).
 ///
 /// Replacement is least-recently-used within a set, driven by a use counter, so behaviour is a

@@ -2,7 +2,7 @@ import Bus
 
 /// A physical ITS command (GICv3 §5.3; 32 bytes = four little-endian 64-bit words).
 ///
-/// Field positions follow HARDWARE.md §2.3, checked against Linux `its_encode_*` and QEMU
+/// Field positions follow docs/hardware.md §ITS commands (GICv3 §5.3), checked against Linux `its_encode_*` and QEMU
 /// `process_*`: DW0 Opcode[7:0] and DeviceID[63:32]; DW1 EventID[31:0], MAPTI pINTID[63:32], MAPD
 /// Size[4:0]; DW2 ICID[15:0], RDbase[51:16], MAPD ITT_addr[51:8], V[63]; DW3 MOVALL RDbase2[51:16].
 /// Reserved bits are ignored on decode and zero on encode.

@@ -1,6 +1,6 @@
 /// An ITS command error code as GITS_STATUSR / SError reporting would carry it.
 ///
-/// Encoding (HARDWARE.md §2.4, Linux arm-gic-v3.h `E_ITS_*`, used by KVM vgic-its):
+/// Encoding (docs/hardware.md §ITS command errors, Linux arm-gic-v3.h `E_ITS_*`, used by KVM vgic-its):
 /// `0x01 << 16 | opcode << 8 | cause`, with causes 0x01 DeviceID out of range, 0x02 ITT size or
 /// processor number out of range, 0x03 collection out of range, 0x04 unmapped device, 0x05 EventID
 /// out of range, 0x06 physical INTID out of range, 0x07 unmapped interrupt, 0x09 unmapped

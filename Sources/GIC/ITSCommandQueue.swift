@@ -1,7 +1,7 @@
 import Bus
 
 extension ITS {
-    /// Consumes commands from GITS_CREADR up to GITS_CWRITER (GICv3 §5.3; HARDWARE.md §2.3),
+    /// Consumes commands from GITS_CREADR up to GITS_CWRITER (GICv3 §5.3; docs/hardware.md §ITS commands),
     /// when GITS_CTLR.Enabled=1, GITS_CBASER.Valid=1 and the queue is not stalled.
     ///
     /// Error policy (`GICConfiguration.CommandErrorPolicy`, default `.skipAndContinue`): a
@@ -126,7 +126,7 @@ extension ITS {
             return .completed
         case .sync(let target):
             // Every earlier command has completed synchronously; SYNC has nothing to wait for.
-            // An RDbase naming no redistributor is not an architected error (HARDWARE.md §2.4).
+            // An RDbase naming no redistributor is not an architected error (docs/hardware.md §ITS command errors).
             counters.syncs &+= 1
             trace?.append(.its, "SYNC", value: target.rawValue,
                           "redistributor \(gic.redistributorIndex(for: target).map(String.init) ?? "none"): all effects complete")

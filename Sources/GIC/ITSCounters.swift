@@ -1,4 +1,4 @@
-/// Why the ITS dropped a write to GITS_TRANSLATER (GICv3 §5.2 translation steps, HARDWARE.md §2.2).
+/// Why the ITS dropped a write to GITS_TRANSLATER (GICv3 §5.2 translation steps, docs/hardware.md §ITS translation).
 public enum ITSDropReason: Int, CaseIterable, Hashable, Sendable, CustomStringConvertible {
     /// GITS_CTLR.Enabled = 0.
     case itsDisabled
@@ -37,7 +37,7 @@ public enum ITSDropReason: Int, CaseIterable, Hashable, Sendable, CustomStringCo
     }
 }
 
-/// ITS event counters (HARDWARE.md §4 "modelling rule": count ITS cache hits and misses per
+/// ITS event counters (docs/hardware.md §ITS caches: count ITS cache hits and misses per
 /// cache, commands, and drops).
 public struct ITSCounters: Hashable, Sendable {
     /// Writes to GITS_TRANSLATER that reached the ITS.

@@ -1,6 +1,6 @@
 import Bus
 
-/// GITS_BASER<n> (GICv3 §12.19; fields from HARDWARE.md §2.1, Linux arm-gic-v3.h GITS_BASER_*,
+/// GITS_BASER<n> (GICv3 §12.19; fields in docs/hardware.md §ITS registers, Linux arm-gic-v3.h GITS_BASER_*,
 /// QEMU gicv3_internal.h): Size[7:0] (pages − 1), PageSize[9:8] (0 4K, 1 16K, 2 64K),
 /// Shareability[11:10], PA[47:12] (with 64 KiB pages PA[47:16] plus PA[51:48] in bits[15:12]),
 /// EntrySize[52:48] (bytes − 1, RO), OuterCache[55:53], Type[58:56] (RO), InnerCache[61:59],
@@ -61,7 +61,7 @@ public struct GITSBaser: Hashable, Sendable {
     /// The address of entry `index`, walking a 2-level table when Indirect=1.
     ///
     /// Flat: PA + index × EntrySize within (Size+1) pages. Indirect (GICv3 §5.2.1 "two-level
-    /// tables", HARDWARE.md §2.1): the level-1 table is (Size+1) pages of 8-byte entries, Valid[63]
+    /// tables", docs/hardware.md §ITS registers): the level-1 table is (Size+1) pages of 8-byte entries, Valid[63]
     /// and the level-2 page address in bits[51:pageShift] (QEMU takes the low 51 bits; a level-2
     /// page is page-aligned, so the two agree for any page Linux allocates); each level-2 page
     /// holds PageSize / EntrySize entries.

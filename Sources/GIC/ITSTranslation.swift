@@ -17,7 +17,7 @@ public struct ITSMSIRecord: Hashable, Sendable {
 }
 
 extension ITS {
-    /// Translates an MSI (GICv3 §5.2; HARDWARE.md §2.2): DeviceID → DTE → ITT[EventID] →
+    /// Translates an MSI (GICv3 §5.2; docs/hardware.md §ITS translation): DeviceID → DTE → ITT[EventID] →
     /// (pINTID, ICID) → CTE → redistributor, then sets the LPI pending there. Allocation-free
     /// unless tracing. Unmapped or out-of-range writes are dropped and counted by reason; the
     /// architecture has no response to return to the device (the write is posted).

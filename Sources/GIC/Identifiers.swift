@@ -32,7 +32,7 @@ public struct CollectionID: TypedIdentifier {
 
 /// The RDbase / target field of MAPC, MOVALL and SYNC (DW2[51:16], MOVALL's second in DW3[51:16]).
 ///
-/// GITS_TYPER.PTA decides its meaning (HARDWARE.md §2.5, Linux `its_encode_target`, QEMU
+/// GITS_TYPER.PTA decides its meaning (docs/hardware.md §ITS commands, Linux `its_encode_target`, QEMU
 /// `process_mapc`): with PTA=0 it is GICR_TYPER.Processor_Number; with PTA=1 it is the physical
 /// address of the redistributor's RD_base frame, bits [51:16]. The raw field is kept as given so
 /// a command round-trips bit-exactly whichever way the ITS interprets it.

@@ -3,8 +3,8 @@ import Bus
 /// The GIC's cache of LPI configuration bytes, one for the whole GIC.
 ///
 /// GICR_TYPER.CommonLPIAff = 0 (what this model reports) means every redistributor shares one
-/// LPI configuration table, and GIC-600 keeps one LPI property cache for the GIC (HARDWARE.md
-/// §4). Sharing the cache is also what keeps Linux correct: it sends INV only through the
+/// LPI configuration table, and GIC-600 keeps one LPI property cache for the GIC (GIC-600 TRM;
+/// docs/hardware.md §ITS caches). Sharing the cache is also what keeps Linux correct: it sends INV only through the
 /// collection currently holding an LPI, and after MOVI the new redistributor must not see a
 /// stale byte from before.
 ///

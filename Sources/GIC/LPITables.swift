@@ -1,6 +1,6 @@
 import Bus
 
-/// The LPI configuration table in memory (GICR_PROPBASER; GICv3 §5.1.1, HARDWARE.md §2.5): one
+/// The LPI configuration table in memory (GICR_PROPBASER; GICv3 §5.1.1, docs/hardware.md §LPIs and redistributor tables): one
 /// byte per LPI at PA + (INTID − 8192), Priority[7:2], bit 1 RES1 (Linux writes it as
 /// "Group1"), Enable[0]. Linux's default byte is 0xA0 | 0x2 | Enable (`LPI_PROP_DEFAULT_PRIO`,
 /// `LPI_PROP_GROUP1`, `LPI_PROP_ENABLED`).
@@ -23,7 +23,7 @@ public enum LPIConfigurationTable {
     }
 }
 
-/// The LPI pending table in memory (GICR_PENDBASER; GICv3 §5.1.2, HARDWARE.md §2.5): one bit per
+/// The LPI pending table in memory (GICR_PENDBASER; GICv3 §5.1.2, docs/hardware.md §LPIs and redistributor tables): one bit per
 /// INTID starting at INTID 0, bit (INTID mod 8) of byte INTID / 8; the first 1 KiB (INTIDs below
 /// 8192) is IMPLEMENTATION DEFINED and unused here.
 public enum LPIPendingTable {

@@ -2,7 +2,7 @@ import Bus
 import Firmware
 
 /// One instance of the Linux model: the host on the physical machine now, and the guest on the
-/// VM's bus later (the same code, DESIGN principle 2). It reaches hardware only through MMIO
+/// VM's bus later (the same code: docs/architecture.md, principle 2). It reaches hardware only through MMIO
 /// and memory on `bus`, and the GIC CPU interface's system registers.
 ///
 /// `boot()` probes in the order Linux's initcalls reach these drivers: the GIC and its ITSs

@@ -5,7 +5,7 @@ import SMMUv3
 /// built directly on the hardware: the host's stage-2 tables map a window of "guest RAM" (IPA
 /// space) onto a different host-physical window, and the stage-1 tables and the CD live inside
 /// that guest RAM, addressed by IPA, so the SMMU must walk stage 2 to read every one of them
-/// (SMMUv3 §3.3.2 / HARDWARE.md §1.9 "nested walk semantics").
+/// (SMMUv3 §3.3.2 / docs/hardware.md §Translation table walks, "Nested walk").
 extension BareMetal {
     public struct NestedSetup {
         public let streamID: StreamID

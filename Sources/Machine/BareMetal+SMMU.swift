@@ -1,8 +1,8 @@
 import Bus
 import SMMUv3
 
-/// SMMU bring-up in the order of SMMUv3 §3.11 / Linux `arm_smmu_device_reset` (HARDWARE.md
-/// §1.3): queues and stream table programmed with the SMMU disabled, CFGI_ALL + TLBI_NSNH_ALL +
+/// SMMU bring-up in the order of SMMUv3 §3.11 / Linux `arm_smmu_device_reset` (docs/hardware.md
+/// §SMMUv3 bring-up): queues and stream table programmed with the SMMU disabled, CFGI_ALL + TLBI_NSNH_ALL +
 /// CMD_SYNC through the command queue, then SMMUEN.
 extension BareMetal {
     /// Where one SMMU's structures live after `resetSMMU`.

@@ -39,7 +39,7 @@ public struct MSIConfiguration: Hashable, Sendable {
 /// Enable[6:4] RW, 64-bit[7] RO, Per-Vector Masking Capable[8] RO, Extended Message Data
 /// Capable[9] RO, Extended Message Data Enable[10] RW if capable; the rest reserved.
 ///
-/// HARDWARE.md §3.1 left the Extended Message Data "not verified". Verified: PCIe r4.0+ §7.7.1.2
+/// Extended Message Data, verified against PCIe r4.0+ §7.7.1.2
 /// (a transcription of §6.1.4.1/§6.1.4.4, and the Message Control bit list bit 9 = Capable,
 /// bit 10 = Enable; Linux DWC endpoint code defines `PCI_MSI_EXT_DATA_EN` as bit 26 of the
 /// capability's first DWORD, i.e. Message Control bit 10). It exists in both the 32- and 64-bit

@@ -1,6 +1,6 @@
 import Bus
 
-/// Stream table and CD table lookup (SMMUv3 §3.3.2, §5.1–5.4; HARDWARE.md §1.4–1.6).
+/// Stream table and CD table lookup (SMMUv3 §3.3.2, §5.1–5.4; docs/hardware.md §Stream table, §STE, §CD).
 ///
 /// Choices where the spec allows several behaviours (each documented at its check):
 /// - An STE address beyond the OAS is reported as F_STE_FETCH, not truncated (§3.4.3 note 5).

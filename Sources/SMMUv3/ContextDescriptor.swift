@@ -1,6 +1,6 @@
 import Bus
 
-/// The rules that make a CD ILLEGAL (SMMUv3 §5.4.2 `CdIllegal`, HARDWARE.md §1.6). A transaction
+/// The rules that make a CD ILLEGAL (SMMUv3 §5.4.2 `CdIllegal`, docs/hardware.md §CD). A transaction
 /// that translates through an ILLEGAL CD is aborted and C_BAD_CD is recorded. Rules for absent
 /// features (VMSAv9-128, permission indirection, HAFT, Secure/Realm, EL3 StreamWorld) cannot
 /// fire here and are not listed. Checks on TTB1/T1SZ/TG1 apply only when EPD1=0, and those on

@@ -1,6 +1,6 @@
 import Bus
 
-/// The scope of one configuration or TLB invalidation command (§4.3, §4.4; HARDWARE.md §1.10).
+/// The scope of one configuration or TLB invalidation command (SMMUv3 §4.3, §4.4; docs/hardware.md §TLB and invalidation).
 ///
 /// Helper B decodes commands into these; `SMMUTranslator.invalidate(_:)` applies each scope to
 /// the configuration cache and the TLB exactly as the command's definition says (which entries

@@ -1,5 +1,5 @@
-/// Event counts for reports and tests (DESIGN.md "Observable"). Translation counters are kept by
-/// the translator; command and event counters by the device (helper B).
+/// Event counts for reports and tests (docs/architecture.md, "Traces"). Translation counters are kept by
+/// the translator; command and event counters by the device (`SMMUv3`).
 ///
 /// How memory reads are counted (one per 64-bit or structure fetch the SMMU issues):
 /// - `steFetches`: one per STE fetch; an L1STD read for a 2-level stream table is also counted
@@ -11,7 +11,7 @@
 public struct SMMUCounters: Hashable, Sendable {
     public var steFetches = 0, cdFetches = 0, stage1DescriptorReads = 0, stage2DescriptorReads = 0
     public var tlbHits = 0, tlbMisses = 0, configCacheHits = 0, configCacheMisses = 0
-    public var commandsConsumed = 0, eventsRecorded = 0, eventsDropped = 0   // B increments these
+    public var commandsConsumed = 0, eventsRecorded = 0, eventsDropped = 0   // the device (`SMMUv3`) increments these
     /// Faults the translator returned (recorded or not).
     public var faults = 0
     /// TLB entries dropped by invalidation commands.

@@ -52,7 +52,7 @@ public final class SMMUTranslator {
     /// device), so a strong reference back would keep every machine alive forever. Whoever
     /// builds the SMMU keeps the bus (a `Machine` does).
     public unowned(safe) let bus: SystemBus
-    /// Where the stream table is; helper B updates it on STRTAB_BASE/STRTAB_BASE_CFG writes.
+    /// Where the stream table is; the device (`SMMUv3`) updates it on STRTAB_BASE/STRTAB_BASE_CFG writes.
     public var streamTable: StreamTableConfiguration = .reset
     /// CR2.RECINVSID: record C_BAD_STREAMID events.
     public var recordInvalidStreamIDs: Bool = false

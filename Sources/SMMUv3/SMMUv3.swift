@@ -34,7 +34,7 @@ public final class SMMUv3: MMIODevice {
 
     /// The DeviceID an SMMU MSI carries when no other is configured: one above the 16-bit
     /// requester-ID space, so it collides with no PCI function on a platform whose StreamIDs and
-    /// DeviceIDs are RIDs (IORT gives the SMMU node its own ID mapping; §1.2 of HARDWARE.md).
+    /// DeviceIDs are RIDs (IORT gives the SMMU node its own ID mapping; SMMUv3 §3.18, docs/hardware.md §SMMUv3 interrupts).
     public static let defaultMSIDeviceID = DeviceID(0x1_0000)
 
     public let mmioName = "smmuv3"

@@ -18,7 +18,7 @@ public enum StreamConfig: UInt64, Hashable, Sendable, CaseIterable {
     public var stage2Enabled: Bool { self == .stage2 || self == .nested }
 }
 
-/// The rules that make an STE ILLEGAL (SMMUv3 §5.2.2 `SteIllegal`, HARDWARE.md §1.5). A
+/// The rules that make an STE ILLEGAL (SMMUv3 §5.2.2 `SteIllegal`, docs/hardware.md §STE). A
 /// transaction that selects an ILLEGAL STE is aborted and C_BAD_STE is recorded, exactly as
 /// for V=0. Rules for features this SMMU does not implement (ATS/EATS, Secure and Realm state,
 /// VMSAv9-128, S2PIE/S2POE, DPT, MPAM VMS, HAFT, FWB with AArch32) cannot fire here because the
@@ -75,7 +75,7 @@ public enum STEIllegalRule: String, Hashable, Sendable, CaseIterable, CustomStri
 /// computed property over the words (get and set), so the same struct decodes what the SMMU
 /// fetched and builds what software writes (the encoder for tests and the Linux model).
 ///
-/// Field positions: spec §5.2 (HARDWARE.md §1.5); dword/bit = spec bit / 64, % 64.
+/// Field positions: spec §5.2 (docs/hardware.md §STE); dword/bit = spec bit / 64, % 64.
 public struct StreamTableEntry: EightWordStructure, Hashable, Sendable {
     public var dw0: UInt64 = 0, dw1: UInt64 = 0, dw2: UInt64 = 0, dw3: UInt64 = 0
     public var dw4: UInt64 = 0, dw5: UInt64 = 0, dw6: UInt64 = 0, dw7: UInt64 = 0

@@ -1,6 +1,6 @@
 import Bus
 
-/// What kind of translation a TLB entry caches (SMMUv3 §3.17; HARDWARE.md §1.10). The kind is
+/// What kind of translation a TLB entry caches (SMMUv3 §3.17; docs/hardware.md §TLB and invalidation). The kind is
 /// part of the tag, so an S2-only entry for IPA X never answers a stage-1 lookup of VA X.
 public enum TLBEntryKind: UInt8, Hashable, Sendable, CaseIterable {
     /// NS-EL1 stage 1 only (Config=0b101): VMID (STE.S2VMID when S2P=1) + ASID or global.

@@ -3,7 +3,7 @@ import Bus
 /// What the translator decided for one transaction.
 public enum TranslationOutcome: Hashable, Sendable {
     case translated(TranslationResult)
-    /// The device (helper B) records it if `fault.record` and the event queue is enabled, then
+    /// The device (`SMMUv3`) records it if `fault.record` and the event queue is enabled, then
     /// terminates the transaction with an abort or RAZ/WI per `fault.abort`.
     case fault(SMMUFault)
     /// STE.Config = abort (§5.2: the transaction is aborted and no event is recorded).

@@ -1,7 +1,7 @@
 import Bus
 
-/// Geometry of one VMSAv8-64 translation (Arm ARM D8.2 "Translation table walk"; HARDWARE.md
-/// §1.9): granule, input size, start level and, at stage 2, the number of concatenated start
+/// Geometry of one VMSAv8-64 translation (Arm ARM D8.2 "Translation table walk"; docs/hardware.md
+/// §Translation table walks): granule, input size, start level and, at stage 2, the number of concatenated start
 /// tables. Shared by the walker, the validity checks and the page-table builder so that the
 /// three can never disagree about where a descriptor lives.
 public struct WalkGeometry: Hashable, Sendable, CustomStringConvertible {
@@ -50,7 +50,7 @@ public struct WalkGeometry: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Stage-1 start level from the input size: 4 − ⌊(inputSize − 4) / stride⌋ (Arm ARM
-    /// AArch64.S1StartLevel; HARDWARE.md §1.9). E.g. 4K/48 → 0, 4K/39 → 1, 64K/48 → 1, 16K/47 → 1.
+    /// AArch64.S1StartLevel; docs/hardware.md §Translation table walks). E.g. 4K/48 → 0, 4K/39 → 1, 64K/48 → 1, 16K/47 → 1.
     public static func stage1StartLevel(granule: Granule, inputSize: Int) -> Int {
         4 - (inputSize - 4) / granule.stride
     }

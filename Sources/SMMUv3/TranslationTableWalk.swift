@@ -25,7 +25,7 @@ struct StageWalkResult {
     }
 }
 
-/// VMSAv8-64 translation table walks (Arm ARM D8.2–D8.4; HARDWARE.md §1.9) at stage 1 and
+/// VMSAv8-64 translation table walks (Arm ARM D8.2–D8.4; docs/hardware.md §Translation table walks) at stage 1 and
 /// stage 2, with the nested rule that every stage-1 table address is an IPA translated by a
 /// full stage-2 walk before it is read (SMMUv3 §3.3, Arm ARM "stage 2 translation of stage 1
 /// table walks").

@@ -1,6 +1,6 @@
 import Bus
 
-/// Applying CFGI_* and TLBI_* scopes (SMMUv3 §4.3, §4.4, §3.17; HARDWARE.md §1.10).
+/// Applying CFGI_* and TLBI_* scopes (SMMUv3 §4.3, §4.4, §3.17; docs/hardware.md §TLB and invalidation).
 ///
 /// The TLB holds only leaf entries, so the Leaf flag of CFGI_STE/CFGI_CD/TLBI_*_VA/S2_IPA
 /// changes nothing here (a non-leaf invalidation is a superset, and there is no walk cache or

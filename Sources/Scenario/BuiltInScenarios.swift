@@ -2,7 +2,7 @@ import Bus
 import Machine
 import PCI
 
-/// The built-in scenarios: the platform and guest shapes of STRATEGIES.md that change the
+/// The built-in scenarios: the platform and guest shapes of docs/strategies.md that change the
 /// answer. Each is an ordinary `ScenarioDescription`; `doorbell compare` runs them all.
 public enum BuiltInScenarios {
     static let rid = RequesterID(bus: 0, device: 1, function: 0)

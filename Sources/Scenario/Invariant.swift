@@ -1,6 +1,6 @@
 import Bus
 
-/// The invariants the explorer checks after every step (STRATEGIES.md, "Invariants the explorer
+/// The invariants the explorer checks after every step (docs/strategies.md, "The five
 /// checks").
 public enum Invariant: String, CaseIterable, Hashable, Sendable, Comparable {
     /// Every fired, unmasked vector of an enabled device ends as exactly one guest LPI on the

@@ -13,7 +13,7 @@ import Yams
 /// own CPU count is not part of the description (the preset device trees QEMU dumped have one
 /// CPU) and an affinity to a CPU the host lacks is for the run to report, as
 /// `irq_set_affinity` does with -EINVAL), `event-id` 32 bits (GITS_TRANSLATER is
-/// a 32-bit register: GICv3 architecture, GITS_TRANSLATER; HARDWARE.md §2), `ipa` 64 bits, `domain` a `GuestDomainChange`.
+/// a 32-bit register: GICv3 architecture, GITS_TRANSLATER; docs/hardware.md §ITS registers), `ipa` 64 bits, `domain` a `GuestDomainChange`.
 struct ScenarioFileEventReader {
     let nodes: ScenarioFileNodes
     let scenario: ScenarioDescription

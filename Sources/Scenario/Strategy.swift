@@ -1,13 +1,13 @@
 import LinuxKernel
 
-/// The MSI strategies under nested translation (STRATEGIES.md; KERNEL.md §1–§2 for their
+/// The MSI strategies under nested translation (docs/strategies.md, which gives their
 /// history). The raw values are the interface: scenario files, the command line and reports
 /// use them. A strategy only says how the host kernel, the VMM and the guest firmware are set
 /// up; what happens to an MSI is observed by running the model, never declared here.
 public enum Strategy: String, CaseIterable, Hashable, Sendable, Comparable {
     /// The host before v6.15: `iommu_dma_prepare_msi` in dma-iommu.c looked at the device's
     /// current domain, which is the nested one, so the MSI cookie of the stage-2 parent is never
-    /// used (KERNEL.md §3, the seed).
+    /// used (Linux v6.14 drivers/iommu/dma-iommu.c; the seed thread).
     case legacy
     /// Nicolin Chen's RFCv1 (Nov 2024, `cover.1731130093.git.nicolinc@nvidia.com`): the VMM hands
     /// one guest IOVA per vector down with `VFIO_IRQ_SET_ACTION_PREPARE` +
@@ -47,8 +47,8 @@ public enum Strategy: String, CaseIterable, Hashable, Sendable, Comparable {
         definition.baseRelease
     }
 
-    /// What the strategy changes, layer by layer, as data (STRATEGIES.md's table and the patch
-    /// lists of KERNEL.md §1–§2). `legacy` changes nothing: it is the baseline.
+    /// What the strategy changes, layer by layer, as data (the table of docs/strategies.md and
+    /// the patch series named on each case). `legacy` changes nothing: it is the baseline.
     public var changes: [Layer] {
         definition.changes
     }

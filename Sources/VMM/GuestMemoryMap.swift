@@ -11,7 +11,7 @@ import Bus
 ///   its devices where a QEMU guest finds them.
 /// - `ramAtMSIWindow`: a made-up map whose RAM starts at 0x0800_0000, the host SMMUv3 driver's
 ///   SW_MSI window (`MSI_IOVA_BASE`, 1 MiB). It is the "guest IPA map where 0x0800_0000 is
-///   taken" of STRATEGIES.md, the case `rmr-identity` clashes with and `sw-msi-window` exists
+///   taken" of docs/strategies.md, the case `rmr-identity` clashes with and `sw-msi-window` exists
 ///   for. No VMM we know of ships this map; it is there to make the clash reproducible.
 public struct GuestMemoryMap: Hashable, Sendable, CustomStringConvertible {
     public var name: String
@@ -50,8 +50,8 @@ public struct GuestMemoryMap: Hashable, Sendable, CustomStringConvertible {
     /// Guest RAM's first address.
     public var ramBase: UInt64 { ram.base }
 
-    /// The guest's ITS doorbell, GITS_TRANSLATER: ITS base + 0x1_0040 (GICv3 §12.19 / HARDWARE.md
-    /// §2.1). With an accelerated vSMMU the VMM routes every vMSI to this GPA (QEMU's
+    /// The guest's ITS doorbell, GITS_TRANSLATER: ITS base + 0x1_0040 (GICv3 §12.19 / docs/hardware.md
+    /// §ITS registers). With an accelerated vSMMU the VMM routes every vMSI to this GPA (QEMU's
     /// `msi-gpa` property of `arm-smmuv3-accel`), since the host's MSI window cannot be nested.
     public var msiGPA: UInt64 { its.base &+ 0x1_0040 }
 

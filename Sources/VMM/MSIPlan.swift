@@ -1,5 +1,5 @@
 /// What the VMM does about the MSI doorbell beyond QEMU's defaults: the VMM side of a strategy
-/// (STRATEGIES.md). A plan only configures; whether MSIs then arrive is what the run shows.
+/// (docs/strategies.md). A plan only configures; whether MSIs then arrive is what the run shows.
 public struct MSIPlan: Hashable, Sendable {
     /// Strategy `rmr-identity` (and the guest half of `sw-msi-window`): a window of the guest
     /// IPA space the guest must map 1:1 for every passthrough function — the range of the IORT

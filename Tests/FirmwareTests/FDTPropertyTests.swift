@@ -2,7 +2,7 @@ import Testing
 import Bus
 @testable import Firmware
 
-/// No input traps the reader or the topology (DESIGN.md "bad input is data, not a crash").
+/// No input traps the reader or the topology (docs/architecture.md: "bad input is data").
 /// Seeds are fixed, so a failure reproduces; FuzzTesting/Sources/FuzzDTB explores further.
 @Suite("FDT property tests")
 struct FDTPropertyTests {

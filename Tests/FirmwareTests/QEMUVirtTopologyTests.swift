@@ -3,7 +3,7 @@ import Bus
 @testable import Firmware
 
 /// The QEMU 7.2 `virt` dumps. Every expected value below was read from `dtc -I dtb -O dts` of
-/// the fixture, and matches QEMU's memory map (HARDWARE.md §0 "QEMU virt machine facts").
+/// the fixture, and matches QEMU's memory map (hw/arm/virt.c `base_memmap`; docs/hardware.md §QEMU virt machine).
 @Suite("QEMU virt topologies")
 struct QEMUVirtTopologyTests {
     static func topology(_ name: String) throws -> Topology { try Topology(dtb: try Fixtures.qemu(name)) }
@@ -69,7 +69,7 @@ struct QEMUVirtTopologyTests {
             IDMapEntry(idBase: 0, phandle: 0x8004, target: .smmuV3(0), outputBase: [0], length: 0x1_0000)]))
         #expect(pcie.msiMap == IDMap(kind: .msi, entries: [
             IDMapEntry(idBase: 0, phandle: 0x8003, target: .its(0), outputBase: [0], length: 0x1_0000)]))
-        // StreamID and DeviceID both equal the RID (HARDWARE.md §0): RID 01:00.0 = 0x0100.
+        // StreamID and DeviceID both equal the RID (docs/hardware.md §QEMU virt machine): RID 01:00.0 = 0x0100.
         #expect(pcie.iommuMap?.translate(0x0100)?.id == 0x0100)
         #expect(pcie.msiMap?.translate(0xFFFF).map { "\($0.target) \($0.id)" } == "its[0] 65535")
         // Above 16 bits no entry matches (length 0x10000), and there is no mask.

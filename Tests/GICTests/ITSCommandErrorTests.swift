@@ -2,7 +2,7 @@ import Bus
 import Testing
 @testable import GIC
 
-/// Every command error code of HARDWARE.md §2.4 (Linux arm-gic-v3.h E_ITS_*), and the policy.
+/// Every command error code of docs/hardware.md §ITS command errors (Linux arm-gic-v3.h E_ITS_*), and the policy.
 @Suite struct ITSCommandErrorTests {
     struct Case: Sendable, CustomTestStringConvertible {
         var name: String

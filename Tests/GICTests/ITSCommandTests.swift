@@ -111,7 +111,7 @@ import Testing
     @Test func syncIsCountedAndNeverAnError() throws {
         let f = try Fixture()
         try f.send(.sync(target: .processor(0)), .sync(target: .processor(0xFFFF)))
-        // SYNC takes an RDbase, and HARDWARE.md §2.4 lists no SYNC error code.
+        // SYNC takes an RDbase, and Linux's E_ITS_* list no SYNC error code (docs/hardware.md §ITS command errors).
         #expect(f.its.counters.syncs == 2)
         #expect(f.its.counters.commandErrors == 0)
         #expect(f.its.creadr == 64)

@@ -19,7 +19,7 @@ struct EventFDTests {
 
     @Test("an MSI-X vector whose action is an eventfd (vfio_msihandler) signals it once per interrupt, naming the IRQ and CPU")
     func signalledByInterrupt() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         let irq = try h.kernel.pci.irqVector(dev, 3)

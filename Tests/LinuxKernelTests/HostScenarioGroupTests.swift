@@ -4,7 +4,8 @@ import PCI
 @testable import LinuxKernel
 
 /// Two functions of one multi-function device share an IOMMU group, hence a default domain, and
-/// so one MSI doorbell page (issue 4: "a second device in the same group reuses that page").
+/// so one MSI doorbell page (a second device in the same group reuses that page: `iommu_dma_get_msi_page`
+/// finds it in the cookie's list).
 @Suite("Host scenarios: shared group")
 struct HostScenarioGroupTests {
     @Test("00:01.0 and 00:01.1 of a multi-function device (no ACS) share a group, a DMA domain and the doorbell IOVA 0xFFFF_F040")

@@ -5,7 +5,7 @@ import PCI
 import SMMUv3
 @testable import LinuxKernel
 
-/// Host scenarios on `qemu-virt` (issue 4): the kernel model boots on the bare machine, a driver
+/// Host scenarios on `qemu-virt`: the kernel model boots on the bare machine, a driver
 /// enables MSI-X on a function and maps DMA buffers, and the hardware function (standing in for
 /// the device) raises vectors and issues DMA. Each expected value is derived in the test from the
 /// Linux rule it follows.

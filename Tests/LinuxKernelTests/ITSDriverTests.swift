@@ -62,7 +62,7 @@ struct ITSDriverTests {
 
     @Test("with 8 CPUs (QEMU -smp 8) each CPU gets its collection mapped to its redistributor")
     func eightCollections() throws {
-        let h = try K2Host.make(fixture: "qemu-virt/virt-smmu-smp8.dtb")
+        let h = try PCIKernelHost.make(fixture: "qemu-virt/virt-smmu-smp8.dtb")
         let driver = try #require(h.kernel.itsDrivers.first)
         #expect(h.kernel.irq.redistributors.map(\.cpu) == Array(0..<8))
         #expect(driver.count(of: ITSCommand.Opcode.mapc) == 8)

@@ -4,7 +4,7 @@ import Firmware
 import GIC
 @testable import LinuxKernel
 
-/// The same Linux model, booted as the guest on the VM (DESIGN principle 2): its GICv3/ITS
+/// The same Linux model, booted as the guest on the VM (docs/architecture.md, principle 2): its GICv3/ITS
 /// bring-up runs against KVM's vGIC on the guest bus — KVM's GITS_TYPER (8-byte ITT entries,
 /// 16-bit ICIDs with CIL=0, PTA=0), tables allocated from guest RAM.
 @Suite("KVM: the Linux model booted as the guest on the vGIC")

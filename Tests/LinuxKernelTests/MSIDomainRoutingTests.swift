@@ -43,7 +43,7 @@ struct MSIDomainRoutingTests {
 
     @Test("a GICv3 without an ITS (QEMU its=off): boot succeeds with no ITS driver and MSI allocation fails with ENODEV")
     func noITS() throws {
-        let h = try K2Host.make(fixture: "qemu-virt/virt-smmu-itsoff.dtb")
+        let h = try PCIKernelHost.make(fixture: "qemu-virt/virt-smmu-itsoff.dtb")
         #expect(h.kernel.itsDrivers.isEmpty)
         #expect(h.machine.gic?.redistributors[0].enableLPIs == true, "LPIs are still set up on the redistributor")
         let dev = try h.bind(0)

@@ -9,7 +9,7 @@ import PCI
 struct MSIDynamicAndResetTests {
     @Test("pci_msix_alloc_irq_at adds a vector: lowest free entry, next event, MAPTI only (the ITT was sized for the table)")
     func dynamicVector() throws {
-        let h = try K2Host.identity(endpoints: [HostHarness.Endpoint(requesterID: RequesterID(bus: 0, device: 1, function: 0), vectors: 8)])
+        let h = try PCIKernelHost.identity(endpoints: [HostHarness.Endpoint(requesterID: RequesterID(bus: 0, device: 1, function: 0), vectors: 8)])
         let dev = try h.bind(0)
         #expect(try h.kernel.pci.allocateIRQVectors(dev, min: 2, max: 2, flags: [.msix]) == 2)
         let driver = try #require(h.kernel.itsDrivers.first)
@@ -47,7 +47,7 @@ struct MSIDynamicAndResetTests {
 
     @Test("FLR wipes the function (BAR, MSI-X enable, table); pci_reset_function restores config and rewrites every cached message")
     func flrAndRestore() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         let irq = try h.kernel.pci.irqVector(dev, 1)

@@ -11,7 +11,7 @@ import PCI
 struct MSIXVectorTests {
     @Test("4 MSI-X vectors: one MAPD (4-entry ITT), MAPTI + SYNC per vector, entries = doorbell 0x0809_0040 / EventID, masked")
     func allocateFour() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         let driver = try #require(h.kernel.itsDrivers.first)
         let before = driver.issuedCommands.count
@@ -41,7 +41,7 @@ struct MSIXVectorTests {
 
     @Test("request_irq unmasks (LPI Enable + INV, Vector Control 0); a raised vector reaches the handler on CPU 0")
     func deliver() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         let irq = try h.kernel.pci.irqVector(dev, 2)
@@ -61,7 +61,7 @@ struct MSIXVectorTests {
 
     @Test("a vector nobody requested stays masked: raising it only sets its PBA bit")
     func unrequestedStaysPending() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         #expect(h.functions[0].raise(vector: 1) == .pending)
@@ -71,7 +71,7 @@ struct MSIXVectorTests {
 
     @Test("mask: the vector latches in the PBA; unmask: the device sends it and the handler runs once")
     func maskUnmask() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         let irq = try h.kernel.pci.irqVector(dev, 0)
@@ -92,7 +92,7 @@ struct MSIXVectorTests {
 
     @Test("its_select_cpu spreads 4 vectors over the least loaded of 8 CPUs; set_affinity sends MOVI + SYNC and delivery follows")
     func affinity() throws {
-        let h = try K2Host.make(fixture: "qemu-virt/virt-smmu-smp8.dtb")
+        let h = try PCIKernelHost.make(fixture: "qemu-virt/virt-smmu-smp8.dtb")
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         let irqs = try (0..<4).map { try h.kernel.pci.irqVector(dev, $0) }
@@ -121,7 +121,7 @@ struct MSIXVectorTests {
 
     @Test("deactivate writes a zero message and DISCARDs; activate maps again (MAPTI) and recomposes the same message")
     func deactivateActivate() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])
         let irq = try h.kernel.pci.irqVector(dev, 3)
@@ -138,7 +138,7 @@ struct MSIXVectorTests {
 
     @Test("v6.15 compose goes through msi_msg_set_addr: an IOVA stored in the descriptor replaces the page, keeps offset 0x40")
     func composeUsesDescriptorIOVA() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: [.msix])
         let desc = try #require(dev.device.msiDescriptors.first)
@@ -150,7 +150,7 @@ struct MSIXVectorTests {
 
     @Test("pci_write_msi_msg on an unmasked entry masks it around the write and restores it")
     func writeWhileUnmasked() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: [.msix])
         let desc = try #require(dev.device.msiDescriptors.first)
@@ -165,7 +165,7 @@ struct MSIXVectorTests {
 
     @Test("errors: not enabled (not in D0) EINVAL, max < min ERANGE, more than the table ENOSPC, twice EINVAL")
     func errors() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.pci(0)
         #expect(throws: Errno.EINVAL) { try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 4, flags: [.msix]) }
         try h.kernel.pci.bindDriver(dev, name: "t")
@@ -178,7 +178,7 @@ struct MSIXVectorTests {
 
     @Test("pci_free_irq_vectors: refuses with a handler installed; then masks, disables, DISCARDs each, MAPD V=0, frees the LPIs")
     func free() throws {
-        let h = try K2Host.identity()
+        let h = try PCIKernelHost.identity()
         let dev = try h.bind(0)
         let freeLPIs = h.kernel.irq.lpiAllocator.freeCount
         try h.kernel.pci.allocateIRQVectors(dev, min: 4, max: 4, flags: [.msix])

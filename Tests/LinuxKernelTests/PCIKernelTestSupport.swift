@@ -11,9 +11,9 @@ import Glibc
 import Darwin
 #endif
 
-/// K2's test helpers: a host on any device tree (the 8-CPU QEMU dump for affinity tests),
+/// Test helpers for the kernel's PCI and MSI tests: a host on any device tree (the 8-CPU QEMU dump for affinity tests),
 /// functions with MSI or bigger MSI-X tables, and shortcuts to the kernel's PCI devices.
-enum K2Host {
+enum PCIKernelHost {
     /// The same shape as `HostHarness.make`, on a machine built from a fixture DTB under
     /// Tests/Fixtures (e.g. "qemu-virt/virt-smmu-smp8.dtb").
     static func make(fixture: String, endpoints: [HostHarness.Endpoint] = HostHarness.defaultEndpoints,
@@ -39,7 +39,7 @@ enum K2Host {
 extension HostHarness {
     /// The kernel's `pci_dev` for hardware function `i`.
     func pci(_ i: Int) throws -> PCIDevice {
-        guard let dev = kernel.pci.device(functions[i].requesterID) else { throw K2Host.FixtureMissing(path: "no pci_dev \(functions[i].requesterID)") }
+        guard let dev = kernel.pci.device(functions[i].requesterID) else { throw PCIKernelHost.FixtureMissing(path: "no pci_dev \(functions[i].requesterID)") }
         return dev
     }
 

@@ -225,7 +225,7 @@ struct VFIOScenarioTests {
         _ = s.kernel.irq.handleInterrupts(cpu: 0)
         #expect(eventfd.count == 1)
 
-        // A user HWPT (a nest parent, as a VMM builds for issue 5) on a second IOAS.
+        // A user HWPT (a nest parent, as a VMM builds for nested translation) on a second IOAS.
         let ioas2 = try iommufd.ioasAlloc()
         let second = try iommufd.hwptAlloc(deviceID: devID, ptID: ioas2, flags: [.nestParent])
         #expect(try file.attachIOMMUFDPT(second) == second, "a second ATTACH is a replace")

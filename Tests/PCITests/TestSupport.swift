@@ -13,7 +13,7 @@ final class RecordingPort: UpstreamPort {
     }
 }
 
-/// The ITS doorbell on QEMU `virt` (GITS_TRANSLATER at 0x0808_0000 + 0x1_0040; HARDWARE.md §0).
+/// The ITS doorbell on QEMU `virt` (GITS_TRANSLATER at 0x0808_0000 + 0x1_0040; docs/hardware.md §QEMU virt machine).
 let doorbell: UInt64 = 0x0809_0040
 
 /// One endpoint with a 16 KiB 64-bit BAR0 holding the MSI-X table at 0 and the PBA at 0x2000,

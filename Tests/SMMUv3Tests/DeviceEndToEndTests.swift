@@ -12,7 +12,7 @@ struct DeviceEndToEndTests {
     static let tables: UInt64 = 0x4400_0000
     static let vmid = VMID(5)
 
-    /// Brings the SMMU up in the order of Linux `arm_smmu_device_reset` (HARDWARE.md §1.3) and
+    /// Brings the SMMU up in the order of Linux `arm_smmu_device_reset` (SMMUv3 §3.11, docs/hardware.md §SMMUv3 bring-up) and
     /// returns the number of commands the init sequence issued.
     static func initialise(_ h: DeviceHarness) throws -> Int {
         // 1. Disable and wait for CR0ACK.

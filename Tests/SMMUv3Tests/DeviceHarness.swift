@@ -41,7 +41,7 @@ final class DeviceHarness {
 
     typealias R = SMMURegisterOffset
 
-    /// CMDQ_BASE, PROD = CONS = 0, then CMDQEN (HARDWARE.md §1.3 step 4), keeping other CR0 bits.
+    /// CMDQ_BASE, PROD = CONS = 0, then CMDQEN (docs/hardware.md §SMMUv3 bring-up, step 4), keeping other CR0 bits.
     func enableCommandQueue(base: UInt64, log2Size: Int) throws {
         try write64(R.cmdqBase, base | UInt64(log2Size))
         try write32(R.cmdqProd, 0)

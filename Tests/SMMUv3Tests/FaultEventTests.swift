@@ -2,7 +2,7 @@ import Bus
 import SMMUv3
 import Testing
 
-/// Faults and the event fields they carry (SMMUv3 §7.3; HARDWARE.md §1.8, §1.11).
+/// Faults and the event fields they carry (SMMUv3 §7.3, §5.5; docs/hardware.md §Event records, §Fault behaviour).
 @Suite struct FaultEventTests {
     static let unmappedIPA: UInt64 = 0x7000_0000   // outside the guest RAM window S2 maps
 

@@ -2,7 +2,7 @@ import Bus
 import SMMUv3
 import Testing
 
-/// Invalidation scopes at translator level (SMMUv3 §4.3, §4.4; HARDWARE.md §1.10). Each test
+/// Invalidation scopes at translator level (SMMUv3 §4.3, §4.4; docs/hardware.md §TLB and invalidation). Each test
 /// caches translations, then changes the tables in memory so a stale entry would still answer
 /// (`fromTLB`), applies one scope and checks exactly which entries it removed.
 @Suite struct TLBInvalidationTests {

@@ -10,7 +10,7 @@ import Testing
     typealias Row = [Strategy: String]
 
     static let expected: [String: Row] = [
-        // STRATEGIES.md: legacy faults at stage 1 (the host programs the physical doorbell, which
+        // docs/strategies.md: legacy faults at stage 1 (the host programs the physical doorbell, which
         // the guest never mapped in its stage 1); every other strategy delivers on qemu-virt.
         "seed": [.legacy: "0/4 stage-1", .irqchipRelay: "4/4", .vfioOverride: "4/4", .rmrIdentity: "4/4", .swMSIWindow: "4/4", .vitsDirect: "4/4"],
         // A guest identity domain is a bypass vSTE, i.e. stage 2 only: under v6.14 nothing maps

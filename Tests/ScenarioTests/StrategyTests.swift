@@ -1,7 +1,7 @@
 import Testing
 @testable import Scenario
 
-/// The strategy ids are the interface (STRATEGIES.md: "use these ids in code, CLI and reports").
+/// The strategy ids are the interface (docs/strategies.md: "Each id is used unchanged in code, on the command line and in reports").
 @Suite struct StrategyTests {
     @Test func idsAreTheDocumentedOnes() {
         #expect(Strategy.allCases.map(\.rawValue) == ["legacy", "irqchip-relay", "vfio-override", "rmr-identity", "sw-msi-window", "vits-direct"])

@@ -34,7 +34,7 @@ enum EventHarness {
         return VMMHarness(machine: machine, host: host, function: function, vmm: vmm, guest: guest)
     }
 
-    /// The strategies the events are run under (STRATEGY-CONTRACT.md): `rmr-identity` = the
+    /// The strategies the events are run under (`Strategy.hostPatches`, `Strategy.msiPlan`; docs/strategies.md): `rmr-identity` = the
     /// accelerated vSMMU, an unpatched v6.15 host and the guest RMR over the host's SW_MSI
     /// window; `irqchip-relay` = the host patches of RFCv1 + IOAS_MAP_MSI and the VMM's
     /// PREPARE of the guest IOVAs with the vITS page mapped.

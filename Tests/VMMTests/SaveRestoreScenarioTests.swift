@@ -161,7 +161,7 @@ struct SaveRestoreScenarioTests {
         #expect(counter.hits == [0: 2, 1: 2, 2: 2, 3: 2])
     }
 
-    /// One strategy's configuration (STRATEGY-CONTRACT.md) and what its host MSI-X entries
+    /// One strategy's configuration (`Strategy.hostPatches`, `Strategy.msiPlan`; docs/strategies.md) and what its host MSI-X entries
     /// hold: the physical vITS doorbell (a v6.14 host writes the ITS address into a nested
     /// device's entry: nothing maps it at the guest's stage 1), iommufd's SW_MSI page
     /// 0x0800_0040, or the guest's own IOVAs (PREPAREd presets / the override).

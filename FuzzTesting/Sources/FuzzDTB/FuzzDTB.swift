@@ -1,6 +1,6 @@
 // libFuzzer entry point for the DTB reader, the topology reader and the writer.
 //
-// Build and run (docs/SWIFT.md, "Fuzzing"), from FuzzTesting/:
+// Build and run (FuzzTesting/README.md), from FuzzTesting/:
 //   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 //   SWIFT_BACKTRACE=enable=off SWIFT_DETERMINISTIC_HASHING=1 .build/release/FuzzDTB Corpus/FuzzDTB -max_total_time=60
 // Crash inputs belong in FailCases/FuzzDTB/ and become regression tests.

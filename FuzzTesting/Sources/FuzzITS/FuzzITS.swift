@@ -2,7 +2,7 @@
 // GITS_TRANSLATER writes with arbitrary DeviceID sideband, ITS/redistributor register writes
 // and CPU-interface acknowledges. The model must never trap, whatever the bytes.
 //
-// Build and run (docs/SWIFT.md, from FuzzTesting/):
+// Build and run (FuzzTesting/README.md, from FuzzTesting/):
 //   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 //   SWIFT_BACKTRACE=enable=off SWIFT_DETERMINISTIC_HASHING=1 .build/release/FuzzITS corpus -max_total_time=60
 import Bus

@@ -2,7 +2,7 @@
 // configuration space and interrupts through the root complex's ECAM and memory window.
 // Nothing may trap, and no vector may stay pending while it is deliverable.
 //
-// Build and run (SWIFT.md):
+// Build and run (FuzzTesting/README.md):
 //   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address --product FuzzMSIX
 //   SWIFT_BACKTRACE=enable=off SWIFT_DETERMINISTIC_HASHING=1 .build/release/FuzzMSIX corpus -max_total_time=60
 import Bus

@@ -1,6 +1,6 @@
 // libFuzzer target: bytes → SMMUv3 register writes, command-queue contents and device
-// transactions. The SMMU must never trap, whatever a driver or guest writes (DESIGN.md "Bad
-// input is data, not a crash"). Build and run with FuzzTesting/fuzz.sh FuzzSMMUCommands.
+// transactions. The SMMU must never trap, whatever a driver or guest writes (docs/architecture.md,
+// "bad input is data"). Build and run with FuzzTesting/fuzz.sh FuzzSMMUCommands.
 import Bus
 import SMMUv3
 

@@ -1,7 +1,7 @@
 // libFuzzer entry point for scenario files: YAML text → Yams nodes → ScenarioDescription, and
 // the writer's round trip.
 //
-// Build and run (docs/SWIFT.md, "Fuzzing"), from FuzzTesting/:
+// Build and run (FuzzTesting/README.md), from FuzzTesting/:
 //   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
 //   SWIFT_BACKTRACE=enable=off SWIFT_DETERMINISTIC_HASHING=1 .build/release/FuzzScenarioFile Corpus/FuzzScenarioFile -max_total_time=60
 // Crash inputs belong in FailCases/FuzzScenarioFile/ and become regression tests in

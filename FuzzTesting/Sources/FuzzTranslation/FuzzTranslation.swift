@@ -1,4 +1,4 @@
-// libFuzzer target for the SMMUv3 translator (recipe: docs/SWIFT.md "Fuzzing").
+// libFuzzer target for the SMMUv3 translator (recipe: FuzzTesting/README.md).
 //
 // Input layout (missing bytes read as zero):
 //   [0]        flags: bit0 2-level stream table, bit1 point the STE at the CD area, bit2 point the

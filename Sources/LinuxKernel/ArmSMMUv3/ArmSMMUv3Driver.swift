@@ -180,7 +180,7 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
         }
     }
 
-    /// `arm_smmu_device_reset`, in Linux's order (HARDWARE.md §1.3):
+    /// `arm_smmu_device_reset`, in Linux's order (SMMUv3 §3.11, docs/hardware.md §SMMUv3 bring-up):
     /// 1. if SMMUEN is already set ("SMMU currently enabled! Resetting..."), GBPA.ABORT via
     ///    `arm_smmu_update_gbpa`; then CR0 = 0 and wait for CR0ACK (`arm_smmu_device_disable`);
     /// 2. CR1: queues and tables inner-shareable write-back; CR2: PTM | RECINVSID (E2H only

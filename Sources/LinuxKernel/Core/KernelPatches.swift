@@ -4,7 +4,7 @@
 /// kernel answers the new uAPI as Linux answers what it does not know (EINVAL for unknown VFIO
 /// flag bits, EOPNOTSUPP for an unknown IOMMU_OPTION id, ENOTTY for an unknown ioctl).
 ///
-/// Which strategy uses which set (the strategy contract): irqchip-relay
+/// Which strategy uses which set (`Strategy.hostPatches`): irqchip-relay
 /// `[.vfioMSIIOVAPrepare, .irqchipMSIIOVA, .iommufdIOASMapMSI]`, vfio-override
 /// `[.vfioMSIIOVAPrepare, .vfioMSIOverride, .iommufdIOASMapMSI]`, sw-msi-window
 /// `[.iommufdSWMSIWindow]`, vits-direct `[.vfioMSIIOVAPrepare, .iommufdMSIIOVA, .iommufdIOASMapMSI]`;

@@ -122,7 +122,7 @@ public final class IOMMUFD {
 
     /// `IOMMU_HWPT_ALLOC` for a paging HWPT on an IOAS (`iommufd_hwpt_alloc` →
     /// `iommufd_hwpt_paging_alloc` with `immediate_attach` false). With NEST_PARENT the driver
-    /// builds a stage-2 domain that issue 5's nested HWPTs will use as their parent. Returns the
+    /// builds a stage-2 domain that nested HWPTs (`IOMMUFDHWPTNested`) use as their parent. Returns the
     /// HWPT id.
     ///
     /// EOPNOTSUPP for a non-zero `reserved`, for unknown flags, for DIRTY_TRACKING (the modelled

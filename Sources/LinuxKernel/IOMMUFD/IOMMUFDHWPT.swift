@@ -12,8 +12,8 @@ public final class IOMMUFDIOAS: IOMMUFDObject {
     }
 }
 
-/// `struct iommufd_hw_pagetable`: a user-visible wrapper of an `iommu_domain`. Only the paging
-/// kind exists in issue 4; issue 5 adds `IOMMUFD_OBJ_HWPT_NESTED` (a subclass whose
+/// `struct iommufd_hw_pagetable`: a user-visible wrapper of an `iommu_domain`. Two kinds: paging
+/// (`IOMMUFDHWPTPaging`) and `IOMMUFD_OBJ_HWPT_NESTED` (`IOMMUFDHWPTNested`, a subclass whose
 /// `pagingParent` is its stage-2 parent — `find_hwpt_paging` then maps sw_msi pages there).
 public class IOMMUFDHWPT: IOMMUFDObject {
     public let domain: IOMMUDomain
@@ -24,7 +24,7 @@ public class IOMMUFDHWPT: IOMMUFDObject {
     }
 
     /// `find_hwpt_paging(hwpt)`: the paging HWPT whose domain holds the IOVA → PA mappings and
-    /// the sw_msi pages: itself for a paging HWPT, the parent for a nested one (issue 5).
+    /// the sw_msi pages: itself for a paging HWPT, the parent for a nested one.
     var pagingParent: IOMMUFDHWPTPaging? { nil }
 }
 

@@ -1,6 +1,6 @@
-/// `enum iommufd_object_type` (drivers/iommu/iommufd/iommufd_private.h). Issue 5 adds the
-/// nested HWPT, vIOMMU and vDEVICE objects; their cases exist so that ids of those types already
-/// answer "wrong type" correctly.
+/// `enum iommufd_object_type` (drivers/iommu/iommufd/iommufd_private.h). It includes the
+/// nested HWPT, vIOMMU and vDEVICE objects, so that an id of the wrong type answers "wrong
+/// type" as Linux does.
 public enum IOMMUFDObjectType: String, Hashable, Sendable {
     case device = "DEVICE"
     case hwptPaging = "HWPT_PAGING"

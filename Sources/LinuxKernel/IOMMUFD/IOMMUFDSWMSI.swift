@@ -57,8 +57,8 @@ public struct IOMMUFDSWMSITable: Hashable, Sendable {
     /// `iommufd_sw_msi_get_map(ictx, msi_addr, sw_msi_start)`: the existing map of this page in
     /// this window, else a new one whose pgoff is one past the largest pgoff used in the window.
     /// EOVERFLOW once 64 ids exist (the 65th distinct doorbell page). The pgoff is not checked
-    /// against the window's length: Linux does not bound it (verified in driver.c; KERNEL.md §7
-    /// item 5 left this open).
+    /// against the window's length: Linux does not bound it (verified in
+    /// drivers/iommu/iommufd/driver.c `iommufd_sw_msi_get_map`, which checks only the id count).
     mutating func getMap(msiAddress: UInt64, swMSIStart: UInt64) throws(Errno) -> IOMMUFDSWMSIMap {
         var maxPageOffset: UInt32 = 0
         for map in maps where map.swMSIStart == swMSIStart {

@@ -11,7 +11,7 @@ import Bus
 /// Versions: ARM SMMUv3 nesting through a vIOMMU is in v6.14 (vIOMMU/vDEVICE objects since
 /// v6.13); IOMMU_VEVENTQ_ALLOC and `arm_vmaster_report_event` arrived in v6.15. The model offers
 /// all of it in both `.v6_14` and `.v6_15` modes, because the configuration's version selects
-/// only the MSI path (KERNEL.md §3): a real v6.14 host would have given the guest no fault
+/// only the MSI path (`KernelBehaviour.nativeSWMSI`, commit 40f5175d0eb7): a real v6.14 host would have given the guest no fault
 /// record at all (the event would only be dumped in the host's log).
 extension IOMMUFD {
     func viommu(_ id: UInt32) throws(Errno) -> IOMMUFDVIOMMU {

@@ -8,7 +8,7 @@ import PCI
 /// `pci_scan_slot`, `pci_assign_unassigned_bridge_resources`, `pci_bus_add_devices`), and what
 /// `echo 1 > /sys/bus/pci/rescan` does (`pci_rescan_bus` on every root bus).
 ///
-/// Added for the VMM's hot-unplug / hot-plug events (Doorbell issue 7). The slot's own
+/// Added for the VMM's hot-unplug / hot-plug events (`ScenarioEvent.hotUnplug`/`hotPlug`). The slot's own
 /// registers (Attention Button, Power Controller, Presence Detect: PCIe r6.0 §7.5.3.10/11) are
 /// not modelled: the caller plays pciehp and calls these directly.
 extension PCISubsystem {

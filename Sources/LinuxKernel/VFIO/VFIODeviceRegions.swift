@@ -3,7 +3,7 @@ import Bus
 /// The vfio-pci device regions a VMM reads and writes through the device fd
 /// (`VFIO_DEVICE_GET_REGION_INFO` and `pread`/`pwrite` at the region's offset;
 /// drivers/vfio/pci/vfio_pci_core.c `vfio_pci_ioctl_get_region_info`, vfio_pci_rdwr.c
-/// `vfio_pci_bar_rw`, vfio_pci_config.c `vfio_pci_config_rw`). Added for the VMM (issue 5):
+/// `vfio_pci_bar_rw`, vfio_pci_config.c `vfio_pci_config_rw`). Used by the VMM:
 /// the minimum QEMU's vfio-pci needs to show a passthrough function to a guest.
 extension VFIODeviceFile {
     /// `VFIO_PCI_BAR0_REGION_INDEX` … `BAR5`, `ROM`, `CONFIG`.
