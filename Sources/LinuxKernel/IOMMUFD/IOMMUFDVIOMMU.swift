@@ -8,11 +8,12 @@ import Bus
 /// `iommufd_hwpt_invalidate`) and eventq.c (`iommufd_veventq_alloc`, `iommufd_veventq_fops_read`);
 /// the errno order below is theirs.
 ///
-/// Versions: ARM SMMUv3 nesting through a vIOMMU is in v6.14 (vIOMMU/vDEVICE objects since
-/// v6.13); IOMMU_VEVENTQ_ALLOC and `arm_vmaster_report_event` arrived in v6.15. The model offers
-/// all of it in both `.v6_14` and `.v6_15` modes, because the configuration's version selects
-/// only the MSI path (`KernelBehaviour.nativeSWMSI`, commit 40f5175d0eb7): a real v6.14 host would have given the guest no fault
-/// record at all (the event would only be dumped in the host's log).
+/// Releases: ARM SMMUv3 nesting through a vIOMMU is in v6.14 (vIOMMU/vDEVICE objects since
+/// v6.13). IOMMU_VEVENTQ_ALLOC (e36ba5ab808e) and the vmaster that forwards a device's stage-1
+/// events (`KernelBehaviour.nestedVMaster`, f0ea207ed781) arrived in v6.15. On v6.14 the model
+/// forwards no event (no vmaster), as v6.14 did; it still answers IOMMU_VEVENTQ_ALLOC with an
+/// empty queue where v6.14 answered ENOTTY — the one v6.14 difference docs/kernel-releases.md
+/// lists as not drawn, since the queue can then never receive anything.
 extension IOMMUFD {
     func viommu(_ id: UInt32) throws(Errno) -> IOMMUFDVIOMMU {
         guard let viommu = try objects.get(id, type: .viommu) as? IOMMUFDVIOMMU else { throw .ENOENT }
