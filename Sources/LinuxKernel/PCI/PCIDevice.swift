@@ -72,6 +72,8 @@ public final class PCIDevice {
         var vectors: Int
     }
     var msiAttributes: MSIAttributes?
+    /// The vectors MSI (not MSI-X) granted (`nvec` of `msi_capability_init`); 0 without MSI.
+    public var msiVectorCount: Int { msiEnabled ? (msiAttributes?.vectors ?? 0) : 0 }
     /// `pci_save_state`'s copy (header dwords 0–15 and PCI Express Device Control).
     var savedConfig: [UInt32]?
     var savedDeviceControl: UInt16?
