@@ -38,6 +38,9 @@ struct HostDevicesReport {
         var reservedRegions: [String]
         var interruptMode: String
         var vectors: [Vector]
+        /// INTx: the pin, where it enters the host bridge after the swizzle, the SPI INTID and
+        /// the Linux interrupt (`dev->irq`).
+        var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
     }
 
     var text: String
@@ -79,13 +82,13 @@ struct HostDevicesReport {
                 try kernel.pci.probeDriver(pdev, name: "doorbell-host") { () throws(Errno) in
                     try kernel.pci.enableDevice(pdev)
                     try kernel.pci.setMaster(pdev)
-                    let n = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: spec.vectors, flags: [.msix, .msi])
+                    let n = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: spec.vectors, flags: .allTypes)
                     for i in 0..<n {
                         let irq = try kernel.pci.irqVector(pdev, i)
                         try kernel.irq.requestIRQ(irq, name: "\(pdev.name)-\(i)") { _, _ in .handled }
                     }
                 }
-                modes[pdev.name] = pdev.msixEnabled ? "MSI-X" : pdev.msiEnabled ? "MSI" : "none"
+                modes[pdev.name] = pdev.msixEnabled ? "MSI-X" : pdev.msiEnabled ? "MSI" : pdev.intxEnabled ? "INTx" : "none"
             } catch {
                 modes[pdev.name] = "none (probe failed: \(error))"
             }
@@ -116,11 +119,15 @@ struct HostDevicesReport {
                     }
                 }
             }
+            var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
+            if pdev.intxEnabled, let route = pdev.intxRoute, let function {
+                intx = (function.interruptPin, route.rootDevfn, route.pin, route.intid, pdev.irq)
+            }
             entries.append(Entry(name: pdev.name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,
                                  streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID, group: view.group,
                                  groupDevices: view.groupDevices, defaultDomainType: view.groupType,
                                  reservedRegions: view.reservedRegions,
-                                 interruptMode: pdev.isBridge ? "bridge" : (modes[pdev.name] ?? "no driver"), vectors: vectors))
+                                 interruptMode: pdev.isBridge ? "bridge" : (modes[pdev.name] ?? "no driver"), vectors: vectors, intx: intx))
         }
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
@@ -140,6 +147,11 @@ struct HostDevicesReport {
             }
             if !entry.isBridge {
                 text += "  interrupts: \(entry.interruptMode)\n"
+                if let intx = entry.intx {
+                    let letter = ["A", "B", "C", "D"][Int(intx.pin &- 1) & 3]
+                    let rootLetter = ["A", "B", "C", "D"][Int(intx.rootPin &- 1) & 3]
+                    text += "    INT\(letter) → host bridge slot \(Hex.format(UInt64(intx.rootDevfn >> 3), minDigits: 2)) INT\(rootLetter) (interrupt-map) → SPI \(intx.intid - 32) (INTID \(intx.intid)), irq \(intx.irq), CPU 0\n"
+                }
                 for v in entry.vectors {
                     text += "    vector \(v.index): irq \(v.irq), address \(Hex.format(v.address)) data \(Hex.format(UInt64(v.data), minDigits: 1)), \(v.lpi.map { "LPI \($0)" } ?? "no LPI"), CPU \(v.cpu)\n"
                 }
@@ -149,7 +161,8 @@ struct HostDevicesReport {
     }
 
     /// A function like the scenario worlds' (virtio IDs, a 64-bit BAR 0 holding the MSI-X table
-    /// and PBA), with the capability `spec` names.
+    /// and PBA), with the capability `spec` names and Interrupt Pin INTA#, so the driver's
+    /// `pci_alloc_irq_vectors(…, PCI_IRQ_ALL_TYPES)` can fall back to INTx.
     static func makeFunction(_ spec: HostDeviceSpec, index: Int) throws -> PCIFunction {
         let name = "dev\(index)"
         switch spec.interrupts {
@@ -160,16 +173,16 @@ struct HostDevicesReport {
             while barSize < UInt64(pbaOffset) + 0x1000 { barSize <<= 1 }
             return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                    bars: [BaseAddressRegister(index: 0, kind: .memory64, size: barSize)],
-                                   msix: MSIXConfiguration(tableSize: spec.vectors, pbaOffset: pbaOffset))
+                                   msix: MSIXConfiguration(tableSize: spec.vectors, pbaOffset: pbaOffset), interruptPin: 1)
         case .msi:
             var log2 = 0
             while (1 << log2) < spec.vectors, log2 < 5 { log2 += 1 }
             return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                    bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                   msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2))
+                                   msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2), interruptPin: 1)
         case .intx:
             return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)])
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], interruptPin: 1)
         }
     }
 }
