@@ -15,6 +15,16 @@ struct HostCommand: ParsableCommand {
         owner enables MSI-X: a kernel driver (pci_alloc_irq_vectors + request_irq), or VFIO through \
         the type1 container or the cdev + iommufd path (VFIO_DEVICE_SET_IRQS with eventfds). The \
         device fires one vector and every step to the handler is printed.
+
+        With --device (repeatable) the functions are the ones named instead, e.g. \
+        --device 00:01.0 --device 01:00.0 --device 02:01.0,behind=pcie-to-pci-bridge,interrupts=msi. \
+        A function off bus 0 sits behind a bridge on bus 0 (00:1f.0, 00:1e.0, … in order of first \
+        use; a root port unless behind= says pcie-to-pci-bridge). The kernel enumerates them \
+        (pci_scan_child_bus: a bus's functions by devfn, then each bridge's secondary bus), probes \
+        each into an IOMMU group in that order, and a driver enables each one's vectors with \
+        pci_alloc_irq_vectors. Printed per function: BDF, the RID its requests carry, StreamIDs, \
+        DeviceID, group, default domain type, reserved regions, and each vector's address, data, \
+        LPI and CPU. Only the driver owner is modelled there.
         """
     )
 
@@ -38,11 +48,26 @@ struct HostCommand: ParsableCommand {
     @Option(help: "The MSI-X vector the device fires (0…3).")
     var vector: Int = 2
 
+    @Option(name: .customLong("device"), help: ArgumentHelp("A function to plug (repeatable) instead of the single 4-vector one at 00:01.0.", valueName: HostDeviceSpec.helpText))
+    var devices: [String] = []
+
     func validate() throws {
         guard (0..<4).contains(vector) else { throw ValidationError("--vector must be 0…3") }
+        if !devices.isEmpty {
+            guard owner == .driver else { throw ValidationError("--device: only --owner driver is modelled with several devices") }
+            guard devices.count <= 31 else { throw ValidationError("--device: at most 31 functions") }
+            for device in devices { _ = try HostDeviceSpec.parse(device) }
+        }
     }
 
     func run() throws {
+        if !devices.isEmpty {
+            let specs = try devices.map { try HostDeviceSpec.parse($0) }
+            let report = try HostDevicesReport.make(platform: platform, devices: specs,
+                                                    configuration: KernelConfiguration(version: kernel, defaultDomain: domain))
+            print(report.text, terminator: "")
+            return
+        }
         let report = try HostReport.make(platform: platform, owner: owner,
                                          configuration: KernelConfiguration(version: kernel, defaultDomain: domain), vector: vector)
         print(report.text, terminator: "")

@@ -251,4 +251,7 @@ public struct PCIeHostBridge: Hashable, Sendable {
     /// that writes the tables sets it (QEMU sets it for an accelerated SMMUv3: "hw/arm/virt: Set
     /// PCI preserve_config for accel SMMUv3").
     public var preserveBootConfiguration: Bool = false
+    /// `interrupt-map` / `interrupt-map-mask`: where the INTx pins of root-bus slots go
+    /// (`of_irq_parse_and_map_pci`); nil when absent (ACPI's _PRT is not read).
+    public var interruptMap: InterruptMap? = nil
 }

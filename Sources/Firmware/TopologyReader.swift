@@ -335,7 +335,22 @@ struct TopologyReader {
             msiParent: try phandleList(index, "msi-parent", cells: "#msi-cells", missingCells: 0),
             iommus: try phandleList(index, "iommus", cells: "#iommu-cells", missingCells: 0),
             dmaCoherent: node.hasProperty("dma-coherent"),
-            functionNodes: try pciFunctionNodes(index))
+            functionNodes: try pciFunctionNodes(index), interruptMap: try interruptMap(index))
+    }
+
+    /// `interrupt-map` and its mask (see `InterruptMap`), each parent's cells read from the
+    /// node its phandle names (#address-cells 0 when absent, as `of_irq_parse_raw` takes it).
+    private func interruptMap(_ index: Int) throws(TopologyError) -> InterruptMap? {
+        guard let list = try cells(index, "interrupt-map") else { return nil }
+        let mask = try cells(index, "interrupt-map-mask")
+        let result = InterruptMap.parse(list, mask: mask) { phandle in
+            guard let node = tree.node(withPhandle: phandle) else { return nil }
+            return (node.property("#address-cells")?.u32 ?? 0, node.property("#interrupt-cells")?.u32)
+        }
+        switch result {
+        case .success(let map): return map
+        case .failure(let mistake): throw fail(index, "interrupt-map", mistake.message)
+        }
     }
 
     /// `ranges` of a PCI host bridge: (phys.hi phys.mid phys.lo, parent address, size), with the

@@ -162,6 +162,7 @@ public final class Machine {
             let rc = RootComplex(name: bridge.path, busRange: low...max(low, high), memoryWindowBase: window?.pciAddress ?? 0)
             rc.iommuMap = Machine.requesterIDMap(bridge.iommuMap)
             rc.msiMap = Machine.requesterIDMap(bridge.msiMap)
+            rc.intxSink = Machine.intxWiring(bridge, topology: topology, gic: gic)
             var port: TranslatedPort?
             if let smmuIndex = Machine.smmuIndex(of: bridge), let built = machineSMMU[smmuIndex] {
                 port = TranslatedPort(smmu: smmus[built], bus: bus, untranslatedWindows: untranslated)

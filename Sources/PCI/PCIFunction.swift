@@ -52,7 +52,7 @@ public final class PCIFunction {
     public init(name: String = "pci-function", requesterID: RequesterID, vendorID: UInt16, deviceID: UInt16,
                 classCode: UInt32 = 0, bars: [BaseAddressRegister] = [], msi: MSIConfiguration? = nil,
                 msix: MSIXConfiguration? = nil, expressType: PCIExpressPortType? = .endpoint,
-                functionLevelReset: Bool = true, multifunction: Bool = false) throws(PCIConfigurationError) {
+                functionLevelReset: Bool = true, multifunction: Bool = false, interruptPin: UInt8 = 0) throws(PCIConfigurationError) {
         self.name = name
         self.requesterID = requesterID
         var config = ConfigurationSpace(vendorID: vendorID, deviceID: deviceID, classCode: classCode, headerType: .endpoint)
@@ -60,6 +60,10 @@ public final class PCIFunction {
         // than 0, so software scans functions 1–7 of this slot. Read-only, like the rest of it.
         if multifunction {
             config.setHardwareBits(offset: ConfigRegister.headerType, size: 1, value: 0x80 | UInt32(HeaderType.endpoint.rawValue))
+        }
+        // Interrupt Pin (0x3D, read-only): 0 = none, 1…4 = INTA#…INTD#.
+        if (1...4).contains(interruptPin) {
+            config.setHardwareBits(offset: ConfigRegister.interruptPin, size: 1, value: UInt32(interruptPin))
         }
         for bar in bars { try config.defineBAR(bar) }
         expressCapability = try expressType.map { (type) throws(PCIConfigurationError) in

@@ -51,6 +51,9 @@ public final class RootComplex {
     /// Where requests without an `iommu-map` entry go: the system bus, bypassing the SMMU.
     public var untranslatedUpstream: UpstreamPort?
     public var trace: TraceLog?
+    /// The host bridge's INTx inputs: (devfn of the root-bus device, pin 1…4 after the
+    /// bridges' swizzle, level). The machine wires it as the platform description says.
+    public var intxSink: ((_ rootDevfn: UInt8, _ pin: UInt8, _ asserted: Bool) -> Void)?
 
     public private(set) var functions: [PCIFunction] = []
     public private(set) var bridges: [PCIToPCIBridge] = []

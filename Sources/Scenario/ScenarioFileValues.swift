@@ -134,3 +134,17 @@ struct Mistake: Error, Hashable, Sendable {
     var message: String
     init(_ message: String) { self.message = message }
 }
+
+extension RequesterID {
+    /// A BDF as scenario files and `lspci` write it (`bus:device.function` in hex, see
+    /// `ScenarioFileValues.requesterID`), or the sentence saying what is wrong with it.
+    public static func parsing(bdf text: String) -> Result<RequesterID, ScenarioValueMistake> {
+        ScenarioFileValues.requesterID(text).mapError { ScenarioValueMistake(message: $0.message) }
+    }
+}
+
+/// Why a value a user typed is not one (the sentence only).
+public struct ScenarioValueMistake: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}

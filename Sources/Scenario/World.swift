@@ -86,7 +86,7 @@ public final class World {
         // One guest slot (00:0N.0) or root port (0N:00.0) per device: 31 at most on one bus.
         guard scenario.devices.count <= 31 else { throw fail("devices", "\(scenario.devices.count) devices: at most 31 fit the guest's bus") }
         var functions: [PCIFunction] = []
-        var ports: [UInt8: PCIToPCIBridge] = [:]
+        var placement = HostBridgePlacement()
         for (index, device) in scenario.devices.enumerated() {
             // The bounds a scenario file enforces, for descriptions built in code too: MSI-X
             // Table Size is 11 bits (PCIe r6.0 §7.7.2.2), MSI's Multiple Message Capable 1…32.
@@ -100,31 +100,9 @@ public final class World {
                 throw fail("device \(index) \(device.requesterID)", "bus \(device.requesterID.bus) is outside \(rc.name)'s buses \(rc.busRange.lowerBound)-\(rc.busRange.upperBound)")
             }
             do {
-                let bus = device.requesterID.bus
-                if bus == 0 {
-                    try rc.attach(function)
-                } else {
-                    // A function on bus N sits behind a root port (or the PCIe-to-PCI bridge
-                    // `host-behind` names) at 00:(0x1f - k).0 whose secondary bus is N (one
-                    // bridge per bus, created on first use).
-                    let kind = (device.hostBridge ?? .rootPort).kind
-                    let port: PCIToPCIBridge
-                    if let existing = ports[bus] {
-                        guard existing.kind == kind else {
-                            throw PCIConfigurationError.invalidCapability("bus \(bus) already sits behind a \(existing.kind) bridge")
-                        }
-                        port = existing
-                    } else {
-                        guard ports.count < 31 else { throw PCIConfigurationError.invalidCapability("more than 31 host bridges on bus 0") }
-                        let pcieToPCI = kind == .pcieToPCI
-                        port = try PCIToPCIBridge(name: pcieToPCI ? "pcie-pci-bridge" : "root-port",
-                                                  requesterID: RequesterID(bus: 0, device: UInt8(0x1F &- ports.count), function: 0),
-                                                  kind: kind, deviceID: pcieToPCI ? 0x000E : 0x000C, secondaryBus: bus)
-                        try rc.attach(port)
-                        ports[bus] = port
-                    }
-                    try rc.attach(function, behind: port)
-                }
+                // A function on bus N sits behind a root port (or the PCIe-to-PCI bridge
+                // `host-behind` names) at 00:(0x1f - k).0 whose secondary bus is N.
+                try placement.attach(function, bridge: device.hostBridge, to: rc)
             } catch { throw fail("device \(index) \(device.requesterID)", error) }
             functions.append(function)
         }

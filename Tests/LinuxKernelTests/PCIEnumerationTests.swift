@@ -104,3 +104,33 @@ struct PCIEnumerationTests {
         #expect(h.kernel.pci.devices.map(\.name) == ["0000:00:04.0"])
     }
 }
+
+@Suite("PCI core: probe order")
+struct PCIProbeOrderTests {
+    @Test("pci_scan_child_bus scans every slot of a bus before any bridge's secondary bus, and iommu_probe_device numbers groups in that order")
+    func busBeforeChildren() throws {
+        // Bus 0: a root port at 00:01.0 (secondary bus 1, 01:00.0 behind it) and an endpoint at
+        // 00:02.0. pci_scan_child_bus_extend runs pci_scan_slot for devfn 0…255 first, then
+        // pci_scan_bridge_extend for each bridge: 00:01.0, 00:02.0, then 01:00.0.
+        // pci_bus_add_devices adds in the same order, and the IOMMU bus notifier's
+        // iommu_probe_device gives each new group the lowest free ida number: the root port
+        // group 0, 00:02.0 group 1; 01:00.0 joins the root port's group (pci_device_group: the
+        // root port has no ACS, so pci_acs_path_enabled fails and its group is taken).
+        let h = try HostHarness.make(endpoints: [], boot: false)
+        let rc = h.machine.rootComplexes[0]
+        let port = try PCIToPCIBridge(name: "root-port", requesterID: RequesterID(bus: 0, device: 1, function: 0),
+                                      kind: .rootPort, deviceID: 0x000C, secondaryBus: 1)
+        try rc.attach(port)
+        for (rid, bridge) in [(RequesterID(bus: 1, device: 0, function: 0), Optional(port)), (RequesterID(bus: 0, device: 2, function: 0), nil)] {
+            let function = try PCIFunction(name: "\(rid)", requesterID: rid, vendorID: 0x1AF4, deviceID: 0x1041,
+                                           bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
+                                           msix: MSIXConfiguration(tableSize: 2))
+            try rc.attach(function, behind: bridge)
+        }
+        try h.kernel.boot()
+        #expect(h.kernel.pci.devices.map(\.name) == ["0000:00:01.0", "0000:00:02.0", "0000:01:00.0"])
+        #expect(h.kernel.devices.map(\.name) == ["0000:00:01.0", "0000:00:02.0", "0000:01:00.0"])
+        let groups = h.kernel.pci.devices.map { h.kernel.iommu.group(of: $0.device)?.id }
+        #expect(groups == [0, 1, 0])
+    }
+}

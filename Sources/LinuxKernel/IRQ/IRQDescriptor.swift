@@ -57,6 +57,9 @@ public final class IRQDescriptor {
         self.effectiveCPU = 0
     }
 
+    /// A wired interrupt of the GIC's own domain (an SPI), not an ITS LPI.
+    public var isSPI: Bool { itsIndex < 0 }
+
     /// Total count over all CPUs.
     public var count: Int { perCPUCount.reduce(0, +) }
 }

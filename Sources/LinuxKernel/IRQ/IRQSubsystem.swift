@@ -111,6 +111,11 @@ extension IRQSubsystem {
     public func requestIRQ(_ irq: Int, action: IRQAction) throws(Errno) {
         let d = try lookup(irq)
         guard d.action == nil else { throw .EBUSY }
+        if d.isSPI {
+            d.action = action
+            try startSPI(d)
+            return
+        }
         d.action = action
         try activate(irq: irq)
         try setupStartupAffinity(d)
@@ -142,6 +147,11 @@ extension IRQSubsystem {
         let d = try lookup(irq)
         guard d.action != nil else { return }
         d.action = nil
+        if d.isSPI {
+            try maskSPI(d, masked: true)
+            d.isStarted = false
+            return
+        }
         try mask(irq: irq)
         d.isStarted = false
         try deactivate(irq: irq)

@@ -50,6 +50,13 @@ public final class PCIDevice {
     /// `dev->is_busmaster`.
     public internal(set) var isBusMaster = false
 
+    /// `dev->irq`: the INTx interrupt `pci_assign_irq` mapped at driver probe (0: none).
+    public internal(set) var irq = 0
+    /// INTx enabled by `pci_alloc_irq_vectors`' fallback (`pci_intx(dev, 1)`).
+    public internal(set) var intxEnabled = false
+    /// The host bridge's (root-bus devfn, pin) and SPI INTID `of_irq_parse_pci` found.
+    public internal(set) var intxRoute: (rootDevfn: UInt8, pin: UInt8, intid: UInt32)?
+
     /// `dev->msi_enabled`, `dev->msix_enabled`.
     public internal(set) var msiEnabled = false
     public internal(set) var msixEnabled = false
@@ -72,6 +79,8 @@ public final class PCIDevice {
         var vectors: Int
     }
     var msiAttributes: MSIAttributes?
+    /// The vectors MSI (not MSI-X) granted (`nvec` of `msi_capability_init`); 0 without MSI.
+    public var msiVectorCount: Int { msiEnabled ? (msiAttributes?.vectors ?? 0) : 0 }
     /// `pci_save_state`'s copy (header dwords 0–15 and PCI Express Device Control).
     var savedConfig: [UInt32]?
     var savedDeviceControl: UInt16?

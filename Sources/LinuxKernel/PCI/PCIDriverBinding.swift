@@ -36,6 +36,8 @@ extension PCISubsystem {
         if !driverManagedDMA { try kernel.iommu.useDefaultDomain(dev.device) }
         dev.device.driverName = name
         dev.device.driverManagedDMA = driverManagedDMA
+        // pci_device_probe: pci_assign_irq before the driver's probe.
+        assignIRQ(dev)
         do {
             try probe()
         } catch {

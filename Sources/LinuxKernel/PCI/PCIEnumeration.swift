@@ -10,7 +10,13 @@ extension PCISubsystem {
     /// Scanning (drivers/pci/probe.c): on each bus, devfn 0…255 in order; `pci_scan_slot` reads
     /// function 0's Vendor ID (0xFFFF = nothing there, `pci_bus_generic_read_dev_vendor_id`) and
     /// looks at functions 1–7 only when function 0's Header Type bit 7 (multi-function) is set.
-    /// A type-1 header is a bridge: its secondary bus is scanned next, depth first.
+    /// A type-1 header is a bridge. `pci_scan_child_bus_extend` first scans every slot of the
+    /// bus, and only then, for each bridge on it in list order (`for_each_pci_bridge`,
+    /// `pci_scan_bridge_extend` pass 0), the bridge's secondary bus, recursively. So the order
+    /// is: the bus's functions by devfn, then each bridge's subtree in turn.
+    /// `pci_bus_add_devices` adds devices in the same order (the bus's devices, then each child
+    /// bus), and the IOMMU bus notifier probes each at `device_add` (`iommu_probe_device`), so
+    /// this is also the order groups are numbered in.
     ///
     /// Bus numbers: the model keeps the numbers the bridges already hold (Linux's pass 0 of
     /// `pci_scan_bridge`, for bridges firmware configured) instead of renumbering with
@@ -51,6 +57,7 @@ extension PCISubsystem {
                  keepExisting: Bool = false) {
         guard busRange.contains(bus), !scanned.contains(bus), depth < 32 else { return }
         scanned.insert(bus)
+        var bridges: [PCIDevice] = []
         for device in 0..<32 {
             var multifunction = false
             for function in 0..<8 {
@@ -73,11 +80,13 @@ extension PCISubsystem {
                     found.append(pdev)
                 }
                 if function == 0 { multifunction = pdev.isMultifunction }
-                if pdev.isBridge, let secondary = pdev.secondaryBus, secondary != 0 {
-                    scanBus(UInt32(secondary), parent: pdev, hostBridge: hostBridge, domain: domain, ecam: ecam,
-                            busRange: busRange, scanned: &scanned, depth: depth + 1, into: &found, keepExisting: keepExisting)
-                }
+                if pdev.isBridge { bridges.append(pdev) }
             }
+        }
+        for bridge in bridges {
+            guard let secondary = bridge.secondaryBus, secondary != 0 else { continue }
+            scanBus(UInt32(secondary), parent: bridge, hostBridge: hostBridge, domain: domain, ecam: ecam,
+                    busRange: busRange, scanned: &scanned, depth: depth + 1, into: &found, keepExisting: keepExisting)
         }
     }
 

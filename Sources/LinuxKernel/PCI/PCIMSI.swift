@@ -5,7 +5,9 @@ import PCI
 extension PCISubsystem {
     /// `pci_alloc_irq_vectors(dev, min_vecs, max_vecs, flags)`: MSI-X first if allowed
     /// (`__pci_enable_msix_range`), then MSI (`__pci_enable_msi_range`); returns the number of
-    /// vectors, or the last error. INTx is not modelled (no wire interrupts here).
+    /// vectors, or the last error; with `PCI_IRQ_INTX`, a function whose INTx `pci_assign_irq`
+    /// mapped falls back to its one wire interrupt when neither could be enabled (no MSI
+    /// domain, no capability).
     ///
     /// `pci_alloc_irq_vectors_affinity`: with `.affinity` in `flags`, `affinity` (nil:
     /// `msi_default_affd`, no pre or post vectors) caps the count (`irq_calc_affinity_vectors`,
@@ -28,6 +30,13 @@ extension PCISubsystem {
         }
         if flags.contains(.msi) {
             do { return try enableMSIRange(dev, min: min, max: max, affinity: affd, iova: iovas[0]) } catch { last = error }
+        }
+        // "if (flags & PCI_IRQ_INTX) { if (min_vecs == 1 && dev->irq) { … pci_intx(dev, 1);
+        // return 1; } }": the INTx fallback, only once MSI-X and MSI both failed.
+        if flags.contains(.intx), min == 1, dev.irq > 0 {
+            try dev.clearAndSet16(ConfigRegister.command, clear: ConfigRegister.commandInterruptDisable, set: 0)
+            dev.intxEnabled = true
+            return 1
         }
         throw last
     }
@@ -58,7 +67,9 @@ extension PCISubsystem {
             guard nr >= 0, nr < attributes.vectors else { throw .EINVAL }
             return desc.irq + nr
         }
-        throw .EINVAL
+        // Neither: "if (WARN_ON_ONCE(nr > 0)) return -EINVAL; return dev->irq;".
+        guard nr == 0, dev.irq > 0 else { throw .EINVAL }
+        return dev.irq
     }
 
     /// `__pci_enable_msix_range`, checks in Linux's order: max < min is ERANGE; MSI or MSI-X

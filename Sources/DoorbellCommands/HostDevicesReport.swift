@@ -1,0 +1,188 @@
+import ArgumentParser
+import Bus
+import LinuxKernel
+import Machine
+import PCI
+import Scenario
+
+/// `doorbell host --device …`: several functions under the host kernel model, each with what
+/// Linux gives it: the order `pci_scan_child_bus` found it in (a bus's functions by devfn, then
+/// each bridge's secondary bus), the Requester ID its requests carry (a PCIe-to-PCI bridge's
+/// alias), StreamIDs and DeviceID, its IOMMU group (numbered as `iommu_group_alloc`'s ida hands
+/// them out in `iommu_probe_device` order, which is `pci_bus_add_devices` order; a function
+/// behind a PCIe-to-PCI bridge or a bridge without ACS shares its bridge's group,
+/// `pci_device_group`), the group's default domain type and reserved regions, and every vector
+/// a driver enabled with `pci_alloc_irq_vectors(dev, 1, n, flags)`: message address, data, LPI
+/// and CPU.
+struct HostDevicesReport {
+    struct Vector: Hashable {
+        var index: Int
+        var irq: Int
+        var address: UInt64
+        var data: UInt32
+        var lpi: UInt32?
+        var cpu: Int
+    }
+
+    struct Entry {
+        var name: String
+        var requesterID: RequesterID
+        var isBridge: Bool
+        /// The RID its requests carry at the root complex.
+        var wireRequesterID: RequesterID
+        var streamIDs: [UInt32]
+        var deviceID: UInt32?
+        var group: Int?
+        var groupDevices: [String]
+        var defaultDomainType: String?
+        var reservedRegions: [String]
+        var interruptMode: String
+        var vectors: [Vector]
+        /// INTx: the pin, where it enters the host bridge after the swizzle, the SPI INTID and
+        /// the Linux interrupt (`dev->irq`).
+        var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
+    }
+
+    var text: String
+    /// Every enumerated function in probe order.
+    var entries: [Entry]
+
+    static func make(platform: PlatformOptions, devices: [HostDeviceSpec], configuration: KernelConfiguration) throws -> HostDevicesReport {
+        let (machine, rcIndex, _) = try platform.makeSupportedMachine()
+        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+        let rc = machine.rootComplexes[rcIndex]
+        var seen = Set<RequesterID>()
+        var placement = HostBridgePlacement()
+        var functions: [RequesterID: PCIFunction] = [:]
+        for (index, spec) in devices.enumerated() {
+            guard seen.insert(spec.requesterID).inserted else { throw ValidationError("--device \(spec.requesterID) given twice") }
+            guard rc.busRange.contains(spec.requesterID.bus) else {
+                throw ValidationError("--device \(spec.requesterID): bus \(spec.requesterID.bus) is outside \(rc.name)'s buses \(rc.busRange.lowerBound)-\(rc.busRange.upperBound)")
+            }
+            do {
+                let function = try makeFunction(spec, index: index)
+                try placement.attach(function, bridge: spec.bridge, to: rc)
+                functions[spec.requesterID] = function
+            } catch {
+                throw ValidationError("--device \(spec.requesterID): \(error)")
+            }
+        }
+        for bridge in placement.created where functions[bridge.requesterID] == nil && seen.contains(bridge.requesterID) {
+            throw ValidationError("--device \(bridge.requesterID): that slot holds the bridge of bus \(bridge.secondaryBus)")
+        }
+        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+        do { try kernel.boot() } catch { throw CommandFailure("\(machine.name): the kernel model failed to boot: \(error)") }
+        let hostBridge = machine.hostBridgeIndices[rcIndex]
+
+        // Drivers bind in the order devices were added (pci_bus_add_device → device_attach).
+        var modes: [String: String] = [:]
+        for pdev in kernel.pci.devices where pdev.hostBridge == hostBridge && !pdev.isBridge {
+            guard let spec = devices.first(where: { $0.requesterID == pdev.requesterID }) else { continue }
+            do {
+                try kernel.pci.probeDriver(pdev, name: "doorbell-host") { () throws(Errno) in
+                    try kernel.pci.enableDevice(pdev)
+                    try kernel.pci.setMaster(pdev)
+                    let n = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: spec.vectors, flags: .allTypes)
+                    for i in 0..<n {
+                        let irq = try kernel.pci.irqVector(pdev, i)
+                        try kernel.irq.requestIRQ(irq, name: "\(pdev.name)-\(i)") { _, _ in .handled }
+                    }
+                }
+                modes[pdev.name] = pdev.msixEnabled ? "MSI-X" : pdev.msiEnabled ? "MSI" : pdev.intxEnabled ? "INTx" : "none"
+            } catch {
+                modes[pdev.name] = "none (probe failed: \(error))"
+            }
+        }
+
+        var entries: [Entry] = []
+        for pdev in kernel.pci.devices where pdev.hostBridge == hostBridge {
+            let view = kernel.iommu.view(of: pdev.device)
+            let function = functions[pdev.requesterID]
+            let wire = function.map { rc.requesterIDSeen(for: $0).requesterID } ?? pdev.requesterID
+            var vectors: [Vector] = []
+            if let function {
+                for desc in pdev.device.msiDescriptors where desc.irq != 0 {
+                    let count = pdev.msiEnabled ? max(pdev.msiVectorCount, 1) : 1
+                    for k in 0..<count {
+                        let index = desc.index + k
+                        let irq = desc.irq + k
+                        let d = kernel.irq.descriptor(irq)
+                        let (address, data): (UInt64, UInt32)
+                        if pdev.msixEnabled, let table = function.msixTable {
+                            (address, data) = (table.messageAddress(index), table.messageData(index))
+                        } else if let msi = function.msi {
+                            (address, data) = (msi.address(in: function.config), msi.data(vector: index, in: function.config))
+                        } else {
+                            (address, data) = (desc.message.address, desc.message.data)
+                        }
+                        vectors.append(Vector(index: index, irq: irq, address: address, data: data, lpi: d?.hwirq, cpu: d?.effectiveCPU ?? 0))
+                    }
+                }
+            }
+            var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
+            if pdev.intxEnabled, let route = pdev.intxRoute, let function {
+                intx = (function.interruptPin, route.rootDevfn, route.pin, route.intid, pdev.irq)
+            }
+            entries.append(Entry(name: pdev.name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,
+                                 streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID, group: view.group,
+                                 groupDevices: view.groupDevices, defaultDomainType: view.groupType,
+                                 reservedRegions: view.reservedRegions,
+                                 interruptMode: pdev.isBridge ? "bridge" : (modes[pdev.name] ?? "no driver"), vectors: vectors, intx: intx))
+        }
+
+        var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
+        text += "\(devices.count) device(s); functions in probe order (pci_scan_child_bus, pci_bus_add_devices → iommu_probe_device):\n"
+        for entry in entries {
+            text += "\n\(entry.name)\(entry.isBridge ? " (bridge)" : "")\n"
+            var rid = "  RID \(entry.requesterID)"
+            if entry.wireRequesterID != entry.requesterID { rid += ", requests carry \(entry.wireRequesterID) (PCIe-to-PCI bridge alias)" }
+            text += rid + "\n"
+            let sids = entry.streamIDs.isEmpty ? "none (no IOMMU)" : entry.streamIDs.map { Hex.format(UInt64($0), minDigits: 1) }.joined(separator: ", ")
+            text += "  StreamID \(sids); DeviceID \(entry.deviceID.map { Hex.format(UInt64($0), minDigits: 1) } ?? "-")\n"
+            if let group = entry.group {
+                text += "  iommu group \(group): \(entry.groupDevices.joined(separator: " ")); default domain \(entry.defaultDomainType ?? "unknown")\n"
+                for region in entry.reservedRegions { text += "  reserved \(region)\n" }
+            } else {
+                text += "  no iommu group\n"
+            }
+            if !entry.isBridge {
+                text += "  interrupts: \(entry.interruptMode)\n"
+                if let intx = entry.intx {
+                    let letter = ["A", "B", "C", "D"][Int(intx.pin &- 1) & 3]
+                    let rootLetter = ["A", "B", "C", "D"][Int(intx.rootPin &- 1) & 3]
+                    text += "    INT\(letter) → host bridge slot \(Hex.format(UInt64(intx.rootDevfn >> 3), minDigits: 2)) INT\(rootLetter) (interrupt-map) → SPI \(intx.intid - 32) (INTID \(intx.intid)), irq \(intx.irq), CPU 0\n"
+                }
+                for v in entry.vectors {
+                    text += "    vector \(v.index): irq \(v.irq), address \(Hex.format(v.address)) data \(Hex.format(UInt64(v.data), minDigits: 1)), \(v.lpi.map { "LPI \($0)" } ?? "no LPI"), CPU \(v.cpu)\n"
+                }
+            }
+        }
+        return HostDevicesReport(text: text, entries: entries)
+    }
+
+    /// A function like the scenario worlds' (virtio IDs, a 64-bit BAR 0 holding the MSI-X table
+    /// and PBA), with the capability `spec` names and Interrupt Pin INTA#, so the driver's
+    /// `pci_alloc_irq_vectors(…, PCI_IRQ_ALL_TYPES)` can fall back to INTx.
+    static func makeFunction(_ spec: HostDeviceSpec, index: Int) throws -> PCIFunction {
+        let name = "dev\(index)"
+        switch spec.interrupts {
+        case .msix:
+            let tableBytes = UInt32(max(spec.vectors, 1)) * 16
+            let pbaOffset = max(0x800, (tableBytes + 0xFFF) & ~0xFFF)
+            var barSize: UInt64 = 0x4000
+            while barSize < UInt64(pbaOffset) + 0x1000 { barSize <<= 1 }
+            return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: barSize)],
+                                   msix: MSIXConfiguration(tableSize: spec.vectors, pbaOffset: pbaOffset), interruptPin: 1)
+        case .msi:
+            var log2 = 0
+            while (1 << log2) < spec.vectors, log2 < 5 { log2 += 1 }
+            return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
+                                   msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2), interruptPin: 1)
+        case .intx:
+            return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], interruptPin: 1)
+        }
+    }
+}

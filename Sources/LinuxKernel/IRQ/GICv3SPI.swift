@@ -1,0 +1,45 @@
+import Bus
+import Firmware
+
+extension IRQSubsystem {
+    /// `irq_create_of_mapping` for a GICv3 specifier <0 (SPI) n flags>: `gic_irq_domain_translate`
+    /// gives hwirq n + 32; an INTID already mapped returns its Linux number
+    /// (`irq_find_mapping`), else a new one. Level-high, as `of_irq_parse_and_map_pci` maps INTx.
+    func mapSPI(intid: UInt32, device: Device?) -> Int {
+        if let existing = descriptorByHWIRQ[intid] { return existing.irq }
+        let irq = nextIRQ
+        nextIRQ += 1
+        let d = IRQDescriptor(irq: irq, hwirq: intid, chipName: "GICv3", device: device, msiDescriptor: nil,
+                              itsIndex: -1, eventID: 0, cpuCount: cpuCount)
+        descriptors[irq] = d
+        descriptorByHWIRQ[intid] = d
+        return irq
+    }
+
+    /// `request_irq` on an SPI: `gic_set_type` (level: GICD_ICFGR bit 2n+1 cleared),
+    /// `irq_setup_affinity` → `gic_set_affinity` (GICD_IROUTER<n> = the first online CPU of
+    /// the default mask, CPU 0, as its MPIDR affinity with Interrupt_Routing_Mode 0), then
+    /// `gic_unmask_irq` (GICD_ISENABLER<n>).
+    func startSPI(_ d: IRQDescriptor) throws(Errno) {
+        guard let base = kernel.topology.gic?.distributor.base else { throw .ENODEV }
+        let n = UInt64(d.hwirq)
+        guard let icfgr = base.adding(0xC00 + (n / 16) * 4),
+              let irouter = base.adding(0x6000 + 8 * n) else { throw .EINVAL }
+        let config = try kernel.mmio.read32(icfgr)
+        try kernel.mmio.write32(icfgr, config & ~(UInt32(1) << UInt32((n % 16) * 2 + 1)))
+        let mpidr = kernel.topology.cpus.first?.mpidr ?? 0
+        try kernel.mmio.write(irouter, size: 8, mpidr & 0xFF_00FF_FFFF)
+        d.effectiveCPU = 0
+        d.isActivated = true
+        d.isStarted = true
+        try maskSPI(d, masked: false)
+    }
+
+    /// `gic_mask_irq` / `gic_unmask_irq`: GICD_ICENABLER<n> / GICD_ISENABLER<n>.
+    func maskSPI(_ d: IRQDescriptor, masked: Bool) throws(Errno) {
+        guard let base = kernel.topology.gic?.distributor.base,
+              let register = base.adding((masked ? 0x180 : 0x100) + UInt64(d.hwirq / 32) * 4) else { throw .ENODEV }
+        try kernel.mmio.write32(register, UInt32(1) << (d.hwirq % 32))
+        d.isMasked = masked
+    }
+}
