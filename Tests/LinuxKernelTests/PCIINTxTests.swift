@@ -11,7 +11,7 @@ import PCI
 struct PCIINTxTests {
     @Test("QEMU virt's interrupt-map: slot s, pin p (1…4) → SPI 3 + ((p − 1 + s) mod 4), parent the GIC, level high (create_pcie_irq_map)")
     func qemuVirtInterruptMap() throws {
-        let topology = try Topology(dtb: try K2Host.fixtureBytes("qemu-virt/virt-smmu.dtb"))
+        let topology = try Topology(dtb: try PCIKernelHost.fixtureBytes("qemu-virt/virt-smmu.dtb"))
         let bridge = try #require(topology.pcieHostBridges.first)
         let map = try #require(bridge.interruptMap)
         // Mask <0x1800 0 0 7>: slot bits 12:11 of phys.hi and the pin; 16 entries (slots 0…3 ×
@@ -129,7 +129,7 @@ struct PCIINTxTests {
     @Test("a function with MSI-X and an Interrupt Pin gets MSI-X while an MSI domain exists, INTx on the same platform with the ITS removed (no msi-parent)",
           arguments: [("qemu-virt/virt-smmu.dtb", true), ("qemu-virt/virt-smmu-itsoff.dtb", false)])
     func intxOnlyWithoutMSI(fixture: String, hasITS: Bool) throws {
-        let machine = try Machine(topology: try Topology(dtb: try K2Host.fixtureBytes(fixture)), name: fixture)
+        let machine = try Machine(topology: try Topology(dtb: try PCIKernelHost.fixtureBytes(fixture)), name: fixture)
         let function = try PCIFunction(name: "ep", requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: 4), interruptPin: 1)
