@@ -286,16 +286,16 @@ public final class SMMURegisterFile {
         case R.strtabBase:
             // RA[62], ADDR[55:6]; guarded by SMMUEN (§6.3.24).
             guard !c.contains(.smmuEnable) else { return [] }
-            state.strtabBase = (value & (1 << 62)) | (value.keepingBits(55, 6) & oas)
+            state.strtabBase = (value & SMMURegisterField.allocateHint) | (value.keepingBits(55, 6) & oas)
             return .streamTable
         case R.cmdqBase:
             // RA[62], ADDR[55:5], LOG2SIZE[4:0]; guarded by CMDQEN (§6.3.26).
             guard !c.contains(.commandQueueEnable) else { return [] }
-            state.cmdqBase = (value & (1 << 62)) | (value.keepingBits(55, 5) & oas) | value.bits(4, 0)
+            state.cmdqBase = (value & SMMURegisterField.allocateHint) | (value.keepingBits(55, 5) & oas) | value.bits(4, 0)
         case R.eventqBase:
             // WA[62], ADDR[55:5], LOG2SIZE[4:0]; guarded by EVENTQEN (§6.3.29).
             guard !c.contains(.eventQueueEnable) else { return [] }
-            state.eventqBase = (value & (1 << 62)) | (value.keepingBits(55, 5) & oas) | value.bits(4, 0)
+            state.eventqBase = (value & SMMURegisterField.allocateHint) | (value.keepingBits(55, 5) & oas) | value.bits(4, 0)
         case R.eventqIRQCfg0:
             if configuration.msi && !irqs.contains(.eventQueue) {
                 state.eventqIRQCfg0 = value.keepingBits(55, 2) & oas
