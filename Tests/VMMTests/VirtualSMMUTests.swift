@@ -118,7 +118,10 @@ struct VirtualSMMUTests {
         try Self.w32(bus, R.strtabBaseCfg, 1 << 16 | 8 << 6 | 16)   // 2-level, SPLIT 8, 2^16 SIDs
         // SID 0x108: L1 index 1, L2 index 8. Span 9 = 256 STEs.
         try bus.write64(PhysicalAddress(l1 + 8), l2 | 9)
-        let ste = StreamTableEntry.stage1(contextPtr: 0x4030_0000)
+        var ste = StreamTableEntry()
+        ste.valid = true
+        ste.config = .stage1
+        ste.s1ContextPtr = 0x4030_0000
         try bus.writeWords(PhysicalAddress(l2 + 8 * 64), ste.words)
         #expect(try v.guestStreamTableEntry(StreamID(0x108)) == ste)
         #expect(throws: VirtualSMMU.FetchError.invalidSpan(StreamID(0x8), l1Index: 0, l1Address: l1, span: 0, split: 8)) {
