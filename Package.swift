@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PCI", targets: ["PCI"]),
         .library(name: "Firmware", targets: ["Firmware"]),
         .library(name: "Machine", targets: ["Machine"]),
+        .library(name: "Testbed", targets: ["Testbed"]),
         .library(name: "LinuxKernel", targets: ["LinuxKernel"]),
         .library(name: "VMM", targets: ["VMM"]),
         .library(name: "Scenario", targets: ["Scenario"]),
@@ -30,6 +31,10 @@ let package = Package(
         .target(name: "PCI", dependencies: ["Bus"]),
         .target(name: "Firmware", dependencies: ["Bus"]),
         .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
+        // Bring-up and test code that programs the hardware directly, without a kernel model:
+        // bare-metal firmware-style bring-up and a page-table builder. Software, so it lives
+        // outside the hardware modules.
+        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
         // Software: one Linux model, run as the host now and as the guest later. It reaches the
         // hardware only through MMIO, memory and the CPU's GIC system registers.
         .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
@@ -48,18 +53,18 @@ let package = Package(
         .target(
             name: "DoorbellCommands",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "doorbell", dependencies: ["DoorbellCommands"]),
 
         .testTarget(name: "BusTests", dependencies: ["Bus"]),
-        .testTarget(name: "SMMUv3Tests", dependencies: ["Bus", "SMMUv3"]),
+        .testTarget(name: "SMMUv3Tests", dependencies: ["Bus", "SMMUv3", "Testbed"]),
         .testTarget(name: "GICTests", dependencies: ["Bus", "GIC"]),
         .testTarget(name: "PCITests", dependencies: ["Bus", "PCI"]),
         .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware"]),
-        .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
+        .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed"]),
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario"]),

@@ -5,6 +5,7 @@ import GIC
 import Machine
 import PCI
 import SMMUv3
+import Testbed
 
 /// `doorbell msi`: one MSI-X vector from a PCIe function to the CPU that takes its LPI.
 struct MSICommand: ParsableCommand {

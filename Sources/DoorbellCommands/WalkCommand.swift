@@ -2,6 +2,7 @@ import ArgumentParser
 import Bus
 import Machine
 import SMMUv3
+import Testbed
 
 /// `doorbell walk`: one DMA write translated by the SMMU, every descriptor read shown.
 struct WalkCommand: ParsableCommand {

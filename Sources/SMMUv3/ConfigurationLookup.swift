@@ -3,9 +3,8 @@ import Bus
 /// Stream table and CD table lookup (SMMUv3 §3.3.2, §5.1–5.4; docs/hardware.md §Stream table, §STE, §CD).
 ///
 /// Choices where the spec allows several behaviours (each documented at its check):
-/// - An STE address beyond the OAS is reported as F_STE_FETCH, not truncated (§3.4.3 note 5).
-/// - An invalid L1STD (Span 0, reserved 12–31, > SPLIT+1, or the StreamID beyond the span) is
-///   C_BAD_STREAMID, recorded only with CR2.RECINVSID (§5.1.1).
+/// - The stream table walk is `StreamTableWalker`'s; its C_BAD_STREAMID is recorded only with
+///   CR2.RECINVSID (§5.1.1).
 /// - An L1CD with V=0, or an L2Ptr beyond the OAS (S1-only) / IAS (nested), is
 ///   C_BAD_SUBSTREAMID (§5.3.1, §3.4.3 notes 3/4, choice (a)).
 extension SMMUTranslator {
@@ -15,62 +14,28 @@ extension SMMUTranslator {
         let sid = context.streamID.rawValue
         if let cached = streamCache[sid] { return cached }
         hit = false
-        // STRTAB_BASE_CFG.LOG2SIZE, effective = min(LOG2SIZE, SIDSIZE) (§6.3.24).
-        let log2Size = min(max(streamTable.log2Size, 0), configuration.effectiveStreamIDBits)
-        if UInt64(sid) >> UInt64(log2Size) != 0 {
-            throw fault(.cBadStreamID, context, record: recordInvalidStreamIDs,
-                        reason: "StreamID \(context.streamID) ≥ 2^\(log2Size) (effective STRTAB_BASE_CFG.LOG2SIZE) (§6.3.24)")
-        }
-        let base = streamTable.base.rawValue
-        var steAddress: UInt64
-        if streamTable.twoLevel && configuration.twoLevelStreamTable {
-            // SPLIT: 6, 8 or 10; other values are reserved and behave as 6 (§6.3.24).
-            let split = [6, 8, 10].contains(streamTable.split) ? streamTable.split : 6
-            let l1Index = UInt64(sid) >> UInt64(split)
-            let (l1Address, overflow) = base.addingReportingOverflow(l1Index &* 8)
-            if overflow || l1Address >> UInt64(configuration.oasBits) != 0 {
-                throw fault(.fSTEFetch, context, fetchAddress: l1Address, reason: "L1STD address beyond the OAS (§3.4.3)")
-            }
-            let raw: UInt64
-            do { raw = try bus.read64(PhysicalAddress(l1Address)) } catch {
-                throw fault(.fSTEFetch, context, fetchAddress: l1Address, reason: "L1STD fetch aborted: \(error)")
-            }
-            counters.steFetches &+= 1
-            let l1 = LevelOneStreamTableDescriptor(rawValue: raw)
-            if let trace {
-                trace.append(.smmu, "L1STD fetch", address: l1Address, value: raw,
-                             "StreamID \(context.streamID) → L1[\(l1Index)]: Span=\(l1.span), L2Ptr=\(Hex.format(l1.l2Ptr))")
-            }
-            // Span 0 invalid, 12–31 reserved (as 0), above SPLIT+1 out of bounds (§5.1.1).
-            let span = l1.span
-            if span == 0 || span > 11 || span > split + 1 {
-                throw fault(.cBadStreamID, context, record: recordInvalidStreamIDs,
-                            reason: "L1STD[\(l1Index)] at \(Hex.format(l1Address)) has invalid Span \(span) (SPLIT \(split)) (§5.1)")
-            }
-            let l2Index = UInt64(sid) & UInt64.lowMask(split)
-            if l2Index >> UInt64(span - 1) != 0 {
-                throw fault(.cBadStreamID, context, record: recordInvalidStreamIDs,
-                            reason: "StreamID \(context.streamID) beyond L1STD[\(l1Index)].Span \(span) (2^\(span - 1) STEs) (§5.1.1)")
-            }
-            // L2Ptr[5 + (Span−1):0] are treated as zero: the L2 array is aligned to its size (§5.1).
-            let l2Base = l1.l2Ptr & ~UInt64.lowMask(6 + span - 1)
-            steAddress = l2Base &+ l2Index &* 64
-        } else {
-            let (address, overflow) = base.addingReportingOverflow(UInt64(sid) &* 64)
-            if overflow {
-                throw fault(.fSTEFetch, context, fetchAddress: base, reason: "STE address overflows")
-            }
-            steAddress = address
-        }
-        if steAddress >> UInt64(configuration.oasBits) != 0 {
-            throw fault(.fSTEFetch, context, fetchAddress: steAddress, reason: "STE address beyond the OAS (§3.4.3)")
-        }
-        var ste = StreamTableEntry()
-        for i in 0..<8 {
-            do { ste[word: i] = try bus.read64(PhysicalAddress(steAddress &+ UInt64(i * 8))) } catch {
-                throw fault(.fSTEFetch, context, fetchAddress: steAddress, reason: "STE fetch aborted: \(error)")
+        let walker = StreamTableWalker(table: streamTable, configuration: configuration)
+        let fetched: (address: UInt64, entry: StreamTableEntry)
+        do {
+            fetched = try walker.fetch(context.streamID, read: { (address) throws(BusError) -> UInt64 in
+                try bus.read64(PhysicalAddress(address))
+            }, levelOne: { l1Index, l1Address, l1 in
+                counters.steFetches &+= 1
+                if let trace {
+                    trace.append(.smmu, "L1STD fetch", address: l1Address, value: l1.rawValue,
+                                 "StreamID \(context.streamID) → L1[\(l1Index)]: Span=\(l1.span), L2Ptr=\(Hex.format(l1.l2Ptr))")
+                }
+            })
+        } catch {
+            switch error.eventType {
+            case .cBadStreamID:
+                throw fault(.cBadStreamID, context, record: recordInvalidStreamIDs, reason: error.description)
+            default:
+                throw fault(error.eventType, context, fetchAddress: error.fetchAddress, reason: error.description)
             }
         }
+        let steAddress = fetched.address
+        let ste = fetched.entry
         counters.steFetches &+= 1
         if let trace { trace.append(.smmu, "STE fetch", address: steAddress, value: ste.dw0, describe(ste, sid: context.streamID)) }
         if let rule = ste.illegalRule(on: configuration) {

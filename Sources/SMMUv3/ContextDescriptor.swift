@@ -110,29 +110,6 @@ public struct ContextDescriptor: EightWordStructure, Hashable, Sendable {
     public var mair: UInt64 { get { dw3 } set { dw3 = newValue } }
 }
 
-extension ContextDescriptor {
-    /// A stage-1 CD as Linux `arm_smmu_make_s1_cd` writes it for an io-pgtable domain: T0SZ, TG0,
-    /// IR0/OR0 = WBWA, SH0 = IS, IPS, EPD1, V, AA64, R, A, ASET, ASID, TTB0 and MAIR (Linux MAIR:
-    /// index 0 Normal-NC 0x44, 1 Normal WB 0xFF, 2 Device-nGnRE 0x04).
-    public static func stage1(asid: ASID, ttb0: UInt64, geometry: WalkGeometry, ips: OutputAddressSize, record: Bool = true, abort: Bool = true) -> ContextDescriptor {
-        var cd = ContextDescriptor()
-        cd.t0sz = 64 - geometry.inputSize
-        cd.tg0 = geometry.granule
-        cd.ir0 = 1; cd.or0 = 1; cd.sh0 = 3
-        cd.ips = UInt64(ips.rawValue)
-        cd.epd1 = true
-        cd.valid = true
-        cd.aa64 = true
-        cd.record = record
-        cd.abort = abort
-        cd.aset = true
-        cd.asid = asid
-        cd.ttb0 = ttb0
-        cd.mair = 0x04_FF_44
-        return cd
-    }
-}
-
 /// Level 1 Stream Table Descriptor (SMMUv3 §5.1): Span [4:0], L2Ptr [55:6].
 public struct LevelOneStreamTableDescriptor: Hashable, Sendable {
     public var rawValue: UInt64

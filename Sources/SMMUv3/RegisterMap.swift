@@ -95,6 +95,30 @@ public struct SMMUControl0: OptionSet, Hashable, Sendable {
     public static let implemented: SMMUControl0 = [.smmuEnable, .eventQueueEnable, .commandQueueEnable]
 }
 
+/// SMMU_CR1 (§6.3.11): the shareability and cacheability of the SMMU's own accesses to the
+/// stream/CD tables (TABLE_SH[11:10], TABLE_OC[9:8], TABLE_IC[7:6]) and to the queues
+/// (QUEUE_SH[5:4], QUEUE_OC[3:2], QUEUE_IC[1:0]). The model stores them; it has no caches.
+public struct SMMUControl1: Hashable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// *_SH: 0b00 Non-shareable, 0b10 Outer, 0b11 Inner Shareable.
+    public enum Shareability: UInt32, Hashable, Sendable { case nonShareable = 0b00, outer = 0b10, inner = 0b11 }
+    /// *_OC / *_IC: 0b00 Non-cacheable, 0b01 Write-Back, 0b10 Write-Through.
+    public enum Cacheability: UInt32, Hashable, Sendable { case nonCacheable = 0b00, writeBack = 0b01, writeThrough = 0b10 }
+
+    public init(table: (Shareability, outer: Cacheability, inner: Cacheability),
+                queue: (Shareability, outer: Cacheability, inner: Cacheability)) {
+        rawValue = table.0.rawValue << 10 | table.outer.rawValue << 8 | table.inner.rawValue << 6
+            | queue.0.rawValue << 4 | queue.outer.rawValue << 2 | queue.inner.rawValue
+    }
+
+    /// Inner Shareable, Write-Back for tables and queues: Linux `arm_smmu_device_reset`'s
+    /// CR1 for a coherent SMMU (CR1_SH_ISH, CR1_CACHE_WB).
+    public static let coherentWriteBack = SMMUControl1(table: (.inner, outer: .writeBack, inner: .writeBack),
+                                                       queue: (.inner, outer: .writeBack, inner: .writeBack))
+}
+
 /// SMMU_IRQ_CTRL / SMMU_IRQ_CTRLACK fields (§6.3.17, §6.3.18).
 public struct SMMUInterruptControl: OptionSet, Hashable, Sendable {
     public let rawValue: UInt32
@@ -185,6 +209,9 @@ public enum SMMURegisterField {
     /// GBPA.UPDATE[31] and GBPA.ABORT[20] (§6.3.14).
     public static let gbpaUpdateBit = 31
     public static let gbpaAbortBit = 20
+    /// STRTAB_BASE.RA / CMDQ_BASE.RA / EVENTQ_BASE.WA[62]: read- (write-) allocate hint
+    /// (§6.3.24, §6.3.26, §6.3.29).
+    public static let allocateHint: UInt64 = 1 << 62
     /// *_IRQ_CFG0.ADDR[55:2] (§6.3.21).
     public static func msiAddress(_ cfg0: UInt64) -> UInt64 { cfg0.keepingBits(55, 2) }
 }

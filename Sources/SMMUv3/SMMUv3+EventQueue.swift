@@ -4,71 +4,45 @@ import Bus
 /// (§3.18).
 extension SMMUv3 {
     /// EVENTQ_BASE.LOG2SIZE capped at IDR1.EVENTQS (§6.3.29).
-    var eventQueueGeometry: QueueGeometry {
-        QueueGeometry(log2Size: min(SMMURegisterField.queueLog2Size(registers.eventqBase),
-                                    min(max(configuration.eventQueueMaxLog2, 0), 19)))
-    }
+    var eventQueueGeometry: QueueGeometry { registerFile.eventQueueGeometry }
 
-    /// Writes the record for `fault` at EVENTQ_PROD and advances PROD (§7.2–7.4):
-    /// - EVENTQEN = 0: the record is discarded, without an overflow (§7.4);
-    /// - EVENTQ_ABT_ERR active: delivery has stopped (§7.5), discarded;
-    /// - queue full: the record is lost; if no overflow is already pending (OVFLG = OVACKFLG),
-    ///   EVENTQ_PROD.OVFLG toggles (§7.4). While an overflow is unacknowledged, records still go
-    ///   into free space, but a second overflow cannot be signalled;
-    /// - the record write aborts: EVENTQ_ABT_ERR is activated, the record is lost, PROD stays;
-    /// - otherwise the record is written and PROD moves, and if the queue was empty and
-    ///   IRQ_CTRL.EVENTQ_IRQEN = 1 the event-queue interrupt fires, after PROD is visible.
-    /// Lost and discarded records count in `eventsDropped`, written ones in `eventsRecorded`.
+    /// Writes the record for `fault` into the event queue (`SMMURegisterFile.produceEvent`,
+    /// §7.2–7.4) and signals: the event-queue interrupt when the queue was empty and
+    /// IRQ_CTRL.EVENTQ_IRQEN = 1, after PROD is visible; the GERROR interrupt when the write
+    /// aborted (EVENTQ_ABT_ERR). Lost and discarded records count in `eventsDropped`, written
+    /// ones in `eventsRecorded`.
     public func recordEvent(_ fault: SMMUFault) {
-        guard registers.control.contains(.eventQueueEnable),
-              !registers.activeErrors.contains(.eventQueueAbort) else {
-            translator.counters.eventsDropped &+= 1
-            return
+        let record = EventRecord(fault: fault)
+        let outcome = registerFile.produceEvent(record) { (address, word) throws(BusError) in
+            try bus.write(PhysicalAddress(address), size: 8, value: word, requester: .hardware)
         }
-        let geometry = eventQueueGeometry
-        let prod = registers.eventqProd
-        let cons = registers.eventqCons
-        let overflowBit = UInt32(1) << UInt32(SMMURegisterField.overflowBit)
-        if geometry.isFull(producer: prod, consumer: cons) {
+        switch outcome {
+        case .discarded, .overflowed:
             translator.counters.eventsDropped &+= 1
-            if prod & overflowBit == cons & overflowBit {
-                registers.eventqProd = prod ^ overflowBit
+        case .aborted(let activated):
+            translator.counters.eventsDropped &+= 1
+            if activated { signalGlobalError(.eventQueueAbort) }
+        case .written(let slot, let interrupt):
+            translator.counters.eventsRecorded &+= 1
+            if let trace = translator.trace {
+                trace.append(.smmu, "event \(fault.type.name)", address: slot, value: record.dwords.0, fault.description)
             }
-            return
-        }
-        let base = queueBase(registers.eventqBase, geometry: geometry, entryShift: 5)
-        let slot = base | (UInt64(geometry.index(prod)) << 5)
-        let (w0, w1, w2, w3) = EventRecord(fault: fault).dwords
-        do {
-            try bus.write(PhysicalAddress(slot), size: 8, value: w0, requester: .hardware)
-            try bus.write(PhysicalAddress(slot | 8), size: 8, value: w1, requester: .hardware)
-            try bus.write(PhysicalAddress(slot | 16), size: 8, value: w2, requester: .hardware)
-            try bus.write(PhysicalAddress(slot | 24), size: 8, value: w3, requester: .hardware)
-        } catch {
-            translator.counters.eventsDropped &+= 1
-            raiseGlobalError(.eventQueueAbort)
-            return
-        }
-        let wasEmpty = geometry.isEmpty(producer: prod, consumer: cons)
-        registers.eventqProd = (prod & overflowBit) | geometry.advanced(prod)
-        translator.counters.eventsRecorded &+= 1
-        if let trace = translator.trace {
-            trace.append(.smmu, "event \(fault.type.name)", address: slot, value: w0, fault.description)
-        }
-        if wasEmpty && registers.interruptControl.contains(.eventQueue) {
-            wiredInterrupts.eventQueue &+= 1
-            sendMSI(configuration: registers.eventqIRQCfg0, data: registers.eventqIRQCfg1,
-                    abortError: .eventQueueMSIAbort) { $0.eventQueue &+= 1 }
+            if interrupt {
+                wiredInterrupts.eventQueue &+= 1
+                sendMSI(configuration: registers.eventqIRQCfg0, data: registers.eventqIRQCfg1,
+                        abortError: .eventQueueMSIAbort) { $0.eventQueue &+= 1 }
+            }
         }
     }
 
-    /// Activates a global error (§7.5): GERROR[x] toggles unless the error is already active
-    /// (then nothing is logged). Activation raises the GERROR interrupt when
-    /// IRQ_CTRL.GERROR_IRQEN = 1, except for MSI_GERROR_ABT_ERR (§7.5.1).
+    /// Activates a global error (§7.5, `SMMURegisterFile.activateGlobalError`) and signals it.
     func raiseGlobalError(_ error: SMMUGlobalErrors) {
-        guard SMMUGlobalErrors.implemented(msi: configuration.msi).isSuperset(of: error),
-              registers.activeErrors.isDisjoint(with: error) else { return }
-        registers.gerror ^= error.rawValue
+        if registerFile.activateGlobalError(error) { signalGlobalError(error) }
+    }
+
+    /// The GERROR interrupt for a newly activated error, when IRQ_CTRL.GERROR_IRQEN = 1, except
+    /// for MSI_GERROR_ABT_ERR, whose activation does not raise it (§7.5.1).
+    func signalGlobalError(_ error: SMMUGlobalErrors) {
         guard error != .globalErrorMSIAbort, registers.interruptControl.contains(.globalError) else { return }
         wiredInterrupts.globalError &+= 1
         sendMSI(configuration: registers.gerrorIRQCfg0, data: registers.gerrorIRQCfg1,

@@ -49,16 +49,17 @@ public final class SMMUv3: MMIODevice {
     /// Implementer[11:0] (JEP106). 0 by default, so Linux applies no implementation errata.
     public let iidr: UInt32
 
-    /// The register file.
-    public internal(set) var registers = SMMURegisterState()
+    /// The register file (shared with virtual SMMU front ends: `SMMURegisterFile`).
+    public let registerFile: SMMURegisterFile
+    /// The registers' state.
+    public internal(set) var registers: SMMURegisterState {
+        get { registerFile.state }
+        set { registerFile.state = newValue }
+    }
     /// Pulses on each wired interrupt output.
     public internal(set) var wiredInterrupts = SMMUWiredInterrupts()
     /// MSIs sent that the bus accepted.
     public internal(set) var messageInterrupts = SMMUMessageInterrupts()
-
-    /// Re-entrancy guard for command consumption: a CMD_SYNC or GERROR MSI may itself target an
-    /// SMMU register (CMDQ_PROD, GERRORN, CR0).
-    var consumingCommands = false
 
     public init(configuration: SMMUConfiguration = .default, bus: SystemBus,
                 msiDeviceID: DeviceID = SMMUv3.defaultMSIDeviceID, iidr: UInt32 = 0) {
@@ -67,12 +68,13 @@ public final class SMMUv3: MMIODevice {
         self.msiDeviceID = msiDeviceID
         self.iidr = iidr
         self.translator = SMMUTranslator(configuration: configuration, bus: bus)
+        self.registerFile = SMMURegisterFile(configuration: configuration, iidr: iidr)
         translator.recordInvalidStreamIDs = false
         updateTranslatorStreamTable()
     }
 
     /// SMMUEN as the SMMU currently applies it.
-    @inlinable public var isEnabled: Bool { registers.cr0ack & 1 != 0 }
+    public var isEnabled: Bool { SMMUControl0(rawValue: registers.cr0ack).contains(.smmuEnable) }
 
     /// Processes one incoming transaction (§3.1):
     /// - SMMUEN = 0: GBPA.ABORT = 1 terminates it with an abort; otherwise it bypasses, output =
@@ -106,27 +108,13 @@ public final class SMMUv3: MMIODevice {
     }
 
     /// The physical-address mask of SMMU-originated accesses: IDR5.OAS bits (§3.4.3).
-    var outputAddressMask: UInt64 { .lowMask(configuration.outputAddressSize.bits) }
+    var outputAddressMask: UInt64 { registerFile.outputAddressMask }
 
-    /// Pushes STRTAB_BASE / STRTAB_BASE_CFG into the translator (§6.3.24–25):
-    /// - LOG2SIZE is capped at IDR1.SIDSIZE ("the effective LOG2SIZE");
-    /// - FMT = 0b01 selects the 2-level format only if IDR0.ST_LEVEL advertises it; FMT = 0b01
-    ///   without support and the Reserved 0b1x are treated as linear (a CONSTRAINED
-    ///   UNPREDICTABLE choice);
-    /// - the base is aligned as §6.3.24 says, using the literal LOG2SIZE: a linear table to its
-    ///   size (ADDR[LOG2SIZE+5:0] = 0), a 2-level L1 table to max(64 bytes, its size)
-    ///   (ADDR[MAX(5, LOG2SIZE−SPLIT−1+3):0] = 0);
-    /// - SPLIT is passed as written; the translator applies §6.3.25's "other values behave as 6".
+    /// Pushes STRTAB_BASE / STRTAB_BASE_CFG into the translator, decoded by
+    /// `StreamTableConfiguration(strtabBase:strtabBaseCfg:on:)` (§6.3.24–25).
     func updateTranslatorStreamTable() {
-        let cfg = registers.strtabBaseCfg
-        let log2Size = SMMURegisterField.streamTableLog2Size(cfg)
-        let split = SMMURegisterField.streamTableSplit(cfg)
-        let twoLevel = SMMURegisterField.streamTableFormat(cfg) == 1 && configuration.twoLevelStreamTable
-        let lowBit = twoLevel ? max(5, log2Size - split + 2) : log2Size + 5
-        let address = SMMURegisterField.streamTableAddress(registers.strtabBase) & ~UInt64.lowMask(lowBit + 1)
-        translator.streamTable = StreamTableConfiguration(
-            base: PhysicalAddress(address),
-            log2Size: min(log2Size, configuration.effectiveStreamIDBits),
-            split: split, twoLevel: twoLevel)
+        translator.streamTable = StreamTableConfiguration(strtabBase: registers.strtabBase,
+                                                          strtabBaseCfg: registers.strtabBaseCfg,
+                                                          on: configuration)
     }
 }

@@ -191,40 +191,6 @@ public struct StreamTableEntry: EightWordStructure, Hashable, Sendable {
 }
 
 extension StreamTableEntry {
-    /// An S2-only STE as Linux `arm_smmu_make_s2_domain_ste` writes it: V, Config=S2, VMID,
-    /// the VTCR fields, S2AA64, S2PTW, S2R.
-    public static func stage2(vmid: VMID, ttb: PhysicalAddress, geometry: WalkGeometry, outputSize: OutputAddressSize, record: Bool = true, protectedTableWalk: Bool = true) -> StreamTableEntry {
-        var ste = StreamTableEntry()
-        ste.valid = true
-        ste.config = .stage2
-        ste.setStage2(vmid: vmid, ttb: ttb, geometry: geometry, outputSize: outputSize, record: record, protectedTableWalk: protectedTableWalk)
-        return ste
-    }
-
-    /// An S1-only STE pointing at a CD or CD table (Linux `arm_smmu_make_cdtable_ste`).
-    public static func stage1(contextPtr: UInt64, cdMax: Int = 0, s1Fmt: UInt64 = 0, s1DSS: UInt64 = 0) -> StreamTableEntry {
-        var ste = StreamTableEntry()
-        ste.valid = true
-        ste.config = .stage1
-        ste.s1ContextPtr = contextPtr
-        ste.s1CDMax = cdMax
-        ste.s1Fmt = s1Fmt
-        ste.s1DSS = s1DSS
-        ste.s1CIR = 1; ste.s1COR = 1; ste.s1CSH = 3
-        return ste
-    }
-
-    /// A nested STE (Config=0b111): guest S1 fields plus the host's stage 2 (Linux
-    /// `arm_smmu_make_nested_cd_table_ste`).
-    public static func nested(contextPtr: UInt64, cdMax: Int = 0, s1Fmt: UInt64 = 0, s1DSS: UInt64 = 0,
-                              vmid: VMID, s2TTB: PhysicalAddress, s2Geometry: WalkGeometry, outputSize: OutputAddressSize,
-                              record: Bool = true, protectedTableWalk: Bool = true) -> StreamTableEntry {
-        var ste = stage1(contextPtr: contextPtr, cdMax: cdMax, s1Fmt: s1Fmt, s1DSS: s1DSS)
-        ste.config = .nested
-        ste.setStage2(vmid: vmid, ttb: s2TTB, geometry: s2Geometry, outputSize: outputSize, record: record, protectedTableWalk: protectedTableWalk)
-        return ste
-    }
-
     /// Bypass (Config=0b100).
     public static var bypass: StreamTableEntry {
         var ste = StreamTableEntry()

@@ -5,6 +5,7 @@ import GIC
 import PCI
 import SMMUv3
 @testable import Machine
+@testable import Testbed
 
 /// One MSI from a PCIe function to a CPU on the `qemu-virt` preset, through architected
 /// structures only: the function's MSI-X entry, the root complex's RID maps, the SMMU's STE/CD/

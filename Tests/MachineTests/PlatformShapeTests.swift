@@ -5,6 +5,7 @@ import GIC
 import PCI
 import SMMUv3
 @testable import Machine
+@testable import Testbed
 
 /// Machines built from other platform shapes: two ITSs with RID ranges split between them, a
 /// device behind a PCIe-to-PCI bridge, a platform without an SMMU, real board DTBs.

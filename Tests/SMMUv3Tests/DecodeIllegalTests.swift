@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Every ILLEGAL rule of `SteIllegal` (§5.2.2) and `CdIllegal` (§5.4.2) that this SMMU can hit:

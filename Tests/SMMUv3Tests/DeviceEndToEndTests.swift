@@ -1,6 +1,7 @@
 import Testing
 import Bus
 @testable import SMMUv3
+import Testbed
 
 /// The SMMU driven only through MMIO, queues and tables in RAM, as the Linux driver drives it.
 @Suite("SMMUv3 device end to end")

@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Encoders against hand-assembled words. Each expected constant is built from the field

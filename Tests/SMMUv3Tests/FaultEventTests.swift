@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Faults and the event fields they carry (SMMUv3 §7.3, §5.5; docs/hardware.md §Event records, §Fault behaviour).

@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Invalidation scopes at translator level (SMMUv3 §4.3, §4.4; docs/hardware.md §TLB and invalidation). Each test

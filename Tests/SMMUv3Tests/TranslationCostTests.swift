@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Exact read counts per translation. The model has no walk caches, so a miss costs the

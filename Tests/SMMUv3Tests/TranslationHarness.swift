@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 
 /// A bus with one large RAM window, a stream table, host table memory and a "guest RAM" window
 /// (IPA 0x4000_0000 backed at PA 0x20_0000_0000), and an `SMMUTranslator` over it. Tests build

@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Property tests: seeded random bytes as STEs, CDs, L1 descriptors and page-table descriptors

@@ -1,5 +1,6 @@
 import Bus
 import SMMUv3
+import Testbed
 import Testing
 
 /// Sweeps over granule × input size × start level × stage (swift-collections style: every

@@ -55,7 +55,7 @@ struct VirtualSMMUTests {
         #expect(try Self.r32(bus, R.aidr) == 1)
     }
 
-    @Test("CR0 is acknowledged at once; GBPA takes a write only with UPDATE and reads back with UPDATE clear")
+    @Test("CR0 is acknowledged at once; GBPA resets to QEMU's SMMU_GBPA_RESET_VAL, takes a write only with UPDATE and reads back with UPDATE clear")
     func controlRegisters() throws {
         let (bus, _, _) = try Self.make()
         try Self.w32(bus, R.cr0, 0xD)   // SMMUEN | EVENTQEN | CMDQEN
@@ -63,12 +63,12 @@ struct VirtualSMMUTests {
         try Self.w32(bus, R.cr0, 0x13)  // PRIQEN/ATSCHK are RES0 here
         #expect(try Self.r32(bus, R.cr0ack) == 0x1)
         try Self.w32(bus, R.gbpa, 1 << 20)
-        #expect(try Self.r32(bus, R.gbpa) == 0, "no UPDATE: ignored")
+        #expect(try Self.r32(bus, R.gbpa) == UInt64(SMMURegisterState.gbpaReset), "no UPDATE: ignored")
         try Self.w32(bus, R.gbpa, 1 << 31 | 1 << 20)
         #expect(try Self.r32(bus, R.gbpa) == 1 << 20)
     }
 
-    @Test("commands are read from guest memory between CONS and PROD (with wrap), CMD_SYNC's MSI writes MSIData, an illegal command stops the queue with CERROR_ILL")
+    @Test("commands are read from guest memory between CONS and PROD (with wrap), CMD_SYNC completes without an MSI (IDR0.MSI = 0), a refused command stops the queue with CERROR_ILL")
     func commandQueue() throws {
         let (bus, v, recorder) = try Self.make()
         let q: UInt64 = 0x4010_0000
@@ -90,8 +90,9 @@ struct VirtualSMMUTests {
         try Self.w32(bus, R.cmdqProd, 3)
         #expect(try Self.r32(bus, R.cmdqCons) == 3)
         #expect(recorder.commands == Array(commands.prefix(2)))
-        // The SYNC's MSI wrote MSIData 0 over its own first word (Linux's MSI-poll completion).
-        #expect(try bus.read(PhysicalAddress(syncSlot), size: 4) == 0)
+        // IDR0.MSI = 0: a CMD_SYNC with CS = SIG_IRQ writes no MSI (§4.7.3), so its first word
+        // is left as written.
+        #expect(try bus.read(PhysicalAddress(syncSlot), size: 8) == commands[2].encode().0)
         // Slot 3, then slot 0 again with the wrap bit: PROD = 0b101.
         let (w0, w1) = commands[4].encode()
         try bus.writeWords(PhysicalAddress(q), [w0, w1])
@@ -117,11 +118,18 @@ struct VirtualSMMUTests {
         try Self.w32(bus, R.strtabBaseCfg, 1 << 16 | 8 << 6 | 16)   // 2-level, SPLIT 8, 2^16 SIDs
         // SID 0x108: L1 index 1, L2 index 8. Span 9 = 256 STEs.
         try bus.write64(PhysicalAddress(l1 + 8), l2 | 9)
-        let ste = StreamTableEntry.stage1(contextPtr: 0x4030_0000)
+        var ste = StreamTableEntry()
+        ste.valid = true
+        ste.config = .stage1
+        ste.s1ContextPtr = 0x4030_0000
         try bus.writeWords(PhysicalAddress(l2 + 8 * 64), ste.words)
         #expect(try v.guestStreamTableEntry(StreamID(0x108)) == ste)
-        #expect(throws: VirtualSMMU.FetchError.invalidL1Descriptor(StreamID(0x8))) { try v.guestStreamTableEntry(StreamID(0x8)) }
-        #expect(throws: VirtualSMMU.FetchError.streamIDOutOfRange(StreamID(0x1_0000))) { try v.guestStreamTableEntry(StreamID(0x1_0000)) }
+        #expect(throws: VirtualSMMU.FetchError.invalidSpan(StreamID(0x8), l1Index: 0, l1Address: l1, span: 0, split: 8)) {
+            try v.guestStreamTableEntry(StreamID(0x8))
+        }
+        #expect(throws: VirtualSMMU.FetchError.streamIDOutOfRange(StreamID(0x1_0000), log2Size: 16)) {
+            try v.guestStreamTableEntry(StreamID(0x1_0000))
+        }
     }
 
     @Test("events land at EVENTQ_PROD in guest memory; a full queue toggles OVFLG and drops the record")
@@ -168,7 +176,7 @@ struct VirtualSMMUPropertyTests {
                 _ = v.record(EventRecord(UInt64.random(in: 0...UInt64.max, using: &rng), 0, 0, 0))
                 _ = try? v.guestStreamTableEntry(StreamID(UInt32.random(in: 0...UInt32.max, using: &rng)))
             }
-            let log2 = min(SMMURegisterField.queueLog2Size(v.cmdqBase), v.identification.commandQueueMaxLog2)
+            let log2 = min(SMMURegisterField.queueLog2Size(v.registers.cmdqBase), v.identification.commandQueueMaxLog2)
             let cons = try bus.read(PhysicalAddress(VirtualSMMUTests.base + SMMURegisterOffset.cmdqCons), size: 4, requester: .cpu(0))
             #expect(cons & 0xFF_FFFF < UInt64(2) << UInt64(log2))
         }

@@ -1,4 +1,5 @@
 import Bus
+import Machine
 import GIC
 
 /// ITS and redistributor bring-up in the order Linux's irq-gic-v3-its.c uses: redistributor LPI

@@ -1,4 +1,5 @@
 import Bus
+import Machine
 import Firmware
 import GIC
 import PCI

@@ -1,4 +1,5 @@
 import Bus
+import Machine
 import SMMUv3
 
 /// SMMU bring-up in the order of SMMUv3 §3.11 / Linux `arm_smmu_device_reset` (docs/hardware.md
@@ -28,23 +29,27 @@ extension BareMetal {
             streamTableLog2Size: streamIDBits,
             commandQueue: try allocate(4096), commandQueueLog2Size: 8,
             eventQueue: try allocate(4096), eventQueueLog2Size: 7)
+        let allocate = SMMURegisterField.allocateHint
         try write(register(base, r.cr0), 4, 0)
         // CR1: queues and tables Inner Shareable, write-back (Linux's coherent choice).
-        try write(register(base, r.cr1), 4, 0b11_01_01_11_01_01)
+        try write(register(base, r.cr1), 4, UInt64(SMMUControl1.coherentWriteBack.rawValue))
         // STRTAB_BASE: RA[62] | ADDR[51:6]; STRTAB_BASE_CFG: FMT=0 (linear), LOG2SIZE.
-        try write(register(base, r.strtabBase), 8, 1 << 62 | layout.streamTable.rawValue)
+        try write(register(base, r.strtabBase), 8, allocate | layout.streamTable.rawValue)
         try write(register(base, r.strtabBaseCfg), 4, UInt64(streamIDBits))
-        try write(register(base, r.cmdqBase), 8, 1 << 62 | layout.commandQueue.rawValue | UInt64(layout.commandQueueLog2Size))
+        try write(register(base, r.cmdqBase), 8, allocate | layout.commandQueue.rawValue | UInt64(layout.commandQueueLog2Size))
         try write(register(base, r.cmdqProd), 4, 0)
         try write(register(base, r.cmdqCons), 4, 0)
         smmuLayouts[index] = layout
-        try write(register(base, r.cr0), 4, 1 << 3)                       // CMDQEN
+        var control: SMMUControl0 = [.commandQueueEnable]
+        try write(register(base, r.cr0), 4, UInt64(control.rawValue))
         try submit([.cfgiSTERange(StreamID(0), range: 31), .tlbiNSNHAll, .sync(CommandSync(completionSignal: .none))], smmu: index)
-        try write(register(base, r.eventqBase), 8, 1 << 62 | layout.eventQueue.rawValue | UInt64(layout.eventQueueLog2Size))
+        try write(register(base, r.eventqBase), 8, allocate | layout.eventQueue.rawValue | UInt64(layout.eventQueueLog2Size))
         try write(register(base, r.eventqProd), 4, 0)
         try write(register(base, r.eventqCons), 4, 0)
-        try write(register(base, r.cr0), 4, 1 << 3 | 1 << 2)              // + EVENTQEN
-        try write(register(base, r.cr0), 4, 1 << 3 | 1 << 2 | 1 << 0)     // + SMMUEN
+        control.insert(.eventQueueEnable)
+        try write(register(base, r.cr0), 4, UInt64(control.rawValue))
+        control.insert(.smmuEnable)
+        try write(register(base, r.cr0), 4, UInt64(control.rawValue))
         return layout
     }
 
@@ -52,19 +57,18 @@ extension BareMetal {
     public func submit(_ commands: [Command], smmu index: Int = 0) throws(Failure) {
         guard let base = smmuBase(index), let layout = smmuLayouts[index] else { throw .noSuchComponent("SMMU \(index) (reset it first)") }
         let r = SMMURegisterOffset.self
+        let geometry = QueueGeometry(log2Size: layout.commandQueueLog2Size)
         var prod = UInt32(truncatingIfNeeded: try read(register(base, r.cmdqProd), 4))
-        let mask = (UInt32(1) << UInt32(layout.commandQueueLog2Size)) - 1
         for command in commands {
             let (w0, w1) = command.encode()
-            let slot = UInt64(prod & mask) * 16
+            let slot = UInt64(geometry.index(prod)) * 16
             try write(PhysicalAddress(layout.commandQueue.rawValue &+ slot), 8, w0)
             try write(PhysicalAddress(layout.commandQueue.rawValue &+ slot &+ 8), 8, w1)
-            // Index plus wrap bit: LOG2SIZE+1 bits count around the ring.
-            prod = (prod &+ 1) & ((mask << 1) | 1)
+            prod = geometry.advanced(prod)
         }
         try write(register(base, r.cmdqProd), 4, UInt64(prod))
         let cons = UInt32(truncatingIfNeeded: try read(register(base, r.cmdqCons), 4))
-        if cons.bits(30, 24) != 0 { throw .smmuCommandError(cons) }
+        if SMMURegisterField.commandError(cons) != CommandErrorCode.none.rawValue { throw .smmuCommandError(cons) }
     }
 
     /// Writes an STE for `streamID` into the linear stream table, then CFGI_STE + CMD_SYNC so the

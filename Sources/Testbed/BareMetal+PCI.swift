@@ -1,4 +1,5 @@
 import Bus
+import Machine
 import PCI
 
 /// PCI enumeration the way firmware or Linux's `pci_assign_resource` + `pci_enable_device` +

@@ -1,4 +1,5 @@
 import Bus
+import Machine
 import SMMUv3
 
 /// A nested (stage 1 + stage 2) configuration of the kind a VM with a passthrough device gets,

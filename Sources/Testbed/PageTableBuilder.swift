@@ -1,4 +1,5 @@
 import Bus
+import SMMUv3
 
 /// A bump allocator handing out aligned, zeroed blocks of memory from one address range: the
 /// simplest model of a kernel's page allocator for translation tables, STEs and CDs.
