@@ -13,13 +13,13 @@ let package = Package(
     targets: [
         benchmarkTarget("BusBenchmarks", ["Bus"]),
         // SMMU.translate.*: SMMUTranslator alone (TLB hit, S1/S2/nested misses).
-        benchmarkTarget("SMMUBenchmarks", ["Bus", "SMMUv3"]),
+        benchmarkTarget("SMMUBenchmarks", ["Bus", "SMMUv3", "Testbed"]),
         // MSI.*: one MSI from PCIFunction.raise (or a GITS_TRANSLATER write) to a pending LPI.
-        benchmarkTarget("MSIBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine"]),
+        benchmarkTarget("MSIBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine", "Testbed"]),
         // ITS.commands.*: command-queue batches consumed on a CWRITER write.
-        benchmarkTarget("ITSBenchmarks", ["Bus", "GIC", "Machine"]),
+        benchmarkTarget("ITSBenchmarks", ["Bus", "GIC", "Machine", "Testbed"]),
         // Doorbell.msi.*: the `doorbell msi` steps as a whole run.
-        benchmarkTarget("DoorbellBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine"]),
+        benchmarkTarget("DoorbellBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine", "Testbed"]),
         // Platform.acpi.*: a server's IORT/MADT/MCFG read and its machine built.
         benchmarkTarget("PlatformBenchmarks", ["Bus", "Firmware", "Machine"]),
         // Scenario.*: strategies × built-in scenarios, whole worlds, and device → guest MSIs.

@@ -4,6 +4,7 @@ import GIC
 import Machine
 import PCI
 import SMMUv3
+import Testbed
 
 /// `doorbell msi` as a whole run, through the public APIs: the steps of `MSIReport.make` in
 /// Sources/DoorbellCommands/MSICommand.swift (which is internal to the command-line library):

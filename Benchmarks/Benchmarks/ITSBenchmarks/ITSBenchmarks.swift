@@ -2,6 +2,7 @@ import Benchmark
 import Bus
 import GIC
 import Machine
+import Testbed
 
 /// ITS command processing: each iteration moves GITS_CWRITER forward by `ITSRig.batch` (64)
 /// commands, and the ITS reads and executes them from the command queue in RAM before the

@@ -4,6 +4,7 @@ import GIC
 import Machine
 import PCI
 import SMMUv3
+import Testbed
 
 /// One MSI per iteration, from the device's write to the LPI pending on CPU 0's redistributor,
 /// on the `qemu-virt` preset brought up by `BareMetal` (as Tests/MachineTests/EndToEndMSITests).

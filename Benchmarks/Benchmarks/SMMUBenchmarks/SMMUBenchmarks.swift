@@ -1,6 +1,7 @@
 import Benchmark
 import Bus
 import SMMUv3
+import Testbed
 
 /// `SMMUTranslator.translate` on its own: a bus with one RAM window, a linear stream table and
 /// page tables built with the module's `PageTableBuilder`, nothing else in the path.
