@@ -51,6 +51,8 @@ public final class RootComplex {
     /// Where requests without an `iommu-map` entry go: the system bus, bypassing the SMMU.
     public var untranslatedUpstream: UpstreamPort?
     public var trace: TraceLog?
+    /// The journal of the message being followed: each request's route (RID → StreamID/DeviceID).
+    public var journal: Journal?
 
     public private(set) var functions: [PCIFunction] = []
     public private(set) var bridges: [PCIToPCIBridge] = []
@@ -147,6 +149,8 @@ public final class RootComplex {
         let transaction = DeviceTransaction(kind: kind, address: address, size: size, data: kind == .write ? data : 0,
                                             streamID: route.streamID ?? StreamID(UInt32(rid.rawValue)),
                                             deviceID: route.deviceID)
+        journal?.append(.route(requesterID: rid.rawValue, streamID: transaction.streamID, deviceID: route.deviceID,
+                               translated: route.streamID != nil))
         if let trace {
             if let aliasedBy {
                 trace.append(.rootComplex, "RID \(function.requesterID.hex) aliased to \(rid.hex)",
