@@ -50,6 +50,8 @@ public final class SystemBus {
     /// Optional trace of device (MMIO) accesses; RAM accesses are not traced here (the layer
     /// that reads a descriptor reports what it meant).
     public var trace: TraceLog?
+    /// The journal of the message being followed, if any (`Journal`).
+    public var journal: Journal?
     /// Counters for reports and tests.
     public var ramReads = 0
     public var ramWrites = 0
@@ -167,7 +169,8 @@ public final class SystemBus {
         case .device(let deviceIndex):
             mmioReads &+= 1
             let value = try devices[deviceIndex].mmioRead(offset: raw &- region.base.rawValue, size: size, requester: requester)
-            trace?.append(.bus, "MMIO read \(region.name)", address: raw, value: value, "by \(requester)")
+            trace?.append(.bus, "MMIO read \(region.name)", address: raw, value: value, "by \(requester)", kind: .mmioRead)
+            journal?.append(.mmioRead(address: raw, value: value))
             return value
         }
     }

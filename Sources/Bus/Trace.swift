@@ -19,6 +19,16 @@ public struct TraceLayer: RawRepresentable, Hashable, Sendable, CustomStringConv
 
 /// One thing a layer did.
 public struct TraceRecord: Hashable, Sendable, CustomStringConvertible {
+    /// What sort of record it is, so that readers select records by kind rather than by words.
+    public enum Kind: Hashable, Sendable {
+        /// A step of what is being followed.
+        case step
+        /// An MMIO register read on the bus (software polling a register, not a step of a
+        /// device's transaction); traces of one MSI leave these out.
+        case mmioRead
+    }
+
+    public var kind: Kind
     public var layer: TraceLayer
     /// A short name of the step ("STE fetch", "S1 L2 descriptor", "ITT lookup").
     public var step: String
@@ -29,7 +39,9 @@ public struct TraceRecord: Hashable, Sendable, CustomStringConvertible {
     /// What the value meant, in words ("table → 0x4000_2000", "page, AF=1, AP=RW").
     public var detail: String
 
-    public init(layer: TraceLayer, step: String, address: UInt64? = nil, value: UInt64? = nil, detail: String = "") {
+    public init(layer: TraceLayer, step: String, address: UInt64? = nil, value: UInt64? = nil, detail: String = "",
+                kind: Kind = .step) {
+        self.kind = kind
         self.layer = layer
         self.step = step
         self.address = address
@@ -54,8 +66,9 @@ public final class TraceLog {
 
     public func append(_ record: TraceRecord) { records.append(record) }
 
-    public func append(_ layer: TraceLayer, _ step: String, address: UInt64? = nil, value: UInt64? = nil, _ detail: String = "") {
-        records.append(TraceRecord(layer: layer, step: step, address: address, value: value, detail: detail))
+    public func append(_ layer: TraceLayer, _ step: String, address: UInt64? = nil, value: UInt64? = nil, _ detail: String = "",
+                       kind: TraceRecord.Kind = .step) {
+        records.append(TraceRecord(layer: layer, step: step, address: address, value: value, detail: detail, kind: kind))
     }
 
     public func removeAll() { records.removeAll() }

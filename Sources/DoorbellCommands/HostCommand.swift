@@ -178,7 +178,7 @@ struct HostReport {
         function.trace = nil
         fired = (eventfd.map { $0.count > 0 } ?? (handled > 0)) && ran > 0
         text += "\nthe device fires vector \(vector):\n"
-        text += TraceTable.render(log.records.filter { !($0.layer == .bus && $0.step.hasPrefix("MMIO read")) })
+        text += TraceTable.render(log.records.filter { $0.kind != .mmioRead })
         text += "\nresult: "
         if fired {
             text += eventfd != nil ? "delivered: the host handler ran and signalled the vector's eventfd\n"

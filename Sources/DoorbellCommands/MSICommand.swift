@@ -144,7 +144,7 @@ struct MSIReport {
         text += "  ITS: DeviceID \(route.deviceID) EventIDs 0…3 → LPIs 8192…8195 on collection 0 (CPU 0)\n"
         for line in lines { text += "  \(line)\n" }
         text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(eventID), minDigits: 1))\n\n"
-        text += TraceTable.render(log.records.filter { !($0.layer == .bus && $0.step.hasPrefix("MMIO read")) })
+        text += TraceTable.render(log.records.filter { $0.kind != .mmioRead })
         let expected = BareMetal.firstLPI + eventID
         text += "\nresult: "
         if intid == expected {

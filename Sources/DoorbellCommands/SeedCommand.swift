@@ -69,7 +69,7 @@ struct SeedReport {
         }
         if !failureTrace.isEmpty {
             text += "\nWhy the nested shape fails: vector 0, step by step\n"
-            text += TraceTable.render(failureTrace.filter { !($0.layer == .bus && $0.step.hasPrefix("MMIO read")) })
+            text += TraceTable.render(failureTrace.filter { $0.kind != .mmioRead })
             text += "\nThe guest mapped its MSI IOVA to its vITS doorbell page in its own stage-1 tables, but the host "
             text += "programmed the device with an address the guest never mapped: the device's write walks the "
             text += "guest's stage 1 first and faults there (S2=0, CLASS=IN), so nothing reaches the ITS or the guest.\n"

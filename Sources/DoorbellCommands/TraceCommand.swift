@@ -74,7 +74,7 @@ struct TraceCommand: ParsableCommand {
             throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)")
         }
         let outcome = run.outcomes.last { $0.step == step }
-        let records = log.records.filter { !($0.layer == .bus && $0.step.hasPrefix("MMIO read")) }
+        let records = log.records.filter { $0.kind != .mmioRead }
         switch format {
         case .text:
             var text = "Doorbell trace: \(description.name), strategy \(strategy.rawValue), device \(device) vector \(vector)\n\n"

@@ -50,9 +50,9 @@ public final class ITS: MMIODevice {
     public internal(set) var collectionCache: ITSCache
 
     public var counters = ITSCounters()
-    /// The last write to GITS_TRANSLATER that carried a DeviceID and what became of it, so a
-    /// report can say which LPI one MSI raised without tracing (a plain store, no allocation).
-    public var lastMSI: ITSMSIRecord?
+    /// The journal of the message being followed: every GITS_TRANSLATER write that carried a
+    /// DeviceID and what became of it, and the writes dropped before translation.
+    public var journal: Journal?
     /// The DeviceID every device write to GITS_TRANSLATER arrives with when the interconnect
     /// does not carry the requester's (nil: it does, from the root complex's `msi-map`). A
     /// SynQuacer-style SoC sets it to 0: the Kconfig help of Linux's
@@ -156,6 +156,7 @@ public final class ITS: MMIODevice {
         if offset == Offset.translater {
             guard size == 2 || size == 4 else {
                 counters.countDrop(.badAccessSize)
+                journal?.append(.droppedWrite(address: translaterAddress.rawValue, size: size))
                 throw .deviceError(translaterAddress, "GITS_TRANSLATER takes 16- and 32-bit writes")
             }
             counters.translaterWrites &+= 1
@@ -166,13 +167,14 @@ public final class ITS: MMIODevice {
                 // IMPLEMENTATION DEFINED DeviceID, which is why the doorbell page must never be
                 // mapped for an untrusted agent to write.
                 counters.countDrop(.noDeviceID)
+                journal?.append(.droppedWrite(address: translaterAddress.rawValue, size: size))
                 trace?.append(.its, "GITS_TRANSLATER write dropped", address: translaterAddress.rawValue, value: value,
                               "no DeviceID sideband (\(requester))")
                 return
             }
             let deviceID = interconnectDeviceID ?? sideband
             let event = EventID(UInt32(truncatingIfNeeded: value & UInt64.lowMask(size * 8)))
-            lastMSI = ITSMSIRecord(deviceID: deviceID, eventID: event, result: translate(deviceID: deviceID, eventID: event))
+            receiveTranslationRequest(deviceID: deviceID, eventID: event, counted: true)
             return
         }
         guard offset < 0x1_0000, size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return }

@@ -8,12 +8,25 @@ public enum ITSTranslationResult: Hashable, Sendable {
     case dropped(ITSDropReason)
 }
 
-/// One MSI as the ITS saw it: the DeviceID from the write's sideband, the EventID from its
-/// data, and the translation's result.
-public struct ITSMSIRecord: Hashable, Sendable {
-    public var deviceID: DeviceID
-    public var eventID: EventID
-    public var result: ITSTranslationResult
+extension ITSTranslationResult {
+    /// The result as a `Journal` keeps it (the Bus module knows no GIC types).
+    public var journalResult: JournalITSResult {
+        switch self {
+        case .delivered(let intid, let cpu, let accepted): .delivered(intid: intid.rawValue, cpu: cpu, accepted: accepted)
+        case .dropped(let reason): .dropped(reason: reason.rawValue, description: reason.description)
+        }
+    }
+
+    /// The result a journal entry holds; nil for a drop reason this model does not have (a
+    /// journal built by hand).
+    public init?(_ entry: JournalITSResult) {
+        switch entry {
+        case .delivered(let intid, let cpu, let accepted): self = .delivered(intid: INTID(intid), cpu: cpu, accepted: accepted)
+        case .dropped(let raw, _):
+            guard let reason = ITSDropReason(rawValue: raw) else { return nil }
+            self = .dropped(reason)
+        }
+    }
 }
 
 extension ITS {

@@ -63,11 +63,13 @@ public final class PreITS: MMIODevice {
         let address = base.rawValue &+ offset
         guard size == 4 else {
             counters.droppedSize &+= 1
+            its.journal?.append(.droppedWrite(address: address, size: size))
             trace?.append(.its, "pre-ITS write dropped", address: address, value: value, "\(size)-byte write: the pre-ITS forwards 32-bit writes only")
             return
         }
         guard let deviceID = deviceID(atOffset: offset) else {
             counters.droppedMisaligned &+= 1
+            its.journal?.append(.droppedWrite(address: address, size: size))
             trace?.append(.its, "pre-ITS write dropped", address: address, value: value, "offset \(Hex.format(offset, minDigits: 1)) is not on a 4-byte slot")
             return
         }
@@ -82,11 +84,12 @@ public final class PreITS: MMIODevice {
 }
 
 extension ITS {
-    /// A write to GITS_TRANSLATER whose DeviceID a SoC block in front of the ITS supplied (the
-    /// pre-ITS), counted and recorded like one from the interconnect.
-    func receiveTranslationRequest(deviceID: DeviceID, eventID: EventID) {
-        counters.translaterWrites &+= 1
-        lastMSI = ITSMSIRecord(deviceID: deviceID, eventID: eventID, result: translate(deviceID: deviceID, eventID: eventID))
+    /// A write to GITS_TRANSLATER with its DeviceID (from the interconnect, or supplied by a SoC
+    /// block in front of the ITS: the pre-ITS), translated and journalled.
+    func receiveTranslationRequest(deviceID: DeviceID, eventID: EventID, counted: Bool = false) {
+        if !counted { counters.translaterWrites &+= 1 }
+        let result = translate(deviceID: deviceID, eventID: eventID)
+        journal?.append(.itsTranslate(its: number, deviceID: deviceID, eventID: eventID.rawValue, result: result.journalResult))
     }
 }
 

@@ -257,6 +257,17 @@ public final class Machine {
         }
     }
 
+    /// Attaches one journal to every hardware component, so what happens to one MSI is recorded
+    /// as typed entries (`Journal`) wherever it happens.
+    public var journal: Journal? {
+        didSet {
+            bus.journal = journal
+            for its in its { its.journal = journal }
+            for smmu in smmus { smmu.translator.journal = journal }
+            for rc in rootComplexes { rc.journal = journal }
+        }
+    }
+
     /// The address a device writes to raise DeviceID `deviceID`'s events on ITS `index`: the
     /// pre-ITS slot `base + (DeviceID << 2)` when the ITS has a pre-ITS window (on such a SoC a
     /// write to GITS_TRANSLATER itself reaches the ITS as DeviceID 0), else GITS_TRANSLATER.

@@ -12,8 +12,6 @@ public final class TranslatedPort: UpstreamPort {
     public let bus: SystemBus
     /// Physical pages (base, size) reached without translation.
     public let untranslatedWindows: [(base: UInt64, size: UInt64)]
-    /// How the last transaction ended, for reports.
-    public private(set) var lastResponse: SMMUResponse?
     public private(set) var lastBusError: BusError?
 
     public init(smmu: SMMUv3, bus: SystemBus, untranslatedWindows: [(base: UInt64, size: UInt64)] = []) {
@@ -26,12 +24,10 @@ public final class TranslatedPort: UpstreamPort {
         let address = transaction.address.rawValue
         for window in untranslatedWindows where address >= window.base && address &- window.base < window.size {
             bus.trace?.append(.bus, "untranslated window", address: address, "ITS doorbell page outside the SMMU: no translation")
-            lastResponse = nil
+            bus.journal?.append(.untranslatedWindow(address: address))
             return access(PhysicalAddress(address), transaction)
         }
-        let response = smmu.handle(transaction)
-        lastResponse = response
-        switch response {
+        switch smmu.handle(transaction) {
         case .translated(let result):
             return access(result.output, transaction)
         case .terminated(_, let abort):

@@ -54,6 +54,8 @@ public final class RootComplex {
     /// The host bridge's INTx inputs: (devfn of the root-bus device, pin 1…4 after the
     /// bridges' swizzle, level). The machine wires it as the platform description says.
     public var intxSink: ((_ rootDevfn: UInt8, _ pin: UInt8, _ asserted: Bool) -> Void)?
+    /// The journal of the message being followed: each request's route (RID → StreamID/DeviceID).
+    public var journal: Journal?
 
     public private(set) var functions: [PCIFunction] = []
     public private(set) var bridges: [PCIToPCIBridge] = []
@@ -150,6 +152,8 @@ public final class RootComplex {
         let transaction = DeviceTransaction(kind: kind, address: address, size: size, data: kind == .write ? data : 0,
                                             streamID: route.streamID ?? StreamID(UInt32(rid.rawValue)),
                                             deviceID: route.deviceID)
+        journal?.append(.route(requesterID: rid.rawValue, streamID: transaction.streamID, deviceID: route.deviceID,
+                               translated: route.streamID != nil))
         if let trace {
             if let aliasedBy {
                 trace.append(.rootComplex, "RID \(function.requesterID.hex) aliased to \(rid.hex)",

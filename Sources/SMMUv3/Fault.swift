@@ -77,12 +77,19 @@ public struct SMMUFault: Hashable, Sendable, CustomStringConvertible {
     /// Not architected: which rule or descriptor caused it, for reports ("STE.Config enables
     /// stage 1 but IDR0.S1P=0", "S1 L3 descriptor at 0x… invalid").
     public var reason: String
+    /// Not architected: the walk level of the descriptor the fault names (the walker sets it;
+    /// nil for faults that name no descriptor), and whether that descriptor was invalid.
+    public var level: Int?
+    public var invalidDescriptor: Bool
 
     public init(type: SMMUEventType, streamID: StreamID, substreamID: SubstreamID? = nil,
                 inputAddress: UInt64 = 0, isWrite: Bool = false, instruction: Bool = false,
                 privileged: Bool = false, stage2: Bool = false, faultClass: FaultClass = .input,
                 ipa: IPA? = nil, fetchAddress: PhysicalAddress? = nil, tableWalkWrite: Bool = false,
-                record: Bool = true, abort: Bool = true, reason: String = "") {
+                record: Bool = true, abort: Bool = true, level: Int? = nil, invalidDescriptor: Bool = false,
+                reason: String = "") {
+        self.level = level
+        self.invalidDescriptor = invalidDescriptor
         self.type = type
         self.streamID = streamID
         self.substreamID = substreamID

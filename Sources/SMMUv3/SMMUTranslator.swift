@@ -18,6 +18,9 @@ struct TransactionContext {
     var stage1Record = true
     var stage1Abort = true
     var stage2Record = true
+    /// Which stages translated the address (for the journal's response entry).
+    var stage1Applied = false
+    var stage2Applied = false
 }
 
 /// Key of the CD part of the configuration cache: StreamID and CD index (the SubstreamID, or 0
@@ -58,6 +61,9 @@ public final class SMMUTranslator {
     public var recordInvalidStreamIDs: Bool = false
     /// When set, every fetch and descriptor read is reported.
     public var trace: TraceLog?
+    /// The journal of the message being followed: configuration lookups, descriptor reads, TLB
+    /// lookups (the response itself is appended by `SMMUv3.handle`).
+    public var journal: Journal?
     public var counters = SMMUCounters()
     public let tlb: TranslationLookasideBuffer
 
@@ -81,15 +87,21 @@ public final class SMMUTranslator {
             address: transaction.address.rawValue, isWrite: transaction.isWrite,
             instruction: transaction.instruction && !transaction.isWrite, privileged: transaction.privileged)
         do {
-            return .translated(try translate(&context))
+            let result = try translate(&context)
+            journal?.append(.smmuTranslated(input: context.address, intermediate: result.intermediate?.rawValue,
+                                            output: result.output.rawValue,
+                                            stage1: context.stage1Applied, stage2: context.stage2Applied))
+            return .translated(result)
         } catch {
             switch error {
             case .fault(let fault):
                 counters.faults &+= 1
                 if let trace { trace.append(.smmu, "fault", address: fault.inputAddress, "\(fault)") }
+                journal?.append(.smmuFault(fault.journalFault))
                 return .fault(fault)
             case .abortWithoutEvent:
                 if let trace { trace.append(.smmu, "STE.Config=abort", address: context.address, "transaction aborted, no event (§5.2 Config)") }
+                journal?.append(.smmuAborted(input: context.address))
                 return .abortedWithoutEvent
             }
         }
@@ -98,6 +110,7 @@ public final class SMMUTranslator {
     private func translate(_ context: inout TransactionContext) throws(TranslationStop) -> TranslationResult {
         var configHit = true
         let stream = try streamState(for: context, hit: &configHit)
+        journal?.append(.steFetch(streamID: context.streamID, cached: configHit))
         // STE.S2R governs every stage-2 fault of this stream, including those found on a TLB
         // or configuration-cache hit.
         if let s2 = stream.stage2 { context.stage2Record = s2.record }
@@ -148,12 +161,16 @@ public final class SMMUTranslator {
                 }
             }
             let stage1: Stage1Configuration
+            var cdHit = true
             do {
-                stage1 = try contextDescriptor(index: index, stream: stream, context: &context, hit: &configHit)
+                stage1 = try contextDescriptor(index: index, stream: stream, context: &context, hit: &cdHit)
+                configHit = configHit && cdHit
             } catch {
+                configHit = configHit && cdHit
                 countConfig(hit: configHit)
                 throw error
             }
+            journal?.append(.cdFetch(streamID: context.streamID, index: index, cached: cdHit))
             countConfig(hit: configHit)
             context.stage1Record = stage1.record
             context.stage1Abort = stage1.abortOnFault
@@ -197,12 +214,16 @@ public final class SMMUTranslator {
             if entry.stage2Permissions & required == 0 {
                 throw permissionFault(stage2: true, context, ipa: context.address, reason: "S2AP/XN forbid the access (TLB entry)")
             }
+            journal?.append(.tlb(hit: true, address: context.address))
             if let trace { trace.append(.smmu, "TLB hit (S2)", address: context.address, value: entry.outputBase, "VMID \(s2.vmid), \(1 << Int(key.pageShift)) bytes") }
+            context.stage2Applied = true
             return result(entry: entry, key: key, address: context.address, privileged: context.privileged, fromTLB: true)
         }
         counters.tlbMisses &+= 1
+        journal?.append(.tlb(hit: false, address: context.address))
         if let trace { trace.append(.smmu, "TLB miss (S2)", address: context.address, "VMID \(s2.vmid)") }
         let walk = try stage2Walk(context.address, s2, purpose: .input, write: context.isWrite, instruction: context.instruction, context)
+        context.stage2Applied = true
         let shift = UInt64(walk.pageShift)
         let key = TLBKey(pageNumber: context.address >> shift, pageShift: UInt8(walk.pageShift), kind: .stage2, vmid: s2.vmid.rawValue, asid: TLBKey.global)
         let entry = TLBEntry(outputBase: walk.output & ~UInt64.lowMask(walk.pageShift), intermediateBase: 0, hasIntermediate: false,
@@ -232,21 +253,27 @@ public final class SMMUTranslator {
                 let ipa = entry.intermediateBase | (effective & UInt64.lowMask(Int(key.pageShift)))
                 throw permissionFault(stage2: true, context, ipa: ipa, reason: "S2AP/XN forbid the access (TLB entry)")
             }
+            journal?.append(.tlb(hit: true, address: address))
             if let trace { trace.append(.smmu, "TLB hit", address: address, value: entry.outputBase, "\(kind) VMID \(vmid) ASID \(stage1.asid), \(1 << Int(key.pageShift)) bytes") }
+            context.stage1Applied = true
+            context.stage2Applied = entry.hasIntermediate
             return result(entry: entry, key: key, address: effective, privileged: context.privileged, fromTLB: true)
         }
         counters.tlbMisses &+= 1
+        journal?.append(.tlb(hit: false, address: address))
         if let trace { trace.append(.smmu, "TLB miss", address: address, "\(kind) VMID \(vmid) ASID \(stage1.asid)") }
 
         let s1 = try stage1Walk(effective, range: range, upper: upper, stage1: stage1, stream: stream, context)
         if s1.permissions & required == 0 {
-            throw permissionFault(stage2: false, context, ipa: nil, reason: "stage-1 \(s1.permissionText) forbids the access (S1 L\(s1.level) descriptor at \(Hex.format(s1.descriptorAddress)))")
+            throw permissionFault(stage2: false, context, ipa: nil, level: s1.level, reason: "stage-1 \(s1.permissionText) forbids the access (S1 L\(s1.level) descriptor at \(Hex.format(s1.descriptorAddress)))")
         }
         var pageShift = s1.pageShift
         var output = s1.output
         var s2Permissions = StagePermissions.all
         var intermediate: UInt64 = 0
+        context.stage1Applied = true
         if stream.config == .nested, let s2 = stream.stage2 {
+            context.stage2Applied = true
             intermediate = s1.output
             let s2walk = try stage2Walk(s1.output, s2, purpose: .input, write: context.isWrite, instruction: context.instruction, context)
             pageShift = min(pageShift, s2walk.pageShift)
@@ -282,7 +309,7 @@ public final class SMMUTranslator {
     /// event is recorded and aborts.
     func fault(_ type: SMMUEventType, _ context: TransactionContext, stage2: Bool = false, faultClass: FaultClass = .input,
                ipa: UInt64? = nil, fetchAddress: UInt64? = nil, tableWalkWrite: Bool = false,
-               record: Bool? = nil, reason: String) -> TranslationStop {
+               record: Bool? = nil, level: Int? = nil, invalid: Bool = false, reason: String) -> TranslationStop {
         let translationFault = type.isTranslationFault
         let recorded = record ?? (translationFault ? (stage2 ? context.stage2Record : context.stage1Record) : true)
         let abort = translationFault && !stage2 ? context.stage1Abort : true
@@ -290,10 +317,11 @@ public final class SMMUTranslator {
             type: type, streamID: context.streamID, substreamID: context.substreamID, inputAddress: context.address,
             isWrite: context.isWrite, instruction: context.instruction, privileged: context.privileged,
             stage2: stage2, faultClass: faultClass, ipa: ipa.map { IPA($0) }, fetchAddress: fetchAddress.map { PhysicalAddress($0) },
-            tableWalkWrite: tableWalkWrite, record: recorded, abort: abort, reason: reason))
+            tableWalkWrite: tableWalkWrite, record: recorded, abort: abort, level: level, invalidDescriptor: invalid,
+            reason: reason))
     }
 
-    private func permissionFault(stage2: Bool, _ context: TransactionContext, ipa: UInt64?, reason: String) -> TranslationStop {
-        fault(.fPermission, context, stage2: stage2, faultClass: .input, ipa: ipa, reason: reason)
+    private func permissionFault(stage2: Bool, _ context: TransactionContext, ipa: UInt64?, level: Int? = nil, reason: String) -> TranslationStop {
+        fault(.fPermission, context, stage2: stage2, faultClass: .input, ipa: ipa, level: level, reason: reason)
     }
 }

@@ -88,8 +88,11 @@ public final class SMMUv3: MMIODevice {
     public func handle(_ transaction: DeviceTransaction) -> SMMUResponse {
         guard isEnabled else {
             if registers.gbpa.bit(SMMURegisterField.gbpaAbortBit) {
+                translator.journal?.append(.smmuAborted(input: transaction.address.rawValue))
                 return .terminated(nil, abort: true)
             }
+            translator.journal?.append(.smmuTranslated(input: transaction.address.rawValue, intermediate: nil,
+                                                       output: transaction.address.rawValue, stage1: false, stage2: false))
             return .translated(TranslationResult(output: PhysicalAddress(transaction.address.rawValue),
                                                  pageSize: Granule.size4K.size, readable: true,
                                                  writable: true, fromTLB: false))

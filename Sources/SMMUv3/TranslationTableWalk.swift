@@ -76,20 +76,21 @@ extension SMMUTranslator {
             let descriptor: UInt64
             do { descriptor = try bus.read64(PhysicalAddress(address)) } catch {
                 throw fault(.fWalkEABT, context, stage2: true, faultClass: purpose, ipa: ipa, fetchAddress: address,
-                            reason: "S2 L\(level) descriptor read at \(Hex.format(address)) aborted: \(error)")
+                            level: level, invalid: false, reason: "S2 L\(level) descriptor read at \(Hex.format(address)) aborted: \(error)")
             }
             counters.stage2DescriptorReads &+= 1
+            journal?.append(.walkRead(stage: 2, level: level, address: address, descriptor: descriptor))
             if descriptor & 1 == 0 {
                 if let trace { trace.append(.smmu, "S2 L\(level) descriptor", address: address, value: descriptor, "invalid (IPA \(Hex.format(ipa)))") }
                 throw fault(.fTranslation, context, stage2: true, faultClass: purpose, ipa: ipa,
-                            reason: "S2 L\(level) descriptor at \(Hex.format(address)) invalid (IPA \(Hex.format(ipa)))")
+                            level: level, invalid: true, reason: "S2 L\(level) descriptor at \(Hex.format(address)) invalid (IPA \(Hex.format(ipa)))")
             }
             if level < 3 && descriptor & 2 != 0 {
                 let next = descriptorOutput(descriptor, shift: granule.shift, granule: granule)
                 if let trace { trace.append(.smmu, "S2 L\(level) descriptor", address: address, value: descriptor, "table → PA \(Hex.format(next))") }
                 if next >> UInt64(s2.outputBits) != 0 {
                     throw fault(.fAddrSize, context, stage2: true, faultClass: purpose, ipa: ipa,
-                                reason: "S2 L\(level) table address \(Hex.format(next)) beyond the \(s2.outputBits)-bit S2PS")
+                                level: level, invalid: false, reason: "S2 L\(level) table address \(Hex.format(next)) beyond the \(s2.outputBits)-bit S2PS")
                 }
                 table = next
                 level += 1
@@ -98,7 +99,7 @@ extension SMMUTranslator {
             if level == 3 && descriptor & 2 == 0 || level < 3 && !WalkGeometry.blockAllowed(granule: granule, level: level, lpa: configuration.oasBits == 52) {
                 if let trace { trace.append(.smmu, "S2 L\(level) descriptor", address: address, value: descriptor, "reserved/illegal block encoding (treated as invalid)") }
                 throw fault(.fTranslation, context, stage2: true, faultClass: purpose, ipa: ipa,
-                            reason: "S2 L\(level) descriptor at \(Hex.format(address)) is a block where none is allowed (\(granule) granule) or reserved")
+                            level: level, invalid: false, reason: "S2 L\(level) descriptor at \(Hex.format(address)) is a block where none is allowed (\(granule) granule) or reserved")
             }
             let shift = granule.levelShift(level)
             let base = descriptorOutput(descriptor, shift: shift, granule: granule)
@@ -109,7 +110,7 @@ extension SMMUTranslator {
             }
             if base >> UInt64(s2.outputBits) != 0 {
                 throw fault(.fAddrSize, context, stage2: true, faultClass: purpose, ipa: ipa,
-                            reason: "S2 L\(level) output \(Hex.format(base)) beyond the \(s2.outputBits)-bit S2PS")
+                            level: level, invalid: false, reason: "S2 L\(level) output \(Hex.format(base)) beyond the \(s2.outputBits)-bit S2PS")
             }
             var descriptorNow = descriptor
             if !descriptor.bit(10) {
@@ -118,7 +119,7 @@ extension SMMUTranslator {
                     try writeBack(address, descriptorNow, stage2: true, purpose: purpose, ipa: ipa, context)
                 } else if !s2.accessFlagFaultDisabled {
                     throw fault(.fAccess, context, stage2: true, faultClass: purpose, ipa: ipa,
-                                reason: "S2 L\(level) descriptor at \(Hex.format(address)) has AF=0 and S2AFFD=0")
+                                level: level, invalid: false, reason: "S2 L\(level) descriptor at \(Hex.format(address)) has AF=0 and S2AFFD=0")
                 }
             }
             // S2PTW: a CD fetch or stage-1 walk to Device memory (MemAttr[3:2]=0b00, S2FWB=0
@@ -140,7 +141,7 @@ extension SMMUTranslator {
             let allowed = write ? writable : (instruction ? executable : readable)
             if !allowed {
                 throw fault(.fPermission, context, stage2: true, faultClass: purpose, ipa: ipa, tableWalkWrite: false,
-                            reason: "S2 L\(level) descriptor at \(Hex.format(address)): S2AP=\(Self.s2apText(descriptorNow)) XN=\(descriptorNow.bit(54) ? 1 : 0) forbids the \(write ? "write" : (instruction ? "instruction fetch" : "read"))")
+                            level: level, invalid: false, reason: "S2 L\(level) descriptor at \(Hex.format(address)): S2AP=\(Self.s2apText(descriptorNow)) XN=\(descriptorNow.bit(54) ? 1 : 0) forbids the \(write ? "write" : (instruction ? "instruction fetch" : "read"))")
             }
             var permissions: UInt8 = 0
             if readable { permissions |= StagePermissions.privilegedRead | StagePermissions.unprivilegedRead }
@@ -187,18 +188,19 @@ extension SMMUTranslator {
             let descriptor: UInt64
             do { descriptor = try bus.read64(PhysicalAddress(physical)) } catch {
                 throw fault(.fWalkEABT, context, stage2: false, faultClass: .translationTable, fetchAddress: physical,
-                            reason: "S1 L\(level) descriptor read at PA \(Hex.format(physical)) aborted: \(error)")
+                            level: level, invalid: false, reason: "S1 L\(level) descriptor read at PA \(Hex.format(physical)) aborted: \(error)")
             }
             counters.stage1DescriptorReads &+= 1
+            journal?.append(.walkRead(stage: 1, level: level, address: physical, descriptor: descriptor))
             if descriptor & 1 == 0 {
                 if let trace { trace.append(.smmu, "S1 L\(level) descriptor", address: physical, value: descriptor, "invalid (VA \(Hex.format(va)))") }
-                throw fault(.fTranslation, context, reason: "S1 L\(level) descriptor at \(space) \(Hex.format(address)) invalid")
+                throw fault(.fTranslation, context, level: level, invalid: true, reason: "S1 L\(level) descriptor at \(space) \(Hex.format(address)) invalid")
             }
             if level < 3 && descriptor & 2 != 0 {
                 let next = descriptorOutput(descriptor, shift: granule.shift, granule: granule)
                 if let trace { trace.append(.smmu, "S1 L\(level) descriptor", address: physical, value: descriptor, "table → \(space) \(Hex.format(next))") }
                 if next >> UInt64(stage1.outputBits) != 0 {
-                    throw fault(.fAddrSize, context, reason: "S1 L\(level) table address \(Hex.format(next)) beyond the \(stage1.outputBits)-bit IPS")
+                    throw fault(.fAddrSize, context, level: level, invalid: false, reason: "S1 L\(level) table address \(Hex.format(next)) beyond the \(stage1.outputBits)-bit IPS")
                 }
                 if !range.hierarchicalDisable {
                     apTable |= descriptor.bits(62, 61)
@@ -211,7 +213,7 @@ extension SMMUTranslator {
             }
             if level == 3 && descriptor & 2 == 0 || level < 3 && !WalkGeometry.blockAllowed(granule: granule, level: level, lpa: configuration.oasBits == 52) {
                 if let trace { trace.append(.smmu, "S1 L\(level) descriptor", address: physical, value: descriptor, "reserved/illegal block encoding (treated as invalid)") }
-                throw fault(.fTranslation, context, reason: "S1 L\(level) descriptor at \(space) \(Hex.format(address)) is a block where none is allowed (\(granule) granule) or reserved")
+                throw fault(.fTranslation, context, level: level, invalid: false, reason: "S1 L\(level) descriptor at \(space) \(Hex.format(address)) is a block where none is allowed (\(granule) granule) or reserved")
             }
             let shift = granule.levelShift(level)
             let base = descriptorOutput(descriptor, shift: shift, granule: granule)
@@ -221,7 +223,7 @@ extension SMMUTranslator {
                              "\(level == 3 ? "page" : "block") → \(nestedStage2 == nil ? "PA" : "IPA") \(Hex.format(output)), AP[2:1]=\(descriptor.bits(7, 6)), AF=\(descriptor.bit(10) ? 1 : 0), nG=\(descriptor.bit(11) ? 1 : 0)")
             }
             if base >> UInt64(stage1.outputBits) != 0 {
-                throw fault(.fAddrSize, context, reason: "S1 L\(level) output \(Hex.format(base)) beyond the \(stage1.outputBits)-bit IPS")
+                throw fault(.fAddrSize, context, level: level, invalid: false, reason: "S1 L\(level) output \(Hex.format(base)) beyond the \(stage1.outputBits)-bit IPS")
             }
             var descriptorNow = descriptor
             if !descriptor.bit(10) {
@@ -229,7 +231,7 @@ extension SMMUTranslator {
                     descriptorNow |= 1 << 10
                     try writeBack(physical, descriptorNow, stage2: false, purpose: .translationTable, ipa: nil, context)
                 } else if !stage1.accessFlagFaultDisabled {
-                    throw fault(.fAccess, context, reason: "S1 L\(level) descriptor at \(space) \(Hex.format(address)) has AF=0 and CD.AFFD=0")
+                    throw fault(.fAccess, context, level: level, invalid: false, reason: "S1 L\(level) descriptor at \(space) \(Hex.format(address)) has AF=0 and CD.AFFD=0")
                 }
             }
             // HD: a write to a DBM=1, AP[2]=1 page clears AP[2] (Arm ARM D8.4.2 dirty state).

@@ -33,11 +33,11 @@ extension VectorOutcome.StageResult {
 
 extension SMMUFault {
     /// "S1 L1 invalid", "S2 L1 invalid", "CD fetch": the descriptor the fault names, short.
+    /// From the fields the walker set (`level`, `invalidDescriptor`, `stage2`), not the words.
     public var shortLocation: String {
-        let r = reason
-        if let match = r.firstMatch(of: /S[12] L[0-3]/) {
-            let level = String(match.output)
-            return r.contains("invalid") ? "\(level) invalid" : level
+        if let level {
+            let location = "S\(stage2 ? 2 : 1) L\(level)"
+            return invalidDescriptor ? "\(location) invalid" : location
         }
         return "S2=\(stage2 ? 1 : 0) CLASS=\(faultClass.name)"
     }

@@ -52,7 +52,9 @@ public enum ScenarioRunner {
                 run.eventLog.append("\(step): \(event.kind.rawValue) → \(outcome.verdict)")
             case .done(let note):
                 run.eventLog.append("\(step): \(event.kind.rawValue): \(note)")
-                if note.hasPrefix("skipped") { run.skippedSteps.insert(step) }
+            case .skipped:
+                run.eventLog.append("\(step): \(event.kind.rawValue): \(result.note ?? "")")
+                run.skippedSteps.insert(step)
             }
         }
         if let inspect {
@@ -87,7 +89,7 @@ struct InvariantTracker {
             // A vector that never delivered keeps failing the same way: report it once.
             if before == false { violations.removeAll { $0.invariant == .delivery } }
             return violations
-        case .done:
+        case .done, .skipped:
             lastEvent = event
             if let violation = world.adversarialViolation(event, step: step) { return [violation] }
             return []

@@ -1,4 +1,5 @@
 import Bus
+import GIC
 import LinuxKernel
 import PCI
 import SMMUv3
@@ -11,10 +12,22 @@ extension World {
         }
     }
 
-    /// What an event did: a fired vector's outcome, or a note of what ran.
+    /// What an event did: a fired vector's outcome, a note of what ran, or why nothing ran (the
+    /// event had nothing to act on, e.g. a hot-plug of a plugged device).
     public enum EventResult: Hashable, Sendable {
         case fired(VectorOutcome)
         case done(String)
+        /// The event found nothing to act on; the note says what was missing.
+        case skipped(String)
+
+        /// The note an event log shows: what ran, or "skipped: " and what was missing.
+        public var note: String? {
+            switch self {
+            case .fired: nil
+            case .done(let note): note
+            case .skipped(let what): "skipped: \(what)"
+            }
+        }
     }
 
     /// The host's pci_dev of a device.
@@ -43,12 +56,18 @@ extension World {
     /// VMM held), so that they are charged to the event, not to the next fire.
     public func perform(_ event: ScenarioEvent, step: Int, trace: TraceLog? = nil) -> EventResult {
         let result = performEvent(event, step: step, trace: trace)
-        guard case .done(let note) = result else { return result }
+        if case .fired = result { return result }
         _ = takeDeliveries()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
         let late = takeDeliveries()
-        return late.isEmpty ? result : .done(note + "; \(late.count) pending interrupt(s) delivered")
+        guard !late.isEmpty else { return result }
+        let delivered = "; \(late.count) pending interrupt(s) delivered"
+        switch result {
+        case .fired: return result
+        case .done(let note): return .done(note + delivered)
+        case .skipped(let what): return .skipped(what + delivered)
+        }
     }
 
     func performEvent(_ event: ScenarioEvent, step: Int, trace: TraceLog?) -> EventResult {
@@ -60,7 +79,7 @@ extension World {
                 return .done("\(what) failed: \(error)")
             }
         }
-        func missing(_ what: String) -> EventResult { .done("skipped: \(what)") }
+        func missing(_ what: String) -> EventResult { .skipped(what) }
         switch event {
         case .fire(let device, let vector):
             return .fired(fire(device: device, vector: vector, step: step, trace: trace))
@@ -115,7 +134,7 @@ extension World {
             }
         case .forgedEventID(let d, let eventID):
             lastAdversarialWrite = nil
-            return .done(forgeEventID(device: d, eventID: eventID))
+            return forgeEventID(device: d, eventID: eventID)
         case .hotUnplug(let d):
             guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
             return run("device_del: the guest released the function, QEMU unrealized it (vfio_exitfn)") {
@@ -141,7 +160,7 @@ extension World {
             }
         case .guestMapOutsideRAM(let d, let ipa):
             lastAdversarialWrite = nil
-            return .done(mapOutsideRAM(device: d, ipa: ipa))
+            return mapOutsideRAM(device: d, ipa: ipa)
         case .guestCorruptSTE(let d):
             guard guestDevices.indices.contains(d), !unplugged.contains(d) else { return missing("device \(d) is not plugged") }
             return run("guest rewrote its STE with S1ContextPtr outside its RAM, CFGI_STE + SYNC") { try corruptGuestSTE(d) }
@@ -172,8 +191,8 @@ extension World {
     /// Adversarial: the guest's DMA domain maps IOVA 0x7F00_0000 to `ipa` (outside its RAM;
     /// `iommu_map` checks nothing) — with an identity domain the IOVA is the IPA — and the
     /// device writes there. Containment: the host's stage 2 must stop it, with a record.
-    func mapOutsideRAM(device d: Int, ipa: UInt64) -> String {
-        guard guestDevices.indices.contains(d), functions.indices.contains(d) else { return "skipped: no device \(d)" }
+    func mapOutsideRAM(device d: Int, ipa: UInt64) -> EventResult {
+        guard guestDevices.indices.contains(d), functions.indices.contains(d) else { return .skipped("no device \(d)") }
         let g = guestDevices[d]
         var iova = ipa & ~0xFFF
         var mapped = false
@@ -182,21 +201,22 @@ extension World {
             do {
                 try guest.iommu.map(domain, iova: iova, physical: ipa & ~0xFFF, size: 0x1000, protection: [.read, .write])
                 mapped = true
-            } catch { return "guest iommu_map failed: \(error)" }
+            } catch { return .done("guest iommu_map failed: \(error)") }
         }
+        let journal = Journal()
+        machine.journal = journal
         let result = functions[d].dma(.write, address: IOVA(iova), size: 4, data: 0xBAD0_BAD0)
+        machine.journal = nil
         var write = AdversarialWrite(device: d, sent: result.transaction != nil)
         if write.sent {
-            if case .translated(let t)? = (machine.translatedPorts.first { $0 != nil } ?? nil)?.lastResponse {
-                write.reached = t.output.rawValue
-            }
+            for case .smmuTranslated(_, _, let output, _, _) in journal.entries { write.reached = output }
             for driver in host.smmuDrivers { write.records += (try? driver.serviceEventQueue())?.count ?? 0 }
         }
         lastAdversarialWrite = write
         if mapped, let domain = guest.iommu.dmaDomain(for: g.device) { _ = guest.iommu.unmap(domain, iova: iova, size: 0x1000) }
-        guard write.sent else { return "device \(d) did not write (\(result)): nothing to contain" }
-        return "device \(d) wrote IOVA \(Hex.format(iova)) → IPA \(Hex.format(ipa)): \(result); landed at "
-            + (write.reached.map { Hex.format($0) } ?? "nowhere") + "; \(write.records) SMMU event(s)"
+        guard write.sent else { return .done("device \(d) did not write (\(result)): nothing to contain") }
+        return .done("device \(d) wrote IOVA \(Hex.format(iova)) → IPA \(Hex.format(ipa)): \(result); landed at "
+            + (write.reached.map { Hex.format($0) } ?? "nowhere") + "; \(write.records) SMMU event(s)")
     }
 
     /// Adversarial: the guest points its STE's S1ContextPtr outside its RAM and invalidates it.
@@ -245,19 +265,24 @@ extension World {
     /// Adversarial: the device writes the doorbell it was programmed with (vector 0's entry)
     /// with an EventID of its choosing. The ITS takes the DeviceID from the write's sideband, so
     /// the most it can raise is one of its own events (isolation, GICv3 §5.2).
-    func forgeEventID(device d: Int, eventID: UInt32) -> String {
+    func forgeEventID(device d: Int, eventID: UInt32) -> EventResult {
         guard functions.indices.contains(d), let pdev = hostDevice(d), let table = pdev.msixTableAddress,
               let address = try? machine.bus.read(table, size: 4) | (machine.bus.read(PhysicalAddress(table.rawValue &+ 4), size: 4) << 32) else {
-            return "skipped: device \(d) has no programmed MSI-X entry"
+            return .skipped("device \(d) has no programmed MSI-X entry")
         }
-        for its in machine.its { its.lastMSI = nil }
+        let journal = Journal()
+        machine.journal = journal
         let result = functions[d].dma(.write, address: IOVA(address), size: 4, data: UInt64(eventID))
+        machine.journal = nil
         _ = takeDeliveries()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
         lastAdversarialWrite = AdversarialWrite(device: d, sent: result.transaction != nil, guestInterrupts: takeDeliveries())
-        let its = machine.its.compactMap(\.lastMSI).first.map { "ITS: DeviceID \($0.deviceID) EventID \($0.eventID) → \($0.result)" } ?? "no ITS saw it"
-        return "device \(d) wrote EventID \(eventID) to \(Hex.format(address)): \(result); \(its)"
+        var its = "no ITS saw it"
+        for case .itsTranslate(_, let deviceID, let event, let entry) in journal.entries {
+            if let result = ITSTranslationResult(entry) { its = "ITS: DeviceID \(deviceID) EventID \(event) → \(result)"; break }
+        }
+        return .done("device \(d) wrote EventID \(eventID) to \(Hex.format(address)): \(result); \(its)")
     }
 }
 

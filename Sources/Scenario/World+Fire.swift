@@ -4,6 +4,18 @@ import LinuxKernel
 import PCI
 import SMMUv3
 
+extension KVMInjectionRecord.Outcome {
+    /// The injection's end as a `Journal` keeps it.
+    var journalInjection: JournalInjection {
+        switch self {
+        case .delivered: .delivered
+        case .blocked(let reason): .blocked("\(reason)")
+        case .failed(let errno): .failed("\(errno)")
+        case .noRoute: .noRoute
+        }
+    }
+}
+
 extension World {
     /// The guest interrupt the guest kernel expects for a vector: its irq, LPI and target vCPU.
     func expectedGuestInterrupt(device: Int, vector: Int) -> VectorOutcome.GuestInterrupt? {
@@ -20,27 +32,20 @@ extension World {
 
     /// Fires one vector and follows it: the device's write, the SMMU's answer, the physical
     /// ITS, the host's interrupt handling (vfio_msihandler → eventfd → KVM irqfd), KVM's
-    /// injection into the vITS, and the guest's handlers. With `trace`, every layer records its
-    /// steps into it, and the software steps are added as records of their own.
+    /// injection into the vITS, and the guest's handlers. Every layer appends what it did to a
+    /// `Journal` attached for this MSI; the outcome is the fold of that journal
+    /// (`VectorOutcome(step:device:vector:journal:expectation:)`). With `trace`, every layer
+    /// also records its steps into it, and the software steps are added as records of their own.
     func fire(device: Int, vector: Int, step: Int, trace: TraceLog? = nil) -> VectorOutcome {
-        let expected = expectedGuestInterrupt(device: device, vector: vector)
-        var outcome = VectorOutcome(step: step, device: device, vector: vector,
-                                    guestAddress: guestMessage(device: device, vector: vector)?.address,
-                                    stage1: .notReached, stage2: .notReached, expected: expected, handled: [],
-                                    verdict: .failed(.device, "not fired"), smmuEvents: [], cost: .init())
-        if guestDevices.indices.contains(device), let irq = try? guest.pci.irqVector(guestDevices[device], vector),
-           let desc = guest.irq.descriptor(irq), let msi = desc.msiDescriptor {
-            let g = guestDevices[device]
-            outcome.guestData = msi.message.data | UInt32(truncatingIfNeeded: g.msiEnabled ? irq - msi.irq : 0)
-            outcome.guestRequesterID = g.requesterID
-            outcome.guestDeviceID = g.msiDomain?.deviceID
-        }
+        let journal = Journal()
+        let expectation = VectorOutcome.Expectation(interrupt: expectedGuestInterrupt(device: device, vector: vector),
+                                                    guestStage1: guestStage1(device: device))
         guard functions.indices.contains(device) else {
+            var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
             outcome.verdict = .failed(.device, "no device \(device)")
             return outcome
         }
         let function = functions[device]
-        for its in machine.its { its.lastMSI = nil }
         let countersBefore = machine.smmus.map(\.translator.counters)
         let injectionsBefore = vmm.vm.injections.count
         _ = takeDeliveries()
@@ -49,145 +54,77 @@ extension World {
             machine.trace = trace
             vmm.vm.vgic?.its?.trace = vitsTrace
         }
+        machine.journal = journal
         let request = function.raise(vector: vector)
+        machine.journal = nil
         machine.trace = nil
-
-        // The SMMU's answer for this write, from the port it went through.
-        if let transaction = request.transaction, let result = request.result {
-            outcome.programmedAddress = transaction.address.rawValue
-            outcome.programmedData = UInt32(truncatingIfNeeded: transaction.data)
-            classifyTranslation(&outcome, transaction: transaction, result: result)
+        switch request {
+        case .sent(let transaction, let result):
+            journal.append(.messageSent(address: transaction.address.rawValue, data: UInt32(truncatingIfNeeded: transaction.data),
+                                        aborted: result.status == .aborted))
+        case .pending:
+            journal.append(.messageLatched)
+        case .notSent(let why):
+            journal.append(.messageNotSent("\(why)"))
         }
-        for (index, its) in machine.its.enumerated() {
-            if let record = its.lastMSI {
-                outcome.its = .init(index: index, deviceID: record.deviceID.rawValue, eventID: record.eventID.rawValue, result: record.result)
-            }
-        }
+        var cost = VectorOutcome.Cost()
         for (before, smmu) in zip(countersBefore, machine.smmus) {
-            outcome.cost.descriptorReads += smmu.translator.counters.totalReads - before.totalReads
-            outcome.cost.tlbHits += smmu.translator.counters.tlbHits - before.tlbHits
-            outcome.cost.tlbMisses += smmu.translator.counters.tlbMisses - before.tlbMisses
+            cost.descriptorReads += smmu.translator.counters.totalReads - before.totalReads
+            cost.tlbHits += smmu.translator.counters.tlbHits - before.tlbHits
+            cost.tlbMisses += smmu.translator.counters.tlbMisses - before.tlbMisses
         }
         // The host takes its LPIs; VFIO's handler signals the eventfd, KVM's irqfd injects.
-        var hostHandled = 0
-        for cpu in 0..<host.irq.cpuCount { hostHandled += host.irq.handleInterrupts(cpu: cpu) }
+        vmm.journal = journal
+        for cpu in 0..<host.irq.cpuCount {
+            let count = host.irq.handleInterrupts(cpu: cpu)
+            if count > 0 { journal.append(.hostInterrupts(cpu: cpu, count: count)) }
+        }
         if vmm.vsmmu != nil { vmm.pollVirtualEvents() }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
+        vmm.journal = nil
+        var smmuEvents: [EventRecord] = []
         for driver in host.smmuDrivers {
-            if let records = try? driver.serviceEventQueue() { outcome.smmuEvents += records }
+            if let records = try? driver.serviceEventQueue() { smmuEvents += records }
         }
         vmm.vm.vgic?.its?.trace = nil
         let injections = Array(vmm.vm.injections.dropFirst(injectionsBefore))
-        let handled = takeDeliveries().filter { $0.device == device }
-        outcome.handled = handled.map { d in
-            .init(irq: d.irq, lpi: guest.irq.descriptor(d.irq)?.hwirq ?? 0, cpu: d.cpu)
+        for injection in injections { journal.append(.irqfdInjection(injection.outcome.journalInjection)) }
+        for d in takeDeliveries() where d.device == device {
+            journal.append(.guestHandler(irq: d.irq, lpi: guest.irq.descriptor(d.irq)?.hwirq ?? 0, cpu: d.cpu))
         }
+        var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
+        outcome.smmuEvents = smmuEvents
+        outcome.cost = cost
         if let trace {
+            let hostHandled = journal.entries.reduce(0) { if case .hostInterrupts(_, let n) = $1 { $0 + n } else { $0 } }
             traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections,
                           vits: vitsTrace?.records ?? [])
         }
-        outcome.verdict = verdict(outcome, request: request, hostHandled: hostHandled, injections: injections)
         return outcome
     }
 
-    /// Stage results from the SMMU's response (or its absence: an untranslated doorbell).
-    func classifyTranslation(_ outcome: inout VectorOutcome, transaction: DeviceTransaction, result: TransactionResult) {
-        let port = machine.translatedPorts.first { $0 != nil } ?? nil
-        let input = transaction.address.rawValue
-        // The guest's domain as it is now (the guest may have switched it at run time).
-        let device = guestDevices.indices.contains(outcome.device) ? guestDevices[outcome.device].device : nil
-        let identity = device.flatMap { guest.iommu.dmaDomain(for: $0) }?.type == .identity
-        let nested = scenario.vm.viommu != .none && !identity
-        let guestBypass = scenario.vm.viommu != .none && identity
-        guard let port, let response = port.lastResponse else {
-            outcome.stage1 = .untranslated
-            outcome.stage2 = .untranslated
-            outcome.physicalAddress = result.status == .aborted ? nil : input
-            return
+    /// The fold of a journal, with the guest's side of the vector (its message as it composed
+    /// it) filled in.
+    func fold(_ journal: Journal, device: Int, vector: Int, step: Int, expectation: VectorOutcome.Expectation) -> VectorOutcome {
+        var outcome = VectorOutcome(step: step, device: device, vector: vector, journal: journal.entries, expectation: expectation)
+        outcome.guestAddress = guestMessage(device: device, vector: vector)?.address
+        if guestDevices.indices.contains(device), let irq = try? guest.pci.irqVector(guestDevices[device], vector),
+           let desc = guest.irq.descriptor(irq), let msi = desc.msiDescriptor {
+            let g = guestDevices[device]
+            outcome.guestData = msi.message.data | UInt32(truncatingIfNeeded: g.msiEnabled ? irq - msi.irq : 0)
+            outcome.guestRequesterID = g.requesterID
+            outcome.guestDeviceID = g.msiDomain?.deviceID
         }
-        switch response {
-        case .translated(let t):
-            outcome.physicalAddress = t.output.rawValue
-            if let ipa = t.intermediate {
-                outcome.stage1 = .translated(from: input, to: ipa.rawValue)
-                outcome.stage2 = .translated(from: ipa.rawValue, to: t.output.rawValue)
-            } else {
-                outcome.stage1 = nested ? .translated(from: input, to: t.output.rawValue) : (guestBypass ? .bypass : .absent)
-                outcome.stage2 = .translated(from: input, to: t.output.rawValue)
-            }
-        case .terminated(let fault, _):
-            guard let fault else {
-                outcome.stage1 = .aborted
-                outcome.stage2 = .aborted
-                return
-            }
-            if fault.stage2 || !nested {
-                outcome.stage1 = nested ? .notReached : (guestBypass ? .bypass : .absent)
-                outcome.stage2 = .fault(fault)
-                if nested, fault.faultClass == .input { outcome.stage1 = .notReached }
-            } else {
-                outcome.stage1 = .fault(fault)
-                outcome.stage2 = .notReached
-            }
-        }
+        return outcome
     }
 
-    /// Where the MSI ended, from what each layer saw.
-    func verdict(_ o: VectorOutcome, request: RequestOutcome, hostHandled: Int,
-                 injections: [KVMInjectionRecord]) -> VectorOutcome.Verdict {
-        switch request {
-        case .pending:
-            return .pending
-        case .notSent(let why):
-            return .failed(.device, "the device did not send it (\(why))")
-        case .sent:
-            break
-        }
-        if let expected = o.expected, o.handled == [expected] { return .delivered }
-        if !o.handled.isEmpty {
-            let got = o.handled.map { "LPI \($0.lpi) on vCPU \($0.cpu)" }.joined(separator: ", ")
-            let want = o.expected.map { "LPI \($0.lpi) on vCPU \($0.cpu)" } ?? "nothing"
-            return .failed(.misrouted, "the guest took \(got), expected \(want)")
-        }
-        for stage in [o.stage1, o.stage2] {
-            if case .fault(let fault) = stage {
-                let point: FailurePoint
-                switch fault.type {
-                case .fTranslation, .fAddrSize, .fAccess, .fPermission:
-                    point = fault.faultClass == .cd ? .smmuConfiguration : (fault.stage2 ? .stage2 : .stage1)
-                default:
-                    point = .smmuConfiguration
-                }
-                return .failed(point, fault.reason.isEmpty ? "\(fault.type.name)" : fault.reason)
-            }
-        }
-        if case .aborted = o.stage1 {
-            return .failed(.smmuConfiguration, "the SMMU aborted the write without an event (an abort STE: no usable configuration was installed for the StreamID)")
-        }
-        if let its = o.its {
-            if case .dropped(let reason) = its.result {
-                return .failed(.its, "the physical ITS dropped DeviceID \(Hex.format(UInt64(its.deviceID), minDigits: 1)) EventID \(its.eventID): \(reason)")
-            }
-        } else if case .untranslated = o.stage2 {
-            return .failed(.its, "the write reached no ITS")
-        } else {
-            return .failed(.its, "the write reached no ITS doorbell (\(o.programmedAddress.map { Hex.format($0) } ?? "?"))")
-        }
-        if hostHandled == 0 { return .failed(.host, "the host took no interrupt") }
-        // The guest masked the vector: QEMU's handler (`vfio_msi_interrupt`) set the emulated
-        // Pending bit instead of injecting; the unmask delivers it.
-        if o.device == 0, o.vector < vmm.function.pendingBits.count, vmm.function.pendingBits[o.vector] {
-            return .pending
-        }
-        if let injection = injections.last {
-            switch injection.outcome {
-            case .delivered: return .failed(.host, "KVM injected, but no guest handler ran")
-            case .blocked(let reason): return .failed(.host, "the guest's vITS dropped the injection (\(reason))")
-            case .failed(let errno): return .failed(.host, "KVM refused the injection (\(errno))")
-            case .noRoute: return .failed(.host, "the irqfd's GSI has no route")
-            }
-        }
-        return .failed(.host, "the host took the interrupt but signalled nothing for the guest")
+    /// The guest's own stage 1 for a device as it is now (the guest may have switched its
+    /// domain at run time): none without a vIOMMU, bypass for an identity domain.
+    func guestStage1(device: Int) -> VectorOutcome.Expectation.GuestStage1 {
+        guard scenario.vm.viommu != .none else { return .absent }
+        let pdev = guestDevices.indices.contains(device) ? guestDevices[device].device : nil
+        let identity = pdev.flatMap { guest.iommu.dmaDomain(for: $0) }?.type == .identity
+        return identity ? .bypass : .translating
     }
 
     /// The software half of a trace: the host's LPI, VFIO's handler, KVM's injection and the

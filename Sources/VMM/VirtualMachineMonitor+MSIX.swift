@@ -114,7 +114,12 @@ extension VirtualMachineMonitor {
         let f = device.function
         if f.msixEnabled {
             if f.isMasked(index) {
-                if index < f.pendingBits.count { f.pendingBits[index] = true }
+                if index < f.pendingBits.count {
+                    f.pendingBits[index] = true
+                    if let journal, let d = devices.firstIndex(where: { $0 === device }) {
+                        journal.append(.pendingBitSet(device: d, vector: index))
+                    }
+                }
                 return
             }
         } else if f.msiEnabled, f.isMSIMasked(index) {

@@ -141,6 +141,9 @@ public final class VirtualMachineMonitor {
     /// The passthrough devices, in configuration order. A hot-unplugged device keeps its slot
     /// (`isPlugged` false) until it is plugged again, so indices stay stable.
     public internal(set) var devices: [PassthroughDevice]
+    /// The journal of the MSI being followed: the VMM appends the emulated MSI-X Pending bits it
+    /// sets for a masked vector (`JournalEntry.pendingBitSet`).
+    public var journal: Journal?
     /// The vIOMMU and its vEVENTQ (accelerated vSMMU): freed with the last device
     /// (`smmuv3_accel_free_viommu`) and allocated again by the next one.
     public internal(set) var viommuID: UInt32?

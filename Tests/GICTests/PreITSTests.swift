@@ -22,10 +22,12 @@ struct PreITSTests {
     @Test("a 32-bit write at base + (0x10 << 2) raises DeviceID 0x10's EventID 3 → LPI 8195 on CPU 1")
     func slotDelivers() throws {
         let (f, window) = try Self.fixture()
+        let journal = Journal()
+        f.its.journal = journal
         try f.bus.write(Self.slot(0x10), size: 4, value: 3, requester: .device(DeviceID(0x10)))
         #expect(window.counters.forwarded == 1)
         #expect(f.its.counters.translaterWrites == 1 && f.its.counters.translations == 1)
-        #expect(f.its.lastMSI?.deviceID == DeviceID(0x10) && f.its.lastMSI?.eventID == EventID(3))
+        #expect(itsTranslations(journal).map(\.deviceID) == [DeviceID(0x10)] && itsTranslations(journal).map(\.eventID) == [3])
         #expect(f.ack(1) == 8195)
     }
 
@@ -46,8 +48,10 @@ struct PreITSTests {
     func directWriteIsDeviceZero() throws {
         let (f, _) = try Self.fixture()
         #expect(f.its.interconnectDeviceID == DeviceID(0))
+        let journal = Journal()
+        f.its.journal = journal
         try f.msi(device: 0x10, event: 3)
-        #expect(f.its.lastMSI?.deviceID == DeviceID(0))
+        #expect(itsTranslations(journal).map(\.deviceID) == [DeviceID(0)])
         #expect(f.its.counters.drops(.unmappedDevice) == 1)
         #expect(f.ack(1) == 1023)
     }
@@ -94,5 +98,12 @@ struct PreITSTests {
         let gic500 = try Fixture(configuration)
         #expect(try gic500.itsRead(ITS.Offset.iidr, size: 4) == 0x0001_143B)
         #expect(try gic500.bus.read(PhysicalAddress(Fixture.distributorBase.rawValue + Distributor.Offset.iidr), size: 4, requester: .cpu(0)) == 0x0001_143B)
+    }
+}
+
+/// The ITS translations a journal recorded: (DeviceID, EventID, result).
+private func itsTranslations(_ journal: Journal) -> [(deviceID: DeviceID, eventID: UInt32, result: JournalITSResult)] {
+    journal.entries.compactMap {
+        if case .itsTranslate(_, let deviceID, let eventID, let result) = $0 { (deviceID, eventID, result) } else { nil }
     }
 }

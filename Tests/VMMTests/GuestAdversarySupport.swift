@@ -95,8 +95,9 @@ enum GuestAdversary {
         }
     }
 
-    /// The host SMMU's answer to the last transaction through the translated port.
-    static func lastResponse(_ h: VMMHarness) -> SMMUResponse? {
-        (h.machine.translatedPorts.first { $0 != nil } ?? nil)?.lastResponse
+    /// Where the host SMMU sent the transaction a journal followed, if it translated it.
+    static func translatedOutput(_ journal: Journal) -> UInt64? {
+        for case .smmuTranslated(_, _, let output, _, _) in journal.entries { return output }
+        return nil
     }
 }

@@ -67,10 +67,10 @@ struct GuestCorruptSTETests {
     /// The containment check for the transaction the device just made: if the host SMMU
     /// translated it, the output is in a frame backing guest RAM or in the ITS translation
     /// page (an MSI with the device's own DeviceID).
-    static func expectContained(_ s: Setup, _ what: String) {
-        if case .translated(let t)? = GuestAdversary.lastResponse(s.h) {
-            let frame = t.output.rawValue >> 12
-            #expect(s.guestRAM.contains(frame) || s.itsPages.contains(frame), "\(what): translated to \(t.output), outside what the host mapped")
+    static func expectContained(_ s: Setup, _ journal: Journal, _ what: String) {
+        if let output = GuestAdversary.translatedOutput(journal) {
+            let frame = output >> 12
+            #expect(s.guestRAM.contains(frame) || s.itsPages.contains(frame), "\(what): translated to \(Hex.format(output)), outside what the host mapped")
         }
     }
 
@@ -78,14 +78,17 @@ struct GuestCorruptSTETests {
         _ = try s.hostSMMU.serviceEventQueue()
         let forwarded = s.hostSMMU.forwardedEvents
         let watch = GuestAdversary.Watch(s.h, allowed: s.guestRAM.union(s.eventQueue))
+        let journal = Journal()
+        s.h.machine.journal = journal
         let result = s.h.function.dma(.write, address: s.iova, size: 8, data: data).result
+        s.h.machine.journal = nil
         let changed = watch.changedFrames(s.h)
         var toITS = false
-        if case .translated(let t)? = GuestAdversary.lastResponse(s.h) { toITS = s.itsPages.contains(t.output.rawValue >> 12) }
+        if let output = GuestAdversary.translatedOutput(journal) { toITS = s.itsPages.contains(output >> 12) }
         // A write stage 2 sent to the ITS page is an MSI: the ITS may set a pending bit in the
         // host's LPI tables, which is the ITS's own state, not the device writing memory.
         #expect(changed.isEmpty || toITS, "host frames outside guest RAM and the event queue changed: \(changed.prefix(8))")
-        expectContained(s, "DMA write")
+        expectContained(s, journal, "DMA write")
         let events = try s.hostSMMU.serviceEventQueue()
         _ = s.h.vmm.pollVirtualEvents()
         return Write(status: result?.status, events: events, forwarded: s.hostSMMU.forwardedEvents - forwarded,
@@ -218,7 +221,6 @@ struct GuestCorruptSTETests {
         var rng = SeededGenerator(seed: seed)
         let good = try #require(try s.guestSMMU.streamTableEntry(for: Self.vsid))
         let goodCD = try #require(try s.guestSMMU.contextDescriptor(for: s.device))
-        let its = try #require(s.h.machine.its.first)
         var statuses: [TransactionStatus: Int] = [:]
         var eventIDs = Set<UInt8>()
         // Each step corrupts one of the two structures; the other is first put back to the
@@ -267,12 +269,14 @@ struct GuestCorruptSTETests {
             #expect(w.status == .aborted || w.status == .completed || w.status == .readAsZeroWriteIgnored)
             if let status = w.status { statuses[status, default: 0] += 1 }
             eventIDs.formUnion(w.events.map(\.eventID))
-            its.lastMSI = nil
+            let journal = Journal()
+            s.h.machine.journal = journal
             // The MSI's own write may set an LPI pending bit in the host's tables (that is the
             // ITS doing its job), so it is checked by where the SMMU sent it, not by RAM.
             _ = s.h.function.raise(vector: 0)
-            Self.expectContained(s, "step \(step) MSI")
-            if let record = its.lastMSI {
+            s.h.machine.journal = nil
+            Self.expectContained(s, journal, "step \(step) MSI")
+            if let record = itsTranslations(journal).first {
                 #expect(record.deviceID == DeviceID(UInt32(VMMHarness.hostRID.rawValue)))
             }
             _ = s.h.host.irq.handleInterrupts(cpu: 0)
@@ -281,5 +285,12 @@ struct GuestCorruptSTETests {
         // Not vacuous: the garbage reached the hardware in several shapes.
         #expect((statuses[.aborted] ?? 0) > 0 && (statuses[.completed] ?? 0) > 0, "\(statuses)")
         #expect(eventIDs.count >= 3, "several fault kinds (seen: \(eventIDs.sorted()))")
+    }
+}
+
+/// The ITS translations a journal recorded: (DeviceID, EventID, result).
+private func itsTranslations(_ journal: Journal) -> [(deviceID: DeviceID, eventID: UInt32, result: JournalITSResult)] {
+    journal.entries.compactMap {
+        if case .itsTranslate(_, let deviceID, let eventID, let result) = $0 { (deviceID, eventID, result) } else { nil }
     }
 }

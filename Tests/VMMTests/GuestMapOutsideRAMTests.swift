@@ -98,18 +98,27 @@ struct GuestMapOutsideRAMTests {
         let hostDev = try #require(h.host.pci.device(VMMHarness.hostRID))
         let hostTable = try #require(hostDev.msixTableAddress).rawValue
         let eventID = try h.machine.bus.read(PhysicalAddress(hostTable + 8), size: 4)
-        let its = try #require(h.machine.its.first)
-        its.lastMSI = nil
+        var journal = Journal()
+        h.machine.journal = journal
         #expect(h.function.dma(.write, address: IOVA(iova + 0x40), size: 4, data: eventID).result?.status == .completed)
-        let record = try #require(its.lastMSI)
+        let record = try #require(itsTranslations(journal).first)
         #expect(record.deviceID == DeviceID(UInt32(VMMHarness.hostRID.rawValue)), "the RID's DeviceID: the device cannot speak for another")
-        #expect(record.eventID.rawValue == UInt32(eventID))
+        #expect(record.eventID == UInt32(eventID))
         #expect(h.host.irq.handleInterrupts(cpu: 0) == 1)
         for cpu in 0..<2 { _ = h.guest.irq.handleInterrupts(cpu: cpu) }
         #expect(counter.hits == [0: 1], "vector 0's guest handler, as if the device had raised vector 0")
-        its.lastMSI = nil
+        journal = Journal()
+        h.machine.journal = journal
         #expect(h.function.dma(.write, address: IOVA(iova + 0x40), size: 4, data: 999).result?.status == .completed)
-        if case .dropped? = its.lastMSI?.result {} else { Issue.record("EventID 999 should be dropped: \(String(describing: its.lastMSI))") }
+        h.machine.journal = nil
+        if case .dropped? = itsTranslations(journal).first?.result {} else { Issue.record("EventID 999 should be dropped: \(journal.entries)") }
         #expect(h.host.irq.handleInterrupts(cpu: 0) == 0)
+    }
+}
+
+/// The ITS translations a journal recorded: (DeviceID, EventID, result).
+private func itsTranslations(_ journal: Journal) -> [(deviceID: DeviceID, eventID: UInt32, result: JournalITSResult)] {
+    journal.entries.compactMap {
+        if case .itsTranslate(_, let deviceID, let eventID, let result) = $0 { (deviceID, eventID, result) } else { nil }
     }
 }

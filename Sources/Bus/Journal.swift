@@ -1,0 +1,141 @@
+/// The typed record of what happened to one followed transaction (an MSI, end to end): each
+/// layer appends what it decided as it decides it, so whoever follows the message reads facts
+/// instead of piecing them together from the layers' state afterwards, and the verdict is a
+/// fold over the entries (`VectorOutcome(journal:expectation:)` in the Scenario module).
+///
+/// Like `TraceLog`, a journal is attached only while a message is followed (`Machine.journal`);
+/// hot paths test one optional. Entries are facts, not words: a `TraceLog` is for people, a
+/// journal is for code.
+public final class Journal {
+    public private(set) var entries: [JournalEntry] = []
+
+    public init() {}
+
+    public func append(_ entry: JournalEntry) { entries.append(entry) }
+
+    public func removeAll() { entries.removeAll() }
+}
+
+/// One fact about the followed message. Hardware layers append the first group as they act;
+/// the software layers' facts (host interrupt, eventfd, irqfd, vITS, guest handler, the VMM's
+/// emulated Pending bit) are appended by whoever runs them.
+public enum JournalEntry: Hashable, Sendable {
+    /// The function put its message on the link: the address and data it wrote, and whether
+    /// the write came back aborted.
+    case messageSent(address: UInt64, data: UInt32, aborted: Bool)
+    /// The vector was masked: the function latched its Pending bit instead of writing.
+    case messageLatched
+    /// The function did not send it (why, in words).
+    case messageNotSent(String)
+    /// The root complex tagged the request: the requester ID it used (after any bridge alias),
+    /// the StreamID and DeviceID from `iommu-map`/`msi-map`, and whether it went to an SMMU.
+    case route(requesterID: UInt16, streamID: StreamID, deviceID: DeviceID, translated: Bool)
+    /// The SMMU looked up the STE for the StreamID (`cached`: from the configuration cache).
+    case steFetch(streamID: StreamID, cached: Bool)
+    /// The SMMU looked up a CD (`cached`: from the configuration cache).
+    case cdFetch(streamID: StreamID, index: UInt32, cached: Bool)
+    /// One translation-table descriptor read: stage 1 or 2, level, the PA read, the descriptor.
+    case walkRead(stage: Int, level: Int, address: UInt64, descriptor: UInt64)
+    /// A TLB lookup for the input address.
+    case tlb(hit: Bool, address: UInt64)
+    /// The SMMU passed the transaction on: `input` → `output`. `intermediate` is the IPA when
+    /// two stages were applied (nested); `stage1`/`stage2` say which stages translated (both
+    /// false: bypass).
+    case smmuTranslated(input: UInt64, intermediate: UInt64?, output: UInt64, stage1: Bool, stage2: Bool)
+    /// The SMMU terminated the transaction with this fault (recorded or not, per CD.R/STE.S2R).
+    case smmuFault(JournalFault)
+    /// The SMMU terminated the transaction without an event (STE.Config = abort, or GBPA.ABORT
+    /// with SMMUEN = 0).
+    case smmuAborted(input: UInt64)
+    /// The address fell in a doorbell page the platform keeps outside the SMMU.
+    case untranslatedWindow(address: UInt64)
+    /// An MMIO register read on the bus (a polled register, not a step of the message).
+    case mmioRead(address: UInt64, value: UInt64)
+    /// A physical ITS (by index, when known) translated a GITS_TRANSLATER write.
+    case itsTranslate(its: Int?, deviceID: DeviceID, eventID: UInt32, result: JournalITSResult)
+    /// A write a layer discarded (a pre-ITS slot that is not a 32-bit aligned write, a
+    /// GITS_TRANSLATER write of a size it does not take).
+    case droppedWrite(address: UInt64, size: Int)
+    /// A redistributor set an LPI pending.
+    case lpiPending(intid: UInt32, cpu: Int)
+    /// The host kernel took `count` interrupts on a CPU.
+    case hostInterrupts(cpu: Int, count: Int)
+    /// VFIO's handler signalled the vector's eventfd.
+    case eventfdSignal
+    /// KVM's irqfd injected (or failed to inject) the GSI's MSI.
+    case irqfdInjection(JournalInjection)
+    /// The guest's vITS translated the injected MSI.
+    case vitsTranslate(deviceID: DeviceID, eventID: UInt32, result: JournalITSResult)
+    /// The VMM's emulated MSI-X PBA bit of a vector was set: the guest had masked it (QEMU
+    /// `vfio_msi_interrupt` → `msix_set_pending`). `device` is the VMM's device index.
+    case pendingBitSet(device: Int, vector: Int)
+    /// The guest kernel ran a handler: its irq, the LPI, the vCPU.
+    case guestHandler(irq: Int, lpi: UInt32, cpu: Int)
+}
+
+/// A physical or virtual ITS's answer for (DeviceID, EventID): the LPI and the redistributor it
+/// went to (and whether the redistributor accepted it), or why it was dropped.
+public enum JournalITSResult: Hashable, Sendable {
+    case delivered(intid: UInt32, cpu: Int, accepted: Bool)
+    /// `reason` is the ITS model's drop reason (its raw value) and its wording.
+    case dropped(reason: Int, description: String)
+}
+
+/// How KVM's injection of an irqfd's route ended.
+public enum JournalInjection: Hashable, Sendable {
+    case delivered
+    case blocked(String)
+    case failed(String)
+    case noRoute
+}
+
+/// An SMMU fault as the journal keeps it: the event record's architected fields (SMMUv3 §7.3)
+/// plus what the translator knew when it raised it. `level` and `invalidDescriptor` name the
+/// descriptor the fault is about ("S1 L1 invalid"), set by the walker that read it; they are
+/// nil/false for faults that name no descriptor (configuration errors, TLB-entry permission
+/// faults, input-range checks).
+public struct JournalFault: Hashable, Sendable {
+    /// The event number (`SMMUEventType.rawValue`).
+    public var eventType: UInt8
+    public var streamID: StreamID
+    public var substreamID: SubstreamID?
+    public var inputAddress: UInt64
+    public var isWrite: Bool
+    public var instruction: Bool
+    public var privileged: Bool
+    public var stage2: Bool
+    /// CLASS (`FaultClass.rawValue`).
+    public var faultClass: UInt8
+    public var ipa: UInt64?
+    public var fetchAddress: UInt64?
+    public var tableWalkWrite: Bool
+    public var record: Bool
+    public var abort: Bool
+    /// The walk level of the descriptor the fault names.
+    public var level: Int?
+    /// Whether that descriptor was invalid (bit 0 clear).
+    public var invalidDescriptor: Bool
+    public var reason: String
+
+    public init(eventType: UInt8, streamID: StreamID, substreamID: SubstreamID?, inputAddress: UInt64, isWrite: Bool,
+                instruction: Bool, privileged: Bool, stage2: Bool, faultClass: UInt8, ipa: UInt64?, fetchAddress: UInt64?,
+                tableWalkWrite: Bool, record: Bool, abort: Bool, level: Int?, invalidDescriptor: Bool, reason: String) {
+        self.eventType = eventType
+        self.streamID = streamID
+        self.substreamID = substreamID
+        self.inputAddress = inputAddress
+        self.isWrite = isWrite
+        self.instruction = instruction
+        self.privileged = privileged
+        self.stage2 = stage2
+        self.faultClass = faultClass
+        self.ipa = ipa
+        self.fetchAddress = fetchAddress
+        self.tableWalkWrite = tableWalkWrite
+        self.record = record
+        self.abort = abort
+        self.level = level
+        self.invalidDescriptor = invalidDescriptor
+        self.reason = reason
+    }
+}

@@ -1,0 +1,156 @@
+import Bus
+import GIC
+import SMMUv3
+
+extension VectorOutcome {
+    /// What the guest expects of a vector, which no hardware layer can observe: the interrupt
+    /// its kernel requested, and what its own (vSMMU) stage 1 is for the device (none without
+    /// a vIOMMU, bypass for an identity domain, translating for a DMA domain). The physical
+    /// SMMU may apply that stage itself (nested) or not at all (the host flattened it); the
+    /// labels of `stage1`/`stage2` follow the guest's view.
+    public struct Expectation: Hashable, Sendable {
+        public enum GuestStage1: Hashable, Sendable { case absent, bypass, translating }
+        public var interrupt: GuestInterrupt?
+        public var guestStage1: GuestStage1
+
+        public init(interrupt: GuestInterrupt?, guestStage1: GuestStage1) {
+            self.interrupt = interrupt
+            self.guestStage1 = guestStage1
+        }
+    }
+
+    /// The outcome of one fired vector as a pure fold over its journal: the device's request,
+    /// the SMMU's response (translation, fault or abort), the physical ITS, the host's
+    /// interrupts, KVM's injections, the VMM's emulated Pending bit and the guest's handlers.
+    public init(step: Int, device: Int, vector: Int, journal entries: [JournalEntry], expectation: Expectation) {
+        self.init(step: step, device: device, vector: vector, guestAddress: nil,
+                  stage1: .notReached, stage2: .notReached, expected: expectation.interrupt, handled: [],
+                  verdict: .failed(.device, "not fired"), smmuEvents: [], cost: .init())
+        var request: JournalEntry?
+        var smmu: JournalEntry?
+        var hostHandled = 0
+        var pending = false
+        var lastInjection: JournalInjection?
+        for entry in entries {
+            switch entry {
+            case .messageSent, .messageLatched, .messageNotSent:
+                if request == nil { request = entry }
+            case .smmuTranslated, .smmuFault, .smmuAborted, .untranslatedWindow:
+                if smmu == nil { smmu = entry }
+            case .itsTranslate(let its, let deviceID, let eventID, let result):
+                if self.its == nil, let result = ITSTranslationResult(result) {
+                    self.its = ITSOutcome(index: its ?? 0, deviceID: deviceID.rawValue, eventID: eventID, result: result)
+                }
+            case .hostInterrupts(_, let count):
+                hostHandled += count
+            case .pendingBitSet(let d, let v):
+                if d == device && v == vector { pending = true }
+            case .irqfdInjection(let injection):
+                lastInjection = injection
+            case .guestHandler(let irq, let lpi, let cpu):
+                handled.append(GuestInterrupt(irq: irq, lpi: lpi, cpu: cpu))
+            default:
+                break
+            }
+        }
+        if case .messageSent(let address, let data, let aborted)? = request {
+            programmedAddress = address
+            programmedData = data
+            classify(smmu, input: address, aborted: aborted, guestStage1: expectation.guestStage1)
+        }
+        verdict = foldVerdict(request, hostHandled: hostHandled, pending: pending, injection: lastInjection)
+    }
+
+    /// Stage results from the SMMU's response entry (or its absence: an untranslated doorbell).
+    private mutating func classify(_ response: JournalEntry?, input: UInt64, aborted: Bool,
+                                   guestStage1: Expectation.GuestStage1) {
+        let nested = guestStage1 == .translating
+        let unnested: StageResult = guestStage1 == .bypass ? .bypass : .absent
+        switch response {
+        case .smmuTranslated(_, let intermediate, let output, _, _)?:
+            physicalAddress = output
+            if let ipa = intermediate {
+                stage1 = .translated(from: input, to: ipa)
+                stage2 = .translated(from: ipa, to: output)
+            } else {
+                stage1 = nested ? .translated(from: input, to: output) : unnested
+                stage2 = .translated(from: input, to: output)
+            }
+        case .smmuAborted?:
+            stage1 = .aborted
+            stage2 = .aborted
+        case .smmuFault(let entry)?:
+            guard let fault = SMMUFault(entry) else {
+                stage1 = .aborted
+                stage2 = .aborted
+                return
+            }
+            if fault.stage2 || !nested {
+                stage1 = nested ? .notReached : unnested
+                stage2 = .fault(fault)
+            } else {
+                stage1 = .fault(fault)
+                stage2 = .notReached
+            }
+        default:
+            stage1 = .untranslated
+            stage2 = .untranslated
+            physicalAddress = aborted ? nil : input
+        }
+    }
+
+    /// Where the MSI ended, from what each layer saw.
+    private func foldVerdict(_ request: JournalEntry?, hostHandled: Int, pending: Bool, injection: JournalInjection?) -> Verdict {
+        switch request {
+        case .messageLatched?:
+            return .pending
+        case .messageNotSent(let why)?:
+            return .failed(.device, "the device did not send it (\(why))")
+        case .messageSent?:
+            break
+        default:
+            return .failed(.device, "not fired")
+        }
+        if let expected, handled == [expected] { return .delivered }
+        if !handled.isEmpty {
+            let got = handled.map { "LPI \($0.lpi) on vCPU \($0.cpu)" }.joined(separator: ", ")
+            let want = expected.map { "LPI \($0.lpi) on vCPU \($0.cpu)" } ?? "nothing"
+            return .failed(.misrouted, "the guest took \(got), expected \(want)")
+        }
+        for stage in [stage1, stage2] {
+            if case .fault(let fault) = stage {
+                let point: FailurePoint
+                switch fault.type {
+                case .fTranslation, .fAddrSize, .fAccess, .fPermission:
+                    point = fault.faultClass == .cd ? .smmuConfiguration : (fault.stage2 ? .stage2 : .stage1)
+                default:
+                    point = .smmuConfiguration
+                }
+                return .failed(point, fault.reason.isEmpty ? "\(fault.type.name)" : fault.reason)
+            }
+        }
+        if case .aborted = stage1 {
+            return .failed(.smmuConfiguration, "the SMMU aborted the write without an event (an abort STE: no usable configuration was installed for the StreamID)")
+        }
+        if let its {
+            if case .dropped(let reason) = its.result {
+                return .failed(.its, "the physical ITS dropped DeviceID \(Hex.format(UInt64(its.deviceID), minDigits: 1)) EventID \(its.eventID): \(reason)")
+            }
+        } else if case .untranslated = stage2 {
+            return .failed(.its, "the write reached no ITS")
+        } else {
+            return .failed(.its, "the write reached no ITS doorbell (\(programmedAddress.map { Hex.format($0) } ?? "?"))")
+        }
+        if hostHandled == 0 { return .failed(.host, "the host took no interrupt") }
+        // The guest masked the vector: QEMU's handler (`vfio_msi_interrupt`) set the emulated
+        // Pending bit instead of injecting; the unmask delivers it.
+        if pending { return .pending }
+        switch injection {
+        case .delivered?: return .failed(.host, "KVM injected, but no guest handler ran")
+        case .blocked(let reason)?: return .failed(.host, "the guest's vITS dropped the injection (\(reason))")
+        case .failed(let errno)?: return .failed(.host, "KVM refused the injection (\(errno))")
+        case .noRoute?: return .failed(.host, "the irqfd's GSI has no route")
+        case nil: return .failed(.host, "the host took the interrupt but signalled nothing for the guest")
+        }
+    }
+}
