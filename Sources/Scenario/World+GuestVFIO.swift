@@ -24,6 +24,14 @@ final class GuestVFIOUser {
     }
 }
 
+/// A guest VFIO user's call that failed: the uAPI call, as the user would report it, and the
+/// guest kernel's errno.
+struct GuestVFIOCallError: Error, CustomStringConvertible {
+    var call: String
+    var errno: Errno
+    var description: String { "\(call): \(errno)" }
+}
+
 extension World {
     /// The events that need a guest kernel driver (they unbind, re-probe or re-allocate
     /// through the driver's own calls, or map into its default domain): a guest whose functions
@@ -70,10 +78,14 @@ extension World {
     /// The user's "handler" is its read of the eventfd: each signal is recorded as a delivery
     /// on the guest irq and vCPU whose `vfio_msihandler` signalled it, so `fire` checks that the
     /// guest eventfd of the vector was signalled by the vector's own interrupt.
-    func bindGuestVFIO(_ index: Int, _ g: PCIDevice) throws(Errno) {
-        guard guestVFIOUsers[index] == nil else { throw .EBUSY }
+    func bindGuestVFIO(_ index: Int, _ g: PCIDevice) throws(GuestVFIOCallError) {
+        func call<T>(_ name: String, _ body: () throws(Errno) -> T) throws(GuestVFIOCallError) -> T {
+            do { return try body() } catch { throw GuestVFIOCallError(call: name, errno: error) }
+        }
+        guard guestVFIOUsers[index] == nil else { throw GuestVFIOCallError(call: "vfio-pci bind", errno: .EBUSY) }
         let description = scenario.devices[index]
-        let vdev = try guest.vfio.bindVFIOPCI(g.device)
+        let guest = self.guest
+        let vdev = try call("vfio-pci bind") { () throws(Errno) in try guest.vfio.bindVFIOPCI(g.device) }
         let process = UserProcess(kernel: guest, name: "guest-vfio-user\(index)")
         let file: VFIODeviceFile
         var container: VFIOContainer?
@@ -82,29 +94,31 @@ extension World {
         var ioasID: UInt32?
         switch scenario.vm.guestOwner {
         case .driver:
-            throw .EINVAL
+            throw GuestVFIOCallError(call: "guest-owner", errno: .EINVAL)
         case .vfioType1:
-            guard let groupID = g.device.iommu?.group?.id else { throw .EINVAL }
+            guard let groupID = g.device.iommu?.group?.id else { throw GuestVFIOCallError(call: "iommu_group", errno: .EINVAL) }
             let c = guest.vfio.openContainer(process: process)
-            let group = try guest.vfio.openGroup(groupID)
-            try group.setContainer(c)
-            try c.setIOMMU(VFIOContainer.type1v2IOMMU)
-            file = try group.getDeviceFD(g.device.name)
+            let group = try call("open /dev/vfio/\(groupID)") { () throws(Errno) in try guest.vfio.openGroup(groupID) }
+            try call("VFIO_GROUP_SET_CONTAINER") { () throws(Errno) in try group.setContainer(c) }
+            try call("VFIO_SET_IOMMU(VFIO_TYPE1v2_IOMMU)") { () throws(Errno) in try c.setIOMMU(VFIOContainer.type1v2IOMMU) }
+            file = try call("VFIO_GROUP_GET_DEVICE_FD") { () throws(Errno) in try group.getDeviceFD(g.device.name) }
             container = c
             groupFile = group
         case .vfioIOMMUFD:
             let ictx = guest.openIOMMUFD()
             ictx.process = process
-            let cdev = try guest.vfio.openDevice(vdev.cdevName, process: process)
-            _ = try cdev.bindIOMMUFD(ictx)
-            let ioas = try ictx.ioasAlloc()
-            _ = try cdev.attachIOMMUFDPT(ioas)
+            let cdev = try call("open /dev/vfio/devices/\(vdev.cdevName)") { () throws(Errno) in
+                try guest.vfio.openDevice(vdev.cdevName, process: process)
+            }
+            _ = try call("VFIO_DEVICE_BIND_IOMMUFD") { () throws(Errno) in try cdev.bindIOMMUFD(ictx) }
+            let ioas = try call("IOMMU_IOAS_ALLOC") { () throws(Errno) in try ictx.ioasAlloc() }
+            _ = try call("VFIO_DEVICE_ATTACH_IOMMUFD_PT") { () throws(Errno) in try cdev.attachIOMMUFDPT(ioas) }
             file = cdev
             iommufd = ictx
             ioasID = ioas
         }
         // PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER.
-        try file.writeCommand(0x0006)
+        try call("config write (Command)") { () throws(Errno) in try file.writeCommand(0x0006) }
         var fds: [Int32] = []
         var eventfds: [EventFD] = []
         for vector in 0..<description.activeVectors {
@@ -117,10 +131,12 @@ extension World {
             fds.append(fd)
             eventfds.append(eventfd)
         }
-        let irqIndex = description.interrupts == .msix ? VFIOIRQSet.msixIndex : VFIOIRQSet.msiIndex
-        let short = try file.setIRQs(.trigger(index: irqIndex, start: 0, eventfds: fds))
+        let msix = description.interrupts == .msix
+        let irqIndex = msix ? VFIOIRQSet.msixIndex : VFIOIRQSet.msiIndex
+        let setIRQs = "VFIO_DEVICE_SET_IRQS(\(msix ? "MSI-X" : "MSI"), ACTION_TRIGGER | DATA_EVENTFD, \(fds.count))"
+        let short = try call(setIRQs) { () throws(Errno) in try file.setIRQs(.trigger(index: irqIndex, start: 0, eventfds: fds)) }
         // vfio_msi_enable returns how many vectors the platform could give when fewer.
-        if short != 0 { throw .ENOSPC }
+        if short != 0 { throw GuestVFIOCallError(call: "\(setIRQs) gave only \(short)", errno: .ENOSPC) }
         let user = GuestVFIOUser(process: process, file: file, eventfds: eventfds)
         user.container = container
         user.group = groupFile

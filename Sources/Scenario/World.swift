@@ -196,7 +196,7 @@ public final class World {
     /// post})`, as NVMe's `nvme_setup_irqs` (min 1, `pre_vectors` 1).
     func bindGuestDriver(_ index: Int, _ g: PCIDevice, enable: Bool = true) throws(Errno) {
         if scenario.vm.guestOwner != .driver {
-            try bindGuestVFIO(index, g)
+            do { try bindGuestVFIO(index, g) } catch { throw error.errno }
             return
         }
         let description = scenario.devices[index]
