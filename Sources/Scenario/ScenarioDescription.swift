@@ -96,7 +96,21 @@ public struct VMOptions: Hashable, Sendable {
         case ramAtMSIWindow = "ram-at-msi-window"
     }
 
+    /// Who owns the passthrough functions inside the guest.
+    public enum GuestOwner: String, Hashable, Sendable, CaseIterable {
+        /// A guest kernel driver: `pci_alloc_irq_vectors` + `request_irq` (the default).
+        case driver
+        /// A guest user process through the guest's own VFIO (DPDK, a nested VMM): vfio-pci
+        /// bound, a type1v2 container (`VFIO_SET_IOMMU`), `VFIO_DEVICE_SET_IRQS` with eventfds.
+        case vfioType1 = "vfio-type1"
+        /// The same through the guest's iommufd: the cdev bound with
+        /// `VFIO_DEVICE_BIND_IOMMUFD` and attached to an IOAS (an auto paging domain).
+        case vfioIOMMUFD = "vfio-iommufd"
+    }
+
     public var viommu: VIOMMU
+    /// Who owns the functions in the guest: a kernel driver, or a guest VFIO user.
+    public var guestOwner: GuestOwner = .driver
     /// The guest's default domain for the device (only meaningful with a vIOMMU).
     public var guestDomain: KernelConfiguration.DefaultDomain
     public var guestPageSize: Granule
@@ -131,6 +145,7 @@ public struct VMOptions: Hashable, Sendable {
     public static func == (a: VMOptions, b: VMOptions) -> Bool {
         a.viommu == b.viommu && a.guestDomain == b.guestDomain && a.guestPageSize == b.guestPageSize && a.layout == b.layout
             && a.vcpus == b.vcpus && a.behindRootPorts == b.behindRootPorts && a.firmware == b.firmware
+            && a.guestOwner == b.guestOwner
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -141,6 +156,7 @@ public struct VMOptions: Hashable, Sendable {
         hasher.combine(vcpus)
         hasher.combine(behindRootPorts)
         hasher.combine(firmware)
+        hasher.combine(guestOwner)
     }
 }
 

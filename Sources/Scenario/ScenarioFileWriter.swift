@@ -23,6 +23,8 @@ enum ScenarioFileWriter {
         out.append("  vcpus: \(s.vm.vcpus)")
         out.append("  slot: \(s.vm.behindRootPorts ? "root-port" : "root-bus")")
         out.append("  firmware: \(s.vm.firmware.rawValue)")
+        // Written only when not the default, so files from before the key render as they did.
+        if s.vm.guestOwner != .driver { out.append("  guest-owner: \(s.vm.guestOwner.rawValue)") }
         out.append("devices:")
         for device in s.devices {
             out.append("  - bdf: \"\(device.requesterID)\"")

@@ -32,6 +32,9 @@ public final class World {
     public var exempt: Set<Int> { driverless.union(corrupted) }
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
     var deliveries: [GuestDelivery] = []
+    /// The guest VFIO user of each device, when `vm.guest-owner` is a VFIO one (keyed lookups
+    /// only).
+    var guestVFIOUsers: [Int: GuestVFIOUser] = [:]
     /// What the last adversarial write (forged EventID, mapping outside RAM) did.
     var lastAdversarialWrite: AdversarialWrite?
     /// A guest interrupt handler call.
@@ -85,6 +88,7 @@ public final class World {
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
         // One guest slot (00:0N.0) or root port (0N:00.0) per device: 31 at most on one bus.
         guard scenario.devices.count <= 31 else { throw fail("devices", "\(scenario.devices.count) devices: at most 31 fit the guest's bus") }
+        if let mistake = Self.checkGuestOwner(scenario) { throw fail("guest-owner", mistake) }
         var functions: [PCIFunction] = []
         var placement = HostBridgePlacement()
         for (index, device) in scenario.devices.enumerated() {
@@ -134,6 +138,10 @@ public final class World {
         let world = World(scenario: scenario, strategy: strategy, machine: machine, functions: functions, host: host,
                           vmm: vmm, guest: guest, guestDevices: guestDevices)
         for (index, g) in guestDevices.enumerated() {
+            if scenario.vm.guestOwner != .driver {
+                do { try world.bindGuestVFIO(index, g) } catch { throw fail("guest VFIO user (device \(index), \(scenario.vm.guestOwner.rawValue))", error) }
+                continue
+            }
             do { try world.bindGuestDriver(index, g) } catch { throw fail("guest driver (device \(index))", error) }
         }
         return world
@@ -187,6 +195,10 @@ public final class World {
     /// `pci_alloc_irq_vectors_affinity(dev, pre + post + 1, n, flag | PCI_IRQ_AFFINITY, {pre,
     /// post})`, as NVMe's `nvme_setup_irqs` (min 1, `pre_vectors` 1).
     func bindGuestDriver(_ index: Int, _ g: PCIDevice, enable: Bool = true) throws(Errno) {
+        if scenario.vm.guestOwner != .driver {
+            do { try bindGuestVFIO(index, g) } catch { throw error.errno }
+            return
+        }
         let description = scenario.devices[index]
         let body = { () throws(Errno) in
             if enable {

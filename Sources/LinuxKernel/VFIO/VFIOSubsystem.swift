@@ -16,12 +16,17 @@ public final class VFIOSubsystem {
 
     /// `echo vfio-pci > driver_override; echo … > bind`: `vfio_pci_probe` →
     /// `vfio_pci_core_register_device` (a group with an IOMMU, `vfio_register_group_dev`, and
-    /// the cdev). ENODEV for a device without an IOMMU group (no-IOMMU mode is not modelled),
-    /// EBUSY for a device bound already.
+    /// the cdev). EINVAL for a device without an IOMMU group: `vfio_device_set_group` →
+    /// `vfio_group_find_or_alloc` returns -EINVAL when `iommu_group_get` finds none and
+    /// `enable_unsafe_noiommu_mode` is off (drivers/vfio/group.c, v6.14–v6.19; no-IOMMU mode is
+    /// not modelled), so the probe fails. EBUSY for a device bound already.
     @discardableResult
     public func bindVFIOPCI(_ device: Device) throws(Errno) -> VFIOPCIDevice {
         guard let pdev = kernel.pci.pciDevice(of: device) else { throw .ENODEV }
-        guard device.iommu?.group != nil else { throw .ENODEV }
+        guard device.iommu?.group != nil else {
+            kernel.log.log("vfio-pci", "\(device.name): vfio_group_find_or_alloc: no iommu_group (enable_unsafe_noiommu_mode is off)")
+            throw .EINVAL
+        }
         if let existing = devices.first(where: { $0.device === device }) { _ = existing; throw .EBUSY }
         let vdev = VFIOPCIDevice(kernel: kernel, pdev: pdev, cdevName: "vfio\(devices.count)")
         device.driverName = "vfio-pci"
