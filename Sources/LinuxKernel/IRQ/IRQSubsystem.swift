@@ -204,10 +204,18 @@ extension IRQSubsystem {
             let intid = kernel.cpuInterface.readIAR1(cpu: cpu)
             if intid >= 1020 && intid <= 1023 { break }
             taken += 1
-            if let d = descriptorByHWIRQ[intid] {
+            let d = descriptorByHWIRQ[intid]
+            if let journal = kernel.journal {
+                if kernel.role != "guest" {
+                    journal.append(.hostInterrupt(cpu: cpu, hwirq: intid, irq: d?.irq, handler: d?.action?.name))
+                } else if let d, d.action != nil {
+                    journal.append(.guestHandler(irq: d.irq, lpi: intid, cpu: cpu))
+                }
+            }
+            if let d {
                 if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
                 if let action = d.action {
-                    if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
+                    if action.run(irq: d.irq, cpu: cpu, journal: kernel.journal) == .none { d.unhandledCount += 1 }
                 } else {
                     d.unhandledCount += 1
                 }
