@@ -17,8 +17,10 @@ public final class Journal {
 }
 
 /// One fact about the followed message. Hardware layers append the first group as they act;
-/// the software layers' facts (host interrupt, eventfd, irqfd, vITS, guest handler, the VMM's
-/// emulated Pending bit) are appended by whoever runs them.
+/// the software layers' facts are appended by whoever runs them: the host kernel's IRQ core
+/// (each interrupt it takes), `eventfd_signal`, KVM (the irqfd injection and its vITS's
+/// translation), the guest kernel's IRQ core (each handler it runs) and the VMM (its emulated
+/// Pending bit).
 public enum JournalEntry: Hashable, Sendable {
     /// The function put its message on the link: the address and data it wrote, and whether
     /// the write came back aborted.
@@ -56,20 +58,25 @@ public enum JournalEntry: Hashable, Sendable {
     /// A write a layer discarded (a pre-ITS slot that is not a 32-bit aligned write, a
     /// GITS_TRANSLATER write of a size it does not take).
     case droppedWrite(address: UInt64, size: Int)
-    /// A redistributor set an LPI pending.
+    /// A redistributor made an LPI pending (it was not already: LPIs are edge-triggered, a second
+    /// set coalesces); `cpu` is the redistributor's processor number.
     case lpiPending(intid: UInt32, cpu: Int)
-    /// The host kernel took `count` interrupts on a CPU.
-    case hostInterrupts(cpu: Int, count: Int)
-    /// VFIO's handler signalled the vector's eventfd.
-    case eventfdSignal
+    /// The host kernel's IRQ core acknowledged an interrupt on a CPU (`gic_handle_irq`: the
+    /// INTID read from ICC_IAR1_EL1): its Linux irq and the action's name when a descriptor maps
+    /// it (nil for a spurious INTID or one with no action).
+    case hostInterrupt(cpu: Int, hwirq: UInt32, irq: Int?, handler: String?)
+    /// `eventfd_signal` on an eventfd (VFIO's `vfio_msihandler`): the irq whose handler
+    /// signalled and the CPU it ran on, when a handler did.
+    case eventfdSignal(irq: Int?, cpu: Int?)
     /// KVM's irqfd injected (or failed to inject) the GSI's MSI.
     case irqfdInjection(JournalInjection)
-    /// The guest's vITS translated the injected MSI.
+    /// KVM's vITS (the ITS model run over the guest's tables in guest RAM) translated the MSI KVM
+    /// was asked to inject.
     case vitsTranslate(deviceID: DeviceID, eventID: UInt32, result: JournalITSResult)
     /// The VMM's emulated MSI-X PBA bit of a vector was set: the guest had masked it (QEMU
     /// `vfio_msi_interrupt` → `msix_set_pending`). `device` is the VMM's device index.
     case pendingBitSet(device: Int, vector: Int)
-    /// The guest kernel ran a handler: its irq, the LPI, the vCPU.
+    /// The guest kernel's IRQ core ran a handler: its irq, the LPI, the vCPU.
     case guestHandler(irq: Int, lpi: UInt32, cpu: Int)
 }
 

@@ -26,6 +26,8 @@ public final class Redistributor: MMIODevice {
     public internal(set) var rdBase: PhysicalAddress?
     unowned(safe) var bus: SystemBus?
     public var trace: TraceLog?
+    /// The journal of the message being followed: every LPI this redistributor makes pending.
+    public var journal: Journal?
 
     /// GICR_CTLR.EnableLPIs.
     public private(set) var enableLPIs = false
@@ -312,6 +314,7 @@ public final class Redistributor: MMIODevice {
         pendingCount &+= 1
         counters.lpisSetPending &+= 1
         writePendingBit(intid, set: true)
+        journal?.append(.lpiPending(intid: intid.rawValue, cpu: processorNumber))
         if let trace {
             let config = configurationCache[i]
             trace.append(.redistributor, "LPI pending", value: UInt64(intid.rawValue),

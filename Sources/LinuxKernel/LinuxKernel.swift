@@ -16,6 +16,10 @@ public final class LinuxKernel {
     public let configuration: KernelConfiguration
     public let cpuInterface: any CPUInterfaceRegisters
     public let log = KernelLog()
+    /// The journal of the message being followed, if any: the IRQ core appends each interrupt
+    /// it takes (a host interrupt, or a guest handler when `role` is "guest"), `eventfd_signal`
+    /// under it appends its signal, KVM its vITS translations and injections.
+    public var journal: Journal?
     public let mmio: MMIOAccess
     public let pages: PhysicalPages
     /// Every device the kernel knows, in discovery order.

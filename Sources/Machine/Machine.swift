@@ -265,6 +265,7 @@ public final class Machine {
             for its in its { its.journal = journal }
             for smmu in smmus { smmu.translator.journal = journal }
             for rc in rootComplexes { rc.journal = journal }
+            for redistributor in gic?.redistributors ?? [] { redistributor.journal = journal }
         }
     }
 

@@ -7,15 +7,20 @@ extension VectorOutcome {
     /// its kernel requested, and what its own (vSMMU) stage 1 is for the device (none without
     /// a vIOMMU, bypass for an identity domain, translating for a DMA domain). The physical
     /// SMMU may apply that stage itself (nested) or not at all (the host flattened it); the
-    /// labels of `stage1`/`stage2` follow the guest's view.
+    /// labels of `stage1`/`stage2` follow the guest's view. `guestIRQs` are the guest's Linux
+    /// irqs of the fired device's vectors: the guest handlers that count for it (nil: all do;
+    /// a handler for another device, such as the guest's own SMMU event interrupt, is not this
+    /// MSI's).
     public struct Expectation: Hashable, Sendable {
         public enum GuestStage1: Hashable, Sendable { case absent, bypass, translating }
         public var interrupt: GuestInterrupt?
         public var guestStage1: GuestStage1
+        public var guestIRQs: Set<Int>?
 
-        public init(interrupt: GuestInterrupt?, guestStage1: GuestStage1) {
+        public init(interrupt: GuestInterrupt?, guestStage1: GuestStage1, guestIRQs: Set<Int>? = nil) {
             self.interrupt = interrupt
             self.guestStage1 = guestStage1
+            self.guestIRQs = guestIRQs
         }
     }
 
@@ -41,13 +46,14 @@ extension VectorOutcome {
                 if self.its == nil, let result = ITSTranslationResult(result) {
                     self.its = ITSOutcome(index: its ?? 0, deviceID: deviceID.rawValue, eventID: eventID, result: result)
                 }
-            case .hostInterrupts(_, let count):
-                hostHandled += count
+            case .hostInterrupt:
+                hostHandled += 1
             case .pendingBitSet(let d, let v):
                 if d == device && v == vector { pending = true }
             case .irqfdInjection(let injection):
                 lastInjection = injection
             case .guestHandler(let irq, let lpi, let cpu):
+                if let irqs = expectation.guestIRQs, !irqs.contains(irq) { break }
                 handled.append(GuestInterrupt(irq: irq, lpi: lpi, cpu: cpu))
             default:
                 break

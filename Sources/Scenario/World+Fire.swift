@@ -4,18 +4,6 @@ import LinuxKernel
 import PCI
 import SMMUv3
 
-extension KVMInjectionRecord.Outcome {
-    /// The injection's end as a `Journal` keeps it.
-    var journalInjection: JournalInjection {
-        switch self {
-        case .delivered: .delivered
-        case .blocked(let reason): .blocked("\(reason)")
-        case .failed(let errno): .failed("\(errno)")
-        case .noRoute: .noRoute
-        }
-    }
-}
-
 extension World {
     /// The guest interrupt the guest kernel expects for a vector: its irq, LPI and target vCPU.
     func expectedGuestInterrupt(device: Int, vector: Int) -> VectorOutcome.GuestInterrupt? {
@@ -30,16 +18,34 @@ extension World {
         return guest.irq.descriptor(irq)?.msiDescriptor?.message
     }
 
+    /// The guest's Linux irqs of a device's vectors: the handlers that count as this device's.
+    func guestIRQs(device: Int) -> Set<Int> {
+        guard guestDevices.indices.contains(device) else { return [] }
+        let g = guestDevices[device]
+        if g.msixEnabled { return Set(g.device.msiDescriptors.map(\.irq).filter { $0 != 0 }) }
+        var irqs: Set<Int> = []
+        var vector = 0
+        // MSI: at most 32 vectors (PCI Local Bus 3.0 §6.8.1.3, Multiple Message Enable).
+        while vector < 32, let irq = try? guest.pci.irqVector(g, vector) {
+            irqs.insert(irq)
+            vector += 1
+        }
+        return irqs
+    }
+
     /// Fires one vector and follows it: the device's write, the SMMU's answer, the physical
     /// ITS, the host's interrupt handling (vfio_msihandler → eventfd → KVM irqfd), KVM's
-    /// injection into the vITS, and the guest's handlers. Every layer appends what it did to a
-    /// `Journal` attached for this MSI; the outcome is the fold of that journal
-    /// (`VectorOutcome(step:device:vector:journal:expectation:)`). With `trace`, every layer
-    /// also records its steps into it, and the software steps are added as records of their own.
+    /// injection into the vITS, and the guest's handlers. One `Journal` is attached for this
+    /// MSI to the machine, the host kernel (its IRQ core, eventfd_signal, KVM), the guest kernel
+    /// (its IRQ core) and the VMM; every layer appends what it did, and the outcome is the fold
+    /// of that journal (`VectorOutcome(step:device:vector:journal:expectation:)`). With `trace`,
+    /// every layer also records its steps into it, and the software steps are added as records
+    /// of their own.
     func fire(device: Int, vector: Int, step: Int, trace: TraceLog? = nil) -> VectorOutcome {
         let journal = Journal()
         let expectation = VectorOutcome.Expectation(interrupt: expectedGuestInterrupt(device: device, vector: vector),
-                                                    guestStage1: guestStage1(device: device))
+                                                    guestStage1: guestStage1(device: device),
+                                                    guestIRQs: guestIRQs(device: device))
         guard functions.indices.contains(device) else {
             var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
             outcome.verdict = .failed(.device, "no device \(device)")
@@ -55,6 +61,14 @@ extension World {
             vmm.vm.vgic?.its?.trace = vitsTrace
         }
         machine.journal = journal
+        host.journal = journal
+        guest.journal = journal
+        vmm.journal = journal
+        defer {
+            host.journal = nil
+            guest.journal = nil
+            vmm.journal = nil
+        }
         let request = function.raise(vector: vector)
         machine.journal = nil
         machine.trace = nil
@@ -73,30 +87,23 @@ extension World {
             cost.tlbHits += smmu.translator.counters.tlbHits - before.tlbHits
             cost.tlbMisses += smmu.translator.counters.tlbMisses - before.tlbMisses
         }
-        // The host takes its LPIs; VFIO's handler signals the eventfd, KVM's irqfd injects.
-        vmm.journal = journal
-        for cpu in 0..<host.irq.cpuCount {
-            let count = host.irq.handleInterrupts(cpu: cpu)
-            if count > 0 { journal.append(.hostInterrupts(cpu: cpu, count: count)) }
-        }
+        // The host takes its LPIs; VFIO's handler signals the eventfd, KVM's irqfd injects; the
+        // guest takes what its vITS made pending. Each appends to the journal as it acts.
+        for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         if vmm.vsmmu != nil { vmm.pollVirtualEvents() }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
-        vmm.journal = nil
         var smmuEvents: [EventRecord] = []
         for driver in host.smmuDrivers {
             if let records = try? driver.serviceEventQueue() { smmuEvents += records }
         }
         vmm.vm.vgic?.its?.trace = nil
         let injections = Array(vmm.vm.injections.dropFirst(injectionsBefore))
-        for injection in injections { journal.append(.irqfdInjection(injection.outcome.journalInjection)) }
-        for d in takeDeliveries() where d.device == device {
-            journal.append(.guestHandler(irq: d.irq, lpi: guest.irq.descriptor(d.irq)?.hwirq ?? 0, cpu: d.cpu))
-        }
+        _ = takeDeliveries()
         var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
         outcome.smmuEvents = smmuEvents
         outcome.cost = cost
         if let trace {
-            let hostHandled = journal.entries.reduce(0) { if case .hostInterrupts(_, let n) = $1 { $0 + n } else { $0 } }
+            let hostHandled = journal.entries.reduce(0) { if case .hostInterrupt = $1 { $0 + 1 } else { $0 } }
             traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections,
                           vits: vitsTrace?.records ?? [])
         }

@@ -20,7 +20,7 @@ struct JournalVerdictTests {
     @Test("nested translation, ITS, host, irqfd and the expected guest handler: delivered, stages from the SMMU's entry")
     func delivered() {
         let o = Self.fold([Self.sent, .smmuTranslated(input: 0x0800_0040, intermediate: 0x0900_0040, output: 0x0809_0040, stage1: true, stage2: true),
-                           Self.its, .hostInterrupts(cpu: 0, count: 1), .irqfdInjection(.delivered),
+                           Self.its, .hostInterrupt(cpu: 0, hwirq: 8192, irq: 30, handler: "vfio-msix[0]"), .irqfdInjection(.delivered),
                            .guestHandler(irq: 40, lpi: 8192, cpu: 1)])
         #expect(o.verdict == .delivered)
         #expect(o.stage1 == .translated(from: 0x0800_0040, to: 0x0900_0040))
@@ -45,7 +45,7 @@ struct JournalVerdictTests {
     @Test("the VMM's Pending bit makes the vector pending for whichever device it belongs to")
     func pendingOnSecondDevice() {
         let entries: [JournalEntry] = [Self.sent, .smmuTranslated(input: 0x0800_0040, intermediate: nil, output: 0x0809_0040, stage1: false, stage2: true),
-                                       Self.its, .hostInterrupts(cpu: 0, count: 1), .pendingBitSet(device: 1, vector: 0)]
+                                       Self.its, .hostInterrupt(cpu: 0, hwirq: 8192, irq: 30, handler: "vfio-msix[0]"), .pendingBitSet(device: 1, vector: 0)]
         #expect(Self.fold(device: 1, entries).verdict == .pending)
         #expect(Self.fold(device: 0, entries).verdict == .failed(.host, "the host took the interrupt but signalled nothing for the guest"))
     }

@@ -1,3 +1,5 @@
+import Bus
+
 /// `eventfd` (fs/eventfd.c): a 64-bit counter that one side signals and the other reads.
 ///
 /// VFIO hands one per vector to `request_irq` (`vfio_msihandler` calls `eventfd_signal`), and
@@ -26,9 +28,12 @@ public final class EventFD {
 
     /// `eventfd_signal(ctx)`: adds 1. The counter saturates below `UInt64.max` (Linux refuses to
     /// reach ULLONG_MAX; a write that would block is dropped with a warning in signal context).
-    public func signal(irq: Int? = nil, cpu: Int? = nil) {
+    /// The signal is appended to `journal` (the signalling kernel's) before the consumer wakes,
+    /// so what the wakeup does (KVM's injection) follows it.
+    public func signal(irq: Int? = nil, cpu: Int? = nil, journal: Journal? = nil) {
         if count < UInt64.max - 1 { count += 1 }
         signals.append(Signal(irq: irq, cpu: cpu))
+        journal?.append(.eventfdSignal(irq: irq, cpu: cpu))
         onSignal?(self)
     }
 

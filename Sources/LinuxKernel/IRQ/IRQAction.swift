@@ -1,3 +1,5 @@
+import Bus
+
 /// `irqreturn_t`.
 public enum IRQReturn: Sendable {
     /// `IRQ_NONE`: not ours.
@@ -27,12 +29,13 @@ public final class IRQAction {
         self.kind = kind
     }
 
-    /// Runs the action (`__handle_irq_event_percpu` → `action->handler`).
-    func run(irq: Int, cpu: Int) -> IRQReturn {
+    /// Runs the action (`__handle_irq_event_percpu` → `action->handler`); `journal` is the
+    /// kernel's, for `eventfd_signal` to append to.
+    func run(irq: Int, cpu: Int, journal: Journal? = nil) -> IRQReturn {
         switch kind {
         case .handler(let body): return body(irq, cpu)
         case .eventfd(let fd):
-            fd.signal(irq: irq, cpu: cpu)
+            fd.signal(irq: irq, cpu: cpu, journal: journal)
             return .handled
         }
     }

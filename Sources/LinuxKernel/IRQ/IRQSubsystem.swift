@@ -217,13 +217,21 @@ extension IRQSubsystem {
             if intid >= 1020 && intid <= 1023 { break }
             taken += 1
             if split { kernel.cpuInterface.writeEOIR1(cpu: cpu, intid) }
-            if let d = descriptorByHWIRQ[intid] {
+            let d = descriptorByHWIRQ[intid]
+            if let journal = kernel.journal {
+                if kernel.role != "guest" {
+                    journal.append(.hostInterrupt(cpu: cpu, hwirq: intid, irq: d?.irq, handler: d?.action?.name))
+                } else if let d, d.action != nil {
+                    journal.append(.guestHandler(irq: d.irq, lpi: intid, cpu: cpu))
+                }
+            }
+            if let d {
                 if d.isSPI {
                     handleFastEOI(d, cpu: cpu)
                 } else {
                     if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
                     if let action = d.action {
-                        if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
+                        if action.run(irq: d.irq, cpu: cpu, journal: kernel.journal) == .none { d.unhandledCount += 1 }
                     } else {
                         d.unhandledCount += 1
                     }
@@ -257,7 +265,7 @@ extension IRQSubsystem {
             return
         }
         if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
-        if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
+        if action.run(irq: d.irq, cpu: cpu, journal: kernel.journal) == .none { d.unhandledCount += 1 }
     }
 
     /// The descriptor of the interrupt whose INTID is `hwirq`.

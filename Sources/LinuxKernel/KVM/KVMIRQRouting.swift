@@ -69,6 +69,16 @@ public struct KVMInjectionRecord: Hashable, Sendable, CustomStringConvertible {
         case failed(Errno)
         /// irqfd on a GSI without a route.
         case noRoute
+
+        /// The injection's end as a `Journal` keeps it.
+        public var journalInjection: JournalInjection {
+            switch self {
+            case .delivered: .delivered
+            case .blocked(let reason): .blocked("\(reason)")
+            case .failed(let errno): .failed("\(errno)")
+            case .noRoute: .noRoute
+            }
+        }
     }
     public var source: Source
     public var msi: KVMMSI?
@@ -204,7 +214,9 @@ extension KVMVirtualMachine {
         guard address >= its.base.rawValue, address - its.base.rawValue < KVMConstants.vgicV3ITSSize else {
             throw fail(.EINVAL, \.notITSDoorbell)
         }
-        switch its.translate(deviceID: DeviceID(msi.devid), eventID: EventID(msi.data)) {
+        let translation = its.translate(deviceID: DeviceID(msi.devid), eventID: EventID(msi.data))
+        kernel.journal?.append(.vitsTranslate(deviceID: DeviceID(msi.devid), eventID: msi.data, result: translation.journalResult))
+        switch translation {
         case .delivered(let intid, let cpu, let accepted):
             guard accepted else { throw fail(.EBUSY, \.busy) }
             counters.delivered &+= 1
@@ -219,7 +231,10 @@ extension KVMVirtualMachine {
         }
     }
 
+    /// Keeps the injection (when `recordsInjections`) and appends its end to the kernel's
+    /// journal (when one is attached).
     func record(_ entry: KVMInjectionRecord) {
+        kernel.journal?.append(.irqfdInjection(entry.outcome.journalInjection))
         guard recordsInjections else { return }
         injections.append(entry)
     }
