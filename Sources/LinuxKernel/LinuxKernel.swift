@@ -9,15 +9,16 @@ import Firmware
 /// (irqchip, early), the SMMUs (arm-smmu-v3 platform driver), then the PCI host bridge and
 /// its functions, each of which the IOMMU core probes into a group with a default domain.
 public final class LinuxKernel {
-    /// "host" or "guest", for logs and reports.
-    public let role: String
+    /// Where this kernel runs: the host (entered at EL2, the GIC's EOImode drop/deactivate
+    /// split) or a guest (EL1). Decides which journal entries the IRQ core appends.
+    public let role: KernelRole
     public let bus: SystemBus
     public let topology: Topology
     public let configuration: KernelConfiguration
     public let cpuInterface: any CPUInterfaceRegisters
     public let log = KernelLog()
     /// The journal of the message being followed, if any: the IRQ core appends each interrupt
-    /// it takes (a host interrupt, or a guest handler when `role` is "guest"), `eventfd_signal`
+    /// it takes (a host interrupt, or a guest handler when `role` is `.guest`), `eventfd_signal`
     /// under it appends its signal, KVM its vITS translations and injections.
     public var journal: Journal?
     public let mmio: MMIOAccess
@@ -48,7 +49,7 @@ public final class LinuxKernel {
 
     /// Page frames for the kernel's own allocations: RAM from the description, less
     /// `reservedTop` bytes at the top of the first window (left for whoever builds the machine).
-    public init(role: String = "host", topology: Topology, bus: SystemBus, cpuInterface: any CPUInterfaceRegisters,
+    public init(role: KernelRole = .host, topology: Topology, bus: SystemBus, cpuInterface: any CPUInterfaceRegisters,
                 configuration: KernelConfiguration = KernelConfiguration()) {
         self.role = role
         self.topology = topology
@@ -87,4 +88,10 @@ public final class LinuxKernel {
     public func addDevice(_ device: Device) {
         devices.append(device)
     }
+}
+
+/// Where a `LinuxKernel` runs. The raw value names it in logs and reports.
+public enum KernelRole: String, Hashable, Sendable {
+    case host
+    case guest
 }

@@ -406,11 +406,11 @@ public final class VirtualMachineMonitor {
     public var function: PassthroughFunction { devices[0].function }
     public var vectors: [Int: Vector] { devices[0].vectors }
 
-    /// Boots the guest kernel on the VM: `LinuxKernel(role: "guest")` over the guest bus and the
+    /// Boots the guest kernel on the VM: `LinuxKernel(role: .guest)` over the guest bus and the
     /// vCPUs' GIC system registers, with the topology read from the guest's ACPI tables or DTB.
     @discardableResult
     public func bootGuest() throws(GuestError) -> LinuxKernel {
-        let kernel = LinuxKernel(role: "guest", topology: guestTopology, bus: vm.guestBus,
+        let kernel = LinuxKernel(role: .guest, topology: guestTopology, bus: vm.guestBus,
                                  cpuInterface: vm.cpuInterface, configuration: configuration.guestKernel)
         guest = kernel
         do { try kernel.boot() } catch { throw .hostCall("guest boot", "\(error)") }

@@ -73,7 +73,7 @@ struct KVMGuestKernelTests {
         // Before the guest runs, the vITS is disabled: KVM answers EBUSY.
         #expect(throws: Errno.EBUSY) { try vm.signalMSI(KVMMSI(addressLo: KVMFixture.translater, data: 0, devid: 0x8)) }
 
-        let guest = LinuxKernel(role: "guest", topology: try Self.guestTopology(cpus: 2), bus: vm.guestBus, cpuInterface: vm.cpuInterface)
+        let guest = LinuxKernel(role: .guest, topology: try Self.guestTopology(cpus: 2), bus: vm.guestBus, cpuInterface: vm.cpuInterface)
         try guest.irq.probe()
 
         let its = try #require(vgic.its)

@@ -259,8 +259,8 @@ struct PCIINTxTests {
     }
 
     @Test("a guest kernel (EL1) runs EOImode 0: ICC_EOIR1_EL1 deactivates and the same handler runs once",
-          arguments: ["host", "guest"])
-    func eoiModeByRole(role: String) throws {
+          arguments: [KernelRole.host, .guest])
+    func eoiModeByRole(role: KernelRole) throws {
         let machine = try Machine(topology: try Topology(dtb: try PCIKernelHost.fixtureBytes("qemu-virt/virt-smmu-itsoff.dtb")), name: "itsoff")
         let function = try PCIFunction(name: "ep", requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], interruptPin: 1)
@@ -274,7 +274,7 @@ struct PCIINTxTests {
             _ = try kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: .allTypes)
         }
         let calls = try installHandler(kernel, dev, function)
-        #expect(gic.cpuInterfaces[0].eoiMode == (role == "host"))
+        #expect(gic.cpuInterfaces[0].eoiMode == (role == .host))
         // gic_dist_init: every SPI Group 1 at priority 0xA0, level, routed to the boot CPU.
         #expect(gic.distributor.isGroup1(intid: 36) && gic.distributor.priority(intid: 36) == 0xA0)
         #expect(!gic.distributor.isEdgeTriggered(intid: 36) && gic.distributor.router(intid: 36) == 0)

@@ -61,7 +61,7 @@ extension IRQSubsystem {
 
     /// `supports_deactivate_key`: the kernel splits priority drop (ICC_EOIR1_EL1) from
     /// deactivation (ICC_DIR_EL1), as it does when entered at EL2.
-    public var usesEOImodeDrop: Bool { kernel.role != "guest" }
+    public var usesEOImodeDrop: Bool { kernel.role != .guest }
 
     /// `GIC_LINE_NR`: min(GICD_TYPER.ITLinesNumber, 1020) lines, (ITLinesNumber + 1) × 32.
     static func lineCount(typer: UInt32) -> Int { min((Int(typer & 0x1F) + 1) * 32, 1020) }

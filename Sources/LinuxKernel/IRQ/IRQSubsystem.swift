@@ -219,7 +219,7 @@ extension IRQSubsystem {
             if split { kernel.cpuInterface.writeEOIR1(cpu: cpu, intid) }
             let d = descriptorByHWIRQ[intid]
             if let journal = kernel.journal {
-                if kernel.role != "guest" {
+                if kernel.role != .guest {
                     journal.append(.hostInterrupt(cpu: cpu, hwirq: intid, irq: d?.irq, handler: d?.action?.name))
                 } else if let d, d.action != nil {
                     journal.append(.guestHandler(irq: d.irq, lpi: intid, cpu: cpu))
