@@ -1,5 +1,6 @@
 import Firmware
 import ArgumentParser
+import Report
 import Scenario
 
 /// `doorbell compare`: every strategy on every built-in scenario.

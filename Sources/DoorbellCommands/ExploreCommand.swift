@@ -2,6 +2,7 @@ import Firmware
 import ArgumentParser
 import Bus
 import Foundation
+import Report
 import Scenario
 
 /// `doorbell explore`: which strategy survives which event.

@@ -3,6 +3,7 @@ import ArgumentParser
 import Bus
 import Foundation
 import Machine
+import Report
 import Scenario
 
 /// `--format` of the comparison commands.

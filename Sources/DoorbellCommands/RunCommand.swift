@@ -1,5 +1,6 @@
 import Firmware
 import ArgumentParser
+import Report
 import Scenario
 
 /// `doorbell run FILE`: a scenario file under its strategies, with its expectations checked.

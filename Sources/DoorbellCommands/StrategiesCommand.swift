@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bus
+import Report
 import Scenario
 
 /// `doorbell` (no arguments) = `doorbell strategies`: the seed's scenario under every strategy.

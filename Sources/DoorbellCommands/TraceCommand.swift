@@ -1,6 +1,7 @@
 import Firmware
 import ArgumentParser
 import Bus
+import Report
 import Scenario
 
 /// `doorbell trace`: one MSI of one strategy, every step.
