@@ -49,7 +49,8 @@ public struct HostDevicesReport {
     /// Plugs `devices` under root complex `rcIndex` of `machine`, boots the host kernel model and
     /// lets a driver enable each one's vectors.
     public static func make(machine: Machine, rcIndex: Int, devices: [HostDeviceSpec], configuration: KernelConfiguration) throws -> HostDevicesReport {
-        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+        let host: HostMachine
+        do { host = try HostMachine(machine) } catch { throw CommandFailure(error.description) }
         let rc = machine.rootComplexes[rcIndex]
         var seen = Set<RequesterID>()
         var placement = HostBridgePlacement()
@@ -70,8 +71,8 @@ public struct HostDevicesReport {
         for bridge in placement.created where functions[bridge.requesterID] == nil && seen.contains(bridge.requesterID) {
             throw UsageFailure("--device \(bridge.requesterID): that slot holds the bridge of bus \(bridge.secondaryBus)")
         }
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        do { try kernel.boot() } catch { throw CommandFailure("\(machine.name): the kernel model failed to boot: \(error)") }
+        let kernel: LinuxKernel
+        do { kernel = try host.bootHost(configuration) } catch { throw CommandFailure(error.description) }
         let hostBridge = machine.hostBridgeIndices[rcIndex]
 
         // Drivers bind in the order devices were added (pci_bus_add_device → device_attach).

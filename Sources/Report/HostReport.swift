@@ -23,13 +23,14 @@ public struct HostReport {
     /// the host kernel model, lets `owner` enable MSI-X and fires `vector`.
     public static func make(machine: Machine, rcIndex: Int, rid: RequesterID, owner: Owner, configuration: KernelConfiguration,
                             vector: Int) throws -> HostReport {
-        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+        let host: HostMachine
+        do { host = try HostMachine(machine) } catch { throw CommandFailure(error.description) }
         let function = try PCIFunction(name: "endpoint", requesterID: rid, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: 4))
         try machine.rootComplexes[rcIndex].attach(function)
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        do { try kernel.boot() } catch { throw CommandFailure("\(machine.name): the kernel model failed to boot: \(error)") }
+        let kernel: LinuxKernel
+        do { kernel = try host.bootHost(configuration) } catch { throw CommandFailure(error.description) }
         guard let pdev = kernel.pci.device(rid) else { throw CommandFailure("\(machine.name): \(rid.hex) was not enumerated") }
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"

@@ -61,10 +61,15 @@ public struct SeedReport {
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: 4))
         try machine.rootComplexes[0].attach(function)
-        guard let gic = machine.gic else { throw UsageFailure("qemu-virt has no GICv3") }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic,
-                               configuration: KernelConfiguration(version: hostVersion))
-        do { try host.boot() } catch { throw UsageFailure("host boot: \(error)") }
+        let host: LinuxKernel
+        do {
+            host = try HostMachine(machine).bootHost(KernelConfiguration(version: hostVersion))
+        } catch {
+            switch error {
+            case .noGIC: throw UsageFailure("qemu-virt has no GICv3")
+            case .boot(_, let why): throw UsageFailure("host boot: \(why)")
+            }
+        }
         guard let hostDevice = host.pci.device(rid) else { throw UsageFailure("00:01.0 was not enumerated") }
         let vmm: VirtualMachineMonitor
         let guest: LinuxKernel
