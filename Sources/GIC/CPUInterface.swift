@@ -1,17 +1,25 @@
 import Bus
 
-/// One PE's GIC CPU interface, the system-register side (ICC_*_EL1) as far as LPIs need it.
+/// One PE's GIC CPU interface, the system-register side (ICC_*_EL1) for LPIs and SPIs.
 ///
-/// - ICC_IAR1_EL1 (`GICv3.acknowledge(cpu:)`): the highest-priority pending enabled LPI whose
-///   priority is below both ICC_PMR_EL1 and the running priority; 1023 if none.
+/// - ICC_IAR1_EL1 (`GICv3.acknowledge(cpu:)`): the highest-priority pending interrupt over the
+///   redistributor's LPIs and the distributor's SPIs routed to this PE (`DistributorSPI.swift`)
+///   whose priority is below ICC_PMR_EL1 and whose group priority is below the running
+///   priority's; 1023 if none. Ties go to the lowest INTID (the architecture leaves the choice
+///   among equal priorities IMPLEMENTATION DEFINED).
 /// - LPIs have no active state: acknowledging one clears its pending bit (QEMU
 ///   `icc_activate_irq` clears the LPI's pending bit and sets nothing active), so it can become
-///   pending again while its handler runs.
-/// - ICC_EOIR1_EL1 (`GICv3.endOfInterrupt(cpu:intid:)`): priority drop of the highest active
-///   priority (EOImode=0; an LPI needs no deactivation).
-/// - Binary point: preemption compares full priorities. That equals ICC_BPR1_EL1=0 (group
-///   priority bits [7:1]) for LPI priorities, whose bits [1:0] are always 0. Groups, ICC_IGRPEN1
-///   and SGIs/PPIs/SPIs are not modelled.
+///   pending again while its handler runs. An acknowledged SPI becomes active at the
+///   distributor.
+/// - ICC_CTLR_EL1.EOImode (`eoiMode`): 0 — ICC_EOIR1_EL1 drops the running priority and
+///   deactivates the INTID written; 1 — ICC_EOIR1_EL1 only drops the priority and ICC_DIR_EL1
+///   deactivates (IHI 0069 §4.1.1, "Priority drop and interrupt deactivation"). An LPI needs no
+///   deactivation. A DIR write with EOImode = 0 is UNPREDICTABLE; the model ignores it and
+///   counts it in `ignoredDeactivations`.
+/// - Binary point: ICC_BPR1_EL1 = 0 (Linux `gic_cpu_sys_reg_init` writes 0), so the group
+///   priority is bits [7:1]: a pending priority p preempts running priority r when
+///   p >> 1 < r >> 1, i.e. p < (r & 0xFE). Priorities keep all 8 bits (ICC_CTLR_EL1.PRIbits
+///   = 7, this model's choice). ICC_IGRPEN1_EL1 and SGIs/PPIs are not modelled.
 public final class CPUInterface {
     public let cpu: Int
 
@@ -19,11 +27,17 @@ public final class CPUInterface {
     /// masked) here; Linux writes 0xF0 (`DEFAULT_PMR_VALUE`) during CPU bring-up.
     public var priorityMask: UInt8 = 0
 
+    /// ICC_CTLR_EL1.EOImode (bit 1): false — EOIR drops the priority and deactivates (the
+    /// reset value); true — EOIR only drops the priority, ICC_DIR_EL1 deactivates.
+    public var eoiMode = false
+
     /// One acknowledged interrupt.
     public struct Delivery: Hashable, Sendable, CustomStringConvertible {
         public var intid: INTID
         public var priority: UInt8
-        public var description: String { "LPI \(intid.rawValue) (priority \(Hex.format(UInt64(priority), minDigits: 2)))" }
+        public var description: String {
+            "\(intid.rawValue < 8192 ? "SPI" : "LPI") \(intid.rawValue) (priority \(Hex.format(UInt64(priority), minDigits: 2)))"
+        }
     }
 
     /// Interrupts acknowledged on this PE, in order (tests and reports read it).
@@ -41,6 +55,12 @@ public final class CPUInterface {
         /// EOIs with nothing active (ignored), or whose INTID is not the innermost active one
         /// (GICv3 calls that UNPREDICTABLE; the model still drops the innermost priority).
         public var unmatchedEndOfInterrupts = 0
+        /// Interrupts deactivated (EOIR with EOImode = 0 or DIR with EOImode = 1) that were
+        /// active SPIs.
+        public var deactivations = 0
+        /// ICC_DIR_EL1 writes with EOImode = 0 (UNPREDICTABLE; ignored), or naming an SPI
+        /// that is not active.
+        public var ignoredDeactivations = 0
         public init() {}
     }
 
@@ -54,7 +74,7 @@ public final class CPUInterface {
     /// The threshold a pending priority must be below to be signalled: min(PMR, running
     /// priority), where "idle" lets any priority below PMR through.
     var signalThreshold: UInt16 {
-        activeStack.isEmpty ? UInt16(priorityMask) : min(UInt16(priorityMask), UInt16(runningPriority))
+        activeStack.isEmpty ? UInt16(priorityMask) : min(UInt16(priorityMask), UInt16(runningPriority & 0xFE))
     }
 
     func recordAcknowledge(_ delivery: Delivery) {
@@ -63,15 +83,19 @@ public final class CPUInterface {
         if recordsDeliveries { deliveries.append(delivery) }
     }
 
-    func endOfInterrupt(_ intid: INTID) {
+    /// ICC_EOIR1_EL1: the priority drop. Returns whether the write also deactivates
+    /// (EOImode = 0).
+    @discardableResult
+    func endOfInterrupt(_ intid: INTID) -> Bool {
         // ICC_EOIR1_EL1 ignores the special INTIDs 1020–1023.
-        guard !(1020...1023).contains(intid.rawValue) else { return }
+        guard !(1020...1023).contains(intid.rawValue) else { return false }
         counters.endOfInterrupts &+= 1
-        guard let top = activeStack.popLast() else {
+        if let top = activeStack.popLast() {
+            if top.intid != intid { counters.unmatchedEndOfInterrupts &+= 1 }
+        } else {
             counters.unmatchedEndOfInterrupts &+= 1
-            return
         }
-        if top.intid != intid { counters.unmatchedEndOfInterrupts &+= 1 }
+        return !eoiMode
     }
 
     public func clearDeliveries() { deliveries.removeAll() }

@@ -1,10 +1,11 @@
 import Bus
 
-/// The GICv3 distributor (GICD), the registers Linux reads before it touches LPIs:
-/// GICD_CTLR (0x0000; RWP[31] reads 0 because writes complete at once), GICD_TYPER (0x0004),
-/// GICD_IIDR (0x0008), GICD_TYPER2 (0x000C, 0) and GICD_PIDR2 (0xFFE8). The rest of the 64 KiB
-/// frame is read/write storage, with GICD_ISENABLER/ICENABLER as one enable state and
-/// GICD_ISPENDR showing each SPI wire's level (`setLevel`); SPIs are not signalled to a CPU.
+/// The GICv3 distributor (GICD): GICD_CTLR (0x0000; RWP[31] reads 0 because writes complete at
+/// once), GICD_TYPER (0x0004), GICD_IIDR (0x0008), GICD_TYPER2 (0x000C, 0), GICD_PIDR2 (0xFFE8),
+/// and the SPI state the CPU interfaces take SPIs from (`DistributorSPI.swift`): GICD_IGROUPR,
+/// GICD_ISENABLER/ICENABLER, GICD_ISPENDR/ICPENDR (over each SPI wire's level, `setLevel`),
+/// GICD_ISACTIVER/ICACTIVER, GICD_IPRIORITYR (byte-accessible), GICD_ICFGR and GICD_IROUTER.
+/// The rest of the 64 KiB frame is read/write storage.
 public final class Distributor: MMIODevice {
     public var mmioName: String { "gicd" }
     public let configuration: GICConfiguration
@@ -12,39 +13,18 @@ public final class Distributor: MMIODevice {
     public private(set) var ctlr: UInt32 = 0
     var storage = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
 
-    /// The level of each SPI's input wire (INTID 32…), as a level-sensitive source drives it.
-    public private(set) var spiLevels: [Bool] = []
+    /// The level of each SPI input wire, one bit per INTID (word n holds INTIDs 32n…32n+31;
+    /// word 0, the SGIs/PPIs, stays 0).
+    var levelBits: [UInt32] = []
 
     init(configuration: GICConfiguration) {
         self.configuration = configuration
-        spiLevels = Array(repeating: false, count: max(configuration.spiCount, 0))
+        levelBits = Array(repeating: 0, count: (max(configuration.spiCount, 0) + 32 + 31) / 32)
     }
 
-    /// Drives SPI `intid`'s input (GICv3 §4.1.2: a level-sensitive interrupt is pending while
-    /// its input is asserted). The pending state reads back in GICD_ISPENDR<n>. Not modelled
-    /// beyond that: a CPU interface acknowledging an SPI (GICD_ISENABLER, GICD_IPRIORITYR and
-    /// GICD_IROUTER are stored but do not signal). Returns false for an INTID that is not an
-    /// implemented SPI.
-    @discardableResult
-    public func setLevel(intid: UInt32, asserted: Bool) -> Bool {
-        guard intid >= 32 else { return false }
-        let index = Int(intid) - 32
-        guard index < spiLevels.count else { return false }
-        spiLevels[index] = asserted
-        return true
-    }
-
-    /// Whether SPI `intid` is pending: its wire asserted, or a GICD_ISPENDR write latched it.
-    public func isPending(intid: UInt32) -> Bool {
-        guard intid >= 32, Int(intid) - 32 < spiLevels.count else { return false }
-        let latched = Int(Offset.ispendr / 4) + Int(intid / 32)
-        return spiLevels[Int(intid) - 32] || (latched < storage.count && storage[latched] & (1 << (intid % 32)) != 0)
-    }
-
-    /// Whether GICD_ISENABLER<n> has SPI `intid` enabled.
-    public func isEnabled(intid: UInt32) -> Bool {
-        let word = Int(Offset.isenabler / 4) + Int(intid / 32)
-        return word < storage.count && storage[word] & (1 << (intid % 32)) != 0
+    /// The level of each SPI's input wire (INTID 32…).
+    public var spiLevels: [Bool] {
+        (0..<max(configuration.spiCount, 0)).map { levelBits[(32 + $0) / 32] & (1 << UInt32((32 + $0) % 32)) != 0 }
     }
 
     public enum Offset {
@@ -53,11 +33,19 @@ public final class Distributor: MMIODevice {
         public static let iidr: UInt64 = 0x0008
         public static let typer2: UInt64 = 0x000C
         public static let pidr2: UInt64 = 0xFFE8
+        /// GICD_IGROUPR<n> (1 = Group 1).
+        public static let igroupr: UInt64 = 0x0080
         /// GICD_ISENABLER<n> / GICD_ICENABLER<n> (set-/clear-enable, one bit per INTID).
         public static let isenabler: UInt64 = 0x0100
         public static let icenabler: UInt64 = 0x0180
-        /// GICD_ISPENDR<n>.
+        /// GICD_ISPENDR<n> / GICD_ICPENDR<n>.
         public static let ispendr: UInt64 = 0x0200
+        public static let icpendr: UInt64 = 0x0280
+        /// GICD_ISACTIVER<n> / GICD_ICACTIVER<n>.
+        public static let isactiver: UInt64 = 0x0300
+        public static let icactiver: UInt64 = 0x0380
+        /// GICD_IPRIORITYR<n> (one byte per INTID, byte-accessible).
+        public static let ipriorityr: UInt64 = 0x0400
         /// GICD_ICFGR<n> (2 bits per INTID; bit 1 set = edge).
         public static let icfgr: UInt64 = 0x0C00
         /// GICD_IROUTER<n> (64-bit, 0x6000 + 8n).
@@ -76,17 +64,10 @@ public final class Distributor: MMIODevice {
             .settingBits(23, 19, to: UInt32(configuration.lpiIDBits - 1))
     }
 
-    /// The wire levels of the 32 INTIDs of GICD_ISPENDR<word>.
-    func levelWord(_ word: Int) -> UInt32 {
-        var bits: UInt32 = 0
-        for bit in 0..<32 {
-            let index = word * 32 + bit - 32
-            if index >= 0, index < spiLevels.count, spiLevels[index] { bits |= 1 << UInt32(bit) }
-        }
-        return bits
-    }
-
     public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
+        if size == 1, (Offset.ipriorityr..<(Offset.ipriorityr + 0x400)).contains(offset) {
+            return UInt64(priorityByte(Int(offset - Offset.ipriorityr)))
+        }
         guard size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return 0 }
         func word(_ o: UInt64) -> UInt64 {
             switch o {
@@ -95,10 +76,14 @@ public final class Distributor: MMIODevice {
             case Offset.iidr: UInt64(configuration.iidr)
             case Offset.typer2: 0
             case Offset.pidr2: UInt64(GICv3.pidr2(version: configuration.version))
-            case Offset.ispendr..<(Offset.ispendr + 0x80):
-                UInt64(storage[Int(o / 4)] | levelWord(Int((o - Offset.ispendr) / 4)))
+            // Set-/clear- pairs read the same state: the pending state (latch or wire), enable,
+            // active.
+            case Offset.ispendr..<(Offset.ispendr + 0x80): UInt64(pendingWord(Int((o - Offset.ispendr) / 4)))
+            case Offset.icpendr..<(Offset.icpendr + 0x80): UInt64(pendingWord(Int((o - Offset.icpendr) / 4)))
             case Offset.icenabler..<(Offset.icenabler + 0x80):
                 UInt64(storage[Int((o - Offset.icenabler + Offset.isenabler) / 4)])
+            case Offset.icactiver..<(Offset.icactiver + 0x80):
+                UInt64(storage[Int((o - Offset.icactiver + Offset.isactiver) / 4)])
             default: Int(o / 4) < storage.count ? UInt64(storage[Int(o / 4)]) : 0
             }
         }
@@ -106,6 +91,10 @@ public final class Distributor: MMIODevice {
     }
 
     public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
+        if size == 1, (Offset.ipriorityr..<(Offset.ipriorityr + 0x400)).contains(offset) {
+            setPriorityByte(Int(offset - Offset.ipriorityr), UInt8(truncatingIfNeeded: value))
+            return
+        }
         guard size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return }
         func write(_ o: UInt64, _ v: UInt32) {
             switch o {
@@ -115,6 +104,11 @@ public final class Distributor: MMIODevice {
             case Offset.isenabler..<(Offset.isenabler + 0x80): storage[Int(o / 4)] |= v
             case Offset.icenabler..<(Offset.icenabler + 0x80): storage[Int((o - Offset.icenabler + Offset.isenabler) / 4)] &= ~v
             case Offset.ispendr..<(Offset.ispendr + 0x80): storage[Int(o / 4)] |= v
+            // GICD_ICPENDR clears the latch; a level-sensitive SPI whose wire is asserted stays
+            // pending (GICv3 §4.1.2).
+            case Offset.icpendr..<(Offset.icpendr + 0x80): storage[Int((o - Offset.icpendr + Offset.ispendr) / 4)] &= ~v
+            case Offset.isactiver..<(Offset.isactiver + 0x80): storage[Int(o / 4)] |= v
+            case Offset.icactiver..<(Offset.icactiver + 0x80): storage[Int((o - Offset.icactiver + Offset.isactiver) / 4)] &= ~v
             default: if Int(o / 4) < storage.count { storage[Int(o / 4)] = v }
             }
         }

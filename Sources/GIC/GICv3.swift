@@ -146,13 +146,25 @@ public final class GICv3 {
 
     // MARK: - CPU interface
 
-    /// ICC_IAR1_EL1 on PE `cpu`: acknowledges and returns the highest-priority pending enabled
-    /// LPI below the priority mask and the running priority, or 1023. Ties go to the lowest INTID.
+    /// ICC_IAR1_EL1 on PE `cpu`: acknowledges and returns the highest-priority pending interrupt
+    /// — an enabled LPI of its redistributor or an SPI the distributor routes to it — below the
+    /// priority mask and the running priority, or 1023. Ties go to the lowest INTID (so an SPI
+    /// before an LPI of equal priority). An LPI's pending bit clears; an SPI becomes active.
     public func acknowledge(cpu: Int) -> UInt32 {
         guard cpu >= 0, cpu < cpuInterfaces.count else { return INTID.spurious.rawValue }
         let interface = cpuInterfaces[cpu]
         let rd = redistributors[cpu]
-        guard rd.enableLPIs, let (intid, priority) = rd.highestPriorityPending(below: interface.signalThreshold) else {
+        let threshold = interface.signalThreshold
+        let lpi = rd.enableLPIs ? rd.highestPriorityPending(below: threshold) : nil
+        let spi = distributor.highestPriorityPendingSPI(affinity: rd.affinity, below: lpi.map { UInt16($0.priority) + 1 } ?? threshold)
+        if let spi {
+            distributor.activate(intid: spi.intid)
+            interface.recordAcknowledge(CPUInterface.Delivery(intid: INTID(spi.intid), priority: spi.priority))
+            trace?.append(.cpu, "acknowledge", value: UInt64(spi.intid),
+                          "CPU\(cpu) takes SPI \(spi.intid) (priority \(Hex.format(UInt64(spi.priority), minDigits: 2)))")
+            return spi.intid
+        }
+        guard let (intid, priority) = lpi else {
             interface.counters.spuriousAcknowledges &+= 1
             return INTID.spurious.rawValue
         }
@@ -163,10 +175,36 @@ public final class GICv3 {
         return intid.rawValue
     }
 
-    /// ICC_EOIR1_EL1 on PE `cpu`: priority drop of the innermost active interrupt.
+    /// ICC_EOIR1_EL1 on PE `cpu`: priority drop of the innermost active interrupt; with
+    /// EOImode = 0 also the deactivation of `intid` (an SPI's active state clears).
     public func endOfInterrupt(cpu: Int, intid: UInt32) {
         guard cpu >= 0, cpu < cpuInterfaces.count else { return }
-        cpuInterfaces[cpu].endOfInterrupt(INTID(intid))
+        let interface = cpuInterfaces[cpu]
+        if interface.endOfInterrupt(INTID(intid)), intid < 8192, distributor.deactivate(intid: intid) {
+            interface.counters.deactivations &+= 1
+        }
+    }
+
+    /// ICC_DIR_EL1 on PE `cpu`: deactivates `intid` when EOImode = 1 (an SPI's active state
+    /// clears; an LPI has none). With EOImode = 0 the write is UNPREDICTABLE and ignored.
+    public func deactivate(cpu: Int, intid: UInt32) {
+        guard cpu >= 0, cpu < cpuInterfaces.count else { return }
+        let interface = cpuInterfaces[cpu]
+        guard interface.eoiMode, intid < 8192 else {
+            if !interface.eoiMode { interface.counters.ignoredDeactivations &+= 1 }
+            return
+        }
+        if distributor.deactivate(intid: intid) {
+            interface.counters.deactivations &+= 1
+        } else {
+            interface.counters.ignoredDeactivations &+= 1
+        }
+    }
+
+    /// ICC_CTLR_EL1.EOImode on PE `cpu`.
+    public func setEOIMode(cpu: Int, _ dropOnly: Bool) {
+        guard cpu >= 0, cpu < cpuInterfaces.count else { return }
+        cpuInterfaces[cpu].eoiMode = dropOnly
     }
 
     /// ICC_PMR_EL1 on PE `cpu`.

@@ -3,6 +3,9 @@ extension ConfigRegister {
     public static let interruptPin = 0x3D
     /// PCI_COMMAND_INTX_DISABLE (Command bit 10).
     public static let commandInterruptDisable: UInt16 = 0x0400
+    /// PCI_STATUS_INTERRUPT (Status bit 3, read-only): the function's interrupt condition
+    /// (PCI Local Bus 3.0 §6.2.3).
+    public static let statusInterrupt: UInt16 = 0x0008
 }
 
 extension PCIToPCIBridge {
@@ -37,14 +40,30 @@ extension PCIFunction {
         return (devfn, pin)
     }
 
-    /// Asserts or deasserts the function's INTx (level-sensitive, PCI Local Bus 3.0 §2.2.6).
-    /// With Interrupt Disable set in Command the wire stays deasserted (§6.2.2). The level
-    /// travels to the root complex's `intxSink`, which the machine wires to the interrupt
-    /// controller. Returns whether the wire is asserted.
+    /// Whether the function has an interrupt condition: Status.Interrupt Status (PCI Local Bus
+    /// 3.0 §6.2.3).
+    public var interruptStatus: Bool { config.status & ConfigRegister.statusInterrupt != 0 }
+
+    /// Raises (true) or clears (false) the function's interrupt condition. Status.Interrupt
+    /// Status follows it, and the INTx wire (level-sensitive, PCI Local Bus 3.0 §2.2.6) is
+    /// asserted while the condition holds and Command.Interrupt Disable is clear (§6.2.2,
+    /// §6.2.3). Clearing stands in for the device-specific acknowledgement a driver's handler
+    /// performs (for example reading a virtio-pci device's ISR status, which resets it and
+    /// deasserts INTx, virtio 1.2 §4.1.4.5). The level travels to the root complex's
+    /// `intxSink`, which the machine wires to the interrupt controller. Returns whether the
+    /// wire is asserted.
     @discardableResult
     public func setINTx(_ asserted: Bool) -> Bool {
+        guard (1...4).contains(interruptPin) else { return false }
+        setInterruptStatusBit(asserted)
+        return driveINTx()
+    }
+
+    /// Drives the wire from Interrupt Status and Interrupt Disable.
+    @discardableResult
+    func driveINTx() -> Bool {
         let disabled = UInt16(truncatingIfNeeded: config.read(offset: ConfigRegister.command, size: 2)) & ConfigRegister.commandInterruptDisable != 0
-        let level = asserted && !disabled
+        let level = interruptStatus && !disabled
         guard let route = intxRoute, let rootComplex else { return false }
         rootComplex.intxSink?(route.rootDevfn, route.pin, level)
         return level

@@ -95,7 +95,13 @@ public final class PCIFunction {
     /// (MSI Mask bit cleared; MSI-X Enable set or Function Mask cleared; Bus Master Enable set)
     /// is sent.
     public func configWrite(offset: Int, size: Int, value: UInt32) {
+        let command = config.read(offset: ConfigRegister.command, size: 2)
         config.write(offset: offset, size: size, value: value)
+        // Interrupt Disable gates the INTx wire while an interrupt condition holds (PCI Local
+        // Bus 3.0 §6.2.2): setting it deasserts the wire, clearing it asserts it again.
+        if interruptStatus, (command ^ config.read(offset: ConfigRegister.command, size: 2)) & UInt32(ConfigRegister.commandInterruptDisable) != 0 {
+            driveINTx()
+        }
         if let express = expressCapability,
            express.deviceControl(in: config) & PCIExpressCapability.initiateFunctionLevelReset != 0 {
             // Initiate Function Level Reset always reads 0. A function without the capability
@@ -118,10 +124,19 @@ public final class PCIFunction {
     /// before the next request" rule of §6.6.2 holds trivially and config reads never return
     /// Configuration Request Retry Status.
     public func functionLevelReset() {
+        let hadINTx = interruptStatus
         config = resetConfig
+        // The reset clears Interrupt Status, so the INTx wire deasserts.
+        if hadINTx { driveINTx() }
         msixTable = msix.map { MSIXTable(size: $0.tableSize) }
         functionLevelResets += 1
         trace?.append(.pci, "Function Level Reset", "\(name) \(requesterID)")
+    }
+
+    /// Sets or clears Status.Interrupt Status (read-only to software; `setINTx`).
+    func setInterruptStatusBit(_ on: Bool) {
+        let status = config.status & ~ConfigRegister.statusInterrupt | (on ? ConfigRegister.statusInterrupt : 0)
+        config.setHardwareBits(offset: ConfigRegister.status, size: 2, value: UInt32(status))
     }
 
     // MARK: BAR access (from the root complex's memory window)

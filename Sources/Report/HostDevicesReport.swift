@@ -1,4 +1,5 @@
 import Bus
+import GIC
 import LinuxKernel
 import Machine
 import PCI
@@ -12,7 +13,10 @@ import Scenario
 /// behind a PCIe-to-PCI bridge or a bridge without ACS shares its bridge's group,
 /// `pci_device_group`), the group's default domain type and reserved regions, and every vector
 /// a driver enabled with `pci_alloc_irq_vectors(dev, 1, n, flags)`: message address, data, LPI
-/// and CPU.
+/// and CPU. A function left with INTx raises its interrupt once after every driver has bound:
+/// the SPI is taken on the CPU its GICD_IROUTER names (`gic_handle_irq`), the driver's handler
+/// runs (`handle_fasteoi_irq`), reads PCI_STATUS_INTERRUPT and clears the device's condition,
+/// and the report shows the CPU, the INTID and how often the handler ran.
 public struct HostDevicesReport {
     public struct Vector: Hashable, Sendable {
         public var index: Int
@@ -40,6 +44,9 @@ public struct HostDevicesReport {
         /// INTx: the pin, where it enters the host bridge after the swizzle, the SPI INTID and
         /// the Linux interrupt (`dev->irq`).
         public var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
+        /// The INTx raised once: the CPU that took it, the INTID its IAR read returned, and the
+        /// handler's runs (`kstat_irqs`).
+        public var intxHandled: (cpu: Int, intid: UInt32, runs: Int, active: Bool)?
     }
 
     public var text: String
@@ -77,6 +84,7 @@ public struct HostDevicesReport {
 
         // Drivers bind in the order devices were added (pci_bus_add_device → device_attach).
         var modes: [String: String] = [:]
+        var handlerRuns: [String: Int] = [:]
         for pdev in kernel.pci.devices where pdev.hostBridge == hostBridge && !pdev.isBridge {
             guard let spec = devices.first(where: { $0.requesterID == pdev.requesterID }) else { continue }
             do {
@@ -86,7 +94,20 @@ public struct HostDevicesReport {
                     let n = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: spec.vectors, flags: .allTypes)
                     for i in 0..<n {
                         let irq = try kernel.pci.irqVector(pdev, i)
-                        try kernel.irq.requestIRQ(irq, name: "\(pdev.name)-\(i)") { _, _ in .handled }
+                        if pdev.intxEnabled, let function = functions[pdev.requesterID] {
+                            // The INTx handler: not ours unless PCI_STATUS_INTERRUPT is set; else
+                            // clear the device's condition (its line deasserts) and claim it.
+                            let name = pdev.name
+                            try kernel.irq.requestIRQ(irq, name: "\(name)-\(i)") { _, _ in
+                                guard let status = try? pdev.readConfig(ConfigRegister.status, size: 2),
+                                      UInt16(truncatingIfNeeded: status) & ConfigRegister.statusInterrupt != 0 else { return .none }
+                                handlerRuns[name, default: 0] += 1
+                                function.setINTx(false)
+                                return .handled
+                            }
+                        } else {
+                            try kernel.irq.requestIRQ(irq, name: "\(pdev.name)-\(i)") { _, _ in .handled }
+                        }
                     }
                 }
                 modes[pdev.name] = pdev.msixEnabled ? "MSI-X" : pdev.msiEnabled ? "MSI" : pdev.intxEnabled ? "INTx" : "none"
@@ -121,14 +142,25 @@ public struct HostDevicesReport {
                 }
             }
             var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
+            var handled: (cpu: Int, intid: UInt32, runs: Int, active: Bool)?
             if pdev.intxEnabled, let route = pdev.intxRoute, let function {
                 intx = (function.interruptPin, route.rootDevfn, route.pin, route.intid, pdev.irq)
+                if let d = kernel.irq.descriptor(pdev.irq), d.action != nil {
+                    let cpu = d.effectiveCPU
+                    let before = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.count : 0
+                    function.setINTx(true)
+                    kernel.irq.handleInterrupts(cpu: cpu)
+                    let taken = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.dropFirst(before).first?.intid.rawValue : nil
+                    handled = (cpu, taken ?? INTID.spurious.rawValue, handlerRuns[pdev.name] ?? 0,
+                               host.gic.distributor.isActive(intid: route.intid) || host.gic.distributor.isPending(intid: route.intid))
+                }
             }
             entries.append(Entry(name: pdev.name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,
                                  streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID, group: view.group,
                                  groupDevices: view.groupDevices, defaultDomainType: view.groupType,
                                  reservedRegions: view.reservedRegions,
-                                 interruptMode: pdev.isBridge ? "bridge" : (modes[pdev.name] ?? "no driver"), vectors: vectors, intx: intx))
+                                 interruptMode: pdev.isBridge ? "bridge" : (modes[pdev.name] ?? "no driver"), vectors: vectors, intx: intx,
+                                 intxHandled: handled))
         }
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
@@ -151,7 +183,11 @@ public struct HostDevicesReport {
                 if let intx = entry.intx {
                     let letter = ["A", "B", "C", "D"][Int(intx.pin &- 1) & 3]
                     let rootLetter = ["A", "B", "C", "D"][Int(intx.rootPin &- 1) & 3]
-                    text += "    INT\(letter) → host bridge slot \(Hex.format(UInt64(intx.rootDevfn >> 3), minDigits: 2)) INT\(rootLetter) (interrupt-map) → SPI \(intx.intid - 32) (INTID \(intx.intid)), irq \(intx.irq), CPU 0\n"
+                    text += "    INT\(letter) → host bridge slot \(Hex.format(UInt64(intx.rootDevfn >> 3), minDigits: 2)) INT\(rootLetter) (interrupt-map) → SPI \(intx.intid - 32) (INTID \(intx.intid)), irq \(intx.irq), CPU \(entry.intxHandled?.cpu ?? 0)\n"
+                }
+                if let handled = entry.intxHandled {
+                    let taken = handled.intid == INTID.spurious.rawValue ? "nothing (IAR 1023)" : "INTID \(handled.intid)"
+                    text += "    INTx raised: CPU \(handled.cpu) took \(taken) (ICC_IAR1_EL1), the handler ran \(handled.runs) time(s)\(handled.active ? ", SPI still active or pending" : " and cleared the device, SPI inactive and not pending after EOI/DIR")\n"
                 }
                 for v in entry.vectors {
                     text += "    vector \(v.index): irq \(v.irq), address \(Hex.format(v.address)) data \(Hex.format(UInt64(v.data), minDigits: 1)), \(v.lpi.map { "LPI \($0)" } ?? "no LPI"), CPU \(v.cpu)\n"

@@ -66,6 +66,25 @@ struct HostDevicesReportTests {
         #expect(report.text.contains("requests carry 02:00.0 (PCIe-to-PCI bridge alias)"))
     }
 
+    @Test("interrupts=intx: each function's INTx is raised once, taken on CPU 0 as its SPI's INTID, handled once and left inactive")
+    func intxHandledOnCPU() throws {
+        let report = try HostDevicesReport.make(
+            platform: try PlatformOptions.parse(["--platform", "qemu-virt"]),
+            devices: try specs(["00:02.0,interrupts=intx", "01:01.0,interrupts=intx"]),
+            configuration: KernelConfiguration())
+        let byName = Dictionary(uniqueKeysWithValues: report.entries.map { ($0.name, $0) })
+        // 00:02.0 INTA: slot 2 → SPI 3 + (0 + 2) % 4 = 5, INTID 37. 01:01.0 INTA behind the
+        // root port 00:1f.0: swizzled to INTB at slot 31 → SPI 3 + (1 + 31) % 4 = 3, INTID 35.
+        for (name, intid) in [("0000:00:02.0", UInt32(37)), ("0000:01:01.0", 35)] {
+            let entry = try #require(byName[name])
+            #expect(entry.interruptMode == "INTx")
+            #expect(entry.intx?.intid == intid)
+            let handled = try #require(entry.intxHandled)
+            #expect(handled.cpu == 0 && handled.intid == intid && handled.runs == 1 && !handled.active, "\(name)")
+        }
+        #expect(report.text.contains("INTx raised: CPU 0 took INTID 37 (ICC_IAR1_EL1), the handler ran 1 time(s)"))
+    }
+
     @Test("bad --device specs are refused with the reason", arguments: [
         ("00:01.0,behind=root-port", "on bus 0"),
         ("01:00.0,interrupts=msi,vectors=3", "MSI vectors"),

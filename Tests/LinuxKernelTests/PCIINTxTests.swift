@@ -49,8 +49,11 @@ struct PCIINTxTests {
     /// A qemu-virt host with: 00:02.0 (INTA) on the root bus; a root port 00:1f.0 (bus 1) with
     /// 01:01.0 (INTA) behind it; and behind the root port a PCIe-to-PCI bridge 01:00.0 (bus 2)
     /// with 02:03.0 (INTA). No function has MSI or MSI-X.
-    func intxHost() throws -> (HostHarness, [PCIFunction]) {
-        let h = try HostHarness.make(endpoints: [], boot: false)
+    /// `fixture`: a qemu-virt DTB to build the machine from instead of the preset.
+    func intxHost(fixture: String? = nil) throws -> (HostHarness, [PCIFunction]) {
+        let h = try fixture.map { try HostHarness.make(machine: try Machine(topology: try Topology(dtb: try PCIKernelHost.fixtureBytes($0)), name: $0),
+                                                       endpoints: [], boot: false) }
+            ?? HostHarness.make(endpoints: [], boot: false)
         let rc = h.machine.rootComplexes[0]
         let port = try PCIToPCIBridge(name: "root-port", requesterID: RequesterID(bus: 0, device: 0x1F, function: 0),
                                       kind: .rootPort, deviceID: 0x000C, secondaryBus: 1, subordinateBus: 2)
@@ -153,5 +156,152 @@ struct PCIINTxTests {
             #expect(n == 1 && dev.intxEnabled && !dev.msixEnabled)
             #expect(try kernel.pci.irqVector(dev, 0) == dev.irq)
         }
+    }
+
+    /// The kernel's handler for `dev`'s INTx: `pci_check_and_mask_intx`-style, it reads
+    /// PCI_STATUS and returns IRQ_NONE when PCI_STATUS_INTERRUPT is clear; otherwise it clears
+    /// the device's condition (`clearAfter` calls: 1 clears at once, 2 leaves it asserted the
+    /// first time) and returns IRQ_HANDLED. Records the CPU of each call.
+    func installHandler(_ kernel: LinuxKernel, _ dev: PCIDevice, _ function: PCIFunction, clearAfter: Int = 1) throws -> () -> [Int] {
+        var cpus: [Int] = []
+        try kernel.irq.requestIRQ(dev.irq, name: "intx") { _, cpu in
+            guard let status = try? dev.readConfig(ConfigRegister.status, size: 2),
+                  UInt16(truncatingIfNeeded: status) & ConfigRegister.statusInterrupt != 0 else { return .none }
+            cpus.append(cpu)
+            if cpus.count >= clearAfter { function.setINTx(false) }
+            return .handled
+        }
+        return { cpus }
+    }
+
+    @Test("the asserted INTx is taken on CPU 0: IAR returns SPI INTID 35, handle_fasteoi_irq runs the handler once, the driver clears the device, the SPI ends inactive (EOImode 1: EOIR then DIR)")
+    func handledOnCPU() throws {
+        let (h, functions) = try intxHost()
+        let dev = try #require(h.kernel.pci.device(functions[1].requesterID))
+        try h.kernel.pci.probeDriver(dev, name: "intx") { () throws(Errno) in
+            try h.kernel.pci.enableDevice(dev)
+            _ = try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: .allTypes)
+        }
+        let calls = try installHandler(h.kernel, dev, functions[1])
+        let gic = try #require(h.machine.gic)
+        #expect(gic.cpuInterfaces[0].eoiMode, "the host is entered at EL2: supports_deactivate_key")
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 0)
+        #expect(functions[1].setINTx(true))
+        #expect(functions[1].configRead(offset: ConfigRegister.status, size: 2) & UInt32(ConfigRegister.statusInterrupt) != 0)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 1)
+        #expect(calls() == [0])
+        let d = try #require(h.kernel.irq.descriptor(dev.irq))
+        #expect(d.perCPUCount[0] == 1 && d.unhandledCount == 0)
+        #expect(gic.cpuInterfaces[0].deliveries.last?.intid.rawValue == 35)
+        #expect(!gic.distributor.isPending(intid: 35) && !gic.distributor.isActive(intid: 35))
+        #expect(gic.cpuInterfaces[0].counters.deactivations == 1 && gic.cpuInterfaces[0].runningPriority == 0xFF)
+        #expect(!functions[1].setINTx(false) && !functions[1].interruptStatus)
+    }
+
+    @Test("level semantics through Linux: a handler that leaves the line asserted sees the SPI taken again after DIR; once cleared it is not")
+    func retakenWhileAsserted() throws {
+        let (h, functions) = try intxHost()
+        let dev = try #require(h.kernel.pci.device(functions[1].requesterID))
+        try h.kernel.pci.probeDriver(dev, name: "intx") { () throws(Errno) in
+            try h.kernel.pci.enableDevice(dev)
+            _ = try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: .allTypes)
+        }
+        let calls = try installHandler(h.kernel, dev, functions[1], clearAfter: 2)
+        functions[1].setINTx(true)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 2)
+        #expect(calls() == [0, 0])
+        #expect(h.kernel.irq.descriptor(dev.irq)?.perCPUCount[0] == 2)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 0)
+    }
+
+    @Test("irq_set_affinity(irq, CPU 1) writes GICD_IROUTER with CPU 1's MPIDR: CPU 0 takes nothing, CPU 1 runs the handler; after free_irq (GICD_ICENABLER) nothing is taken")
+    func affinityAndDisable() throws {
+        let (h, functions) = try intxHost(fixture: "qemu-virt/virt-smmu-smp8.dtb")
+        let cpus = h.kernel.topology.cpus
+        try #require(cpus.count >= 2)
+        let dev = try #require(h.kernel.pci.device(functions[1].requesterID))
+        try h.kernel.pci.probeDriver(dev, name: "intx") { () throws(Errno) in
+            try h.kernel.pci.enableDevice(dev)
+            _ = try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: .allTypes)
+        }
+        let calls = try installHandler(h.kernel, dev, functions[1])
+        try h.kernel.irq.setAffinity(irq: dev.irq, cpu: 1)
+        let base = try #require(h.kernel.topology.gic?.distributor.base)
+        #expect(try h.kernel.mmio.read(try #require(base.adding(0x6000 + 8 * 35)), size: 8) == cpus[1].mpidr & 0xFF_00FF_FFFF)
+        #expect(h.kernel.irq.descriptor(dev.irq)?.effectiveCPU == 1)
+        functions[1].setINTx(true)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 0)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 1) == 1)
+        #expect(calls() == [1])
+        #expect(h.kernel.irq.descriptor(dev.irq)?.perCPUCount == [0, 1] + Array(repeating: 0, count: max(cpus.count - 2, 0)))
+
+        try h.kernel.irq.freeIRQ(dev.irq)
+        functions[1].setINTx(true)
+        let gic = try #require(h.machine.gic)
+        #expect(gic.distributor.isPending(intid: 35) && !gic.distributor.isEnabled(intid: 35))
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) + h.kernel.irq.handleInterrupts(cpu: 1) == 0, "a disabled SPI is not taken")
+    }
+
+    @Test("Command.Interrupt Disable deasserts the wire while the condition holds and clearing it asserts it again (PCI 3.0 §6.2.2)")
+    func interruptDisableGatesTheWire() throws {
+        let (h, functions) = try intxHost()
+        let gic = try #require(h.machine.gic)
+        let f = functions[1]
+        f.setINTx(true)
+        #expect(gic.distributor.level(intid: 35))
+        let command = f.configRead(offset: ConfigRegister.command, size: 2)
+        f.configWrite(offset: ConfigRegister.command, size: 2, value: command | UInt32(ConfigRegister.commandInterruptDisable))
+        #expect(!gic.distributor.level(intid: 35) && f.interruptStatus)
+        f.configWrite(offset: ConfigRegister.command, size: 2, value: command)
+        #expect(gic.distributor.level(intid: 35))
+        f.functionLevelReset()
+        #expect(!gic.distributor.level(intid: 35), "FLR clears Interrupt Status")
+    }
+
+    @Test("a guest kernel (EL1) runs EOImode 0: ICC_EOIR1_EL1 deactivates and the same handler runs once",
+          arguments: ["host", "guest"])
+    func eoiModeByRole(role: String) throws {
+        let machine = try Machine(topology: try Topology(dtb: try PCIKernelHost.fixtureBytes("qemu-virt/virt-smmu-itsoff.dtb")), name: "itsoff")
+        let function = try PCIFunction(name: "ep", requesterID: RequesterID(bus: 0, device: 1, function: 0), vendorID: 0x1AF4, deviceID: 0x1041,
+                                       bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], interruptPin: 1)
+        try machine.rootComplexes[0].attach(function)
+        let gic = try #require(machine.gic)
+        let kernel = LinuxKernel(role: role, topology: machine.topology, bus: machine.bus, cpuInterface: gic)
+        try kernel.boot()
+        let dev = try #require(kernel.pci.device(function.requesterID))
+        try kernel.pci.probeDriver(dev, name: "ep") { () throws(Errno) in
+            try kernel.pci.enableDevice(dev)
+            _ = try kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: .allTypes)
+        }
+        let calls = try installHandler(kernel, dev, function)
+        #expect(gic.cpuInterfaces[0].eoiMode == (role == "host"))
+        // gic_dist_init: every SPI Group 1 at priority 0xA0, level, routed to the boot CPU.
+        #expect(gic.distributor.isGroup1(intid: 36) && gic.distributor.priority(intid: 36) == 0xA0)
+        #expect(!gic.distributor.isEdgeTriggered(intid: 36) && gic.distributor.router(intid: 36) == 0)
+        function.setINTx(true)
+        #expect(kernel.irq.handleInterrupts(cpu: 0) == 1)
+        #expect(calls() == [0])
+        #expect(!gic.distributor.isActive(intid: 36))
+        #expect(gic.cpuInterfaces[0].counters.deactivations == 1 && gic.cpuInterfaces[0].counters.ignoredDeactivations == 0)
+    }
+
+    @Test("an SPI taken with no action is masked and marked IRQS_PENDING (handle_fasteoi_irq), and deactivated")
+    func noActionMasks() throws {
+        let (h, functions) = try intxHost()
+        let dev = try #require(h.kernel.pci.device(functions[1].requesterID))
+        try h.kernel.pci.probeDriver(dev, name: "intx") { () throws(Errno) in
+            try h.kernel.pci.enableDevice(dev)
+            _ = try h.kernel.pci.allocateIRQVectors(dev, min: 1, max: 1, flags: .allTypes)
+        }
+        let gic = try #require(h.machine.gic)
+        let d = try #require(h.kernel.irq.descriptor(dev.irq))
+        // Enabled by hand with no action installed (GICD_ISENABLER, as a bootloader might leave it).
+        let base = try #require(h.kernel.topology.gic?.distributor.base)
+        try h.kernel.mmio.write32(try #require(base.adding(0x104)), 1 << 3)
+        functions[1].setINTx(true)
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 1)
+        #expect(d.replayPending && d.unhandledCount == 1 && d.perCPUCount[0] == 0)
+        #expect(!gic.distributor.isEnabled(intid: 35) && !gic.distributor.isActive(intid: 35))
+        #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 0)
     }
 }

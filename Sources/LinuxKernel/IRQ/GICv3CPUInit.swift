@@ -3,14 +3,17 @@ import Firmware
 import GIC
 
 extension IRQSubsystem {
-    /// GIC bring-up in the order Linux runs it: the distributor (`gic_dist_init`: GICD_CTLR
-    /// ARE_NS | EnableGrp1NS/Grp1A | Grp1), the redistributors (`gic_populate_rdist` /
+    /// GIC bring-up in the order Linux runs it: the distributor (`gic_dist_init`, see
+    /// `initDistributor`), the redistributors (`gic_populate_rdist` /
     /// `gic_iterate_rdists`: walk each GICR region frame by frame by GICR_TYPER, match
     /// GICR_TYPER.Affinity to the CPU's MPIDR, stop at GICR_TYPER.Last), the ITSs
     /// (`its_init` → `its_probe_one` per `arm,gic-v3-its` node), then per CPU `gic_cpu_init`
     /// (`gic_enable_redist`: clear GICR_WAKER.ProcessorSleep, wait for ChildrenAsleep = 0),
     /// `its_cpu_init` (`its_cpu_init_lpis`, `its_cpu_init_collections`) and ICC_PMR_EL1 =
-    /// `DEFAULT_PMR_VALUE` 0xF0 (`gic_cpu_sys_reg_init`).
+    /// `DEFAULT_PMR_VALUE` 0xF0 and ICC_CTLR_EL1.EOImode (`gic_cpu_sys_reg_init`: mode 1,
+    /// `ICC_CTLR_EL1_EOImode_drop`, while `supports_deactivate_key` is on — a kernel entered at
+    /// EL2, which `gic_of_init` checks with `is_hyp_mode_available()`; mode 0 otherwise). The
+    /// host model is a KVM host entered at EL2; a guest (role "guest") runs at EL1.
     public func probe() throws(Errno) {
         guard let gic = kernel.topology.gic, gic.architecture == .v3 else {
             kernel.log.log("GICv3", "no GICv3 in the description: no LPIs")
@@ -18,7 +21,7 @@ extension IRQSubsystem {
         }
         let mmio = kernel.mmio
         let gicdTyper = try mmio.read32(gic.distributor.base.adding(0x4) ?? gic.distributor.base)
-        try mmio.write32(gic.distributor.base, 1 << 4 | 1 << 1 | 1 << 0)
+        try initDistributor(gic.distributor.base, typer: gicdTyper)
         // lpi_id_bits = min(GICD_TYPER.IDbits + 1, ITS_MAX_LPI_NRBITS (16)).
         lpiIDBits = min(Int(gicdTyper.bits(23, 19)) + 1, 16)
         guard lpiIDBits >= 14 else {
@@ -52,8 +55,48 @@ extension IRQSubsystem {
             try initLPIs(cpu)
             for driver in kernel.itsDrivers { try driver.initCollection(cpu: cpu) }
             kernel.cpuInterface.writePMR(cpu: cpu, IRQSubsystem.defaultPMR)
+            kernel.cpuInterface.writeCTLR(cpu: cpu, usesEOImodeDrop ? GICv3.eoiModeDrop : 0)
         }
     }
+
+    /// `supports_deactivate_key`: the kernel splits priority drop (ICC_EOIR1_EL1) from
+    /// deactivation (ICC_DIR_EL1), as it does when entered at EL2.
+    public var usesEOImodeDrop: Bool { kernel.role != "guest" }
+
+    /// `GIC_LINE_NR`: min(GICD_TYPER.ITLinesNumber, 1020) lines, (ITLinesNumber + 1) × 32.
+    static func lineCount(typer: UInt32) -> Int { min((Int(typer & 0x1F) + 1) * 32, 1020) }
+
+    /// `gic_dist_init`: GICD_CTLR = 0; every SPI non-secure Group 1 (GICD_IGROUPR = ~0); then
+    /// `gic_dist_config` (irq-gic-common.c): every SPI level-sensitive (GICD_ICFGR = 0),
+    /// priority `GICD_INT_DEF_PRI` 0xA0 (GICD_IPRIORITYR = `GICD_INT_DEF_PRI_X4`), inactive and
+    /// disabled (GICD_ICACTIVER / GICD_ICENABLER = ~0); GICD_CTLR = ARE_NS | EnableGrp1A |
+    /// EnableGrp1; every SPI routed to the boot CPU (GICD_IROUTER<n> = its MPIDR affinity,
+    /// `gic_mpidr_to_affinity`). No extended SPI range (GICD_TYPER.ESPI = 0).
+    func initDistributor(_ base: PhysicalAddress, typer: UInt32) throws(Errno) {
+        let mmio = kernel.mmio
+        func at(_ offset: Int) throws(Errno) -> PhysicalAddress {
+            guard let address = base.adding(UInt64(offset)) else { throw .EINVAL }
+            return address
+        }
+        let lines = IRQSubsystem.lineCount(typer: typer)
+        try mmio.write32(base, 0)
+        for i in stride(from: 32, to: lines, by: 32) { try mmio.write32(try at(0x080 + i / 8), ~0) }
+        for i in stride(from: 32, to: lines, by: 16) { try mmio.write32(try at(0xC00 + i / 4), 0) }
+        for i in stride(from: 32, to: lines, by: 4) { try mmio.write32(try at(0x400 + i), IRQSubsystem.defaultSPIPriorityX4) }
+        for i in stride(from: 32, to: lines, by: 32) {
+            try mmio.write32(try at(0x380 + i / 8), ~0)
+            try mmio.write32(try at(0x180 + i / 8), ~0)
+        }
+        try mmio.write32(base, 1 << 4 | 1 << 1 | 1 << 0)
+        let affinity = IRQSubsystem.routerAffinity(mpidr: kernel.topology.cpus.first?.mpidr ?? 0)
+        for i in 32..<max(lines, 32) { try mmio.write(try at(0x6000 + 8 * i), size: 8, affinity) }
+    }
+
+    /// `GICD_INT_DEF_PRI` (0xA0) in each byte: `GICD_INT_DEF_PRI_X4`.
+    public static let defaultSPIPriorityX4: UInt32 = 0xA0A0_A0A0
+
+    /// `gic_mpidr_to_affinity`: Aff3 in bits [39:32], Aff2.Aff1.Aff0 in [23:0], mode 0.
+    static func routerAffinity(mpidr: UInt64) -> UInt64 { mpidr & 0xFF_00FF_FFFF }
 
     /// `LPI_PROP_DEFAULT_PRIO | LPI_PROP_GROUP1`.
     public static let defaultLPIConfiguration: UInt8 = 0xA2

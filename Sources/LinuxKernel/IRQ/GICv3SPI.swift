@@ -28,7 +28,7 @@ extension IRQSubsystem {
         let config = try kernel.mmio.read32(icfgr)
         try kernel.mmio.write32(icfgr, config & ~(UInt32(1) << UInt32((n % 16) * 2 + 1)))
         let mpidr = kernel.topology.cpus.first?.mpidr ?? 0
-        try kernel.mmio.write(irouter, size: 8, mpidr & 0xFF_00FF_FFFF)
+        try kernel.mmio.write(irouter, size: 8, IRQSubsystem.routerAffinity(mpidr: mpidr))
         d.effectiveCPU = 0
         d.isActivated = true
         d.isStarted = true
@@ -41,5 +41,22 @@ extension IRQSubsystem {
               let register = base.adding((masked ? 0x180 : 0x100) + UInt64(d.hwirq / 32) * 4) else { throw .ENODEV }
         try kernel.mmio.write32(register, UInt32(1) << (d.hwirq % 32))
         d.isMasked = masked
+    }
+
+    /// `irq_set_affinity` on an SPI → `gic_set_affinity(d, cpumask_of(cpu), false)`: an enabled
+    /// SPI is masked first (GICD_ICENABLER), GICD_IROUTER<n> gets the CPU's MPIDR affinity
+    /// (`gic_mpidr_to_affinity`, Interrupt_Routing_Mode 0), then it is unmasked again; the
+    /// effective affinity becomes that CPU. The CPU must have an MPIDR in the description.
+    func setSPIAffinity(_ d: IRQDescriptor, cpu: Int) throws(Errno) {
+        let cpus = kernel.topology.cpus
+        guard cpus.indices.contains(cpu), let base = kernel.topology.gic?.distributor.base,
+              let irouter = base.adding(0x6000 + 8 * UInt64(d.hwirq)),
+              let enabler = base.adding(0x100 + UInt64(d.hwirq / 32) * 4) else { throw .EINVAL }
+        let enabled = try kernel.mmio.read32(enabler) & (UInt32(1) << (d.hwirq % 32)) != 0
+        if enabled { try maskSPI(d, masked: true) }
+        try kernel.mmio.write(irouter, size: 8, IRQSubsystem.routerAffinity(mpidr: cpus[cpu].mpidr))
+        if enabled { try maskSPI(d, masked: false) }
+        d.affinity = [cpu]
+        d.effectiveCPU = cpu
     }
 }

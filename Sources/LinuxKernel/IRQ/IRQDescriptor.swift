@@ -43,6 +43,9 @@ public final class IRQDescriptor {
     public internal(set) var isStarted = false
     /// Interrupts that arrived with no action installed (`note_interrupt` / spurious count).
     public internal(set) var unhandledCount = 0
+    /// `IRQS_PENDING`: an SPI taken while it had no action or was disabled, which
+    /// `handle_fasteoi_irq` masked and left for a replay.
+    public internal(set) var replayPending = false
 
     init(irq: Int, hwirq: UInt32, chipName: String, device: Device?, msiDescriptor: MSIDescriptor?,
          itsIndex: Int, eventID: UInt32, cpuCount: Int) {

@@ -161,6 +161,7 @@ extension IRQSubsystem {
     /// (`its_mask_irq`).
     public func mask(irq: Int) throws(Errno) {
         let d = try lookup(irq)
+        if d.isSPI { return try maskSPI(d, masked: true) }
         if let msi = d.msiDescriptor, let dev = d.device?.pci { try kernel.pci.maskVector(dev, msi, masked: true, vector: d.irq - msi.irq) }
         let (driver, device) = try driver(d)
         try driver.updateConfiguration(d, device: device, enable: false)
@@ -170,6 +171,7 @@ extension IRQSubsystem {
     /// `unmask_irq`: the reverse of `mask(irq:)`.
     public func unmask(irq: Int) throws(Errno) {
         let d = try lookup(irq)
+        if d.isSPI { return try maskSPI(d, masked: false) }
         let (driver, device) = try driver(d)
         try driver.updateConfiguration(d, device: device, enable: true)
         if let msi = d.msiDescriptor, let dev = d.device?.pci { try kernel.pci.maskVector(dev, msi, masked: false, vector: d.irq - msi.irq) }
@@ -185,38 +187,77 @@ extension IRQSubsystem {
         // `irq_can_set_affinity_usr`: a managed interrupt's affinity is the kernel's (EIO from
         // /proc/irq/N/smp_affinity).
         guard !d.isManaged else { throw .EIO }
+        if d.isSPI { return try setSPIAffinity(d, cpu: cpu) }
         let (driver, device) = try driver(d)
         d.affinity = [cpu]
         if d.isActivated { try driver.setAffinity(d, device: device, cpu: cpu) }
         if let msi = d.msiDescriptor, msi.irq == d.irq { msi.cpu = cpu }
     }
 
-    /// `gic_handle_irq` on `cpu`, as many times as there is something to take: read
-    /// ICC_IAR1_EL1; 1023 (spurious) ends the loop; otherwise `generic_handle_domain_irq` →
-    /// `handle_fasteoi_irq` → the action (counted in `kstat_irqs` for this CPU), then
-    /// ICC_EOIR1_EL1. An LPI with no descriptor or no action is counted and EOI'd
-    /// (`handle_bad_irq`). Returns how many interrupts were taken.
+    /// `gic_handle_irq` on `cpu`, once per exception the CPU takes while something is
+    /// signalled: read ICC_IAR1_EL1; 1020–1023 (spurious) ends the loop; with EOImode = 1
+    /// (`supports_deactivate_key`, see `usesEOImodeDrop`) `gic_complete_ack` drops the priority
+    /// at once (ICC_EOIR1_EL1); then `generic_handle_domain_irq` → the flow handler, and the
+    /// chip's `irq_eoi`: `gic_eoimode1_eoi_irq` (ICC_DIR_EL1 for an SGI/PPI/SPI, nothing for an
+    /// LPI) or `gic_eoi_irq` (ICC_EOIR1_EL1). An INTID without a descriptor is recorded in
+    /// `spuriousINTIDs` and `gic_deactivate_unhandled` ends it the same way.
+    ///
+    /// LPIs: the action runs, counted in `kstat_irqs` for this CPU; an LPI without an action is
+    /// counted there and as unhandled. SPIs: `handle_fasteoi_irq` (see `handleFastEOI`).
+    /// At most 4096 interrupts are taken per call (a line nobody clears would otherwise be
+    /// taken forever; Linux's `note_interrupt` disables such a line after 100000, not
+    /// modelled). Returns how many interrupts were taken.
     @discardableResult
     public func handleInterrupts(cpu: Int) -> Int {
         var taken = 0
         let limit = 4096
+        let split = usesEOImodeDrop
         while taken < limit {
             let intid = kernel.cpuInterface.readIAR1(cpu: cpu)
             if intid >= 1020 && intid <= 1023 { break }
             taken += 1
+            if split { kernel.cpuInterface.writeEOIR1(cpu: cpu, intid) }
             if let d = descriptorByHWIRQ[intid] {
-                if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
-                if let action = d.action {
-                    if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
+                if d.isSPI {
+                    handleFastEOI(d, cpu: cpu)
                 } else {
-                    d.unhandledCount += 1
+                    if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
+                    if let action = d.action {
+                        if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
+                    } else {
+                        d.unhandledCount += 1
+                    }
                 }
             } else {
                 spuriousINTIDs.append(intid)
             }
-            kernel.cpuInterface.writeEOIR1(cpu: cpu, intid)
+            if split {
+                if intid < 8192 { kernel.cpuInterface.writeDIR(cpu: cpu, intid) }
+            } else {
+                kernel.cpuInterface.writeEOIR1(cpu: cpu, intid)
+            }
         }
         return taken
+    }
+
+    /// `handle_fasteoi_irq` (kernel/irq/chip.c), the flow `gic_irq_domain_map` gives SPIs: with
+    /// no action or the interrupt disabled the core marks it `IRQS_PENDING` (`replayPending`)
+    /// and masks it (`mask_irq` → `gic_mask_irq`, GICD_ICENABLER); otherwise it counts the
+    /// interrupt in `kstat_irqs` for this CPU and runs the action (`handle_irq_event`; an
+    /// `IRQ_NONE` counts as unhandled, `note_interrupt`). The GICv3 chip has no
+    /// `IRQCHIP_EOI_IF_HANDLED`, so `irq_eoi` follows either way (in `handleInterrupts`). For a
+    /// level-sensitive SPI the driver's handler must clear the device's interrupt condition
+    /// before that: if the wire is still asserted at deactivation the SPI is pending again and
+    /// taken again.
+    func handleFastEOI(_ d: IRQDescriptor, cpu: Int) {
+        guard let action = d.action, d.isStarted else {
+            d.replayPending = true
+            d.unhandledCount += 1
+            try? maskSPI(d, masked: true)
+            return
+        }
+        if d.perCPUCount.indices.contains(cpu) { d.perCPUCount[cpu] += 1 }
+        if action.run(irq: d.irq, cpu: cpu) == .none { d.unhandledCount += 1 }
     }
 
     /// The descriptor of the interrupt whose INTID is `hwirq`.

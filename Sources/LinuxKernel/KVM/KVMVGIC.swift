@@ -140,4 +140,12 @@ public final class KVMVCPUInterface: CPUInterfaceRegisters {
     public func writePMR(cpu: Int, _ value: UInt8) {
         vm.vgic?.gic.setPriorityMask(cpu: cpu, value)
     }
+
+    public func writeDIR(cpu: Int, _ intid: UInt32) {
+        vm.vgic?.gic.deactivate(cpu: cpu, intid: intid)
+    }
+
+    public func writeCTLR(cpu: Int, _ value: UInt64) {
+        vm.vgic?.gic.setEOIMode(cpu: cpu, value & KVMVCPUInterface.eoiModeDrop != 0)
+    }
 }
