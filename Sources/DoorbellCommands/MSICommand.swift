@@ -68,32 +68,14 @@ struct TopologyCommand: ParsableCommand {
         let machine: Machine
         if MachinePreset(rawValue: platform.platform) == nil {
             let file = try PlatformFile.load(platform.platform)
-            if let tables = file.acpi {
-                for table in [tables.iort as (any ACPIFieldDump)?, tables.madt, tables.mcfg].compactMap({ $0 }) {
-                    print(ACPIFieldText.render(table.fields))
-                }
-            }
+            // The tables print before the machine is built: a description the machine refuses
+            // still shows what it said.
+            if let tables = file.acpi { print(TopologyReport.acpiFields(tables), terminator: "") }
             machine = try platform.makeMachine(from: file)
         } else {
             machine = try platform.makeMachine()
         }
-        print(machine.topology.summary, terminator: machine.topology.summary.hasSuffix("\n") ? "" : "\n")
-        if !machine.notModelled.isEmpty {
-            print("not modelled:")
-            for item in machine.notModelled { print("  \(item)") }
-        }
-        for (rc, window) in machine.memoryWindows.enumerated() {
-            if let window, window.chosen {
-                print("memory window: \(machine.rootComplexes[rc].name) has none in the description; BARs go at \(Hex.format(window.cpuAddress)) size \(Hex.format(window.size, minDigits: 1)) (free, identity-mapped)")
-            }
-        }
-        let support = machine.support(bridge: platform.bridge.map(BridgeChoice.init))
-        if case .supported(let rc, let rid) = support {
-            let note = machine.preITSNote(rootComplex: rc, requesterID: rid).map { "; \($0)" } ?? ""
-            print("verdict: supported (an endpoint at \(rid.hex) under \(machine.rootComplexes[rc].name))\(note)")
-        } else {
-            print(support.verdict)
-        }
+        print(TopologyReport.text(machine, bridge: platform.bridge.map(BridgeChoice.init)), terminator: "")
     }
 }
 
@@ -102,8 +84,6 @@ struct PresetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "presets", abstract: "List the built-in platforms.")
 
     func run() {
-        for preset in MachinePreset.allCases {
-            print("\(TraceTable.pad(preset.rawValue, 28)) \(preset.summary)")
-        }
+        print(TopologyReport.presets, terminator: "")
     }
 }
