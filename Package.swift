@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LinuxKernel", targets: ["LinuxKernel"]),
         .library(name: "VMM", targets: ["VMM"]),
         .library(name: "Scenario", targets: ["Scenario"]),
+        .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,11 +50,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // Every rendering: the tables, JSON, traces, diagrams and the reports the commands print,
+        // built from the models below, so the command line only parses arguments and calls it.
+        .target(
+            name: "Report",
+            dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario"]
+        ),
         // The command line: subcommands live in a library so tests can drive them.
         .target(
             name: "DoorbellCommands",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,8 +74,8 @@ let package = Package(
         .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed"]),
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
-        .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario"]),
-        .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "doorbell"]),
+        .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
+        .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -3,6 +3,7 @@ import Bus
 import Firmware
 import Machine
 import PCI
+import Report
 
 /// An address or number on the command line: `0x0800_0040`, `0x80900000` or decimal.
 public struct HexNumber: ExpressibleByArgument, Hashable, Sendable {

@@ -1,5 +1,6 @@
 import Firmware
 import ArgumentParser
+import Report
 import Scenario
 
 /// `doorbell compare`: every strategy on every built-in scenario.
@@ -42,11 +43,6 @@ struct CompareCommand: ParsableCommand {
         }
         scenarios = scenarios.map(kernel.apply(to:))
         let results = runScenarios(scenarios, platformTopology: platformTopology)
-        switch format {
-        case .json:
-            print(ReportJSON.render(results, allVectors: false), terminator: "")
-        case .table, .markdown:
-            print(ReportText.matrix(results, markdown: format == .markdown), terminator: "")
-        }
+        print(ScenarioReport.comparison(results, format: format), terminator: "")
     }
 }

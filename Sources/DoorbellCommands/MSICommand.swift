@@ -4,6 +4,7 @@ import Firmware
 import GIC
 import Machine
 import PCI
+import Report
 import SMMUv3
 import Testbed
 
@@ -21,9 +22,7 @@ struct MSICommand: ParsableCommand {
         """
     )
 
-    enum Translation: String, ExpressibleByArgument, CaseIterable {
-        case bypass, s1, nested
-    }
+    typealias Translation = MSIReport.Translation
 
     @OptionGroup var platform: PlatformOptions
 
@@ -46,121 +45,13 @@ struct MSICommand: ParsableCommand {
     }
 }
 
-/// The result of `doorbell msi`, kept apart from printing so tests can check it.
-struct MSIReport {
-    var text: String
-    /// The INTID CPU 0 acknowledged (1023 when nothing was pending).
-    var acknowledged: UInt32
-    var expectedINTID: UInt32
-    var status: TransactionStatus?
+extension MSIReport.Translation: ExpressibleByArgument {}
 
-    static let msiIOVA: UInt64 = 0xFFFF_F040
-
-    static func make(platform: PlatformOptions, translation: MSICommand.Translation, vector: Int, address: UInt64?) throws -> MSIReport {
+extension MSIReport {
+    /// The report on the platform the options name (exit 1 when it cannot carry the device).
+    static func make(platform: PlatformOptions, translation: Translation, vector: Int, address: UInt64?) throws -> MSIReport {
         let (machine, rcIndex, rid) = try platform.makeSupportedMachine()
-        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
-        do {
-            return try make(machine: machine, gic: gic, rcIndex: rcIndex, rid: rid, translation: translation, vector: vector, address: address)
-        } catch let failure as BareMetal.Failure {
-            throw CommandFailure("\(machine.name): bring-up failed: \(failure)")
-        }
-    }
-
-    static func make(machine: Machine, gic: GICv3, rcIndex: Int, rid: RequesterID, translation: MSICommand.Translation,
-                     vector: Int, address: UInt64?) throws -> MSIReport {
-        let bm = try BareMetal(machine: machine)
-        try bm.enableLPIs()
-        let rc = machine.rootComplexes[rcIndex]
-        guard let bar = machine.firstBARAddress(rootComplex: rcIndex, size: 0x4000) else {
-            throw CommandFailure("\(machine.name): \(rc.name)'s memory window has no room for a 16 KiB BAR")
-        }
-        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 4, barAddress: bar, rootComplex: rcIndex)
-        let route = rc.route(for: function)
-        // The ITS the MSI is for: the one the MSI map names, else the first.
-        var itsIndex = 0
-        if case .mapped(_, let target, _)? = route.msiLookup, Int(target) < machine.topology.its.count {
-            itsIndex = machine.topology.its[..<Int(target)].filter(\.enabled).count
-        }
-        itsIndex = min(itsIndex, machine.its.count - 1)
-        let its = machine.its[itsIndex]
-        try bm.enableITS(itsIndex)
-        try bm.mapDevice(route.deviceID, events: 4, firstINTID: BareMetal.firstLPI, its: itsIndex)
-        // On a pre-ITS SoC the function writes the DeviceID's pre-ITS slot; elsewhere
-        // GITS_TRANSLATER, the DeviceID riding with the write.
-        let doorbell = (machine.doorbell(its: itsIndex, deviceID: route.deviceID) ?? its.translaterAddress).rawValue
-        let doorbellPage = doorbell & ~0xFFF
-        var lines: [String] = []
-        var messageAddress = doorbell
-        if let smmuStream = route.streamID, let port = machine.translatedPorts[rcIndex],
-           let smmuIndex = machine.smmus.firstIndex(where: { $0 === port.smmu }) {
-            try bm.resetSMMU(smmuIndex)
-            switch translation {
-            case .bypass:
-                try bm.installSTE(.bypass, streamID: smmuStream, smmu: smmuIndex)
-                lines.append("SMMU: STE \(smmuStream) = bypass")
-            case .s1:
-                let tables = try bm.enableStage1(streamID: smmuStream, smmu: smmuIndex)
-                try tables.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
-                messageAddress = msiIOVA
-                lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the ITS translation page)")
-            case .nested:
-                // Stage 2 maps the doorbell page IPA = PA, so the IPA space must reach it, and
-                // guest RAM must not sit on it (IPA 4 GiB instead when it would).
-                var guestRAM = bm.defaultGuestRAM
-                if doorbellPage >= guestRAM.ipa, doorbellPage - guestRAM.ipa < guestRAM.size { guestRAM.ipa = 0x1_0000_0000 }
-                let ipaBits = doorbellPage < (1 << 40) ? 40 : 48
-                let nested = try bm.enableNested(streamID: smmuStream, guestRAM: guestRAM, stage2InputSize: ipaBits, smmu: smmuIndex)
-                var s2 = deviceAttributes
-                s2.stage2MemoryAttributes = 0x1   // Device-nGnRE (S2 MemAttr, FWB=0)
-                try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
-                try nested.stage1.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
-                messageAddress = msiIOVA
-                lines.append("SMMU: STE \(smmuStream) = nested, VMID 1; stage 1 IOVA \(Hex.format(msiIOVA & ~0xFFF)) → IPA \(Hex.format(doorbellPage)); stage 2 IPA \(Hex.format(doorbellPage)) → PA \(Hex.format(doorbellPage))")
-            }
-            if machine.options.untranslatedITS, address == nil {
-                messageAddress = doorbell
-                lines.append("the ITS is not translated by the SMMU on this platform: the physical doorbell is programmed")
-            }
-        } else {
-            lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
-        }
-        if let address { messageAddress = address }
-        let eventID = UInt32(vector)
-        try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: eventID)
-        let log = TraceLog()
-        machine.trace = log
-        function.trace = log
-        let outcome = function.raise(vector: vector)
-        let intid = gic.acknowledge(cpu: 0)
-        if intid == 1023 { log.append(.cpu, "acknowledge", value: 1023, "CPU0 reads ICC_IAR1_EL1 = 1023: nothing pending (spurious)") }
-        if intid != 1023 { gic.endOfInterrupt(cpu: 0, intid: intid) }
-        machine.trace = nil
-
-        var text = "Doorbell: one MSI on \(machine.name), from device write to CPU\n"
-        text += "  function \(rid.hex) (RID) → StreamID \(route.streamID.map { "\($0)" } ?? "none (not behind the SMMU)"), DeviceID \(route.deviceID); ITS at \(its.base), GITS_TRANSLATER \(its.translaterAddress)\n"
-        if let window = machine.preITS[itsIndex] {
-            text += "  pre-ITS window \(window.base) size \(Hex.format(window.size, minDigits: 1)): DeviceID \(route.deviceID) is the slot at \(Hex.format(doorbell)), whoever writes it (MSI isolation is lost)\n"
-        }
-        text += "  ITS: DeviceID \(route.deviceID) EventIDs 0…3 → LPIs 8192…8195 on collection 0 (CPU 0)\n"
-        for line in lines { text += "  \(line)\n" }
-        text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(eventID), minDigits: 1))\n\n"
-        text += TraceTable.render(log.records.filter { $0.kind != .mmioRead })
-        let expected = BareMetal.firstLPI + eventID
-        text += "\nresult: "
-        if intid == expected {
-            text += "delivered: CPU 0 took LPI \(intid) (DeviceID \(route.deviceID), EventID \(eventID))\n"
-        } else {
-            text += "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
-        }
-        return MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status)
-    }
-
-    /// Linux maps MSI doorbells IOMMU_WRITE | IOMMU_MMIO (iommu_dma_get_msi_page): write, no
-    /// execute, Device memory (stage-1 AttrIndx 2 = Device-nGnRE in Linux's MAIR).
-    static var deviceAttributes: PageAttributes {
-        var a = PageAttributes()
-        a.attributeIndex = 2
-        return a
+        return try make(machine: machine, rcIndex: rcIndex, rid: rid, translation: translation, vector: vector, address: address)
     }
 }
 
@@ -177,32 +68,14 @@ struct TopologyCommand: ParsableCommand {
         let machine: Machine
         if MachinePreset(rawValue: platform.platform) == nil {
             let file = try PlatformFile.load(platform.platform)
-            if let tables = file.acpi {
-                for table in [tables.iort as (any ACPIFieldDump)?, tables.madt, tables.mcfg].compactMap({ $0 }) {
-                    print(ACPIFieldText.render(table.fields))
-                }
-            }
+            // The tables print before the machine is built: a description the machine refuses
+            // still shows what it said.
+            if let tables = file.acpi { print(TopologyReport.acpiFields(tables), terminator: "") }
             machine = try platform.makeMachine(from: file)
         } else {
             machine = try platform.makeMachine()
         }
-        print(machine.topology.summary, terminator: machine.topology.summary.hasSuffix("\n") ? "" : "\n")
-        if !machine.notModelled.isEmpty {
-            print("not modelled:")
-            for item in machine.notModelled { print("  \(item)") }
-        }
-        for (rc, window) in machine.memoryWindows.enumerated() {
-            if let window, window.chosen {
-                print("memory window: \(machine.rootComplexes[rc].name) has none in the description; BARs go at \(Hex.format(window.cpuAddress)) size \(Hex.format(window.size, minDigits: 1)) (free, identity-mapped)")
-            }
-        }
-        let support = machine.support(bridge: platform.bridge.map(BridgeChoice.init))
-        if case .supported(let rc, let rid) = support {
-            let note = machine.preITSNote(rootComplex: rc, requesterID: rid).map { "; \($0)" } ?? ""
-            print("verdict: supported (an endpoint at \(rid.hex) under \(machine.rootComplexes[rc].name))\(note)")
-        } else {
-            print(support.verdict)
-        }
+        print(TopologyReport.text(machine, bridge: platform.bridge.map(BridgeChoice.init)), terminator: "")
     }
 }
 
@@ -211,8 +84,6 @@ struct PresetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "presets", abstract: "List the built-in platforms.")
 
     func run() {
-        for preset in MachinePreset.allCases {
-            print("\(TraceTable.pad(preset.rawValue, 28)) \(preset.summary)")
-        }
+        print(TopologyReport.presets, terminator: "")
     }
 }

@@ -3,6 +3,7 @@ import Bus
 import Firmware
 import Foundation
 import Machine
+import Report
 
 /// A platform description named by path, recognised by its contents rather than its name:
 /// - a flattened device tree starts with the magic 0xd00dfeed (Devicetree Specification v0.4

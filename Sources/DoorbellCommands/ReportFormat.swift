@@ -3,12 +3,11 @@ import ArgumentParser
 import Bus
 import Foundation
 import Machine
+import Report
 import Scenario
 
 /// `--format` of the comparison commands.
-enum ReportFormat: String, ExpressibleByArgument, CaseIterable {
-    case table, markdown, json
-}
+extension ReportFormat: ExpressibleByArgument {}
 
 /// A platform named on the command line: a preset, or a description file read here.
 struct ChosenPlatform {

@@ -1,5 +1,6 @@
 import Firmware
 import ArgumentParser
+import Report
 import Scenario
 
 /// `doorbell run FILE`: a scenario file under its strategies, with its expectations checked.
@@ -31,29 +32,8 @@ struct RunCommand: ParsableCommand {
         if let strategy { description.strategies = [strategy] }
         description = kernel.apply(to: description)
         let runs = ScenarioRunner.runAll(description, platformTopology: platformTopology)
-        var text = StrategiesCommand.render(description, runs, format: format)
-        if format != .json {
-            for run in runs where run.setupFailure == nil && !run.outcomes.isEmpty {
-                text += "\n\(run.strategy.rawValue) vectors:\n" + ReportText.vectorTable(run, markdown: format == .markdown)
-            }
-        }
-        if format != .json {
-            for run in runs where !run.eventLog.isEmpty && !description.events.isEmpty {
-                text += "\n\(run.strategy.rawValue) events:\n" + run.eventLog.map { "  " + $0 + "\n" }.joined()
-            }
-        }
-        if format != .json {
-            for run in runs where !run.violations.isEmpty {
-                text += "\n\(run.strategy.rawValue): \(run.violations.count) invariant violation(s):\n"
-                text += run.violations.map { "  - \($0)\n" }.joined()
-            }
-        }
         let mismatches = ExpectationCheck.evaluate(description.expectations, runs)
-        if format != .json, !description.expectations.isEmpty {
-            text += mismatches.isEmpty ? "\nExpectations: all \(description.expectations.count) hold.\n"
-                : "\nExpectations that do not hold:\n" + mismatches.map { "  - \($0)\n" }.joined()
-        }
-        print(text, terminator: "")
+        print(ScenarioReport.run(description, runs, mismatches: mismatches, format: format), terminator: "")
         if !mismatches.isEmpty { throw ExitCode(1) }
     }
 }

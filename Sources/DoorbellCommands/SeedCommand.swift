@@ -3,6 +3,7 @@ import Bus
 import LinuxKernel
 import Machine
 import PCI
+import Report
 import SMMUv3
 import VMM
 
@@ -26,103 +27,9 @@ struct SeedCommand: ParsableCommand {
     var hostKernel: KernelConfiguration.Version = .v6_14
 
     func run() throws {
-        print(try SeedReport.make(nestedHost: hostKernel).text, terminator: "")
+        let report: SeedReport
+        do { report = try SeedReport.make(nestedHost: hostKernel) } catch let usage as UsageFailure { throw ValidationError(usage.message) }
+        print(report.text, terminator: "")
     }
 }
 
-/// The result of `doorbell seed`, kept apart from printing so tests can check it.
-struct SeedReport {
-    struct Shape {
-        var name: String
-        var guestAddress: UInt64
-        var hostAddress: UInt64
-        var delivered: Int
-        var hostEvents: [EventRecord]
-    }
-
-    var shapes: [Shape]
-    var text: String
-
-    static let rid = RequesterID(bus: 0, device: 1, function: 0)
-
-    static func make(nestedHost: KernelConfiguration.Version) throws -> SeedReport {
-        var shapes: [Shape] = []
-        var failureTrace: [TraceRecord] = []
-        for (name, viommu, guestDomain, hostVersion) in [
-            ("no vIOMMU (stage 2 only)", VirtualMachineMonitor.VIOMMU.none, KernelConfiguration.DefaultDomain.dmaStrict, KernelConfiguration.Version.v6_15),
-            ("vSMMU, guest identity domain", .acceleratedSMMUv3, .identity, .v6_15),
-            ("vSMMU, guest DMA domain (nested), host \(nestedHost.rawValue)", .acceleratedSMMUv3, .dmaStrict, nestedHost),
-        ] {
-            let (shape, trace) = try run(name: name, viommu: viommu, guestDomain: guestDomain, hostVersion: hostVersion)
-            shapes.append(shape)
-            if shape.delivered == 0 && failureTrace.isEmpty { failureTrace = trace }
-        }
-        var text = "Doorbell: the seed on qemu-virt — 00:01.0 (4 MSI-X vectors) passed through to a guest\n\n"
-        text += "  " + TraceTable.pad("guest shape", 48) + TraceTable.pad("guest vMSI-X", 16) + TraceTable.pad("host MSI-X", 16) + "delivered\n"
-        for shape in shapes {
-            text += "  " + TraceTable.pad(shape.name, 48) + TraceTable.pad(Hex.format(shape.guestAddress), 16)
-                + TraceTable.pad(Hex.format(shape.hostAddress), 16) + "\(shape.delivered)/4"
-            if let event = shape.hostEvents.first {
-                text += "  (SMMU event \(Hex.format(UInt64(event.eventID), minDigits: 2)) S2=\(event.stage2 ? 1 : 0) CLASS=\(["CD", "TT", "IN", "3"][Int(event.faultClass & 3)]) InputAddr \(Hex.format(event.inputAddress)))"
-            }
-            text += "\n"
-        }
-        if !failureTrace.isEmpty {
-            text += "\nWhy the nested shape fails: vector 0, step by step\n"
-            text += TraceTable.render(failureTrace.filter { $0.kind != .mmioRead })
-            text += "\nThe guest mapped its MSI IOVA to its vITS doorbell page in its own stage-1 tables, but the host "
-            text += "programmed the device with an address the guest never mapped: the device's write walks the "
-            text += "guest's stage 1 first and faults there (S2=0, CLASS=IN), so nothing reaches the ITS or the guest.\n"
-        }
-        return SeedReport(shapes: shapes, text: text)
-    }
-
-    static func run(name: String, viommu: VirtualMachineMonitor.VIOMMU, guestDomain: KernelConfiguration.DefaultDomain,
-                    hostVersion: KernelConfiguration.Version) throws -> (Shape, [TraceRecord]) {
-        let machine = try MachinePreset.qemuVirt.makeMachine()
-        let function = try PCIFunction(name: "ep0", requesterID: rid, vendorID: 0x1AF4, deviceID: 0x1041,
-                                       bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                       msix: MSIXConfiguration(tableSize: 4))
-        try machine.rootComplexes[0].attach(function)
-        guard let gic = machine.gic else { throw ValidationError("qemu-virt has no GICv3") }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic,
-                               configuration: KernelConfiguration(version: hostVersion))
-        do { try host.boot() } catch { throw ValidationError("host boot: \(error)") }
-        guard let hostDevice = host.pci.device(rid) else { throw ValidationError("00:01.0 was not enumerated") }
-        let vmm: VirtualMachineMonitor
-        let guest: LinuxKernel
-        do {
-            vmm = try VirtualMachineMonitor(host: host, device: hostDevice.device,
-                                            configuration: .init(vcpuCount: 1, viommu: viommu, guestKernel: KernelConfiguration(defaultDomain: guestDomain)))
-            guest = try vmm.bootGuest()
-        } catch { throw ValidationError("VMM: \(error)") }
-        var handled = 0
-        do {
-            guard let g = guest.pci.device(vmm.configuration.guestRequesterID) else { throw ValidationError("the guest did not enumerate the device") }
-            try guest.pci.enableDevice(g)
-            try guest.pci.setMaster(g)
-            let n = try guest.pci.allocateIRQVectors(g, min: 4, max: 4, flags: .msix)
-            for v in 0..<n {
-                try guest.irq.requestIRQ(try guest.pci.irqVector(g, v), name: "guest-ep0[\(v)]") { _, _ in handled += 1; return .handled }
-            }
-        } catch let error as Errno {
-            throw ValidationError("guest MSI-X: \(error)")
-        }
-        let guestAddress = vmm.function.entries.first?.address ?? 0
-        let hostAddress = hostDevice.msixTableAddress.flatMap { try? machine.bus.read($0, size: 4) } ?? 0
-        var events: [EventRecord] = []
-        var trace: [TraceRecord] = []
-        for vector in 0..<4 {
-            let log = TraceLog()
-            if vector == 0 { machine.trace = log; function.trace = log }
-            _ = function.raise(vector: vector)
-            machine.trace = nil
-            function.trace = nil
-            _ = host.irq.handleInterrupts(cpu: 0)
-            _ = guest.irq.handleInterrupts(cpu: 0)
-            if let smmu = host.smmuDrivers.first, let more = try? smmu.serviceEventQueue() { events += more }
-            if vector == 0 { trace = log.records }
-        }
-        return (Shape(name: name, guestAddress: guestAddress, hostAddress: hostAddress, delivered: handled, hostEvents: events), trace)
-    }
-}

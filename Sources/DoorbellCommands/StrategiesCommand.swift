@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bus
+import Report
 import Scenario
 
 /// `doorbell` (no arguments) = `doorbell strategies`: the seed's scenario under every strategy.
@@ -31,30 +32,6 @@ struct StrategiesCommand: ParsableCommand {
         }
         let description = kernel.apply(to: builtIn)
         let runs = ScenarioRunner.runAll(description)
-        print(Self.render(description, runs, format: format), terminator: "")
+        print(ScenarioReport.strategies(description, runs, format: format), terminator: "")
     }
-
-    static func render(_ scenario: ScenarioDescription, _ runs: [StrategyRun], format: ReportFormat) -> String {
-        switch format {
-        case .json:
-            return ReportJSON.render([(scenario, runs)], allVectors: true)
-        case .table, .markdown:
-            let markdown = format == .markdown
-            var text = markdown ? "## \(scenario.name): \(scenario.summary)\n\n" : "Doorbell: \(scenario.name) on \(scenario.platform) — \(scenario.summary)\n\n"
-            text += ReportText.strategyTable(runs, markdown: markdown)
-            text += (markdown ? "\n" : "\n  ") + ReportText.hostKernels(scenario, runs) + (scenario.host.kernel == nil ? "; choose one with --kernel" : "") + "\n"
-            let why = ReportText.explanations(runs)
-            if !why.isEmpty { text += "\nWhy the failing strategies fail:\n" + why }
-            text += "\n" + legend
-            return text
-        }
-    }
-
-    static let legend = """
-    The guest programs its MSI IOVA into its vMSI-X table; the host programs the physical MSI-X \
-    entry; the device's write goes through the guest's stage 1 (IOVA → IPA) and the host's stage 2 \
-    (IPA → PA) to the physical ITS, whose LPI the host hands to KVM, which injects the guest's LPI. \
-    Trace one MSI with `doorbell trace --scenario \(BuiltInScenarios.seed.name) --strategy <id>`.
-
-    """
 }

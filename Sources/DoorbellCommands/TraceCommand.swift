@@ -1,6 +1,7 @@
 import Firmware
 import ArgumentParser
 import Bus
+import Report
 import Scenario
 
 /// `doorbell trace`: one MSI of one strategy, every step.
@@ -77,17 +78,11 @@ struct TraceCommand: ParsableCommand {
         let records = log.records.filter { $0.kind != .mmioRead }
         switch format {
         case .text:
-            var text = "Doorbell trace: \(description.name), strategy \(strategy.rawValue), device \(device) vector \(vector)\n\n"
-            text += "Before the MSI, what set the guest's window up:\n"
-            for line in firmware { text += "  \(line)\n" }
-            text += "\n"
-            text += TraceTable.render(records)
-            if let outcome { text += "\nOutcome: \(outcome.verdict)\n" }
-            if let why = run.explanation, outcome?.delivered == false { text += why + "\n" }
-            print(text, terminator: "")
+            print(TraceReport.text(scenario: description.name, strategy: strategy, device: device, vector: vector, firmware: firmware,
+                                   records: records, outcome: outcome, run: run), terminator: "")
         case .mermaid:
-            print(MermaidSequence.render(records, title: "\(description.name) · \(strategy.rawValue) · vector \(vector)",
-                                         outcome: outcome.map { "\($0.verdict)" }), terminator: "")
+            print(TraceReport.mermaid(scenario: description.name, strategy: strategy, vector: vector, records: records, outcome: outcome),
+                  terminator: "")
         }
     }
 }

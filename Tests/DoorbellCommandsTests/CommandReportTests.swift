@@ -2,6 +2,7 @@ import Testing
 import Bus
 import Machine
 import SMMUv3
+import Report
 @testable import DoorbellCommands
 
 /// The reports behind `doorbell walk` and `doorbell msi`, checked against what the architecture

@@ -1,6 +1,7 @@
 import Testing
 import LinuxKernel
 import PCI
+import Report
 @testable import DoorbellCommands
 
 /// `doorbell host --device …`: several functions, enumerated, grouped and given vectors as

@@ -1,5 +1,6 @@
 import Testing
 import LinuxKernel
+import Report
 @testable import DoorbellCommands
 
 /// `doorbell host`: the kernel model's view of a device's MSI, per owner and domain type. Each

@@ -1,5 +1,6 @@
 import Testing
 import LinuxKernel
+import Report
 @testable import DoorbellCommands
 
 /// `doorbell seed`: the issue-5 scenario as the command line shows it.

@@ -1,6 +1,7 @@
 import Bus
 import LinuxKernel
 import Testing
+import Report
 @testable import Scenario
 
 /// A guest whose passthrough function a guest user process owns through the guest's own VFIO

@@ -2,6 +2,7 @@ import Testing
 import Bus
 import GIC
 import SMMUv3
+import Report
 @testable import Scenario
 
 /// `VectorOutcome(journal:expectation:)` on hand-written journals: no world is built.

@@ -1,5 +1,6 @@
 import LinuxKernel
 import Testing
+import Report
 @testable import Scenario
 
 /// Each strategy on each named host release. The expectations follow from the one switch the

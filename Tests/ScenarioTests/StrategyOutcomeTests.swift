@@ -1,5 +1,6 @@
 import Bus
 import Testing
+import Report
 @testable import Scenario
 
 /// Every strategy on every built-in scenario, with the outcome written here and the reason for

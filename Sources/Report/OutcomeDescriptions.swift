@@ -1,6 +1,7 @@
 import Bus
 import GIC
 import SMMUv3
+import Scenario
 
 /// Short and long wordings of observed outcomes, shared by every report format.
 extension VectorOutcome.StageResult {
@@ -50,16 +51,6 @@ extension VectorOutcome.ITSOutcome {
         switch result {
         case .delivered(let intid, let cpu, _): return "\(ids) → LPI \(intid.rawValue) (CPU \(cpu))"
         case .dropped(let reason): return "\(ids) dropped: \(reason)"
-        }
-    }
-}
-
-extension VectorOutcome.Verdict: CustomStringConvertible {
-    public var description: String {
-        switch self {
-        case .delivered: "delivered"
-        case .pending: "pending (masked)"
-        case .failed(let point, let why): "\(point.rawValue): \(why)"
         }
     }
 }

@@ -3,8 +3,8 @@ import Firmware
 /// ACPI table fields printed the way ACPICA's disassembler (`iasl -d`) prints a data table:
 /// `[HexOffset DecimalOffset ByteLength]  FieldName : FieldValue`, so a user can diff
 /// `doorbell topology` against `iasl -d` output line for line.
-enum ACPIFieldText {
-    static func render(_ fields: [ACPIField]) -> String {
+public enum ACPIFieldText {
+    public static func render(_ fields: [ACPIField]) -> String {
         var lines: [String] = []
         for field in fields {
             let hex = String(field.offset, radix: 16, uppercase: true)

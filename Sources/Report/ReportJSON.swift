@@ -1,6 +1,7 @@
 import Bus
 import Foundation
 import GIC
+import Scenario
 
 /// The stable JSON of `doorbell compare` and `doorbell run` (schema 1, documented in the
 /// README). Keys are kebab-case and sorted; addresses are hex strings as the text tables print

@@ -2,8 +2,8 @@ import Bus
 
 /// Renders trace records as a numbered table: one line per thing the hardware did, with the
 /// address it touched, the value, and what it meant.
-enum TraceTable {
-    static func render(_ records: [TraceRecord], layers: Set<TraceLayer>? = nil) -> String {
+public enum TraceTable {
+    public static func render(_ records: [TraceRecord], layers: Set<TraceLayer>? = nil) -> String {
         let shown = records.filter { layers?.contains($0.layer) ?? true }
         guard !shown.isEmpty else { return "  (nothing traced)\n" }
         let stepWidth = min(max(shown.map { $0.step.count }.max() ?? 0, 4), 34)
@@ -22,7 +22,7 @@ enum TraceTable {
         return out
     }
 
-    static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+    public static func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
         guard text.count < width else { return text }
         let fill = String(repeating: " ", count: width - text.count)
         return right ? fill + text : text + fill

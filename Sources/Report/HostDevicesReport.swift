@@ -1,4 +1,3 @@
-import ArgumentParser
 import Bus
 import GIC
 import LinuxKernel
@@ -18,67 +17,69 @@ import Scenario
 /// the SPI is taken on the CPU its GICD_IROUTER names (`gic_handle_irq`), the driver's handler
 /// runs (`handle_fasteoi_irq`), reads PCI_STATUS_INTERRUPT and clears the device's condition,
 /// and the report shows the CPU, the INTID and how often the handler ran.
-struct HostDevicesReport {
-    struct Vector: Hashable {
-        var index: Int
-        var irq: Int
-        var address: UInt64
-        var data: UInt32
-        var lpi: UInt32?
-        var cpu: Int
+public struct HostDevicesReport {
+    public struct Vector: Hashable, Sendable {
+        public var index: Int
+        public var irq: Int
+        public var address: UInt64
+        public var data: UInt32
+        public var lpi: UInt32?
+        public var cpu: Int
     }
 
-    struct Entry {
-        var name: String
-        var requesterID: RequesterID
-        var isBridge: Bool
+    public struct Entry {
+        public var name: String
+        public var requesterID: RequesterID
+        public var isBridge: Bool
         /// The RID its requests carry at the root complex.
-        var wireRequesterID: RequesterID
-        var streamIDs: [UInt32]
-        var deviceID: UInt32?
-        var group: Int?
-        var groupDevices: [String]
-        var defaultDomainType: String?
-        var reservedRegions: [String]
-        var interruptMode: String
-        var vectors: [Vector]
+        public var wireRequesterID: RequesterID
+        public var streamIDs: [UInt32]
+        public var deviceID: UInt32?
+        public var group: Int?
+        public var groupDevices: [String]
+        public var defaultDomainType: String?
+        public var reservedRegions: [String]
+        public var interruptMode: String
+        public var vectors: [Vector]
         /// INTx: the pin, where it enters the host bridge after the swizzle, the SPI INTID and
         /// the Linux interrupt (`dev->irq`).
-        var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
+        public var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
         /// The INTx raised once: the CPU that took it, the INTID its IAR read returned, and the
         /// handler's runs (`kstat_irqs`).
-        var intxHandled: (cpu: Int, intid: UInt32, runs: Int, active: Bool)?
+        public var intxHandled: (cpu: Int, intid: UInt32, runs: Int, active: Bool)?
     }
 
-    var text: String
+    public var text: String
     /// Every enumerated function in probe order.
-    var entries: [Entry]
+    public var entries: [Entry]
 
-    static func make(platform: PlatformOptions, devices: [HostDeviceSpec], configuration: KernelConfiguration) throws -> HostDevicesReport {
-        let (machine, rcIndex, _) = try platform.makeSupportedMachine()
-        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+    /// Plugs `devices` under root complex `rcIndex` of `machine`, boots the host kernel model and
+    /// lets a driver enable each one's vectors.
+    public static func make(machine: Machine, rcIndex: Int, devices: [HostDeviceSpec], configuration: KernelConfiguration) throws -> HostDevicesReport {
+        let host: HostMachine
+        do { host = try HostMachine(machine) } catch { throw CommandFailure(error.description) }
         let rc = machine.rootComplexes[rcIndex]
         var seen = Set<RequesterID>()
         var placement = HostBridgePlacement()
         var functions: [RequesterID: PCIFunction] = [:]
         for (index, spec) in devices.enumerated() {
-            guard seen.insert(spec.requesterID).inserted else { throw ValidationError("--device \(spec.requesterID) given twice") }
+            guard seen.insert(spec.requesterID).inserted else { throw UsageFailure("--device \(spec.requesterID) given twice") }
             guard rc.busRange.contains(spec.requesterID.bus) else {
-                throw ValidationError("--device \(spec.requesterID): bus \(spec.requesterID.bus) is outside \(rc.name)'s buses \(rc.busRange.lowerBound)-\(rc.busRange.upperBound)")
+                throw UsageFailure("--device \(spec.requesterID): bus \(spec.requesterID.bus) is outside \(rc.name)'s buses \(rc.busRange.lowerBound)-\(rc.busRange.upperBound)")
             }
             do {
                 let function = try makeFunction(spec, index: index)
                 try placement.attach(function, bridge: spec.bridge, to: rc)
                 functions[spec.requesterID] = function
             } catch {
-                throw ValidationError("--device \(spec.requesterID): \(error)")
+                throw UsageFailure("--device \(spec.requesterID): \(error)")
             }
         }
         for bridge in placement.created where functions[bridge.requesterID] == nil && seen.contains(bridge.requesterID) {
-            throw ValidationError("--device \(bridge.requesterID): that slot holds the bridge of bus \(bridge.secondaryBus)")
+            throw UsageFailure("--device \(bridge.requesterID): that slot holds the bridge of bus \(bridge.secondaryBus)")
         }
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        do { try kernel.boot() } catch { throw CommandFailure("\(machine.name): the kernel model failed to boot: \(error)") }
+        let kernel: LinuxKernel
+        do { kernel = try host.bootHost(configuration) } catch { throw CommandFailure(error.description) }
         let hostBridge = machine.hostBridgeIndices[rcIndex]
 
         // Drivers bind in the order devices were added (pci_bus_add_device → device_attach).
@@ -146,12 +147,12 @@ struct HostDevicesReport {
                 intx = (function.interruptPin, route.rootDevfn, route.pin, route.intid, pdev.irq)
                 if let d = kernel.irq.descriptor(pdev.irq), d.action != nil {
                     let cpu = d.effectiveCPU
-                    let before = gic.cpuInterfaces.indices.contains(cpu) ? gic.cpuInterfaces[cpu].deliveries.count : 0
+                    let before = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.count : 0
                     function.setINTx(true)
                     kernel.irq.handleInterrupts(cpu: cpu)
-                    let taken = gic.cpuInterfaces.indices.contains(cpu) ? gic.cpuInterfaces[cpu].deliveries.dropFirst(before).first?.intid.rawValue : nil
+                    let taken = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.dropFirst(before).first?.intid.rawValue : nil
                     handled = (cpu, taken ?? INTID.spurious.rawValue, handlerRuns[pdev.name] ?? 0,
-                               gic.distributor.isActive(intid: route.intid) || gic.distributor.isPending(intid: route.intid))
+                               host.gic.distributor.isActive(intid: route.intid) || host.gic.distributor.isPending(intid: route.intid))
                 }
             }
             entries.append(Entry(name: pdev.name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,

@@ -2,14 +2,14 @@ import Bus
 
 /// A Mermaid sequence diagram of a trace: one participant per layer, in the order an MSI
 /// meets them, and one message per record.
-enum MermaidSequence {
+public enum MermaidSequence {
     static let participants: [(TraceLayer, String)] = [
         (.pci, "Device"), (.rootComplex, "RootComplex"), (.smmu, "SMMU"), (.bus, "Bus"), (.its, "ITS"),
         (.redistributor, "Redistributor"), (.cpu, "CPU"), (TraceLayer(rawValue: "host-kernel"), "HostKernel"),
         (TraceLayer(rawValue: "kvm"), "KVM"), (TraceLayer(rawValue: "vits"), "vITS"), (TraceLayer(rawValue: "guest"), "Guest"),
     ]
 
-    static func render(_ records: [TraceRecord], title: String, outcome: String?) -> String {
+    public static func render(_ records: [TraceRecord], title: String, outcome: String?) -> String {
         var text = "sequenceDiagram\n    title \(clean(title))\n"
         let used = Set(records.map(\.layer))
         for (layer, name) in participants where used.contains(layer) { text += "    participant \(name)\n" }

@@ -1,5 +1,6 @@
 import Bus
 import LinuxKernel
+import Scenario
 
 /// Text and Markdown tables of strategy runs.
 public enum ReportText {

@@ -1,0 +1,39 @@
+import GIC
+import LinuxKernel
+import Machine
+
+/// A machine the Linux host kernel model can boot on: one with a GICv3 (the kernel's CPU
+/// interface). The reports plug their functions into the machine first, then boot the host
+/// here, so every report builds "a machine plus a booted host" the same way.
+public struct HostMachine {
+    /// Why there is no booted host: the machine has no GICv3, or the kernel model's boot failed
+    /// (the error it threw).
+    public enum Failure: Error, CustomStringConvertible {
+        case noGIC(machine: String)
+        case boot(machine: String, error: any Error)
+
+        public var description: String {
+            switch self {
+            case .noGIC(let machine): "\(machine): no GICv3"
+            case .boot(let machine, let error): "\(machine): the kernel model failed to boot: \(error)"
+            }
+        }
+    }
+
+    public let machine: Machine
+    public let gic: GICv3
+
+    public init(_ machine: Machine) throws(Failure) {
+        guard let gic = machine.gic else { throw .noGIC(machine: machine.name) }
+        self.machine = machine
+        self.gic = gic
+    }
+
+    /// Boots the host kernel model with `configuration` on the machine as it is now (the
+    /// functions plugged so far are the ones it enumerates).
+    public func bootHost(_ configuration: KernelConfiguration) throws(Failure) -> LinuxKernel {
+        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+        do { try kernel.boot() } catch { throw .boot(machine: machine.name, error: error) }
+        return kernel
+    }
+}

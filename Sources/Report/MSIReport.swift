@@ -1,0 +1,132 @@
+import Bus
+import GIC
+import Machine
+import PCI
+import SMMUv3
+import Testbed
+
+/// The result of `doorbell msi`, kept apart from printing so tests can check it.
+public struct MSIReport {
+    /// How the SMMU treats the function's stream.
+    public enum Translation: String, CaseIterable, Sendable {
+        case bypass, s1, nested
+    }
+
+    public var text: String
+    /// The INTID CPU 0 acknowledged (1023 when nothing was pending).
+    public var acknowledged: UInt32
+    public var expectedINTID: UInt32
+    public var status: TransactionStatus?
+
+    public static let msiIOVA: UInt64 = 0xFFFF_F040
+
+    /// Brings `machine` up the way firmware would, with a 4-vector MSI-X function at `rid` under
+    /// root complex `rcIndex`, programs `vector` and fires it.
+    public static func make(machine: Machine, rcIndex: Int, rid: RequesterID, translation: Translation,
+                            vector: Int, address: UInt64?) throws -> MSIReport {
+        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+        do {
+            return try make(machine: machine, gic: gic, rcIndex: rcIndex, rid: rid, translation: translation, vector: vector, address: address)
+        } catch let failure as BareMetal.Failure {
+            throw CommandFailure("\(machine.name): bring-up failed: \(failure)")
+        }
+    }
+
+    static func make(machine: Machine, gic: GICv3, rcIndex: Int, rid: RequesterID, translation: Translation,
+                     vector: Int, address: UInt64?) throws -> MSIReport {
+        let bm = try BareMetal(machine: machine)
+        try bm.enableLPIs()
+        let rc = machine.rootComplexes[rcIndex]
+        guard let bar = machine.firstBARAddress(rootComplex: rcIndex, size: 0x4000) else {
+            throw CommandFailure("\(machine.name): \(rc.name)'s memory window has no room for a 16 KiB BAR")
+        }
+        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 4, barAddress: bar, rootComplex: rcIndex)
+        let route = rc.route(for: function)
+        // The ITS the MSI is for: the one the MSI map names, else the first.
+        var itsIndex = 0
+        if case .mapped(_, let target, _)? = route.msiLookup, Int(target) < machine.topology.its.count {
+            itsIndex = machine.topology.its[..<Int(target)].filter(\.enabled).count
+        }
+        itsIndex = min(itsIndex, machine.its.count - 1)
+        let its = machine.its[itsIndex]
+        try bm.enableITS(itsIndex)
+        try bm.mapDevice(route.deviceID, events: 4, firstINTID: BareMetal.firstLPI, its: itsIndex)
+        // On a pre-ITS SoC the function writes the DeviceID's pre-ITS slot; elsewhere
+        // GITS_TRANSLATER, the DeviceID riding with the write.
+        let doorbell = (machine.doorbell(its: itsIndex, deviceID: route.deviceID) ?? its.translaterAddress).rawValue
+        let doorbellPage = doorbell & ~0xFFF
+        var lines: [String] = []
+        var messageAddress = doorbell
+        if let smmuStream = route.streamID, let port = machine.translatedPorts[rcIndex],
+           let smmuIndex = machine.smmus.firstIndex(where: { $0 === port.smmu }) {
+            try bm.resetSMMU(smmuIndex)
+            switch translation {
+            case .bypass:
+                try bm.installSTE(.bypass, streamID: smmuStream, smmu: smmuIndex)
+                lines.append("SMMU: STE \(smmuStream) = bypass")
+            case .s1:
+                let tables = try bm.enableStage1(streamID: smmuStream, smmu: smmuIndex)
+                try tables.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
+                messageAddress = msiIOVA
+                lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the ITS translation page)")
+            case .nested:
+                // Stage 2 maps the doorbell page IPA = PA, so the IPA space must reach it, and
+                // guest RAM must not sit on it (IPA 4 GiB instead when it would).
+                var guestRAM = bm.defaultGuestRAM
+                if doorbellPage >= guestRAM.ipa, doorbellPage - guestRAM.ipa < guestRAM.size { guestRAM.ipa = 0x1_0000_0000 }
+                let ipaBits = doorbellPage < (1 << 40) ? 40 : 48
+                let nested = try bm.enableNested(streamID: smmuStream, guestRAM: guestRAM, stage2InputSize: ipaBits, smmu: smmuIndex)
+                var s2 = deviceAttributes
+                s2.stage2MemoryAttributes = 0x1   // Device-nGnRE (S2 MemAttr, FWB=0)
+                try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
+                try nested.stage1.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
+                messageAddress = msiIOVA
+                lines.append("SMMU: STE \(smmuStream) = nested, VMID 1; stage 1 IOVA \(Hex.format(msiIOVA & ~0xFFF)) → IPA \(Hex.format(doorbellPage)); stage 2 IPA \(Hex.format(doorbellPage)) → PA \(Hex.format(doorbellPage))")
+            }
+            if machine.options.untranslatedITS, address == nil {
+                messageAddress = doorbell
+                lines.append("the ITS is not translated by the SMMU on this platform: the physical doorbell is programmed")
+            }
+        } else {
+            lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
+        }
+        if let address { messageAddress = address }
+        let eventID = UInt32(vector)
+        try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: eventID)
+        let log = TraceLog()
+        machine.trace = log
+        function.trace = log
+        let outcome = function.raise(vector: vector)
+        let intid = gic.acknowledge(cpu: 0)
+        if intid == 1023 { log.append(.cpu, "acknowledge", value: 1023, "CPU0 reads ICC_IAR1_EL1 = 1023: nothing pending (spurious)") }
+        if intid != 1023 { gic.endOfInterrupt(cpu: 0, intid: intid) }
+        machine.trace = nil
+
+        var text = "Doorbell: one MSI on \(machine.name), from device write to CPU\n"
+        text += "  function \(rid.hex) (RID) → StreamID \(route.streamID.map { "\($0)" } ?? "none (not behind the SMMU)"), DeviceID \(route.deviceID); ITS at \(its.base), GITS_TRANSLATER \(its.translaterAddress)\n"
+        if let window = machine.preITS[itsIndex] {
+            text += "  pre-ITS window \(window.base) size \(Hex.format(window.size, minDigits: 1)): DeviceID \(route.deviceID) is the slot at \(Hex.format(doorbell)), whoever writes it (MSI isolation is lost)\n"
+        }
+        text += "  ITS: DeviceID \(route.deviceID) EventIDs 0…3 → LPIs 8192…8195 on collection 0 (CPU 0)\n"
+        for line in lines { text += "  \(line)\n" }
+        text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(eventID), minDigits: 1))\n\n"
+        text += TraceTable.render(log.records.filter { $0.kind != .mmioRead })
+        let expected = BareMetal.firstLPI + eventID
+        text += "\nresult: "
+        if intid == expected {
+            text += "delivered: CPU 0 took LPI \(intid) (DeviceID \(route.deviceID), EventID \(eventID))\n"
+        } else {
+            text += "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
+        }
+        return MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status)
+    }
+
+    /// Linux maps MSI doorbells IOMMU_WRITE | IOMMU_MMIO (iommu_dma_get_msi_page): write, no
+    /// execute, Device memory (stage-1 AttrIndx 2 = Device-nGnRE in Linux's MAIR).
+    static var deviceAttributes: PageAttributes {
+        var a = PageAttributes()
+        a.attributeIndex = 2
+        return a
+    }
+}
+

@@ -1,0 +1,73 @@
+import Scenario
+
+/// `--format` of the comparison commands.
+public enum ReportFormat: String, CaseIterable, Sendable {
+    case table, markdown, json
+}
+
+/// What the scenario commands print: one scenario's strategies, a scenario file's run with its
+/// expectations, the comparison matrix.
+public enum ScenarioReport {
+    /// `doorbell strategies`: one scenario under its strategies, as a table, Markdown or JSON
+    /// (every vector), with the host kernel line, why the failing strategies fail and the legend.
+    public static func strategies(_ scenario: ScenarioDescription, _ runs: [StrategyRun], format: ReportFormat) -> String {
+        switch format {
+        case .json:
+            return ReportJSON.render([(scenario, runs)], allVectors: true)
+        case .table, .markdown:
+            let markdown = format == .markdown
+            var text = markdown ? "## \(scenario.name): \(scenario.summary)\n\n" : "Doorbell: \(scenario.name) on \(scenario.platform) — \(scenario.summary)\n\n"
+            text += ReportText.strategyTable(runs, markdown: markdown)
+            text += (markdown ? "\n" : "\n  ") + ReportText.hostKernels(scenario, runs) + (scenario.host.kernel == nil ? "; choose one with --kernel" : "") + "\n"
+            let why = ReportText.explanations(runs)
+            if !why.isEmpty { text += "\nWhy the failing strategies fail:\n" + why }
+            text += "\n" + legend
+            return text
+        }
+    }
+
+    public static let legend = """
+    The guest programs its MSI IOVA into its vMSI-X table; the host programs the physical MSI-X \
+    entry; the device's write goes through the guest's stage 1 (IOVA → IPA) and the host's stage 2 \
+    (IPA → PA) to the physical ITS, whose LPI the host hands to KVM, which injects the guest's LPI. \
+    Trace one MSI with `doorbell trace --scenario \(BuiltInScenarios.seed.name) --strategy <id>`.
+
+    """
+
+    /// `doorbell run`: `strategies`, then (not in JSON) each run's vectors, its event log, its
+    /// invariant violations, and whether the file's expectations hold.
+    public static func run(_ description: ScenarioDescription, _ runs: [StrategyRun], mismatches: [ExpectationCheck.Mismatch],
+                           format: ReportFormat) -> String {
+        var text = strategies(description, runs, format: format)
+        if format != .json {
+            for run in runs where run.setupFailure == nil && !run.outcomes.isEmpty {
+                text += "\n\(run.strategy.rawValue) vectors:\n" + ReportText.vectorTable(run, markdown: format == .markdown)
+            }
+        }
+        if format != .json {
+            for run in runs where !run.eventLog.isEmpty && !description.events.isEmpty {
+                text += "\n\(run.strategy.rawValue) events:\n" + run.eventLog.map { "  " + $0 + "\n" }.joined()
+            }
+        }
+        if format != .json {
+            for run in runs where !run.violations.isEmpty {
+                text += "\n\(run.strategy.rawValue): \(run.violations.count) invariant violation(s):\n"
+                text += run.violations.map { "  - \($0)\n" }.joined()
+            }
+        }
+        if format != .json, !description.expectations.isEmpty {
+            text += mismatches.isEmpty ? "\nExpectations: all \(description.expectations.count) hold.\n"
+                : "\nExpectations that do not hold:\n" + mismatches.map { "  - \($0)\n" }.joined()
+        }
+        return text
+    }
+
+    /// `doorbell compare`: scenarios down, strategies across; JSON carries vector 0 and the
+    /// first failing vector of each run.
+    public static func comparison(_ results: [(ScenarioDescription, [StrategyRun])], format: ReportFormat) -> String {
+        switch format {
+        case .json: ReportJSON.render(results, allVectors: false)
+        case .table, .markdown: ReportText.matrix(results, markdown: format == .markdown)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Bus
+import Machine
+import SMMUv3
+import Testbed
+
+/// The result of `doorbell walk`, kept apart from printing so tests can check it.
+public struct WalkReport {
+    /// Which stages translate.
+    public enum Stage: String, CaseIterable, Sendable {
+        case s1, s2, nested
+    }
+
+    public var text: String
+    public var firstCounters: SMMUCounters
+    public var secondCounters: SMMUCounters
+    public var landedAt: PhysicalAddress?
+
+    /// Builds the translation on `machine` through the SMMU's own interface, sends one write to
+    /// `address` from StreamID 0x8, then again to show the TLB hit.
+    public static func make(machine: Machine, stage: Stage, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
+        guard !machine.smmus.isEmpty else {
+            let others = machine.topology.otherIOMMUs.filter(\.enabled).map { "\($0.path) is \($0.compatible.first ?? "another IOMMU")" }
+            throw CommandFailure("\(machine.name): no SMMUv3 in the description\(others.isEmpty ? "" : " (not modelled: \(others.joined(separator: ", ")))")")
+        }
+        let bm: BareMetal
+        do { bm = try BareMetal(machine: machine) } catch { throw CommandFailure("\(machine.name): \(error)") }
+        // Where the walk's output lands: 256 MiB into the largest usable RAM span (a quarter of
+        // it on a small span), 64 KiB aligned, so the write ends in RAM on any platform.
+        let ramOutput = bm.ramSpan.base.rawValue &+ (min(0x1000_0000, bm.ramSpan.size / 4) & ~0xFFFF)
+        try bm.resetSMMU()
+        let sid = StreamID(0x8)
+        let page = address & ~(granule.size - 1)
+        var description: [String] = []
+        var expected: UInt64 = 0
+        switch stage {
+        case .s1:
+            let tables = try bm.enableStage1(streamID: sid, granule: granule)
+            let output = ramOutput
+            try tables.map(input: page, output: output, size: granule.size)
+            expected = output + (address - page)
+            description.append("stage 1 only: \(granule) granule, 48-bit IOVA, tables in RAM at \(Hex.format(tables.root))")
+        case .s2:
+            let ipaPage = address & ~(stage2Granule.size - 1)
+            let tables: PageTableBuilder
+            do { tables = try PageTableBuilder(stage2InputSize: 40, granule: stage2Granule, bus: machine.bus, allocator: bm.allocator) }
+            catch { throw UsageFailure("\(error)") }
+            let output = ramOutput
+            try tables.map(input: ipaPage, output: output, size: stage2Granule.size)
+            try bm.installSTE(.stage2(vmid: VMID(1), ttb: PhysicalAddress(tables.root), geometry: tables.geometry,
+                                      outputSize: machine.smmus[0].translator.configuration.outputAddressSize), streamID: sid)
+            expected = output + (address - ipaPage)
+            description.append("stage 2 only: \(stage2Granule) granule, 40-bit IPA, VMID 1")
+        case .nested:
+            let nested = try bm.enableNested(streamID: sid, stage1Granule: granule, stage2Granule: stage2Granule)
+            let ipa = nested.guestRAM.ipa &+ (min(0x80_0000, nested.guestRAM.size / 4) & ~0xFFFF)
+            try nested.stage1.map(input: page, output: ipa, size: granule.size)
+            expected = nested.guestRAM.pa + (ipa - nested.guestRAM.ipa) + (address - page)
+            description.append("nested: stage 1 \(granule)/48-bit (CD at IPA \(Hex.format(nested.contextDescriptorIPA)), tables in guest RAM), stage 2 \(stage2Granule)/40-bit, VMID 1, ASID 1")
+            description.append("guest RAM: IPA \(Hex.format(nested.guestRAM.ipa)) → PA \(Hex.format(nested.guestRAM.pa)), \(nested.guestRAM.size >> 20) MiB")
+        }
+        let translator = machine.smmus[0].translator
+        let log = TraceLog()
+        translator.trace = log
+        translator.counters = SMMUCounters()
+        let transaction = DeviceTransaction(kind: .write, address: IOVA(address), size: 4, data: 0xC0FF_EE00, streamID: sid, deviceID: DeviceID(0x8))
+        let response = machine.smmus[0].handle(transaction)
+        let first = translator.counters
+        var text = "Doorbell: one DMA write through the SMMUv3 on \(machine.name)\n"
+        for line in description { text += "  \(line)\n" }
+        text += "  transaction: \(transaction)\n\n"
+        text += TraceTable.render(log.records)
+        var landed: PhysicalAddress?
+        switch response {
+        case .translated(let result):
+            landed = result.output
+            try? machine.bus.write(result.output, size: 4, value: transaction.data, requester: .device(transaction.deviceID))
+            let ipa = result.intermediate.map { " → IPA \($0)" } ?? ""
+            text += "\nresult: \(transaction.address)\(ipa) → PA \(result.output) (\(result.pageSize >> 10) KiB, \(result.writable ? "RW" : "RO"))"
+            text += result.output.rawValue == expected ? "\n" : " — expected \(Hex.format(expected))\n"
+        case .terminated(let fault, let abort):
+            text += "\nresult: terminated (\(abort ? "abort" : "RAZ/WI"))\(fault.map { ": \($0)" } ?? "")\n"
+        }
+        text += "cost (miss): \(first.steFetches) STE fetch, \(first.cdFetches) CD fetch, \(first.stage1DescriptorReads) stage-1 and \(first.stage2DescriptorReads) stage-2 descriptor reads\n"
+        log.removeAll()
+        translator.counters = SMMUCounters()
+        _ = machine.smmus[0].handle(transaction)
+        let second = translator.counters
+        text += "again (hit):  \(second.tlbHits) TLB hit, \(second.steFetches + second.cdFetches + second.stage1DescriptorReads + second.stage2DescriptorReads) reads\n"
+        return WalkReport(text: text, firstCounters: first, secondCounters: second, landedAt: landed)
+    }
+}
