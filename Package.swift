@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Scenario",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

@@ -3,6 +3,7 @@ import GIC
 import LinuxKernel
 import Machine
 import PCI
+import Testbed
 import Scenario
 
 /// `doorbell host --device …`: several functions under the host kernel model, each with what
@@ -197,29 +198,16 @@ public struct HostDevicesReport {
         return HostDevicesReport(text: text, entries: entries)
     }
 
-    /// A function like the scenario worlds' (virtio IDs, a 64-bit BAR 0 holding the MSI-X table
-    /// and PBA), with the capability `spec` names and Interrupt Pin INTA#, so the driver's
-    /// `pci_alloc_irq_vectors(…, PCI_IRQ_ALL_TYPES)` can fall back to INTx.
+    /// The scenario worlds' endpoint (`Endpoint`) with the capability `spec` names and
+    /// Interrupt Pin INTA#, so the driver's `pci_alloc_irq_vectors(…, PCI_IRQ_ALL_TYPES)` can
+    /// fall back to INTx.
     static func makeFunction(_ spec: HostDeviceSpec, index: Int) throws -> PCIFunction {
-        let name = "dev\(index)"
+        let interrupts: Endpoint.Interrupts
         switch spec.interrupts {
-        case .msix:
-            let tableBytes = UInt32(max(spec.vectors, 1)) * 16
-            let pbaOffset = max(0x800, (tableBytes + 0xFFF) & ~0xFFF)
-            var barSize: UInt64 = 0x4000
-            while barSize < UInt64(pbaOffset) + 0x1000 { barSize <<= 1 }
-            return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: barSize)],
-                                   msix: MSIXConfiguration(tableSize: spec.vectors, pbaOffset: pbaOffset), interruptPin: 1)
-        case .msi:
-            var log2 = 0
-            while (1 << log2) < spec.vectors, log2 < 5 { log2 += 1 }
-            return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                   msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2), interruptPin: 1)
-        case .intx:
-            return try PCIFunction(name: name, requesterID: spec.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], interruptPin: 1)
+        case .msix: interrupts = .msix(vectors: spec.vectors)
+        case .msi: interrupts = .msi(vectors: spec.vectors)
+        case .intx: interrupts = .none
         }
+        return try Endpoint.make(name: "dev\(index)", requesterID: spec.requesterID, interrupts: interrupts, interruptPin: 1)
     }
 }

@@ -4,6 +4,7 @@ import GIC
 import LinuxKernel
 import Machine
 import PCI
+import Testbed
 import SMMUv3
 import VMM
 
@@ -163,26 +164,11 @@ public final class World {
         return nil
     }
 
-    /// A plain endpoint with BAR 0 holding the MSI-X table at 0 and the PBA after it (each
-    /// 8-byte aligned as PCIe r6.0 §7.7.2 asks; the BAR a power of two of at least 16 KiB).
+    /// The endpoint a scenario device describes (`Endpoint`: virtio IDs, BAR 0 with the
+    /// MSI-X table and PBA), without an Interrupt Pin.
     static func makeFunction(_ device: DeviceDescription, index: Int) throws(PCIConfigurationError) -> PCIFunction {
-        let name = "ep\(index)"
-        switch device.interrupts {
-        case .msix:
-            let tableBytes = UInt32(max(device.vectors, 1)) * 16
-            let pbaOffset = max(0x800, (tableBytes + 0xFFF) & ~0xFFF)
-            var barSize: UInt64 = 0x4000
-            while barSize < UInt64(pbaOffset) + 0x1000 { barSize <<= 1 }
-            return try PCIFunction(name: name, requesterID: device.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: barSize)],
-                                   msix: MSIXConfiguration(tableSize: device.vectors, pbaOffset: pbaOffset))
-        case .msi:
-            var log2 = 0
-            while (1 << log2) < device.vectors, log2 < 5 { log2 += 1 }
-            return try PCIFunction(name: name, requesterID: device.requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
-                                   msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2))
-        }
+        try Endpoint.make(name: "ep\(index)", requesterID: device.requesterID,
+                          interrupts: device.interrupts == .msix ? .msix(vectors: device.vectors) : .msi(vectors: device.vectors))
     }
 
     /// The guest driver's probe, through the driver core (`really_probe`: `pci_dma_configure`
