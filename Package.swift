@@ -70,12 +70,12 @@ let package = Package(
         .testTarget(name: "SMMUv3Tests", dependencies: ["Bus", "SMMUv3", "Testbed"]),
         .testTarget(name: "GICTests", dependencies: ["Bus", "GIC"]),
         .testTarget(name: "PCITests", dependencies: ["Bus", "PCI"]),
-        .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware"]),
+        .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware", "Testbed"]),
         .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed"]),
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
-        .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "doorbell"]),
+        .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "Testbed", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]
 )

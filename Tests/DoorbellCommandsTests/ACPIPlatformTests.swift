@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Testbed
 
 /// `--platform` with ACPI tables, as a user passes a copy of `/sys/firmware/acpi/tables` or a
 /// single table: `topology` prints every table the way `iasl -d` does, field for field against
@@ -12,39 +13,10 @@ struct ACPIPlatformTests {
             .appendingPathComponent("Fixtures/acpi")
     }
 
-    /// One `[004h 0004   4]  Table Length : 000000EC` row.
-    struct Row: Equatable, CustomStringConvertible {
-        var offset: Int
-        var label: String
-        var value: String
-        var description: String { "[\(String(offset, radix: 16))] \(label) : \(value)" }
-    }
+    typealias Row = IASLListing.Row
 
-    /// Rows of `iasl -d` text or of `doorbell topology`'s table part: annotations in brackets
-    /// after a value, group headers and decoded flag bits (no offset) left out; values that
-    /// continue on the next line (a trailing backslash) joined.
-    static func rows(_ text: String) -> [Row] {
-        var rows: [Row] = []
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)[...]
-        let pattern = /^\[([0-9A-F]+)h \d+ +\d+\] +(.*?) : (.*)$/
-        while let line = lines.popFirst() {
-            if line.hasPrefix("Raw Table Data") || line.hasPrefix("**** Unknown") { break }
-            guard let match = line.wholeMatch(of: pattern), let offset = Int(match.1, radix: 16) else { continue }
-            var value = String(match.3)
-            while value.hasSuffix("\\"), let next = lines.popFirst() {
-                value = String(value.dropLast()) + " " + next.trimmingCharacters(in: .whitespaces)
-            }
-            if value.hasPrefix("[") { continue }
-            if value.hasPrefix("\""), let close = value.dropFirst().firstIndex(of: "\"") {
-                value = String(value[...close])
-            } else if let bracket = value.range(of: " [") {
-                value = String(value[..<bracket.lowerBound])
-            }
-            if !value.hasPrefix("\"") { value = value.split(separator: " ").joined(separator: " ") }
-            rows.append(Row(offset: offset, label: String(match.2), value: value))
-        }
-        return rows
-    }
+    /// Rows of `iasl -d` text or of `doorbell topology`'s table part (`IASLListing`).
+    static func rows(_ text: String) -> [Row] { IASLListing.rows(text) }
 
     /// How a table's printed rows must match iasl's.
     enum Match { case exact, prefix, subset }

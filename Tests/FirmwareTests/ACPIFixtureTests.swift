@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Testbed
 import Bus
 @testable import Firmware
 
@@ -13,39 +14,11 @@ enum ACPIFixtures {
         [UInt8](try Data(contentsOf: root.appendingPathComponent(name + ".dat")))
     }
 
-    /// One `[004h 0004   4]  Table Length : 00000100` row of a disassembly.
-    struct Row: Equatable, CustomStringConvertible {
-        var offset: Int
-        var label: String
-        var value: String
-        var description: String { "\(String(offset, radix: 16)) \(label) : \(value)" }
-    }
+    typealias Row = IASLListing.Row
 
-    /// The rows of `iasl -d` output: group headers ("[IORT Memory Access Properties]") and
-    /// decoded flag bits (no offset) left out; annotations ("[IO Remapping Table]") cut; byte
-    /// buffers continued with a trailing backslash joined.
+    /// The rows of the committed `iasl -d` disassembly `name`.dsl (`IASLListing`).
     static func oracle(_ name: String) throws -> [Row] {
-        let text = try String(contentsOf: root.appendingPathComponent(name + ".dsl"), encoding: .utf8)
-        var rows: [Row] = []
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)[...]
-        let pattern = /^\[([0-9A-F]+)h \d+ +\d+\] +(.*?) : (.*)$/
-        while let line = lines.popFirst() {
-            if line.hasPrefix("Raw Table Data") || line.hasPrefix("**** Unknown") { break }
-            guard let match = line.wholeMatch(of: pattern), let offset = Int(match.1, radix: 16) else { continue }
-            var value = String(match.3)
-            while value.hasSuffix("\\"), let next = lines.popFirst() {
-                value = String(value.dropLast()) + " " + next.trimmingCharacters(in: .whitespaces)
-            }
-            if value.hasPrefix("[") { continue }
-            if value.hasPrefix("\""), let close = value.dropFirst().firstIndex(of: "\"") {
-                value = String(value[...close])
-            } else if let bracket = value.range(of: " [") {
-                value = String(value[..<bracket.lowerBound])
-            }
-            if !value.hasPrefix("\"") { value = value.split(separator: " ").joined(separator: " ") }
-            rows.append(Row(offset: offset, label: String(match.2), value: value))
-        }
-        return rows
+        IASLListing.rows(try String(contentsOf: root.appendingPathComponent(name + ".dsl"), encoding: .utf8))
     }
 
     /// The reader's dump as rows.
