@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LinuxKernel", targets: ["LinuxKernel"]),
         .library(name: "VMM", targets: ["VMM"]),
         .library(name: "Scenario", targets: ["Scenario"]),
+        .library(name: "Inspect", targets: ["Inspect"]),
         .library(name: "Report", targets: ["Report"]),
     ],
     dependencies: [
@@ -50,17 +51,23 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // A real machine read from its sysfs and procfs (live, a directory or a snapshot archive),
+        // and the model's prediction for it built from the same firmware, release and devices.
+        .target(
+            name: "Inspect",
+            dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario"]
+        ),
         // Every rendering: the tables, JSON, traces, diagrams and the reports the commands print,
         // built from the models below, so the command line only parses arguments and calls it.
         .target(
             name: "Report",
-            dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario"]
+            dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario", "Inspect"]
         ),
         // The command line: subcommands live in a library so tests can drive them.
         .target(
             name: "DoorbellCommands",
             dependencies: [
-                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario", "Report",
+                "Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed", "LinuxKernel", "VMM", "Scenario", "Inspect", "Report",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -75,6 +82,7 @@ let package = Package(
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "LinuxKernel", "Firmware"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "Testbed", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,134 @@
+import Bus
+import Foundation
+import Inspect
+import LinuxKernel
+
+/// `doorbell inspect`: what was read, the model's prediction per function next to what the
+/// machine shows, and the list of disagreements. Text for people; JSON (schema 1, keys
+/// kebab-case and sorted, addresses as plain `0x`-prefixed lowercase hex without separators so
+/// `parseInt`/`jq` read them, IDs as numbers) for machines.
+public struct InspectReport {
+    public var snapshot: MachineSnapshot
+    public var prediction: InspectPrediction?
+    /// Why there is no prediction (no Arm firmware, a platform the model cannot build).
+    public var failure: String?
+    public var comparison: InspectComparison?
+    public var configurationNotes: [String]
+
+    public init(snapshot: MachineSnapshot) {
+        self.snapshot = snapshot
+        configurationNotes = InspectPrediction.configuration(for: snapshot).1
+        do {
+            let prediction = try InspectPrediction(snapshot)
+            self.prediction = prediction
+            comparison = InspectComparison(snapshot: snapshot, prediction: prediction)
+        } catch {
+            failure = error.description
+        }
+    }
+
+    /// Whether the model answered for this machine.
+    public var answered: Bool { prediction != nil }
+
+    public var text: String {
+        var out = "Doorbell inspect: \(InspectText.safe(snapshot.source))\n"
+        let firmware: String
+        switch snapshot.firmware {
+        case .deviceTree?: firmware = "device tree (sys/firmware/fdt)"
+        case .acpi(let tables)?:
+            firmware = "ACPI (" + [tables.iort != nil ? "IORT" : nil, tables.madt != nil ? "APIC" : nil, tables.mcfg != nil ? "MCFG" : nil].compactMap { $0 }.joined(separator: ", ") + ")"
+        case nil: firmware = "none found"
+        }
+        out += "  firmware: \(firmware)\n"
+        out += "  kernel: \(InspectText.safe(snapshot.release ?? "unknown"))"
+        if let prediction { out += " → modelled as \(prediction.configuration.version.rawValue), default domain \(prediction.configuration.defaultDomain.rawValue)" }
+        out += "\n"
+        if let cmdline = snapshot.commandLine { out += "  command line: \(InspectText.safe(cmdline.text))\n" }
+        out += "  read: \(snapshot.groups.count) IOMMU group(s), \(snapshot.functions.count) PCI function(s)"
+        out += snapshot.interrupts.map { ", /proc/interrupts (\($0.lines.count) interrupts, \($0.cpus) CPUs)" } ?? ""
+        out += "\n"
+        if !snapshot.missing.isEmpty { out += "  not available: \(snapshot.missing.map(InspectText.safe).joined(separator: ", "))\n" }
+        for problem in snapshot.problems { out += "  unreadable: \(InspectText.safe(problem))\n" }
+        for note in configurationNotes { out += "  note: \(note)\n" }
+        for note in prediction?.notes.dropFirst(configurationNotes.count) ?? [] { out += "  note: \(InspectText.safe(note))\n" }
+        guard let comparison else {
+            out += "\nNo prediction: \(InspectText.safe(failure ?? "unknown reason")).\n"
+            out += "Doorbell models Arm machines (a GICv3 ITS, optionally an SMMUv3) described by a device tree or ACPI IORT/MADT/MCFG; this machine's MSIs cannot be modelled.\n"
+            return out
+        }
+        for row in comparison.rows {
+            out += "\n" + Self.block(row)
+        }
+        out += "\nDisagreements: \(comparison.disagreements.isEmpty ? "none" : String(comparison.disagreements.count))\n"
+        for d in comparison.disagreements {
+            out += "  - \(d.device) \(d.what): model \(InspectText.safe(d.model)), machine \(InspectText.safe(d.machine)) [\(d.kind.rawValue)] — \(d.reason)\n"
+        }
+        return out
+    }
+
+    static func block(_ row: InspectComparison.Row) -> String {
+        var ids = ""
+        if let v = row.vendor, let d = row.device { ids = " " + hex(UInt64(v), 4) + ":" + hex(UInt64(d), 4) }
+        if let c = row.classCode { ids += " class " + hex(UInt64(c), 6) }
+        var out = "\(row.name)\(ids), driver \(InspectText.safe(row.driver ?? "none"))\n"
+        guard let model = row.predicted else { return out + "  not in the model\n" }
+        var rid = "  RID \(model.requesterID)"
+        if model.wireRequesterID != model.requesterID { rid += ", requests carry \(model.wireRequesterID)" }
+        rid += "; StreamID " + (model.streamIDs.isEmpty ? "none" : model.streamIDs.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
+        rid += "; DeviceID " + (model.deviceID.map { "0x" + String($0, radix: 16) } ?? "-")
+        out += rid + "\n"
+        out += "  group: model \(model.group.map(String.init) ?? "none") \(model.groupType ?? "")".trimmingCharacters(in: .whitespaces)
+        out += ", machine \(row.machineGroup.map(String.init) ?? "none") \(row.machineGroupType ?? "")".trimmingCharacters(in: .whitespaces) + "\n"
+        let regions = Set(model.reservedRegions).union(row.machineRegions).sorted()
+        for region in regions {
+            let inModel = model.reservedRegions.contains(region), inMachine = row.machineRegions.contains(region)
+            out += "  reserved \(region)\(inModel && inMachine ? "" : inModel ? " (model only)" : " (machine only)")\n"
+        }
+        if model.isBridge { return out }
+        out += "  interrupts: model \(model.mode.map { "\(model.vectors.count) \($0)" } ?? "none"), machine "
+        out += row.observed.isEmpty ? "none\n" : "\(row.observed.count) \(row.observed[0].mode == "msix" ? "MSI-X" : "MSI")\n"
+        for (k, v) in model.vectors.enumerated() {
+            var line = "    vector \(v.index): address \(Hex.format(v.address)) data \(Hex.format(UInt64(v.data), minDigits: 1))"
+            line += v.lpi.map { ", LPI \($0)" } ?? ""
+            if k < row.observed.count {
+                let seen = row.observed[k]
+                line += " | machine irq \(seen.irq)"
+                if let chip = seen.chip { line += " \(InspectText.safe(chip))" }
+                if let hw = seen.hwirq {
+                    line += " hwirq → " + (hw.requesterID.map { "RID \(InspectComparisonText.rid($0)) " } ?? "") + "index \(hw.index)"
+                }
+                if let a = seen.address, let d = seen.data { line += ", message \(Hex.format(a)) / \(Hex.format(UInt64(d), minDigits: 1))" }
+                else if seen.mode == "msix" { line += ", message in the MSI-X table (a BAR; not in sysfs)" }
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    static func hex(_ v: UInt64, _ digits: Int) -> String {
+        let s = String(v, radix: 16)
+        return String(repeating: "0", count: max(0, digits - s.count)) + s
+    }
+}
+
+enum InspectComparisonText {
+    static func rid(_ raw: UInt16) -> String {
+        InspectReport.hex(UInt64(raw >> 8), 2) + ":" + InspectReport.hex(UInt64((raw >> 3) & 0x1F), 2) + "." + String(raw & 7)
+    }
+}
+
+/// Text read from a machine, made safe for a terminal: control characters (C0, DEL, C1) as
+/// `\u{…}` escapes, so a hostile file name or `/proc` line cannot move the cursor.
+enum InspectText {
+    static func safe(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}
