@@ -24,5 +24,6 @@ let package = Package(
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
         fuzzTarget("FuzzACPI", ["Bus", "Firmware"]),
         fuzzTarget("FuzzScenarioFile", ["Scenario"]),
+        fuzzTarget("FuzzSnapshot", ["Inspect", "Report"]),
     ]
 )

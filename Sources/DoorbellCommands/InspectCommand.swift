@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Inspect
 import Report
+import Scenario
 
 /// `doorbell inspect [ROOT]`: read a machine's sysfs and procfs, build the model from the same
 /// firmware, release, command line and devices, and print the prediction next to what the
@@ -40,6 +41,19 @@ struct InspectCommand: ParsableCommand {
     @Option(help: "Output format: text or json.")
     var format: InspectFormat = .text
 
+    @Option(help: ArgumentHelp("Pass this function through to a VM (with an accelerated vSMMU, and without a vIOMMU) and run the strategies on it.", valueName: "BDF"))
+    var passthrough: String?
+
+    @Option(help: ArgumentHelp("With --passthrough: a strategy id (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))) or all.", valueName: "id|all"))
+    var strategy: String = "all"
+
+    func validate() throws {
+        if strategy != "all", Strategy(rawValue: strategy) == nil {
+            throw ValidationError("unknown strategy '\(strategy)': one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")), or all")
+        }
+        if strategy != "all", passthrough == nil { throw ValidationError("--strategy needs --passthrough") }
+    }
+
     enum InspectFormat: String, ExpressibleByArgument, CaseIterable {
         case text, json
     }
@@ -56,11 +70,27 @@ struct InspectCommand: ParsableCommand {
             }
             FileHandle.standardError.write(Data("inspect: wrote \(recorder.recorded.count) files and links (\(bytes.count) bytes) to \(snapshot)\n".utf8))
         }
-        switch format {
-        case .text: print(report.text, terminator: "")
-        case .json: print(try report.json())
+        guard let passthrough else {
+            switch format {
+            case .text: print(report.text, terminator: "")
+            case .json: print(try report.json())
+            }
+            if !report.answered { throw ExitCode(1) }
+            return
         }
-        if !report.answered { throw ExitCode(1) }
+        guard let prediction = report.prediction else {
+            print(report.text, terminator: "")
+            throw ExitCode(1)
+        }
+        let strategies = strategy == "all" ? [] : [Strategy(rawValue: strategy)].compactMap { $0 }
+        let whatIf: InspectPassthrough
+        do { whatIf = try InspectPassthrough(snapshot: machine, prediction: prediction, device: passthrough, strategies: strategies) } catch {
+            throw CommandFailure(error.description)
+        }
+        switch format {
+        case .text: print(InspectPassthroughReport.text(whatIf), terminator: "")
+        case .json: print(try InspectPassthroughReport.json(whatIf))
+        }
     }
 
     /// The source ROOT names: a directory, or a regular file read as a tar archive.
