@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
-        .testTarget(name: "InspectTests", dependencies: ["Inspect", "LinuxKernel", "Firmware"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "LinuxKernel", "Firmware", "PCI", "Bus"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "Testbed", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]
