@@ -15,6 +15,7 @@
 # Env:   KERNEL_PKG / KERNEL_VER / BUSYBOX_VER override the pinned packages below;
 #        BOOT_TIMEOUT (seconds, default 900) bounds one boot.
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 FIXTURES=$ROOT/Tests/Fixtures/snapshots
@@ -90,10 +91,11 @@ build_initramfs() {
   cp "$BDIR/bin/busybox" "$stage/bin/busybox" && ln -s busybox "$stage/bin/sh"
   cp "$ROOT/Scripts/snapshot-init.sh" "$stage/init" && chmod 755 "$stage/init"
   add_modules() { # <order file> <module...>
-    local order=$1 m p; shift
+    local order=$1 m p list; shift
     : > "$stage/modules/$order"
     for m in "$@"; do
-      for p in $(resolve "$m"); do
+      list=$(resolve "$m") # an assignment, so that a failing resolve stops the script
+      for p in $list; do
         local base; base=$(basename "${p%%.ko*}").ko
         grep -qxF "$base" "$stage"/modules/order "$stage/modules/$order" 2>/dev/null && continue
         case "$p" in
