@@ -60,14 +60,19 @@ public final class LinuxKernel {
         self.pages = PhysicalPages(bus: bus, ranges: topology.usableMemory.map { ($0.base.rawValue, $0.size) })
     }
 
-    /// Probes everything, in initcall order.
+    /// Probes everything, in initcall order: the ITS, the SMMUs, PCI enumeration, then each
+    /// device's IOMMU at `device_add` (`iommuProbeAtDeviceAdd`; before it, at driver probe),
+    /// then the PCIe port driver on every port.
     public func boot() throws(Errno) {
         try irq.probe()
         try probeSMMUs()
         try pci.enumerate()
-        for device in devices {
-            try iommu.probeDevice(device)
+        if configuration.has(.iommuProbeAtDeviceAdd) {
+            for device in devices {
+                try iommu.probeDevice(device)
+            }
         }
+        pci.bindPortDriver()
     }
 
     func probeSMMUs() throws(Errno) {

@@ -43,14 +43,17 @@ public struct HostReport {
             switch owner {
             case .driver:
                 path = "pci_alloc_irq_vectors → its_irq_domain_alloc → iommu_dma_prepare_msi → its_irq_compose_msi_msg → msi_msg_set_addr → __pci_write_msi_msg"
-                try kernel.pci.enableDevice(pdev)
-                try kernel.pci.setMaster(pdev)
-                let n = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: 4, flags: .msix)
-                for i in 0..<n {
-                    let irq = try kernel.pci.irqVector(pdev, i)
-                    try kernel.irq.requestIRQ(irq, name: "endpoint-\(i)") { _, _ in
-                        handled += 1
-                        return .handled
+                // really_probe: pci_dma_configure, then the driver's probe body.
+                try kernel.pci.probeDriver(pdev, name: "endpoint") { () throws(Errno) in
+                    try kernel.pci.enableDevice(pdev)
+                    try kernel.pci.setMaster(pdev)
+                    let n = try kernel.pci.allocateIRQVectors(pdev, min: 1, max: 4, flags: .msix)
+                    for i in 0..<n {
+                        let irq = try kernel.pci.irqVector(pdev, i)
+                        try kernel.irq.requestIRQ(irq, name: "endpoint-\(i)") { _, _ in
+                            handled += 1
+                            return .handled
+                        }
                     }
                 }
             case .vfioType1:

@@ -36,17 +36,21 @@ enum HostScenario {
     static func probe(_ kernel: LinuxKernel, _ pci: PCIDevice, vectors: Int = 4, counter: Counter) throws -> [Int] {
         // dma_set_mask_and_coherent(DMA_BIT_MASK(64)): a 64-bit capable device.
         pci.device.dmaMask = dmaBitMask(64)
-        try kernel.pci.enableDevice(pci)
-        try kernel.pci.setMaster(pci)
-        let n = try kernel.pci.allocateIRQVectors(pci, min: 1, max: vectors, flags: .msix)
         var irqs: [Int] = []
-        for i in 0..<n {
-            let irq = try kernel.pci.irqVector(pci, i)
-            try kernel.irq.requestIRQ(irq, name: "\(pci.device.name)-\(i)") { irq, _ in
-                counter.values[irq, default: 0] += 1
-                return .handled
+        // really_probe: pci_dma_configure (the IOMMU probe on releases before
+        // iommuProbeAtDeviceAdd), then the driver's probe body.
+        try kernel.pci.probeDriver(pci, name: "test-driver") { () throws(Errno) in
+            try kernel.pci.enableDevice(pci)
+            try kernel.pci.setMaster(pci)
+            let n = try kernel.pci.allocateIRQVectors(pci, min: 1, max: vectors, flags: .msix)
+            for i in 0..<n {
+                let irq = try kernel.pci.irqVector(pci, i)
+                try kernel.irq.requestIRQ(irq, name: "\(pci.device.name)-\(i)") { irq, _ in
+                    counter.values[irq, default: 0] += 1
+                    return .handled
+                }
+                irqs.append(irq)
             }
-            irqs.append(irq)
         }
         return irqs
     }

@@ -59,10 +59,23 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
     /// cases" (the iommufd pull for v6.19).
     case nestedGBPAAttach = "nested-gbpa-attach"
 
+    /// A device's firmware IOMMU description (DT `iommu-map`, IORT ID mappings) is parsed when
+    /// the device is added: `iommu_probe_device` → `iommu_init_device` calls the bus's
+    /// `dma_configure` (`pci_dma_configure` → `of_iommu_configure` / `iort_iommu_configure_id`),
+    /// so every PCI function has its group from enumeration, driver or not. Before: the parsing
+    /// ran only from `really_probe` → `pci_dma_configure` when a driver bound, so a function got
+    /// its fwspec and group when its first driver probed (groups numbered in driver-probe
+    /// order) and a driverless one (a host bridge's function 0, say) had none. Commit
+    /// bcb81ac6ae3c "iommu: Get DT/ACPI parsing into the proper probe path" (Robin Murphy,
+    /// 2025-02-28; the iommu pull for v6.15, where its regressions were reported against
+    /// v6.15-rc). Seen on a real Linux 6.12 arm64 boot under QEMU (Tests/Fixtures/snapshots):
+    /// the gpex host bridge 00:00.0 has no `iommu_group`.
+    case iommuProbeAtDeviceAdd = "iommu-probe-at-add"
+
     /// The first release with this behaviour.
     public var since: KernelConfiguration.Version {
         switch self {
-        case .nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster: .v6_15
+        case .nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster, .iommuProbeAtDeviceAdd: .v6_15
         case .nestedGBPAAttach: .v6_19
         case .steUpdateSafe: .v7_0
         }
@@ -76,6 +89,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .steUpdateSafe: "2781f2a930ab"
         case .nestedVMaster: "f0ea207ed781"
         case .nestedGBPAAttach: "81c45c62dc3e"
+        case .iommuProbeAtDeviceAdd: "bcb81ac6ae3c"
         }
     }
 
@@ -87,6 +101,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .steUpdateSafe: "MEV and EATS may change out of sequence: nested STE updates stay hitless"
         case .nestedVMaster: "a nested attach needs the device's vDEVICE (vmaster), which forwards its stage-1 events to the VM"
         case .nestedGBPAAttach: "a nested domain with an abort or bypass vSTE may be attached without a vDEVICE"
+        case .iommuProbeAtDeviceAdd: "a PCI function gets its IOMMU group when it is added, not when a driver first binds"
         }
     }
 }

@@ -33,6 +33,7 @@ extension PCISubsystem {
     public func probeDriver(_ dev: PCIDevice, name: String, driverManagedDMA: Bool = false,
                             probe: () throws(Errno) -> Void) throws(Errno) {
         guard !isDriverBound(dev) else { throw .EBUSY }
+        try dmaConfigure(dev.device)
         if !driverManagedDMA { try kernel.iommu.useDefaultDomain(dev.device) }
         dev.device.driverName = name
         dev.device.driverManagedDMA = driverManagedDMA
@@ -44,6 +45,26 @@ extension PCISubsystem {
             dmaCleanup(dev)
             dev.device.driverName = nil
             throw error
+        }
+    }
+
+    /// `pci_dma_configure`'s firmware half before `iommuProbeAtDeviceAdd`: the device's IOMMU
+    /// is parsed and probed (fwspec, group, default domain) when a driver first binds. From
+    /// that release on it was probed at `device_add` and this finds it done.
+    public func dmaConfigure(_ device: Device) throws(Errno) {
+        guard !kernel.configuration.has(.iommuProbeAtDeviceAdd), device.iommu == nil else { return }
+        try kernel.iommu.probeDevice(device)
+    }
+
+    /// The PCIe port service driver (`pcie_portdrv_probe`, drivers/pci/pcie/portdrv.c, built in
+    /// as CONFIG_PCIEPORTBUS=y on arm64 distributions) binds every root port, switch port and
+    /// event collector at boot; it sets `driver_managed_dma` (v5.19, "PCI: portdrv: Set
+    /// driver_managed_dma"), so it takes no default-domain claim and never blocks VFIO. Its
+    /// services' own interrupts (PME, AER, hotplug) are not modelled.
+    func bindPortDriver() {
+        for dev in devices where dev.isBridge {
+            guard let type = dev.expressPortType, [0x4, 0x5, 0x6, 0xA].contains(type), !isDriverBound(dev) else { continue }
+            try? probeDriver(dev, name: "pcieport", driverManagedDMA: true) { () throws(Errno) in }
         }
     }
 

@@ -68,7 +68,7 @@ extension PCISubsystem {
                 kernel.addDevice(device.device)
                 let bars = device.resources.map(\.description).joined(separator: ", ")
                 kernel.log.log("pci", "\(device.name): [\(Hex.format(UInt64(device.vendorID), minDigits: 4)):\(Hex.format(UInt64(device.pciDeviceID), minDigits: 4))] type \(Hex.format(UInt64(device.headerType), minDigits: 2))\(bars.isEmpty ? "" : " " + bars) (rescan)")
-                try kernel.iommu.probeDevice(device.device)
+                if kernel.configuration.has(.iommuProbeAtDeviceAdd) { try kernel.iommu.probeDevice(device.device) }
             }
             added += found
         }

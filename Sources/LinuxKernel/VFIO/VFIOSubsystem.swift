@@ -23,6 +23,8 @@ public final class VFIOSubsystem {
     @discardableResult
     public func bindVFIOPCI(_ device: Device) throws(Errno) -> VFIOPCIDevice {
         guard let pdev = kernel.pci.pciDevice(of: device) else { throw .ENODEV }
+        // really_probe → pci_dma_configure, before vfio_pci_probe runs.
+        try kernel.pci.dmaConfigure(device)
         guard device.iommu?.group != nil else {
             kernel.log.log("vfio-pci", "\(device.name): vfio_group_find_or_alloc: no iommu_group (enable_unsafe_noiommu_mode is off)")
             throw .EINVAL
