@@ -1,3 +1,5 @@
+import LinuxKernel
+
 /// The model's prediction next to what the machine shows, function by function, and every
 /// place they differ. A difference is either a finding about the machine or the model's gap;
 /// each carries the model's reason.
@@ -73,13 +75,19 @@ public struct InspectComparison {
                           machineGroupType: group?.type, machineRegions: group?.reservedRegions.map(\.description) ?? [],
                           observed: observed)
             rows.append(row)
-            disagreements += Self.compare(row, sysfs: sysfs)
+            disagreements += Self.compare(row, sysfs: sysfs, machineMembers: group?.devices.sorted() ?? [],
+                                          numbersComparable: prediction.configuration.has(.iommuProbeAtDeviceAdd))
         }
         self.rows = rows
         self.disagreements = disagreements
     }
 
-    static func compare(_ row: Row, sysfs: MachineSnapshot.PCIFunctionSysfs) -> [Disagreement] {
+    /// Compares one function. Group numbers are compared only when the release probes IOMMUs
+    /// at `device_add` (`iommuProbeAtDeviceAdd`); before it they follow the order drivers
+    /// bound (built-in drivers, then modules as they were loaded), which sysfs does not
+    /// record, so only the groups' members are compared.
+    static func compare(_ row: Row, sysfs: MachineSnapshot.PCIFunctionSysfs, machineMembers: [String],
+                        numbersComparable: Bool) -> [Disagreement] {
         var out: [Disagreement] = []
         func add(_ what: String, _ model: String, _ machine: String, _ kind: Disagreement.Kind, _ reason: String) {
             out.append(Disagreement(device: row.name, what: what, model: model, machine: machine, kind: kind, reason: reason))
@@ -88,9 +96,16 @@ public struct InspectComparison {
             add("function", "absent", "present", .modelGap, "the model could not plug this function (see the notes)")
             return out
         }
-        if model.group != row.machineGroup {
+        if (model.group == nil) != (row.machineGroup == nil) {
             add("iommu group", model.group.map(String.init) ?? "none", row.machineGroup.map(String.init) ?? "none", .finding,
-                "groups are numbered as iommu_group_alloc hands them out in iommu_probe_device order, one per function unless pci_device_group joins it to an upstream alias or a bridge without ACS")
+                numbersComparable ? "iommu_probe_device at device_add gives every function behind an IOMMU a group"
+                    : "before v6.15 (bcb81ac6ae3c) a function gets its group when a driver first binds (pci_dma_configure), so a driverless one has none")
+        } else if model.groupMembers != machineMembers {
+            add("iommu group members", model.groupMembers.joined(separator: " "), machineMembers.joined(separator: " "), .finding,
+                "pci_device_group: a function shares the group of an upstream DMA alias (a PCIe-to-PCI bridge), of a bridge on the path without ACS enabled (pci_acs_path_enabled with SV, RR, CR, UF), or of a sibling function without ACS")
+        } else if numbersComparable, model.group != row.machineGroup {
+            add("iommu group number", model.group.map(String.init) ?? "none", row.machineGroup.map(String.init) ?? "none", .finding,
+                "iommu_group_alloc numbers groups in iommu_probe_device order, which from v6.15 is device_add order")
         }
         if model.group != nil || row.machineGroup != nil {
             if model.groupType != row.machineGroupType {

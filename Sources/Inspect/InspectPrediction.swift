@@ -36,6 +36,8 @@ public struct InspectPrediction {
         public var streamIDs: [UInt32]
         public var deviceID: UInt32?
         public var group: Int?
+        /// The group's members by `pci_name`, sorted.
+        public var groupMembers: [String]
         public var groupType: String?
         public var reservedRegions: [String]
         public var driver: String?
@@ -193,6 +195,8 @@ public struct InspectPrediction {
             }
             predicted.append(Function(name: name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,
                                       streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID, group: view.group,
+                                      groupMembers: (view.group == nil ? [] : kernel.pci.devices.filter { kernel.iommu.view(of: $0.device).group == view.group }
+                                          .map { Self.sysfsName($0, machine: machine) }).sorted(),
                                       groupType: view.groupType, reservedRegions: view.reservedRegions,
                                       driver: pdev.device.driverName,
                                       mode: pdev.msixEnabled ? "MSI-X" : pdev.msiEnabled ? "MSI" : nil,

@@ -72,8 +72,18 @@ public struct MachineSnapshot {
         return nil
     }
 
+    /// The description the kernel booted from. arm64's `acpi_boot_table_init`
+    /// (arch/arm64/kernel/acpi.c) uses ACPI unless `acpi=off`, or the device tree is not a stub
+    /// (`dt_is_stub`: nothing at the top level but `/chosen`, and `/hypervisor` under Xen) and
+    /// neither `acpi=on` nor `acpi=force` was given. A UEFI boot with ACPI still has a
+    /// `/sys/firmware/fdt`: the EFI stub's, holding only `/chosen`.
     mutating func readFirmware(_ source: any SnapshotSource) {
-        if let fdt = file(source, "sys/firmware/fdt", limit: SnapshotLimits.firmware, optional: true) {
+        let fdt = file(source, "sys/firmware/fdt", limit: SnapshotLimits.firmware, optional: true)
+        let cmdline = (try? source.read("proc/cmdline", limit: SnapshotLimits.attribute)).flatMap { $0 }.map { SysfsText.value($0) } ?? ""
+        let words = cmdline.split(separator: " ")
+        let acpiOff = words.contains("acpi=off")
+        let acpiOn = words.contains("acpi=on") || words.contains("acpi=force")
+        if let fdt, acpiOff || (!acpiOn && !Self.isStub(fdt)) {
             firmware = .deviceTree(fdt)
             return
         }
@@ -84,6 +94,8 @@ public struct MachineSnapshot {
         }
         if tables.iort != nil || tables.madt != nil || tables.mcfg != nil {
             firmware = .acpi(tables)
+        } else if let fdt {
+            firmware = .deviceTree(fdt)
         } else {
             missing.append("sys/firmware/fdt")
             missing.append("sys/firmware/acpi/tables/{IORT,APIC,MCFG}")
@@ -143,6 +155,13 @@ public struct MachineSnapshot {
             function.msiIRQs.sort { $0.irq < $1.irq }
             functions.append(function)
         }
+    }
+
+    /// `dt_is_stub`: the root has no child but `chosen` (and `hypervisor`). An unreadable blob
+    /// is not a stub (the DT reader then names its problem).
+    static func isStub(_ fdt: [UInt8]) -> Bool {
+        guard let tree = try? DeviceTree(dtb: fdt) else { return false }
+        return tree.root.children.allSatisfy { $0.nodeName == "chosen" || $0.nodeName == "hypervisor" }
     }
 
     static func lastComponent(_ link: String) -> String {
