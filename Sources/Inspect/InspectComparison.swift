@@ -117,6 +117,10 @@ public struct InspectComparison {
                     "iommu_get_group_resv_regions: the SMMU driver's SW_MSI window (arm_smmu_get_resv_regions → iommu_dma_get_resv_regions) plus IORT RMRs and DT reserved-memory with iommu-addresses")
             }
         }
+        if let machineACS = sysfs.config?.acs?.control, let modelACS = model.acsControl, machineACS != modelACS {
+            add("ACS control", Self.hex(UInt64(modelACS)), Self.hex(UInt64(machineACS)), .finding,
+                "pci_enable_acs sets SV, RR, CR and UF as the ACS capability allows, only once pci_request_acs ran (IORT parsing on ACPI; of_iommu_configure on a device tree)")
+        }
         if model.isBridge {
             if !sysfs.msiIRQs.isEmpty {
                 add("vectors", "none", "\(sysfs.msiIRQs.count) (\(sysfs.msiIRQs[0].mode))", .modelGap,

@@ -22,9 +22,10 @@ import PCI
 ///   `msi_irqs` shows with `pci_alloc_irq_vectors(dev, n, n, MSI-X or MSI)`; an unbound
 ///   function enables nothing. These are the drivers' requests, which are inputs; the
 ///   messages, groups, domains and regions are what is predicted.
-/// Not modelled, and reported as model gaps when a machine shows them: vectors of bridges
-/// (the `pcieport` services' PME/AER/hotplug interrupts), ACS on bridges (the model's
-/// `pci_device_group` finds none), and MSI-X tables (their messages are in a BAR).
+/// A bridge keeps its ACS Capability register (hardware); whether Linux enabled ACS is the
+/// model's to predict. Not modelled, and reported as model gaps when a machine shows them:
+/// vectors of bridges (the `pcieport` services' PME/AER/hotplug interrupts) and MSI-X tables
+/// (their messages are in a BAR).
 public struct InspectPrediction {
     /// What the model predicts for one function.
     public struct Function {
@@ -41,6 +42,8 @@ public struct InspectPrediction {
         public var groupType: String?
         public var reservedRegions: [String]
         public var driver: String?
+        /// The ACS Control register as the kernel model left it (bridges with ACS only).
+        public var acsControl: UInt16?
         /// "MSI-X", "MSI" or nil when nothing was enabled.
         public var mode: String?
         public var vectors: [Vector]
@@ -125,7 +128,8 @@ public struct InspectPrediction {
                 if config.isBridge, let secondary = config.secondaryBus {
                     let bridge = try PCIToPCIBridge(name: sysfs.name, requesterID: rid, kind: Self.bridgeKind(config.expressPortType),
                                                     vendorID: config.vendorID, deviceID: config.deviceID,
-                                                    secondaryBus: secondary, subordinateBus: config.subordinateBus)
+                                                    secondaryBus: secondary, subordinateBus: config.subordinateBus,
+                                                    acsCapability: config.acs?.capability)
                     try rc.attach(bridge, behind: parent)
                     bridges[sysfs.segment, default: [:]][secondary] = bridge
                 } else {
@@ -199,6 +203,7 @@ public struct InspectPrediction {
                                           .map { Self.sysfsName($0, machine: machine) }).sorted(),
                                       groupType: view.groupType, reservedRegions: view.reservedRegions,
                                       driver: pdev.device.driverName,
+                                      acsControl: pdev.acsCapability.flatMap { try? pdev.readConfig16($0 + 6) },
                                       mode: pdev.msixEnabled ? "MSI-X" : pdev.msiEnabled ? "MSI" : nil,
                                       vectors: vectors, bindError: bindErrors[pdev.name]))
         }

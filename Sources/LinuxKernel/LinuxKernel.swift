@@ -60,18 +60,15 @@ public final class LinuxKernel {
         self.pages = PhysicalPages(bus: bus, ranges: topology.usableMemory.map { ($0.base.rawValue, $0.size) })
     }
 
-    /// Probes everything, in initcall order: the ITS, the SMMUs, PCI enumeration, then each
-    /// device's IOMMU at `device_add` (`iommuProbeAtDeviceAdd`; before it, at driver probe),
-    /// then the PCIe port driver on every port.
+    /// Probes everything, in initcall order: the ITS, the SMMUs (and the IORT's ACS request),
+    /// PCI enumeration (each function's IOMMU at its `device_add` from v6.15,
+    /// `iommuProbeAtDeviceAdd`; before it, at driver probe), then the PCIe port driver on
+    /// every port.
     public func boot() throws(Errno) {
         try irq.probe()
         try probeSMMUs()
+        pci.requestACSFromIORT()
         try pci.enumerate()
-        if configuration.has(.iommuProbeAtDeviceAdd) {
-            for device in devices {
-                try iommu.probeDevice(device)
-            }
-        }
         pci.bindPortDriver()
     }
 

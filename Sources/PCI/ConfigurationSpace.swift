@@ -86,8 +86,9 @@ public enum CapabilityID {
 /// through `setHardwareBits`, which ignores the masks. Accesses of any size at any offset are
 /// safe: bytes outside the 4 KiB read as 0 and ignore writes.
 ///
-/// Extended configuration space (0x100–0xFFF) holds no Extended Capabilities: its header at
-/// 0x100 reads 0, which PCIe r6.0 §7.6.3 defines as "no Extended Capabilities".
+/// Extended configuration space (0x100–0xFFF) holds at most one Extended Capability, ACS at
+/// 0x100 (`ACSCapability`); without it the header at 0x100 reads 0, which PCIe r6.0 §7.6.3
+/// defines as "no Extended Capabilities".
 public struct ConfigurationSpace: Hashable, Sendable {
     public static let size = 4096
     /// End of the space reachable by conventional configuration mechanisms

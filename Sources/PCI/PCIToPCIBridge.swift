@@ -61,7 +61,7 @@ public final class PCIToPCIBridge {
     /// A bridge with its bus numbers already assigned (primary = its own bus).
     public init(name: String = "pci-bridge", requesterID: RequesterID, kind: Kind = .pcieToPCI,
                 vendorID: UInt16 = 0x1B36, deviceID: UInt16 = 0x000E,
-                secondaryBus: UInt8, subordinateBus: UInt8? = nil) throws(PCIConfigurationError) {
+                secondaryBus: UInt8, subordinateBus: UInt8? = nil, acsCapability: UInt16? = nil) throws(PCIConfigurationError) {
         self.name = name
         self.requesterID = requesterID
         self.kind = kind
@@ -73,6 +73,7 @@ public final class PCIToPCIBridge {
         config.write(offset: ConfigRegister.primaryBus, size: 1, value: UInt32(requesterID.bus))
         config.write(offset: ConfigRegister.secondaryBus, size: 1, value: UInt32(secondaryBus))
         config.write(offset: ConfigRegister.subordinateBus, size: 1, value: UInt32(subordinateBus ?? secondaryBus))
+        if let acsCapability { ACSCapability.install(into: &config, capability: acsCapability) }
         self.config = config
     }
 

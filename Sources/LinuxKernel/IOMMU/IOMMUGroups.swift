@@ -71,8 +71,9 @@ extension IOMMUSubsystem {
     /// 3. a multifunction device without ACS shares the group of a sibling function
     ///    (`get_pci_function_alias_group`);
     /// 4. else a new group, numbered in creation order.
-    /// ACS is not modelled (no function has an ACS capability), so `pci_acs_enabled` is false
-    /// for every bridge and every multifunction device, as Linux finds it without one.
+    /// ACS is read from bridges that have the capability (`PCISubsystem.acsEnabled`, enabled as
+    /// `pci_enable_acs` does); endpoints' ACS is not modelled, so `pci_acs_enabled` is false for
+    /// every multifunction device, as Linux finds it without one.
     /// `pci_get_alias_group` (quirk aliases in `dma_alias_mask`) has nothing to find here.
     /// One addition from the model's contract: a device sharing a StreamID on the same IOMMU
     /// with a grouped device joins that group (arm-smmu-v3 refuses such a master before
@@ -84,7 +85,11 @@ extension IOMMUSubsystem {
                 if let group = bridge.device.iommu?.group { return group }
                 granularity = bridge
             }
-            for bridge in upstreamBridges(of: granularity) {
+            // pci_acs_path_enabled(bus->self, NULL, REQ_ACS_FLAGS): the first bridge with ACS
+            // stops the widening.
+            let path = upstreamBridges(of: granularity)
+            for (i, bridge) in path.enumerated() {
+                if path[i...].allSatisfy(kernel.pci.acsEnabled) { break }
                 if let group = bridge.device.iommu?.group { return group }
             }
             if granularity.isMultifunction {

@@ -44,6 +44,8 @@ extension IOMMUSubsystem {
         guard let pci = device.pci, pci.hostBridge >= 0, pci.hostBridge < kernel.topology.pcieHostBridges.count else {
             return .failure(.notPCI)
         }
+        // of_iommu_configure: "In PCI's case we need ACS" — pci_request_acs() before the map.
+        kernel.pci.acsRequested = true
         guard let map = kernel.topology.pcieHostBridges[pci.hostBridge].iommuMap else { return .failure(.noMap) }
         var driverIndex: Int?
         var streamIDs: [StreamID] = []

@@ -37,6 +37,8 @@ public final class PCIDevice {
     public internal(set) var expressCapability: Int?
     /// `pci_pcie_type(dev)`: PCI Express Capabilities register bits 7:4.
     public internal(set) var expressPortType: UInt8?
+    /// `pdev->acs_cap`: the ACS Extended Capability's offset, if any.
+    public internal(set) var acsCapability: Int?
 
     /// `dev->resource[]`: the memory BARs, sized and assigned.
     public internal(set) var resources: [PCIResource] = []

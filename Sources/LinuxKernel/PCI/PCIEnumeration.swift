@@ -39,12 +39,16 @@ extension PCISubsystem {
             scanBus(UInt32(first), parent: nil, hostBridge: index, domain: domain, ecam: ecam, busRange: first...last,
                     scanned: &scanned, depth: 0, into: &found)
             assignResources(found, bridge: bridge)
+            // pci_device_add per function in scan order: pci_init_capabilities (ACS), then
+            // device_add, whose bus notifier probes the IOMMU from v6.15.
             for device in found {
                 device.dmaAliases = dmaAliases(of: device)
+                initACS(device)
                 devices.append(device)
                 kernel.addDevice(device.device)
                 let bars = device.resources.map(\.description).joined(separator: ", ")
                 kernel.log.log("pci", "\(device.name): [\(Hex.format(UInt64(device.vendorID), minDigits: 4)):\(Hex.format(UInt64(device.pciDeviceID), minDigits: 4))] type \(Hex.format(UInt64(device.headerType), minDigits: 2))\(bars.isEmpty ? "" : " " + bars)")
+                if kernel.configuration.has(.iommuProbeAtDeviceAdd) { try kernel.iommu.probeDevice(device.device) }
             }
         }
     }

@@ -11,6 +11,8 @@ public final class PCISubsystem {
 
     /// Every function found, in enumeration order (`pci_devices`).
     public internal(set) var devices: [PCIDevice] = []
+    /// `pci_acs_enable`: set by `pci_request_acs()` (see `PCIACS.swift`).
+    public internal(set) var acsRequested = false
 
     init(kernel: LinuxKernel) { self.kernel = kernel }
 
