@@ -21,7 +21,7 @@ struct PlatformFile {
     static func load(_ path: String) throws -> PlatformFile {
         // Neither a preset nor an existing file: the argument itself is wrong (usage, exit 64).
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError("unknown platform '\(path)': not a preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) and no such file")
+            throw ValidationError("unknown platform '\(SafeText.escape(path))': not a preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) and no such file")
         }
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
@@ -40,7 +40,7 @@ struct PlatformFile {
             do { try tables.add(bytes, name: path) } catch { throw CommandFailure("\(error)") }
         }
         guard tables.iort != nil || tables.madt != nil || tables.mcfg != nil else {
-            throw CommandFailure("\(path): no IORT, APIC (MADT) or MCFG table in this directory")
+            throw CommandFailure("\(path): a directory with no IORT, APIC (MADT) or MCFG table in it (a directory is read as a set of ACPI tables)")
         }
         do {
             // ACPI carries no RAM map (it is in UEFI's memory map): a default that overlaps
