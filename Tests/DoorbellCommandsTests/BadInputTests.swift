@@ -37,6 +37,16 @@ struct BadInputTests {
         return bytes
     }
 
+    /// The fixture with its `dma-coherent` property name misspelt (one bit: 'c' → 'C'), so no
+    /// device is coherent and the VMM cannot allocate a vIOMMU on it.
+    static func notCoherentDTB() -> [UInt8] {
+        var bytes = dtb()
+        let name = Array("dma-coherent".utf8)
+        guard let at = bytes.indices.first(where: { bytes[$0...].starts(with: name) }) else { return [] }
+        bytes[at + 4] ^= 0x20
+        return bytes
+    }
+
     static func yaml(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     /// Ten levels of ten aliases: 10¹⁰ nodes once expanded.
@@ -81,6 +91,12 @@ struct BadInputTests {
              arguments: ["topology", "--platform", "$DIR/x.dtb"], status: 1, message: "x.dtb: a directory with no IORT, APIC (MADT) or MCFG table"),
         Case(name: "compare on a corrupt platform fails before any table", files: ["c.dtb": Array(repeating: 0x41, count: 64)],
              arguments: ["compare", "--platform", "$DIR/c.dtb"], status: 1, message: "c.dtb: not a platform description"),
+        Case(name: "compare on a platform nothing can be set up on exits 1 without a table of setup cells",
+             files: ["nc.dtb": notCoherentDTB()],
+             arguments: ["compare", "--scenario", "seed", "--platform", "$DIR/nc.dtb"], status: 1,
+             message: "nc.dtb: no strategy could be set up on this platform (the first failed at VMM:"),
+        Case(name: "a scenario naming a platform file that does not exist", files: ["p.yaml": yaml("name: p\nplatform: boards/none.dtb\n")],
+             arguments: ["run", "$DIR/p.yaml"], status: 1, message: "p.yaml: platform: unknown platform"),
         Case(name: "non-UTF-8 scenario", files: ["n.yaml": [0x6E, 0x61, 0x6D, 0x65, 0x3A, 0x20, 0xFF, 0x0A]],
              arguments: ["run", "$DIR/n.yaml"], status: 1, message: "n.yaml:1:7: the file is not valid UTF-8"),
         Case(name: "alias bomb as a mapping key", files: ["b.yaml": yaml(aliasBomb)],
