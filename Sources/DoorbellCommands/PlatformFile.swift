@@ -11,8 +11,8 @@ import Report
 /// - an ACPI table starts with its signature (ACPI 6.5 §5.2.6): IORT, APIC (the MADT) or MCFG;
 /// - a directory is a set of ACPI tables laid out like `/sys/firmware/acpi/tables`, each file
 ///   recognised by its signature (others, such as DSDT, ignored).
-/// Every file is read with a bound and only when it is a regular file
-/// (`ACPITableSet.read`), so a device or FIFO named as a platform is refused, not read forever.
+/// Every file is read with a bound and only when it is a regular file (`InputFile.read`, under
+/// `InputLimits`), so a device or FIFO named as a platform is refused, not read forever.
 struct PlatformFile {
     var topology: Topology
     /// The ACPI tables, when the description is ACPI.

@@ -53,6 +53,10 @@ import Foundation
 ///   `ScenarioFileEventReader` for the reasoning behind each bound.
 /// - An expectation names at least one of `delivered`, `first-failure`, `invariants`; its
 ///   `strategy` must be one the scenario runs.
+/// - Limits (`InputLimits`): the file is at most 16 MiB and a regular file; at most 10 000
+///   events and 64 devices; at most 100 000 YAML nodes with every alias expanded, counted
+///   before composing (`ScenarioFileAliases`), and no mapping key may be an alias of a
+///   sequence or mapping.
 /// - Every error is a `ScenarioFileError` with the file, the 1-based line and column of the
 ///   offending key or value, and the dotted key path (`vm.viommu`, `devices[1].bdf`,
 ///   `events[3].fire.vector`); YAML syntax errors carry libyaml's position.
