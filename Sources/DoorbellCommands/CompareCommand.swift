@@ -43,6 +43,12 @@ struct CompareCommand: ParsableCommand {
         }
         scenarios = scenarios.map(kernel.apply(to:))
         let results = runScenarios(scenarios, platformTopology: platformTopology)
+        // A platform on which nothing could even be set up answers nothing: exit 1 with why,
+        // not a matrix of "setup: …" cells.
+        if let platform, let first = results.flatMap(\.1).first?.setupFailure,
+           results.allSatisfy({ $0.1.allSatisfy { $0.setupFailure != nil } }) {
+            throw CommandFailure("\(platform): no strategy could be set up on this platform (the first failed at \(first))")
+        }
         print(ScenarioReport.comparison(results, format: format), terminator: "")
     }
 }

@@ -51,6 +51,10 @@ struct ExploreCommand: ParsableCommand {
     func validate() throws {
         guard (0...4).contains(depth) else { throw ValidationError("--depth must be 0…4 (each level multiplies the work by about 20)") }
         guard walks >= 0, steps >= 0, steps <= 64 else { throw ValidationError("--walks ≥ 0 and --steps 0…64") }
+        let (work, overflow) = walks.multipliedReportingOverflow(by: steps)
+        guard !overflow, work <= InputLimits.maximumExploreSteps else {
+            throw ValidationError("--walks \(walks) × --steps \(steps) is more than \(InputLimits.describe("explore step", InputLimits.maximumExploreSteps, unit: "random-walk events per strategy"))")
+        }
         guard strategy == "all" || Strategy(rawValue: strategy) != nil else {
             throw ValidationError("unknown strategy '\(strategy)': all, \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
         }
@@ -58,6 +62,8 @@ struct ExploreCommand: ParsableCommand {
 
     func run() throws {
         let (loaded, platformTopology) = try loadScenario(file: file, builtIn: file == nil ? scenario : nil)
+        // Before the run, not after it: an unwritable --out must not cost the results.
+        let createdOut = try OutputDirectory.checkWritable(out)
         let description = kernel.apply(to: loaded)
         let strategies = strategy == "all" ? description.strategiesToRun : [Strategy(rawValue: strategy) ?? .legacy]
         let explorer = Explorer(scenario: description, platformTopology: platformTopology,
@@ -77,7 +83,12 @@ struct ExploreCommand: ParsableCommand {
         if clock.now - start > .seconds(1), isatty(STDERR_FILENO) != 0 {
             FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8) ?? Data())
         }
-        print(try ExploreReport.render(results, explorer: explorer, outDirectory: out), terminator: "")
+        let report: String
+        do { report = try ExploreReport.render(results, explorer: explorer, outDirectory: out) } catch {
+            throw CommandFailure("--out \(out): the replay files could not be written (\(OutputDirectory.describe(error)))")
+        }
+        if createdOut { OutputDirectory.removeIfEmpty(out) }
+        print(report, terminator: "")
         if results.contains(where: \.violated) { throw ExitCode(1) }
     }
 }

@@ -11,8 +11,8 @@ import Report
 /// - an ACPI table starts with its signature (ACPI 6.5 §5.2.6): IORT, APIC (the MADT) or MCFG;
 /// - a directory is a set of ACPI tables laid out like `/sys/firmware/acpi/tables`, each file
 ///   recognised by its signature (others, such as DSDT, ignored).
-/// Every file is read with a bound and only when it is a regular file
-/// (`ACPITableSet.read`), so a device or FIFO named as a platform is refused, not read forever.
+/// Every file is read with a bound and only when it is a regular file (`InputFile.read`, under
+/// `InputLimits`), so a device or FIFO named as a platform is refused, not read forever.
 struct PlatformFile {
     var topology: Topology
     /// The ACPI tables, when the description is ACPI.
@@ -21,7 +21,7 @@ struct PlatformFile {
     static func load(_ path: String) throws -> PlatformFile {
         // Neither a preset nor an existing file: the argument itself is wrong (usage, exit 64).
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError("unknown platform '\(path)': not a preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) and no such file")
+            throw ValidationError("unknown platform '\(SafeText.escape(path))': not a preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) and no such file")
         }
         var isDirectory: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
@@ -40,7 +40,7 @@ struct PlatformFile {
             do { try tables.add(bytes, name: path) } catch { throw CommandFailure("\(error)") }
         }
         guard tables.iort != nil || tables.madt != nil || tables.mcfg != nil else {
-            throw CommandFailure("\(path): no IORT, APIC (MADT) or MCFG table in this directory")
+            throw CommandFailure("\(path): a directory with no IORT, APIC (MADT) or MCFG table in it (a directory is read as a set of ACPI tables)")
         }
         do {
             // ACPI carries no RAM map (it is in UEFI's memory map): a default that overlaps

@@ -107,6 +107,12 @@ func loadScenario(file: String?, builtIn: String?) throws -> (ScenarioDescriptio
         throw ValidationError("no scenario")
     }
     var platformTopology: Topology?
-    if case .deviceTree(let path) = description.platform { platformTopology = try PlatformFile.topology(at: path) }
+    if case .deviceTree(let path) = description.platform {
+        // A scenario file's platform that does not exist is an unusable input (exit 1), not a
+        // usage error: the command line was right, the file it named is not.
+        do { platformTopology = try PlatformFile.topology(at: path) } catch let error as ValidationError {
+            throw CommandFailure("\(file ?? "scenario"): platform: \(error.message)")
+        }
+    }
     return (description, platformTopology)
 }

@@ -56,6 +56,8 @@ public struct FDTError: Error, Hashable, Sendable, CustomStringConvertible {
         case missingRoot
         /// Nodes nested deeper than `FlattenedDeviceTree.maximumDepth`.
         case tooDeep(limit: Int)
+        /// More nodes than `FlattenedDeviceTree.maximumNodes`.
+        case tooManyNodes(limit: Int)
     }
 
     /// Byte offset in the blob of the offending field or token.
@@ -90,7 +92,8 @@ public struct FDTError: Error, Hashable, Sendable, CustomStringConvertible {
         case .endInsideNode(let open): return "FDT_END with \(open) node(s) still open \(at)"
         case .missingEnd: return "structure block has no FDT_END \(at)"
         case .missingRoot: return "structure block has no root node \(at)"
-        case .tooDeep(let limit): return "nodes nested deeper than \(limit) \(at)"
+        case .tooDeep(let limit): return "nodes nested deeper than \(InputLimits.describe("device tree depth", limit, unit: "levels")) \(at)"
+        case .tooManyNodes(let limit): return "more nodes than \(InputLimits.describe("device tree node", limit, unit: "nodes")) \(at)"
         }
     }
 }

@@ -31,8 +31,10 @@ public struct FlattenedDeviceTree: Sendable {
         case end = 0x9
     }
     /// Nesting deeper than this is refused. Linux's `unflatten_dt_nodes` stops at 64
-    /// (`FDT_MAX_DEPTH`); no real tree comes close.
-    public static let maximumDepth = 64
+    /// (`FDT_MAX_DEPTH`); no real tree comes close (`InputLimits`).
+    public static let maximumDepth = InputLimits.maximumDeviceTreeDepth
+    /// More nodes than this are refused (`InputLimits`).
+    public static let maximumNodes = InputLimits.maximumDeviceTreeNodes
 
     public let header: Header
     public let tree: DeviceTree
@@ -162,6 +164,7 @@ private struct StructureReader {
     mutating func readTree() throws(FDTError) -> DeviceTreeNode {
         var stack: [DeviceTreeNode] = []
         var root: DeviceTreeNode?
+        var nodeCount = 0
         while true {
             let (token, at) = try readToken()
             switch FlattenedDeviceTree.Token(rawValue: token) {
@@ -169,6 +172,10 @@ private struct StructureReader {
                 guard root == nil else { throw FDTError(offset: at, .nodeAfterRoot) }
                 guard stack.count < FlattenedDeviceTree.maximumDepth else {
                     throw FDTError(offset: at, .tooDeep(limit: FlattenedDeviceTree.maximumDepth))
+                }
+                nodeCount += 1
+                guard nodeCount <= FlattenedDeviceTree.maximumNodes else {
+                    throw FDTError(offset: at, .tooManyNodes(limit: FlattenedDeviceTree.maximumNodes))
                 }
                 let name = try readNodeName()
                 stack.append(DeviceTreeNode(name: name))

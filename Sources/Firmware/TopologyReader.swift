@@ -84,14 +84,29 @@ struct TopologyReader {
         return cells
     }
 
+    /// The node's `reg` regions. Base and size both come from the blob, so their sum is
+    /// computed with overflow reporting: a region that wraps past 2^64 or ends beyond the
+    /// 52-bit physical address space (`SystemBus.physicalAddressLimit`) is an error naming
+    /// this node and `reg`, with the base and size as written (never a wrapped end).
     func regions(_ index: Int, optional: Bool = false) throws(TopologyError) -> [MemoryRange] {
+        let regions: [RegisterRegion]
         do {
-            return try tree.registerRegions(of: index).map { MemoryRange(base: PhysicalAddress($0.base), size: $0.size) }
+            regions = try tree.registerRegions(of: index)
         } catch .missing where optional {
             return []
         } catch {
             throw fail(index, "reg", Self.describe(error))
         }
+        for region in regions where region.size > 0 {
+            let (last, overflow) = region.base.addingReportingOverflow(region.size - 1)
+            if overflow {
+                throw fail(index, "reg", "region \(region) runs past the end of the 64-bit address space (base + size overflows)")
+            }
+            if last >= SystemBus.physicalAddressLimit {
+                throw fail(index, "reg", "region \(region) ends at \(Hex.format(last)), beyond the 52-bit physical address space")
+            }
+        }
+        return regions.map { MemoryRange(base: PhysicalAddress($0.base), size: $0.size) }
     }
 
     static func describe(_ error: AddressDecodingError) -> String {

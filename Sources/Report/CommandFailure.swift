@@ -2,9 +2,11 @@
 /// "this does not work here". ArgumentParser prints it as `Error: <message>` and exits 1;
 /// `UsageFailure` is for usage errors (the command line turns it into a `ValidationError`,
 /// exit 64).
+/// The message goes through `SafeText.escape` (newlines kept): it often quotes a file name or
+/// a value from a file.
 public struct CommandFailure: Error, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String) { self.message = SafeText.escape(message, keepingNewlines: true) }
     public var description: String { message }
 }
 
@@ -13,6 +15,6 @@ public struct CommandFailure: Error, CustomStringConvertible {
 /// `ValidationError`, so it prints the usage and exits 64.
 public struct UsageFailure: Error, CustomStringConvertible {
     public var message: String
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String) { self.message = SafeText.escape(message, keepingNewlines: true) }
     public var description: String { message }
 }

@@ -8,7 +8,7 @@ public enum ExploreReport {
     /// scenarios are written to `outDirectory`.
     public static func render(_ results: [Explorer.Result], explorer: Explorer, outDirectory: String) throws -> String {
         let kinds = EventKind.allCases.filter { k in k != .fire && results.contains { $0.kindsRun.contains(k) } }
-        var text = "Doorbell explore: \(explorer.scenario.name), depth \(explorer.options.depth)"
+        var text = "Doorbell explore: \(SafeText.escape(explorer.scenario.name)), depth \(explorer.options.depth)"
         if explorer.options.walks > 0 { text += ", \(explorer.options.walks) walks of \(explorer.options.steps) (seed \(explorer.options.seed))" }
         text += "\n\n"
         let header = ["strategy", "states"] + kinds.map(\.rawValue)
@@ -37,7 +37,11 @@ public enum ExploreReport {
             try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
             for (i, f) in findings.enumerated() {
                 let name = "\(outDirectory)/\(f.strategy.rawValue)-\(f.violation.invariant.rawValue)-\(f.kind?.rawValue ?? "none")-\(i).yaml"
-                try ScenarioFile.render(explorer.replayScenario(f)).write(toFile: name, atomically: true, encoding: .utf8)
+                var replay = explorer.replayScenario(f)
+                if case .deviceTree(let platform) = replay.platform {
+                    replay.platform = .deviceTree(path: relativePath(to: platform, from: outDirectory))
+                }
+                try ScenarioFile.render(replay).write(toFile: name, atomically: true, encoding: .utf8)
                 files.append(name)
                 text += "  - \(f.strategy.rawValue): \(f.violation.invariant.rawValue) after [\(f.sequence.map(describe).joined(separator: ", "))]\n"
                 text += "    \(f.violation.detail)\n"
@@ -52,6 +56,25 @@ public enum ExploreReport {
         let duplicates = results.reduce(0) { $0 + $1.duplicates }
         text += "\n\(states) states run (\(duplicates) with a state seen before, not expanded).\n"
         return text
+    }
+
+    /// `path` (relative to the working directory, or absolute) as the replay file in
+    /// `directory` must name it: `ScenarioFile.load` resolves a relative platform against the
+    /// directory of the file that names it, so the replay reproduces from any working
+    /// directory. Both are made absolute with symbolic links resolved; when they share no
+    /// directory but the root, the absolute path is used.
+    static func relativePath(to path: String, from directory: String) -> String {
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ p: String) -> [String] {
+            let url = URL(fileURLWithPath: p, relativeTo: URL(fileURLWithPath: cwd, isDirectory: true))
+            return url.standardizedFileURL.resolvingSymlinksInPath().pathComponents
+        }
+        let target = absolute(path), base = absolute(directory)
+        var common = 0
+        while common < min(target.count, base.count), target[common] == base[common] { common += 1 }
+        guard common > 1 else { return "/" + target.dropFirst().joined(separator: "/") }
+        let ups = Array(repeating: "..", count: base.count - common)
+        return (ups + target[common...]).joined(separator: "/")
     }
 
     /// Event kinds down, strategies across: the table stays readable with many kinds.

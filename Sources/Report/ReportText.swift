@@ -5,7 +5,10 @@ import Scenario
 /// Text and Markdown tables of strategy runs.
 public enum ReportText {
     /// Columns padded to their widest cell, two spaces apart; Markdown: a pipe table.
+    /// Every cell goes through `SafeText.escape`, so a name cannot break the table.
     public static func table(_ header: [String], _ rows: [[String]], markdown: Bool) -> String {
+        let header = header.map { SafeText.escape($0) }
+        let rows = rows.map { $0.map { SafeText.escape($0) } }
         if markdown {
             func line(_ cells: [String]) -> String {
                 "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |\n"

@@ -16,7 +16,8 @@ public enum ScenarioReport {
             return ReportJSON.render([(scenario, runs)], allVectors: true)
         case .table, .markdown:
             let markdown = format == .markdown
-            var text = markdown ? "## \(scenario.name): \(scenario.summary)\n\n" : "Doorbell: \(scenario.name) on \(scenario.platform) — \(scenario.summary)\n\n"
+            let (name, summary, platform) = (SafeText.escape(scenario.name), SafeText.escape(scenario.summary), SafeText.escape("\(scenario.platform)"))
+            var text = markdown ? "## \(name): \(summary)\n\n" : "Doorbell: \(name) on \(platform) — \(summary)\n\n"
             text += ReportText.strategyTable(runs, markdown: markdown)
             text += (markdown ? "\n" : "\n  ") + ReportText.hostKernels(scenario, runs) + (scenario.host.kernel == nil ? "; choose one with --kernel" : "") + "\n"
             let why = ReportText.explanations(runs)

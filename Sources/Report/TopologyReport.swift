@@ -18,7 +18,8 @@ public enum TopologyReport {
     /// The topology summary, what the description has that is not modelled, the memory windows
     /// chosen for host bridges without one, and the verdict for an endpoint under `bridge`.
     public static func text(_ machine: Machine, bridge: BridgeChoice?) -> String {
-        let summary = machine.topology.summary
+        // Node names come from the blob: no control characters reach the terminal.
+        let summary = SafeText.escape(machine.topology.summary, keepingNewlines: true)
         var text = summary + (summary.hasSuffix("\n") ? "" : "\n")
         if !machine.notModelled.isEmpty {
             text += "not modelled:\n"

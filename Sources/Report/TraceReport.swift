@@ -7,7 +7,7 @@ public enum TraceReport {
     /// and, when it was not delivered, why the strategy fails.
     public static func text(scenario: String, strategy: Strategy, device: Int, vector: Int, firmware: [String],
                             records: [TraceRecord], outcome: VectorOutcome?, run: StrategyRun) -> String {
-        var text = "Doorbell trace: \(scenario), strategy \(strategy.rawValue), device \(device) vector \(vector)\n\n"
+        var text = "Doorbell trace: \(SafeText.escape(scenario)), strategy \(strategy.rawValue), device \(device) vector \(vector)\n\n"
         text += "Before the MSI, what set the guest's window up:\n"
         for line in firmware { text += "  \(line)\n" }
         text += "\n"
@@ -19,6 +19,6 @@ public enum TraceReport {
 
     /// The records as a sequence diagram, the verdict as a note.
     public static func mermaid(scenario: String, strategy: Strategy, vector: Int, records: [TraceRecord], outcome: VectorOutcome?) -> String {
-        MermaidSequence.render(records, title: "\(scenario) · \(strategy.rawValue) · vector \(vector)", outcome: outcome.map { "\($0.verdict)" })
+        MermaidSequence.render(records, title: "\(SafeText.escape(scenario)) · \(strategy.rawValue) · vector \(vector)", outcome: outcome.map { "\($0.verdict)" })
     }
 }

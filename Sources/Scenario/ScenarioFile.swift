@@ -1,3 +1,4 @@
+import Firmware
 import Foundation
 
 /// Scenario files: a `ScenarioDescription` written as YAML, for hand-written scenarios
@@ -52,6 +53,10 @@ import Foundation
 ///   `ScenarioFileEventReader` for the reasoning behind each bound.
 /// - An expectation names at least one of `delivered`, `first-failure`, `invariants`; its
 ///   `strategy` must be one the scenario runs.
+/// - Limits (`InputLimits`): the file is at most 16 MiB and a regular file; at most 10 000
+///   events and 64 devices; at most 100 000 YAML nodes with every alias expanded, counted
+///   before composing (`ScenarioFileAliases`), and no mapping key may be an alias of a
+///   sequence or mapping.
 /// - Every error is a `ScenarioFileError` with the file, the 1-based line and column of the
 ///   offending key or value, and the dotted key path (`vm.viommu`, `devices[1].bdf`,
 ///   `events[3].fire.vector`); YAML syntax errors carry libyaml's position.
@@ -59,21 +64,25 @@ public enum ScenarioFile {
     /// Reads a scenario from YAML text; `path` only names the text in errors (and is not used
     /// to resolve a relative `.dtb` platform: `load` does that).
     public static func parse(_ text: String, path: String = "<scenario>") throws(ScenarioFileError) -> ScenarioDescription {
+        // Aliases are bounded before Yams composes (and hashes keys through them).
+        try ScenarioFileAliases.check(text, path: path)
         let root = try ScenarioFileSyntax.compose(text, path: path)
         let nodes = ScenarioFileNodes(path: path, text: text)
         return try ScenarioFileReader(nodes: nodes).scenario(root)
     }
 
-    /// Reads a scenario file. The bytes must be UTF-8 (an invalid sequence is an error at its
-    /// line and column, not silently replaced). A relative `.dtb` platform path is taken
-    /// relative to the directory holding the scenario file, so a scenario and its board can
-    /// move together.
+    /// Reads a scenario file: a regular file of at most `InputLimits.maximumFileSize` bytes
+    /// (`InputFile.read`; a directory, device or FIFO is refused before any read). The bytes
+    /// must be UTF-8 (an invalid sequence is an error at its line and column, not silently
+    /// replaced). A relative platform path is taken relative to the directory holding the
+    /// scenario file, so a scenario and its board can move together and the file means the
+    /// same thing from any working directory.
     public static func load(path: String) throws(ScenarioFileError) -> ScenarioDescription {
         let bytes: [UInt8]
         do {
-            bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes = try InputFile.read(path)
         } catch {
-            throw ScenarioFileError(path: path, line: 0, column: 0, message: "cannot read the file (\(error.localizedDescription))")
+            throw ScenarioFileError(path: path, line: 0, column: 0, message: error.problem)
         }
         let text = try decodeUTF8(bytes, path: path)
         var scenario = try parse(text, path: path)

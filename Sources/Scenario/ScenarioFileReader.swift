@@ -119,6 +119,9 @@ struct ScenarioFileReader {
         guard !items.isEmpty else {
             throw nodes.error(at: node, key: "devices", "the list is empty (leave 'devices' out for the default 00:01.0 with 4 MSI-X vectors)")
         }
+        guard items.count <= InputLimits.maximumScenarioDevices else {
+            throw nodes.error(at: node, key: "devices", "\(items.count) devices is more than \(InputLimits.describe("scenario device", InputLimits.maximumScenarioDevices, unit: "devices"))")
+        }
         var devices: [DeviceDescription] = []
         for (index, item) in items.enumerated() {
             let fields = try nodes.fields(item, keyPath: "devices[\(index)]", allowed: Self.deviceKeys)
@@ -262,6 +265,9 @@ struct ScenarioFileReader {
 
     func events(_ node: Node, scenario: ScenarioDescription) throws(ScenarioFileError) -> [ScenarioEvent] {
         let items = try nodes.items(node, key: "events", of: "events")
+        guard items.count <= InputLimits.maximumScenarioEvents else {
+            throw nodes.error(at: node, key: "events", "\(items.count) events is more than \(InputLimits.describe("scenario event", InputLimits.maximumScenarioEvents, unit: "events"))")
+        }
         var events: [ScenarioEvent] = []
         for (index, item) in items.enumerated() {
             events.append(try ScenarioFileEventReader(nodes: nodes, scenario: scenario).event(item, keyPath: "events[\(index)]"))

@@ -143,6 +143,15 @@ struct FDTErrorTests {
         // 64 deep is fine.
         let ok: [UInt32] = Array(repeating: [begin, UInt32(0)], count: 64).flatMap { $0 } + Array(repeating: end, count: 64) + [fdtEnd]
         #expect(RawBlob.error(ok) == nil)
+        // The root and 100 000 children: one node more than InputLimits.maximumDeviceTreeNodes,
+        // refused at the last child's FDT_BEGIN_NODE; one child fewer is read.
+        let child: [UInt32] = [begin, 0x6100_0000, end]
+        let limit = InputLimits.maximumDeviceTreeNodes
+        let wide: [UInt32] = [begin, 0] + Array(repeating: child, count: limit).flatMap { $0 } + [end, fdtEnd]
+        #expect(RawBlob.error(wide) == FDTError(offset: s + 8 + (limit - 1) * 12, .tooManyNodes(limit: limit)))
+        let fits: [UInt32] = [begin, 0] + Array(repeating: child, count: limit - 1).flatMap { $0 } + [end, fdtEnd]
+        #expect(RawBlob.error(fits) == nil)
+        #expect(FDTError(offset: 0, .tooManyNodes(limit: limit)).description.contains("the device tree node limit (100000 nodes)"))
     }
 
     @Test("an unterminated memory reservation map is reported where it runs out")

@@ -23,7 +23,7 @@ public struct ACPITableSet: Hashable, Sendable {
 
     /// Files larger than this are refused (the largest real IORT/MADT are a few tens of KiB;
     /// a DSDT can reach a few MiB).
-    public static let maximumFileSize = 16 << 20
+    public static let maximumFileSize = InputLimits.maximumFileSize
 
     /// Why a table set could not be loaded: the file, and what was wrong.
     public enum LoadError: Error, Hashable, Sendable, CustomStringConvertible {
@@ -97,45 +97,9 @@ public struct ACPITableSet: Hashable, Sendable {
         return names.sorted()
     }
 
-    /// Reads a regular file of at most `maximumFileSize` bytes with C stdio-level calls (the
-    /// hardware modules use no Foundation). Devices, FIFOs and sockets are refused: the file
-    /// is opened non-blocking (a FIFO would otherwise block the open) and checked with fstat
-    /// before any read.
+    /// Reads a regular file of at most `maximumFileSize` bytes (`InputFile.read`: devices,
+    /// FIFOs, sockets and directories are refused before any read).
     public static func read(_ path: String) throws(LoadError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else { throw .file(path: path, problem: "cannot open") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw .file(path: path, problem: "cannot stat") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw .file(path: path, problem: "not a regular file") }
-        guard Int64(info.st_size) <= Int64(maximumFileSize) else {
-            throw .file(path: path, problem: "\(info.st_size) bytes, more than the \(maximumFileSize) accepted")
-        }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { Glue.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 { throw .file(path: path, problem: "read failed") }
-            if count == 0 { break }
-            bytes.append(contentsOf: buffer[0..<count])
-            // A file that grew after the fstat is still refused.
-            guard bytes.count <= maximumFileSize else {
-                throw .file(path: path, problem: "more than the \(maximumFileSize) bytes accepted")
-            }
-        }
-        return bytes
-    }
-}
-
-/// The libc `read`, named apart from `ACPITableSet.read`.
-private enum Glue {
-    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-        #if canImport(Glibc)
-        return Glibc.read(fd, buffer, count)
-        #elseif canImport(Darwin)
-        return Darwin.read(fd, buffer, count)
-        #else
-        return Musl.read(fd, buffer, count)
-        #endif
+        do { return try InputFile.read(path, maximumSize: maximumFileSize) } catch { throw .file(path: path, problem: error.problem) }
     }
 }
