@@ -32,10 +32,11 @@ let package = Package(
         .target(name: "PCI", dependencies: ["Bus"]),
         .target(name: "Firmware", dependencies: ["Bus"]),
         .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
-        // Bring-up and test code that programs the hardware directly, without a kernel model:
+        // Bring-up and test code that programs the hardware directly, without a running kernel:
         // bare-metal firmware-style bring-up and a page-table builder. Software, so it lives
-        // outside the hardware modules.
-        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
+        // outside the hardware modules; its STEs, CDs and descriptors are the Linux model's
+        // recipes (LinuxKernel never depends on Testbed).
+        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         // Software: one Linux model, run as the host now and as the guest later. It reaches the
         // hardware only through MMIO, memory and the CPU's GIC system registers.
         .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),

@@ -176,6 +176,8 @@ public final class IOPageTableARM {
     /// WBWA (1), SH = IS (3), (I)PS from oas, and for stage 2 SL0 from the start level.
     public var tableSize: Int { 64 - inputBits }
     public var physicalSizeField: UInt64 { ArmSMMUv3Features.physicalSizeField(bits: outputBits) }
+    /// `cfg.oas` as the STE.S2PS / CD.IPS encoding (`physicalSizeField`).
+    public var outputSize: OutputAddressSize { OutputAddressSize(field: physicalSizeField) }
     public var startLevelField: Int { WalkGeometry.sl0(granule: geometry.granule, startLevel: geometry.startLevel) }
 
     // MARK: PTE encoding
