@@ -3,8 +3,8 @@ import LinuxKernel
 import Machine
 
 /// A machine the Linux host kernel model can boot on: one with a GICv3 (the kernel's CPU
-/// interface). The reports plug their functions into the machine first, then boot the host
-/// here, so every report builds "a machine plus a booted host" the same way.
+/// interface). Reports and scenario worlds plug their functions into the machine first, then
+/// boot the host here, so "a machine plus a booted host" is built one way.
 public struct HostMachine {
     /// Why there is no booted host: the machine has no GICv3, or the kernel model's boot failed
     /// (the error it threw).
