@@ -29,10 +29,16 @@ public struct HostMachine {
         self.gic = gic
     }
 
+    /// The host kernel model with `configuration` on the machine, not yet booted (for tests
+    /// that drive the boot steps themselves).
+    public func makeHost(_ configuration: KernelConfiguration = KernelConfiguration()) -> LinuxKernel {
+        LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+    }
+
     /// Boots the host kernel model with `configuration` on the machine as it is now (the
     /// functions plugged so far are the ones it enumerates).
-    public func bootHost(_ configuration: KernelConfiguration) throws(Failure) -> LinuxKernel {
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+    public func bootHost(_ configuration: KernelConfiguration = KernelConfiguration()) throws(Failure) -> LinuxKernel {
+        let kernel = makeHost(configuration)
         do { try kernel.boot() } catch { throw .boot(machine: machine.name, error: error) }
         return kernel
     }
