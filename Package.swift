@@ -33,10 +33,11 @@ let package = Package(
         .target(name: "PCI", dependencies: ["Bus"]),
         .target(name: "Firmware", dependencies: ["Bus"]),
         .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
-        // Bring-up and test code that programs the hardware directly, without a kernel model:
+        // Bring-up and test code that programs the hardware directly, without a running kernel:
         // bare-metal firmware-style bring-up and a page-table builder. Software, so it lives
-        // outside the hardware modules.
-        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine"]),
+        // outside the hardware modules; its STEs, CDs and descriptors are the Linux model's
+        // recipes (LinuxKernel never depends on Testbed).
+        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         // Software: one Linux model, run as the host now and as the guest later. It reaches the
         // hardware only through MMIO, memory and the CPU's GIC system registers.
         .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
@@ -79,8 +80,8 @@ let package = Package(
         .testTarget(name: "PCITests", dependencies: ["Bus", "PCI"]),
         .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware", "Testbed"]),
         .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed"]),
-        .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
-        .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM"]),
+        .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "Testbed"]),
+        .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Testbed"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "LinuxKernel", "Firmware", "PCI", "Bus"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "Testbed", "doorbell"]),

@@ -2,6 +2,7 @@ import Bus
 import LinuxKernel
 import Machine
 import PCI
+import Testbed
 
 /// The result of `doorbell host`, kept apart from printing so tests can check it.
 public struct HostReport {

@@ -3,6 +3,7 @@ import LinuxKernel
 import Machine
 import PCI
 import SMMUv3
+import Testbed
 import VMM
 
 /// The result of `doorbell seed`, kept apart from printing so tests can check it.

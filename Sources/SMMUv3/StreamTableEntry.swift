@@ -206,18 +206,4 @@ extension StreamTableEntry {
         ste.config = .abort
         return ste
     }
-
-    /// Fills the stage-2 fields (VTCR block, TTB, VMID, S2AA64, S2R, S2PTW).
-    public mutating func setStage2(vmid: VMID, ttb: PhysicalAddress, geometry: WalkGeometry, outputSize: OutputAddressSize, record: Bool = true, protectedTableWalk: Bool = true) {
-        s2VMID = vmid
-        s2T0SZ = 64 - geometry.inputSize
-        s2SL0 = WalkGeometry.sl0(granule: geometry.granule, startLevel: geometry.startLevel)
-        s2Granule = geometry.granule
-        s2PS = UInt64(outputSize.rawValue)
-        s2IR0 = 1; s2OR0 = 1; s2SH0 = 3
-        s2AA64 = true
-        s2R = record
-        s2PTW = protectedTableWalk
-        s2TTB = ttb.rawValue
-    }
 }

@@ -84,7 +84,8 @@ public final class World {
         }
         let support = machine.support(bridge: scenario.bridge.map(BridgeChoice.init))
         guard case .supported(let rcIndex, _) = support else { throw fail("platform", support.description) }
-        guard let gic = machine.gic else { throw fail("platform", "no GICv3") }
+        let hostMachine: HostMachine
+        do { hostMachine = try HostMachine(machine) } catch { throw fail("platform", "no GICv3") }
         let rc = machine.rootComplexes[rcIndex]
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
         // One guest slot (00:0N.0) or root port (0N:00.0) per device: 31 at most on one bus.
@@ -111,9 +112,11 @@ public final class World {
             } catch { throw fail("device \(index) \(device.requesterID)", error) }
             functions.append(function)
         }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic,
-                               configuration: strategy.hostKernel(scenario.host))
-        do { try host.boot() } catch { throw fail("host boot", error) }
+        let host: LinuxKernel
+        do { host = try hostMachine.bootHost(strategy.hostKernel(scenario.host)) } catch {
+            guard case .boot(_, let bootError) = error else { throw fail("host boot", error) }
+            throw fail("host boot", bootError)
+        }
         var hostDevices: [Device] = []
         for device in scenario.devices {
             guard let pdev = host.pci.device(device.requesterID, hostBridge: machine.hostBridgeIndices[rcIndex]) else {

@@ -1,4 +1,5 @@
 import Bus
+import LinuxKernel
 import SMMUv3
 
 /// A bump allocator handing out aligned, zeroed blocks of memory from one address range: the
@@ -191,44 +192,45 @@ public final class PageTableBuilder {
 
     // MARK: Encoding
 
-    /// The leaf descriptor for `output` at `level` (Arm ARM D8.3: block 0b01, page 0b11).
+    /// The leaf descriptor for `output` at `level` (Arm ARM D8.3: block 0b01, page 0b11), from
+    /// io-pgtable's descriptor bits (`ArmLPAEPTE`). Unlike `arm_lpae_prot_to_pte` it can clear
+    /// AF, set DBM or a global mapping, and marks a stage-2 page execute-never with XN[1] only.
     public func leafDescriptor(output: UInt64, level: Int, attributes a: PageAttributes) -> UInt64 {
-        var d: UInt64 = level == 3 ? 0b11 : 0b01
+        typealias P = ArmLPAEPTE
+        var d: UInt64 = level == 3 ? P.typePage : P.typeBlock
         d |= encodeOutput(output, shift: geometry.granule.levelShift(level))
-        d = d.settingBits(9, 8, to: 0b11)
-        d = d.settingBit(10, to: a.accessFlag)
-        d = d.settingBit(51, to: a.dirtyBitModifier)
+        d |= P.shareableInner
+        if a.accessFlag { d |= P.accessFlag }
+        if a.dirtyBitModifier { d |= P.dirtyBitModifier }
         switch stage {
         case .stage1:
-            d = d.settingBits(4, 2, to: a.attributeIndex)
-            d = d.settingBit(6, to: a.unprivileged)
-            d = d.settingBit(7, to: !a.writable)
-            d = d.settingBit(11, to: !a.global)
-            if !a.executable { d |= (1 << 53) | (1 << 54) }
+            d |= a.attributeIndex.keepingBits(2, 0) << P.attributeIndexShift
+            if a.unprivileged { d |= P.apUnprivileged }
+            if !a.writable { d |= P.apReadOnly }
+            if !a.global { d |= P.notGlobal }
+            if !a.executable { d |= P.executeNever }
         case .stage2:
-            d = d.settingBits(5, 2, to: a.stage2MemoryAttributes)
-            d = d.settingBit(6, to: a.readable)
-            d = d.settingBit(7, to: a.writable)
-            if !a.executable { d |= 1 << 54 }
+            d |= a.stage2MemoryAttributes.keepingBits(3, 0) << P.memoryAttributesShift
+            if a.readable { d |= P.hapRead }
+            if a.writable { d |= P.hapWrite }
+            if !a.executable { d |= P.stage2ExecuteNever1 }
         }
         return d
     }
 
     /// A table descriptor pointing at `next`.
     public func tableDescriptor(_ next: UInt64) -> UInt64 {
-        0b11 | encodeOutput(next, shift: geometry.granule.shift)
+        ArmLPAEPTE.typeTable | encodeOutput(next, shift: geometry.granule.shift)
     }
 
+    /// `paddr_to_iopte` of the address aligned to `shift`; without FEAT_LPA bits [51:48] are dropped.
     private func encodeOutput(_ address: UInt64, shift: Int) -> UInt64 {
-        var field = address.keepingBits(47, shift)
-        if largePhysicalAddresses { field |= address.bits(51, 48) << 12 }
-        return field
+        ArmLPAEPTE.outputAddressField(address.keepingBits(largePhysicalAddresses ? 51 : 47, shift))
     }
 
+    /// `iopte_to_paddr` with FEAT_LPA (64K only); otherwise bits [47:shift].
     private func outputField(_ d: UInt64, shift: Int) -> UInt64 {
-        var address = d.keepingBits(47, shift)
-        if largePhysicalAddresses { address |= d.bits(15, 12) << 48 }
-        return address
+        largePhysicalAddresses ? ArmLPAEPTE.outputAddress(d, granule: geometry.granule) : d.keepingBits(47, shift)
     }
 
     // MARK: Table manipulation

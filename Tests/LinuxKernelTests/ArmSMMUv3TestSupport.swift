@@ -3,6 +3,7 @@ import Firmware
 import Machine
 import PCI
 import SMMUv3
+import Testbed
 @testable import LinuxKernel
 
 /// A machine from a preset (optionally with another SMMU implementation), two PCI functions at
@@ -29,9 +30,9 @@ struct SMMUFixture {
             function.configWrite(offset: 4, size: 2, value: 0x6)
             functions.append(function)
         }
-        guard let gic = machine.gic else { throw FixtureError.noGIC }
+        let host = try HostMachine(machine)
         machine.bus.trace = trace
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic)
+        let kernel = host.makeHost()
         try kernel.probeSMMUs()
         return SMMUFixture(machine: machine, kernel: kernel, functions: functions)
     }
@@ -48,6 +49,4 @@ struct SMMUFixture {
     func buffer() throws -> PhysicalAddress { try kernel.pages.allocate(bytes: 4096) }
 
     func ram(_ address: UInt64) throws -> UInt64 { try machine.bus.read64(PhysicalAddress(address)) }
-
-    enum FixtureError: Error { case noGIC }
 }

@@ -4,6 +4,7 @@ import GIC
 import LinuxKernel
 import Machine
 import PCI
+import Testbed
 
 /// A host to test the kernel model on: a machine from a preset with PCIe functions plugged in
 /// (hardware only, nothing programmed), and a Linux model booted on it. Everything the kernel
@@ -47,11 +48,8 @@ struct HostHarness {
             try machine.rootComplexes[0].attach(function)
             functions.append(function)
         }
-        guard let gic = machine.gic else { throw HarnessError.noGIC }
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        if boot { try kernel.boot() }
+        let host = try HostMachine(machine)
+        let kernel = boot ? try host.bootHost(configuration) : host.makeHost(configuration)
         return HostHarness(machine: machine, kernel: kernel, functions: functions)
     }
-
-    enum HarnessError: Error { case noGIC }
 }

@@ -1,3 +1,4 @@
+import Testbed
 import Testing
 import Bus
 import Machine
@@ -256,9 +257,7 @@ struct HostScenarioTests {
             try rc.attach(function, behind: bridge)
             functions.append(function)
         }
-        let gic = try #require(machine.gic)
-        let k = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic)
-        try k.boot()
+        let k = try HostMachine(machine).bootHost()
         let bridgeDevice = try #require(k.pci.device(bridge.requesterID)?.device)
         let first = try #require(k.pci.device(functions[0].requesterID))
         let second = try #require(k.pci.device(functions[1].requesterID))

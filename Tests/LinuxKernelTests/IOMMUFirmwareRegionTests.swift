@@ -1,3 +1,4 @@
+import Testbed
 import Testing
 import Bus
 import Firmware
@@ -63,9 +64,7 @@ enum FirmwareRegionMachine {
             try machine.rootComplexes[0].attach(function)
             functions.append(function)
         }
-        guard let gic = machine.gic else { throw HostHarness.HarnessError.noGIC }
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        try kernel.boot()
+        let kernel = try HostMachine(machine).bootHost(configuration)
         return HostHarness(machine: machine, kernel: kernel, functions: functions)
     }
 }

@@ -151,17 +151,13 @@ struct IOPageTableStage2GeometryTests {
     func oldSixteenKLayoutIsIllegal() throws {
         let hardware = Self.smmu(granule: .size16K, oas: .bits40)
         let old = WalkGeometry(granule: .size16K, inputSize: 40, startLevel: 1)
-        var ste = StreamTableEntry()
-        ste.valid = true
-        ste.config = .stage2
-        ste.setStage2(vmid: VMID(1), ttb: PhysicalAddress(0x4000_0000), geometry: old, outputSize: .bits40)
+        let ste = ArmSMMUv3Entries.stage2STE(vmid: VMID(1), ttb: PhysicalAddress(0x4000_0000), geometry: old, outputSize: .bits40,
+                                             features: ArmSMMUv3Features())
         #expect(ste.s2SL0 == 2)
         #expect(ste.illegalRule(on: hardware) == .s2StartLevelInconsistent)
         let linux = try #require(IOPageTableARM.stage2Geometry(granule: .size16K, inputBits: 40, outputBits: 40))
-        var fixed = StreamTableEntry()
-        fixed.valid = true
-        fixed.config = .stage2
-        fixed.setStage2(vmid: VMID(1), ttb: PhysicalAddress(0x4000_0000), geometry: linux, outputSize: .bits40)
+        let fixed = ArmSMMUv3Entries.stage2STE(vmid: VMID(1), ttb: PhysicalAddress(0x4000_0000), geometry: linux, outputSize: .bits40,
+                                               features: ArmSMMUv3Features())
         #expect(fixed.s2SL0 == 1 && fixed.illegalRule(on: hardware) == nil)
     }
 }

@@ -97,22 +97,9 @@ struct NestedFixture {
             try guestWrite64(Self.tableIPAs[level] + index * 8, Self.tableIPAs[level + 1] | 0b11)
         }
         try mapGuestPage(Self.gIOVA, to: target)
-        var cd = ContextDescriptor()
-        cd.t0sz = 16
-        cd.tg0 = .size4K
-        cd.ir0 = 1
-        cd.or0 = 1
-        cd.sh0 = 3
-        cd.epd1 = true
-        cd.valid = true
-        cd.ips = 0b010            // 40-bit IPA output
-        cd.aa64 = true
-        cd.record = true
-        cd.abort = true
-        cd.aset = true
-        cd.asid = Self.guestASID
-        cd.ttb0 = Self.tableIPAs[0]
-        cd.mair = IOPageTableARM.mair
+        // The guest's `arm_smmu_make_s1_cd`: 4K, 48-bit VA, 40-bit IPA output, io-pgtable's MAIR.
+        let cd = ArmSMMUv3Entries.stage1CD(asid: Self.guestASID, ttb0: PhysicalAddress(Self.tableIPAs[0]),
+                                           geometry: WalkGeometry(granule: .size4K, inputSize: 48, startLevel: 0), ips: .bits40)
         for (i, word) in cd.words.enumerated() { try guestWrite64(Self.cdIPA + UInt64(i) * 8, word) }
     }
 

@@ -1,3 +1,4 @@
+import Testbed
 import Testing
 import Foundation
 import Bus
@@ -287,9 +288,7 @@ struct VFIOScenarioTests {
             try machine.rootComplexes[0].attach(function)
             functions.append(function)
         }
-        let gic = try #require(machine.gic)
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
-        try kernel.boot()
+        let kernel = try HostMachine(machine).bootHost(configuration)
         let harness = HostHarness(machine: machine, kernel: kernel, functions: functions)
         return Setup(harness: harness, process: UserProcess(kernel: kernel))
     }

@@ -4,6 +4,7 @@ import GIC
 import LinuxKernel
 import Machine
 import PCI
+import Testbed
 @testable import VMM
 
 /// VMMHarness's world (qemu-virt host, one MSI-X function at host 00:01.0 with 4 vectors,
@@ -23,9 +24,7 @@ enum EventHarness {
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msi: plainMSI, msix: plainMSI == nil ? MSIXConfiguration(tableSize: 4) : nil)
         try machine.rootComplexes[0].attach(function)
-        guard let gic = machine.gic else { throw VMMHarness.HarnessError.noGIC }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: hostConfiguration)
-        try host.boot()
+        let host = try HostMachine(machine).bootHost(hostConfiguration)
         guard let pdev = host.pci.device(VMMHarness.hostRID) else { throw VMMHarness.HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, device: pdev.device,
                                             configuration: .init(vcpuCount: 2, viommu: viommu, guestKernel: guestConfiguration,

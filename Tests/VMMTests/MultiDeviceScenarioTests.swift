@@ -1,3 +1,4 @@
+import Testbed
 import Testing
 import Bus
 import Firmware
@@ -48,9 +49,7 @@ struct MultiDeviceScenarioTests {
                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                   msix: MSIXConfiguration(tableSize: 4))
         try machine.rootComplexes[0].attach(far, behind: port)
-        guard let gic = machine.gic else { throw VMMHarness.HarnessError.noGIC }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: KernelConfiguration(version: hostVersion))
-        try host.boot()
+        let host = try HostMachine(machine).bootHost(KernelConfiguration(version: hostVersion))
         guard let a = host.pci.device(nearRID), let b = host.pci.device(farRID) else { throw VMMHarness.HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, devices: [a.device, b.device],
                                             configuration: .init(vcpuCount: 2, viommu: viommu, guestKernel: guestConfiguration,
@@ -192,9 +191,7 @@ struct MultiDeviceScenarioTests {
             try machine.rootComplexes[0].attach(f)
             functions.append(f)
         }
-        let gic = try #require(machine.gic)
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: KernelConfiguration())
-        try host.boot()
+        let host = try HostMachine(machine).bootHost()
         let hostDevices = try functions.map { try #require(host.pci.device($0.requesterID)).device }
         let vmm = try VirtualMachineMonitor(host: host, devices: hostDevices,
                                             configuration: .init(vcpuCount: 2, viommu: .acceleratedSMMUv3, msi: .rmrIdentity))

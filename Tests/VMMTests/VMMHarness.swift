@@ -5,6 +5,7 @@ import LinuxKernel
 import Machine
 import PCI
 import SMMUv3
+import Testbed
 @testable import VMM
 
 /// A qemu-virt host with one MSI-X function (00:01.0, 4 vectors, 16 KiB BAR 0 with the table at
@@ -33,9 +34,7 @@ struct VMMHarness {
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msi: plainMSI, msix: plainMSI == nil ? MSIXConfiguration(tableSize: 4) : nil)
         try machine.rootComplexes[0].attach(function)
-        guard let gic = machine.gic else { throw HarnessError.noGIC }
-        let host = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: hostConfiguration)
-        try host.boot()
+        let host = try HostMachine(machine).bootHost(hostConfiguration)
         guard let pdev = host.pci.device(hostRID) else { throw HarnessError.noDevice }
         let vmm = try VirtualMachineMonitor(host: host, device: pdev.device,
                                             configuration: .init(ramSize: ramSize, vcpuCount: vcpus, viommu: viommu, guestKernel: guestConfiguration,
@@ -44,7 +43,7 @@ struct VMMHarness {
         return VMMHarness(machine: machine, host: host, function: function, vmm: vmm, guest: guest)
     }
 
-    enum HarnessError: Error { case noGIC, noDevice }
+    enum HarnessError: Error { case noDevice }
 
     /// The guest's pci_dev of the passthrough function.
     var guestDevice: PCIDevice? { guest.pci.device(vmm.configuration.guestRequesterID) }

@@ -63,50 +63,69 @@ public enum ArmSMMUv3Entries {
     /// `arm_smmu_make_s2_domain_ste(target, master, smmu_domain, ats_enabled)`: V | Config=S2;
     /// EATS = TRANS with `ats` (never, from the driver: no ATS in the model); SHCFG = incoming
     /// with ATTR_TYPES_OVR; VMID, the VTCR block (S2T0SZ, S2SL0, S2IR0/OR0 = WBWA, S2SH0 = ISH,
-    /// S2TG, S2PS), S2AA64, S2PTW, S2S for a stall-enabled master, S2R; S2TTB.
-    public static func stage2STE(vmid: VMID, table: IOPageTableARM, features: ArmSMMUv3Features,
-                                 ats: Bool = false, stallEnabled: Bool = false) -> StreamTableEntry {
+    /// S2TG, S2PS), S2AA64, S2PTW, S2S for a stall-enabled master, S2R; S2TTB (SMMUv3 §5.2).
+    /// The io-pgtable's `vttbr`/`vtcr` come in as primitives (`ttb`, `geometry` for T0SZ, SL0
+    /// and TG, `outputSize` for PS) so bring-up code that writes its own tables builds the
+    /// same STE; the domain's form below forwards here.
+    public static func stage2STE(vmid: VMID, ttb: PhysicalAddress, geometry: WalkGeometry, outputSize: OutputAddressSize,
+                                 features: ArmSMMUv3Features, ats: Bool = false, stallEnabled: Bool = false) -> StreamTableEntry {
         var ste = StreamTableEntry()
         ste.valid = true
         ste.config = .stage2
         ste.eats = ats ? eatsTrans : 0
         if features.attributeTypesOverride { ste.shcfg = 1 }
         ste.s2VMID = vmid
-        ste.s2T0SZ = table.tableSize
-        ste.s2SL0 = table.startLevelField
+        ste.s2T0SZ = 64 - geometry.inputSize
+        ste.s2SL0 = WalkGeometry.sl0(granule: geometry.granule, startLevel: geometry.startLevel)
         ste.s2IR0 = 1
         ste.s2OR0 = 1
         ste.s2SH0 = 3
-        ste.s2Granule = table.geometry.granule
-        ste.s2PS = table.physicalSizeField
+        ste.s2Granule = geometry.granule
+        ste.s2PS = UInt64(outputSize.rawValue)
         ste.s2AA64 = true
         ste.s2PTW = true
         ste.s2S = stallEnabled
         ste.s2R = true
-        ste.s2TTB = table.root.rawValue.keepingBits(51, 4)
+        ste.s2TTB = ttb.rawValue.keepingBits(51, 4)
         return ste
     }
 
+    /// `arm_smmu_make_s2_domain_ste` for an io-pgtable stage-2 domain: its VTTBR, walk and PS.
+    public static func stage2STE(vmid: VMID, table: IOPageTableARM, features: ArmSMMUv3Features,
+                                 ats: Bool = false, stallEnabled: Bool = false) -> StreamTableEntry {
+        stage2STE(vmid: vmid, ttb: table.root, geometry: table.geometry, outputSize: table.outputSize,
+                  features: features, ats: ats, stallEnabled: stallEnabled)
+    }
+
     /// `arm_smmu_make_s1_cd`: T0SZ, TG0, IRGN0/ORGN0 = WBWA, SH0 = IS, EPD1, V, IPS, AA64,
-    /// R, A, ASET, ASID; TTB0; MAIR (io-pgtable's TCR/TTBR/MAIR for a coherent walk).
-    public static func stage1CD(asid: ASID, table: IOPageTableARM) -> ContextDescriptor {
+    /// R, A, ASET, ASID; TTB0; MAIR (SMMUv3 §5.4). Linux takes TCR/TTBR/MAIR from io-pgtable's
+    /// `arm_lpae_s1_cfg`; here they come in as primitives (`ttb0`, `geometry` for T0SZ and TG0,
+    /// `ips`, `mair`) so bring-up code that writes its own tables builds the same CD; the
+    /// domain's form below forwards here with io-pgtable's MAIR.
+    public static func stage1CD(asid: ASID, ttb0: PhysicalAddress, geometry: WalkGeometry, ips: OutputAddressSize,
+                                mair: UInt64 = IOPageTableARM.mair) -> ContextDescriptor {
         var cd = ContextDescriptor()
-        cd.t0sz = table.tableSize
-        cd.tg0 = table.geometry.granule
+        cd.t0sz = 64 - geometry.inputSize
+        cd.tg0 = geometry.granule
         cd.ir0 = 1
         cd.or0 = 1
         cd.sh0 = 3
         cd.epd1 = true
         cd.valid = true
-        cd.ips = table.physicalSizeField
+        cd.ips = UInt64(ips.rawValue)
         cd.aa64 = true
         cd.record = true
         cd.abort = true
         cd.aset = true
         cd.asid = asid
-        cd.ttb0 = table.root.rawValue.keepingBits(51, 4)
-        cd.mair = IOPageTableARM.mair
+        cd.ttb0 = ttb0.rawValue.keepingBits(51, 4)
+        cd.mair = mair
         return cd
+    }
+
+    /// `arm_smmu_make_s1_cd` for an io-pgtable stage-1 domain: its TTBR, walk, IPS and MAIR.
+    public static func stage1CD(asid: ASID, table: IOPageTableARM) -> ContextDescriptor {
+        stage1CD(asid: asid, ttb0: table.root, geometry: table.geometry, ips: table.outputSize)
     }
 
     // MARK: Used bits

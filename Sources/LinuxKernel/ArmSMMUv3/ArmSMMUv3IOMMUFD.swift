@@ -190,11 +190,22 @@ public enum ArmSMMUv3Nesting {
     public static func nestedCDTableSTE(vste: (UInt64, UInt64), vmid: VMID, parent: IOPageTableARM,
                                         features: ArmSMMUv3Features, configuration: KernelConfiguration,
                                         ats: Bool = false) -> StreamTableEntry {
-        var ste = ArmSMMUv3Entries.stage2STE(vmid: vmid, table: parent, features: features, ats: ats)
+        nestedCDTableSTE(vste: vste, vmid: vmid, s2TTB: parent.root, s2Geometry: parent.geometry, outputSize: parent.outputSize,
+                         features: features, mergeEvents: configuration.has(.nestedSTEMergeEvents), ats: ats)
+    }
+
+    /// `arm_smmu_make_nested_cd_table_ste` with the parent's S2 as primitives (VTTBR, walk, PS)
+    /// and `mergeEvents` standing for `KernelBehaviour.nestedSTEMergeEvents`, so bring-up code
+    /// that writes its own stage-2 tables builds the same nested STE.
+    public static func nestedCDTableSTE(vste: (UInt64, UInt64), vmid: VMID, s2TTB: PhysicalAddress, s2Geometry: WalkGeometry,
+                                        outputSize: OutputAddressSize, features: ArmSMMUv3Features, mergeEvents: Bool,
+                                        ats: Bool = false) -> StreamTableEntry {
+        var ste = ArmSMMUv3Entries.stage2STE(vmid: vmid, ttb: s2TTB, geometry: s2Geometry, outputSize: outputSize,
+                                             features: features, ats: ats)
         ste.dw0 = 1 | (StreamConfig.nested.rawValue << 1)
         ste.dw0 |= vste.0 & ~(UInt64(0b111) << 1)
         ste.dw1 |= vste.1
-        if configuration.has(.nestedSTEMergeEvents) { ste.dw1 |= ste1MEV }
+        if mergeEvents { ste.dw1 |= ste1MEV }
         return ste
     }
 }

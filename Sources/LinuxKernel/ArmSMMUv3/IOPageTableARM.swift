@@ -176,50 +176,47 @@ public final class IOPageTableARM {
     /// WBWA (1), SH = IS (3), (I)PS from oas, and for stage 2 SL0 from the start level.
     public var tableSize: Int { 64 - inputBits }
     public var physicalSizeField: UInt64 { ArmSMMUv3Features.physicalSizeField(bits: outputBits) }
+    /// `cfg.oas` as the STE.S2PS / CD.IPS encoding (`physicalSizeField`).
+    public var outputSize: OutputAddressSize { OutputAddressSize(field: physicalSizeField) }
     public var startLevelField: Int { WalkGeometry.sl0(granule: geometry.granule, startLevel: geometry.startLevel) }
 
     // MARK: PTE encoding
 
-    static let typeTable: UInt64 = 3, typePage: UInt64 = 3, typeBlock: UInt64 = 1
+    static let typeTable = ArmLPAEPTE.typeTable, typePage = ArmLPAEPTE.typePage, typeBlock = ArmLPAEPTE.typeBlock
 
     /// `arm_lpae_prot_to_pte` plus the type bits of `arm_lpae_init_pte`.
     func leafPTE(physical: UInt64, level: Int, protection prot: IOMMUProtection) -> UInt64 {
+        typealias P = ArmLPAEPTE
         var pte: UInt64 = 0
         switch format {
         case .stage1:
-            pte |= 1 << 11                                             // nG
-            if !prot.contains(.write) && prot.contains(.read) { pte |= 1 << 7 } // AP_RDONLY
-            if !prot.contains(.priv) { pte |= 1 << 6 }                 // AP_UNPRIV
-            if prot.contains(.mmio) { pte |= 2 << 2 }                  // AttrIndx DEV
-            else if prot.contains(.cache) { pte |= 1 << 2 }            // AttrIndx CACHE
+            pte |= P.notGlobal
+            if !prot.contains(.write) && prot.contains(.read) { pte |= P.apReadOnly }
+            if !prot.contains(.priv) { pte |= P.apUnprivileged }
+            if prot.contains(.mmio) { pte |= 2 << P.attributeIndexShift }          // ATTR_IDX_DEV
+            else if prot.contains(.cache) { pte |= 1 << P.attributeIndexShift }   // ATTR_IDX_CACHE
         case .stage2:
-            if prot.contains(.read) { pte |= 1 << 6 }                  // HAP_READ
-            if prot.contains(.write) { pte |= 1 << 7 }                 // HAP_WRITE
-            if prot.contains(.mmio) { pte |= 0x1 << 2 }                // MEMATTR_DEV
-            else if prot.contains(.cache) { pte |= 0xF << 2 }          // MEMATTR_OIWB
-            else { pte |= 0x5 << 2 }                                   // MEMATTR_NC
+            if prot.contains(.read) { pte |= P.hapRead }
+            if prot.contains(.write) { pte |= P.hapWrite }
+            if prot.contains(.mmio) { pte |= 0x1 << P.memoryAttributesShift }      // MEMATTR_DEV
+            else if prot.contains(.cache) { pte |= 0xF << P.memoryAttributesShift } // MEMATTR_OIWB
+            else { pte |= 0x5 << P.memoryAttributesShift }                        // MEMATTR_NC
         }
-        pte |= prot.contains(.cache) ? (3 << 8) : (2 << 8)            // SH_IS : SH_OS
-        if prot.contains(.noExec) { pte |= 3 << 53 }                   // XN
-        pte |= 1 << 10                                                 // AF
-        pte |= level == 3 ? Self.typePage : Self.typeBlock
-        pte |= Self.addressToPTE(physical)
+        pte |= prot.contains(.cache) ? P.shareableInner : P.shareableOuter
+        if prot.contains(.noExec) { pte |= P.executeNever }
+        pte |= P.accessFlag
+        pte |= level == 3 ? P.typePage : P.typeBlock
+        pte |= P.outputAddressField(physical)
         return pte
     }
 
-    func tablePTE(_ table: UInt64) -> UInt64 { Self.addressToPTE(table) | Self.typeTable }
+    func tablePTE(_ table: UInt64) -> UInt64 { ArmLPAEPTE.outputAddressField(table) | ArmLPAEPTE.typeTable }
 
-    /// `paddr_to_iopte`: PA[47:12] in place and PA[51:48] folded into PTE[15:12] ("of the bits
-    /// which overlap, either 51:48 or 15:12 are always RES0": a 64K-granule address has 15:12
-    /// clear, any other granule's oas is at most 48).
-    static func addressToPTE(_ address: UInt64) -> UInt64 { (address | (address >> 36)).keepingBits(47, 12) }
+    /// `paddr_to_iopte` (`ArmLPAEPTE.outputAddressField`).
+    static func addressToPTE(_ address: UInt64) -> UInt64 { ArmLPAEPTE.outputAddressField(address) }
 
-    /// `iopte_to_paddr`: PTE[47:12], and for the 64K granule PTE[15:12] back to PA[51:48].
-    func pteToAddress(_ pte: UInt64) -> UInt64 {
-        let address = pte.keepingBits(47, 12)
-        guard geometry.granule == .size64K else { return address }
-        return (address | (address << 36)).keepingBits(51, 16)
-    }
+    /// `iopte_to_paddr` (`ArmLPAEPTE.outputAddress`).
+    func pteToAddress(_ pte: UInt64) -> UInt64 { ArmLPAEPTE.outputAddress(pte, granule: geometry.granule) }
 
     static func isValid(_ pte: UInt64) -> Bool { pte & 1 != 0 }
     func isLeaf(_ pte: UInt64, level: Int) -> Bool { level == 3 || pte & 3 == Self.typeBlock }

@@ -3,8 +3,8 @@ import LinuxKernel
 import Machine
 
 /// A machine the Linux host kernel model can boot on: one with a GICv3 (the kernel's CPU
-/// interface). The reports plug their functions into the machine first, then boot the host
-/// here, so every report builds "a machine plus a booted host" the same way.
+/// interface). Reports and scenario worlds plug their functions into the machine first, then
+/// boot the host here, so "a machine plus a booted host" is built one way.
 public struct HostMachine {
     /// Why there is no booted host: the machine has no GICv3, or the kernel model's boot failed
     /// (the error it threw).
@@ -29,10 +29,16 @@ public struct HostMachine {
         self.gic = gic
     }
 
+    /// The host kernel model with `configuration` on the machine, not yet booted (for tests
+    /// that drive the boot steps themselves).
+    public func makeHost(_ configuration: KernelConfiguration = KernelConfiguration()) -> LinuxKernel {
+        LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+    }
+
     /// Boots the host kernel model with `configuration` on the machine as it is now (the
     /// functions plugged so far are the ones it enumerates).
-    public func bootHost(_ configuration: KernelConfiguration) throws(Failure) -> LinuxKernel {
-        let kernel = LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+    public func bootHost(_ configuration: KernelConfiguration = KernelConfiguration()) throws(Failure) -> LinuxKernel {
+        let kernel = makeHost(configuration)
         do { try kernel.boot() } catch { throw .boot(machine: machine.name, error: error) }
         return kernel
     }
