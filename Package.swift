@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "Testbed"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Testbed"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
-        .testTarget(name: "InspectTests", dependencies: ["Inspect", "LinuxKernel", "Firmware", "PCI", "Bus"]),
+        .testTarget(name: "InspectTests", dependencies: ["Inspect", "Report", "Scenario", "LinuxKernel", "Firmware", "PCI", "Bus"]),
         .testTarget(name: "DoorbellCommandsTests", dependencies: ["DoorbellCommands", "Report", "Testbed", "doorbell"]),
     ],
     swiftLanguageModes: [.v6]

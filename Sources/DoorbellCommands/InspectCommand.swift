@@ -1,4 +1,5 @@
 import ArgumentParser
+import Firmware
 import Foundation
 import Inspect
 import Report
@@ -100,15 +101,8 @@ struct InspectCommand: ParsableCommand {
             throw CommandFailure("\(root): no such file or directory")
         }
         if isDirectory.boolValue { return DirectorySnapshot(root: root) }
-        let directory = DirectorySnapshot(root: "/")
-        let path = root.hasPrefix("/") ? String(root.dropFirst()) : FileManager.default.currentDirectoryPath.dropFirst() + "/" + root
         let bytes: [UInt8]
-        do {
-            guard let read = try directory.read(String(path), limit: SnapshotLimits.archive) else { throw CommandFailure("\(root): cannot read") }
-            bytes = read
-        } catch let error as SnapshotError {
-            throw CommandFailure("\(root): \(error.problem)")
-        }
+        do { bytes = try InputFile.read(root, maximumSize: SnapshotLimits.archive) } catch { throw CommandFailure("\(error)") }
         do { return try ArchiveSnapshot(name: root, bytes: bytes) } catch { throw CommandFailure(error.description) }
     }
 }

@@ -51,7 +51,7 @@ public struct InspectPassthrough {
             var device = DeviceDescription(requesterID: rid, interrupts: interrupts, vectors: min(vectors, 64))
             device.hostBridge = bridge
             let scenario = ScenarioDescription(
-                name: "\(sysfs.name) on \(snapshot.source)",
+                name: sysfs.name,
                 summary: "\(sysfs.name) passed through to a VM \(viommu == .none ? "without a vIOMMU" : "with an accelerated vSMMU (guest DMA domain, nested)")",
                 platform: .deviceTree(path: snapshot.source), host: HostOptions(kernel: prediction.configuration.version),
                 vm: VMOptions(viommu: viommu), devices: [device], strategies: strategies, events: [], expectations: [])

@@ -6,9 +6,9 @@ import Scenario
 /// through with an accelerated vSMMU and without a vIOMMU, as `doorbell strategies` prints it.
 public enum InspectPassthroughReport {
     public static func text(_ whatIf: InspectPassthrough) -> String {
-        var out = "Doorbell inspect: \(InspectText.safe(whatIf.device)) passed through\n\nHost checks:\n"
+        var out = "Doorbell inspect: \(SafeText.escape(whatIf.device)) passed through\n\nHost checks:\n"
         for check in whatIf.checks {
-            out += "  \(check.passed ? "✓" : "✗") \(check.name): \(InspectText.safe(check.detail))\n"
+            out += "  \(check.passed ? "✓" : "✗") \(check.name): \(SafeText.escape(check.detail))\n"
         }
         for (scenario, runs) in whatIf.runs {
             out += "\n" + ScenarioReport.strategies(scenario, runs, format: .table)

@@ -31,7 +31,7 @@ public struct InspectReport {
     public var answered: Bool { prediction != nil }
 
     public var text: String {
-        var out = "Doorbell inspect: \(InspectText.safe(snapshot.source))\n"
+        var out = "Doorbell inspect: \(SafeText.escape(snapshot.source))\n"
         let firmware: String
         switch snapshot.firmware {
         case .deviceTree?: firmware = "device tree (sys/firmware/fdt)"
@@ -40,19 +40,19 @@ public struct InspectReport {
         case nil: firmware = "none found"
         }
         out += "  firmware: \(firmware)\n"
-        out += "  kernel: \(InspectText.safe(snapshot.release ?? "unknown"))"
+        out += "  kernel: \(SafeText.escape(snapshot.release ?? "unknown"))"
         if let prediction { out += " → modelled as \(prediction.configuration.version.rawValue), default domain \(prediction.configuration.defaultDomain.rawValue)" }
         out += "\n"
-        if let cmdline = snapshot.commandLine { out += "  command line: \(InspectText.safe(cmdline.text))\n" }
+        if let cmdline = snapshot.commandLine { out += "  command line: \(SafeText.escape(cmdline.text))\n" }
         out += "  read: \(snapshot.groups.count) IOMMU group(s), \(snapshot.functions.count) PCI function(s)"
         out += snapshot.interrupts.map { ", /proc/interrupts (\($0.lines.count) interrupts, \($0.cpus) CPUs)" } ?? ""
         out += "\n"
-        if !snapshot.missing.isEmpty { out += "  not available: \(snapshot.missing.map(InspectText.safe).joined(separator: ", "))\n" }
-        for problem in snapshot.problems { out += "  unreadable: \(InspectText.safe(problem))\n" }
+        if !snapshot.missing.isEmpty { out += "  not available: \(snapshot.missing.map { SafeText.escape($0) }.joined(separator: ", "))\n" }
+        for problem in snapshot.problems { out += "  unreadable: \(SafeText.escape(problem))\n" }
         for note in configurationNotes { out += "  note: \(note)\n" }
-        for note in prediction?.notes.dropFirst(configurationNotes.count) ?? [] { out += "  note: \(InspectText.safe(note))\n" }
+        for note in prediction?.notes.dropFirst(configurationNotes.count) ?? [] { out += "  note: \(SafeText.escape(note))\n" }
         guard let comparison else {
-            out += "\nNo prediction: \(InspectText.safe(failure ?? "unknown reason")).\n"
+            out += "\nNo prediction: \(SafeText.escape(failure ?? "unknown reason")).\n"
             out += "Doorbell models Arm machines (a GICv3 ITS, optionally an SMMUv3) described by a device tree or ACPI IORT/MADT/MCFG; this machine's MSIs cannot be modelled.\n"
             return out
         }
@@ -61,7 +61,7 @@ public struct InspectReport {
         }
         out += "\nDisagreements: \(comparison.disagreements.isEmpty ? "none" : String(comparison.disagreements.count))\n"
         for d in comparison.disagreements {
-            out += "  - \(d.device) \(d.what): model \(InspectText.safe(d.model)), machine \(InspectText.safe(d.machine)) [\(d.kind.rawValue)] — \(d.reason)\n"
+            out += "  - \(d.device) \(d.what): model \(SafeText.escape(d.model)), machine \(SafeText.escape(d.machine)) [\(d.kind.rawValue)] — \(d.reason)\n"
         }
         return out
     }
@@ -70,7 +70,7 @@ public struct InspectReport {
         var ids = ""
         if let v = row.vendor, let d = row.device { ids = " " + hex(UInt64(v), 4) + ":" + hex(UInt64(d), 4) }
         if let c = row.classCode { ids += " class " + hex(UInt64(c), 6) }
-        var out = "\(row.name)\(ids), driver \(InspectText.safe(row.driver ?? "none"))\n"
+        var out = "\(row.name)\(ids), driver \(SafeText.escape(row.driver ?? "none"))\n"
         guard let model = row.predicted else { return out + "  not in the model\n" }
         var rid = "  RID \(model.requesterID)"
         if model.wireRequesterID != model.requesterID { rid += ", requests carry \(model.wireRequesterID)" }
@@ -93,7 +93,7 @@ public struct InspectReport {
             if k < row.observed.count {
                 let seen = row.observed[k]
                 line += " | machine irq \(seen.irq)"
-                if let chip = seen.chip { line += " \(InspectText.safe(chip))" }
+                if let chip = seen.chip { line += " \(SafeText.escape(chip))" }
                 if let hw = seen.hwirq {
                     line += " hwirq → " + (hw.requesterID.map { "RID \(InspectComparisonText.rid($0)) " } ?? "") + "index \(hw.index)"
                 }
@@ -117,18 +117,3 @@ enum InspectComparisonText {
     }
 }
 
-/// Text read from a machine, made safe for a terminal: control characters (C0, DEL, C1) as
-/// `\u{…}` escapes, so a hostile file name or `/proc` line cannot move the cursor.
-enum InspectText {
-    static func safe(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-}
