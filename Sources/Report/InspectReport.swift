@@ -77,8 +77,9 @@ public struct InspectReport {
         rid += "; StreamID " + (model.streamIDs.isEmpty ? "none" : model.streamIDs.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
         rid += "; DeviceID " + (model.deviceID.map { "0x" + String($0, radix: 16) } ?? "-")
         out += rid + "\n"
-        out += "  group: model \(model.group.map(String.init) ?? "none") \(model.groupType ?? "")".trimmingCharacters(in: .whitespaces)
-        out += ", machine \(row.machineGroup.map(String.init) ?? "none") \(row.machineGroupType ?? "")".trimmingCharacters(in: .whitespaces) + "\n"
+        let modelGroup = [model.group.map(String.init) ?? "none", model.groupType].compactMap { $0 }.joined(separator: " ")
+        let machineGroup = [row.machineGroup.map(String.init) ?? "none", row.machineGroupType].compactMap { $0 }.joined(separator: " ")
+        out += "  group: model \(modelGroup), machine \(SafeText.escape(machineGroup))\n"
         let regions = Set(model.reservedRegions).union(row.machineRegions).sorted()
         for region in regions {
             let inModel = model.reservedRegions.contains(region), inMachine = row.machineRegions.contains(region)
