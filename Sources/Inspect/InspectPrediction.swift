@@ -36,6 +36,8 @@ public struct InspectPrediction {
         public var wireRequesterID: RequesterID
         public var streamIDs: [UInt32]
         public var deviceID: UInt32?
+        /// The ITS its DeviceID goes to (`msi-map` / IORT ITS group): its node path and base.
+        public var its: String?
         public var group: Int?
         /// The group's members by `pci_name`, sorted.
         public var groupMembers: [String]
@@ -198,7 +200,10 @@ public struct InspectPrediction {
                 }
             }
             predicted.append(Function(name: name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,
-                                      streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID, group: view.group,
+                                      streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID,
+                                      its: pdev.msiDomain.flatMap { d in kernel.itsDrivers.indices.contains(d.its) ? kernel.itsDrivers[d.its].node : nil }
+                                          .map { "\($0.path) at \($0.region.base)" },
+                                      group: view.group,
                                       groupMembers: (view.group == nil ? [] : kernel.pci.devices.filter { kernel.iommu.view(of: $0.device).group == view.group }
                                           .map { Self.sysfsName($0, machine: machine) }).sorted(),
                                       groupType: view.groupType, reservedRegions: view.reservedRegions,

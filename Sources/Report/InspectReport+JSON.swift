@@ -50,11 +50,12 @@ extension InspectReport {
         var requesterID: Int?
         var streamIDs: [Int]
         var deviceID: Int?
+        var its: String?
         var model: Side
         var machine: Side
 
         enum CodingKeys: String, CodingKey {
-            case name, vendor, device, driver, model, machine
+            case name, vendor, device, driver, model, machine, its
             case requesterID = "requester-id", streamIDs = "stream-ids", deviceID = "device-id"
         }
 
@@ -67,6 +68,7 @@ extension InspectReport {
             try c.encode(requesterID, forKey: .requesterID)
             try c.encode(streamIDs, forKey: .streamIDs)
             try c.encode(deviceID, forKey: .deviceID)
+            try c.encode(its, forKey: .its)
             try c.encode(model, forKey: .model)
             try c.encode(machine, forKey: .machine)
         }
@@ -145,7 +147,7 @@ extension InspectReport {
             return Function(
                 name: row.name, vendor: row.vendor.map(Int.init), device: row.device.map(Int.init), driver: row.driver,
                 requesterID: model.map { Int($0.requesterID.rawValue) }, streamIDs: model?.streamIDs.map(Int.init) ?? [],
-                deviceID: model?.deviceID.map(Int.init),
+                deviceID: model?.deviceID.map(Int.init), its: model?.its,
                 model: Side(group: model?.group, groupType: model?.groupType, reservedRegions: model?.reservedRegions ?? [],
                             mode: model?.mode,
                             vectors: model?.vectors.map { Vector(index: $0.index, irq: nil, address: Self.plainHex($0.address), data: Int($0.data),

@@ -76,6 +76,7 @@ public struct InspectReport {
         if model.wireRequesterID != model.requesterID { rid += ", requests carry \(model.wireRequesterID)" }
         rid += "; StreamID " + (model.streamIDs.isEmpty ? "none" : model.streamIDs.map { "0x" + String($0, radix: 16) }.joined(separator: ", "))
         rid += "; DeviceID " + (model.deviceID.map { "0x" + String($0, radix: 16) } ?? "-")
+        if let its = model.its { rid += " (ITS \(its))" }
         out += rid + "\n"
         let modelGroup = [model.group.map(String.init) ?? "none", model.groupType].compactMap { $0 }.joined(separator: " ")
         let machineGroup = [row.machineGroup.map(String.init) ?? "none", row.machineGroupType].compactMap { $0 }.joined(separator: " ")
