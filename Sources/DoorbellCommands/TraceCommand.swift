@@ -72,7 +72,7 @@ struct TraceCommand: ParsableCommand {
             firmware = world.guestFirmwareLines(device: device)
         }
         if let setup = run.setupFailure {
-            throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)")
+            throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)\(setup.cause.map { ", because \($0)" } ?? "")")
         }
         let outcome = run.outcomes.last { $0.step == step }
         let records = log.records.filter { $0.kind != .mmioRead }

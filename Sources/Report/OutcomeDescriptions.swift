@@ -61,7 +61,8 @@ extension StrategyRun {
     public var explanation: String? {
         let name = strategy.rawValue
         if let setup = setupFailure {
-            return "\(name): the setup failed at \(setup.step): \(setup.error), so no MSI could be fired."
+            let because = setup.cause.map { ", because \($0)" } ?? ""
+            return "\(name): the setup failed at \(setup.step): \(setup.error)\(because), so no MSI could be fired."
         }
         guard let first = firstFailure, let point = first.verdict.failurePoint else { return nil }
         let programmed = first.programmedAddress.map { Hex.format($0) } ?? "nothing"
@@ -78,7 +79,8 @@ extension StrategyRun {
                 + "\(fault.reason) (\(fault.type.name), S2=1, CLASS=\(fault.faultClass.name)): nothing in the host mapped that IPA to a doorbell."
         default:
             if case .failed(_, let why) = first.verdict {
-                return "\(name) (\(count)): vector \(first.vector) of device \(first.device) programmed \(programmed): \(why)."
+                let because = first.cause.map { ", because \($0)" } ?? ""
+                return "\(name) (\(count)): vector \(first.vector) of device \(first.device) programmed \(programmed): \(why)\(because)."
             }
             return nil
         }

@@ -122,6 +122,9 @@ extension World {
             outcome.guestRequesterID = g.requesterID
             outcome.guestDeviceID = g.msiDomain?.deviceID
         }
+        if case .aborted = outcome.stage1, vmm.devices.indices.contains(device) {
+            outcome.cause = vmm.devices[device].nestedAttachRefusal
+        }
         return outcome
     }
 
