@@ -45,14 +45,14 @@ struct ExploreCommand: ParsableCommand {
 
     @OptionGroup var kernel: KernelReleaseOption
 
-    @Option(help: ArgumentHelp("Where replay scenario files are written.", valueName: "dir"))
-    var out: String = "doorbell-explore"
+    @Option(help: ArgumentHelp("Write each counterexample as a replay scenario file into this directory (none are written without it).", valueName: "dir"))
+    var out: String?
 
     func validate() throws {
         guard (0...4).contains(depth) else { throw ValidationError("--depth must be 0…4 (each level multiplies the work by about 20)") }
         guard walks >= 0, steps >= 0, steps <= 64 else { throw ValidationError("--walks ≥ 0 and --steps 0…64") }
         guard strategy == "all" || Strategy(rawValue: strategy) != nil else {
-            throw ValidationError("unknown strategy '\(strategy)': all, \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(DidYouMean.unknown("strategy", strategy, among: ["all"] + Strategy.allCases.map(\.rawValue)))
         }
     }
 
