@@ -8,7 +8,7 @@ public struct Doorbell: ParsableCommand {
         discussion: "With no subcommand, `doorbell` runs the main job (`doorbell strategies`): the seed's passthrough device on qemu-virt under every proposed MSI strategy, side by side, and why the failing ones fail.",
         version: DoorbellVersion.string,
         subcommands: [StrategiesCommand.self, CompareCommand.self, RunCommand.self, TraceCommand.self, ExploreCommand.self, SeedCommand.self, MSICommand.self, WalkCommand.self,
-                      HostCommand.self, TopologyCommand.self, PresetsCommand.self],
+                      HostCommand.self, TopologyCommand.self, PresetsCommand.self, ExplainCommand.self],
         defaultSubcommand: StrategiesCommand.self
     )
     public init() {}
