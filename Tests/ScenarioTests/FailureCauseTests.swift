@@ -64,4 +64,29 @@ import Testing
             #expect(setup.error.contains(cause.errno.name), "the ioctl's errno is the deciding function's")
         }
     }
+
+    @Test("every failing run of every built-in scenario names the deciding function: a refusal, or the function that chose a faulting address",
+          arguments: BuiltInScenarios.all.map(\.name))
+    func everyFailingRun(_ name: String) throws {
+        for run in try runs(name) where !run.allDelivered {
+            let label = "\(name)/\(run.strategy.rawValue)"
+            if let setup = run.setupFailure {
+                #expect(setup.cause != nil, "\(label)")
+                continue
+            }
+            let first = try #require(run.firstFailure, "\(label)")
+            let named = first.cause?.function ?? first.programmedBy?.function
+            #expect(named != nil, "\(label): \(first.verdict)")
+            if let named { #expect(try #require(run.explanation).contains(named), "\(label)") }
+        }
+    }
+
+    @Test("seed legacy: iommu_dma_compose_msi_msg left the physical doorbell, and the explanation names the StreamID")
+    func seedLegacy() throws {
+        let run = try #require(try runs("seed").first { $0.strategy == .legacy })
+        let first = try #require(run.firstFailure)
+        #expect(first.programmedBy?.function == "iommu_dma_compose_msi_msg")
+        #expect(first.programmedBy?.detail.contains("0x0809_0040") == true)
+        #expect(try #require(run.explanation).contains("StreamID 0x8"))
+    }
 }
