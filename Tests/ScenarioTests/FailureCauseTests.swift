@@ -89,4 +89,21 @@ import Testing
         #expect(first.programmedBy?.detail.contains("0x0809_0040") == true)
         #expect(try #require(run.explanation).contains("StreamID 0x8"))
     }
+
+    @Test("compare's table is followed by one cause line per scenario and sentence, naming function, errno and window")
+    func compareTableCauses() throws {
+        let names = ["untranslated-its", "two-its", "ram-at-msi-window"]
+        let results = try names.map { name in
+            let scenario = try #require(BuiltInScenarios.named(name))
+            return (scenario, ScenarioRunner.runAll(scenario))
+        }
+        let text = ScenarioReport.comparison(results, format: .table)
+        #expect(text.contains("\nWhy the failing cells fail:\n"))
+        #expect(text.contains("  - untranslated-its / legacy, irqchip-relay, vfio-override, rmr-identity, vits-direct: the setup failed at VMM: "
+            + "VFIO_DEVICE_ATTACH_IOMMUFD_PT(parent): EINVAL (22), because iopt_table_enforce_dev_resv_regions returned EINVAL"))
+        #expect(text.contains("  - two-its / irqchip-relay, vfio-override, vits-direct: the setup failed at VMM: IOMMUFD_CMD_IOAS_MAP_MSI(0x0809_0000): EEXIST (17)"))
+        #expect(text.contains("  - ram-at-msi-window / legacy, irqchip-relay, vfio-override, rmr-identity, vits-direct: the setup failed at VMM: IOMMU_IOAS_MAP: EINVAL (22), "
+            + "because iopt_check_iova returned EINVAL for IOVA 0x0800_0000–"))
+        #expect(text.contains("  - two-its / legacy (0/8 delivered): the host programmed 0x0809_0040 (iommu_dma_compose_msi_msg"))
+    }
 }

@@ -158,7 +158,7 @@ extension GICv3ITSDriver {
                 msi.setAddress(of: &message, to: doorbell)
                 msi.addressSource = msi.iommuMSIShift != 0
                     ? MSIAddressSource(function: "msi_msg_set_addr",
-                        detail: "wrote \(Hex.format(message.address)): the IOVA page iommu_dma_sw_msi stored (\(1 << UInt64(msi.iommuMSIShift)) bytes) plus the doorbell \(Hex.format(doorbell))'s offset in it")
+                        detail: "wrote \(Hex.format(message.address)): the \(Hex.format(1 << UInt64(msi.iommuMSIShift), minDigits: 1))-byte IOVA page the domain's sw_msi (iommu_dma_sw_msi or iommufd_sw_msi) stored with msi_desc_set_iommu_msi_iova, plus the doorbell \(Hex.format(doorbell))'s offset in it")
                     : MSIAddressSource(function: "msi_msg_set_addr",
                         detail: "wrote the doorbell's physical address \(Hex.format(doorbell)): no sw_msi stored an IOVA for it (the device's domain maps no MSI page)")
             } else {
