@@ -69,7 +69,7 @@ extension IOPageTable {
             let existing = areas[index]
             if existing.doorbell == doorbell, existing.start == iova, existing.last == last { return }
             let what = existing.doorbell.map { "doorbell page \(Hex.format($0)) (another ITS)" } ?? "user memory"
-            throw process.kernel.refusals.refuse(.EEXIST, in: "IOMMUFD_CMD_IOAS_MAP_MSI (Doorbell's modelled ioctl, as iopt_check_iova)",
+            throw refusals.refuse(.EEXIST, in: "IOMMUFD_CMD_IOAS_MAP_MSI (Doorbell's modelled ioctl, as iopt_check_iova)",
                 for: "IOVA \(KernelRefusal.window(iova, last))",
                 because: "it already maps \(what) there, and this device's doorbell is page \(Hex.format(doorbell)): one vITS page cannot stand for two physical ITSs")
         }

@@ -35,6 +35,9 @@ public final class IOPageTable {
     }
 
     unowned(safe) let process: UserProcess
+    /// The owning kernel's refusal record, held directly: a table may outlive the process
+    /// handle it was made with (tests build one on a temporary process).
+    let refusals: KernelRefusals
     public private(set) var areas: [Area] = []
     public private(set) var reserved: [Reserved] = []
     /// `iopt->domains`, in the order they were added.
@@ -57,6 +60,7 @@ public final class IOPageTable {
 
     init(process: UserProcess) {
         self.process = process
+        self.refusals = process.kernel.refusals
         self.pageSize = process.pageSize
         self.maxAlignment = process.hugePageSize
     }
@@ -135,12 +139,12 @@ public final class IOPageTable {
         let (last, overflow) = iova.addingReportingOverflow(length &- 1)
         guard !overflow else { throw .EOVERFLOW }
         if let r = reserved.first(where: { $0.start <= last && iova <= $0.last }) {
-            throw process.kernel.refusals.refuse(.EINVAL, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
+            throw refusals.refuse(.EINVAL, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
                 because: "it intersects the reserved \(r.isSWMSIWindow ? "SW_MSI window" : "range") \(KernelRefusal.window(r.start, r.last)), which no user mapping may cover")
         }
         if let index = firstArea(intersecting: iova, last) {
             let a = areas[index]
-            throw process.kernel.refusals.refuse(.EEXIST, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
+            throw refusals.refuse(.EEXIST, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
                 because: "the IOAS already maps \(KernelRefusal.window(a.start, a.last)) there")
         }
     }
@@ -229,7 +233,7 @@ public final class IOPageTable {
             area.start <= last && start <= area.last
                 && !(isSWMSIWindow && area.doorbell != nil && area.start >= start && area.last <= last)
         }) {
-            throw process.kernel.refusals.refuse(.EADDRINUSE, in: "iopt_reserve_iova", for: "IOVA \(KernelRefusal.window(start, last))",
+            throw refusals.refuse(.EADDRINUSE, in: "iopt_reserve_iova", for: "IOVA \(KernelRefusal.window(start, last))",
                 because: "the IOAS already maps \(KernelRefusal.window(a.start, a.last)) inside the range to reserve")
         }
         reserved.append(Reserved(start: start, last: last, owner: owner, isSWMSIWindow: isSWMSIWindow))
@@ -286,7 +290,7 @@ public final class IOPageTable {
             removeReserved(owner: owner)
             let counted = regions.filter { $0.type == .msi || $0.type == .swMSI }
                 .map { "\($0.type == .msi ? "hardware MSI region" : "SW_MSI window") \(KernelRefusal.window($0.start, $0.end))" }
-            throw process.kernel.refusals.refuse(.EINVAL, in: "iopt_table_enforce_dev_resv_regions", for: "the device's reserved regions",
+            throw refusals.refuse(.EINVAL, in: "iopt_table_enforce_dev_resv_regions", for: "the device's reserved regions",
                 because: "it has \(counted.joined(separator: " and ")), and a driver must offer an SW_MSI window alone, never beside a hardware MSI region (WARN_ON(num_sw_msi && num_hw_msi))")
         }
         // Linux writes *sw_msi_start as it walks; a failed call leaves whatever SW_MSI it saw,
