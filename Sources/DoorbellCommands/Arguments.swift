@@ -16,17 +16,23 @@ public struct HexNumber: ExpressibleByArgument, Hashable, Sendable {
     public var defaultValueDescription: String { Hex.format(value) }
 }
 
-extension Granule: ExpressibleByArgument {
-    public init?(argument: String) {
+/// A translation granule on the command line: `4K`, `16K`, `64K` (or the byte count). A struct
+/// rather than `Granule` itself: swift-argument-parser prints the default of a CaseIterable
+/// RawRepresentable as its raw value ("12", the log2) and lists its cases with empty
+/// descriptions.
+struct GranuleArgument: ExpressibleByArgument, Hashable, Sendable {
+    let granule: Granule
+    init(_ granule: Granule) { self.granule = granule }
+    init?(argument: String) {
         switch argument.uppercased() {
-        case "4K", "4096": self = .size4K
-        case "16K", "16384": self = .size16K
-        case "64K", "65536": self = .size64K
+        case "4K", "4096": granule = .size4K
+        case "16K", "16384": granule = .size16K
+        case "64K", "65536": granule = .size64K
         default: return nil
         }
     }
-    public static var allValueStrings: [String] { ["4K", "16K", "64K"] }
-    public var defaultValueDescription: String { description }
+    static var allValueStrings: [String] { ["4K", "16K", "64K"] }
+    var defaultValueDescription: String { granule.description }
 }
 
 /// `--platform`: a preset name, or the path of a platform description (see `PlatformFile`).
@@ -37,21 +43,33 @@ struct PlatformOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The PCIe host bridge the device goes under: an index as `topology` lists them, or a node path (default: the first enabled one).", valueName: "index|path"))
     var bridge: String?
 
-    @Flag(name: .long, help: "Treat every ITS as not translated by the SMMU (a platform quirk a device tree cannot express).")
+    @Flag(name: .long, help: "Treat every ITS as not translated by the SMMU (a platform quirk a device tree cannot express): the machine routes doorbell writes around the SMMU and the host kernel reserves each ITS page as a hardware MSI region, as on the qemu-virt-untranslated-its preset.")
     var untranslatedITS = false
 
     func makeMachine() throws -> Machine {
         if let preset = MachinePreset(rawValue: platform) {
             var options = preset.options
             if untranslatedITS { options.untranslatedITS = true }
-            return try Machine(topology: try preset.topology(), options: options, name: preset.rawValue)
+            return try Machine(topology: withUntranslatedITS(try preset.topology()), options: options, name: preset.rawValue)
         }
+        try CommandLineNames.checkPlatform(platform)
         return try makeMachine(from: try PlatformFile.load(platform))
+    }
+
+    /// The description with every enabled ITS listed in `untranslatedITSBases` under
+    /// `--untranslated-its`, as `MachinePreset.topology()` does for the untranslated preset: the
+    /// bus option alone would route around the SMMU while the kernel model, which reads only
+    /// the description, kept using the SW_MSI window.
+    func withUntranslatedITS(_ topology: Topology) -> Topology {
+        guard untranslatedITS else { return topology }
+        var topology = topology
+        topology.untranslatedITSBases = topology.its.filter(\.enabled).map(\.region.base)
+        return topology
     }
 
     /// A machine from a description file already loaded.
     func makeMachine(from file: PlatformFile) throws -> Machine {
-        let topology = file.topology
+        let topology = withUntranslatedITS(file.topology)
         var options = MachineOptions()
         options.untranslatedITS = untranslatedITS
         do { return try Machine(topology: topology, options: options, name: platform) } catch { throw CommandFailure("\(platform): \(error)") }

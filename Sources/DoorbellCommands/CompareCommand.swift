@@ -30,10 +30,7 @@ struct CompareCommand: ParsableCommand {
     func run() throws {
         var scenarios = BuiltInScenarios.all
         if let scenario {
-            guard let one = BuiltInScenarios.named(scenario) else {
-                throw ValidationError("unknown scenario '\(scenario)': one of \(BuiltInScenarios.all.map(\.name).joined(separator: ", "))")
-            }
-            scenarios = [one]
+            scenarios = [try CommandLineNames.builtInScenario(scenario)]
         }
         var platformTopology: Topology?
         if let platform {

@@ -45,8 +45,8 @@ struct ExploreCommand: ParsableCommand {
 
     @OptionGroup var kernel: KernelReleaseOption
 
-    @Option(help: ArgumentHelp("Where replay scenario files are written.", valueName: "dir"))
-    var out: String = "doorbell-explore"
+    @Option(help: ArgumentHelp("Write each counterexample as a replay scenario file into this directory (none are written without it).", valueName: "dir"))
+    var out: String?
 
     func validate() throws {
         guard (0...4).contains(depth) else { throw ValidationError("--depth must be 0…4 (each level multiplies the work by about 20)") }
@@ -56,14 +56,14 @@ struct ExploreCommand: ParsableCommand {
             throw ValidationError("--walks \(walks) × --steps \(steps) is more than \(InputLimits.describe("explore step", InputLimits.maximumExploreSteps, unit: "random-walk events per strategy"))")
         }
         guard strategy == "all" || Strategy(rawValue: strategy) != nil else {
-            throw ValidationError("unknown strategy '\(strategy)': all, \(Strategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ValidationError(DidYouMean.unknown("strategy", strategy, among: ["all"] + Strategy.allCases.map(\.rawValue)))
         }
     }
 
     func run() throws {
         let (loaded, platformTopology) = try loadScenario(file: file, builtIn: file == nil ? scenario : nil)
         // Before the run, not after it: an unwritable --out must not cost the results.
-        let createdOut = try OutputDirectory.checkWritable(out)
+        let createdOut = try out.map(OutputDirectory.checkWritable) ?? false
         let description = kernel.apply(to: loaded)
         let strategies = strategy == "all" ? description.strategiesToRun : [Strategy(rawValue: strategy) ?? .legacy]
         let explorer = Explorer(scenario: description, platformTopology: platformTopology,
@@ -85,9 +85,9 @@ struct ExploreCommand: ParsableCommand {
         }
         let report: String
         do { report = try ExploreReport.render(results, explorer: explorer, outDirectory: out) } catch {
-            throw CommandFailure("--out \(out): the replay files could not be written (\(OutputDirectory.describe(error)))")
+            throw CommandFailure("--out \(out ?? ""): the replay files could not be written (\(OutputDirectory.describe(error)))")
         }
-        if createdOut { OutputDirectory.removeIfEmpty(out) }
+        if createdOut, let out { OutputDirectory.removeIfEmpty(out) }
         print(report, terminator: "")
         if results.contains(where: \.violated) { throw ExitCode(1) }
     }

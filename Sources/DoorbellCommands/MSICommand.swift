@@ -67,6 +67,7 @@ struct TopologyCommand: ParsableCommand {
     func run() throws {
         let machine: Machine
         if MachinePreset(rawValue: platform.platform) == nil {
+            try CommandLineNames.checkPlatform(platform.platform)
             let file = try PlatformFile.load(platform.platform)
             // The tables print before the machine is built: a description the machine refuses
             // still shows what it said.

@@ -15,6 +15,7 @@ struct ChosenPlatform {
     var platformTopology: Topology?
 
     init(_ argument: String) throws {
+        try CommandLineNames.checkPlatform(argument)
         if let preset = MachinePreset(rawValue: argument) {
             platform = .preset(preset)
             platformTopology = nil

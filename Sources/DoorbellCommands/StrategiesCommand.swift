@@ -27,9 +27,7 @@ struct StrategiesCommand: ParsableCommand {
     var format: ReportFormat = .table
 
     func run() throws {
-        guard let builtIn = BuiltInScenarios.named(scenario) else {
-            throw ValidationError("unknown scenario '\(scenario)': one of \(BuiltInScenarios.all.map(\.name).joined(separator: ", "))")
-        }
+        let builtIn = try CommandLineNames.builtInScenario(scenario)
         let description = kernel.apply(to: builtIn)
         let runs = ScenarioRunner.runAll(description)
         print(ScenarioReport.strategies(description, runs, format: format), terminator: "")

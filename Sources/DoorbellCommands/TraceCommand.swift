@@ -26,8 +26,9 @@ struct TraceCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A built-in scenario instead of a file (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"))
     var scenario: String?
 
-    @Option(help: ArgumentHelp("The strategy (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))).", valueName: "id"))
-    var strategy: Strategy
+    @Option(help: ArgumentHelp("The strategy (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))); a scenario file that names exactly one strategy gives it.", valueName: "id"),
+            transform: CommandLineNames.strategy)
+    var strategy: Strategy?
 
     @Option(help: "The device (index in the scenario's device list).")
     var device: Int = 0
@@ -48,6 +49,15 @@ struct TraceCommand: ParsableCommand {
     func run() throws {
         let (loaded, platformTopology) = try loadScenario(file: file, builtIn: scenario)
         let description = kernel.apply(to: loaded)
+        let strategy: Strategy
+        if let chosen = self.strategy {
+            strategy = chosen
+        } else if description.strategies.count == 1 {
+            strategy = description.strategies[0]
+        } else {
+            let why = description.strategies.isEmpty ? "runs every strategy" : "runs \(description.strategies.count) strategies"
+            throw ValidationError("give --strategy ID: \(description.name) \(why) (one of \(Strategy.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
         guard description.devices.indices.contains(device) else {
             throw ValidationError("the scenario has \(description.devices.count) device(s); --device \(device) does not exist")
         }
@@ -72,7 +82,7 @@ struct TraceCommand: ParsableCommand {
             firmware = world.guestFirmwareLines(device: device)
         }
         if let setup = run.setupFailure {
-            throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)")
+            throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)\(setup.cause.map { ", because \($0)" } ?? "")")
         }
         let outcome = run.outcomes.last { $0.step == step }
         let records = log.records.filter { $0.kind != .mmioRead }
@@ -97,10 +107,7 @@ extension Strategy: ExpressibleByArgument {
 func loadScenario(file: String?, builtIn: String?) throws -> (ScenarioDescription, Topology?) {
     let description: ScenarioDescription
     if let builtIn {
-        guard let found = BuiltInScenarios.named(builtIn) else {
-            throw ValidationError("unknown scenario '\(builtIn)': one of \(BuiltInScenarios.all.map(\.name).joined(separator: ", "))")
-        }
-        description = found
+        description = try CommandLineNames.builtInScenario(builtIn)
     } else if let file {
         description = try loadScenarioFile(file)
     } else {

@@ -29,16 +29,16 @@ struct WalkCommand: ParsableCommand {
     var stage: Stage = .nested
 
     @Option(help: "Stage-1 granule (4K, 16K, 64K).")
-    var granule: Granule = .size4K
+    var granule = GranuleArgument(.size4K)
 
     @Option(name: .customLong("s2-granule"), help: "Stage-2 granule (4K, 16K, 64K).")
-    var stage2Granule: Granule = .size4K
+    var stage2Granule = GranuleArgument(.size4K)
 
     @Option(help: "The address the device writes (an IOVA; an IPA for --stage s2).")
     var address: HexNumber = HexNumber(0x1_2345_6040)
 
     func run() throws {
-        let report = try WalkReport.make(platform: platform, stage: stage, granule: granule, stage2Granule: stage2Granule, address: address.value)
+        let report = try WalkReport.make(platform: platform, stage: stage, granule: granule.granule, stage2Granule: stage2Granule.granule, address: address.value)
         print(report.text, terminator: "")
     }
 }

@@ -17,6 +17,8 @@ public final class LinuxKernel {
     public let configuration: KernelConfiguration
     public let cpuInterface: any CPUInterfaceRegisters
     public let log = KernelLog()
+    /// The functions that refused something, with errno and window/ID: the causes reports name.
+    public let refusals = KernelRefusals()
     /// The journal of the message being followed, if any: the IRQ core appends each interrupt
     /// it takes (a host interrupt, or a guest handler when `role` is `.guest`), `eventfd_signal`
     /// under it appends its signal, KVM its vITS translations and injections.

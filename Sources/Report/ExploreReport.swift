@@ -5,8 +5,9 @@ import Scenario
 /// The explorer's report: the survival table, then each finding with its replay command.
 public enum ExploreReport {
     /// The survival table, then each finding with its replay command; the findings' replay
-    /// scenarios are written to `outDirectory`.
-    public static func render(_ results: [Explorer.Result], explorer: Explorer, outDirectory: String) throws -> String {
+    /// scenarios are written to `outDirectory` — only when one is given: nothing is written
+    /// into the current directory unasked.
+    public static func render(_ results: [Explorer.Result], explorer: Explorer, outDirectory: String?) throws -> String {
         let kinds = EventKind.allCases.filter { k in k != .fire && results.contains { $0.kindsRun.contains(k) } }
         var text = "Doorbell explore: \(SafeText.escape(explorer.scenario.name)), depth \(explorer.options.depth)"
         if explorer.options.walks > 0 { text += ", \(explorer.options.walks) walks of \(explorer.options.steps) (seed \(explorer.options.seed))" }
@@ -33,9 +34,13 @@ public enum ExploreReport {
         var files: [String] = []
         let findings = results.flatMap(\.findings)
         if !findings.isEmpty {
-            text += "\nMinimal counterexamples:\n"
-            try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+            text += "\nMinimal counterexamples"
+            text += outDirectory == nil ? " (give --out DIR to write each as a scenario file `doorbell run` replays):\n" : ":\n"
+            if let outDirectory { try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true) }
             for (i, f) in findings.enumerated() {
+                text += "  - \(f.strategy.rawValue): \(f.violation.invariant.rawValue) after [\(f.sequence.map(describe).joined(separator: ", "))]\n"
+                text += "    \(f.violation.detail)\n"
+                guard let outDirectory else { continue }
                 let name = "\(outDirectory)/\(f.strategy.rawValue)-\(f.violation.invariant.rawValue)-\(f.kind?.rawValue ?? "none")-\(i).yaml"
                 var replay = explorer.replayScenario(f)
                 if case .deviceTree(let platform) = replay.platform {
@@ -43,8 +48,6 @@ public enum ExploreReport {
                 }
                 try ScenarioFile.render(replay).write(toFile: name, atomically: true, encoding: .utf8)
                 files.append(name)
-                text += "  - \(f.strategy.rawValue): \(f.violation.invariant.rawValue) after [\(f.sequence.map(describe).joined(separator: ", "))]\n"
-                text += "    \(f.violation.detail)\n"
                 text += "    replay: doorbell run \(name)\n"
             }
         }

@@ -61,24 +61,27 @@ extension StrategyRun {
     public var explanation: String? {
         let name = strategy.rawValue
         if let setup = setupFailure {
-            return "\(name): the setup failed at \(setup.step): \(setup.error), so no MSI could be fired."
+            let because = setup.cause.map { ", because \($0)" } ?? ""
+            return "\(name): the setup failed at \(setup.step): \(setup.error)\(because), so no MSI could be fired."
         }
         guard let first = firstFailure, let point = first.verdict.failurePoint else { return nil }
-        let programmed = first.programmedAddress.map { Hex.format($0) } ?? "nothing"
+        var programmed = first.programmedAddress.map { Hex.format($0) } ?? "nothing"
+        if let source = first.programmedBy { programmed += " (\(source.function) \(source.detail))" }
         let guest = first.guestAddress.map { Hex.format($0) } ?? "?"
         let count = "\(deliveredCount)/\(firedCount) delivered"
         switch (point, first.stage1, first.stage2) {
         case (.stage1, .fault(let fault), _):
             return "\(name) (\(count)): the host programmed \(programmed) but the guest mapped its MSI at \(guest); "
                 + "the device's write walks the guest's stage 1 for \(Hex.format(fault.inputAddress)) and finds \(fault.reason) "
-                + "(\(fault.type.name), S2=0, CLASS=\(fault.faultClass.name)): the guest never mapped that IOVA."
+                + "(\(fault.type.name), StreamID \(Hex.format(UInt64(fault.streamID.rawValue), minDigits: 1)), S2=0, CLASS=\(fault.faultClass.name)): the guest never mapped that IOVA."
         case (.stage2, _, .fault(let fault)):
             let ipa = fault.ipa.map { Hex.format($0.rawValue) } ?? Hex.format(fault.inputAddress)
             return "\(name) (\(count)): the host programmed \(programmed); stage 2 has no mapping for IPA \(ipa): "
-                + "\(fault.reason) (\(fault.type.name), S2=1, CLASS=\(fault.faultClass.name)): nothing in the host mapped that IPA to a doorbell."
+                + "\(fault.reason) (\(fault.type.name), StreamID \(Hex.format(UInt64(fault.streamID.rawValue), minDigits: 1)), S2=1, CLASS=\(fault.faultClass.name)): nothing in the host mapped that IPA to a doorbell."
         default:
             if case .failed(_, let why) = first.verdict {
-                return "\(name) (\(count)): vector \(first.vector) of device \(first.device) programmed \(programmed): \(why)."
+                let because = first.cause.map { ", because \($0)" } ?? ""
+                return "\(name) (\(count)): vector \(first.vector) of device \(first.device) programmed \(programmed): \(why)\(because)."
             }
             return nil
         }

@@ -115,7 +115,33 @@ public enum ReportText {
             }
             rows.append(row)
         }
-        return table(header, rows, markdown: markdown)
+        return table(header, rows, markdown: markdown) + causes(results, markdown: markdown)
+    }
+
+    /// Under the matrix, why each failing cell fails: one line per scenario and distinct
+    /// sentence, the strategies that share it named together (the sentence is each run's
+    /// `explanation` without its strategy prefix), in scenario then strategy order.
+    static func causes(_ results: [(ScenarioDescription, [StrategyRun])], markdown: Bool) -> String {
+        var lines: [String] = []
+        for (scenario, runs) in results {
+            var groups: [(sentence: String, strategies: [String])] = []
+            for run in runs {
+                guard let explanation = run.explanation, explanation.hasPrefix(run.strategy.rawValue) else { continue }
+                var sentence = String(explanation.dropFirst(run.strategy.rawValue.count))
+                if sentence.hasPrefix(": ") { sentence.removeFirst(2) } else if sentence.hasPrefix(" ") { sentence.removeFirst() }
+                if let index = groups.firstIndex(where: { $0.sentence == sentence }) {
+                    groups[index].strategies.append(run.strategy.rawValue)
+                } else {
+                    groups.append((sentence, [run.strategy.rawValue]))
+                }
+            }
+            for group in groups {
+                let separator = group.sentence.hasPrefix("(") ? " " : ": "
+                lines.append("\(markdown ? "- " : "  - ")\(scenario.name) / \(group.strategies.joined(separator: ", "))\(separator)\(group.sentence)")
+            }
+        }
+        guard !lines.isEmpty else { return "" }
+        return "\nWhy the failing cells fail:\n" + (markdown ? "\n" : "") + lines.joined(separator: "\n") + "\n"
     }
 
     /// "4/4", "0/4 stage-1", "setup: VMM".

@@ -22,18 +22,23 @@ public enum ScenarioReport {
             text += (markdown ? "\n" : "\n  ") + ReportText.hostKernels(scenario, runs) + (scenario.host.kernel == nil ? "; choose one with --kernel" : "") + "\n"
             let why = ReportText.explanations(runs)
             if !why.isEmpty { text += "\nWhy the failing strategies fail:\n" + why }
-            text += "\n" + legend
+            text += "\n" + legend(scenario: scenario.name)
             return text
         }
     }
 
-    public static let legend = """
+    /// The closing paragraph; its trace suggestion names the scenario just run (a scenario
+    /// file's by its file, which `trace` takes as its argument).
+    public static func legend(scenario: String) -> String {
+        let source = BuiltInScenarios.named(scenario) != nil ? "--scenario \(scenario)" : "<file>"
+        return """
     The guest programs its MSI IOVA into its vMSI-X table; the host programs the physical MSI-X \
     entry; the device's write goes through the guest's stage 1 (IOVA → IPA) and the host's stage 2 \
     (IPA → PA) to the physical ITS, whose LPI the host hands to KVM, which injects the guest's LPI. \
-    Trace one MSI with `doorbell trace --scenario \(BuiltInScenarios.seed.name) --strategy <id>`.
+    Trace one MSI with `doorbell trace \(source) --strategy <id>`.
 
     """
+    }
 
     /// `doorbell run`: `strategies`, then (not in JSON) each run's vectors, its event log, its
     /// invariant violations, and whether the file's expectations hold.

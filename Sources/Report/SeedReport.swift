@@ -27,8 +27,8 @@ public struct SeedReport {
         var shapes: [Shape] = []
         var failureTrace: [TraceRecord] = []
         for (name, viommu, guestDomain, hostVersion) in [
-            ("no vIOMMU (stage 2 only)", VirtualMachineMonitor.VIOMMU.none, KernelConfiguration.DefaultDomain.dmaStrict, KernelConfiguration.Version.v6_15),
-            ("vSMMU, guest identity domain", .acceleratedSMMUv3, .identity, .v6_15),
+            ("no vIOMMU (stage 2 only), host v6.15", VirtualMachineMonitor.VIOMMU.none, KernelConfiguration.DefaultDomain.dmaStrict, KernelConfiguration.Version.v6_15),
+            ("vSMMU, guest identity domain, host v6.15", .acceleratedSMMUv3, .identity, .v6_15),
             ("vSMMU, guest DMA domain (nested), host \(nestedHost.rawValue)", .acceleratedSMMUv3, .dmaStrict, nestedHost),
         ] {
             let (shape, trace) = try run(name: name, viommu: viommu, guestDomain: guestDomain, hostVersion: hostVersion)

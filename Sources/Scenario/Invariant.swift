@@ -19,6 +19,23 @@ public enum Invariant: String, CaseIterable, Hashable, Sendable, Comparable {
     public static func < (a: Invariant, b: Invariant) -> Bool {
         allCases.firstIndex(of: a) ?? 0 < allCases.firstIndex(of: b) ?? 0
     }
+
+    /// The invariant in one or two sentences, as docs/strategies.md ("The five invariants")
+    /// states it and `doorbell explain` prints it.
+    public var statement: String {
+        switch self {
+        case .delivery:
+            "Every fired, unmasked vector of an enabled device ends as exactly one guest LPI on the vCPU the guest targeted, or as a reported architected fault."
+        case .isolation:
+            "A device raises only LPIs mapped for its own DeviceID; a write with another device's DeviceID or a forged EventID raises nothing it should not."
+        case .containment:
+            "Device DMA reaches only what the host mapped in stage 2 (guest RAM, doorbell pages)."
+        case .noSilentLoss:
+            "Every dropped write is accounted for: an SMMU event record, an ITS drop, a pending bit."
+        case .stability:
+            "After any event the first invariant still holds, or the run names the event that broke it."
+        }
+    }
 }
 
 /// One violation: which invariant, at which script step (and after which event), and what was

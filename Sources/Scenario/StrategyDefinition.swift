@@ -17,6 +17,24 @@ public struct StrategyDefinition: Hashable, Sendable {
     public var hostPatches: KernelPatches
     /// What the VMM does for MSIs (`MSIPlan`).
     public var msiPlan: MSIPlanKind
+    /// How far upstream the proposal got.
+    public var upstream: UpstreamStatus
+
+    /// How far upstream a strategy's proposal got, for `doorbell explain`.
+    public enum UpstreamStatus: String, Hashable, Sendable {
+        /// What Linux did before any proposal: the baseline.
+        case baseline = "upstream baseline (what Linux did before v6.15)"
+        /// Merged in Linux and QEMU.
+        case merged = "merged (Linux v6.15; QEMU 11.0's IORT RMR)"
+        /// Posted as an RFC series, not merged.
+        case rfc = "posted as an RFC series, not merged"
+        /// Proposed in review of a series, never posted as patches of its own.
+        case proposedInReview = "proposed in review of the RFC, never posted as a series"
+        /// Posted as a non-RFC series, under review, not merged.
+        case posted = "posted (v2), not merged"
+        /// Planned in a cover letter, never posted.
+        case planned = "planned in a cover letter, never posted"
+    }
 
     /// The VMM's MSI plan, without the guest shape it is computed for.
     public enum MSIPlanKind: String, Hashable, Sendable {
@@ -41,25 +59,25 @@ extension Strategy {
     public var definition: StrategyDefinition {
         switch self {
         case .legacy:
-            StrategyDefinition(origin: "Linux before v6.15", changes: [], baseRelease: .v6_14, hostPatches: [], msiPlan: .none)
+            StrategyDefinition(origin: "Linux before v6.15", changes: [], baseRelease: .v6_14, hostPatches: [], msiPlan: .none, upstream: .baseline)
         case .irqchipRelay:
             StrategyDefinition(origin: "RFCv1, Nov 2024 (the seed)", changes: [.uapi, .irqchip, .pciMSICore, .vfio, .iommufd, .vmm],
                                baseRelease: .v6_14, hostPatches: [.vfioMSIIOVAPrepare, .irqchipMSIIOVA, .iommufdIOASMapMSI],
-                               msiPlan: .guestIOVAs)
+                               msiPlan: .guestIOVAs, upstream: .rfc)
         case .vfioOverride:
             StrategyDefinition(origin: "Robin Murphy / Nicolin Chen, seed thread", changes: [.uapi, .vfio, .iommufd, .vmm],
                                baseRelease: .v6_14, hostPatches: [.vfioMSIIOVAPrepare, .vfioMSIOverride, .iommufdIOASMapMSI],
-                               msiPlan: .guestIOVAs)
+                               msiPlan: .guestIOVAs, upstream: .proposedInReview)
         case .rmrIdentity:
             StrategyDefinition(origin: "merged: Linux v6.15 + QEMU accel SMMUv3", changes: [.iommufd, .vmm, .guestFirmware],
-                               baseRelease: .v6_15, hostPatches: [], msiPlan: .rmrIdentity)
+                               baseRelease: .v6_15, hostPatches: [], msiPlan: .rmrIdentity, upstream: .merged)
         case .swMSIWindow:
             StrategyDefinition(origin: "Part-2 RMR v2, Oct 2025 (posted)", changes: [.uapi, .iommufd, .vmm, .guestFirmware],
-                               baseRelease: .v6_15, hostPatches: [.iommufdSWMSIWindow], msiPlan: .swMSIWindow)
+                               baseRelease: .v6_15, hostPatches: [.iommufdSWMSIWindow], msiPlan: .swMSIWindow, upstream: .posted)
         case .vitsDirect:
             StrategyDefinition(origin: "Part-3 (planned, never posted)", changes: [.uapi, .vfio, .iommufd, .vmm],
                                baseRelease: .v6_15, hostPatches: [.vfioMSIIOVAPrepare, .iommufdMSIIOVA, .iommufdIOASMapMSI],
-                               msiPlan: .guestIOVAs)
+                               msiPlan: .guestIOVAs, upstream: .planned)
         }
     }
 }

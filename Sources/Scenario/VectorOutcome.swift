@@ -1,5 +1,6 @@
 import Bus
 import GIC
+import LinuxKernel
 import PCI
 import SMMUv3
 
@@ -34,6 +35,12 @@ public struct VectorOutcome: Hashable, Sendable {
     public var expected: GuestInterrupt?
     public var handled: [GuestInterrupt]
     public var verdict: Verdict
+    /// The kernel function that decided the failure, when one did (an abort STE left by a
+    /// refused nested attach): function, errno and the StreamID.
+    public var cause: KernelRefusal?
+    /// The host function that chose the programmed address, when the MSI faulted in a
+    /// translation stage: the code that put an address the stage does not map into the entry.
+    public var programmedBy: MSIAddressSource?
     /// Event records the host SMMU wrote while this MSI was in flight.
     public var smmuEvents: [EventRecord]
     /// Descriptor reads and TLB lookups the SMMU made for it.

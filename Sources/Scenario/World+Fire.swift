@@ -122,6 +122,14 @@ extension World {
             outcome.guestRequesterID = g.requesterID
             outcome.guestDeviceID = g.msiDomain?.deviceID
         }
+        if case .aborted = outcome.stage1, vmm.devices.indices.contains(device) {
+            outcome.cause = vmm.devices[device].nestedAttachRefusal
+        }
+        if case .failed(let point, _) = outcome.verdict, point == .stage1 || point == .stage2, vmm.devices.indices.contains(device) {
+            // A multi-message MSI has one descriptor (index 0) for all its vectors.
+            let descriptors = vmm.devices[device].hostDevice.msiDescriptors
+            outcome.programmedBy = (descriptors.first { $0.index == vector } ?? descriptors.first)?.addressSource
+        }
         return outcome
     }
 

@@ -49,7 +49,16 @@ public final class World {
     public struct SetupFailure: Error, Hashable, Sendable, CustomStringConvertible {
         public var step: String
         public var error: String
+        /// The host function that refused the failing call, with errno and window/ID, when
+        /// the host kernel recorded one.
+        public var cause: KernelRefusal?
         public var description: String { "\(step): \(error)" }
+
+        public init(step: String, error: String, cause: KernelRefusal? = nil) {
+            self.step = step
+            self.error = error
+            self.cause = cause
+        }
     }
 
     init(scenario: ScenarioDescription, strategy: Strategy, machine: Machine, functions: [PCIFunction], host: LinuxKernel,
@@ -125,11 +134,16 @@ public final class World {
             hostDevices.append(pdev.device)
         }
         let vmm: VirtualMachineMonitor
+        let mark = host.refusals.mark
         do {
             vmm = try VirtualMachineMonitor(host: host, devices: hostDevices,
                                             configuration: strategy.vmmConfiguration(scenario.vm, devices: scenario.devices))
         } catch {
-            throw fail("VMM", error)
+            var failure = fail("VMM", error)
+            if case .hostCall(_, let errno) = error {
+                failure.cause = host.refusals.latest(since: mark, matching: errno)
+            }
+            throw failure
         }
         let guest: LinuxKernel
         do { guest = try vmm.bootGuest() } catch { throw fail("guest boot", error) }

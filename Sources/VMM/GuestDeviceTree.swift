@@ -1,5 +1,6 @@
 import Bus
 import Firmware
+import LinuxKernel
 import PCI
 
 /// The guest's device tree, as QEMU's `virt` board builds it (hw/arm/virt.c: `create_fdt`,
@@ -158,8 +159,11 @@ public enum GuestError: Error, Hashable, Sendable, CustomStringConvertible {
     case deviceTree(String)
     /// The guest's ACPI tables could not be written or read back.
     case firmwareTables(String)
-    /// A host uAPI call failed: the call and Linux's errno name.
-    case hostCall(String, String)
+    /// A host uAPI call failed: the call and Linux's errno (the host kernel's `refusals` name
+    /// the function that decided it).
+    case hostCall(String, Errno)
+    /// A host call the VMM could not make at all: the call and why (no vGIC to ask).
+    case hostState(String, String)
     case bus(String)
     case unsupported(String)
     /// QEMU refused the accelerated vSMMU or a device behind it (its error message).
@@ -170,6 +174,7 @@ public enum GuestError: Error, Hashable, Sendable, CustomStringConvertible {
         case .deviceTree(let s): "guest device tree: \(s)"
         case .firmwareTables(let s): "guest ACPI tables: \(s)"
         case .hostCall(let call, let errno): "\(call): \(errno)"
+        case .hostState(let call, let why): "\(call): \(why)"
         case .bus(let s): "guest bus: \(s)"
         case .unsupported(let s): "unsupported: \(s)"
         case .vsmmu(let e): "arm-smmuv3 accel: \(e) (\(e.check))"

@@ -16,6 +16,10 @@ public final class PassthroughDevice {
     public internal(set) var vdeviceID: UInt32?
     /// The nested HWPT the device is attached to now (accelerated vSMMU, after a guest STE).
     public internal(set) var nestedHWPTID: UInt32?
+    /// Why the host refused the last guest STE the VMM tried to install as a nested HWPT (the
+    /// host function, errno and StreamID); nil once one attached. QEMU only warns, so the
+    /// device keeps whatever STE it had: a report names this as the cause of the abort.
+    public internal(set) var nestedAttachRefusal: KernelRefusal?
     public let function: PassthroughFunction
     /// The device's first KVM GSI: vector v uses `gsiBase + v`. Devices get consecutive,
     /// non-overlapping ranges as large as their vector capacity.

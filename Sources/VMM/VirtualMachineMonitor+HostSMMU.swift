@@ -9,7 +9,7 @@ extension VirtualMachineMonitor {
     /// host's values never become the guest's.
     static func checkHostSMMU(_ iommufd: IOMMUFD, deviceID: UInt32, properties: AcceleratedSMMUv3Properties) throws(GuestError) {
         let info: IOMMUHWInfoARMSMMUv3
-        do { info = try iommufd.getHWInfo(deviceID: deviceID) } catch { throw .hostCall("IOMMU_GET_HW_INFO", "\(error)") }
+        do { info = try iommufd.getHWInfo(deviceID: deviceID) } catch { throw .hostCall("IOMMU_GET_HW_INFO", error) }
         do throws(AcceleratedSMMUv3Error) {
             try properties.checkHostCompatibility(info)
         } catch {

@@ -114,7 +114,7 @@ extension VirtualMachineMonitor {
             try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base), redistributors: PhysicalAddress(M.redistributors.base),
                               its: PhysicalAddress(M.its.base))
         } catch {
-            throw .hostCall("KVM_CREATE_DEVICE(vgic-v3, its)", "\(error)")
+            throw .hostCall("KVM_CREATE_DEVICE(vgic-v3, its)", error)
         }
         var restored: [(device: PassthroughDevice, state: SavedFunctionState)] = []
         for entry in image.functions {
@@ -131,7 +131,7 @@ extension VirtualMachineMonitor {
 
     /// Source: the VM-stop flushes into guest RAM, then the register state.
     func saveInterruptController() throws(GuestError) -> KVMVGICState {
-        guard let vgic = vm.vgic else { throw .hostCall("KVM_DEV_ARM_VGIC_GRP_CTRL", "no vGIC") }
+        guard let vgic = vm.vgic else { throw .hostState("KVM_DEV_ARM_VGIC_GRP_CTRL", "no vGIC") }
         if vgic.its != nil {
             do {
                 try vgic.saveITSTables()
@@ -150,13 +150,13 @@ extension VirtualMachineMonitor {
 
     /// Destination: `kvm_arm_gicv3_put`, then `kvm_arm_its_post_load`.
     func restoreInterruptController(_ state: KVMVGICState) throws(GuestError) {
-        guard let vgic = vm.vgic else { throw .hostCall("KVM_DEV_ARM_VGIC_GRP_CTRL", "no vGIC") }
+        guard let vgic = vm.vgic else { throw .hostState("KVM_DEV_ARM_VGIC_GRP_CTRL", "no vGIC") }
         vgic.restoreGICv3(state)
         guard let registers = state.its else { return }
         do {
             try vgic.restoreITS(registers)
         } catch {
-            throw .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(error)")
+            throw .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", error)
         }
         note("migration: vITS restored from guest RAM: \(vgic.itsLists?.devices.count ?? 0) device(s), \(vgic.itsLists?.collections.count ?? 0) collection(s)")
     }

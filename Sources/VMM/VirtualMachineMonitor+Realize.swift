@@ -123,7 +123,7 @@ extension VirtualMachineMonitor {
     /// `iommufd_cdev_container_destroy`, the accel `free_viommu` of a vIOMMU it allocated).
     func realize(_ slot: FunctionSlot) throws(GuestError) -> PassthroughDevice {
         func call<T>(_ name: String, _ body: () throws(Errno) -> T) throws(GuestError) -> T {
-            do { return try body() } catch { throw .hostCall(name, "\(error)") }
+            do { return try body() } catch { throw .hostCall(name, error) }
         }
         let host = self.host, process = self.process, iommufd = self.iommufd
         let M = configuration.layout

@@ -77,13 +77,16 @@ extension VirtualMachineMonitor: VirtualSMMUBackend {
         }
         // ste[2] as `struct iommu_hwpt_arm_smmuv3`.
         let words = [ste.dw0, ste.dw1]
-        do {
+        let mark = host.refusals.mark
+        do throws(Errno) {
             let hwpt = try iommufd.hwptAlloc(deviceID: device.iommufdDeviceID, ptID: viommuID, dataType: .armSMMUv3, data: words)
             _ = try device.deviceFile.attachIOMMUFDPT(hwpt)
             if let old = device.nestedHWPTID { try? iommufd.destroy(old) }
             device.nestedHWPTID = hwpt
+            device.nestedAttachRefusal = nil
             note("vSTE \(Hex.format(vsid, minDigits: 1)) config \(ste.config) → nested hwpt \(hwpt)")
         } catch {
+            device.nestedAttachRefusal = host.refusals.latest(since: mark, matching: error)
             note("vSTE \(Hex.format(vsid, minDigits: 1)) install: \(error)")
         }
     }

@@ -186,7 +186,7 @@ public final class VirtualMachineMonitor {
         self.configuration = configuration
         self.host = host
         func call<T>(_ name: String, _ body: () throws(Errno) -> T) throws(GuestError) -> T {
-            do { return try body() } catch { throw .hostCall(name, "\(error)") }
+            do { return try body() } catch { throw .hostCall(name, error) }
         }
         guard !hostDevices.isEmpty else { throw .unsupported("no passthrough device") }
         let guestRIDs = try configuration.resolvedGuestRequesterIDs(count: hostDevices.count)
@@ -413,7 +413,7 @@ public final class VirtualMachineMonitor {
         let kernel = LinuxKernel(role: .guest, topology: guestTopology, bus: vm.guestBus,
                                  cpuInterface: vm.cpuInterface, configuration: configuration.guestKernel)
         guest = kernel
-        do { try kernel.boot() } catch { throw .hostCall("guest boot", "\(error)") }
+        do { try kernel.boot() } catch { throw .hostCall("guest boot", error) }
         return kernel
     }
 

@@ -1,3 +1,3 @@
 import DoorbellCommands
 
-Doorbell.main()
+Doorbell.mainCheckingSubcommand()

@@ -277,7 +277,7 @@ struct HotplugScenarioTests {
         _ = try Self.unplug(h)
         let cdev = h.vmm.devices[0].deviceFile.vdev.cdevName
         let other = try h.host.vfio.openDevice(cdev, process: UserProcess(kernel: h.host, name: "other"))
-        #expect(throws: GuestError.hostCall("open vfio cdev", "\(Errno.EBUSY)")) { try h.vmm.hotPlug(guestRequesterID: Self.rid) }
+        #expect(throws: GuestError.hostCall("open vfio cdev", .EBUSY)) { try h.vmm.hotPlug(guestRequesterID: Self.rid) }
         #expect(!h.vmm.devices[0].isPlugged && h.vmm.iommufd.objects.ids == [])
         #expect(try EventHarness.guestConfigRead(h, Self.rid) == 0xFFFF_FFFF && h.guestDevice == nil)
         other.close()

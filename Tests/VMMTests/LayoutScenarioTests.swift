@@ -29,14 +29,14 @@ struct LayoutScenarioTests {
     func ramOverSWMSIWindowRefused(version: KernelConfiguration.Version) throws {
         var hostConfig = KernelConfiguration()
         hostConfig.version = version
-        #expect(throws: GuestError.hostCall("IOMMU_IOAS_MAP", "\(Errno.EINVAL)")) {
+        #expect(throws: GuestError.hostCall("IOMMU_IOAS_MAP", .EINVAL)) {
             _ = try VMMHarness.make(viommu: .none, host: hostConfig, layout: .ramAtMSIWindow)
         }
     }
 
     @Test("ramAtMSIWindow with the accelerated vSMMU: the nest-parent attach reserves the window the same way; IOMMU_IOAS_MAP fails with EINVAL")
     func ramOverSWMSIWindowRefusedNested() throws {
-        #expect(throws: GuestError.hostCall("IOMMU_IOAS_MAP", "\(Errno.EINVAL)")) {
+        #expect(throws: GuestError.hostCall("IOMMU_IOAS_MAP", .EINVAL)) {
             _ = try VMMHarness.make(viommu: .acceleratedSMMUv3, layout: .ramAtMSIWindow)
         }
     }

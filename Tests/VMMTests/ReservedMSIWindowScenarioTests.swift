@@ -95,7 +95,7 @@ struct ReservedMSIWindowScenarioTests {
 
     @Test("ramAtMSIWindow with the guest window at 0x0800_0000 (observed): the VMM stops before the guest exists — the host reserved [0x0800_0000, +1 MiB) at the nest-parent attach, so IOMMU_IOAS_MAP of guest RAM there is EINVAL; the RMR never reaches a guest")
     func ramAtMSIWindowWithRMR() throws {
-        #expect(throws: GuestError.hostCall("IOMMU_IOAS_MAP", "\(Errno.EINVAL)")) {
+        #expect(throws: GuestError.hostCall("IOMMU_IOAS_MAP", .EINVAL)) {
             _ = try VMMHarness.make(viommu: .acceleratedSMMUv3, layout: .ramAtMSIWindow, msi: .rmrIdentity)
         }
     }

@@ -100,7 +100,7 @@ struct VITSMigrationTests {
             let ite = KVMITSTranslationEntry(rawValue: try h.vmm.vm.guestBus.read(address, size: 8))
             try h.vmm.vm.guestBus.write(address, size: 8, value: KVMITSTranslationEntry(next: ite.next, pINTID: ite.pINTID, icid: 7).rawValue)
         }
-        #expect(error == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(Errno.EINVAL)"))
+        #expect(error == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", .EINVAL))
     }
 
     @Test("a DTE whose ITT lies outside guest RAM: EFAULT (scan_its_table: kvm_read_guest_lock)")
@@ -110,7 +110,7 @@ struct VITSMigrationTests {
             let moved = KVMITSDeviceEntry(valid: true, next: dte.next, ittAddress: 0x1_0000_0000, size: dte.size)
             try h.vmm.vm.guestBus.write(PhysicalAddress(dteAddress), size: 8, value: moved.rawValue)
         }
-        #expect(error == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(Errno.EFAULT)"))
+        #expect(error == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", .EFAULT))
     }
 
     @Test("a DTE whose Size no longer covers the saved EventIDs (1 bit for 4 events): EINVAL (vgic_its_restore_ite: EventID + next ≥ 2^num_eventid_bits)")
@@ -120,7 +120,7 @@ struct VITSMigrationTests {
             try h.vmm.vm.guestBus.write(PhysicalAddress(dteAddress), size: 8,
                                         value: KVMITSDeviceEntry(valid: true, next: dte.next, ittAddress: dte.ittAddress, size: 0).rawValue)
         }
-        #expect(error == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(Errno.EINVAL)"))
+        #expect(error == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", .EINVAL))
     }
 
     @Test("a DTE with an ITT Size beyond the vITS's 16 EventID bits is accepted: vgic_its_restore_dte does not check it (only MAPD does, E_ITS_MAPD_ITTSIZE_OOR), so the device comes back with 17 EventID bits and its 4 ITEs")
@@ -143,11 +143,11 @@ struct VITSMigrationTests {
             let table = GITSBaser(rawValue: try #require(source.its?.baser[1])).physicalAddress
             try h.vmm.vm.guestBus.write(table, size: 8, value: KVMITSCollectionEntry(valid: true, target: 5, icid: 0).rawValue)
         }
-        #expect(noVCPU == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(Errno.EINVAL)"))
+        #expect(noVCPU == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", .EINVAL))
         let twice = try Self.corrupted { h, source, _, _ in
             let table = GITSBaser(rawValue: try #require(source.its?.baser[1])).physicalAddress
             try h.vmm.vm.guestBus.write(PhysicalAddress(table.rawValue + 8), size: 8, value: KVMITSCollectionEntry(valid: true, target: 1, icid: 0).rawValue)
         }
-        #expect(twice == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", "\(Errno.EEXIST)"))
+        #expect(twice == .hostCall("KVM_DEV_ARM_ITS_RESTORE_TABLES", .EEXIST))
     }
 }

@@ -255,7 +255,9 @@ extension ArmSMMUv3Driver {
             vmaster = ArmSMMUv3VMaster(vsmmu: nested.vsmmu, virtualStreamID: vsid)
         } else if !(kernel.configuration.has(.nestedGBPAAttach)
                     && (cfg == StreamConfig.abort.rawValue || cfg == StreamConfig.bypass.rawValue)) {
-            throw .ENOENT
+            let sids = master.streamIDs.map { Hex.format(UInt64($0.rawValue), minDigits: 1) }.joined(separator: ", ")
+            throw kernel.refusals.refuse(.ENOENT, in: "arm_smmu_attach_prepare_vmaster", for: "\(master.device.name) (StreamID \(sids))",
+                because: "iommufd_viommu_get_vdev_id finds no vDEVICE for it on the vIOMMU, so the nested attach is refused and the StreamID keeps no usable configuration")
         }
         try installSTE(ArmSMMUv3Nesting.physicalSTE(for: nested, features: features, configuration: kernel.configuration), for: master)
         master.vmaster = vmaster

@@ -68,7 +68,10 @@ extension IOPageTable {
         if let index = firstArea(intersecting: iova, last) {
             let existing = areas[index]
             if existing.doorbell == doorbell, existing.start == iova, existing.last == last { return }
-            throw .EEXIST
+            let what = existing.doorbell.map { "doorbell page \(Hex.format($0)) (another ITS)" } ?? "user memory"
+            throw refusals.refuse(.EEXIST, in: "IOMMUFD_CMD_IOAS_MAP_MSI (Doorbell's modelled ioctl, as iopt_check_iova)",
+                for: "IOVA \(KernelRefusal.window(iova, last))",
+                because: "it already maps \(what) there, and this device's doorbell is page \(Hex.format(doorbell)): one vITS page cannot stand for two physical ITSs")
         }
         try fillAndInsert(Area(start: iova, last: last, userVA: 0, protection: [.read, .write, .mmio], doorbell: doorbell))
     }

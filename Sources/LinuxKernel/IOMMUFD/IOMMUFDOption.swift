@@ -130,7 +130,10 @@ extension IOMMUFD {
         let (last, overflow) = start.addingReportingOverflow(max(size, Self.swMSIWindowUnit) - 1)
         guard !overflow else { throw .EOVERFLOW }
         for region in kernel.iommu.reservedRegions(for: idev.device) where region.type != .swMSI && region.type != .directRelaxable {
-            if region.start <= last, region.end >= start { throw .EADDRINUSE }
+            if region.start <= last, region.end >= start {
+                throw kernel.refusals.refuse(.EADDRINUSE, in: "iommufd_option_sw_msi_test", for: "SW_MSI window \(KernelRefusal.window(start, last))",
+                    because: "it overlaps the device's \(region.type.rawValue) region \(KernelRefusal.window(region.start, region.end))")
+            }
         }
     }
 

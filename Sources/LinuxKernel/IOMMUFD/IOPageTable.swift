@@ -35,6 +35,9 @@ public final class IOPageTable {
     }
 
     unowned(safe) let process: UserProcess
+    /// The owning kernel's refusal record, held directly: a table may outlive the process
+    /// handle it was made with (tests build one on a temporary process).
+    let refusals: KernelRefusals
     public private(set) var areas: [Area] = []
     public private(set) var reserved: [Reserved] = []
     /// `iopt->domains`, in the order they were added.
@@ -57,6 +60,7 @@ public final class IOPageTable {
 
     init(process: UserProcess) {
         self.process = process
+        self.refusals = process.kernel.refusals
         self.pageSize = process.pageSize
         self.maxAlignment = process.hugePageSize
     }
@@ -134,8 +138,15 @@ public final class IOPageTable {
         guard iova & (iovaAlignment - 1) == 0 else { throw .EINVAL }
         let (last, overflow) = iova.addingReportingOverflow(length &- 1)
         guard !overflow else { throw .EOVERFLOW }
-        if intersectsReserved(iova, last) { throw .EINVAL }
-        if firstArea(intersecting: iova, last) != nil { throw .EEXIST }
+        if let r = reserved.first(where: { $0.start <= last && iova <= $0.last }) {
+            throw refusals.refuse(.EINVAL, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
+                because: "it intersects the reserved \(r.isSWMSIWindow ? "SW_MSI window" : "range") \(KernelRefusal.window(r.start, r.last)), which no user mapping may cover")
+        }
+        if let index = firstArea(intersecting: iova, last) {
+            let a = areas[index]
+            throw refusals.refuse(.EEXIST, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
+                because: "the IOAS already maps \(KernelRefusal.window(a.start, a.last)) there")
+        }
     }
 
     // MARK: map / unmap
@@ -218,11 +229,13 @@ public final class IOPageTable {
     /// the window exists for doorbells), so a device attached after the VMM mapped its doorbell
     /// still attaches.
     func reserve(start: UInt64, last: UInt64, owner: AnyObject, isSWMSIWindow: Bool = false) throws(Errno) {
-        let clash = areas.contains { area in
+        if let a = areas.first(where: { area in
             area.start <= last && start <= area.last
                 && !(isSWMSIWindow && area.doorbell != nil && area.start >= start && area.last <= last)
+        }) {
+            throw refusals.refuse(.EADDRINUSE, in: "iopt_reserve_iova", for: "IOVA \(KernelRefusal.window(start, last))",
+                because: "the IOAS already maps \(KernelRefusal.window(a.start, a.last)) inside the range to reserve")
         }
-        guard !clash else { throw .EADDRINUSE }
         reserved.append(Reserved(start: start, last: last, owner: owner, isSWMSIWindow: isSWMSIWindow))
     }
 
@@ -275,7 +288,10 @@ public final class IOPageTable {
         }
         if (softwareMSI != 0 && hardwareMSI != 0) || softwareMSI > 1 {
             removeReserved(owner: owner)
-            throw .EINVAL
+            let counted = regions.filter { $0.type == .msi || $0.type == .swMSI }
+                .map { "\($0.type == .msi ? "hardware MSI region" : "SW_MSI window") \(KernelRefusal.window($0.start, $0.end))" }
+            throw refusals.refuse(.EINVAL, in: "iopt_table_enforce_dev_resv_regions", for: "the device's reserved regions",
+                because: "it has \(counted.joined(separator: " and ")), and a driver must offer an SW_MSI window alone, never beside a hardware MSI region (WARN_ON(num_sw_msi && num_hw_msi))")
         }
         // Linux writes *sw_msi_start as it walks; a failed call leaves whatever SW_MSI it saw,
         // which only matters on the error path the caller unwinds anyway.

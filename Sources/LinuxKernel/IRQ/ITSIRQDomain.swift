@@ -152,10 +152,22 @@ extension GICv3ITSDriver {
             if usesPresetIOVA(msi), let iova = msi.presetIOVA {
                 message.addressLo = UInt32(truncatingIfNeeded: iova)
                 message.addressHi = UInt32(truncatingIfNeeded: iova >> 32)
+                msi.addressSource = MSIAddressSource(function: "its_irq_compose_msi_msg",
+                    detail: "wrote the preset desc->msi_iova \(Hex.format(iova)) (RFCv1's irqchip patch)")
             } else if kernel.configuration.has(.nativeSWMSI) {
                 msi.setAddress(of: &message, to: doorbell)
+                msi.addressSource = msi.iommuMSIShift != 0
+                    ? MSIAddressSource(function: "msi_msg_set_addr",
+                        detail: "wrote \(Hex.format(message.address)): the \(Hex.format(1 << UInt64(msi.iommuMSIShift), minDigits: 1))-byte IOVA page the domain's sw_msi (iommu_dma_sw_msi or iommufd_sw_msi) stored with msi_desc_set_iommu_msi_iova, plus the doorbell \(Hex.format(doorbell))'s offset in it")
+                    : MSIAddressSource(function: "msi_msg_set_addr",
+                        detail: "wrote the doorbell's physical address \(Hex.format(doorbell)): no sw_msi stored an IOVA for it (the device's domain maps no MSI page)")
             } else {
                 kernel.iommu.composeMSIMessageLegacy(msi, &message)
+                msi.addressSource = message.address == doorbell
+                    ? MSIAddressSource(function: "iommu_dma_compose_msi_msg",
+                        detail: "left the doorbell's physical address \(Hex.format(doorbell)): the device's domain has no dma-iommu MSI cookie (a nested or iommufd domain)")
+                    : MSIAddressSource(function: "iommu_dma_compose_msi_msg",
+                        detail: "wrote \(Hex.format(message.address)): the MSI cookie's page IOVA for the doorbell \(Hex.format(doorbell))")
             }
         }
         return message

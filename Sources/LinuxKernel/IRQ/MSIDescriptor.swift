@@ -51,6 +51,9 @@ public final class MSIDescriptor {
     /// `desc->affinity`: the masks `irq_create_affinity_masks` gave its vectors (one for an
     /// MSI-X entry, one per vector for multi-message MSI); nil without `PCI_IRQ_AFFINITY`.
     public internal(set) var affinity: [IRQAffinityMask]?
+    /// Which function chose the address of the message last composed for it (not Linux
+    /// state: the model's provenance for reports).
+    public internal(set) var addressSource: MSIAddressSource?
 
     public init(index: Int) { self.index = index }
 

@@ -74,11 +74,13 @@ extension VFIOPCIDevice {
     /// `pci_write_msi_msg` then caches the overridden message in `desc->msg` (as
     /// `__pci_write_msi_msg` does), but the irqchip knows nothing of it: the next
     /// `irq_chip_compose_msi_msg` (deactivate + activate) writes the irqchip's own address.
-    func overrideMessage(_ message: inout MSIMessage, vector: Int) {
+    func overrideMessage(_ message: inout MSIMessage, vector: Int, descriptor: MSIDescriptor) {
         guard kernel.configuration.patches.contains(.vfioMSIOverride), let iova = msiIOVAs[vector],
               kernel.iommu.domain(for: device)?.type == .nested else { return }
         message.addressLo = UInt32(truncatingIfNeeded: iova)
         message.addressHi = UInt32(truncatingIfNeeded: iova >> 32)
+        descriptor.addressSource = MSIAddressSource(function: "vfio_msi_set_vector_signal",
+            detail: "wrote the VMM's IOVA \(Hex.format(iova)) over the composed message (the vfio-override patch)")
         kernel.log.log("vfio", "\(device.name): vector \(vector) MSI address overridden with \(Hex.format(iova))")
     }
 }

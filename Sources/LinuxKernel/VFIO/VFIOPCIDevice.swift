@@ -223,7 +223,7 @@ public final class VFIOPCIDevice {
         let trigger = try process.eventfdContext(fd)
         if msix, let desc = device.msiDescriptors.first(where: { $0.irq == line }) {
             var message = kernel.pci.cachedMSIMessage(desc)
-            overrideMessage(&message, vector: vector)
+            overrideMessage(&message, vector: vector, descriptor: desc)
             try kernel.pci.writeMSIMessage(pdev, desc, message)
         }
         try kernel.irq.requestIRQ(line, name: name, eventfd: trigger)
