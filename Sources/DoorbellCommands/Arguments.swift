@@ -37,7 +37,7 @@ struct GranuleArgument: ExpressibleByArgument, Hashable, Sendable {
 
 /// `--platform`: a preset name, or the path of a platform description (see `PlatformFile`).
 struct PlatformOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("A preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a platform description, recognised by its contents: a device tree blob, an ACPI IORT/APIC/MCFG table, or a directory of ACPI tables laid out like /sys/firmware/acpi/tables.", valueName: "preset|file|dir"))
+    @Option(name: .long, help: ArgumentHelp("A preset (\(MachinePreset.allCases.map(\.rawValue).joined(separator: ", "))) or a platform description, recognised by its contents: a device tree blob, an ACPI IORT/APIC/MCFG table, or a directory of ACPI tables laid out like /sys/firmware/acpi/tables.", valueName: "preset|file|dir"), completion: CommandLineCompletions.platform)
     var platform: String = MachinePreset.qemuVirt.rawValue
 
     @Option(name: .long, help: ArgumentHelp("The PCIe host bridge the device goes under: an index as `topology` lists them, or a node path (default: the first enabled one).", valueName: "index|path"))

@@ -16,10 +16,10 @@ struct CompareCommand: ParsableCommand {
         """
     )
 
-    @Option(help: ArgumentHelp("Run the built-in scenarios on this platform instead of their own: a preset, a device tree blob, an ACPI table or a directory of ACPI tables.", valueName: "preset|file|dir"))
+    @Option(help: ArgumentHelp("Run the built-in scenarios on this platform instead of their own: a preset, a device tree blob, an ACPI table or a directory of ACPI tables.", valueName: "preset|file|dir"), completion: CommandLineCompletions.platform)
     var platform: String?
 
-    @Option(help: ArgumentHelp("Only this built-in scenario.", valueName: "name"))
+    @Option(help: ArgumentHelp("Only this built-in scenario.", valueName: "name"), completion: CommandLineCompletions.scenario)
     var scenario: String?
 
     @OptionGroup var kernel: KernelReleaseOption

@@ -25,10 +25,10 @@ struct ExploreCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A scenario file (default: the built-in --scenario).", valueName: "file"))
     var file: String?
 
-    @Option(help: ArgumentHelp("A built-in scenario.", valueName: "name"))
+    @Option(help: ArgumentHelp("A built-in scenario.", valueName: "name"), completion: CommandLineCompletions.scenario)
     var scenario: String = BuiltInScenarios.seed.name
 
-    @Option(help: ArgumentHelp("A strategy id, or all.", valueName: "id|all"))
+    @Option(help: ArgumentHelp("A strategy id, or all.", valueName: "id|all"), completion: CommandLineCompletions.strategyOrAll)
     var strategy: String = "all"
 
     @Option(help: "Exhaustive depth: events per sequence.")

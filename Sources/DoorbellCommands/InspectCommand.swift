@@ -45,7 +45,7 @@ struct InspectCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Pass this function through to a VM (with an accelerated vSMMU, and without a vIOMMU) and run the strategies on it.", valueName: "BDF"))
     var passthrough: String?
 
-    @Option(help: ArgumentHelp("With --passthrough: a strategy id (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))) or all.", valueName: "id|all"))
+    @Option(help: ArgumentHelp("With --passthrough: a strategy id (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))) or all.", valueName: "id|all"), completion: CommandLineCompletions.strategyOrAll)
     var strategy: String = "all"
 
     func validate() throws {

@@ -22,7 +22,7 @@ struct ReportCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A scenario file (default: every built-in scenario).", valueName: "file"))
     var file: String?
 
-    @Option(name: .customLong("scenario"), help: ArgumentHelp("A built-in scenario (repeatable).", valueName: "name"))
+    @Option(name: .customLong("scenario"), help: ArgumentHelp("A built-in scenario (repeatable).", valueName: "name"), completion: CommandLineCompletions.scenario)
     var scenarios: [String] = []
 
     @Option(help: ArgumentHelp("Where to write the HTML file.", valueName: "report.html"))

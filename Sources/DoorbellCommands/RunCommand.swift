@@ -19,7 +19,7 @@ struct RunCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("The scenario file.", valueName: "file"))
     var file: String
 
-    @Option(help: ArgumentHelp("Run only this strategy (overrides the file's `strategy`).", valueName: "id"), transform: CommandLineNames.strategy)
+    @Option(help: ArgumentHelp("Run only this strategy (overrides the file's `strategy`).", valueName: "id"), completion: CommandLineCompletions.strategy, transform: CommandLineNames.strategy)
     var strategy: Strategy?
 
     @OptionGroup var kernel: KernelReleaseOption

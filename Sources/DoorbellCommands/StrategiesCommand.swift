@@ -18,7 +18,7 @@ struct StrategiesCommand: ParsableCommand {
         """
     )
 
-    @Option(help: ArgumentHelp("A built-in scenario (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"))
+    @Option(help: ArgumentHelp("A built-in scenario (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"), completion: CommandLineCompletions.scenario)
     var scenario: String = BuiltInScenarios.seed.name
 
     @OptionGroup var kernel: KernelReleaseOption

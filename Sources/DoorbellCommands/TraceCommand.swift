@@ -23,11 +23,11 @@ struct TraceCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A scenario file (YAML).", valueName: "file"))
     var file: String?
 
-    @Option(help: ArgumentHelp("A built-in scenario instead of a file (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"))
+    @Option(help: ArgumentHelp("A built-in scenario instead of a file (\(BuiltInScenarios.all.map(\.name).joined(separator: ", "))).", valueName: "name"), completion: CommandLineCompletions.scenario)
     var scenario: String?
 
     @Option(help: ArgumentHelp("The strategy (\(Strategy.allCases.map(\.rawValue).joined(separator: ", "))); a scenario file that names exactly one strategy gives it.", valueName: "id"),
-            transform: CommandLineNames.strategy)
+            completion: CommandLineCompletions.strategy, transform: CommandLineNames.strategy)
     var strategy: Strategy?
 
     @Option(help: "The device (index in the scenario's device list).")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Report
 import Scenario
 
 extension Doorbell {
@@ -9,6 +10,7 @@ extension Doorbell {
     /// a usage error (exit 64) with the closest command name.
     public static func mainCheckingSubcommand(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         if let message = unknownSubcommand(arguments) { exit(withError: ValidationError(message)) }
+        ReportText.terminalColumns = TerminalWidth.columns()
         main(arguments)
         exit()
     }

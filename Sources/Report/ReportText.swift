@@ -6,6 +6,43 @@ import Scenario
 public enum ReportText {
     /// Columns padded to their widest cell, two spaces apart; Markdown: a pipe table.
     /// Every cell goes through `SafeText.escape`, so a name cannot break the table.
+    /// The terminal's width when the user's `COLUMNS` names one (the command line sets it at
+    /// start-up, once). A table wider than that is printed stacked (`stacked`); nil (the
+    /// default, and for pipes without `COLUMNS`) keeps the wide table, so output is the same
+    /// bytes wherever it runs unless the user asks.
+    nonisolated(unsafe) public static var terminalColumns: Int?
+
+    /// A table too wide for `columns`: each row as its first cell on a line, then one
+    /// `header: cell` line per other column, words wrapped to fit with a hanging indent.
+    static func stacked(_ header: [String], _ rows: [[String]], columns: Int) -> String {
+        let width = max(columns, 40)
+        var out = ""
+        for row in rows {
+            out += "  " + (row.first ?? "") + "\n"
+            for (i, cell) in row.enumerated().dropFirst() where i < header.count && !cell.isEmpty {
+                out += wrap("\(header[i]): \(cell)", width: width, first: "    ", rest: "      ")
+            }
+        }
+        return out
+    }
+
+    /// `text` broken at spaces so each line fits `width` (a word longer than a line stays whole).
+    static func wrap(_ text: String, width: Int, first: String, rest: String) -> String {
+        var out = ""
+        var line = first
+        var lineHasWord = false
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if lineHasWord, line.count + 1 + word.count > width {
+                out += line + "\n"
+                line = rest
+                lineHasWord = false
+            }
+            line += (lineHasWord ? " " : "") + word
+            lineHasWord = true
+        }
+        return out + line + "\n"
+    }
+
     public static func table(_ header: [String], _ rows: [[String]], markdown: Bool) -> String {
         let header = header.map { SafeText.escape($0) }
         let rows = rows.map { $0.map { SafeText.escape($0) } }
@@ -18,6 +55,9 @@ public enum ReportText {
         var widths = header.map(\.count)
         for row in rows {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        if let columns = terminalColumns, 2 + widths.reduce(0, +) + 2 * max(widths.count - 1, 0) > columns {
+            return stacked(header, rows, columns: columns)
         }
         func line(_ cells: [String]) -> String {
             var text = "  "
