@@ -82,7 +82,8 @@ struct TraceCommand: ParsableCommand {
             firmware = world.guestFirmwareLines(device: device)
         }
         if let setup = run.setupFailure {
-            throw ValidationError("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)\(setup.cause.map { ", because \($0)" } ?? "")")
+            // The model answered (this strategy cannot be set up here): exit 1, not usage.
+            throw CommandFailure("\(strategy.rawValue) on \(description.name): the setup failed at \(setup.step): \(setup.error)\(setup.cause.map { ", because \($0)" } ?? "")")
         }
         let outcome = run.outcomes.last { $0.step == step }
         let records = log.records.filter { $0.kind != .mmioRead }

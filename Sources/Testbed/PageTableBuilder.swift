@@ -43,6 +43,21 @@ public enum PageTableError: Error, Hashable, Sendable {
     case bus(BusError)
 }
 
+extension PageTableError: CustomStringConvertible {
+    /// One sentence per case, for the command line (`doorbell walk --address`).
+    public var description: String {
+        switch self {
+        case .outOfMemory: "the table builder ran out of table memory"
+        case .misaligned(let input, let output): "\(Hex.format(input)) → \(Hex.format(output)) is not aligned to the mapping's size"
+        case .outsideInputRange(let address): "\(Hex.format(address)) is outside the translation's input range (more bits than its T0SZ/VTCR input size allows)"
+        case .alreadyMapped(let address): "\(Hex.format(address)) is mapped already"
+        case .notMapped(let address): "\(Hex.format(address)) is not mapped"
+        case .partialBlock(let address): "\(Hex.format(address)) would split a block mapping"
+        case .bus(let error): "a table write failed on the bus: \(error)"
+        }
+    }
+}
+
 /// Attributes of a leaf descriptor. Defaults are what Linux io-pgtable-arm writes for an
 /// IOMMU_READ|IOMMU_WRITE mapping of normal memory (`arm_lpae_prot_to_pte`): AP[1]=1
 /// (ARM_LPAE_PTE_AP_UNPRIV), AF=1, inner-shareable, MAIR index 1 (cacheable) at stage 1,
