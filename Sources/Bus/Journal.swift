@@ -32,14 +32,18 @@ public enum JournalEntry: Hashable, Sendable {
     /// The root complex tagged the request: the requester ID it used (after any bridge alias),
     /// the StreamID and DeviceID from `iommu-map`/`msi-map`, and whether it went to an SMMU.
     case route(requesterID: UInt16, streamID: StreamID, deviceID: DeviceID, translated: Bool)
-    /// The SMMU looked up the STE for the StreamID (`cached`: from the configuration cache).
-    case steFetch(streamID: StreamID, cached: Bool)
+    /// The SMMU looked up the STE for the StreamID (`cached`: from the configuration cache), and
+    /// found a valid one: `stage1`/`stage2` are the stages its Config field enables (IHI0070
+    /// §5.2 STE.Config: 0b101 stage 1, 0b110 stage 2, 0b111 both; bypass and abort neither).
+    case steFetch(streamID: StreamID, cached: Bool, stage1: Bool, stage2: Bool)
     /// The SMMU looked up a CD (`cached`: from the configuration cache).
     case cdFetch(streamID: StreamID, index: UInt32, cached: Bool)
     /// One translation-table descriptor read: stage 1 or 2, level, the PA read, the descriptor.
     case walkRead(stage: Int, level: Int, address: UInt64, descriptor: UInt64)
-    /// A TLB lookup for the input address.
-    case tlb(hit: Bool, address: UInt64)
+    /// A TLB lookup for the input address, tagged with the stages of the entry kind it looked
+    /// for (stage 1 only, stage 2 only, or both for a combined nested entry): the translation
+    /// regime the SMMU applies to the transaction (IHI0070 §3.17, TLB tagging).
+    case tlb(hit: Bool, address: UInt64, stage1: Bool, stage2: Bool)
     /// The SMMU passed the transaction on: `input` → `output`. `intermediate` is the IPA when
     /// two stages were applied (nested); `stage1`/`stage2` say which stages translated (both
     /// false: bypass).

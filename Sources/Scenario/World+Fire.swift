@@ -44,7 +44,6 @@ extension World {
     func fire(device: Int, vector: Int, step: Int, trace: TraceLog? = nil) -> VectorOutcome {
         let journal = Journal()
         let expectation = VectorOutcome.Expectation(interrupt: expectedGuestInterrupt(device: device, vector: vector),
-                                                    guestStage1: guestStage1(device: device),
                                                     guestIRQs: guestIRQs(device: device))
         guard functions.indices.contains(device) else {
             var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
@@ -123,15 +122,6 @@ extension World {
             outcome.guestDeviceID = g.msiDomain?.deviceID
         }
         return outcome
-    }
-
-    /// The guest's own stage 1 for a device as it is now (the guest may have switched its
-    /// domain at run time): none without a vIOMMU, bypass for an identity domain.
-    func guestStage1(device: Int) -> VectorOutcome.Expectation.GuestStage1 {
-        guard scenario.vm.viommu != .none else { return .absent }
-        let pdev = guestDevices.indices.contains(device) ? guestDevices[device].device : nil
-        let identity = pdev.flatMap { guest.iommu.dmaDomain(for: $0) }?.type == .identity
-        return identity ? .bypass : .translating
     }
 
     /// The software half of a trace: the host's LPI, VFIO's handler, KVM's injection and the
