@@ -46,7 +46,8 @@ extension VectorOutcome {
 
     /// The outcome of one fired vector as a pure fold over its journal: the device's request,
     /// the SMMU's response (translation, fault or abort), the physical ITS, the host's
-    /// interrupts, KVM's injections, the VMM's emulated Pending bit and the guest's handlers.
+    /// interrupts, KVM's injections, the VMM's emulated Pending bit and the guest's handlers;
+    /// and what the SMMU's reads and TLB lookups cost (`TranslationCost`).
     public init(step: Int, device: Int, vector: Int, journal entries: [JournalEntry], expectation: Expectation) {
         self.init(step: step, device: device, vector: vector, guestAddress: nil,
                   stage1: .notReached, stage2: .notReached, expected: expectation.interrupt, handled: [],
@@ -57,7 +58,9 @@ extension VectorOutcome {
         var hostHandled = 0
         var pending = false
         var lastInjection: JournalInjection?
+        var smmuCost = TranslationCost()
         for entry in entries {
+            smmuCost.add(entry)
             switch entry {
             case .messageSent, .messageLatched, .messageNotSent:
                 if request == nil { request = entry }
@@ -87,6 +90,7 @@ extension VectorOutcome {
             programmedData = data
             classify(smmu, input: address, aborted: aborted, guestStage1: GuestStage1(smmuEntries: smmuEntries))
         }
+        cost = Cost(smmuCost)
         verdict = foldVerdict(request, hostHandled: hostHandled, pending: pending, injection: lastInjection)
     }
 

@@ -51,7 +51,6 @@ extension World {
             return outcome
         }
         let function = functions[device]
-        let countersBefore = machine.smmus.map(\.translator.counters)
         let injectionsBefore = vmm.vm.injections.count
         _ = takeDeliveries()
         let vitsTrace = trace.map { _ in TraceLog() }
@@ -80,12 +79,6 @@ extension World {
         case .notSent(let why):
             journal.append(.messageNotSent("\(why)"))
         }
-        var cost = VectorOutcome.Cost()
-        for (before, smmu) in zip(countersBefore, machine.smmus) {
-            cost.descriptorReads += smmu.translator.counters.totalReads - before.totalReads
-            cost.tlbHits += smmu.translator.counters.tlbHits - before.tlbHits
-            cost.tlbMisses += smmu.translator.counters.tlbMisses - before.tlbMisses
-        }
         // The host takes its LPIs; VFIO's handler signals the eventfd, KVM's irqfd injects; the
         // guest takes what its vITS made pending. Each appends to the journal as it acts.
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
@@ -100,7 +93,6 @@ extension World {
         _ = takeDeliveries()
         var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
         outcome.smmuEvents = smmuEvents
-        outcome.cost = cost
         if let trace {
             let hostHandled = journal.entries.reduce(0) { if case .hostInterrupt = $1 { $0 + 1 } else { $0 } }
             traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections,
