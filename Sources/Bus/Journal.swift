@@ -32,14 +32,37 @@ public enum JournalEntry: Hashable, Sendable {
     /// The root complex tagged the request: the requester ID it used (after any bridge alias),
     /// the StreamID and DeviceID from `iommu-map`/`msi-map`, and whether it went to an SMMU.
     case route(requesterID: UInt16, streamID: StreamID, deviceID: DeviceID, translated: Bool)
-    /// The SMMU looked up the STE for the StreamID (`cached`: from the configuration cache).
-    case steFetch(streamID: StreamID, cached: Bool)
+    /// The SMMU looked up the STE for the StreamID (`cached`: from the configuration cache), and
+    /// found a valid one: `stage1`/`stage2` are the stages its Config field enables (IHI0070
+    /// §5.2 STE.Config: 0b101 stage 1, 0b110 stage 2, 0b111 both; bypass and abort neither).
+    case steFetch(streamID: StreamID, cached: Bool, stage1: Bool, stage2: Bool)
+    /// The SMMU read a level-1 stream table descriptor: the first of the two reads of a
+    /// two-level stream table lookup, at STRTAB_BASE + 8 × StreamID[SPLIT+n-1:SPLIT] (IHI0070
+    /// §3.3.2, multi-level Stream tables; the L1STD format, Span and L2Ptr, §5.1). Appended for
+    /// every read the SMMU issued, whether the descriptor then proved usable or not.
+    case l1stdRead(streamID: StreamID, address: UInt64, descriptor: UInt64)
+    /// The SMMU read an STE from memory (IHI0070 §5.2; a configuration-cache miss): its PA and
+    /// first doubleword. Appended before the STE is checked, so a lookup that fails on an
+    /// ILLEGAL STE (C_BAD_STE) still shows the read it cost; `steFetch` follows only when the
+    /// STE was valid.
+    case steRead(streamID: StreamID, address: UInt64, dw0: UInt64)
+    /// The SMMU read a level-1 context descriptor of a two-level CD table (IHI0070 §5.3 L1CD,
+    /// selected by STE.S1Fmt, §5.2): its PA (after stage 2 when nested) and value. Appended for
+    /// every read, including an L1CD with V=0 that ends the lookup with C_BAD_SUBSTREAMID.
+    case l1cdRead(streamID: StreamID, index: UInt32, address: UInt64, descriptor: UInt64)
+    /// The SMMU read a CD from memory (IHI0070 §5.4; a configuration-cache miss): its PA (after
+    /// stage 2 when nested) and first doubleword, before the CD is checked, so a lookup that
+    /// fails on an ILLEGAL CD (C_BAD_CD) still shows the read; `cdFetch` follows only when the
+    /// CD was valid.
+    case cdRead(streamID: StreamID, index: UInt32, address: UInt64, dw0: UInt64)
     /// The SMMU looked up a CD (`cached`: from the configuration cache).
     case cdFetch(streamID: StreamID, index: UInt32, cached: Bool)
     /// One translation-table descriptor read: stage 1 or 2, level, the PA read, the descriptor.
     case walkRead(stage: Int, level: Int, address: UInt64, descriptor: UInt64)
-    /// A TLB lookup for the input address.
-    case tlb(hit: Bool, address: UInt64)
+    /// A TLB lookup for the input address, tagged with the stages of the entry kind it looked
+    /// for (stage 1 only, stage 2 only, or both for a combined nested entry): the translation
+    /// regime the SMMU applies to the transaction (IHI0070 §3.17, TLB tagging).
+    case tlb(hit: Bool, address: UInt64, stage1: Bool, stage2: Bool)
     /// The SMMU passed the transaction on: `input` → `output`. `intermediate` is the IPA when
     /// two stages were applied (nested); `stage1`/`stage2` say which stages translated (both
     /// false: bypass).

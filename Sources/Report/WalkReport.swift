@@ -13,6 +13,10 @@ public struct WalkReport {
     public var text: String
     public var firstCounters: SMMUCounters
     public var secondCounters: SMMUCounters
+    /// The cost lines' numbers: the first (missing) and second (hitting) write's reads and TLB
+    /// lookups, folded from the journal the SMMU kept for each write.
+    public var firstCost: TranslationCost
+    public var secondCost: TranslationCost
     public var landedAt: PhysicalAddress?
 
     /// Builds the translation on `machine` through the SMMU's own interface, sends one write to
@@ -62,9 +66,13 @@ public struct WalkReport {
         let log = TraceLog()
         translator.trace = log
         translator.counters = SMMUCounters()
+        let journal = Journal()
+        translator.journal = journal
+        defer { translator.journal = nil }
         let transaction = DeviceTransaction(kind: .write, address: IOVA(address), size: 4, data: 0xC0FF_EE00, streamID: sid, deviceID: DeviceID(0x8))
         let response = machine.smmus[0].handle(transaction)
         let first = translator.counters
+        let firstCost = TranslationCost(journal: journal.entries)
         var text = "Doorbell: one DMA write through the SMMUv3 on \(machine.name)\n"
         for line in description { text += "  \(line)\n" }
         text += "  transaction: \(transaction)\n\n"
@@ -80,12 +88,14 @@ public struct WalkReport {
         case .terminated(let fault, let abort):
             text += "\nresult: terminated (\(abort ? "abort" : "RAZ/WI"))\(fault.map { ": \($0)" } ?? "")\n"
         }
-        text += "cost (miss): \(first.steFetches) STE fetch, \(first.cdFetches) CD fetch, \(first.stage1DescriptorReads) stage-1 and \(first.stage2DescriptorReads) stage-2 descriptor reads\n"
+        text += "cost (miss): \(firstCost.streamTableReads) STE fetch, \(firstCost.contextDescriptorReads) CD fetch, \(firstCost.descriptorReads(stage: 1)) stage-1 and \(firstCost.descriptorReads(stage: 2)) stage-2 descriptor reads\n"
         log.removeAll()
+        journal.removeAll()
         translator.counters = SMMUCounters()
         _ = machine.smmus[0].handle(transaction)
         let second = translator.counters
-        text += "again (hit):  \(second.tlbHits) TLB hit, \(second.steFetches + second.cdFetches + second.stage1DescriptorReads + second.stage2DescriptorReads) reads\n"
-        return WalkReport(text: text, firstCounters: first, secondCounters: second, landedAt: landed)
+        let secondCost = TranslationCost(journal: journal.entries)
+        text += "again (hit):  \(secondCost.tlbHits) TLB hit, \(secondCost.totalReads) reads\n"
+        return WalkReport(text: text, firstCounters: first, secondCounters: second, firstCost: firstCost, secondCost: secondCost, landedAt: landed)
     }
 }

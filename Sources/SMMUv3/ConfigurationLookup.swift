@@ -21,6 +21,7 @@ extension SMMUTranslator {
                 try bus.read64(PhysicalAddress(address))
             }, levelOne: { l1Index, l1Address, l1 in
                 counters.steFetches &+= 1
+                journal?.append(.l1stdRead(streamID: context.streamID, address: l1Address, descriptor: l1.rawValue))
                 if let trace {
                     trace.append(.smmu, "L1STD fetch", address: l1Address, value: l1.rawValue,
                                  "StreamID \(context.streamID) → L1[\(l1Index)]: Span=\(l1.span), L2Ptr=\(Hex.format(l1.l2Ptr))")
@@ -37,6 +38,7 @@ extension SMMUTranslator {
         let steAddress = fetched.address
         let ste = fetched.entry
         counters.steFetches &+= 1
+        journal?.append(.steRead(streamID: context.streamID, address: steAddress, dw0: ste.dw0))
         if let trace { trace.append(.smmu, "STE fetch", address: steAddress, value: ste.dw0, describe(ste, sid: context.streamID)) }
         if let rule = ste.illegalRule(on: configuration) {
             throw fault(.cBadSTE, context, reason: "STE at \(Hex.format(steAddress)): \(rule.description)")
@@ -71,6 +73,7 @@ extension SMMUTranslator {
                 throw fault(.fCDFetch, context, fetchAddress: l1Physical, reason: "L1CD fetch aborted: \(error)")
             }
             counters.cdFetches &+= 1
+            journal?.append(.l1cdRead(streamID: context.streamID, index: index, address: l1Physical, descriptor: raw))
             let l1 = LevelOneContextDescriptor(rawValue: raw)
             if let trace {
                 trace.append(.smmu, nested ? "L1CD fetch via S2" : "L1CD fetch", address: l1Physical, value: raw,
@@ -109,6 +112,7 @@ extension SMMUTranslator {
             }
         }
         counters.cdFetches &+= 1
+        journal?.append(.cdRead(streamID: context.streamID, index: index, address: cdPhysical, dw0: cd.dw0))
         if let trace {
             trace.append(.smmu, nested ? "CD fetch via S2" : "CD fetch", address: cdPhysical, value: cd.dw0,
                          "CD[\(index)] (\(space) \(Hex.format(cdAddress))): \(describe(cd))")

@@ -110,7 +110,8 @@ public final class SMMUTranslator {
     private func translate(_ context: inout TransactionContext) throws(TranslationStop) -> TranslationResult {
         var configHit = true
         let stream = try streamState(for: context, hit: &configHit)
-        journal?.append(.steFetch(streamID: context.streamID, cached: configHit))
+        journal?.append(.steFetch(streamID: context.streamID, cached: configHit,
+                                  stage1: stream.config.stage1Enabled, stage2: stream.config.stage2Enabled))
         // STE.S2R governs every stage-2 fault of this stream, including those found on a TLB
         // or configuration-cache hit.
         if let s2 = stream.stage2 { context.stage2Record = s2.record }
@@ -211,16 +212,16 @@ public final class SMMUTranslator {
         let required = StagePermissions.required(write: context.isWrite, instruction: context.instruction, privileged: context.privileged)
         if let (key, entry) = tlb.lookup(address: context.address, kind: .stage2, vmid: s2.vmid.rawValue, asid: nil) {
             counters.tlbHits &+= 1
+            journal?.append(.tlb(hit: true, address: context.address, stage1: false, stage2: true))
             if entry.stage2Permissions & required == 0 {
                 throw permissionFault(stage2: true, context, ipa: context.address, reason: "S2AP/XN forbid the access (TLB entry)")
             }
-            journal?.append(.tlb(hit: true, address: context.address))
             if let trace { trace.append(.smmu, "TLB hit (S2)", address: context.address, value: entry.outputBase, "VMID \(s2.vmid), \(1 << Int(key.pageShift)) bytes") }
             context.stage2Applied = true
             return result(entry: entry, key: key, address: context.address, privileged: context.privileged, fromTLB: true)
         }
         counters.tlbMisses &+= 1
-        journal?.append(.tlb(hit: false, address: context.address))
+        journal?.append(.tlb(hit: false, address: context.address, stage1: false, stage2: true))
         if let trace { trace.append(.smmu, "TLB miss (S2)", address: context.address, "VMID \(s2.vmid)") }
         let walk = try stage2Walk(context.address, s2, purpose: .input, write: context.isWrite, instruction: context.instruction, context)
         context.stage2Applied = true
@@ -246,6 +247,7 @@ public final class SMMUTranslator {
         let required = StagePermissions.required(write: context.isWrite, instruction: context.instruction, privileged: context.privileged)
         if let (key, entry) = tlb.lookup(address: effective, kind: kind, vmid: vmid, asid: asid) {
             counters.tlbHits &+= 1
+            journal?.append(.tlb(hit: true, address: address, stage1: true, stage2: kind == .nested))
             if entry.stage1Permissions & required == 0 {
                 throw permissionFault(stage2: false, context, ipa: nil, reason: "stage-1 AP/XN forbid the access (TLB entry)")
             }
@@ -253,14 +255,13 @@ public final class SMMUTranslator {
                 let ipa = entry.intermediateBase | (effective & UInt64.lowMask(Int(key.pageShift)))
                 throw permissionFault(stage2: true, context, ipa: ipa, reason: "S2AP/XN forbid the access (TLB entry)")
             }
-            journal?.append(.tlb(hit: true, address: address))
             if let trace { trace.append(.smmu, "TLB hit", address: address, value: entry.outputBase, "\(kind) VMID \(vmid) ASID \(stage1.asid), \(1 << Int(key.pageShift)) bytes") }
             context.stage1Applied = true
             context.stage2Applied = entry.hasIntermediate
             return result(entry: entry, key: key, address: effective, privileged: context.privileged, fromTLB: true)
         }
         counters.tlbMisses &+= 1
-        journal?.append(.tlb(hit: false, address: address))
+        journal?.append(.tlb(hit: false, address: address, stage1: true, stage2: kind == .nested))
         if let trace { trace.append(.smmu, "TLB miss", address: address, "\(kind) VMID \(vmid) ASID \(stage1.asid)") }
 
         let s1 = try stage1Walk(effective, range: range, upper: upper, stage1: stage1, stream: stream, context)

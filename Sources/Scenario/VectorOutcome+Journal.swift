@@ -4,44 +4,70 @@ import SMMUv3
 
 extension VectorOutcome {
     /// What the guest expects of a vector, which no hardware layer can observe: the interrupt
-    /// its kernel requested, and what its own (vSMMU) stage 1 is for the device (none without
-    /// a vIOMMU, bypass for an identity domain, translating for a DMA domain). The physical
-    /// SMMU may apply that stage itself (nested) or not at all (the host flattened it); the
-    /// labels of `stage1`/`stage2` follow the guest's view. `guestIRQs` are the guest's Linux
-    /// irqs of the fired device's vectors: the guest handlers that count for it (nil: all do;
-    /// a handler for another device, such as the guest's own SMMU event interrupt, is not this
-    /// MSI's).
+    /// its kernel requested. `guestIRQs` are the guest's Linux irqs of the fired device's
+    /// vectors: the guest handlers that count for it (nil: all do; a handler for another device,
+    /// such as the guest's own SMMU event interrupt, is not this MSI's).
     public struct Expectation: Hashable, Sendable {
-        public enum GuestStage1: Hashable, Sendable { case absent, bypass, translating }
         public var interrupt: GuestInterrupt?
-        public var guestStage1: GuestStage1
         public var guestIRQs: Set<Int>?
 
-        public init(interrupt: GuestInterrupt?, guestStage1: GuestStage1, guestIRQs: Set<Int>? = nil) {
+        public init(interrupt: GuestInterrupt?, guestIRQs: Set<Int>? = nil) {
             self.interrupt = interrupt
-            self.guestStage1 = guestStage1
             self.guestIRQs = guestIRQs
+        }
+    }
+
+    /// The guest's stage 1 for the MSI as the SMMU applied it, observed from the SMMU's own
+    /// entries before its answer: the stages the STE's Config enables (`steFetch`), then the
+    /// regime of the TLB lookup (`tlb`), which is the one the translation really used (a nested
+    /// STE whose S1DSS bypasses stage 1 looks up stage-2 entries, IHI0070 §5.2 S1DSS).
+    /// Both stages: the guest's stage 1 runs nested over the host's stage 2 (`translating`);
+    /// stage 2 alone: the guest's stage 1 is bypassed (an identity domain, a bypass vSTE, or no
+    /// vSTE installed yet); stage 1 alone or neither: the only stage is the host's own, and the
+    /// guest has none (`absent`). The labels of `stage1`/`stage2` follow the guest's view: the
+    /// host's stage is the guest's "stage 2".
+    enum GuestStage1: Hashable, Sendable {
+        case absent, bypass, translating
+
+        init(smmuEntries entries: some Sequence<JournalEntry>) {
+            var stage1 = false, stage2 = false
+            for entry in entries {
+                switch entry {
+                case .steFetch(_, _, let s1, let s2), .tlb(_, _, let s1, let s2):
+                    stage1 = s1
+                    stage2 = s2
+                default:
+                    break
+                }
+            }
+            self = stage2 ? (stage1 ? .translating : .bypass) : .absent
         }
     }
 
     /// The outcome of one fired vector as a pure fold over its journal: the device's request,
     /// the SMMU's response (translation, fault or abort), the physical ITS, the host's
-    /// interrupts, KVM's injections, the VMM's emulated Pending bit and the guest's handlers.
+    /// interrupts, KVM's injections, the VMM's emulated Pending bit and the guest's handlers;
+    /// and what the SMMU's reads and TLB lookups cost (`TranslationCost`).
     public init(step: Int, device: Int, vector: Int, journal entries: [JournalEntry], expectation: Expectation) {
         self.init(step: step, device: device, vector: vector, guestAddress: nil,
                   stage1: .notReached, stage2: .notReached, expected: expectation.interrupt, handled: [],
                   verdict: .failed(.device, "not fired"), smmuEvents: [], cost: .init())
         var request: JournalEntry?
         var smmu: JournalEntry?
+        var smmuEntries: [JournalEntry] = []
         var hostHandled = 0
         var pending = false
         var lastInjection: JournalInjection?
+        var smmuCost = TranslationCost()
         for entry in entries {
+            smmuCost.add(entry)
             switch entry {
             case .messageSent, .messageLatched, .messageNotSent:
                 if request == nil { request = entry }
             case .smmuTranslated, .smmuFault, .smmuAborted, .untranslatedWindow:
                 if smmu == nil { smmu = entry }
+            case .steFetch, .tlb:
+                if smmu == nil { smmuEntries.append(entry) }
             case .itsTranslate(let its, let deviceID, let eventID, let result):
                 if self.its == nil, let result = ITSTranslationResult(result) {
                     self.its = ITSOutcome(index: its ?? 0, deviceID: deviceID.rawValue, eventID: eventID, result: result)
@@ -62,14 +88,15 @@ extension VectorOutcome {
         if case .messageSent(let address, let data, let aborted)? = request {
             programmedAddress = address
             programmedData = data
-            classify(smmu, input: address, aborted: aborted, guestStage1: expectation.guestStage1)
+            classify(smmu, input: address, aborted: aborted, guestStage1: GuestStage1(smmuEntries: smmuEntries))
         }
+        cost = Cost(smmuCost)
         verdict = foldVerdict(request, hostHandled: hostHandled, pending: pending, injection: lastInjection)
     }
 
     /// Stage results from the SMMU's response entry (or its absence: an untranslated doorbell).
     private mutating func classify(_ response: JournalEntry?, input: UInt64, aborted: Bool,
-                                   guestStage1: Expectation.GuestStage1) {
+                                   guestStage1: GuestStage1) {
         let nested = guestStage1 == .translating
         let unnested: StageResult = guestStage1 == .bypass ? .bypass : .absent
         switch response {

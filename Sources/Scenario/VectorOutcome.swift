@@ -93,11 +93,19 @@ public struct VectorOutcome: Hashable, Sendable {
         }
     }
 
+    /// What the SMMU paid for the vector: every structure and descriptor read, TLB hits and
+    /// misses (the journal's `TranslationCost`, summed).
     public struct Cost: Hashable, Sendable {
         public var descriptorReads = 0
         public var tlbHits = 0
         public var tlbMisses = 0
         public init() {}
+
+        public init(_ cost: TranslationCost) {
+            descriptorReads = cost.totalReads
+            tlbHits = cost.tlbHits
+            tlbMisses = cost.tlbMisses
+        }
     }
 }
 

@@ -44,7 +44,6 @@ extension World {
     func fire(device: Int, vector: Int, step: Int, trace: TraceLog? = nil) -> VectorOutcome {
         let journal = Journal()
         let expectation = VectorOutcome.Expectation(interrupt: expectedGuestInterrupt(device: device, vector: vector),
-                                                    guestStage1: guestStage1(device: device),
                                                     guestIRQs: guestIRQs(device: device))
         guard functions.indices.contains(device) else {
             var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
@@ -52,7 +51,6 @@ extension World {
             return outcome
         }
         let function = functions[device]
-        let countersBefore = machine.smmus.map(\.translator.counters)
         let injectionsBefore = vmm.vm.injections.count
         _ = takeDeliveries()
         let vitsTrace = trace.map { _ in TraceLog() }
@@ -81,12 +79,6 @@ extension World {
         case .notSent(let why):
             journal.append(.messageNotSent("\(why)"))
         }
-        var cost = VectorOutcome.Cost()
-        for (before, smmu) in zip(countersBefore, machine.smmus) {
-            cost.descriptorReads += smmu.translator.counters.totalReads - before.totalReads
-            cost.tlbHits += smmu.translator.counters.tlbHits - before.tlbHits
-            cost.tlbMisses += smmu.translator.counters.tlbMisses - before.tlbMisses
-        }
         // The host takes its LPIs; VFIO's handler signals the eventfd, KVM's irqfd injects; the
         // guest takes what its vITS made pending. Each appends to the journal as it acts.
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
@@ -101,7 +93,6 @@ extension World {
         _ = takeDeliveries()
         var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
         outcome.smmuEvents = smmuEvents
-        outcome.cost = cost
         if let trace {
             let hostHandled = journal.entries.reduce(0) { if case .hostInterrupt = $1 { $0 + 1 } else { $0 } }
             traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections,
@@ -131,15 +122,6 @@ extension World {
             outcome.programmedBy = (descriptors.first { $0.index == vector } ?? descriptors.first)?.addressSource
         }
         return outcome
-    }
-
-    /// The guest's own stage 1 for a device as it is now (the guest may have switched its
-    /// domain at run time): none without a vIOMMU, bypass for an identity domain.
-    func guestStage1(device: Int) -> VectorOutcome.Expectation.GuestStage1 {
-        guard scenario.vm.viommu != .none else { return .absent }
-        let pdev = guestDevices.indices.contains(device) ? guestDevices[device].device : nil
-        let identity = pdev.flatMap { guest.iommu.dmaDomain(for: $0) }?.type == .identity
-        return identity ? .bypass : .translating
     }
 
     /// The software half of a trace: the host's LPI, VFIO's handler, KVM's injection and the

@@ -8,7 +8,7 @@ import GIC
 /// / CBASER, CWRITER), GITS_CTLR.Enabled, then MAPC per CPU (`its_cpu_init_collection`).
 extension BareMetal {
     /// LPI INTIDs this programmer gives out start at 8192, the first LPI (GICv3 §5.1).
-    public static let firstLPI: UInt32 = 8192
+    public static let firstLPI: UInt32 = INTID.firstLPI.rawValue
 
     /// Sets up every redistributor's LPI configuration and pending tables and enables LPIs.
     /// One configuration table is shared by all, as Linux does (`gic_rdists->prop_table_pa`).
@@ -23,8 +23,10 @@ extension BareMetal {
             // GICR_WAKER: clear ProcessorSleep[1] (Linux gic_enable_redist), then LPI tables.
             try write(register(rdBase, Redistributor.Offset.waker), 4, 0)
             // PROPBASER: PA[51:12] | IDbits[4:0] = idBits − 1; PENDBASER: PA[51:16].
-            try write(register(rdBase, Redistributor.Offset.propbaser), 8, configuration.rawValue | UInt64(idBits - 1))
-            try write(register(rdBase, Redistributor.Offset.pendbaser), 8, pending.rawValue)
+            let propbaser = GICRPropbaser(rawValue: configuration.rawValue | UInt64(idBits - 1))
+            let pendbaser = GICRPendbaser(rawValue: pending.rawValue)
+            try write(register(rdBase, Redistributor.Offset.propbaser), 8, propbaser.rawValue)
+            try write(register(rdBase, Redistributor.Offset.pendbaser), 8, pendbaser.rawValue)
             try write(register(rdBase, Redistributor.Offset.ctlr), 4, 1)   // EnableLPIs
         }
         // ICC_PMR_EL1 resets to 0, which masks every priority; Linux's gic_cpu_sys_reg_init
@@ -42,15 +44,15 @@ extension BareMetal {
         let deviceBits = typer.bits(17, 13) &+ 1
         for n in 0..<8 {
             let at = register(base, ITS.Offset.baser &+ UInt64(n) * 8)
-            let baser = try read(at, 8)
-            let type = baser.bits(58, 56)
-            guard type == 1 || type == 4 else { continue }
-            let entrySize = baser.bits(52, 48) &+ 1
-            let entries: UInt64 = type == 1 ? UInt64(1) << deviceBits : UInt64(max(gic.redistributors.count, 1))
+            let baser = GITSBaser(rawValue: try read(at, 8))
+            let type = baser.type
+            guard type == GITSBaser.TableType.devices || type == GITSBaser.TableType.collections else { continue }
+            let entrySize = baser.entrySize
+            let entries: UInt64 = type == GITSBaser.TableType.devices ? UInt64(1) << deviceBits : UInt64(max(gic.redistributors.count, 1))
             let pages = min(max((entries &* entrySize &+ 4095) / 4096, 1), 256)
             let table = try allocate(pages * 4096)
             // Valid[63] | Type/EntrySize kept | PA[47:12] | PageSize 4K (0) | Size = pages − 1.
-            try write(at, 8, 1 << 63 | baser.keepingBits(58, 48) | table.rawValue | (pages - 1))
+            try write(at, 8, 1 << 63 | baser.rawValue.keepingBits(58, 48) | table.rawValue | (pages - 1))
         }
         let queue = try allocate(4096)
         itsQueues[index] = queue
@@ -109,7 +111,9 @@ extension BareMetal {
     /// the redistributor sees it only after an INV/INVALL, as hardware that caches it would.
     public func setLPIConfiguration(_ intid: UInt32, priority: UInt8, enabled: Bool) throws(Failure) {
         guard let table = lpiConfigurationTable, intid >= BareMetal.firstLPI else { throw .noSuchComponent("LPI configuration table (enable LPIs first)") }
-        let byte = UInt64(priority & 0xFC) | 0b10 | (enabled ? 1 : 0)
-        try write(PhysicalAddress(table.rawValue &+ UInt64(intid - BareMetal.firstLPI)), 1, byte)
+        guard let address = LPIConfigurationTable.entryAddress(base: table, intid: INTID(intid)) else {
+            throw .noSuchComponent("LPI configuration byte for INTID \(intid)")
+        }
+        try write(address, 1, UInt64(LPIConfigurationTable.entry(priority: priority, enabled: enabled)))
     }
 }

@@ -28,6 +28,10 @@ struct CommandReportTests {
         #expect(report.firstCounters.stage2DescriptorReads == 6 * 2)
         #expect(report.secondCounters.tlbHits == 1)
         #expect(report.secondCounters.stage1DescriptorReads + report.secondCounters.stage2DescriptorReads == 0)
+        // The printed cost is the journal's: the same numbers, per level too.
+        #expect(report.firstCost.totalReads == report.firstCounters.totalReads && report.firstCost.tlbMisses == 1)
+        #expect(report.firstCost.perLevelText == "S1 L0 ×1, S1 L1 ×1, S1 L2 ×1, S1 L3 ×1, S2 L1 ×6, S2 L2 ×6")
+        #expect(report.secondCost.tlbHits == 1 && report.secondCost.totalReads == 0)
         // IPA 0x4080_0000 is 8 MiB into guest RAM, which stage 2 backs from PA 0x6000_0000.
         #expect(report.landedAt == PhysicalAddress(0x6080_0040))
         #expect(!report.text.contains("expected"))
