@@ -61,6 +61,9 @@ public struct TraceRecord: Hashable, Sendable, CustomStringConvertible {
 /// An append-only log of trace records, shared by the layers of one simulation.
 public final class TraceLog {
     public private(set) var records: [TraceRecord] = []
+    /// The typed journal of the traced MSI (every layer's records, in order), for renderings
+    /// that follow another tool's event names (`trace --format qemu-trace`).
+    public var journal: [JournalEntry] = []
 
     public init() {}
 

@@ -29,6 +29,11 @@ struct MSICommand: ParsableCommand {
     @Option(help: "How the SMMU treats the function's stream: bypass, s1 or nested.")
     var translation: Translation = .nested
 
+    @Option(help: "Output format: text, or qemu-trace (QEMU 7.2's smmuv3_*/smmu_*/gicv3_its_* trace events for this MSI).")
+    var format: MSIFormat = .text
+
+    enum MSIFormat: String, ExpressibleByArgument, CaseIterable { case text, qemuTrace = "qemu-trace" }
+
     @Option(help: "The MSI-X vector to fire (0…3).")
     var vector: Int = 2
 
@@ -41,7 +46,10 @@ struct MSICommand: ParsableCommand {
 
     func run() throws {
         let report = try MSIReport.make(platform: platform, translation: translation, vector: vector, address: address?.value)
-        print(report.text, terminator: "")
+        switch format {
+        case .text: print(report.text, terminator: "")
+        case .qemuTrace: print(QEMUTrace.lines(report.journal).joined(separator: "\n"))
+        }
     }
 }
 

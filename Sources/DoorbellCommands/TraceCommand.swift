@@ -18,7 +18,9 @@ struct TraceCommand: ParsableCommand {
         """
     )
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid }
+    /// `qemu-trace`: QEMU 7.2's smmuv3_*/smmu_*/gicv3_its_* trace events; `ftrace`: the host's
+    /// and guest's irq_handler_entry/exit tracepoints (`QEMUTrace`).
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid, qemuTrace = "qemu-trace", ftrace }
 
     @Argument(help: ArgumentHelp("A scenario file (YAML).", valueName: "file"))
     var file: String?
@@ -94,6 +96,10 @@ struct TraceCommand: ParsableCommand {
         case .mermaid:
             print(TraceReport.mermaid(scenario: description.name, strategy: strategy, vector: vector, records: records, outcome: outcome),
                   terminator: "")
+        case .qemuTrace:
+            print(QEMUTrace.lines(log.journal).joined(separator: "\n"))
+        case .ftrace:
+            print(QEMUTrace.ftrace(log.journal).joined(separator: "\n"))
         }
     }
 }

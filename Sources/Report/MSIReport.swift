@@ -17,6 +17,9 @@ public struct MSIReport {
     public var acknowledged: UInt32
     public var expectedINTID: UInt32
     public var status: TransactionStatus?
+    /// The MSI's journal, from the function's write to the redistributor (for
+    /// `msi --format qemu-trace`).
+    public var journal: [JournalEntry] = []
 
     public static let msiIOVA: UInt64 = 0xFFFF_F040
 
@@ -94,9 +97,12 @@ public struct MSIReport {
         let eventID = UInt32(vector)
         try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: eventID)
         let log = TraceLog()
+        let journal = Journal()
         machine.trace = log
+        machine.journal = journal
         function.trace = log
         let outcome = function.raise(vector: vector)
+        machine.journal = nil
         let intid = gic.acknowledge(cpu: 0)
         if intid == 1023 { log.append(.cpu, "acknowledge", value: 1023, "CPU0 reads ICC_IAR1_EL1 = 1023: nothing pending (spurious)") }
         if intid != 1023 { gic.endOfInterrupt(cpu: 0, intid: intid) }
@@ -118,7 +124,7 @@ public struct MSIReport {
         } else {
             text += "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
         }
-        return MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status)
+        return MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status, journal: journal.entries)
     }
 
     /// Linux maps MSI doorbells IOMMU_WRITE | IOMMU_MMIO (iommu_dma_get_msi_page): write, no

@@ -94,6 +94,7 @@ extension World {
         var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
         outcome.smmuEvents = smmuEvents
         if let trace {
+            trace.journal = journal.entries
             let hostHandled = journal.entries.reduce(0) { if case .hostInterrupt = $1 { $0 + 1 } else { $0 } }
             traceSoftware(trace, outcome: outcome, hostHandled: hostHandled, injections: injections,
                           vits: vitsTrace?.records ?? [])
