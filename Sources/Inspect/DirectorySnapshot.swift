@@ -5,11 +5,12 @@ import Darwin
 #elseif canImport(Musl)
 import Musl
 #endif
+import Firmware
 
 /// A machine read from a directory: `/` for the live machine, or an unpacked snapshot. Files
-/// are opened with `O_NONBLOCK` and `fstat`ed before reading, so only regular files are read
-/// (a FIFO or a device node is refused by type); symbolic links inside the tree are followed
-/// for files (sysfs reaches every device through one), and read as text by `readLink`.
+/// are read by `InputFile.read` (opened with `O_NONBLOCK`, `fstat`ed, only regular files, with
+/// a bound), so a FIFO or a device node is refused by type; symbolic links inside the tree are
+/// followed for files (sysfs reaches every device through one), and read as text by `readLink`.
 public final class DirectorySnapshot: SnapshotSource {
     public let root: String
     public var name: String { root }
@@ -24,31 +25,18 @@ public final class DirectorySnapshot: SnapshotSource {
 
     public func read(_ path: String, limit: Int) throws(SnapshotError) -> [UInt8]? {
         let full = fullPath(path)
-        let fd = open(full, O_RDONLY | O_NONBLOCK)
-        guard fd >= 0 else {
-            if errno == ENOENT || errno == ENOTDIR { return nil }
-            throw SnapshotError(path: full, problem: "cannot open (\(String(cString: strerror(errno))))")
-        }
-        defer { close(fd) }
+        // A missing file is an answer (not available), not an error; stat follows links, as
+        // sysfs's device directories need.
         var info = stat()
-        guard fstat(fd, &info) == 0 else { throw SnapshotError(path: full, problem: "cannot stat") }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { throw SnapshotError(path: full, problem: "not a regular file") }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { LibC.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                // sysfs answers some attributes with an error (EIO, EINVAL, ENODEV) rather than
-                // text; that is the machine's answer, named as such.
-                throw SnapshotError(path: full, problem: "read failed (\(String(cString: strerror(errno))))")
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: buffer[0..<count])
-            // sysfs and procfs report sizes that are not the content's (4096, 0), so the bound is
-            // on what was read, not on st_size.
-            guard bytes.count <= limit else { throw SnapshotError(path: full, problem: "larger than the \(limit) bytes accepted") }
+        guard stat(full, &info) == 0 else {
+            if errno == ENOENT || errno == ENOTDIR { return nil }
+            throw SnapshotError(path: full, problem: "cannot be examined (\(String(cString: strerror(errno))))")
         }
-        return bytes
+        // The bounded, regular-files-only reader every input goes through; sysfs and procfs
+        // report sizes that are not the content's (4096, 0), and its bound is on what is read.
+        do { return try InputFile.read(full, maximumSize: limit) } catch {
+            throw SnapshotError(path: full, problem: error.problem)
+        }
     }
 
     public func readLink(_ path: String) -> String? {
@@ -72,15 +60,3 @@ public final class DirectorySnapshot: SnapshotSource {
     }
 }
 
-/// The libc calls, named apart from the protocol's `read`.
-enum LibC {
-    static func read(_ fd: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-        #if canImport(Glibc)
-        return Glibc.read(fd, buffer, count)
-        #elseif canImport(Darwin)
-        return Darwin.read(fd, buffer, count)
-        #else
-        return Musl.read(fd, buffer, count)
-        #endif
-    }
-}

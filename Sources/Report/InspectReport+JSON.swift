@@ -5,16 +5,16 @@ extension InspectReport {
     struct Document: Encodable {
         var schema = 1
         var source: String
-        var firmware: String?
-        var release: String?
-        var modelledAs: String?
-        var defaultDomain: String?
-        var commandLine: String?
+        @ReportJSON.Null var firmware: String?
+        @ReportJSON.Null var release: String?
+        @ReportJSON.Null var modelledAs: String?
+        @ReportJSON.Null var defaultDomain: String?
+        @ReportJSON.Null var commandLine: String?
         var missing: [String]
         var problems: [String]
         var notes: [String]
         var answered: Bool
-        var failure: String?
+        @ReportJSON.Null var failure: String?
         var functions: [Function]
         var disagreements: [Disagreement]
 
@@ -23,34 +23,17 @@ extension InspectReport {
             case modelledAs = "modelled-as", defaultDomain = "default-domain", commandLine = "command-line"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(schema, forKey: .schema)
-            try c.encode(source, forKey: .source)
-            try c.encode(firmware, forKey: .firmware)
-            try c.encode(release, forKey: .release)
-            try c.encode(modelledAs, forKey: .modelledAs)
-            try c.encode(defaultDomain, forKey: .defaultDomain)
-            try c.encode(commandLine, forKey: .commandLine)
-            try c.encode(missing, forKey: .missing)
-            try c.encode(problems, forKey: .problems)
-            try c.encode(notes, forKey: .notes)
-            try c.encode(answered, forKey: .answered)
-            try c.encode(failure, forKey: .failure)
-            try c.encode(functions, forKey: .functions)
-            try c.encode(disagreements, forKey: .disagreements)
-        }
     }
 
     struct Function: Encodable {
         var name: String
-        var vendor: Int?
-        var device: Int?
-        var driver: String?
-        var requesterID: Int?
+        @ReportJSON.Null var vendor: Int?
+        @ReportJSON.Null var device: Int?
+        @ReportJSON.Null var driver: String?
+        @ReportJSON.Null var requesterID: Int?
         var streamIDs: [Int]
-        var deviceID: Int?
-        var its: String?
+        @ReportJSON.Null var deviceID: Int?
+        @ReportJSON.Null var its: String?
         var model: Side
         var machine: Side
 
@@ -59,26 +42,13 @@ extension InspectReport {
             case requesterID = "requester-id", streamIDs = "stream-ids", deviceID = "device-id"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(vendor, forKey: .vendor)
-            try c.encode(device, forKey: .device)
-            try c.encode(driver, forKey: .driver)
-            try c.encode(requesterID, forKey: .requesterID)
-            try c.encode(streamIDs, forKey: .streamIDs)
-            try c.encode(deviceID, forKey: .deviceID)
-            try c.encode(its, forKey: .its)
-            try c.encode(model, forKey: .model)
-            try c.encode(machine, forKey: .machine)
-        }
     }
 
     struct Side: Encodable {
-        var group: Int?
-        var groupType: String?
+        @ReportJSON.Null var group: Int?
+        @ReportJSON.Null var groupType: String?
         var reservedRegions: [String]
-        var mode: String?
+        @ReportJSON.Null var mode: String?
         var vectors: [Vector]
 
         enum CodingKeys: String, CodingKey {
@@ -86,40 +56,22 @@ extension InspectReport {
             case groupType = "group-type", reservedRegions = "reserved-regions"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(group, forKey: .group)
-            try c.encode(groupType, forKey: .groupType)
-            try c.encode(reservedRegions, forKey: .reservedRegions)
-            try c.encode(mode, forKey: .mode)
-            try c.encode(vectors, forKey: .vectors)
-        }
     }
 
     struct Vector: Encodable {
-        var index: Int?
-        var irq: Int?
-        var address: String?
-        var data: Int?
-        var lpi: Int?
-        var chip: String?
-        var hwirqRequesterID: Int?
+        @ReportJSON.Null var index: Int?
+        @ReportJSON.Null var irq: Int?
+        @ReportJSON.Null var address: String?
+        @ReportJSON.Null var data: Int?
+        @ReportJSON.Null var lpi: Int?
+        @ReportJSON.Null var chip: String?
+        @ReportJSON.Null var hwirqRequesterID: Int?
 
         enum CodingKeys: String, CodingKey {
             case index, irq, address, data, lpi, chip
             case hwirqRequesterID = "hwirq-requester-id"
         }
 
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(index, forKey: .index)
-            try c.encode(irq, forKey: .irq)
-            try c.encode(address, forKey: .address)
-            try c.encode(data, forKey: .data)
-            try c.encode(lpi, forKey: .lpi)
-            try c.encode(chip, forKey: .chip)
-            try c.encode(hwirqRequesterID, forKey: .hwirqRequesterID)
-        }
     }
 
     struct Disagreement: Encodable {
