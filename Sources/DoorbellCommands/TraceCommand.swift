@@ -18,7 +18,7 @@ struct TraceCommand: ParsableCommand {
         """
     )
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid, json }
 
     @Argument(help: ArgumentHelp("A scenario file (YAML).", valueName: "file"))
     var file: String?
@@ -38,7 +38,7 @@ struct TraceCommand: ParsableCommand {
 
     @OptionGroup var kernel: KernelReleaseOption
 
-    @Option(help: "Output format: text or mermaid.")
+    @Option(help: "Output format: text, mermaid or json.")
     var format: Format = .text
 
     func validate() throws {
@@ -89,6 +89,9 @@ struct TraceCommand: ParsableCommand {
         switch format {
         case .text:
             print(TraceReport.text(scenario: description.name, strategy: strategy, device: device, vector: vector, firmware: firmware,
+                                   records: records, outcome: outcome, run: run), terminator: "")
+        case .json:
+            print(TraceJSON.render(scenario: description.name, strategy: strategy, device: device, vector: vector, firmware: firmware,
                                    records: records, outcome: outcome, run: run), terminator: "")
         case .mermaid:
             print(TraceReport.mermaid(scenario: description.name, strategy: strategy, vector: vector, records: records, outcome: outcome),
