@@ -35,13 +35,16 @@ struct MSICommand: ParsableCommand {
     @Option(help: "The message address to program (default: the ITS doorbell as this translation reaches it).")
     var address: HexNumber?
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func validate() throws {
         guard (0..<4).contains(vector) else { throw ValidationError("--vector must be 0…3") }
     }
 
     func run() throws {
         let report = try MSIReport.make(platform: platform, translation: translation, vector: vector, address: address?.value)
-        print(report.text, terminator: "")
+        print(format == .json ? JSONDocument.render(command: "msi", report: report.json) : report.text, terminator: "")
     }
 }
 
@@ -64,19 +67,28 @@ struct TopologyCommand: ParsableCommand {
 
     @OptionGroup var platform: PlatformOptions
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func run() throws {
         let machine: Machine
+        var acpi: ACPITableSet?
         if MachinePreset(rawValue: platform.platform) == nil {
             try CommandLineNames.checkPlatform(platform.platform)
             let file = try PlatformFile.load(platform.platform)
+            acpi = file.acpi
             // The tables print before the machine is built: a description the machine refuses
             // still shows what it said.
-            if let tables = file.acpi { print(TopologyReport.acpiFields(tables), terminator: "") }
+            if let tables = file.acpi, format == .text { print(TopologyReport.acpiFields(tables), terminator: "") }
             machine = try platform.makeMachine(from: file)
         } else {
             machine = try platform.makeMachine()
         }
-        print(TopologyReport.text(machine, bridge: platform.bridge.map(BridgeChoice.init)), terminator: "")
+        let bridge = platform.bridge.map(BridgeChoice.init)
+        switch format {
+        case .text: print(TopologyReport.text(machine, bridge: bridge), terminator: "")
+        case .json: print(TopologyJSON.render(machine, bridge: bridge, acpi: acpi), terminator: "")
+        }
     }
 }
 

@@ -7,6 +7,8 @@ public indirect enum JSONValue: Encodable, Sendable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// An unsigned number written exactly (a 64-bit seed).
+    case uint(UInt64)
     case string(String)
     case array([JSONValue])
     case object([String: JSONValue])
@@ -19,6 +21,7 @@ public indirect enum JSONValue: Encodable, Sendable {
         case .null: try c.encodeNil()
         case .bool(let b): try c.encode(b)
         case .int(let i): try c.encode(i)
+        case .uint(let u): try c.encode(u)
         case .string(let s): try c.encode(s)
         case .array(let a): try c.encode(a)
         case .object(let o): try c.encode(o)
@@ -66,6 +69,13 @@ public enum JSONDocument {
         all["schema"] = .number(schema)
         all["command"] = .string(command)
         return encode(JSONValue.object(all))
+    }
+
+    /// The document of `command` whose keys are those of the object `report` (a report's
+    /// `json`) plus `extra`.
+    public static func render(command: String, report: JSONValue, _ extra: [String: JSONValue] = [:]) -> String {
+        guard case .object(let keys) = report else { return render(command: command, extra) }
+        return render(command: command, keys.merging(extra) { _, new in new })
     }
 
     /// Any Encodable, pretty-printed with sorted keys and a final newline.
