@@ -40,12 +40,10 @@ struct JSONSchemaTests {
         ("explain", ["explain", "ITS", "--format", "json"]),
     ]
 
-    /// The binary run from the repository root, so relative fixture paths resolve.
+    /// The binary with the fixture paths made absolute (the working directory is
+    /// process-wide, so tests running in parallel must not change it).
     static func run(_ arguments: [String]) throws -> BinaryTests.Run {
-        let previous = FileManager.default.currentDirectoryPath
-        FileManager.default.changeCurrentDirectoryPath(repository)
-        defer { FileManager.default.changeCurrentDirectoryPath(previous) }
-        return try BinaryTests.run(arguments)
+        try BinaryTests.run(arguments.map { $0.hasPrefix("Examples/") || $0.hasPrefix("Tests/") ? repository + "/" + $0 : $0 })
     }
 
     @Test("every command's --format json document validates against Schemas/doorbell.schema.json and names its command",
