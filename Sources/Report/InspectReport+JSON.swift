@@ -3,7 +3,9 @@ import Inspect
 
 extension InspectReport {
     struct Document: Encodable {
-        var schema = 1
+        var schema = JSONDocument.schema
+        var command = "inspect"
+        var form = "machine"
         var source: String
         var firmware: String?
         var release: String?
@@ -19,13 +21,15 @@ extension InspectReport {
         var disagreements: [Disagreement]
 
         enum CodingKeys: String, CodingKey {
-            case schema, source, firmware, release, missing, problems, notes, answered, failure, functions, disagreements
+            case schema, command, form, source, firmware, release, missing, problems, notes, answered, failure, functions, disagreements
             case modelledAs = "modelled-as", defaultDomain = "default-domain", commandLine = "command-line"
         }
 
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(schema, forKey: .schema)
+            try c.encode(command, forKey: .command)
+            try c.encode(form, forKey: .form)
             try c.encode(source, forKey: .source)
             try c.encode(firmware, forKey: .firmware)
             try c.encode(release, forKey: .release)
@@ -134,7 +138,7 @@ extension InspectReport {
     /// `0x` and lowercase hex digits, no separators.
     static func plainHex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
-    /// The report as JSON (schema 1; sorted keys, every key present, `null` for absent values).
+    /// The report as JSON (schema 2, `Schemas/doorbell.schema.json`: `command` inspect, `form` machine; sorted keys, every key present, `null` for absent values).
     public func json() throws -> String {
         var firmwareName: String?
         switch snapshot.firmware {
