@@ -23,6 +23,8 @@ struct JSONSchemaTests {
         ("strategies", ["strategies", "--format", "json"]),
         ("run", ["run", "Examples/events.yaml", "--format", "json"]),
         ("trace", ["trace", "--scenario", "seed", "--strategy", "legacy", "--format", "json"]),
+        ("trace", ["trace", "--scenario", "seed", "--strategy", "vfio-override", "--format", "json"]),
+        ("run", ["run", "Examples/seed.yaml", "--format", "json"]),
         ("explore", ["explore", "--depth", "1", "--format", "json"]),
         ("host", ["host", "--format", "json"]),
         ("host", ["host", "--owner", "vfio-type1", "--format", "json"]),
@@ -78,6 +80,38 @@ struct JSONSchemaTests {
             #expect(replay.hasPrefix(out + "/") && FileManager.default.fileExists(atPath: replay))
         }
         #expect(counterexamples.allSatisfy { if case .string? = $0["replay"] { true } else { false } })
+    }
+
+    @Test("run's JSON carries each run's violations and the expectations, and trace's the delivered path")
+    func runAndTraceContent() throws {
+        // events.yaml's events break invariants; its runs list them.
+        let events = try JSONTree.parse(try Self.run(["run", "Examples/events.yaml", "--format", "json"]).stdout)
+        guard case .array(let scenarios)? = events["scenarios"], case .array(let runs)? = scenarios.first?["runs"] else {
+            Issue.record("no runs"); return
+        }
+        let violations = runs.reduce(0) { total, run in if case .array(let v)? = run["violations"] { total + v.count } else { total } }
+        #expect(violations > 0)
+        #expect(events["expectations"]?["count"] == .integer(0))
+        // seed.yaml's two expectations hold; with legacy's claimed as "all", one does not.
+        let seed = try JSONTree.parse(try Self.run(["run", "Examples/seed.yaml", "--format", "json"]).stdout)
+        #expect(seed["expectations"]?["count"] == .integer(2) && seed["expectations"]?["hold"] == .bool(true))
+        let text = try String(contentsOf: URL(fileURLWithPath: Self.repository + "/Examples/seed.yaml"), encoding: .utf8)
+        let wrong = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-json-run-\(getpid()).yaml")
+        defer { try? FileManager.default.removeItem(at: wrong) }
+        try text.replacingOccurrences(of: "delivered: none", with: "delivered: all").write(to: wrong, atomically: true, encoding: .utf8)
+        let failing = try Self.run(["run", wrong.path, "--format", "json"])
+        #expect(failing.status == 1)
+        let document = try JSONTree.parse(failing.stdout)
+        #expect(try Self.schema().errors(document).isEmpty)
+        #expect(document["expectations"]?["hold"] == .bool(false))
+        guard case .array(let mismatches)? = document["expectations"]?["mismatches"] else { Issue.record("no mismatches"); return }
+        #expect(mismatches.count == 1 && mismatches.first?["strategy"] == .string("legacy"))
+        let trace = try JSONTree.parse(try Self.run(["trace", "--scenario", "seed", "--strategy", "vfio-override", "--format", "json"]).stdout)
+        #expect(trace["outcome"]?["verdict"] == .string("delivered"))
+        #expect(trace["outcome"]?["its"]?["device-id"] == .integer(8))
+        #expect(trace["explanation"] == .null)
+        guard case .array(let records)? = trace["records"] else { Issue.record("no records"); return }
+        #expect(records.count > 10)
     }
 
     @Test("msi's JSON address is the text's address without separators, and reads as a number")
