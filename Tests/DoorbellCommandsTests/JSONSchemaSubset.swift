@@ -46,7 +46,7 @@ indirect enum JSONTree: Decodable, Equatable {
 /// `additionalProperties` (`false` or a schema), `items` (one schema), `enum`, `const`,
 /// `pattern` (`NSRegularExpression`, searched anywhere in the string as the spec says),
 /// `$ref` to `#/$defs/NAME`, `oneOf` (exactly one branch valid), `minimum`. The annotations
-/// `$schema`, `title`, `description` and `$defs` are accepted and ignore. Any other keyword is
+/// `$schema`, `title`, `description` and `$defs` are accepted and ignored. Any other keyword is
 /// reported as an error, so the schema cannot grow a keyword this validator silently skips.
 struct JSONSchemaSubset {
     let root: JSONTree
