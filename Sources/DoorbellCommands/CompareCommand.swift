@@ -11,7 +11,7 @@ struct CompareCommand: ParsableCommand {
         discussion: """
         Rows are scenarios, columns strategies; a cell is "delivered/fired" and, when a vector \
         did not arrive, where the first one stopped (stage-1, stage-2, its, host, misrouted, \
-        setup). JSON (schema 1, see the README) carries vector 0 and the first failing vector of \
+        setup). JSON (schema 2, see the README and Schemas/doorbell.schema.json) carries vector 0 and the first failing vector of \
         each run with every layer's result.
         """
     )

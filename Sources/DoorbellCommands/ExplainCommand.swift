@@ -17,7 +17,17 @@ struct ExplainCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A strategy id, an invariant or a glossary term.", valueName: "topic"))
     var topic: String?
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func run() throws {
+        if format == .json {
+            guard let json = ExplainReport.json(for: topic) else {
+                throw ValidationError(DidYouMean.unknown("topic", topic ?? "", among: ExplainReport.allTopics))
+            }
+            print(json, terminator: "")
+            return
+        }
         guard let topic else {
             print(ExplainReport.topics, terminator: "")
             return

@@ -48,6 +48,9 @@ struct ExploreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write each counterexample as a replay scenario file into this directory (none are written without it).", valueName: "dir"))
     var out: String?
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func validate() throws {
         guard (0...4).contains(depth) else { throw ValidationError("--depth must be 0…4 (each level multiplies the work by about 20)") }
         guard walks >= 0, steps >= 0, steps <= 64 else { throw ValidationError("--walks ≥ 0 and --steps 0…64") }
@@ -84,7 +87,12 @@ struct ExploreCommand: ParsableCommand {
             FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8) ?? Data())
         }
         let report: String
-        do { report = try ExploreReport.render(results, explorer: explorer, outDirectory: out) } catch {
+        do {
+            switch format {
+            case .text: report = try ExploreReport.render(results, explorer: explorer, outDirectory: out)
+            case .json: report = try ExploreReport.json(results, explorer: explorer, outDirectory: out)
+            }
+        } catch {
             throw CommandFailure("--out \(out ?? ""): the replay files could not be written (\(OutputDirectory.describe(error)))")
         }
         if createdOut, let out { OutputDirectory.removeIfEmpty(out) }

@@ -48,6 +48,9 @@ struct HostCommand: ParsableCommand {
     @Option(name: .customLong("device"), help: ArgumentHelp("A function to plug (repeatable) instead of the single 4-vector one at 00:01.0.", valueName: HostDeviceSpec.helpText))
     var devices: [String] = []
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func validate() throws {
         guard (0..<4).contains(vector) else { throw ValidationError("--vector must be 0…3") }
         if !devices.isEmpty {
@@ -62,12 +65,14 @@ struct HostCommand: ParsableCommand {
             let specs = try devices.map { try HostDeviceSpec.parse($0) }
             let report = try HostDevicesReport.make(platform: platform, devices: specs,
                                                     configuration: KernelConfiguration(version: kernel, defaultDomain: domain))
-            print(report.text, terminator: "")
+            print(format == .json ? JSONDocument.render(command: "host", report: report.json, ["form": .string("devices")]) : report.text,
+                  terminator: "")
             return
         }
         let report = try HostReport.make(platform: platform, owner: owner,
                                          configuration: KernelConfiguration(version: kernel, defaultDomain: domain), vector: vector)
-        print(report.text, terminator: "")
+        print(format == .json ? JSONDocument.render(command: "host", report: report.json, ["form": .string("single")]) : report.text,
+              terminator: "")
     }
 }
 

@@ -29,16 +29,16 @@ struct MSICommand: ParsableCommand {
     @Option(help: "How the SMMU treats the function's stream: bypass, s1 or nested.")
     var translation: Translation = .nested
 
-    @Option(help: "Output format: text, or qemu-trace (QEMU 7.2's smmuv3_*/smmu_*/gicv3_its_* trace events for this MSI).")
-    var format: MSIFormat = .text
-
-    enum MSIFormat: String, ExpressibleByArgument, CaseIterable { case text, qemuTrace = "qemu-trace" }
-
     @Option(help: "The MSI-X vector to fire (0…3).")
     var vector: Int = 2
 
     @Option(help: "The message address to program (default: the ITS doorbell as this translation reaches it).")
     var address: HexNumber?
+
+    @Option(help: "Output format: text, json, or qemu-trace (QEMU 7.2's smmuv3_*/smmu_*/gicv3_its_* trace events for this MSI).")
+    var format: MSIFormat = .text
+
+    enum MSIFormat: String, ExpressibleByArgument, CaseIterable { case text, json, qemuTrace = "qemu-trace" }
 
     func validate() throws {
         guard (0..<4).contains(vector) else { throw ValidationError("--vector must be 0…3") }
@@ -48,6 +48,7 @@ struct MSICommand: ParsableCommand {
         let report = try MSIReport.make(platform: platform, translation: translation, vector: vector, address: address?.value)
         switch format {
         case .text: print(report.text, terminator: "")
+        case .json: print(JSONDocument.render(command: "msi", report: report.json), terminator: "")
         case .qemuTrace: print(QEMUTrace.lines(report.journal).joined(separator: "\n"))
         }
     }
@@ -72,19 +73,28 @@ struct TopologyCommand: ParsableCommand {
 
     @OptionGroup var platform: PlatformOptions
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func run() throws {
         let machine: Machine
+        var acpi: ACPITableSet?
         if MachinePreset(rawValue: platform.platform) == nil {
             try CommandLineNames.checkPlatform(platform.platform)
             let file = try PlatformFile.load(platform.platform)
+            acpi = file.acpi
             // The tables print before the machine is built: a description the machine refuses
             // still shows what it said.
-            if let tables = file.acpi { print(TopologyReport.acpiFields(tables), terminator: "") }
+            if let tables = file.acpi, format == .text { print(TopologyReport.acpiFields(tables), terminator: "") }
             machine = try platform.makeMachine(from: file)
         } else {
             machine = try platform.makeMachine()
         }
-        print(TopologyReport.text(machine, bridge: platform.bridge.map(BridgeChoice.init)), terminator: "")
+        let bridge = platform.bridge.map(BridgeChoice.init)
+        switch format {
+        case .text: print(TopologyReport.text(machine, bridge: bridge), terminator: "")
+        case .json: print(TopologyJSON.render(machine, bridge: bridge, acpi: acpi), terminator: "")
+        }
     }
 }
 

@@ -9,6 +9,12 @@ import Scenario
 /// `--format` of the comparison commands.
 extension ReportFormat: ExpressibleByArgument {}
 
+/// `--format` of the commands that print one report: the text, or its JSON document (schema
+/// 2, `Schemas/doorbell.schema.json`).
+enum TextFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
 /// A platform named on the command line: a preset, or a description file read here.
 struct ChosenPlatform {
     var platform: Platform

@@ -26,10 +26,13 @@ struct SeedCommand: ParsableCommand {
     @Option(help: "The host kernel behaviour for the nested shape: v6.14 (legacy, the seed) or v6.15.")
     var hostKernel: KernelConfiguration.Version = .v6_14
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func run() throws {
         let report: SeedReport
         do { report = try SeedReport.make(nestedHost: hostKernel) } catch let usage as UsageFailure { throw ValidationError(usage.message) }
-        print(report.text, terminator: "")
+        print(format == .json ? JSONDocument.render(command: "seed", report: report.json) : report.text, terminator: "")
     }
 }
 

@@ -20,7 +20,7 @@ struct TraceCommand: ParsableCommand {
 
     /// `qemu-trace`: QEMU 7.2's smmuv3_*/smmu_*/gicv3_its_* trace events; `ftrace`: the host's
     /// and guest's irq_handler_entry/exit tracepoints (`QEMUTrace`).
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid, qemuTrace = "qemu-trace", ftrace }
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, mermaid, json, qemuTrace = "qemu-trace", ftrace }
 
     @Argument(help: ArgumentHelp("A scenario file (YAML).", valueName: "file"))
     var file: String?
@@ -40,7 +40,7 @@ struct TraceCommand: ParsableCommand {
 
     @OptionGroup var kernel: KernelReleaseOption
 
-    @Option(help: "Output format: text or mermaid.")
+    @Option(help: "Output format: text, mermaid or json.")
     var format: Format = .text
 
     func validate() throws {
@@ -92,6 +92,9 @@ struct TraceCommand: ParsableCommand {
         switch format {
         case .text:
             print(TraceReport.text(scenario: description.name, strategy: strategy, device: device, vector: vector, firmware: firmware,
+                                   records: records, outcome: outcome, run: run), terminator: "")
+        case .json:
+            print(TraceJSON.render(scenario: description.name, strategy: strategy, device: device, vector: vector, firmware: firmware,
                                    records: records, outcome: outcome, run: run), terminator: "")
         case .mermaid:
             print(TraceReport.mermaid(scenario: description.name, strategy: strategy, vector: vector, records: records, outcome: outcome),

@@ -37,9 +37,12 @@ struct WalkCommand: ParsableCommand {
     @Option(help: "The address the device writes (an IOVA; an IPA for --stage s2).")
     var address: HexNumber = HexNumber(0x1_2345_6040)
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func run() throws {
         let report = try WalkReport.make(platform: platform, stage: stage, granule: granule.granule, stage2Granule: stage2Granule.granule, address: address.value)
-        print(report.text, terminator: "")
+        print(format == .json ? JSONDocument.render(command: "walk", report: report.json) : report.text, terminator: "")
     }
 }
 extension WalkReport.Stage: ExpressibleByArgument {}

@@ -42,4 +42,42 @@ public enum ExplainReport {
         text += "\nSee it run: `doorbell strategies` (every strategy side by side), `doorbell trace --scenario seed --strategy \(strategy.rawValue)`.\n"
         return text
     }
+
+    /// `doorbell explain --format json`: the topic list (no topic), or the topic's kind
+    /// (strategy, invariant, term) and its fields from the same data as the text; nil when no
+    /// strategy, invariant or term has that name.
+    public static func json(for topic: String?) -> String? {
+        guard let topic else {
+            return JSONDocument.render(command: "explain", [
+                "topic": .null, "kind": .string("topics"),
+                "topics": .object([
+                    "strategies": .array(Strategy.allCases.map { .string($0.rawValue) }),
+                    "invariants": .array(Invariant.allCases.map { .string($0.rawValue) }),
+                    "glossary": .array(Glossary.allNames.map { .string($0) }),
+                ]),
+            ])
+        }
+        if let strategy = Strategy(rawValue: topic.lowercased()) {
+            let d = strategy.definition
+            return JSONDocument.render(command: "explain", [
+                "topic": .string(strategy.rawValue), "kind": .string("strategy"),
+                "strategy": .object(["origin": .string(d.origin), "upstream": .string(d.upstream.rawValue),
+                                     "base-release": .string(d.baseRelease.rawValue), "changes": .array(d.changes.map { .string($0.rawValue) }),
+                                     "msi-plan": .string(d.msiPlan.rawValue)]),
+            ])
+        }
+        if let invariant = Invariant(rawValue: topic.lowercased()) {
+            return JSONDocument.render(command: "explain", [
+                "topic": .string(invariant.rawValue), "kind": .string("invariant"),
+                "invariant": .object(["statement": .string(invariant.statement)]),
+            ])
+        }
+        if let entry = Glossary.entry(topic) {
+            return JSONDocument.render(command: "explain", [
+                "topic": .string(entry.term), "kind": .string("term"),
+                "term": .object(["meaning": .string(entry.meaning), "in-doorbell": .string(entry.modelled)]),
+            ])
+        }
+        return nil
+    }
 }

@@ -31,24 +31,15 @@ public enum ExploreReport {
             rows.append(row)
         }
         text += transpose(header, rows)
-        var files: [String] = []
         let findings = results.flatMap(\.findings)
+        let replays = try writeReplays(findings, explorer: explorer, outDirectory: outDirectory)
         if !findings.isEmpty {
             text += "\nMinimal counterexamples"
             text += outDirectory == nil ? " (give --out DIR to write each as a scenario file `doorbell run` replays):\n" : ":\n"
-            if let outDirectory { try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true) }
-            for (i, f) in findings.enumerated() {
+            for (f, replay) in zip(findings, replays) {
                 text += "  - \(f.strategy.rawValue): \(f.violation.invariant.rawValue) after [\(f.sequence.map(describe).joined(separator: ", "))]\n"
                 text += "    \(f.violation.detail)\n"
-                guard let outDirectory else { continue }
-                let name = "\(outDirectory)/\(f.strategy.rawValue)-\(f.violation.invariant.rawValue)-\(f.kind?.rawValue ?? "none")-\(i).yaml"
-                var replay = explorer.replayScenario(f)
-                if case .deviceTree(let platform) = replay.platform {
-                    replay.platform = .deviceTree(path: relativePath(to: platform, from: outDirectory))
-                }
-                try ScenarioFile.render(replay).write(toFile: name, atomically: true, encoding: .utf8)
-                files.append(name)
-                text += "    replay: doorbell run \(name)\n"
+                if let replay { text += "    replay: doorbell run \(replay)\n" }
             }
         }
         let baselineOnly = results.filter { $0.findings.isEmpty && !$0.baseline.isEmpty }
@@ -59,6 +50,74 @@ public enum ExploreReport {
         let duplicates = results.reduce(0) { $0 + $1.duplicates }
         text += "\n\(states) states run (\(duplicates) with a state seen before, not expanded).\n"
         return text
+    }
+
+    /// Writes each finding's replay scenario into `outDirectory` (created when there is a
+    /// finding) and returns the file names, in the findings' order; all nil without a directory.
+    static func writeReplays(_ findings: [Explorer.Finding], explorer: Explorer, outDirectory: String?) throws -> [String?] {
+        guard let outDirectory, !findings.isEmpty else { return findings.map { _ in nil } }
+        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+        var names: [String?] = []
+        for (i, f) in findings.enumerated() {
+            let name = "\(outDirectory)/\(f.strategy.rawValue)-\(f.violation.invariant.rawValue)-\(f.kind?.rawValue ?? "none")-\(i).yaml"
+            var replay = explorer.replayScenario(f)
+            if case .deviceTree(let platform) = replay.platform {
+                replay.platform = .deviceTree(path: relativePath(to: platform, from: outDirectory))
+            }
+            try ScenarioFile.render(replay).write(toFile: name, atomically: true, encoding: .utf8)
+            names.append(name)
+        }
+        return names
+    }
+
+    /// `doorbell explore --format json`: the options, the survival table as one object per
+    /// strategy (each event kind's result: survives, n/a, breaks with the invariants, or
+    /// not-run when the strategy never got that far), the counterexamples with their replay
+    /// files (`null` without --out), what broke before any event, and the state counts. The
+    /// replay files are written exactly as for the text.
+    public static func json(_ results: [Explorer.Result], explorer: Explorer, outDirectory: String?) throws -> String {
+        let kinds = EventKind.allCases.filter { k in k != .fire && results.contains { $0.kindsRun.contains(k) } }
+        let findings = results.flatMap(\.findings)
+        let replays = try writeReplays(findings, explorer: explorer, outDirectory: outDirectory)
+        let strategies: [JSONValue] = results.map { r in
+            let neverDelivers = r.setupFailure == nil ? r.baseline.first(where: { $0.invariant == .delivery })?.detail : nil
+            let events: [JSONValue] = kinds.map { k in
+                let broken = r.findings.filter { $0.kind == k }.map(\.violation.invariant).sorted()
+                let result: String
+                if r.setupFailure != nil || neverDelivers != nil { result = "not-run" }
+                else if !broken.isEmpty { result = "breaks" }
+                else { result = r.kindsRun.contains(k) ? "survives" : "n/a" }
+                return .object(["kind": .string(k.rawValue), "result": .string(result),
+                                "broken": .array(Array(Set(broken)).sorted().map { .string($0.rawValue) })])
+            }
+            return .object([
+                "strategy": .string(r.strategy.rawValue), "states": .number(r.states), "duplicates": .number(r.duplicates),
+                "setup-failure": .string(r.setupFailure.map { "\($0.step)" }), "never-delivers": .string(neverDelivers),
+                "events": .array(events),
+                "baseline": .array(r.baseline.map(violation)),
+            ])
+        }
+        let counterexamples: [JSONValue] = zip(findings, replays).map { f, replay in
+            .object(["strategy": .string(f.strategy.rawValue), "invariant": .string(f.violation.invariant.rawValue),
+                     "kind": .string(f.kind?.rawValue), "sequence": .array(f.sequence.map { .string(describe($0)) }),
+                     "detail": .string(f.violation.detail), "replay": .string(replay)])
+        }
+        return JSONDocument.render(command: "explore", [
+            "scenario": .string(explorer.scenario.name),
+            "depth": .number(explorer.options.depth), "walks": .number(explorer.options.walks),
+            "steps": .number(explorer.options.steps), "seed": .uint(explorer.options.seed),
+            "event-kinds": .array(kinds.map { .string($0.rawValue) }),
+            "strategies": .array(strategies),
+            "counterexamples": .array(counterexamples),
+            "states": .number(results.reduce(0) { $0 + $1.states }),
+            "duplicates": .number(results.reduce(0) { $0 + $1.duplicates }),
+            "violated": .bool(results.contains(where: \.violated)),
+        ])
+    }
+
+    static func violation(_ v: Violation) -> JSONValue {
+        .object(["invariant": .string(v.invariant.rawValue), "step": .number(v.step),
+                 "event": .string(v.event.map(describe)), "detail": .string(v.detail)])
     }
 
     /// `path` (relative to the working directory, or absolute) as the replay file in

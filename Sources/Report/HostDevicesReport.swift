@@ -53,6 +53,8 @@ public struct HostDevicesReport {
     public var text: String
     /// Every enumerated function in probe order.
     public var entries: [Entry]
+    /// The same as data: `doorbell host --device … --format json`.
+    public var json: JSONValue = .null
 
     /// Plugs `devices` under root complex `rcIndex` of `machine`, boots the host kernel model and
     /// lets a driver enable each one's vectors.
@@ -195,7 +197,34 @@ public struct HostDevicesReport {
                 }
             }
         }
-        return HostDevicesReport(text: text, entries: entries)
+        var report = HostDevicesReport(text: text, entries: entries)
+        report.json = .object([
+            "platform": .string(machine.name), "kernel": .string(configuration.version.rawValue),
+            "default-domain": .string(configuration.defaultDomain.rawValue),
+            "functions": .array(entries.map(Self.json)),
+        ])
+        return report
+    }
+
+    /// One function as data: RIDs and IDs as numbers, addresses as hex strings, `intx` and
+    /// `intx-handled` `null` unless the function fell back to INTx.
+    static func json(_ entry: Entry) -> JSONValue {
+        .object([
+            "name": .string(entry.name), "bridge": .bool(entry.isBridge),
+            "requester-id": .number(entry.requesterID.rawValue), "wire-requester-id": .number(entry.wireRequesterID.rawValue),
+            "stream-ids": .array(entry.streamIDs.map { .number($0) }), "device-id": .number(entry.deviceID),
+            "group": .number(entry.group), "group-devices": .array(entry.groupDevices.map { .string($0) }),
+            "default-domain": .string(entry.defaultDomainType), "reserved-regions": .array(entry.reservedRegions.map { .string($0) }),
+            "interrupts": .string(entry.interruptMode),
+            "intx": entry.intx.map { i in .object(["pin": .number(i.pin), "root-devfn": .number(i.rootDevfn), "root-pin": .number(i.rootPin),
+                                                   "intid": .number(i.intid), "irq": .number(i.irq)]) } ?? .null,
+            "intx-handled": entry.intxHandled.map { h in .object(["cpu": .number(h.cpu), "intid": .number(h.intid), "runs": .number(h.runs),
+                                                                  "active": .bool(h.active)]) } ?? .null,
+            "vectors": .array(entry.vectors.map { v in
+                .object(["index": .number(v.index), "irq": .number(v.irq), "address": .address(v.address), "data": .number(v.data),
+                         "lpi": .number(v.lpi), "cpu": .number(v.cpu)])
+            }),
+        ])
     }
 
     /// The scenario worlds' endpoint (`Endpoint`) with the capability `spec` names and

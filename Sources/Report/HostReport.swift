@@ -19,6 +19,8 @@ public struct HostReport {
     public var messageAddress: UInt64
     /// Whether the owner's handler (driver handler, or the eventfd) ran for the fired vector.
     public var delivered: Bool
+    /// The same as data: `doorbell host --format json`.
+    public var json: JSONValue = .null
 
     /// Plugs a 4-vector MSI-X function at `rid` under root complex `rcIndex` of `machine`, boots
     /// the host kernel model, lets `owner` enable MSI-X and fires `vector`.
@@ -91,7 +93,9 @@ public struct HostReport {
         }
 
         text += "IOMMU view (sysfs/debugfs):\n"
-        for line in kernel.iommu.view(of: pdev.device).description.split(separator: "\n") { text += "  \(line)\n" }
+        let viewLines = kernel.iommu.view(of: pdev.device).description.split(separator: "\n").map(String.init)
+        for line in viewLines { text += "  \(line)\n" }
+        var vectorsJSON: [JSONValue] = []
         text += "\nMSI-X enable: \(path)\n"
         var fired_address: UInt64 = 0
         // The CPU Linux routed the fired vector to (its_irq_domain_activate picks the least
@@ -107,6 +111,9 @@ public struct HostReport {
                 firedCPU = kernel.irq.descriptor(descriptor.irq)?.effectiveCPU ?? 0
             }
             let lpi = kernel.irq.descriptor(descriptor.irq).map { "LPI \($0.hwirq)" } ?? "no LPI"
+            vectorsJSON.append(.object(["index": .number(descriptor.index), "irq": .number(descriptor.irq),
+                                        "lpi": .number(kernel.irq.descriptor(descriptor.irq)?.hwirq),
+                                        "address": .address(address), "data": .number(entry.2)]))
             text += "  vector \(descriptor.index): irq \(descriptor.irq), \(lpi) → MSI-X entry address \(Hex.format(address)) data \(Hex.format(entry.2, minDigits: 1))\n"
         }
 
@@ -119,14 +126,24 @@ public struct HostReport {
         function.trace = nil
         fired = (eventfd.map { $0.count > 0 } ?? (handled > 0)) && ran > 0
         text += "\nthe device fires vector \(vector):\n"
-        text += TraceTable.render(log.records.filter { $0.kind != .mmioRead })
-        text += "\nresult: "
+        let records = log.records.filter { $0.kind != .mmioRead }
+        text += TraceTable.render(records)
+        let result: String
         if fired {
-            text += eventfd != nil ? "delivered: the host handler ran and signalled the vector's eventfd\n"
-                                   : "delivered: the driver's handler ran on CPU \(firedCPU)\n"
+            result = eventfd != nil ? "delivered: the host handler ran and signalled the vector's eventfd"
+                                    : "delivered: the driver's handler ran on CPU \(firedCPU)"
         } else {
-            text += "not delivered; the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
+            result = "not delivered; the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")"
         }
-        return HostReport(text: text, messageAddress: fired_address, delivered: fired)
+        text += "\nresult: " + result + "\n"
+        var report = HostReport(text: text, messageAddress: fired_address, delivered: fired)
+        report.json = .object([
+            "platform": .string(machine.name), "kernel": .string(configuration.version.rawValue),
+            "default-domain": .string(configuration.defaultDomain.rawValue), "device": .string(pdev.device.name),
+            "owner": .string(owner.rawValue), "iommu-view": .array(viewLines.map { .string($0) }), "msi-enable": .string(path),
+            "vectors": .array(vectorsJSON), "fired-vector": .number(vector), "cpu": .number(firedCPU),
+            "records": .records(records), "delivered": .bool(fired), "result": .string(result),
+        ])
+        return report
     }
 }

@@ -23,7 +23,9 @@ public enum InspectPassthroughReport {
             scenarios.append(try JSONSerialization.jsonObject(with: Data(text.utf8)))
         }
         let document: [String: Any] = [
-            "schema": 1,
+            "schema": JSONDocument.schema,
+            "command": "inspect",
+            "form": "passthrough",
             "device": whatIf.device,
             "checks": whatIf.checks.map { ["name": $0.name, "passed": $0.passed, "detail": $0.detail] as [String: Any] },
             "scenarios": scenarios,

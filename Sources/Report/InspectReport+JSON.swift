@@ -3,7 +3,9 @@ import Inspect
 
 extension InspectReport {
     struct Document: Encodable {
-        var schema = 1
+        var schema = JSONDocument.schema
+        var command = "inspect"
+        var form = "machine"
         var source: String
         @ReportJSON.Null var firmware: String?
         @ReportJSON.Null var release: String?
@@ -19,7 +21,7 @@ extension InspectReport {
         var disagreements: [Disagreement]
 
         enum CodingKeys: String, CodingKey {
-            case schema, source, firmware, release, missing, problems, notes, answered, failure, functions, disagreements
+            case schema, command, form, source, firmware, release, missing, problems, notes, answered, failure, functions, disagreements
             case modelledAs = "modelled-as", defaultDomain = "default-domain", commandLine = "command-line"
         }
 
@@ -86,7 +88,7 @@ extension InspectReport {
     /// `0x` and lowercase hex digits, no separators.
     static func plainHex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
-    /// The report as JSON (schema 1; sorted keys, every key present, `null` for absent values).
+    /// The report as JSON (schema 2, `Schemas/doorbell.schema.json`: `command` inspect, `form` machine; sorted keys, every key present, `null` for absent values).
     public func json() throws -> String {
         var firmwareName: String?
         switch snapshot.firmware {

@@ -20,6 +20,8 @@ public struct MSIReport {
     /// The MSI's journal, from the function's write to the redistributor (for
     /// `msi --format qemu-trace`).
     public var journal: [JournalEntry] = []
+    /// The same as data: `doorbell msi --format json`.
+    public var json: JSONValue = .null
 
     public static let msiIOVA: UInt64 = 0xFFFF_F040
 
@@ -116,15 +118,30 @@ public struct MSIReport {
         text += "  ITS: DeviceID \(route.deviceID) EventIDs 0…3 → LPIs 8192…8195 on collection 0 (CPU 0)\n"
         for line in lines { text += "  \(line)\n" }
         text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(eventID), minDigits: 1))\n\n"
-        text += TraceTable.render(log.records.filter { $0.kind != .mmioRead })
+        let records = log.records.filter { $0.kind != .mmioRead }
+        text += TraceTable.render(records)
         let expected = BareMetal.firstLPI + eventID
-        text += "\nresult: "
+        let result: String
         if intid == expected {
-            text += "delivered: CPU 0 took LPI \(intid) (DeviceID \(route.deviceID), EventID \(eventID))\n"
+            result = "delivered: CPU 0 took LPI \(intid) (DeviceID \(route.deviceID), EventID \(eventID))"
         } else {
-            text += "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")\n"
+            result = "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")"
         }
-        return MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status, journal: journal.entries)
+        text += "\nresult: " + result + "\n"
+        var report = MSIReport(text: text, acknowledged: intid, expectedINTID: expected, status: outcome.result?.status, journal: journal.entries)
+        report.json = .object([
+            "platform": .string(machine.name), "translation": .string(translation.rawValue),
+            "requester-id": .number(rid.rawValue), "stream-id": .number(route.streamID?.rawValue), "device-id": .number(route.deviceID.rawValue),
+            "its": .object(["index": .number(itsIndex), "base": .address(its.base.rawValue), "translater": .address(its.translaterAddress.rawValue)]),
+            "pre-its-window": machine.preITS[itsIndex].map { w in .object(["base": .address(w.base.rawValue), "size": .address(w.size),
+                                                                          "slot": .address(doorbell)]) } ?? .null,
+            "setup": .array(lines.map { .string($0) }),
+            "vector": .number(vector), "address": .address(messageAddress), "data": .number(eventID),
+            "records": .records(records),
+            "delivered": .bool(intid == expected), "acknowledged": .number(intid), "expected-intid": .number(expected),
+            "result": .string(result),
+        ])
+        return report
     }
 
     /// Linux maps MSI doorbells IOMMU_WRITE | IOMMU_MMIO (iommu_dma_get_msi_page): write, no

@@ -3,9 +3,10 @@ import Foundation
 import GIC
 import Scenario
 
-/// The stable JSON of `doorbell compare` and `doorbell run` (schema 1, documented in the
-/// README). Keys are kebab-case and sorted; addresses are hex strings as the text tables print
-/// them; a missing value is `null`, never an absent key, so consumers can rely on the shape.
+/// The stable JSON of `doorbell compare`, `strategies` and `run` (schema 2, documented in the
+/// README and `Schemas/doorbell.schema.json`). Keys are kebab-case and sorted; addresses are
+/// separator-free lowercase hex strings (`JSONDocument.hex`), IDs are numbers; a missing value
+/// is `null`, never an absent key, so consumers can rely on the shape.
 public enum ReportJSON {
     /// An optional that encodes as `null` when absent: the synthesized encoders skip nil
     /// values (`encodeIfPresent`), and the schema promises every key in every object.
@@ -19,11 +20,37 @@ public enum ReportJSON {
         }
     }
 
-    public static let schema = 1
+    public static var schema: Int { JSONDocument.schema }
 
+    /// `expectations` only in `run`'s document (synthesized `encodeIfPresent` leaves it out
+    /// of `compare`'s and `strategies'`).
     struct Document: Encodable {
         var schema: Int
+        var command: String
         var scenarios: [Scenario]
+        var expectations: Expectations?
+    }
+
+    /// The scenario file's expectations: how many, whether all hold, and each that does not.
+    struct Expectations: Encodable {
+        var count: Int
+        var hold: Bool
+        var mismatches: [Mismatch]
+    }
+
+    struct Mismatch: Encodable {
+        var strategy: String
+        var expected: String
+        var observed: String
+    }
+
+    /// An invariant the run broke (`StrategyRun.violations`): which, at which step, after which event.
+    struct Violation: Encodable {
+        var invariant: String
+        var step: Int
+        @Null var event: String?
+        var detail: String
+        enum CodingKeys: String, CodingKey { case invariant, step, event, detail }
     }
 
     struct Scenario: Encodable {
@@ -44,9 +71,10 @@ public enum ReportJSON {
         @Null var firstFailure: Failure?
         @Null var explanation: String?
         var vectors: [Vector]
+        var violations: [Violation]
 
         enum CodingKeys: String, CodingKey {
-            case strategy, kernel, changes, fired, delivered, explanation, vectors
+            case strategy, kernel, changes, fired, delivered, explanation, vectors, violations
             case setupFailure = "setup-failure", firstFailure = "first-failure"
         }
     }
@@ -58,7 +86,7 @@ public enum ReportJSON {
         var reason: String
     }
 
-    struct Stage: Encodable {
+    struct Stage: Encodable, Sendable {
         var result: String
         @Null var from: String?
         @Null var to: String?
@@ -67,9 +95,9 @@ public enum ReportJSON {
         enum CodingKeys: String, CodingKey { case result, from, to, event, detail }
     }
 
-    struct ITS: Encodable {
+    struct ITS: Encodable, Sendable {
         var index: Int
-        var deviceID: String
+        var deviceID: UInt32
         var eventID: UInt32
         @Null var lpi: UInt32?
         @Null var cpu: Int?
@@ -80,13 +108,13 @@ public enum ReportJSON {
         }
     }
 
-    struct Interrupt: Encodable {
+    struct Interrupt: Encodable, Sendable {
         var irq: Int
         var lpi: UInt32
         var cpu: Int
     }
 
-    struct Vector: Encodable {
+    struct Vector: Encodable, Sendable {
         var step: Int
         var device: Int
         var vector: Int
@@ -112,9 +140,9 @@ public enum ReportJSON {
     static func stage(_ s: VectorOutcome.StageResult) -> Stage {
         switch s {
         case .translated(let from, let to):
-            return Stage(result: s.kind, from: Hex.format(from), to: Hex.format(to))
+            return Stage(result: s.kind, from: JSONDocument.hex(from), to: JSONDocument.hex(to))
         case .fault(let fault):
-            return Stage(result: s.kind, from: Hex.format(fault.inputAddress), event: "\(fault.type.name)", detail: fault.reason)
+            return Stage(result: s.kind, from: JSONDocument.hex(fault.inputAddress), event: "\(fault.type.name)", detail: fault.reason)
         default:
             return Stage(result: s.kind)
         }
@@ -123,7 +151,7 @@ public enum ReportJSON {
     static func vector(_ o: VectorOutcome) -> Vector {
         @Null var its: ITS?
         if let i = o.its {
-            var entry = ITS(index: i.index, deviceID: Hex.format(UInt64(i.deviceID), minDigits: 1), eventID: i.eventID)
+            var entry = ITS(index: i.index, deviceID: i.deviceID, eventID: i.eventID)
             switch i.result {
             case .delivered(let intid, let cpu, _):
                 entry.lpi = intid.rawValue
@@ -142,8 +170,8 @@ public enum ReportJSON {
             verdict = point.rawValue
             reason = why
         }
-        return Vector(step: o.step, device: o.device, vector: o.vector, guestAddress: o.guestAddress.map { Hex.format($0) },
-                      programmedAddress: o.programmedAddress.map { Hex.format($0) }, stage1: stage(o.stage1), stage2: stage(o.stage2),
+        return Vector(step: o.step, device: o.device, vector: o.vector, guestAddress: o.guestAddress.map(JSONDocument.hex),
+                      programmedAddress: o.programmedAddress.map(JSONDocument.hex), stage1: stage(o.stage1), stage2: stage(o.stage2),
                       its: its, expected: o.expected.map { Interrupt(irq: $0.irq, lpi: $0.lpi, cpu: $0.cpu) },
                       handled: o.handled.map { Interrupt(irq: $0.irq, lpi: $0.lpi, cpu: $0.cpu) },
                       verdict: verdict, reason: reason, descriptorReads: o.cost.descriptorReads, tlbHits: o.cost.tlbHits, tlbMisses: o.cost.tlbMisses)
@@ -163,18 +191,25 @@ public enum ReportJSON {
         }
         return Run(strategy: r.strategy.rawValue, kernel: r.strategy.hostRelease(host).rawValue, changes: r.strategy.changes.map(\.rawValue),
                    setupFailure: r.setupFailure?.description, fired: r.firedCount, delivered: r.deliveredCount,
-                   firstFailure: failure, explanation: r.explanation, vectors: chosen.map(vector))
+                   firstFailure: failure, explanation: r.explanation, vectors: chosen.map(vector),
+                   violations: r.violations.map {
+                       Violation(invariant: $0.invariant.rawValue, step: $0.step, event: $0.event.map(ExploreReport.describe), detail: $0.detail)
+                   })
     }
 
-    /// The JSON text of several scenarios' runs.
-    public static func render(_ results: [(ScenarioDescription, [StrategyRun])], allVectors: Bool) -> String {
-        let document = Document(schema: schema, scenarios: results.map { scenario, runs in
+    /// The JSON text of several scenarios' runs, as `command` wrote them; `expectations` (only
+    /// `run`'s) with the mismatches `ExpectationCheck` found.
+    public static func render(_ results: [(ScenarioDescription, [StrategyRun])], allVectors: Bool, command: String,
+                              expectations: (count: Int, mismatches: [ExpectationCheck.Mismatch])? = nil) -> String {
+        let document = Document(schema: schema, command: command, scenarios: results.map { scenario, runs in
             Scenario(name: scenario.name, summary: scenario.summary, platform: scenario.platform.description,
                      runs: runs.map { run($0, host: scenario.host, allVectors: allVectors) })
+        }, expectations: expectations.map { e in
+            Expectations(count: e.count, hold: e.mismatches.isEmpty,
+                         mismatches: e.mismatches.map { Mismatch(strategy: $0.strategy.rawValue, expected: $0.expected, observed: $0.observed) })
         })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(document), let text = String(data: data, encoding: .utf8) else { return "{}\n" }
-        return text + "\n"
+        return JSONDocument.encode(document)
     }
 }
+
+extension ReportJSON.Null: Sendable where Value: Sendable {}

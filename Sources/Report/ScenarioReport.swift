@@ -13,7 +13,7 @@ public enum ScenarioReport {
     public static func strategies(_ scenario: ScenarioDescription, _ runs: [StrategyRun], format: ReportFormat) -> String {
         switch format {
         case .json:
-            return ReportJSON.render([(scenario, runs)], allVectors: true)
+            return ReportJSON.render([(scenario, runs)], allVectors: true, command: "strategies")
         case .table, .markdown:
             let markdown = format == .markdown
             let (name, summary, platform) = (SafeText.escape(scenario.name), SafeText.escape(scenario.summary), SafeText.escape("\(scenario.platform)"))
@@ -40,10 +40,15 @@ public enum ScenarioReport {
     """
     }
 
-    /// `doorbell run`: `strategies`, then (not in JSON) each run's vectors, its event log, its
-    /// invariant violations, and whether the file's expectations hold.
+    /// `doorbell run`: `strategies`, then each run's vectors, its event log, its invariant
+    /// violations, and whether the file's expectations hold. JSON carries every vector, each
+    /// run's violations and the expectations with their mismatches.
     public static func run(_ description: ScenarioDescription, _ runs: [StrategyRun], mismatches: [ExpectationCheck.Mismatch],
                            format: ReportFormat) -> String {
+        if format == .json {
+            return ReportJSON.render([(description, runs)], allVectors: true, command: "run",
+                                     expectations: (description.expectations.count, mismatches))
+        }
         var text = strategies(description, runs, format: format)
         if format != .json {
             for run in runs where run.setupFailure == nil && !run.outcomes.isEmpty {
@@ -72,7 +77,7 @@ public enum ScenarioReport {
     /// first failing vector of each run.
     public static func comparison(_ results: [(ScenarioDescription, [StrategyRun])], format: ReportFormat) -> String {
         switch format {
-        case .json: ReportJSON.render(results, allVectors: false)
+        case .json: ReportJSON.render(results, allVectors: false, command: "compare")
         case .table, .markdown: ReportText.matrix(results, markdown: format == .markdown)
         }
     }

@@ -18,6 +18,8 @@ public struct SeedReport {
 
     public var shapes: [Shape]
     public var text: String
+    /// The same as data: `doorbell seed --format json`.
+    public var json: JSONValue = .null
 
     static let rid = RequesterID(bus: 0, device: 1, function: 0)
 
@@ -52,7 +54,20 @@ public struct SeedReport {
             text += "programmed the device with an address the guest never mapped: the device's write walks the "
             text += "guest's stage 1 first and faults there (S2=0, CLASS=IN), so nothing reaches the ITS or the guest.\n"
         }
-        return SeedReport(shapes: shapes, text: text)
+        var report = SeedReport(shapes: shapes, text: text)
+        report.json = .object([
+            "platform": .string("qemu-virt"), "nested-host-kernel": .string(nestedHost.rawValue),
+            "shapes": .array(shapes.map { shape in
+                .object(["name": .string(shape.name), "guest-address": .address(shape.guestAddress), "host-address": .address(shape.hostAddress),
+                         "delivered": .number(shape.delivered), "vectors": .number(4),
+                         "smmu-events": .array(shape.hostEvents.map { e in
+                             .object(["event-id": .number(e.eventID), "stage-2": .bool(e.stage2), "class": .number(e.faultClass & 3),
+                                      "input-address": .address(e.inputAddress)])
+                         })])
+            }),
+            "failure-records": .records(failureTrace.filter { $0.kind != .mmioRead }),
+        ])
+        return report
     }
 
     static func run(name: String, viommu: VirtualMachineMonitor.VIOMMU, guestDomain: KernelConfiguration.DefaultDomain,

@@ -18,6 +18,8 @@ public struct WalkReport {
     public var firstCost: TranslationCost
     public var secondCost: TranslationCost
     public var landedAt: PhysicalAddress?
+    /// The same as data: `doorbell walk --format json`.
+    public var json: JSONValue = .null
 
     /// Builds the translation on `machine` through the SMMU's own interface, sends one write to
     /// `address` from StreamID 0x8, then again to show the TLB hit.
@@ -76,7 +78,9 @@ public struct WalkReport {
         var text = "Doorbell: one DMA write through the SMMUv3 on \(machine.name)\n"
         for line in description { text += "  \(line)\n" }
         text += "  transaction: \(transaction)\n\n"
-        text += TraceTable.render(log.records)
+        let records = log.records
+        text += TraceTable.render(records)
+        var resultJSON: JSONValue = .null
         var landed: PhysicalAddress?
         switch response {
         case .translated(let result):
@@ -85,8 +89,15 @@ public struct WalkReport {
             let ipa = result.intermediate.map { " → IPA \($0)" } ?? ""
             text += "\nresult: \(transaction.address)\(ipa) → PA \(result.output) (\(result.pageSize >> 10) KiB, \(result.writable ? "RW" : "RO"))"
             text += result.output.rawValue == expected ? "\n" : " — expected \(Hex.format(expected))\n"
+            resultJSON = .object(["result": .string("translated"), "input": .address(transaction.address.rawValue),
+                                  "intermediate": .address(result.intermediate?.rawValue), "output": .address(result.output.rawValue),
+                                  "page-size": .address(result.pageSize), "writable": .bool(result.writable),
+                                  "expected": .address(expected), "fault": .null, "abort": .null])
         case .terminated(let fault, let abort):
             text += "\nresult: terminated (\(abort ? "abort" : "RAZ/WI"))\(fault.map { ": \($0)" } ?? "")\n"
+            resultJSON = .object(["result": .string("terminated"), "input": .address(transaction.address.rawValue),
+                                  "intermediate": .null, "output": .null, "page-size": .null, "writable": .null,
+                                  "expected": .address(expected), "fault": .string(fault.map { "\($0)" }), "abort": .bool(abort)])
         }
         text += "cost (miss): \(firstCost.streamTableReads) STE fetch, \(firstCost.contextDescriptorReads) CD fetch, \(firstCost.descriptorReads(stage: 1)) stage-1 and \(firstCost.descriptorReads(stage: 2)) stage-2 descriptor reads\n"
         log.removeAll()
@@ -96,6 +107,18 @@ public struct WalkReport {
         let second = translator.counters
         let secondCost = TranslationCost(journal: journal.entries)
         text += "again (hit):  \(secondCost.tlbHits) TLB hit, \(secondCost.totalReads) reads\n"
-        return WalkReport(text: text, firstCounters: first, secondCounters: second, firstCost: firstCost, secondCost: secondCost, landedAt: landed)
+        var report = WalkReport(text: text, firstCounters: first, secondCounters: second, firstCost: firstCost, secondCost: secondCost, landedAt: landed)
+        func counters(_ c: SMMUCounters) -> JSONValue {
+            .object(["ste-fetches": .number(c.steFetches), "cd-fetches": .number(c.cdFetches),
+                     "stage-1-descriptor-reads": .number(c.stage1DescriptorReads), "stage-2-descriptor-reads": .number(c.stage2DescriptorReads),
+                     "tlb-hits": .number(c.tlbHits), "tlb-misses": .number(c.tlbMisses)])
+        }
+        report.json = .object([
+            "platform": .string(machine.name), "stage": .string(stage.rawValue),
+            "granule": .string("\(granule)"), "stage-2-granule": .string("\(stage2Granule)"),
+            "stream-id": .number(sid.rawValue), "address": .address(address), "setup": .array(description.map { .string($0) }),
+            "records": .records(records), "result": resultJSON, "miss": counters(first), "hit": counters(second),
+        ])
+        return report
     }
 }

@@ -59,7 +59,7 @@ struct BinaryTests {
         try checkGolden("seed.txt", ["seed"])
     }
 
-    @Test("`doorbell compare --format json` over every built-in scenario, byte for byte (schema 1)")
+    @Test("`doorbell compare --format json` over every built-in scenario, byte for byte (schema 2)")
     func compareJSON() throws {
         try checkGolden("compare.json", ["compare", "--format", "json"])
     }

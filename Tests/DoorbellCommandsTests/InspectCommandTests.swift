@@ -29,7 +29,7 @@ struct InspectCommandTests {
         #expect(again.stdout.split(separator: "\n").dropFirst() == first.stdout.split(separator: "\n").dropFirst())
         let json = try BinaryTests.run(["inspect", tar, "--format", "json"])
         let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
-        #expect(object["answered"] as? Bool == true && object["schema"] as? Int == 1)
+        #expect(object["answered"] as? Bool == true && object["schema"] as? Int == 2)
         let functions = try #require(object["functions"] as? [[String: Any]])
         let vfio = try #require(functions.first { $0["name"] as? String == "0000:02:00.0" })
         #expect(vfio["driver"] as? String == "vfio-pci" && vfio["requester-id"] as? Int == 0x200)
