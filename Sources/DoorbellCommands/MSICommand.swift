@@ -102,7 +102,16 @@ struct TopologyCommand: ParsableCommand {
 struct PresetsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "presets", abstract: "List the built-in platforms.")
 
+    @Option(help: "Output format: text or json.")
+    var format: TextFormat = .text
+
     func run() {
-        print(TopologyReport.presets, terminator: "")
+        switch format {
+        case .text: print(TopologyReport.presets, terminator: "")
+        case .json:
+            print(JSONDocument.render(command: "presets", ["presets": .array(MachinePreset.allCases.map {
+                .object(["name": .string($0.rawValue), "summary": .string($0.summary)])
+            })]), terminator: "")
+        }
     }
 }

@@ -36,6 +36,7 @@ struct JSONSchemaTests {
         ("msi", ["msi", "--translation", "bypass", "--format", "json"]),
         ("walk", ["walk", "--format", "json"]),
         ("walk", ["walk", "--stage", "s2", "--format", "json"]),
+        ("presets", ["presets", "--format", "json"]),
         ("explain", ["explain", "--format", "json"]),
         ("explain", ["explain", "legacy", "--format", "json"]),
         ("explain", ["explain", "delivery", "--format", "json"]),
