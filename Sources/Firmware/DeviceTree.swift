@@ -11,45 +11,108 @@ public struct DeviceTree: Hashable, Sendable {
     /// `boot_cpuid_phys` from the header (DT spec §5.2).
     public let bootCPUID: UInt32
 
-    /// Every node in pre-order (blob order), with its path and its parent's position.
+    /// Every node in pre-order (blob order), with its parent's position; `Entry.path` is built
+    /// on demand from the names, so memory stays proportional to the blob (a stored full path
+    /// per node costs depth × name length each: a 16 MB blob of deep, long-named nodes took
+    /// 840 MB that way).
     public let nodes: [Entry]
     private let phandleIndex: [UInt32: Int]
-    private let pathIndex: [String: Int]
+    /// (parent position, child name) → child position; a path is looked up one name at a time.
+    private let childIndex: [ChildKey: Int]
 
     /// A node with where it sits in the tree.
     public struct Entry: Hashable, Sendable {
-        public let path: String
         public let node: DeviceTreeNode
         /// Position of the parent in `DeviceTree.nodes`; nil for the root.
         public let parent: Int?
         public let depth: Int
+        /// Position of this entry in `DeviceTree.nodes`.
+        let index: Int
+        /// The tree's names and parents, shared by every entry, for `path`.
+        let names: NameTable
+
+        /// The full path (`/intc@8000000/its@8080000`), built from the names up to the root.
+        public var path: String { names.path(of: index) }
+
+        public static func == (lhs: Entry, rhs: Entry) -> Bool {
+            lhs.parent == rhs.parent && lhs.depth == rhs.depth && lhs.node == rhs.node && lhs.path == rhs.path
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(path)
+            hasher.combine(parent)
+            hasher.combine(depth)
+            hasher.combine(node)
+        }
+    }
+
+    /// Each node's name and parent position, in `nodes` order; the names share their storage
+    /// with the nodes' own `name` strings.
+    final class NameTable: Sendable {
+        let names: [String]
+        let parents: [Int]
+
+        init(names: [String], parents: [Int]) {
+            self.names = names
+            self.parents = parents
+        }
+
+        /// The path of the node at `index`: its ancestors' names joined by `/`, the root being `/`.
+        func path(of index: Int) -> String {
+            guard names.indices.contains(index) else { return "" }
+            var chain: [Int] = []
+            var current = index
+            // Parents always precede their children (pre-order), so this walk ends at the root.
+            while current > 0, chain.count < names.count {
+                chain.append(current)
+                current = parents[current]
+            }
+            if chain.isEmpty { return "/" }
+            var out = ""
+            for position in chain.reversed() {
+                out += "/"
+                out += names[position]
+            }
+            return out
+        }
+    }
+
+    struct ChildKey: Hashable, Sendable {
+        let parent: Int
+        let name: String
     }
 
     public init(root: DeviceTreeNode, memoryReservations: [MemoryReservation] = [], bootCPUID: UInt32 = 0) {
         self.root = root
         self.memoryReservations = memoryReservations
         self.bootCPUID = bootCPUID
-        var entries: [Entry] = []
+        var walked: [(node: DeviceTreeNode, parent: Int?, depth: Int)] = []
         // Iterative pre-order walk: a hostile tree may be deep, recursion is not needed here.
-        var stack: [(node: DeviceTreeNode, path: String, parent: Int?, depth: Int)] = [(root, "/", nil, 0)]
-        while let (node, path, parent, depth) = stack.popLast() {
-            let index = entries.count
-            entries.append(Entry(path: path, node: node, parent: parent, depth: depth))
+        var stack: [(node: DeviceTreeNode, parent: Int?, depth: Int)] = [(root, nil, 0)]
+        while let (node, parent, depth) = stack.popLast() {
+            let index = walked.count
+            walked.append((node, parent, depth))
             for child in node.children.reversed() {
-                let childPath = path == "/" ? "/" + child.name : path + "/" + child.name
-                stack.append((child, childPath, index, depth + 1))
+                stack.append((child, index, depth + 1))
             }
         }
+        let table = NameTable(names: walked.map(\.node.name), parents: walked.map { $0.parent ?? 0 })
+        var entries: [Entry] = []
+        entries.reserveCapacity(walked.count)
         var phandles: [UInt32: Int] = [:]
-        var paths: [String: Int] = [:]
-        for (index, entry) in entries.enumerated() {
-            // First occurrence wins for duplicate phandles or paths (both are invalid DTs).
-            if let phandle = entry.node.phandle, phandles[phandle] == nil { phandles[phandle] = index }
-            if paths[entry.path] == nil { paths[entry.path] = index }
+        var children: [ChildKey: Int] = [:]
+        for (index, item) in walked.enumerated() {
+            entries.append(Entry(node: item.node, parent: item.parent, depth: item.depth, index: index, names: table))
+            // First occurrence wins for duplicate phandles or sibling names (both are invalid DTs).
+            if let phandle = item.node.phandle, phandles[phandle] == nil { phandles[phandle] = index }
+            if let parent = item.parent {
+                let key = ChildKey(parent: parent, name: item.node.name)
+                if children[key] == nil { children[key] = index }
+            }
         }
         nodes = entries
         phandleIndex = phandles
-        pathIndex = paths
+        childIndex = children
     }
 
     /// Reads a DTB. Same as `FlattenedDeviceTree(bytes:).tree`.
@@ -72,8 +135,24 @@ public struct DeviceTree: Hashable, Sendable {
         index(ofPath: path).map { nodes[$0].node }
     }
 
-    /// Position in `nodes` of the node at `path`.
-    public func index(ofPath path: String) -> Int? { pathIndex[path] }
+    /// Position in `nodes` of the node at `path`: `/`, then each name from the root down,
+    /// separated by `/` (an empty name, as in `//` or a trailing `/`, names nothing). With
+    /// duplicate sibling names (an invalid DT) the first sibling in blob order is the one followed.
+    public func index(ofPath path: String) -> Int? {
+        guard !nodes.isEmpty, path.first == "/" else { return nil }
+        if path == "/" { return 0 }
+        var current = 0
+        for name in path.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
+            guard !name.isEmpty, let child = childIndex[ChildKey(parent: current, name: String(name))] else { return nil }
+            current = child
+        }
+        return current
+    }
+
+    /// The full path of the node at `index` (`/` for the root), or nil for a bad index.
+    public func path(of index: Int) -> String? {
+        nodes.indices.contains(index) ? nodes[index].path : nil
+    }
 
     /// Position in `nodes` of the node whose `phandle` is `phandle` (DT spec §2.3.3).
     public func index(ofPhandle phandle: UInt32) -> Int? { phandleIndex[phandle] }

@@ -37,6 +37,15 @@ public final class LinuxKernel {
     /// Open /dev/iommu file descriptors (`iommufd_fops_open` creates one context each).
     public internal(set) var iommufdContexts: [IOMMUFD] = []
 
+    /// Every device's IOMMU driver state goes with the kernel (`iommu_release_device` →
+    /// `arm_smmu_release_device` frees the master). The master names its device
+    /// (`master->dev`) and the device holds its master (`dev_iommu_priv_set`), both strongly
+    /// here because either may be reached alone (a domain's attached masters, a device a test
+    /// keeps); cutting the device's side when the kernel goes frees them both.
+    deinit {
+        for device in devices { device.iommu?.driverData = nil }
+    }
+
     /// `open("/dev/iommu")`: a new iommufd context.
     public func openIOMMUFD() -> IOMMUFD {
         let context = IOMMUFD(kernel: self)

@@ -23,6 +23,28 @@ struct DeviceTreeModelTests {
         #expect(node.addressCells == 2 && node.sizeCells == 1)
     }
 
+    @Test("paths are built from the names on demand and looked up one name at a time")
+    func pathsOnDemand() throws {
+        let its = DeviceTreeNode(name: "its@8080000")
+        let intc = DeviceTreeNode(name: "intc@8000000", children: [its])
+        // Two siblings share a name (an invalid DT): the first in blob order is followed.
+        let first = DeviceTreeNode(name: "dup", children: [DeviceTreeNode(name: "a")])
+        let second = DeviceTreeNode(name: "dup", children: [DeviceTreeNode(name: "b")])
+        let tree = DeviceTree(root: DeviceTreeNode(name: "", children: [intc, first, second]))
+        #expect(tree.nodes.map(\.path) == ["/", "/intc@8000000", "/intc@8000000/its@8080000", "/dup", "/dup/a", "/dup", "/dup/b"])
+        for index in tree.nodes.indices where index < 5 {
+            #expect(tree.index(ofPath: tree.nodes[index].path) == index)
+        }
+        #expect(tree.index(ofPath: "/dup/b") == nil)
+        #expect(tree.path(of: 2) == "/intc@8000000/its@8080000" && tree.path(of: 7) == nil && tree.path(of: -1) == nil)
+        // Not paths: relative, an empty name, a trailing slash, an unknown name.
+        for bad in ["", "intc@8000000", "//intc@8000000", "/intc@8000000/", "/intc@8000000//its@8080000", "/its@8080000"] {
+            #expect(tree.index(ofPath: bad) == nil, "\(bad)")
+        }
+        // Entries of equal trees are equal (the path is part of an entry's value).
+        #expect(DeviceTree(root: tree.root).nodes == tree.nodes)
+    }
+
     @Test("reg uses the parent's cells, defaults 2/1, and is translated through ranges")
     func regDecoding() throws {
         // / (no #address-cells: 2, no #size-cells: 1) → bus (ranges 0x0 → 0x1_0000_0000, 1 cell each) → dev.

@@ -32,8 +32,10 @@ public final class DeviceIOMMU {
     public var streamIDs: [StreamID]
     /// The driver's per-device state (`dev_iommu_priv_get`, e.g. `struct arm_smmu_master`).
     public var driverData: AnyObject?
-    /// `dev->iommu_group`.
-    public var group: IOMMUGroup?
+    /// `dev->iommu_group`. Weak: the group lists its devices (`group->devices`) and the IOMMU
+    /// subsystem keeps every group (`IOMMUSubsystem.groups`), so a strong reference back would
+    /// be a cycle that outlives the kernel.
+    public weak var group: IOMMUGroup?
     /// `fwspec->flags`: what the firmware says about the root complex. Only the ACPI path
     /// (`iort_iommu_configure_id`) sets any; `of_iommu_configure` never does.
     public var flags: IOMMUFWSpecFlags

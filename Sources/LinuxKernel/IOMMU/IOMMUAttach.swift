@@ -102,7 +102,7 @@ extension IOMMUSubsystem {
     public func claimDMAOwner(device: Device, owner: AnyObject) throws(Errno) {
         guard let group = group(of: device) else { throw .ENODEV }
         if group.ownerCount > 0 {
-            guard group.owner === owner else { throw .EPERM }
+            guard group.owner == ObjectIdentifier(owner) else { throw .EPERM }
             group.ownerCount += 1
             return
         }
@@ -115,7 +115,7 @@ extension IOMMUSubsystem {
             group.blockingDomain = try allocateGroupDomain(group, type: .blocked)
         }
         if let blocking = group.blockingDomain { try setGroupDomain(group, blocking) }
-        group.owner = owner
+        group.owner = ObjectIdentifier(owner)
         group.ownerCount = 1
     }
 

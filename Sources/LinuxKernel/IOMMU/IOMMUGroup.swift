@@ -14,8 +14,11 @@ public final class IOMMUGroup {
     /// attached its own domain.
     public internal(set) var blockingDomain: IOMMUDomain?
     /// `group->owner` / `owner_cnt`: who claimed DMA ownership (`iommu_group_claim_dma_owner`,
-    /// `iommu_device_claim_dma_owner`), compared by identity.
-    public internal(set) var owner: AnyObject?
+    /// `iommu_device_claim_dma_owner`), compared by identity. Like Linux's `void *owner` it is
+    /// only an identity, not a reference: the owner (an iommufd context, a VFIO container)
+    /// holds the group through its own objects, so a strong reference here would be a cycle
+    /// that keeps both alive after their last user drops them.
+    public internal(set) var owner: ObjectIdentifier?
     public internal(set) var ownerCount = 0
 
     init(id: Int) { self.id = id }

@@ -30,6 +30,28 @@ public final class IOMMUFD {
         IOMMUFD.register(with: kernel)
     }
 
+    /// The last reference gone is the file's release (`iommufd_fops_release` destroys every
+    /// object the file holds). The objects point at each other as Linux's do (a group's device
+    /// list and each device's group, a group's HWPT, a paging domain's iommufd cookie naming its
+    /// HWPT, a vIOMMU's vDEVICEs and vEVENTQs); those links are cut here so the objects go with
+    /// the file instead of keeping one another alive. Only references are dropped: nothing is
+    /// detached or unmapped in the kernel, whose own last reference is normally going too.
+    deinit {
+        for group in groups.values {
+            group.hwpt = nil
+            group.attachedDevices.removeAll()
+        }
+        for object in objects.objects.values {
+            if let hwpt = object as? IOMMUFDHWPT, case .iommufd(let owner) = hwpt.domain.cookie, owner === hwpt {
+                hwpt.domain.cookie = .none
+            }
+            if let viommu = object as? IOMMUFDVIOMMU {
+                viommu.vdevices.removeAll()
+                viommu.veventQueues.removeAll()
+            }
+        }
+    }
+
     /// Module load: `iommu_dma_prepare_msi` reaches `iommufd_sw_msi` for IOMMUFD-cookie domains.
     static func register(with kernel: LinuxKernel) {
         guard kernel.iommu.iommufdSWMSI == nil else { return }

@@ -121,8 +121,12 @@ public final class IOMMUFDHWPTNested: IOMMUFDHWPT {
     override var pagingParent: IOMMUFDHWPTPaging? { parent }
 
     /// `iommufd_hwpt_nested_destroy`: the vIOMMU (or the parent) is released.
+    /// `iommufd_hwpt_nested_destroy`: `iommu_domain_free` takes the domain, and its iommufd
+    /// cookie (v6.15 native sw_msi) with it; a domain still naming this HWPT would keep both
+    /// (and the vIOMMU) alive after IOMMU_DESTROY.
     override func destroy() {
         if let viommu { viommu.holders -= 1 } else { parent.holders -= 1 }
+        if case .iommufd(let owner) = domain.cookie, owner === self { domain.cookie = .none }
     }
 }
 
