@@ -4,6 +4,7 @@ import GIC
 import LinuxKernel
 import Machine
 import PCI
+import Testbed
 
 /// The model's answer for a machine: the platform its firmware describes, its PCI functions
 /// plugged where the snapshot found them, the Linux host model booted with the machine's
@@ -180,25 +181,9 @@ public struct InspectPrediction {
             let name = Self.sysfsName(pdev, machine: machine)
             let function = functions[name]
             let wire = function.flatMap { f in machine.rootComplexes.first { rc in rc.functions.contains { $0 === f } }.map { $0.requesterIDSeen(for: f).requesterID } } ?? pdev.requesterID
-            var vectors: [Vector] = []
-            if let function {
-                for desc in pdev.device.msiDescriptors where desc.irq != 0 {
-                    let count = pdev.msiEnabled ? max(pdev.msiVectorCount, 1) : 1
-                    for k in 0..<count {
-                        let index = desc.index + k
-                        let d = kernel.irq.descriptor(desc.irq + k)
-                        let (address, data): (UInt64, UInt32)
-                        if pdev.msixEnabled, let table = function.msixTable {
-                            (address, data) = (table.messageAddress(index), table.messageData(index))
-                        } else if let msi = function.msi {
-                            (address, data) = (msi.address(in: function.config), msi.data(vector: index, in: function.config))
-                        } else {
-                            (address, data) = (desc.message.address, desc.message.data)
-                        }
-                        vectors.append(Vector(index: index, address: address, data: data, lpi: d?.hwirq, cpu: d?.effectiveCPU ?? 0))
-                    }
-                }
-            }
+            let vectors = function.map { f in
+                ProgrammedVector.all(pdev, function: f, kernel: kernel).map { Vector(index: $0.index, address: $0.address, data: $0.data, lpi: $0.lpi, cpu: $0.cpu) }
+            } ?? []
             predicted.append(Function(name: name, requesterID: pdev.requesterID, isBridge: pdev.isBridge, wireRequesterID: wire,
                                       streamIDs: view.streamIDs, deviceID: pdev.msiDomain?.deviceID,
                                       its: pdev.msiDomain.flatMap { d in kernel.itsDrivers.indices.contains(d.its) ? kernel.itsDrivers[d.its].node : nil }

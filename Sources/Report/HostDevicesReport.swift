@@ -124,26 +124,11 @@ public struct HostDevicesReport {
             let view = kernel.iommu.view(of: pdev.device)
             let function = functions[pdev.requesterID]
             let wire = function.map { rc.requesterIDSeen(for: $0).requesterID } ?? pdev.requesterID
-            var vectors: [Vector] = []
-            if let function {
-                for desc in pdev.device.msiDescriptors where desc.irq != 0 {
-                    let count = pdev.msiEnabled ? max(pdev.msiVectorCount, 1) : 1
-                    for k in 0..<count {
-                        let index = desc.index + k
-                        let irq = desc.irq + k
-                        let d = kernel.irq.descriptor(irq)
-                        let (address, data): (UInt64, UInt32)
-                        if pdev.msixEnabled, let table = function.msixTable {
-                            (address, data) = (table.messageAddress(index), table.messageData(index))
-                        } else if let msi = function.msi {
-                            (address, data) = (msi.address(in: function.config), msi.data(vector: index, in: function.config))
-                        } else {
-                            (address, data) = (desc.message.address, desc.message.data)
-                        }
-                        vectors.append(Vector(index: index, irq: irq, address: address, data: data, lpi: d?.hwirq, cpu: d?.effectiveCPU ?? 0))
-                    }
+            let vectors = function.map { f in
+                ProgrammedVector.all(pdev, function: f, kernel: kernel).map {
+                    Vector(index: $0.index, irq: $0.irq, address: $0.address, data: $0.data, lpi: $0.lpi, cpu: $0.cpu)
                 }
-            }
+            } ?? []
             var intx: (pin: UInt8, rootDevfn: UInt8, rootPin: UInt8, intid: UInt32, irq: Int)?
             var handled: (cpu: Int, intid: UInt32, runs: Int, active: Bool)?
             if pdev.intxEnabled, let route = pdev.intxRoute, let function {
