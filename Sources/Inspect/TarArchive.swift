@@ -219,8 +219,10 @@ public enum TarArchive {
         var records: [String: String] = [:]
         var i = 0
         while i < data.count {
+            // The length counts the whole record, so it must reach past its own digits and
+            // space; a shorter one (a corrupt "1 x") would make the value's range run backwards.
             guard let space = data[i...].firstIndex(of: UInt8(ascii: " ")),
-                  let length = Int(String(decoding: data[i..<space], as: UTF8.self)), length > 0,
+                  let length = Int(String(decoding: data[i..<space], as: UTF8.self)), length > space - i,
                   length <= data.count - i else { break }
             let record = data[(space + 1)..<(i + length)]
             if let eq = record.firstIndex(of: UInt8(ascii: "=")) {

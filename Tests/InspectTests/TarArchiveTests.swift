@@ -95,3 +95,13 @@ struct TarArchiveTests {
         #expect(recorder.recorded.keys.sorted().contains("sys/firmware/acpi/tables/APIC"))
     }
 }
+
+@Suite("inspect: pax records")
+struct PaxRecordTests {
+    @Test("a pax record whose length does not reach past its own digits ends the parse instead of trapping")
+    func shortLength() {
+        #expect(TarArchive.paxRecords(Array("1 x\n".utf8)).isEmpty)
+        #expect(TarArchive.paxRecords(Array("3 path=a\n".utf8)).isEmpty)
+        #expect(TarArchive.paxRecords(Array("11 path=ab\n".utf8)) == ["path": "ab"])
+    }
+}
