@@ -1,4 +1,5 @@
 import LinuxKernel
+import PCI
 
 /// The model's prediction next to what the machine shows, function by function, and every
 /// place they differ. A difference is either a finding about the machine or the model's gap;
@@ -140,7 +141,7 @@ public struct InspectComparison {
                     add("vector \(k) index", String(predicted.index), String(hw.index), .finding, "msi_index from the hwirq (pci_msi_domain_calc_hwirq / pci_device_domain_set_desc)")
                 }
                 if let rid = hw.requesterID, rid != model.requesterID.rawValue {
-                    add("vector \(k) requester ID", model.requesterID.description, Self.rid(rid), .finding, "pci_dev_id in the hwirq is the function's own bus/devfn")
+                    add("vector \(k) requester ID", model.requesterID.description, RequesterID(rid).description, .finding, "pci_dev_id in the hwirq is the function's own bus/devfn")
                 }
             }
             if let address = seen.address, address != predicted.address {
@@ -156,9 +157,4 @@ public struct InspectComparison {
 
     static func hex(_ v: UInt64) -> String { "0x" + String(v, radix: 16) }
 
-    static func rid(_ raw: UInt16) -> String {
-        let bus = InspectPrediction.hex(UInt64(raw >> 8), 2)
-        let dev = InspectPrediction.hex(UInt64((raw >> 3) & 0x1F), 2)
-        return "\(bus):\(dev).\(raw & 7)"
-    }
 }

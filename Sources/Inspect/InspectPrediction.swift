@@ -209,7 +209,8 @@ public struct InspectPrediction {
         return hex(UInt64(segment), 4) + ":" + hex(UInt64(rid.bus), 2) + ":" + hex(UInt64(rid.device), 2) + "." + String(rid.function)
     }
 
-    static func hex(_ value: UInt64, _ digits: Int) -> String {
+    /// Lowercase hex without `0x`, zero-padded to `digits` (`pci_name`'s %04x/%02x, sysfs IDs).
+    public static func hex(_ value: UInt64, _ digits: Int) -> String {
         let s = String(value, radix: 16)
         return String(repeating: "0", count: max(0, digits - s.count)) + s
     }

@@ -9,6 +9,8 @@ public struct KernelCommandLine: Hashable, Sendable {
     public var text: String
     public var passthrough: Bool?
     public var strict: Bool?
+    /// `acpi=` (arch/arm64/kernel/acpi.c `parse_acpi`): "off", "on" or "force"; nil when absent.
+    public var acpi: String?
 
     public init(_ text: String) {
         self.text = text
@@ -19,6 +21,7 @@ public struct KernelCommandLine: Hashable, Sendable {
             switch key {
             case "iommu.passthrough": passthrough = Self.kstrtobool(value) ?? passthrough
             case "iommu.strict": strict = Self.kstrtobool(value) ?? strict
+            case "acpi" where ["off", "on", "force"].contains(value): acpi = value
             default: break
             }
         }

@@ -47,6 +47,7 @@ public struct MachineSnapshot {
     /// Reads `source`. Never throws: every problem is recorded and the rest is read.
     public init(_ source: any SnapshotSource) {
         self.source = source.name
+        commandLine = file(source, "proc/cmdline", limit: SnapshotLimits.attribute).map { KernelCommandLine(SysfsText.value($0)) }
         readFirmware(source)
         readGroups(source)
         readFunctions(source)
@@ -54,7 +55,6 @@ public struct MachineSnapshot {
             do { interrupts = try ProcInterrupts(bytes, path: "proc/interrupts") } catch { problems.append(error.description) }
         }
         iomem = file(source, "proc/iomem", limit: SnapshotLimits.procTable).map(SysfsText.lines)
-        commandLine = file(source, "proc/cmdline", limit: SnapshotLimits.attribute).map { KernelCommandLine(SysfsText.value($0)) }
         release = file(source, "proc/sys/kernel/osrelease", limit: SnapshotLimits.attribute).map(SysfsText.value)
         if let release, !release.isEmpty, !release.contains("/") {
             buildConfig = try? source.read("boot/config-\(release)", limit: SnapshotLimits.procTable)
@@ -79,10 +79,8 @@ public struct MachineSnapshot {
     /// `/sys/firmware/fdt`: the EFI stub's, holding only `/chosen`.
     mutating func readFirmware(_ source: any SnapshotSource) {
         let fdt = file(source, "sys/firmware/fdt", limit: SnapshotLimits.firmware, optional: true)
-        let cmdline = (try? source.read("proc/cmdline", limit: SnapshotLimits.attribute)).flatMap { $0 }.map { SysfsText.value($0) } ?? ""
-        let words = cmdline.split(separator: " ")
-        let acpiOff = words.contains("acpi=off")
-        let acpiOn = words.contains("acpi=on") || words.contains("acpi=force")
+        let acpiOff = commandLine?.acpi == "off"
+        let acpiOn = commandLine?.acpi == "on" || commandLine?.acpi == "force"
         if let fdt, acpiOff || (!acpiOn && !Self.isStub(fdt)) {
             firmware = .deviceTree(fdt)
             return

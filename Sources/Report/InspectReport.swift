@@ -2,6 +2,7 @@ import Bus
 import Foundation
 import Inspect
 import LinuxKernel
+import PCI
 
 /// `doorbell inspect`: what was read, the model's prediction per function next to what the
 /// machine shows, and the list of disagreements. Text for people; JSON (schema 1, keys
@@ -68,8 +69,8 @@ public struct InspectReport {
 
     static func block(_ row: InspectComparison.Row) -> String {
         var ids = ""
-        if let v = row.vendor, let d = row.device { ids = " " + hex(UInt64(v), 4) + ":" + hex(UInt64(d), 4) }
-        if let c = row.classCode { ids += " class " + hex(UInt64(c), 6) }
+        if let v = row.vendor, let d = row.device { ids = " " + InspectPrediction.hex(UInt64(v), 4) + ":" + InspectPrediction.hex(UInt64(d), 4) }
+        if let c = row.classCode { ids += " class " + InspectPrediction.hex(UInt64(c), 6) }
         var out = "\(row.name)\(ids), driver \(SafeText.escape(row.driver ?? "none"))\n"
         guard let model = row.predicted else { return out + "  not in the model\n" }
         var rid = "  RID \(model.requesterID)"
@@ -97,7 +98,7 @@ public struct InspectReport {
                 line += " | machine irq \(seen.irq)"
                 if let chip = seen.chip { line += " \(SafeText.escape(chip))" }
                 if let hw = seen.hwirq {
-                    line += " hwirq → " + (hw.requesterID.map { "RID \(InspectComparisonText.rid($0)) " } ?? "") + "index \(hw.index)"
+                    line += " hwirq → " + (hw.requesterID.map { "RID \(RequesterID($0).description) " } ?? "") + "index \(hw.index)"
                 }
                 if let a = seen.address, let d = seen.data { line += ", message \(Hex.format(a)) / \(Hex.format(UInt64(d), minDigits: 1))" }
                 else if seen.mode == "msix" { line += ", message in the MSI-X table (a BAR; not in sysfs)" }
@@ -106,16 +107,4 @@ public struct InspectReport {
         }
         return out
     }
-
-    static func hex(_ v: UInt64, _ digits: Int) -> String {
-        let s = String(v, radix: 16)
-        return String(repeating: "0", count: max(0, digits - s.count)) + s
-    }
 }
-
-enum InspectComparisonText {
-    static func rid(_ raw: UInt16) -> String {
-        InspectReport.hex(UInt64(raw >> 8), 2) + ":" + InspectReport.hex(UInt64((raw >> 3) & 0x1F), 2) + "." + String(raw & 7)
-    }
-}
-

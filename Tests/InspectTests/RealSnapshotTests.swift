@@ -99,4 +99,34 @@ struct RealSnapshotTests {
             _ = try InspectPassthrough(snapshot: report.snapshot, prediction: prediction, device: "00:02.0", strategies: [])
         }
     }
+
+    /// The DT snapshot's files read into an archive, with `edit` applied to its members.
+    static func edited(_ name: String, _ edit: (inout [String: TarArchive.Member]) -> Void) throws -> MachineSnapshot {
+        let recorder = RecordingSnapshot(DirectorySnapshot(root: root.appendingPathComponent(name).path))
+        _ = MachineSnapshot(recorder)
+        var members = recorder.recorded
+        edit(&members)
+        let ordered = members.keys.sorted().compactMap { path in members[path].map { (path, $0) } }
+        return MachineSnapshot(try ArchiveSnapshot(name: name, bytes: TarArchive.write(ordered)))
+    }
+
+    @Test("what-if refuses on the host's terms: a group member bound to another driver makes the group not viable; a reserved region over the VM's RAM is named")
+    func passthroughChecksFail() throws {
+        let snapshot = try Self.edited("dt-smmuv3") { members in
+            // The root port sharing 01:00.0's group, bound to a DMA-API driver instead of pcieport.
+            members["sys/bus/pci/devices/0000:00:02.0/driver"] = .symbolicLink(target: "../../../../bus/pci/drivers/some-dma-driver")
+            // A direct-mapped region at the VM's RAM base (0x4000_0000, QEMU virt).
+            members["sys/kernel/iommu_groups/0/reserved_regions"] = .file(Array(
+                "0x0000000008000000 0x00000000080fffff msi\n0x0000000040000000 0x000000004000ffff direct\n".utf8))
+        }
+        let report = InspectReport(snapshot: snapshot)
+        let prediction = try #require(report.prediction)
+        let whatIf = try InspectPassthrough(snapshot: snapshot, prediction: prediction, device: "0000:01:00.0", strategies: [.legacy])
+        let checks = Dictionary(uniqueKeysWithValues: whatIf.checks.map { ($0.name, $0) })
+        #expect(checks["group viable"]?.passed == false)
+        #expect(checks["group viable"]?.detail.contains("0000:00:02.0 (bound to some-dma-driver)") == true)
+        #expect(checks["VM RAM clear of reserved regions"]?.passed == false)
+        #expect(checks["VM RAM clear of reserved regions"]?.detail.contains("0x0000000040000000 0x000000004000ffff direct") == true)
+        #expect(checks["isolated MSI"]?.passed == true)
+    }
 }

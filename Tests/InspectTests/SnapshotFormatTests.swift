@@ -62,6 +62,8 @@ struct SnapshotFormatTests {
         #expect(KernelCommandLine("iommu.strict=y").defaultDomain(buildDefault: .dmaLazy) == .dmaStrict)
         #expect(KernelCommandLine("iommu.strict=maybe quiet").defaultDomain(buildDefault: .dmaLazy) == .dmaLazy)
         #expect(KernelCommandLine.kstrtobool("of") == false && KernelCommandLine.kstrtobool("o") == nil)
+        #expect(KernelCommandLine("console=ttyAMA0 acpi=force initrd=initrd").acpi == "force")
+        #expect(KernelCommandLine("acpi=maybe").acpi == nil)
         #expect(KernelBuildConfig.defaultDomain(Array("# x\nCONFIG_IOMMU_DEFAULT_DMA_LAZY=y\n".utf8)) == .dmaLazy)
     }
 
