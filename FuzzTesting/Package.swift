@@ -24,6 +24,7 @@ let package = Package(
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
         fuzzTarget("FuzzACPI", ["Bus", "Firmware"]),
         fuzzTarget("FuzzScenarioFile", ["Scenario"]),
+        fuzzTarget("FuzzScenarioRun", ["Bus", "LinuxKernel", "PCI", "Scenario", "VMM"]),
         fuzzTarget("FuzzSnapshot", ["Inspect", "Report"]),
     ]
 )
