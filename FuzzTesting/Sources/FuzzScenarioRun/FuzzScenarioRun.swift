@@ -7,8 +7,13 @@
 //
 // What must hold, or the target stops with a report:
 // - the rendered YAML reads back to the same description;
-// - no strategy breaks isolation, containment or no-silent-loss, whatever the events: these
-//   are properties of the hardware and the kernels, not of a strategy's address choice;
+// - no strategy breaks isolation or containment, whatever the events: these are properties of
+//   the ITS (a DeviceID reaches only its own table) and of stage 2, not of a strategy's address
+//   choice. No-silent-loss is not among them: a strategy can make the device write its MSI into
+//   RAM, which nothing records (the first input this target found: sw-msi-window on a v6.14
+//   host, whose nested domain has no MSI cookie, programs the physical doorbell 0x0809_0040,
+//   which stage 2 maps to guest RAM in the ram-at-msi-window layout), and the checker reports
+//   exactly that;
 // - for a strategy that delivers with no event, every later delivery or stability violation
 //   names the event before it (the stability invariant: "the run names the event that broke
 //   it");
@@ -98,7 +103,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     for strategy in scenario.strategiesToRun {
         let run = ScenarioRunner.run(scenario, strategy: strategy)
         if run.setupFailure != nil { continue }
-        for v in run.violations where [.isolation, .containment, .noSilentLoss].contains(v.invariant) {
+        for v in run.violations where [.isolation, .containment].contains(v.invariant) {
             fatalError("\(strategy.rawValue) breaks \(v.invariant.rawValue): \(v)\n\(rendered)")
         }
         let baseline = ScenarioRunner.run(quiet, strategy: strategy)
