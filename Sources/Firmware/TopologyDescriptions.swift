@@ -184,6 +184,18 @@ public struct IOMMUDescription: Hashable, Sendable {
     public var iommuCells: UInt32?
     public var phandle: UInt32?
     public var enabled: Bool
+    /// `stream-match-mask` (binding `arm,smmu.yaml`): SMR mask bits `arm_smmu_of_xlate` ORs into
+    /// every one-cell specifier of an SMMUv1/v2; nil when absent.
+    public var streamMatchMask: UInt32? = nil
+
+    /// The compatibles Linux's arm-smmu driver binds (`arm_smmu_of_match`, drivers/iommu/arm/
+    /// arm-smmu/arm-smmu.c, v6.14-v7.0), SMMU architecture v1 or v2.
+    public static let armSMMUCompatibles = ["arm,smmu-v1", "arm,smmu-v2", "arm,mmu-400", "arm,mmu-401", "arm,mmu-500",
+                                            "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"]
+
+    /// Whether this is an Arm SMMUv1/v2 (MMU-400/401/500) that the arm-smmu driver and the
+    /// SMMUv2 model take.
+    public var isArmSMMU: Bool { compatible.contains { Self.armSMMUCompatibles.contains($0) } }
 }
 
 /// A `ranges` entry of a PCI host bridge (IEEE 1275 PCI bus binding: phys.hi is
