@@ -88,7 +88,7 @@ struct BoardVerdictTests {
     static let smmuV2Boards = ["freescale_fsl-ls1028a-kontron-sl28-var4", "freescale_fsl-ls1028a-rdb"]
 
     @Test("msi and host on the SMMUv2 boards: a stage-1 context bank translates the MSI IOVA to GITS_TRANSLATER", arguments: smmuV2Boards)
-    func smmuV2Boards(board: String) throws {
+    func smmuV2Delivery(board: String) throws {
         let path = Self.boards.appendingPathComponent("\(board).dtb").path
         let msi = try BinaryTests.run(["msi", "--platform", path])
         #expect(msi.status == 0, "\(board): \(msi.stderr)")
