@@ -31,7 +31,7 @@ public final class Machine {
     public let preITS: [PreITS?]
     /// One per enabled `arm,smmu-v3` node, in description order.
     public let smmus: [SMMUv3]
-    /// One per enabled Arm SMMUv1/v2 node (MMU-500, MMU-401: `IOMMUDescription.isArmSMMU`),
+    /// One per enabled Arm SMMU node Linux drives as version 2 (MMU-500, `arm,smmu-v2`: `IOMMUDescription.isArmSMMUv2`),
     /// in description order, with the index of its description in `topology.otherIOMMUs`.
     public let smmuV2s: [SMMUv2]
     public let smmuV2Descriptions: [Int]
@@ -128,7 +128,7 @@ public final class Machine {
         var smmuV2s: [SMMUv2] = []
         var smmuV2Descriptions: [Int] = []
         do {
-            for (index, description) in topology.otherIOMMUs.enumerated() where description.enabled && description.isArmSMMU {
+            for (index, description) in topology.otherIOMMUs.enumerated() where description.enabled && description.isArmSMMUv2 {
                 guard let region = description.regions.first else { continue }
                 let smmu = SMMUv2(configuration: .fitting(windowSize: region.size), bus: bus)
                 try bus.addDevice(smmu, base: region.base, size: min(region.size, smmu.mmioSize), name: "smmuv2@\(Hex.format(region.base.rawValue, minDigits: 1))")
@@ -138,7 +138,7 @@ public final class Machine {
         } catch { throw .bus(error) }
         self.smmuV2s = smmuV2s
         self.smmuV2Descriptions = smmuV2Descriptions
-        for iommu in topology.otherIOMMUs where iommu.enabled && !(iommu.isArmSMMU && !iommu.regions.isEmpty) {
+        for iommu in topology.otherIOMMUs where iommu.enabled && !(iommu.isArmSMMUv2 && !iommu.regions.isEmpty) {
             notModelled.append("\(iommu.path): \(iommu.compatible.first ?? "IOMMU") (only SMMUv3 and Arm SMMUv2 are modelled)")
         }
 

@@ -152,7 +152,8 @@ extension Machine {
                 let iommu = topology.otherIOMMUs[i]
                 guard iommu.enabled, !smmuV2Descriptions.contains(i) else { continue }
                 let compatible = iommu.compatible.first ?? "IOMMU"
-                let family = iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (SMMUv2)" : ""
+                let family = iommu.isArmSMMUv2 ? " (SMMUv2)"
+                    : iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (an SMMUv1 to Linux's arm-smmu)" : ""
                 return "not modelled: \(iommu.path) is \(compatible)\(family); only the SMMUv3 and the Arm SMMUv2 (arm-smmu) are modelled"
             case .unresolvedPhandle(let p):
                 return "\(bridge.path): iommu-map names phandle \(Hex.format(UInt64(p), minDigits: 1)), which no node carries"

@@ -1,7 +1,7 @@
 import Bus
 import SMMUv2
 
-/// The path from a root complex to memory through an SMMUv2 (MMU-500/MMU-401): the SMMU's
+/// The path from a root complex to memory through an SMMUv2 (MMU-500, generic SMMUv2): the SMMU's
 /// stream mapping and context bank answer for the address, then the access goes onto the system
 /// bus carrying the requester's DeviceID, as `TranslatedPort` does for an SMMUv3. ITS doorbell
 /// pages the platform keeps outside the SMMU are checked first.

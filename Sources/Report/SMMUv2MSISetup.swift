@@ -2,7 +2,7 @@ import Bus
 import Machine
 import Testbed
 
-/// What `doorbell msi` programs into an SMMUv2 (MMU-500/MMU-401) for the function's stream:
+/// What `doorbell msi` programs into an SMMUv2 (MMU-500) for the function's stream:
 /// bypass (an SMR whose S2CR bypasses), stage 1 (an SMR → S2CR → a stage-1 context bank whose
 /// TTBR0 maps the MSI IOVA page onto the ITS translation page, as Linux's arm-smmu driver with
 /// dma-iommu's MSI cookie does), or nested, which is refused: the SMMUv2 architecture has nested

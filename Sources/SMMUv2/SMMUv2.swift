@@ -1,6 +1,6 @@
 import Bus
 
-/// An Arm SMMU architecture version 2 implementation (Arm MMU-500, MMU-401), driven only through
+/// An Arm SMMU architecture version 2 implementation (Arm MMU-500, a generic `arm,smmu-v2`), driven only through
 /// its registers (IHI 0062D). A client transaction is matched against the stream mapping table
 /// (SMRn → S2CRn, §2.4 / §3.3), which bypasses, faults, or names a translation context bank;
 /// the bank's stage-1 (VMSAv8-64, 4 KiB granule) or stage-2 tables are walked in memory

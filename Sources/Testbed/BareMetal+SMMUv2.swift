@@ -3,7 +3,7 @@ import Machine
 import SMMUv2
 import SMMUv3
 
-/// SMMUv2 (MMU-500/MMU-401) bring-up the way Linux's `arm_smmu_device_reset` orders it
+/// SMMUv2 (MMU-500) bring-up the way Linux's `arm_smmu_device_reset` orders it
 /// (drivers/iommu/arm/arm-smmu/arm-smmu.c, v6.14-v7.0): clear sGFSR, every SMR invalid and S2CR
 /// fault, every context bank disabled with its FSR cleared, TLBIALLH + TLBIALLNSNH, a global
 /// sync, then sCR0 with CLIENTPD clear, GFRE/GFIE/GCFGFRE/GCFGFIE set and USFCFG (unmatched

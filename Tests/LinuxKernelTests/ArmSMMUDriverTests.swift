@@ -17,7 +17,7 @@ struct ArmSMMUDriverTests {
         try bus.addRAM(base: PhysicalAddress(0x8000_0000), size: 0x400_0000, name: "ram")
         let smmu = SMMUv2(configuration: configuration, bus: bus)
         try bus.addDevice(smmu, base: PhysicalAddress(smmuBase), size: smmu.mmioSize, name: "smmu")
-        let node = IOMMUDescription(path: "/smmu@5000000", compatible: ["arm,mmu-401"],
+        let node = IOMMUDescription(path: "/smmu@5000000", compatible: ["arm,smmu-v2"],
                                     regions: [MemoryRange(base: PhysicalAddress(smmuBase), size: smmu.mmioSize)],
                                     iommuCells: 1, phandle: 1, enabled: true)
         let topology = Topology(memory: [MemoryRange(base: PhysicalAddress(0x8000_0000), size: 0x400_0000)], otherIOMMUs: [node])

@@ -2,8 +2,9 @@ import Bus
 import Firmware
 import SMMUv2
 
-/// drivers/iommu/arm/arm-smmu/arm-smmu.c (v6.14-v7.0): one instance per Arm SMMUv1/v2 node
-/// (`struct arm_smmu_device`: MMU-500, MMU-401, `arm,smmu-v2`). It reaches the SMMU only through
+/// drivers/iommu/arm/arm-smmu/arm-smmu.c (v6.14-v7.0): one instance per Arm SMMU node Linux
+/// drives as version 2 (`struct arm_smmu_device`: MMU-500, `arm,smmu-v2`; MMU-400/401 and
+/// `arm,smmu-v1` are ARM_SMMU_V1(_64K) to Linux and not modelled). It reaches the SMMU only through
 /// its registers (`kernel.mmio`): global space 0 at the base, global space 1 one register page
 /// up, context bank n at page `numpage + n` (`ARM_SMMU_CB`).
 ///
