@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "doorbell", targets: ["doorbell"]),
         .library(name: "Bus", targets: ["Bus"]),
         .library(name: "SMMUv3", targets: ["SMMUv3"]),
+        .library(name: "SMMUv2", targets: ["SMMUv2"]),
         .library(name: "GIC", targets: ["GIC"]),
         .library(name: "PCI", targets: ["PCI"]),
         .library(name: "Firmware", targets: ["Firmware"]),
@@ -29,18 +30,20 @@ let package = Package(
         // Hardware, bottom up. A hardware module never imports a software module.
         .target(name: "Bus"),
         .target(name: "SMMUv3", dependencies: ["Bus"]),
+        // Arm SMMUv2 (MMU-500/MMU-401); shares the SMMUv3 module's VMSAv8-64 walk geometry.
+        .target(name: "SMMUv2", dependencies: ["Bus", "SMMUv3"]),
         .target(name: "GIC", dependencies: ["Bus"]),
         .target(name: "PCI", dependencies: ["Bus"]),
         .target(name: "Firmware", dependencies: ["Bus"]),
-        .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
+        .target(name: "Machine", dependencies: ["Bus", "SMMUv3", "SMMUv2", "GIC", "PCI", "Firmware"]),
         // Bring-up and test code that programs the hardware directly, without a running kernel:
         // bare-metal firmware-style bring-up and a page-table builder. Software, so it lives
         // outside the hardware modules; its STEs, CDs and descriptors are the Linux model's
         // recipes (LinuxKernel never depends on Testbed).
-        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
+        .target(name: "Testbed", dependencies: ["Bus", "SMMUv3", "SMMUv2", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel"]),
         // Software: one Linux model, run as the host now and as the guest later. It reaches the
         // hardware only through MMIO, memory and the CPU's GIC system registers.
-        .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware"]),
+        .target(name: "LinuxKernel", dependencies: ["Bus", "SMMUv3", "SMMUv2", "GIC", "PCI", "Firmware"]),
         // The VMM (QEMU-like): drives the host kernel only through its uAPI (VFIO, iommufd, KVM),
         // and emulates the guest's devices (accelerated vSMMU, vfio-pci, guest firmware).
         .target(name: "VMM", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "LinuxKernel"]),
@@ -76,11 +79,12 @@ let package = Package(
 
         .testTarget(name: "BusTests", dependencies: ["Bus"]),
         .testTarget(name: "SMMUv3Tests", dependencies: ["Bus", "SMMUv3", "Testbed"]),
+        .testTarget(name: "SMMUv2Tests", dependencies: ["Bus", "SMMUv2", "SMMUv3"]),
         .testTarget(name: "GICTests", dependencies: ["Bus", "GIC"]),
         .testTarget(name: "PCITests", dependencies: ["Bus", "PCI"]),
         .testTarget(name: "FirmwareTests", dependencies: ["Bus", "Firmware", "Testbed"]),
-        .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "Testbed"]),
-        .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "Testbed"]),
+        .testTarget(name: "MachineTests", dependencies: ["Bus", "SMMUv3", "SMMUv2", "GIC", "PCI", "Firmware", "Machine", "Testbed"]),
+        .testTarget(name: "LinuxKernelTests", dependencies: ["Bus", "SMMUv3", "SMMUv2", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "Testbed"]),
         .testTarget(name: "VMMTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Testbed"]),
         .testTarget(name: "ScenarioTests", dependencies: ["Bus", "SMMUv3", "GIC", "PCI", "Firmware", "Machine", "LinuxKernel", "VMM", "Scenario", "Report"]),
         .testTarget(name: "InspectTests", dependencies: ["Inspect", "Report", "Scenario", "LinuxKernel", "Firmware", "PCI", "Bus"]),

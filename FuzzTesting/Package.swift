@@ -19,6 +19,7 @@ let package = Package(
     targets: [
         fuzzTarget("FuzzTranslation", ["Bus", "SMMUv3"]),
         fuzzTarget("FuzzSMMUCommands", ["Bus", "SMMUv3"]),
+        fuzzTarget("FuzzSMMUv2", ["Bus", "SMMUv2"]),
         fuzzTarget("FuzzITS", ["Bus", "GIC"]),
         fuzzTarget("FuzzMSIX", ["Bus", "PCI"]),
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),

@@ -26,8 +26,8 @@ struct MSICommand: ParsableCommand {
 
     @OptionGroup var platform: PlatformOptions
 
-    @Option(help: "How the SMMU treats the function's stream: bypass, s1 or nested.")
-    var translation: Translation = .nested
+    @Option(help: "How the SMMU treats the function's stream: bypass, s1 or nested (default: nested behind an SMMUv3, s1 behind an SMMUv2, which has no nesting in Linux).")
+    var translation: Translation?
 
     @Option(help: "The MSI-X vector to fire (0…3).")
     var vector: Int = 2
@@ -58,9 +58,11 @@ extension MSIReport.Translation: ExpressibleByArgument {}
 
 extension MSIReport {
     /// The report on the platform the options name (exit 1 when it cannot carry the device).
-    static func make(platform: PlatformOptions, translation: Translation, vector: Int, address: UInt64?) throws -> MSIReport {
+    static func make(platform: PlatformOptions, translation: Translation?, vector: Int, address: UInt64?) throws -> MSIReport {
         let (machine, rcIndex, rid) = try platform.makeSupportedMachine()
-        return try make(machine: machine, rcIndex: rcIndex, rid: rid, translation: translation, vector: vector, address: address)
+        let behindSMMUv2 = rcIndex < machine.smmuV2Ports.count && machine.smmuV2Ports[rcIndex] != nil
+        return try make(machine: machine, rcIndex: rcIndex, rid: rid, translation: translation ?? (behindSMMUv2 ? .s1 : .nested),
+                        vector: vector, address: address)
     }
 }
 

@@ -184,6 +184,20 @@ public struct IOMMUDescription: Hashable, Sendable {
     public var iommuCells: UInt32?
     public var phandle: UInt32?
     public var enabled: Bool
+    /// `stream-match-mask` (binding `arm,smmu.yaml`): SMR mask bits `arm_smmu_of_xlate` ORs into
+    /// every one-cell specifier of an SMMUv1/v2; nil when absent.
+    public var streamMatchMask: UInt32? = nil
+
+    /// The compatibles Linux's arm-smmu driver binds as SMMU architecture version 2
+    /// (`arm_smmu_of_match` entries whose match data has ARM_SMMU_V2: `smmu_generic_v2`,
+    /// `arm_mmu500`, `cavium_smmuv2`, `qcom_smmuv2`; drivers/iommu/arm/arm-smmu/arm-smmu.c,
+    /// v6.14-v7.0). "arm,smmu-v1" and "arm,mmu-400" (ARM_SMMU_V1) and "arm,mmu-401"
+    /// (ARM_SMMU_V1_64K) are SMMUv1 to Linux, driven with AArch32 formats, and not modelled.
+    public static let armSMMUv2Compatibles = ["arm,smmu-v2", "arm,mmu-500", "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"]
+
+    /// Whether this is an Arm SMMU that Linux's arm-smmu drives as version 2 (MMU-500 and
+    /// generic SMMUv2), which the SMMUv2 model and the arm-smmu driver model take.
+    public var isArmSMMUv2: Bool { compatible.contains { Self.armSMMUv2Compatibles.contains($0) } }
 }
 
 /// A `ranges` entry of a PCI host bridge (IEEE 1275 PCI bus binding: phys.hi is

@@ -33,7 +33,8 @@ struct TopologyReader {
                 targets[index] = .iommu(topology.otherIOMMUs.count)
                 topology.otherIOMMUs.append(IOMMUDescription(
                     path: entry.path, compatible: node.compatible, regions: try regions(index, optional: true),
-                    iommuCells: try u32(index, "#iommu-cells"), phandle: node.phandle, enabled: node.isEnabled))
+                    iommuCells: try u32(index, "#iommu-cells"), phandle: node.phandle, enabled: node.isEnabled,
+                    streamMatchMask: try u32(index, "stream-match-mask")))
             }
         }
         if var gic = topology.gic {

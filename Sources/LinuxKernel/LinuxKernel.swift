@@ -55,6 +55,8 @@ public final class LinuxKernel {
     /// One driver instance per ITS node, per SMMUv3 node.
     public internal(set) var itsDrivers: [GICv3ITSDriver] = []
     public internal(set) var smmuDrivers: [ArmSMMUv3Driver] = []
+    /// One arm-smmu driver instance per Arm SMMUv1/v2 node (MMU-500, `arm,smmu-v2`).
+    public internal(set) var armSMMUDrivers: [ArmSMMUDriver] = []
     /// A per-kernel counter for object ids (domains, groups) in reports.
     var nextObjectID = 0
 
@@ -89,6 +91,16 @@ public final class LinuxKernel {
             try driver.probe()
             smmuDrivers.append(driver)
             log.log("arm-smmu-v3", "\(node.path): probed as smmu\(index)")
+        }
+        // arm-smmu (SMMUv1/v2) platform driver, device-tree nodes only (the IORT SMMUv1/v2 node
+        // type is not read).
+        for (index, node) in topology.otherIOMMUs.enumerated() where node.enabled && node.isArmSMMUv2 && !node.regions.isEmpty {
+            let driver = ArmSMMUDriver(kernel: self, index: armSMMUDrivers.count, node: node, nodeIndex: index)
+            do { try driver.probe() } catch {
+                log.log("arm-smmu", "\(node.path): probe failed (\(error))")
+                continue
+            }
+            armSMMUDrivers.append(driver)
         }
     }
 

@@ -2,6 +2,7 @@ import Bus
 import Firmware
 import GIC
 import PCI
+import SMMUv2
 import SMMUv3
 
 /// A physical Arm machine assembled from a platform description: RAM, a GICv3 with its
@@ -30,6 +31,12 @@ public final class Machine {
     public let preITS: [PreITS?]
     /// One per enabled `arm,smmu-v3` node, in description order.
     public let smmus: [SMMUv3]
+    /// One per enabled Arm SMMU node Linux drives as version 2 (MMU-500, `arm,smmu-v2`: `IOMMUDescription.isArmSMMUv2`),
+    /// in description order, with the index of its description in `topology.otherIOMMUs`.
+    public let smmuV2s: [SMMUv2]
+    public let smmuV2Descriptions: [Int]
+    /// For each root complex, its SMMUv2 path when its `iommu-map` names an SMMUv2.
+    public let smmuV2Ports: [SMMUv2Port?]
     /// One per enabled PCIe host bridge with an ECAM window, in description order.
     public let rootComplexes: [RootComplex]
     /// For each root complex, the index of its host bridge in `topology.pcieHostBridges`.
@@ -118,8 +125,21 @@ public final class Machine {
             }
         } catch { throw .bus(error) }
         self.smmus = smmus
-        for iommu in topology.otherIOMMUs where iommu.enabled {
-            notModelled.append("\(iommu.path): \(iommu.compatible.first ?? "IOMMU") (only SMMUv3 is modelled)")
+        var smmuV2s: [SMMUv2] = []
+        var smmuV2Descriptions: [Int] = []
+        do {
+            for (index, description) in topology.otherIOMMUs.enumerated() where description.enabled && description.isArmSMMUv2 {
+                guard let region = description.regions.first else { continue }
+                let smmu = SMMUv2(configuration: .fitting(windowSize: region.size), bus: bus)
+                try bus.addDevice(smmu, base: region.base, size: min(region.size, smmu.mmioSize), name: "smmuv2@\(Hex.format(region.base.rawValue, minDigits: 1))")
+                smmuV2s.append(smmu)
+                smmuV2Descriptions.append(index)
+            }
+        } catch { throw .bus(error) }
+        self.smmuV2s = smmuV2s
+        self.smmuV2Descriptions = smmuV2Descriptions
+        for iommu in topology.otherIOMMUs where iommu.enabled && !(iommu.isArmSMMUv2 && !iommu.regions.isEmpty) {
+            notModelled.append("\(iommu.path): \(iommu.compatible.first ?? "IOMMU") (only SMMUv3 and Arm SMMUv2 are modelled)")
         }
 
         // ITS doorbell pages that bypass the SMMU on this platform.
@@ -141,6 +161,7 @@ public final class Machine {
         var bridgeIndices: [Int] = []
         var windows: [MemoryWindow?] = []
         var ports: [TranslatedPort?] = []
+        var v2Ports: [SMMUv2Port?] = []
         var taken = topology.describedDeviceRegions + topology.memory
         var firmwareView = topology
         for (bridgeIndex, bridge) in topology.pcieHostBridges.enumerated() where bridge.enabled {
@@ -168,6 +189,11 @@ public final class Machine {
                 port = TranslatedPort(smmu: smmus[built], bus: bus, untranslatedWindows: untranslated)
             }
             rc.upstream = port
+            var v2Port: SMMUv2Port?
+            if port == nil, let iommu = Machine.iommuIndex(of: bridge), let built = smmuV2Descriptions.firstIndex(of: iommu) {
+                v2Port = SMMUv2Port(smmu: smmuV2s[built], bus: bus, untranslatedWindows: untranslated)
+                rc.upstream = v2Port
+            }
             rc.untranslatedUpstream = direct
             do {
                 try bus.addDevice(rc.ecam, base: ecam.base, size: min(ecam.size, rc.ecamSize), name: "\(bridge.path) ECAM")
@@ -179,7 +205,9 @@ public final class Machine {
             bridgeIndices.append(bridgeIndex)
             windows.append(window)
             ports.append(port)
+            v2Ports.append(v2Port)
         }
+        self.smmuV2Ports = v2Ports
         self.topology = firmwareView
         self.rootComplexes = rootComplexes
         self.hostBridgeIndices = bridgeIndices
@@ -227,6 +255,15 @@ public final class Machine {
         return nil
     }
 
+    /// The `Topology.otherIOMMUs` index the first `iommu-map` entry naming another IOMMU
+    /// points at (an SMMUv2, when the machine built one there).
+    static func iommuIndex(of bridge: PCIeHostBridge) -> Int? {
+        for entry in bridge.iommuMap?.entries ?? [] {
+            if case .iommu(let index) = entry.target { return index }
+        }
+        return nil
+    }
+
     /// A device-tree ID map as the root complex applies it. The output base is the last cell of
     /// the entry's output specifier (`#iommu-cells` / `#msi-cells` = 1 on every modelled target).
     static func requesterIDMap(_ map: IDMap?) -> RequesterIDMap? {
@@ -250,6 +287,7 @@ public final class Machine {
             for its in its { its.trace = trace }
             for window in preITS { window?.trace = trace }
             for smmu in smmus { smmu.translator.trace = trace }
+            for smmu in smmuV2s { smmu.trace = trace }
             for rc in rootComplexes {
                 rc.trace = trace
                 for function in rc.functions { function.trace = trace }
@@ -264,6 +302,7 @@ public final class Machine {
             bus.journal = journal
             for its in its { its.journal = journal }
             for smmu in smmus { smmu.translator.journal = journal }
+            for smmu in smmuV2s { smmu.journal = journal }
             for rc in rootComplexes { rc.journal = journal }
             for redistributor in gic?.redistributors ?? [] { redistributor.journal = journal }
         }

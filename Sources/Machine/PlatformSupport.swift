@@ -4,7 +4,7 @@ import PCI
 
 /// Whether Doorbell can follow a device's MSI on a platform, and if not, the one reason why.
 ///
-/// The model covers the path PCIe function → root complex → (SMMUv3 or no IOMMU) → GICv3 ITS.
+/// The model covers the path PCIe function → root complex → (SMMUv3, SMMUv2 or no IOMMU) → GICv3 ITS.
 /// A platform is supported when the chosen host bridge has an ECAM window, its requesters reach
 /// an SMMUv3 or no IOMMU at all, and their MSIs go to an enabled ITS. Everything else gets one
 /// line naming the description's node that is outside the model, so the user knows whether the
@@ -150,10 +150,11 @@ extension Machine {
             switch target {
             case .iommu(let i) where i < topology.otherIOMMUs.count:
                 let iommu = topology.otherIOMMUs[i]
-                guard iommu.enabled else { continue }
+                guard iommu.enabled, !smmuV2Descriptions.contains(i) else { continue }
                 let compatible = iommu.compatible.first ?? "IOMMU"
-                let family = iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (SMMUv2)" : ""
-                return "not modelled: \(iommu.path) is \(compatible)\(family); only the SMMUv3 is modelled"
+                let family = iommu.isArmSMMUv2 ? " (SMMUv2)"
+                    : iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (an SMMUv1 to Linux's arm-smmu)" : ""
+                return "not modelled: \(iommu.path) is \(compatible)\(family); only the SMMUv3 and the Arm SMMUv2 (arm-smmu) are modelled"
             case .unresolvedPhandle(let p):
                 return "\(bridge.path): iommu-map names phandle \(Hex.format(UInt64(p), minDigits: 1)), which no node carries"
             case .node(let path):
@@ -228,7 +229,7 @@ extension Machine {
         var note = "MSIs reach the ITS at \(its[index].base) through the pre-ITS window at \(window.base) (socionext,synquacer-pre-its), "
             + "which takes the DeviceID from the address written: MSI isolation is lost, "
             + "so VFIO and iommufd refuse passthrough unless allow_unsafe_interrupts is set"
-        if translatedPorts[rc] == nil { note += " (and no IOMMU translates \(bridge.path), so VFIO has no group for its functions anyway)" }
+        if translatedPorts[rc] == nil && smmuV2Ports[rc] == nil { note += " (and no IOMMU translates \(bridge.path), so VFIO has no group for its functions anyway)" }
         return note
     }
 }

@@ -34,7 +34,7 @@ public struct HostReport {
         try machine.rootComplexes[rcIndex].attach(function)
         let kernel: LinuxKernel
         do { kernel = try host.bootHost(configuration) } catch { throw CommandFailure(error.description) }
-        guard let pdev = kernel.pci.device(rid) else { throw CommandFailure("\(machine.name): \(rid.hex) was not enumerated") }
+        guard let pdev = kernel.pci.device(rid, hostBridge: machine.hostBridgeIndices[rcIndex]) else { throw CommandFailure("\(machine.name): \(rid.hex) was not enumerated") }
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
         text += "device \(pdev.device.name) owned by \(owner.rawValue)\n\n"

@@ -92,6 +92,15 @@ public struct MSIReport {
                 messageAddress = doorbell
                 lines.append("the ITS is not translated by the SMMU on this platform: the physical doorbell is programmed")
             }
+        } else if let smmuStream = route.streamID, rcIndex < machine.smmuV2Ports.count, let port = machine.smmuV2Ports[rcIndex],
+                  let smmuIndex = machine.smmuV2s.firstIndex(where: { $0 === port.smmu }) {
+            lines += try SMMUv2MSISetup.program(bm, smmu: smmuIndex, streamID: smmuStream, translation: translation,
+                                                doorbellPage: doorbellPage, attributes: deviceAttributes)
+            if translation == .s1 { messageAddress = msiIOVA }
+            if machine.options.untranslatedITS, address == nil {
+                messageAddress = doorbell
+                lines.append("the ITS is not translated by the SMMU on this platform: the physical doorbell is programmed")
+            }
         } else {
             lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
         }

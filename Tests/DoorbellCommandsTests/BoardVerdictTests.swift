@@ -3,7 +3,7 @@ import Testing
 
 /// Every board device tree in the fixtures gets a verdict from the binary, as a user running
 /// `doorbell msi --platform board.dtb` would see it: boards whose PCIe MSIs go to a GICv3 ITS
-/// through an SMMUv3 or no IOMMU deliver; the rest exit 1 with one line naming what is outside
+/// through an SMMUv3, an Arm SMMUv2 (MMU-500) or no IOMMU deliver; the rest exit 1 with one line naming what is outside
 /// the model; none exits 64 (usage) or with an internal message.
 @Suite("board verdicts")
 struct BoardVerdictTests {
@@ -18,8 +18,9 @@ struct BoardVerdictTests {
         ("arm_juno", "is a GICv2 with 4 GICv2m"),
         ("cavium_thunder-88xx", "no PCIe host bridge"),
         ("cavium_thunder2-99xx", nil),                    // ITS, no IOMMU
-        ("freescale_fsl-ls1028a-kontron-sl28-var4", "/soc/iommu@5000000 is arm,mmu-500 (SMMUv2)"),
-        ("freescale_fsl-ls1028a-rdb", "/soc/iommu@5000000 is arm,mmu-500 (SMMUv2)"),
+        // The ECAM RCiEP bus behind the MMU-500 (SMMUv2): a stage-1 context bank maps the MSI IOVA.
+        ("freescale_fsl-ls1028a-kontron-sl28-var4", nil),
+        ("freescale_fsl-ls1028a-rdb", nil),
         ("freescale_fsl-ls1046a-rdb", "is a GICv2"),
         ("freescale_fsl-ls1088a-rdb", "no enabled PCIe host bridge"),
         ("freescale_fsl-ls1088a-ten64", "no enabled PCIe host bridge"),
@@ -81,6 +82,30 @@ struct BoardVerdictTests {
             #expect(run.status == 0, "\(board): \(run.stderr)")
             #expect(run.stdout.contains("result: delivered: CPU 0 took LPI 8194"), "\(board): \(run.stdout)")
         }
+    }
+
+    /// The boards with an SMMUv2 (MMU-500) in front of a GICv3 ITS.
+    static let smmuV2Boards = ["freescale_fsl-ls1028a-kontron-sl28-var4", "freescale_fsl-ls1028a-rdb"]
+
+    @Test("msi and host on the SMMUv2 boards: a stage-1 context bank translates the MSI IOVA to GITS_TRANSLATER", arguments: smmuV2Boards)
+    func smmuV2Delivery(board: String) throws {
+        let path = Self.boards.appendingPathComponent("\(board).dtb").path
+        let msi = try BinaryTests.run(["msi", "--platform", path])
+        #expect(msi.status == 0, "\(board): \(msi.stderr)")
+        #expect(msi.stdout.contains("CB0 translated"), "\(board): \(msi.stdout)")
+        #expect(msi.stdout.contains("0xffff_f040 → 0x0603_0040 (stage 1)"), "\(board): \(msi.stdout)")
+        // A kernel driver's DMA domain maps the doorbell at the top of the IOVA space; VFIO's
+        // domains at the SW_MSI window arm_smmu_get_resv_regions reports (MSI_IOVA_BASE).
+        for (owner, iova) in [("driver", "0xffff_f040"), ("vfio-type1", "0x0800_0040"), ("vfio-iommufd", "0x0800_0040")] {
+            let host = try BinaryTests.run(["host", "--platform", path, "--owner", owner])
+            #expect(host.status == 0, "\(board) \(owner): \(host.stderr)")
+            #expect(host.stdout.contains("iommu arm-smmu.0"), "\(board) \(owner): \(host.stdout)")
+            #expect(host.stdout.contains("\(iova) → 0x0603_0040 (stage 1)"), "\(board) \(owner): \(host.stdout)")
+            #expect(host.stdout.contains("result: delivered"), "\(board) \(owner): \(host.stdout)")
+        }
+        let nested = try BinaryTests.run(["msi", "--platform", path, "--translation", "nested"])
+        #expect(nested.status == 1)
+        #expect(nested.stderr.contains("nested translation is not available on an SMMUv2"))
     }
 
     @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb", "ti_k3-j721e-sk"])

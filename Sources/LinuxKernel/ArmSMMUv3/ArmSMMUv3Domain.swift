@@ -31,30 +31,9 @@ public final class ArmSMMUv3Domain: IOMMUDomainOperations {
         }
     }
 
-    /// `iommu_pgsize`: the largest supported page size no larger than `size` and aligned like
-    /// iova | paddr, and how many such pages to map before a larger size could take over
-    /// (when iova and paddr share their offset within that larger size).
+    /// `iommu_pgsize` (`IOMMUPageSize.split`) for this domain's page sizes.
     func pageSize(iova: UInt64, physical: UInt64, size: UInt64) -> (size: UInt64, count: Int)? {
-        guard size > 0 else { return nil }
-        let bitmap = pageTable.pageSizeBitmap
-        let addressMerge = iova | physical
-        var sizes = bitmap & UInt64.lowMask(64 - size.leadingZeroBitCount)
-        if addressMerge != 0 { sizes &= UInt64.lowMask(addressMerge.trailingZeroBitCount + 1) }
-        guard sizes != 0 else { return nil }
-        let index = 63 - sizes.leadingZeroBitCount
-        let pgsize = UInt64(1) << UInt64(index)
-        var span = size
-        let larger = bitmap & ~UInt64.lowMask(index + 1)
-        if larger != 0 {
-            let next = UInt64(1) << UInt64(larger.trailingZeroBitCount)
-            if (iova ^ physical) & (next - 1) == 0 {
-                let offset = next - (addressMerge & (next - 1))
-                let (offsetEnd, overflow) = offset.addingReportingOverflow(next)
-                if !overflow && offsetEnd <= size { span = offset }
-            }
-        }
-        let count = span >> UInt64(index)
-        return (pgsize, Int(min(count, UInt64(Int.max))))
+        IOMMUPageSize.split(bitmap: pageTable.pageSizeBitmap, iova: iova, physical: physical, size: size)
     }
 
     /// `iommu_map` → `arm_smmu_map_pages` → `arm_lpae_map_pages`, split by `iommu_pgsize`.

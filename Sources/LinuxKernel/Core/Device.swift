@@ -39,11 +39,16 @@ public final class DeviceIOMMU {
     /// `fwspec->flags`: what the firmware says about the root complex. Only the ACPI path
     /// (`iort_iommu_configure_id`) sets any; `of_iommu_configure` never does.
     public var flags: IOMMUFWSpecFlags
+    /// The instance is an arm-smmu (SMMUv1/v2) driver: `iommuIndex` indexes
+    /// `LinuxKernel.armSMMUDrivers`, and each `streamIDs` entry is `arm_smmu_of_xlate`'s fwid
+    /// (SMR ID in bits [15:0], SMR MASK in [31:16]).
+    public let smmuV2: Bool
 
-    public init(iommuIndex: Int, streamIDs: [StreamID], flags: IOMMUFWSpecFlags = []) {
+    public init(iommuIndex: Int, streamIDs: [StreamID], flags: IOMMUFWSpecFlags = [], smmuV2: Bool = false) {
         self.iommuIndex = iommuIndex
         self.streamIDs = streamIDs
         self.flags = flags
+        self.smmuV2 = smmuV2
     }
 }
 

@@ -8,7 +8,7 @@ extension IOMMUSubsystem {
             kernel.log.log(device.name, "Firmware has requested this device have a 1:1 IOMMU mapping, rejecting configuring the device without a 1:1 mapping. Contact your platform vendor.")
             throw .EINVAL
         }
-        guard let driver = driver(for: device) else { throw .ENODEV }
+        guard let driver = ops(for: device) else { throw .ENODEV }
         try driver.attach(domain, to: device)
     }
 
@@ -34,7 +34,7 @@ extension IOMMUSubsystem {
     /// `domain->owner == dev_iommu_ops(dev)`: a domain is only for devices of the same driver
     /// instance.
     func domainMatches(_ domain: IOMMUDomain, _ group: IOMMUGroup) -> Bool {
-        guard let device = group.devices.first, let driver = driver(for: device) else { return false }
+        guard let device = group.devices.first, let driver = ops(for: device) else { return false }
         return domain.driver === driver
     }
 
@@ -82,7 +82,7 @@ extension IOMMUSubsystem {
     /// `iommu_paging_domain_alloc_flags(dev, flags)` (VFIO type1, iommufd HWPT paging): a new
     /// UNMANAGED domain from the device's IOMMU, without a cookie.
     public func allocateDomain(for device: Device, flags: DomainAllocationFlags = []) throws(Errno) -> IOMMUDomain {
-        guard let driver = driver(for: device) else { throw .ENODEV }
+        guard let driver = ops(for: device) else { throw .ENODEV }
         let domain = try driver.allocatePagingDomain(for: device, flags: flags)
         domain.type = .unmanaged
         return domain

@@ -62,7 +62,7 @@ extension IOMMUSubsystem {
         }
         return IOMMUDeviceView(
             device: device.name,
-            smmu: driver(for: device)?.name,
+            smmu: ops(for: device)?.name,
             streamIDs: device.iommu?.streamIDs.map(\.rawValue) ?? [],
             group: group?.id,
             groupDevices: group?.devices.map(\.name) ?? [],

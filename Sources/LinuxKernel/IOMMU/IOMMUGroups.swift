@@ -21,9 +21,11 @@ extension IOMMUSubsystem {
         case .success(let spec):
             fwspec = spec
         }
-        guard fwspec.iommuIndex < kernel.smmuDrivers.count else { return }
-        let driver = kernel.smmuDrivers[fwspec.iommuIndex]
         device.iommu = fwspec
+        guard let driver = ops(for: device) else {
+            device.iommu = nil
+            return
+        }
         let state = IOMMUDeviceState()
         deviceStates[ObjectIdentifier(device)] = state
         do {
@@ -148,7 +150,7 @@ extension IOMMUSubsystem {
     func requestedDefaultDomainType(_ group: IOMMUGroup) -> IOMMUDomainType? {
         var type: IOMMUDomainType?
         for device in group.devices {
-            guard let driver = driver(for: device), let forced = driver.defaultDomainType(for: device) else { continue }
+            guard let driver = ops(for: device), let forced = driver.defaultDomainType(for: device) else { continue }
             if type == nil || type == forced { type = forced; continue }
             kernel.log.log("iommu", "\(device.name): IOMMU driver error, requesting conflicting def_domain_type")
             if forced == .identity { type = forced }
@@ -161,7 +163,7 @@ extension IOMMUSubsystem {
     /// `domain_alloc_paging_flags` whose type the core then sets (`iommu_domain_init`); DMA
     /// types also get their dma-iommu cookie (`iommu_get_dma_cookie`).
     func allocateGroupDomain(_ group: IOMMUGroup, type: IOMMUDomainType) throws(Errno) -> IOMMUDomain {
-        guard let device = group.devices.first, let driver = driver(for: device) else { throw .ENODEV }
+        guard let device = group.devices.first, let driver = ops(for: device) else { throw .ENODEV }
         switch type {
         case .identity: return driver.identityDomain
         case .blocked: return driver.blockedDomain

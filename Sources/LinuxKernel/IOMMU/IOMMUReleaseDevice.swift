@@ -29,11 +29,15 @@ extension IOMMUSubsystem {
             }
             for sid in master.streamIDs where driver.streams[sid.rawValue] === master { driver.streams[sid.rawValue] = nil }
             fwspec.driverData = nil
+        } else if let driver = ops(for: device) as? ArmSMMUDriver {
+            // arm-smmu: `arm_smmu_release_device` → `arm_smmu_master_free_smes`.
+            driver.releaseDevice(device)
         }
         if let group, group.devices.isEmpty {
             if let domain = group.defaultDomain, domain.operations != nil {
                 putCookie(domain)
                 (domain.driver as? ArmSMMUv3Driver)?.freePagingDomain(domain)
+                (domain.driver as? ArmSMMUDriver)?.freePagingDomain(domain)
             }
             group.defaultDomain = nil
             group.domain = nil

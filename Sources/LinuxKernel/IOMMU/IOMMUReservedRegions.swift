@@ -2,7 +2,7 @@ extension IOMMUSubsystem {
     /// `iommu_get_resv_regions(dev)`: the driver's `get_resv_regions` (for arm-smmu-v3 the
     /// SW_MSI window, then `iommu_dma_get_resv_regions`' firmware regions).
     public func reservedRegions(for device: Device) -> [ReservedRegion] {
-        driver(for: device)?.reservedRegions(for: device) ?? []
+        ops(for: device)?.reservedRegions(for: device) ?? []
     }
 
     /// `iommu_get_group_resv_regions(group)`: every device's regions inserted one by one with

@@ -34,9 +34,22 @@ public final class IOMMUSubsystem {
     }
 
     /// `dev_iommu_ops`: the driver instance that translates `device`, if any.
+    /// Nil for a device behind an arm-smmu (SMMUv2) instance: the SMMUv3-only paths (vIOMMU,
+    /// vSMMU, nesting) find no driver there, as Linux finds no `viommu_alloc` in `arm_smmu_ops`.
     public func driver(for device: Device) -> ArmSMMUv3Driver? {
-        guard let index = device.iommu?.iommuIndex, index >= 0, index < kernel.smmuDrivers.count else { return nil }
+        guard let iommu = device.iommu, !iommu.smmuV2 else { return nil }
+        let index = iommu.iommuIndex
+        guard index >= 0, index < kernel.smmuDrivers.count else { return nil }
         return kernel.smmuDrivers[index]
+    }
+
+    /// `dev_iommu_ops` for the core: the arm-smmu-v3 or arm-smmu instance of the device.
+    public func ops(for device: Device) -> (any IOMMUDriver)? {
+        guard let iommu = device.iommu else { return nil }
+        guard iommu.smmuV2 else { return driver(for: device) }
+        let index = iommu.iommuIndex
+        guard index >= 0, index < kernel.armSMMUDrivers.count else { return nil }
+        return kernel.armSMMUDrivers[index]
     }
 
     /// `iommu_group_get`: the device's group, nil when no IOMMU translates it.

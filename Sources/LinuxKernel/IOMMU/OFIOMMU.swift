@@ -48,6 +48,7 @@ extension IOMMUSubsystem {
         kernel.pci.acsRequested = true
         guard let map = kernel.topology.pcieHostBridges[pci.hostBridge].iommuMap else { return .failure(.noMap) }
         var driverIndex: Int?
+        var smmuV2: Bool?
         var streamIDs: [StreamID] = []
         for alias in dmaAliases(of: pci) {
             let id = UInt32(alias.rawValue)
@@ -56,6 +57,19 @@ extension IOMMUSubsystem {
                 return .failure(.noTranslation(id))
             case .maskIgnoresBase, .unsupportedMultiCellRange:
                 return .failure(.badMap(id))
+            case .mapped(_, .iommu(let node), let specifier):
+                // arm-smmu: `arm_smmu_of_xlate` — fwid = SMR ID from the first cell, SMR MASK
+                // from the second cell, else from the SMMU node's `stream-match-mask`.
+                guard let sid = specifier.first, specifier.count <= 2 else { return .failure(.badMap(id)) }
+                guard let index = kernel.armSMMUDrivers.firstIndex(where: { $0.nodeIndex == node }) else {
+                    let path = node >= 0 && node < kernel.topology.otherIOMMUs.count ? kernel.topology.otherIOMMUs[node].path : "iommu[\(node)]"
+                    return .failure(.noDriver(path))
+                }
+                if let existing = driverIndex, existing != index || smmuV2 != true { return .failure(.mixedIOMMUs) }
+                driverIndex = index
+                smmuV2 = true
+                let mask = specifier.count > 1 ? specifier[1] : kernel.armSMMUDrivers[index].node.streamMatchMask ?? 0
+                streamIDs.append(StreamID(sid & 0xFFFF | (mask & 0xFFFF) << 16))
             case .mapped(_, let target, let specifier):
                 guard specifier.count == 1, let sid = specifier.first else { return .failure(.badMap(id)) }
                 guard case .smmuV3(let node) = target, node >= 0, node < kernel.topology.smmus.count,
@@ -64,12 +78,13 @@ extension IOMMUSubsystem {
                 guard let index = kernel.smmuDrivers.firstIndex(where: { $0.node == description }) else {
                     return .failure(.noDriver(description.path))
                 }
-                if let existing = driverIndex, existing != index { return .failure(.mixedIOMMUs) }
+                if let existing = driverIndex, existing != index || smmuV2 == true { return .failure(.mixedIOMMUs) }
                 driverIndex = index
+                smmuV2 = false
                 streamIDs.append(StreamID(sid))
             }
         }
         guard let index = driverIndex else { return .failure(.noMap) }
-        return .success(DeviceIOMMU(iommuIndex: index, streamIDs: streamIDs))
+        return .success(DeviceIOMMU(iommuIndex: index, streamIDs: streamIDs, smmuV2: smmuV2 == true))
     }
 }

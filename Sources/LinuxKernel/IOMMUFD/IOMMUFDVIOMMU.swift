@@ -31,7 +31,14 @@ extension IOMMUFD {
     public func viommuAlloc(deviceID: UInt32, hwptID: UInt32, type: IOMMUVIOMMUType = .armSMMUv3, flags: UInt32 = 0) throws(Errno) -> UInt32 {
         guard flags == 0, type != .default else { throw .EOPNOTSUPP }
         let idev = try device(deviceID)
-        guard let driver = kernel.iommu.driver(for: idev.device) else { throw .EOPNOTSUPP }
+        guard let driver = kernel.iommu.driver(for: idev.device) else {
+            if let smmu = kernel.iommu.ops(for: idev.device) as? ArmSMMUDriver {
+                // arm-smmu (SMMUv2): `arm_smmu_ops` have no `viommu_alloc`/`get_viommu_size`.
+                throw kernel.refusals.refuse(.EOPNOTSUPP, in: "iommufd_viommu_alloc_ioctl", for: idev.device.name,
+                                             because: "\(smmu.name) is an SMMUv2 driven by arm-smmu, which has no viommu_alloc: Linux has no nested translation for SMMUv2")
+            }
+            throw .EOPNOTSUPP
+        }
         guard driver.viommuSupported(for: idev.device, type: type) else { throw .EOPNOTSUPP }
         guard let parent = try objects.get(hwptID, type: .hwptPaging) as? IOMMUFDHWPTPaging else { throw .ENOENT }
         guard parent.isNestParent else { throw .EINVAL }

@@ -1,0 +1,106 @@
+import Bus
+import SMMUv2
+
+/// What `arm_smmu_device_cfg_probe` (drivers/iommu/arm/arm-smmu/arm-smmu.c, v6.14-v7.0) reads
+/// from SMMU_IDR0-2 into `struct arm_smmu_device`.
+public struct ArmSMMUFeatures: Hashable, Sendable {
+    /// ARM_SMMU_FEAT_TRANS_S1 / _S2 / _NESTED (IDR0.S1TS, S2TS, NTS).
+    public var stage1 = false
+    public var stage2 = false
+    public var nested = false
+    /// ARM_SMMU_FEAT_STREAM_MATCH (IDR0.SMS): SMRs exist (`smmu->smrs`).
+    public var streamMatching = false
+    /// `smmu->num_mapping_groups` (IDR0.NUMSMRG, or 2^NUMSIDB without stream matching).
+    public var mappingGroups = 0
+    /// `smmu->streamid_mask` = 2^NUMSIDB − 1 (15 bits on MMU-500), narrowed by
+    /// `arm_smmu_test_smr_masks` to the ID bits an SMR keeps; `smmu->smr_mask_mask` the MASK bits.
+    public var streamIDMask: UInt32 = 0
+    public var smrMaskMask: UInt32 = 0
+    /// `smmu->pgshift` (IDR1.PAGESIZE), `smmu->numpage` (2^(NUMPAGENDXB+1)).
+    public var pageShift = 12
+    public var numPage: UInt64 = 0
+    /// `num_context_banks`, `num_s2_context_banks` (IDR1.NUMCB, NUMS2CB).
+    public var contextBanks = 0
+    public var stage2ContextBanks = 0
+    /// `ipa_size` (IDR2.IAS), `pa_size` (IDR2.OAS), `va_size` (IDR2.UBS).
+    public var ipaSize = 32
+    public var paSize = 32
+    public var vaSize = 32
+    /// ARM_SMMU_FEAT_VMID16 (IDR2.VMID16S), ARM_SMMU_FEAT_FMT_AARCH64_4K (IDR2.PTFS_4K).
+    public var vmid16 = false
+    public var aarch64Granule4K = false
+    public var aarch64Granule16K = false
+    public var aarch64Granule64K = false
+    /// ARM_SMMU_FEAT_COHERENT_WALK (IDR0.CTTW).
+    public var coherentWalk = false
+
+    /// `arm_smmu_id_size_to_bits`: 0→32, 1→36, 2→40, 3→42, 4→44, 5 and above→48.
+    public static func sizeBits(_ field: UInt32) -> Int {
+        switch field {
+        case 0: 32
+        case 1: 36
+        case 2: 40
+        case 3: 42
+        case 4: 44
+        default: 48
+        }
+    }
+
+    /// `smmu->pgsize_bitmap` for the AArch64 formats the SMMU offers (`arm_smmu_device_cfg_probe`:
+    /// 4K → SZ_4K | SZ_2M | SZ_1G, 16K → SZ_16K | SZ_32M, 64K → SZ_64K | SZ_512M).
+    public var pageSizeBitmap: UInt64 {
+        var bitmap: UInt64 = 0
+        if aarch64Granule4K { bitmap |= 1 << 12 | 1 << 21 | 1 << 30 }
+        if aarch64Granule16K { bitmap |= 1 << 14 | 1 << 25 }
+        if aarch64Granule64K { bitmap |= 1 << 16 | 1 << 29 }
+        return bitmap
+    }
+
+    /// Decodes the ID registers; an error sentence where Linux fails the probe.
+    static func decode(idr0: UInt32, idr1: UInt32, idr2: UInt32) -> Result<ArmSMMUFeatures, ArmSMMUProbeError> {
+        var f = ArmSMMUFeatures()
+        f.stage1 = idr0.bit(30)
+        f.stage2 = idr0.bit(29)
+        f.nested = idr0.bit(28)
+        // "\tno translation support!" → -ENODEV.
+        guard f.stage1 || f.stage2 else { return .failure(.noTranslation) }
+        f.coherentWalk = idr0.bit(14)
+        let sidBits = Int(idr0.bits(12, 9))
+        f.streamIDMask = UInt32(truncatingIfNeeded: UInt64.lowMask(sidBits))
+        f.streamMatching = idr0.bit(27)
+        if f.streamMatching {
+            f.mappingGroups = Int(idr0 & 0xFF)
+            // "stream-matching supported, but no SMRs present!" → -ENODEV.
+            guard f.mappingGroups > 0 else { return .failure(.noSMRs) }
+        } else {
+            f.mappingGroups = 1 << sidBits
+        }
+        f.pageShift = idr1.bit(31) ? 16 : 12
+        f.numPage = UInt64(1) << UInt64(idr1.bits(30, 28) + 1)
+        f.stage2ContextBanks = Int(idr1.bits(23, 16))
+        f.contextBanks = Int(idr1 & 0xFF)
+        // "impossible number of S2 context banks!" → -ENODEV.
+        guard f.stage2ContextBanks <= f.contextBanks else { return .failure(.impossibleS2ContextBanks) }
+        f.ipaSize = sizeBits(idr2.bits(3, 0))
+        f.paSize = sizeBits(idr2.bits(7, 4))
+        f.vaSize = sizeBits(idr2.bits(11, 8))
+        f.vmid16 = idr2.bit(15)
+        f.aarch64Granule4K = idr2.bit(12)
+        f.aarch64Granule16K = idr2.bit(13)
+        f.aarch64Granule64K = idr2.bit(14)
+        return .success(f)
+    }
+}
+
+/// Why `arm_smmu_device_cfg_probe` refused the SMMU (its dev_err lines).
+enum ArmSMMUProbeError: Error, CustomStringConvertible {
+    case noTranslation, noSMRs, impossibleS2ContextBanks
+
+    var description: String {
+        switch self {
+        case .noTranslation: "\tno translation support!"
+        case .noSMRs: "stream-matching supported, but no SMRs present!"
+        case .impossibleS2ContextBanks: "impossible number of S2 context banks!"
+        }
+    }
+}
