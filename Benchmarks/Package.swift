@@ -13,7 +13,11 @@ let package = Package(
     targets: [
         benchmarkTarget("BusBenchmarks", ["Bus"]),
         // SMMU.translate.*: SMMUTranslator alone (TLB hit, S1/S2/nested misses).
-        benchmarkTarget("SMMUBenchmarks", ["Bus", "SMMUv3", "Testbed"]),
+        // SMMU.compare.*: the same shapes walked by WalkReference (plain C) and by SMMUTranslator.
+        benchmarkTarget("SMMUBenchmarks", ["Bus", "SMMUv3", "Testbed"], extra: ["WalkReference"]),
+        // The C yardstick: a plain SMMU-style walk over sparse frames (include/WalkReference.h).
+        .target(name: "WalkReference", path: "Sources/WalkReference",
+                cSettings: [.unsafeFlags(["-O2"])]),
         // MSI.*: one MSI from PCIFunction.raise (or a GITS_TRANSLATER write) to a pending LPI.
         benchmarkTarget("MSIBenchmarks", ["Bus", "SMMUv3", "GIC", "PCI", "Machine", "Testbed"]),
         // ITS.commands.*: command-queue batches consumed on a CWRITER write.
@@ -27,10 +31,10 @@ let package = Package(
     ]
 )
 
-func benchmarkTarget(_ name: String, _ products: [String]) -> Target {
+func benchmarkTarget(_ name: String, _ products: [String], extra: [Target.Dependency] = []) -> Target {
     .executableTarget(
         name: name,
-        dependencies: [.product(name: "Benchmark", package: "benchmark")] + products.map { .product(name: $0, package: "Doorbell") },
+        dependencies: [.product(name: "Benchmark", package: "benchmark")] + products.map { .product(name: $0, package: "Doorbell") } + extra,
         path: "Benchmarks/\(name)",
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
     )

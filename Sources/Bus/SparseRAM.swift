@@ -3,64 +3,206 @@
 /// Simulated machines place RAM at gigabyte offsets and tables anywhere in it, but touch only a
 /// few pages. Storage is therefore a table of 4 KiB page frames allocated on first write; a read
 /// of a frame never written returns zeros without allocating, so untouched space costs nothing.
-/// The frame table is a dictionary keyed by frame number with a one-entry last-hit cache in
-/// front, because walks and queue accesses hit the same frame many times in a row.
+///
+/// The frame table has two levels: a leaf of 4096 frame pointers covers 16 MiB, and a small
+/// open-addressed directory (linear probing, at most half full, keyed by frame number >> 12)
+/// finds the leaf. A one-entry last-frame and last-leaf cache sit in front, because walks and
+/// queue accesses hit the same frame, or frames of the same 16 MiB, many times in a row. This
+/// replaces a Dictionary keyed by frame number, whose hashing was most of a descriptor read.
 ///
 /// Addresses are plain `UInt64` here: RAM is a backing store reached through `SystemBus`, which
 /// decides what is RAM and enforces the physical address size. Any address is safe: arithmetic
-/// wraps instead of trapping and nothing is indexed without a check.
+/// wraps instead of trapping, and every index is masked to its table's size.
 public final class SparseRAM {
     /// Frame size: 4 KiB, the smallest translation granule.
     public static let frameShift: UInt64 = 12
     public static let frameSize: Int = 1 << 12
     @usableFromInline static let frameMask: UInt64 = UInt64(frameSize) - 1
+    /// Frames per leaf (2^12: 16 MiB of address space, 32 KiB of pointers).
+    @usableFromInline static let leafShift: UInt64 = 12
+    @usableFromInline static let leafMask: UInt64 = (1 << leafShift) - 1
 
-    @usableFromInline var frames: [UInt64: UnsafeMutableRawPointer] = [:]
-    @usableFromInline var lastFrameNumber: UInt64 = .max
-    @usableFromInline var lastFrame: UnsafeMutableRawPointer? = nil
+    /// One leaf: `1 << leafShift` frame pointers, nil where never written.
+    @usableFromInline typealias Leaf = UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
-    public init() {}
+    /// Everything that changes, in one block this object allocates in `init` and frees in
+    /// `deinit` and that nothing else can reach. Reached through a `let` pointer, so a read of
+    /// RAM makes no dynamic exclusivity check (a `var` stored property of a class makes one per
+    /// access, which was a fifth of a descriptor read). Safe because the block is private to
+    /// this object, which is used from one thread at a time like everything else in a machine,
+    /// and no method holds a reference into it across a call that could re-enter.
+    @usableFromInline
+    struct State {
+        /// Directory slots: key = (frame number >> leafShift) + 1, 0 = empty.
+        @usableFromInline var directoryKeys: UnsafeMutablePointer<UInt64>
+        @usableFromInline var directoryLeaves: UnsafeMutablePointer<Leaf?>
+        @usableFromInline var directoryMask: Int
+        @usableFromInline var leafCount = 0
+        @usableFromInline var frameCount = 0
+        @usableFromInline var lastFrameNumber: UInt64 = .max
+        @usableFromInline var lastFrame: UnsafeMutableRawPointer? = nil
+        @usableFromInline var lastLeafKey: UInt64 = 0
+        @usableFromInline var lastLeaf: Leaf? = nil
+
+        init(directoryKeys: UnsafeMutablePointer<UInt64>, directoryLeaves: UnsafeMutablePointer<Leaf?>, directoryMask: Int) {
+            self.directoryKeys = directoryKeys
+            self.directoryLeaves = directoryLeaves
+            self.directoryMask = directoryMask
+        }
+    }
+
+    @usableFromInline let state: UnsafeMutablePointer<State>
+
+    public init() {
+        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: 8)
+        keys.initialize(repeating: 0, count: 8)
+        let leaves = UnsafeMutablePointer<Leaf?>.allocate(capacity: 8)
+        leaves.initialize(repeating: nil, count: 8)
+        state = .allocate(capacity: 1)
+        state.initialize(to: State(directoryKeys: keys, directoryLeaves: leaves, directoryMask: 7))
+    }
 
     deinit {
-        for (_, frame) in frames { frame.deallocate() }
+        let s = state.pointee
+        for i in 0...s.directoryMask {
+            guard let leaf = s.directoryLeaves[i] else { continue }
+            for j in 0..<Int(SparseRAM.leafMask + 1) { leaf[j]?.deallocate() }
+            leaf.deallocate()
+        }
+        s.directoryKeys.deallocate()
+        s.directoryLeaves.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 
     /// How many 4 KiB frames hold data (for tests and the memory report).
-    public var allocatedFrameCount: Int { frames.count }
+    public var allocatedFrameCount: Int { state.pointee.frameCount }
 
-    /// The frame numbers that hold data, ascending (deterministic, unlike the dictionary).
-    public var allocatedFrameNumbers: [UInt64] { frames.keys.sorted() }
+    /// The frame numbers that hold data, ascending.
+    public var allocatedFrameNumbers: [UInt64] {
+        let s = state.pointee
+        var leaves: [(UInt64, Leaf)] = []
+        for i in 0...s.directoryMask {
+            if let leaf = s.directoryLeaves[i] { leaves.append((s.directoryKeys[i] &- 1, leaf)) }
+        }
+        leaves.sort { $0.0 < $1.0 }
+        var out: [UInt64] = []
+        out.reserveCapacity(s.frameCount)
+        for (high, leaf) in leaves {
+            for j in 0..<Int(SparseRAM.leafMask + 1) where leaf[j] != nil {
+                out.append(high &<< SparseRAM.leafShift | UInt64(j))
+            }
+        }
+        return out
+    }
+
+    @inlinable @inline(__always)
+    static func directoryHome(_ key: UInt64, mask: Int) -> Int {
+        var h = key &* 0x9E37_79B9_7F4A_7C15
+        h ^= h &>> 32
+        return Int(truncatingIfNeeded: h) & mask
+    }
+
+    /// The leaf for directory key `key` (frame number >> leafShift, + 1), or nil.
+    @inlinable
+    func leaf(key: UInt64) -> Leaf? {
+        if key == state.pointee.lastLeafKey { return state.pointee.lastLeaf }
+        let mask = state.pointee.directoryMask
+        let keys = state.pointee.directoryKeys
+        var i = SparseRAM.directoryHome(key, mask: mask)
+        while true {
+            let k = keys[i]
+            if k == key {
+                let found = state.pointee.directoryLeaves[i]
+                state.pointee.lastLeafKey = key
+                state.pointee.lastLeaf = found
+                return found
+            }
+            if k == 0 { return nil }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    /// The leaf for `key`, made on first use (the directory doubles before it is half full).
+    @usableFromInline
+    func makeLeaf(key: UInt64) -> Leaf {
+        if let existing = leaf(key: key) { return existing }
+        if (state.pointee.leafCount + 1) * 2 > state.pointee.directoryMask + 1 { growDirectory() }
+        let fresh = Leaf.allocate(capacity: Int(SparseRAM.leafMask + 1))
+        fresh.initialize(repeating: nil, count: Int(SparseRAM.leafMask + 1))
+        insertLeaf(fresh, key: key)
+        state.pointee.leafCount += 1
+        state.pointee.lastLeafKey = key
+        state.pointee.lastLeaf = fresh
+        return fresh
+    }
+
+    private func insertLeaf(_ leaf: Leaf, key: UInt64) {
+        let mask = state.pointee.directoryMask
+        let keys = state.pointee.directoryKeys
+        var i = SparseRAM.directoryHome(key, mask: mask)
+        while keys[i] != 0 { i = (i &+ 1) & mask }
+        keys[i] = key
+        state.pointee.directoryLeaves[i] = leaf
+    }
+
+    private func growDirectory() {
+        let oldKeys = state.pointee.directoryKeys, oldLeaves = state.pointee.directoryLeaves
+        let oldCount = state.pointee.directoryMask + 1
+        let count = oldCount * 2
+        let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+        keys.initialize(repeating: 0, count: count)
+        let leaves = UnsafeMutablePointer<Leaf?>.allocate(capacity: count)
+        leaves.initialize(repeating: nil, count: count)
+        state.pointee.directoryKeys = keys
+        state.pointee.directoryLeaves = leaves
+        state.pointee.directoryMask = count - 1
+        for i in 0..<oldCount {
+            if let leaf = oldLeaves[i] { insertLeaf(leaf, key: oldKeys[i]) }
+        }
+        oldKeys.deallocate()
+        oldLeaves.deallocate()
+    }
 
     @inlinable @inline(__always)
     func frameForRead(_ number: UInt64) -> UnsafeMutableRawPointer? {
-        if number == lastFrameNumber { return lastFrame }
-        guard let frame = frames[number] else { return nil }
-        lastFrameNumber = number
-        lastFrame = frame
+        if number == state.pointee.lastFrameNumber { return state.pointee.lastFrame }
+        guard let leaf = leaf(key: (number &>> SparseRAM.leafShift) &+ 1),
+              let frame = leaf[Int(number & SparseRAM.leafMask)] else { return nil }
+        state.pointee.lastFrameNumber = number
+        state.pointee.lastFrame = frame
         return frame
     }
 
     @inlinable @inline(__always)
     func frameForWrite(_ number: UInt64) -> UnsafeMutableRawPointer {
-        if number == lastFrameNumber, let frame = lastFrame { return frame }
+        if number == state.pointee.lastFrameNumber, let frame = state.pointee.lastFrame { return frame }
+        let leaf = makeLeaf(key: (number &>> SparseRAM.leafShift) &+ 1)
+        let index = Int(number & SparseRAM.leafMask)
         let frame: UnsafeMutableRawPointer
-        if let existing = frames[number] {
+        if let existing = leaf[index] {
             frame = existing
         } else {
             frame = UnsafeMutableRawPointer.allocate(byteCount: SparseRAM.frameSize, alignment: 16)
             frame.initializeMemory(as: UInt8.self, repeating: 0, count: SparseRAM.frameSize)
-            frames[number] = frame
+            leaf[index] = frame
+            state.pointee.frameCount += 1
         }
-        lastFrameNumber = number
-        lastFrame = frame
+        state.pointee.lastFrameNumber = number
+        state.pointee.lastFrame = frame
         return frame
+    }
+
+    /// The frame `number`, if it holds data (no caching; for the whole-memory helpers).
+    func existingFrame(_ number: UInt64) -> UnsafeMutableRawPointer? {
+        frameForRead(number)
     }
 
     /// Zeroes the 4 KiB frame holding `address`: a frame never written already reads as zeros,
     /// so only an existing one is cleared (a page allocator's `__GFP_ZERO` at no cost for fresh
     /// memory).
     public func zeroFrame(containing address: UInt64) {
-        guard let frame = frames[address >> SparseRAM.frameShift] else { return }
+        guard let frame = existingFrame(address >> SparseRAM.frameShift) else { return }
         frame.initializeMemory(as: UInt8.self, repeating: 0, count: SparseRAM.frameSize)
     }
 
@@ -166,10 +308,8 @@ public final class SparseRAM {
     public func copy() -> SparseRAM {
         let other = SparseRAM()
         for number in allocatedFrameNumbers {
-            guard let source = frames[number] else { continue }
-            let frame = UnsafeMutableRawPointer.allocate(byteCount: SparseRAM.frameSize, alignment: 16)
-            frame.copyMemory(from: source, byteCount: SparseRAM.frameSize)
-            other.frames[number] = frame
+            guard let source = existingFrame(number) else { continue }
+            other.frameForWrite(number).copyMemory(from: source, byteCount: SparseRAM.frameSize)
         }
         return other
     }
@@ -180,7 +320,7 @@ public final class SparseRAM {
     public func contentDigest() -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for number in allocatedFrameNumbers {
-            guard let frame = frames[number] else { continue }
+            guard let frame = existingFrame(number) else { continue }
             let words = frame.bindMemory(to: UInt64.self, capacity: SparseRAM.frameSize / 8)
             var any = false
             for i in 0..<(SparseRAM.frameSize / 8) where words[i] != 0 { any = true; break }

@@ -53,13 +53,61 @@ public final class SystemBus {
     /// The journal of the message being followed, if any (`Journal`).
     public var journal: Journal?
     /// Counters for reports and tests.
-    public var ramReads = 0
-    public var ramWrites = 0
-    public var mmioReads = 0
-    public var mmioWrites = 0
+    public var ramReads: Int { get { hot.pointee.ramReads } set { hot.pointee.ramReads = newValue } }
+    public var ramWrites: Int { get { hot.pointee.ramWrites } set { hot.pointee.ramWrites = newValue } }
+    public var mmioReads: Int { get { hot.pointee.mmioReads } set { hot.pointee.mmioReads = newValue } }
+    public var mmioWrites: Int { get { hot.pointee.mmioWrites } set { hot.pointee.mmioWrites = newValue } }
+
+    /// The counters and the last RAM window an access decoded to, in a block this object
+    /// allocates in `init` and frees in `deinit`, reached through a `let` pointer: a RAM access
+    /// that falls in the same window as the last one (every descriptor read of a walk, every
+    /// queue access) is a range compare and a `SparseRAM` read, with no dynamic exclusivity
+    /// check, Region copy or binary search. Safe: the block is private to this bus, used from
+    /// one thread at a time, and never yielded across a call. The cached window stays valid for
+    /// the bus's life: regions are only added (never overlapping an existing one) or, for
+    /// devices, removed, so a RAM window, once decoded, always decodes the same way.
+    @usableFromInline
+    struct HotState {
+        @usableFromInline var ramReads = 0
+        @usableFromInline var ramWrites = 0
+        @usableFromInline var mmioReads = 0
+        @usableFromInline var mmioWrites = 0
+        /// The last RAM window: first address, size (0 = none) and backing offset.
+        @usableFromInline var ramBase: UInt64 = .max
+        @usableFromInline var ramSize: UInt64 = 0
+        @usableFromInline var ramOffset: UInt64 = 0
+        init() {}
+    }
+    @usableFromInline let hot: UnsafeMutablePointer<HotState>
 
     public init(ram: SparseRAM = SparseRAM()) {
         self.ram = ram
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: HotState())
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
+    }
+
+    /// The backing address of a `size`-byte RAM access at `raw` when it lies in the cached RAM
+    /// window (`size` ≤ 8, the window ≥ 8 bytes), else nil.
+    @inlinable @inline(__always)
+    func cachedRAM(_ raw: UInt64, size: Int) -> UInt64? {
+        let h = hot.pointee
+        guard raw >= h.ramBase, raw &- h.ramBase <= h.ramSize &- UInt64(size) else { return nil }
+        return raw &+ h.ramOffset
+    }
+
+    /// Remembers a RAM window for `cachedRAM` (only windows of at least 8 bytes, so the range
+    /// check's subtraction cannot wrap).
+    @inlinable @inline(__always)
+    func cacheRAM(_ region: Region, offset: UInt64) {
+        guard region.size >= 8 else { return }
+        hot.pointee.ramBase = region.base.rawValue
+        hot.pointee.ramSize = region.size
+        hot.pointee.ramOffset = offset
     }
 
     /// Adds a RAM window. Overlap with an existing region is a platform description error.
@@ -159,15 +207,20 @@ public final class SystemBus {
         let raw = address.rawValue
         guard raw < SystemBus.physicalAddressLimit else { throw .beyondPhysicalAddressSpace(address) }
         guard size == 1 || size == 2 || size == 4 || size == 8 else { throw .badAccess(address, size: size) }
+        if let backing = cachedRAM(raw, size: size) {
+            hot.pointee.ramReads &+= 1
+            return ram.read(backing, size: size)
+        }
         guard let index = regionIndex(for: raw) else { throw .unbacked(address) }
         let region = regions[index]
         guard raw &- region.base.rawValue <= region.size &- UInt64(size) else { throw .unbacked(address) }
         switch region.kind {
         case .ram(let offset):
-            ramReads &+= 1
+            hot.pointee.ramReads &+= 1
+            cacheRAM(region, offset: offset)
             return ram.read(raw &+ offset, size: size)
         case .device(let deviceIndex):
-            mmioReads &+= 1
+            hot.pointee.mmioReads &+= 1
             let value = try devices[deviceIndex].mmioRead(offset: raw &- region.base.rawValue, size: size, requester: requester)
             trace?.append(.bus, "MMIO read \(region.name)", address: raw, value: value, "by \(requester)", kind: .mmioRead)
             journal?.append(.mmioRead(address: raw, value: value))
@@ -181,15 +234,21 @@ public final class SystemBus {
         let raw = address.rawValue
         guard raw < SystemBus.physicalAddressLimit else { throw .beyondPhysicalAddressSpace(address) }
         guard size == 1 || size == 2 || size == 4 || size == 8 else { throw .badAccess(address, size: size) }
+        if let backing = cachedRAM(raw, size: size) {
+            hot.pointee.ramWrites &+= 1
+            ram.write(backing, size: size, value: value)
+            return
+        }
         guard let index = regionIndex(for: raw) else { throw .unbacked(address) }
         let region = regions[index]
         guard raw &- region.base.rawValue <= region.size &- UInt64(size) else { throw .unbacked(address) }
         switch region.kind {
         case .ram(let offset):
-            ramWrites &+= 1
+            hot.pointee.ramWrites &+= 1
+            cacheRAM(region, offset: offset)
             ram.write(raw &+ offset, size: size, value: value)
         case .device(let deviceIndex):
-            mmioWrites &+= 1
+            hot.pointee.mmioWrites &+= 1
             trace?.append(.bus, "MMIO write \(region.name)", address: raw, value: value, "by \(requester)")
             try devices[deviceIndex].mmioWrite(offset: raw &- region.base.rawValue, size: size, value: value, requester: requester)
         }

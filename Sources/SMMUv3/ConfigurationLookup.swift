@@ -12,13 +12,13 @@ extension SMMUTranslator {
     /// STE on a miss.
     func streamState(for context: TransactionContext, hit: inout Bool) throws(TranslationStop) -> StreamState {
         let sid = context.streamID.rawValue
-        if let cached = streamCache[sid] { return cached }
+        if let cached = streamCache[UInt64(sid)] { return cached }
         hit = false
         let walker = StreamTableWalker(table: streamTable, configuration: configuration)
         let fetched: (address: UInt64, entry: StreamTableEntry)
         do {
             fetched = try walker.fetch(context.streamID, read: { (address) throws(BusError) -> UInt64 in
-                try bus.read64(PhysicalAddress(address))
+                try tableBus.read64(PhysicalAddress(address))
             }, levelOne: { l1Index, l1Address, l1 in
                 counters.steFetches &+= 1
                 journal?.append(.l1stdRead(streamID: context.streamID, address: l1Address, descriptor: l1.rawValue))
@@ -44,7 +44,7 @@ extension SMMUTranslator {
             throw fault(.cBadSTE, context, reason: "STE at \(Hex.format(steAddress)): \(rule.description)")
         }
         let state = ste.decoded(on: configuration)
-        streamCache[sid] = state
+        streamCache.set(state, for: UInt64(sid))
         return state
     }
 
@@ -52,7 +52,7 @@ extension SMMUTranslator {
     /// when nested) and validating it on a miss.
     func contextDescriptor(index: UInt32, stream: StreamState, context: inout TransactionContext, hit: inout Bool) throws(TranslationStop) -> Stage1Configuration {
         let key = ContextCacheKey(streamID: context.streamID.rawValue, index: index)
-        if let cached = contextCache[key] { return cached }
+        if let cached = contextCache[key.packed] { return cached }
         hit = false
         let ste = stream.ste
         let nested = stream.config == .nested
@@ -69,7 +69,7 @@ extension SMMUTranslator {
             let l1Address = pointer &+ l1Index &* 8
             let l1Physical = try structureAddress(l1Address, s2: s2, context, what: "L1CD")
             let raw: UInt64
-            do { raw = try bus.read64(PhysicalAddress(l1Physical)) } catch {
+            do { raw = try tableBus.read64(PhysicalAddress(l1Physical)) } catch {
                 throw fault(.fCDFetch, context, fetchAddress: l1Physical, reason: "L1CD fetch aborted: \(error)")
             }
             counters.cdFetches &+= 1
@@ -96,7 +96,7 @@ extension SMMUTranslator {
         var cd = ContextDescriptor()
         for i in 0..<8 {
             do {
-                let word = try bus.read64(PhysicalAddress(cdPhysical &+ UInt64(i * 8)))
+                let word = try tableBus.read64(PhysicalAddress(cdPhysical &+ UInt64(i * 8)))
                 switch i {
                 case 0: cd.dw0 = word
                 case 1: cd.dw1 = word
@@ -121,7 +121,7 @@ extension SMMUTranslator {
             throw fault(.cBadCD, context, reason: "CD[\(index)] at \(space) \(Hex.format(cdAddress)): \(rule.description)")
         }
         let decoded = cd.decoded(on: configuration, world: stream.world)
-        contextCache[key] = decoded
+        contextCache.set(decoded, for: key.packed)
         return decoded
     }
 

@@ -24,10 +24,12 @@ struct TransactionContext {
 }
 
 /// Key of the CD part of the configuration cache: StreamID and CD index (the SubstreamID, or 0
-/// for non-substream traffic using CD 0).
+/// for non-substream traffic using CD 0), packed as `streamID << 32 | index`.
 struct ContextCacheKey: Hashable {
     var streamID: UInt32
     var index: UInt32
+
+    var packed: UInt64 { UInt64(streamID) &<< 32 | UInt64(index) }
 }
 
 /// The SMMUv3 translation engine: stream table and CD lookup, VMSAv8-64 walks at stage 1,
@@ -57,23 +59,62 @@ public final class SMMUTranslator {
     public unowned(safe) let bus: SystemBus
     /// Where the stream table is; the device (`SMMUv3`) updates it on STRTAB_BASE/STRTAB_BASE_CFG writes.
     public var streamTable: StreamTableConfiguration = .reset
+    /// The same bus, for the walks' descriptor reads and write-backs. `unowned(unsafe)` (no
+    /// reference counting per read) is safe because it is used only by the walk and lookup
+    /// methods, which are internal and reached only from `translate(_:)`, and that method
+    /// holds a strong reference to the bus (loaded through the checked `bus`, so a freed bus
+    /// still traps there) for as long as it runs.
+    unowned(unsafe) let tableBus: SystemBus
     /// CR2.RECINVSID: record C_BAD_STREAMID events.
     public var recordInvalidStreamIDs: Bool = false
     /// When set, every fetch and descriptor read is reported.
-    public var trace: TraceLog?
+    public var trace: TraceLog? {
+        get { hot.pointee.trace }
+        set { hot.pointee.trace = newValue }
+    }
     /// The journal of the message being followed: configuration lookups, descriptor reads, TLB
     /// lookups (the response itself is appended by `SMMUv3.handle`).
-    public var journal: Journal?
-    public var counters = SMMUCounters()
+    public var journal: Journal? {
+        get { hot.pointee.journal }
+        set { hot.pointee.journal = newValue }
+    }
+    public var counters: SMMUCounters {
+        get { hot.pointee.counters }
+        set { hot.pointee.counters = newValue }
+        _modify { yield &hot.pointee.counters }
+    }
     public let tlb: TranslationLookasideBuffer
 
-    var streamCache: [UInt32: StreamState] = [:]
-    var contextCache: [ContextCacheKey: Stage1Configuration] = [:]
+    /// What every translation reads or bumps: counters, trace, journal. Kept in a block this
+    /// object allocates in `init` and frees in `deinit`, reached through a `let` pointer, so
+    /// the per-read counter increments and trace/journal checks make no dynamic exclusivity
+    /// check (as `var` stored properties of a class they made one per access, a fifth to a
+    /// third of a translation). Safe: the block is private to this object, which is used from
+    /// one thread at a time, and no accessor yields it across a call that could re-enter.
+    struct HotState {
+        var counters = SMMUCounters()
+        var trace: TraceLog?
+        var journal: Journal?
+    }
+    let hot: UnsafeMutablePointer<HotState>
+
+    /// Decoded STEs by StreamID.
+    let streamCache = ConfigurationTable<StreamState>()
+    /// Decoded CDs by `ContextCacheKey.packed`.
+    let contextCache = ConfigurationTable<Stage1Configuration>()
 
     public init(configuration: SMMUConfiguration, bus: SystemBus, tlbCapacity: Int = 256) {
         self.configuration = configuration
         self.bus = bus
+        self.tableBus = bus
         self.tlb = TranslationLookasideBuffer(capacity: tlbCapacity)
+        hot = .allocate(capacity: 1)
+        hot.initialize(to: HotState())
+    }
+
+    deinit {
+        hot.deinitialize(count: 1)
+        hot.deallocate()
     }
 
     /// Number of STEs and CDs in the configuration cache.
@@ -82,6 +123,9 @@ public final class SMMUTranslator {
 
     /// Translates one incoming transaction with SMMUEN=1 (B handles SMMUEN=0/GBPA itself).
     public func translate(_ transaction: DeviceTransaction) -> TranslationOutcome {
+        // Holds the bus for the whole translation: `tableBus` is valid while this lives.
+        let owner = bus
+        defer { withExtendedLifetime(owner) {} }
         var context = TransactionContext(
             streamID: transaction.streamID, substreamID: transaction.substreamID,
             address: transaction.address.rawValue, isWrite: transaction.isWrite,

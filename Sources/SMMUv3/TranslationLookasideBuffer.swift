@@ -82,69 +82,169 @@ public enum StagePermissions {
     }
 }
 
-/// The SMMU TLB. A Dictionary keyed by the full tag; a lookup tries each page size in use
-/// (smallest first) with the ASID and, for kinds with an ASID, the global tag, so it allocates
-/// nothing.
+/// The SMMU TLB: an open-addressed table (linear probing, at most half full) whose tag is two
+/// packed words — the page number and `shift | kind | VMID | ASID` — so a lookup is a multiply,
+/// a mask and one or two compares instead of a Dictionary's hashing of a five-field struct. A
+/// lookup tries each page size in use (smallest first) with the ASID and, for kinds with an
+/// ASID, the global tag; it allocates nothing.
 ///
 /// Replacement policy (a documented implementation choice, as QEMU's `smmu_iotlb_insert`):
 /// bounded at `capacity` entries; inserting into a full TLB first flushes the whole TLB.
 /// Deterministic, and it never keeps a stale entry past an invalidation.
+///
+/// Storage is two buffers allocated once in `init` and freed in `deinit` (the slots, and a
+/// scratch area of `capacity` entries `removeAll(where:)` rebuilds through), so neither the hit
+/// path nor an invalidation allocates, and no access goes through Array's uniqueness and
+/// exclusivity checks. Every index is `hash & mask` with `mask = slotCount - 1`, so it is in
+/// range whatever the tag (input addresses are device-controlled; nothing else indexes).
 public final class TranslationLookasideBuffer {
+    /// One slot: `tag == 0` is empty (a live tag always has bit 63 set).
+    @usableFromInline
+    struct Slot {
+        @usableFromInline var page: UInt64
+        @usableFromInline var tag: UInt64
+        @usableFromInline var entry: TLBEntry
+    }
+
     public let capacity: Int
-    public private(set) var entries: [TLBKey: TLBEntry] = [:]
+    @usableFromInline let slots: UnsafeMutablePointer<Slot>
+    @usableFromInline let mask: Int
+    /// Scratch for `removeAll(where:)`: the survivors, reinserted after the table is cleared.
+    let scratch: UnsafeMutablePointer<Slot>
+    public private(set) var count = 0
     /// Bit n set: some entry may have page shift n.
     @usableFromInline var shiftsInUse: UInt64 = 0
     public private(set) var overflowFlushes = 0
 
     public init(capacity: Int = 256) {
         self.capacity = max(capacity, 1)
+        var slotCount = 8
+        while slotCount < 2 * self.capacity { slotCount &<<= 1 }
+        mask = slotCount - 1
+        let empty = Slot(page: 0, tag: 0, entry: TLBEntry(outputBase: 0, intermediateBase: 0, hasIntermediate: false, stage1Permissions: 0, stage2Permissions: 0))
+        slots = .allocate(capacity: slotCount)
+        slots.initialize(repeating: empty, count: slotCount)
+        scratch = .allocate(capacity: self.capacity)
+        scratch.initialize(repeating: empty, count: self.capacity)
     }
 
-    public var count: Int { entries.count }
+    deinit {
+        slots.deallocate()
+        scratch.deallocate()
+    }
+
+    /// The second tag word: valid | page shift | kind | VMID | ASID (17 bits: 16 + global).
+    @inlinable @inline(__always)
+    static func tag(shift: Int, kind: TLBEntryKind, vmid: UInt16, asid: UInt32) -> UInt64 {
+        (1 &<< 63) | (UInt64(shift & 63) &<< 40) | (UInt64(kind.rawValue & 3) &<< 33) | (UInt64(vmid) &<< 17) | UInt64(asid & 0x1_FFFF)
+    }
+
+    @inlinable @inline(__always)
+    func home(page: UInt64, tag: UInt64) -> Int {
+        var h = page &* 0x9E37_79B9_7F4A_7C15 ^ tag
+        h ^= h &>> 29
+        h = h &* 0xBF58_476D_1CE4_E5B9
+        h ^= h &>> 32
+        return Int(truncatingIfNeeded: h) & mask
+    }
+
+    @inlinable @inline(__always)
+    func find(page: UInt64, tag: UInt64) -> Int? {
+        var i = home(page: page, tag: tag)
+        while true {
+            let slot = slots[i]
+            if slot.tag == tag && slot.page == page { return i }
+            if slot.tag == 0 { return nil }
+            i = (i &+ 1) & mask
+        }
+    }
+
+    static func key(of slot: Slot) -> TLBKey {
+        TLBKey(pageNumber: slot.page, pageShift: UInt8((slot.tag &>> 40) & 63),
+               kind: TLBEntryKind(rawValue: UInt8((slot.tag &>> 33) & 3)) ?? .stage1,
+               vmid: UInt16(truncatingIfNeeded: slot.tag &>> 17), asid: UInt32(slot.tag & 0x1_FFFF))
+    }
 
     /// Finds the entry translating `address` for (kind, VMID, ASID). `asid` nil means the kind
     /// has no ASID (S2-only, EL2): only global-tagged entries match.
     @inlinable
     public func lookup(address: UInt64, kind: TLBEntryKind, vmid: UInt16, asid: UInt32?) -> (TLBKey, TLBEntry)? {
-        var mask = shiftsInUse
-        while mask != 0 {
-            let shift = mask.trailingZeroBitCount
-            mask &= mask &- 1
-            var key = TLBKey(pageNumber: address &>> UInt64(shift), pageShift: UInt8(shift), kind: kind, vmid: vmid, asid: TLBKey.global)
+        var shifts = shiftsInUse
+        while shifts != 0 {
+            let shift = shifts.trailingZeroBitCount
+            shifts &= shifts &- 1
+            let page = address &>> UInt64(shift)
             if let asid {
-                key.asid = asid
-                if let entry = entries[key] { return (key, entry) }
-                key.asid = TLBKey.global
+                if let i = find(page: page, tag: Self.tag(shift: shift, kind: kind, vmid: vmid, asid: asid)) {
+                    return (TLBKey(pageNumber: page, pageShift: UInt8(shift), kind: kind, vmid: vmid, asid: asid), slots[i].entry)
+                }
             }
-            if let entry = entries[key] { return (key, entry) }
+            if let i = find(page: page, tag: Self.tag(shift: shift, kind: kind, vmid: vmid, asid: TLBKey.global)) {
+                return (TLBKey(pageNumber: page, pageShift: UInt8(shift), kind: kind, vmid: vmid, asid: TLBKey.global), slots[i].entry)
+            }
         }
         return nil
     }
 
     public func insert(_ entry: TLBEntry, for key: TLBKey) {
-        if entries[key] == nil && entries.count >= capacity {
-            entries.removeAll(keepingCapacity: true)
-            shiftsInUse = 0
-            overflowFlushes += 1
+        let tag = Self.tag(shift: Int(key.pageShift), kind: key.kind, vmid: key.vmid, asid: key.asid)
+        if let i = find(page: key.pageNumber, tag: tag) {
+            slots[i].entry = entry
+            return
         }
-        entries[key] = entry
+        if count >= capacity { clear(); overflowFlushes += 1 }
+        place(Slot(page: key.pageNumber, tag: tag, entry: entry))
         shiftsInUse |= 1 &<< UInt64(key.pageShift & 63)
     }
 
-    /// Removes every entry whose tag satisfies `predicate`; returns how many.
-    @discardableResult
-    public func removeAll(where predicate: (TLBKey) -> Bool) -> Int {
-        let before = entries.count
-        entries = entries.filter { !predicate($0.key) }
-        if entries.isEmpty { shiftsInUse = 0 }
-        return before - entries.count
+    /// Puts a slot known to be absent into the first free place of its probe sequence.
+    private func place(_ slot: Slot) {
+        var i = home(page: slot.page, tag: slot.tag)
+        while slots[i].tag != 0 { i = (i &+ 1) & mask }
+        slots[i] = slot
+        count += 1
     }
 
-    /// The entries sorted by tag (for reports and tests; Dictionary order is not stable).
+    private func clear() {
+        for i in 0...mask { slots[i].tag = 0 }
+        count = 0
+        shiftsInUse = 0
+    }
+
+    /// Removes every entry whose tag satisfies `predicate`; returns how many. The survivors are
+    /// reinserted into a cleared table (linear probing has no tombstones), so the table stays
+    /// as if they had been inserted alone.
+    @discardableResult
+    public func removeAll(where predicate: (TLBKey) -> Bool) -> Int {
+        let before = count
+        var kept = 0
+        var shifts: UInt64 = 0
+        for i in 0...mask where slots[i].tag != 0 && !predicate(Self.key(of: slots[i])) {
+            scratch[kept] = slots[i]
+            shifts |= 1 &<< ((slots[i].tag &>> 40) & 63)
+            kept += 1
+        }
+        guard kept != before else { return 0 }
+        clear()
+        for i in 0..<kept { place(scratch[i]) }
+        shiftsInUse = shifts
+        return before - kept
+    }
+
+    /// Every entry by tag (order unspecified; `sortedEntries` is the deterministic view).
+    public var entries: [TLBKey: TLBEntry] {
+        var out: [TLBKey: TLBEntry] = [:]
+        for i in 0...mask where slots[i].tag != 0 { out[Self.key(of: slots[i])] = slots[i].entry }
+        return out
+    }
+
+    /// The entries sorted by tag (for reports and tests).
     public var sortedEntries: [(TLBKey, TLBEntry)] {
-        entries.sorted { a, b in
-            (a.key.kind.rawValue, a.key.vmid, a.key.asid, a.key.base, a.key.pageShift) <
-                (b.key.kind.rawValue, b.key.vmid, b.key.asid, b.key.base, b.key.pageShift)
-        }.map { ($0.key, $0.value) }
+        var out: [(TLBKey, TLBEntry)] = []
+        for i in 0...mask where slots[i].tag != 0 { out.append((Self.key(of: slots[i]), slots[i].entry)) }
+        return out.sorted { a, b in
+            (a.0.kind.rawValue, a.0.vmid, a.0.asid, a.0.base, a.0.pageShift) <
+                (b.0.kind.rawValue, b.0.vmid, b.0.asid, b.0.base, b.0.pageShift)
+        }
     }
 }

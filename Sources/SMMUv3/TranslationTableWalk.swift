@@ -74,7 +74,7 @@ extension SMMUTranslator {
             let index = geometry.index(of: ipa, at: level)
             let address = table &+ index &* 8
             let descriptor: UInt64
-            do { descriptor = try bus.read64(PhysicalAddress(address)) } catch {
+            do { descriptor = try tableBus.read64(PhysicalAddress(address)) } catch {
                 throw fault(.fWalkEABT, context, stage2: true, faultClass: purpose, ipa: ipa, fetchAddress: address,
                             level: level, invalid: false, reason: "S2 L\(level) descriptor read at \(Hex.format(address)) aborted: \(error)")
             }
@@ -186,7 +186,7 @@ extension SMMUTranslator {
                 physical = try stage2Walk(address, s2, purpose: .translationTable, write: false, instruction: false, context).output
             }
             let descriptor: UInt64
-            do { descriptor = try bus.read64(PhysicalAddress(physical)) } catch {
+            do { descriptor = try tableBus.read64(PhysicalAddress(physical)) } catch {
                 throw fault(.fWalkEABT, context, stage2: false, faultClass: .translationTable, fetchAddress: physical,
                             level: level, invalid: false, reason: "S1 L\(level) descriptor read at PA \(Hex.format(physical)) aborted: \(error)")
             }
@@ -285,7 +285,7 @@ extension SMMUTranslator {
 
     /// An HTTU descriptor update. A failed write is an external abort on the walk.
     private func writeBack(_ address: UInt64, _ value: UInt64, stage2: Bool, purpose: FaultClass, ipa: UInt64?, _ context: TransactionContext) throws(TranslationStop) {
-        do { try bus.write64(PhysicalAddress(address), value) } catch {
+        do { try tableBus.write64(PhysicalAddress(address), value) } catch {
             throw fault(.fWalkEABT, context, stage2: stage2, faultClass: stage2 ? purpose : .translationTable, ipa: ipa,
                         fetchAddress: address, tableWalkWrite: true, reason: "HTTU descriptor update at \(Hex.format(address)) aborted: \(error)")
         }

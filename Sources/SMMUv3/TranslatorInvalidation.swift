@@ -30,9 +30,10 @@ extension SMMUTranslator {
                 dropStreams { UInt64($0) >= first && UInt64($0) - first < span }
             }
         case .contextDescriptor(let sid, let ssid, _):
-            contextCache.removeValue(forKey: ContextCacheKey(streamID: sid.rawValue, index: ssid.rawValue))
+            let key = ContextCacheKey(streamID: sid.rawValue, index: ssid.rawValue).packed
+            contextCache.removeAll { $0 == key }
         case .contextDescriptorAll(let sid):
-            contextCache = contextCache.filter { $0.key.streamID != sid.rawValue }
+            contextCache.removeAll { $0 &>> 32 == UInt64(sid.rawValue) }
         case .nhAll(let vmid):
             removed = tlb.removeAll { ($0.kind == .stage1 || $0.kind == .nested) && $0.vmid == vmid.rawValue }
         case .nhASID(let vmid, let asid):
@@ -71,8 +72,8 @@ extension SMMUTranslator {
     }
 
     private func dropStreams(_ matches: (UInt32) -> Bool) {
-        streamCache = streamCache.filter { !matches($0.key) }
-        contextCache = contextCache.filter { !matches($0.key.streamID) }
+        streamCache.removeAll { matches(UInt32(truncatingIfNeeded: $0)) }
+        contextCache.removeAll { matches(UInt32(truncatingIfNeeded: $0 &>> 32)) }
     }
 
     /// The inclusive address span a (range) TLBI covers: one address without a range, else

@@ -47,6 +47,8 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(rig.translator.translate(transaction))
         }
     } setup: { SMMURig.stage1().readyForHits() }
+
+    compareBenchmarks()
 }
 
 /// One translator, one stream (StreamID 1), `missPages` mapped pages from `ioBase`.
