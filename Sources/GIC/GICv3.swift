@@ -14,6 +14,8 @@ public final class GICv3 {
     /// The LPI configuration cache shared by all redistributors (GICR_TYPER.CommonLPIAff = 0).
     public let lpiConfigurationCache: LPIConfigurationCache
     public private(set) var itss: [ITS] = []
+    /// GICv2m MSI frames (`addV2mFrame`), in creation order.
+    public internal(set) var v2mFrames: [GICv2mMSIFrame] = []
     unowned(safe) var bus: SystemBus?
     public private(set) var distributorBase: PhysicalAddress?
     public private(set) var redistributorBase: PhysicalAddress?
@@ -23,6 +25,7 @@ public final class GICv3 {
         didSet {
             for its in itss { its.trace = trace }
             for rd in redistributors { rd.trace = trace }
+            for frame in v2mFrames { frame.trace = trace }
         }
     }
 
@@ -156,7 +159,7 @@ public final class GICv3 {
         let rd = redistributors[cpu]
         let threshold = interface.signalThreshold
         let lpi = rd.enableLPIs ? rd.highestPriorityPending(below: threshold) : nil
-        let spi = distributor.highestPriorityPendingSPI(affinity: rd.affinity, below: lpi.map { UInt16($0.priority) + 1 } ?? threshold)
+        let spi = distributor.highestPriorityPendingSPI(affinity: rd.affinity, cpu: cpu, below: lpi.map { UInt16($0.priority) + 1 } ?? threshold)
         if let spi {
             distributor.activate(intid: spi.intid)
             interface.recordAcknowledge(CPUInterface.Delivery(intid: INTID(spi.intid), priority: spi.priority))
