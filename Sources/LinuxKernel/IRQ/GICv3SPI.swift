@@ -16,27 +16,47 @@ extension IRQSubsystem {
         return irq
     }
 
-    /// `request_irq` on an SPI: `gic_set_type` (level: GICD_ICFGR bit 2n+1 cleared),
-    /// `irq_setup_affinity` → `gic_set_affinity` (GICD_IROUTER<n> = the first online CPU of
-    /// the default mask, CPU 0, as its MPIDR affinity with Interrupt_Routing_Mode 0), then
-    /// `gic_unmask_irq` (GICD_ISENABLER<n>).
+    /// `request_irq` on an SPI: `gic_set_type` (level: GICD_ICFGR bit 2n+1 cleared; an MSI
+    /// delivered as an SPI stays edge, as its domain's alloc set it),
+    /// `irq_setup_affinity` → `gic_set_affinity` (GICv3: GICD_IROUTER<n> = the first online CPU
+    /// of the default mask, CPU 0, as its MPIDR affinity with Interrupt_Routing_Mode 0; GICv2,
+    /// irq-gic.c: the GICD_ITARGETSR<n> byte = CPU interface 0's bit), then `gic_unmask_irq`
+    /// (GICD_ISENABLER<n>; for an MSI first `pci_msi_unmask_irq`, `gicv2m_unmask_msi_irq` /
+    /// `mbi_unmask_msi_irq`).
     func startSPI(_ d: IRQDescriptor) throws(Errno) {
         guard let base = kernel.topology.gic?.distributor.base else { throw .ENODEV }
         let n = UInt64(d.hwirq)
-        guard let icfgr = base.adding(0xC00 + (n / 16) * 4),
-              let irouter = base.adding(0x6000 + 8 * n) else { throw .EINVAL }
-        let config = try kernel.mmio.read32(icfgr)
-        try kernel.mmio.write32(icfgr, config & ~(UInt32(1) << UInt32((n % 16) * 2 + 1)))
-        let mpidr = kernel.topology.cpus.first?.mpidr ?? 0
-        try kernel.mmio.write(irouter, size: 8, IRQSubsystem.routerAffinity(mpidr: mpidr))
+        try setSPITrigger(d, edge: isSPIMSI(d))
+        if kernel.topology.gic?.architecture == .v2 {
+            guard let target = base.adding(0x800 + n) else { throw .EINVAL }
+            try kernel.mmio.write(target, size: 1, 1)
+        } else {
+            guard let irouter = base.adding(0x6000 + 8 * n) else { throw .EINVAL }
+            let mpidr = kernel.topology.cpus.first?.mpidr ?? 0
+            try kernel.mmio.write(irouter, size: 8, IRQSubsystem.routerAffinity(mpidr: mpidr))
+        }
         d.effectiveCPU = 0
         d.isActivated = true
         d.isStarted = true
         try maskSPI(d, masked: false)
     }
 
+    /// `gic_set_type` / `gic_configure_irq`: GICD_ICFGR<n> Int_config[1] = 1 for edge-rising,
+    /// 0 for level-high.
+    func setSPITrigger(_ d: IRQDescriptor, edge: Bool) throws(Errno) {
+        guard let base = kernel.topology.gic?.distributor.base else { throw .ENODEV }
+        let n = UInt64(d.hwirq)
+        guard let icfgr = base.adding(0xC00 + (n / 16) * 4) else { throw .EINVAL }
+        let bit = UInt32(1) << UInt32((n % 16) * 2 + 1)
+        let config = try kernel.mmio.read32(icfgr)
+        try kernel.mmio.write32(icfgr, edge ? config | bit : config & ~bit)
+    }
+
     /// `gic_mask_irq` / `gic_unmask_irq`: GICD_ICENABLER<n> / GICD_ISENABLER<n>.
     func maskSPI(_ d: IRQDescriptor, masked: Bool) throws(Errno) {
+        if isSPIMSI(d), let msi = d.msiDescriptor, let dev = d.device?.pci {
+            try kernel.pci.maskVector(dev, msi, masked: masked, vector: d.irq - msi.irq)
+        }
         guard let base = kernel.topology.gic?.distributor.base,
               let register = base.adding((masked ? 0x180 : 0x100) + UInt64(d.hwirq / 32) * 4) else { throw .ENODEV }
         try kernel.mmio.write32(register, UInt32(1) << (d.hwirq % 32))
