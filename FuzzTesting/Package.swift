@@ -20,6 +20,7 @@ let package = Package(
         fuzzTarget("FuzzTranslation", ["Bus", "SMMUv3"]),
         fuzzTarget("FuzzSMMUCommands", ["Bus", "SMMUv3"]),
         fuzzTarget("FuzzITS", ["Bus", "GIC"]),
+        fuzzTarget("FuzzGICSPI", ["Bus", "GIC"]),
         fuzzTarget("FuzzMSIX", ["Bus", "PCI"]),
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
         fuzzTarget("FuzzACPI", ["Bus", "Firmware"]),
