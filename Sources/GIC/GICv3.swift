@@ -82,7 +82,9 @@ public final class GICv3 {
     public func attach(to bus: SystemBus, distributorBase: PhysicalAddress,
                        redistributorRegions: [(base: PhysicalAddress, size: UInt64)], stride: UInt64?) throws(BusError) {
         self.bus = bus
-        try bus.addDevice(distributor, base: distributorBase, size: 0x1_0000, name: "gicd")
+        // GICv3 GICD is 64 KiB; a GICv2's is 4 KiB (IHI 0048B §4.1.2), and boards put GICC
+        // right after it (RK3328: GICD 0xff81_1000, GICC 0xff81_2000).
+        try bus.addDevice(distributor, base: distributorBase, size: configuration.version == 2 ? 0x1000 : 0x1_0000, name: "gicd")
         let frame = configuration.redistributorStride
         let step = max(stride ?? frame, frame)
         var next = 0

@@ -115,6 +115,7 @@ extension MSIReport {
         report.json = .object([
             "platform": .string(machine.name), "translation": .string(translation.rawValue),
             "requester-id": .number(rid.rawValue), "stream-id": .number(route.streamID?.rawValue), "device-id": .number(route.deviceID.rawValue),
+            "its": .null, "pre-its-window": .null,
             "spi-controller": .string(controllerName),
             "doorbell": .address(doorbell),
             "setup": .array(lines.map { .string($0) }),

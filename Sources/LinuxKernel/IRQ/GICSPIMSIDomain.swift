@@ -146,12 +146,12 @@ public final class GICSPIMSIDomain {
 
 extension IRQSubsystem {
     /// `gicv2m_of_init` / `gicv2m_acpi_init`: every enabled `arm,gic-v2m-frame` with
-    /// `msi-controller` (a MADT GIC MSI Frame needs none), in description order. A frame that
+    /// `msi-controller` (the ACPI reader marks every MADT GIC MSI Frame so), in description order. A frame that
     /// fails `gicv2m_init_one` stops the walk and tears every frame down (`gicv2m_teardown`):
     /// no v2m domain at all. Nil when there is no frame.
     func probeV2m(_ gic: GICDescription) -> GICSPIMSIDomain? {
         var ranges: [GICSPIMSIDomain.Range] = []
-        for frame in gic.v2mFrames where frame.enabled && (frame.isMSIController || kernel.topology.iort != nil) {
+        for frame in gic.v2mFrames where frame.enabled && frame.isMSIController {
             do {
                 let overrides = frame.baseSPI != nil && frame.spiCount != nil
                 ranges.append(try GICSPIMSIDomain.v2mRange(path: frame.path, base: frame.region.base,
