@@ -188,7 +188,9 @@ extension IRQSubsystem {
     /// doorbell and EventID are per device, not per CPU), so nothing is rewritten in the device.
     public func setAffinity(irq: Int, cpu: Int) throws(Errno) {
         let d = try lookup(irq)
-        guard cpu >= 0, cpu < redistributors.count else { throw .EINVAL }
+        // A GICv2 has no redistributors: its CPUs are its CPU interfaces.
+        let cpus = kernel.topology.gic?.architecture == .v2 ? cpuCount : redistributors.count
+        guard cpu >= 0, cpu < cpus else { throw .EINVAL }
         // `irq_can_set_affinity_usr`: a managed interrupt's affinity is the kernel's (EIO from
         // /proc/irq/N/smp_affinity).
         guard !d.isManaged else { throw .EIO }
