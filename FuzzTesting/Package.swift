@@ -21,6 +21,7 @@ let package = Package(
         fuzzTarget("FuzzSMMUCommands", ["Bus", "SMMUv3"]),
         fuzzTarget("FuzzSMMUv2", ["Bus", "SMMUv2"]),
         fuzzTarget("FuzzITS", ["Bus", "GIC"]),
+        fuzzTarget("FuzzGICSPI", ["Bus", "GIC"]),
         fuzzTarget("FuzzMSIX", ["Bus", "PCI"]),
         fuzzTarget("FuzzDTB", ["Bus", "Firmware"]),
         fuzzTarget("FuzzACPI", ["Bus", "Firmware"]),

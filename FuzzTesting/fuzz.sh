@@ -6,14 +6,14 @@
 #   FuzzTesting/fuzz.sh TARGET [SECONDS]      build every target, then run TARGET (default 60 s)
 #   FuzzTesting/fuzz.sh all [SECONDS]         build once, then run each target in turn
 #   NO_BUILD=1 FuzzTesting/fuzz.sh ...        skip the build (binaries already in .build/release)
-# TARGET: FuzzTranslation, FuzzSMMUCommands, FuzzSMMUv2, FuzzITS, FuzzMSIX, FuzzDTB, FuzzACPI, FuzzScenarioFile, FuzzScenarioRun, FuzzSnapshot.
+# TARGET: FuzzTranslation, FuzzSMMUCommands, FuzzSMMUv2, FuzzITS, FuzzGICSPI, FuzzMSIX, FuzzDTB, FuzzACPI, FuzzScenarioFile, FuzzScenarioRun, FuzzSnapshot.
 #
 # The growing corpus goes to corpus-TARGET/ (ignored by git); seeds checked in under
 # Corpus/TARGET/ are read too. Crash inputs are written to FailCases/TARGET/: commit them.
 # Extra libFuzzer flags can be passed in FUZZ_FLAGS (e.g. FUZZ_FLAGS="-max_len=4096").
 set -euo pipefail
 cd "$(dirname "$0")"
-targets=(FuzzTranslation FuzzSMMUCommands FuzzSMMUv2 FuzzITS FuzzMSIX FuzzDTB FuzzACPI FuzzScenarioFile FuzzScenarioRun FuzzSnapshot)
+targets=(FuzzTranslation FuzzSMMUCommands FuzzSMMUv2 FuzzITS FuzzGICSPI FuzzMSIX FuzzDTB FuzzACPI FuzzScenarioFile FuzzScenarioRun FuzzSnapshot)
 what=${1:?"usage: fuzz.sh build | all | TARGET [SECONDS]"}
 seconds=${2:-60}
 

@@ -10,16 +10,21 @@ public final class Distributor: MMIODevice {
     public var mmioName: String { "gicd" }
     public let configuration: GICConfiguration
     /// GICD_CTLR as written (EnableGrp1NS[1], ARE_NS[4], …).
-    public private(set) var ctlr: UInt32 = 0
+    public internal(set) var ctlr: UInt32 = 0
     var storage = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
 
     /// The level of each SPI input wire, one bit per INTID (word n holds INTIDs 32n…32n+31;
     /// word 0, the SGIs/PPIs, stays 0).
     var levelBits: [UInt32] = []
 
+    /// Level-sensitive SPIs asserted by a GICD_SETSPI_NSR write and not yet cleared by
+    /// GICD_CLRSPI_NSR (`DistributorMBI.swift`), one bit per INTID like `levelBits`.
+    var messageLevelBits: [UInt32] = []
+
     init(configuration: GICConfiguration) {
         self.configuration = configuration
         levelBits = Array(repeating: 0, count: (max(configuration.spiCount, 0) + 32 + 31) / 32)
+        messageLevelBits = levelBits
     }
 
     /// The level of each SPI's input wire (INTID 32…).
@@ -53,12 +58,15 @@ public final class Distributor: MMIODevice {
     }
 
     /// GICD_TYPER (Linux arm-gic-v3.h): ITLinesNumber[4:0] = (SPIs + 32) / 32 − 1, CPUNumber[7:5]
-    /// (PEs − 1, capped at 7; affinity routing makes it informational), LPIS[17]=1,
+    /// (PEs − 1, capped at 7; affinity routing makes it informational), MBIS[16] (GICD_SETSPI_NSR
+    /// and GICD_CLRSPI_NSR implemented, `GICConfiguration.messageBasedSPIs`), LPIS[17]=1,
     /// DVIS[18] (GICv4 direct vLPI injection), IDbits[23:19] = INTID bits − 1.
     public var typer: UInt32 {
-        UInt32(0)
+        if configuration.version == 2 { return gicv2Typer }
+        return UInt32(0)
             .settingBits(4, 0, to: UInt32((configuration.spiCount + 32) / 32 - 1))
             .settingBits(7, 5, to: UInt32(min(configuration.cpuCount - 1, 7)))
+            .settingBit(16, to: configuration.messageBasedSPIs)
             .settingBit(17, to: true)
             .settingBit(18, to: configuration.version >= 4)
             .settingBits(23, 19, to: UInt32(configuration.lpiIDBits - 1))
@@ -68,6 +76,8 @@ public final class Distributor: MMIODevice {
         if size == 1, (Offset.ipriorityr..<(Offset.ipriorityr + 0x400)).contains(offset) {
             return UInt64(priorityByte(Int(offset - Offset.ipriorityr)))
         }
+        if configuration.version == 2, let value = gicv2Read(offset: offset, size: size) { return value }
+        if Distributor.isMBIRegister(offset) { return 0 }
         guard size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return 0 }
         func word(_ o: UInt64) -> UInt64 {
             switch o {
@@ -93,6 +103,11 @@ public final class Distributor: MMIODevice {
     public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
         if size == 1, (Offset.ipriorityr..<(Offset.ipriorityr + 0x400)).contains(offset) {
             setPriorityByte(Int(offset - Offset.ipriorityr), UInt8(truncatingIfNeeded: value))
+            return
+        }
+        if configuration.version == 2, gicv2Write(offset: offset, size: size, value: value) { return }
+        if Distributor.isMBIRegister(offset) {
+            messageWrite(offset: offset, size: size, value: value)
             return
         }
         guard size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return }

@@ -93,25 +93,33 @@ extension Distributor {
         return target == affinity
     }
 
-    /// GICD_CTLR.EnableGrp1NS and ARE_NS both set: SPIs are forwarded.
-    public var forwardsSPIs: Bool { ctlr & (1 << 1) != 0 && ctlr & (1 << 4) != 0 }
+    /// GICD_CTLR.EnableGrp1NS and ARE_NS both set: SPIs are forwarded. On a GICv2, GICD_CTLR
+    /// bit 0 (Enable, `GICv2Distributor.swift`).
+    public var forwardsSPIs: Bool {
+        if configuration.version == 2 { return ctlr & 1 != 0 }
+        return ctlr & (1 << 1) != 0 && ctlr & (1 << 4) != 0
+    }
 
     /// The highest-priority SPI that may be signalled to the PE with `affinity`, with priority
     /// strictly below `threshold`; ties go to the lowest INTID.
-    func highestPriorityPendingSPI(affinity: UInt32, below threshold: UInt16) -> (intid: UInt32, priority: UInt8)? {
+    /// `cpu` is the CPU interface number a GICv2's GICD_ITARGETSR names.
+    func highestPriorityPendingSPI(affinity: UInt32, cpu: Int, below threshold: UInt16) -> (intid: UInt32, priority: UInt8)? {
         guard forwardsSPIs else { return nil }
         var best: (intid: UInt32, priority: UInt8)?
         var bestPriority = threshold
         for word in 1..<levelBits.count {
             var candidates = pendingWord(word)
             guard candidates != 0 else { continue }
-            candidates &= storage[Int(Offset.isenabler / 4) + word] & storage[Int(Offset.igroupr / 4) + word]
+            // A GICv2 here has one Security state and no GICD_IGROUPR (`GICv2Distributor.swift`).
+            let group = configuration.version == 2 ? UInt32.max : storage[Int(Offset.igroupr / 4) + word]
+            candidates &= storage[Int(Offset.isenabler / 4) + word] & group
                 & ~storage[Int(Offset.isactiver / 4) + word]
             while candidates != 0 {
                 let bit = UInt32(candidates.trailingZeroBitCount)
                 candidates &= candidates &- 1
                 let intid = UInt32(word) * 32 + bit
-                guard isImplementedSPI(intid), routes(intid: intid, toAffinity: affinity) else { continue }
+                let routed = configuration.version == 2 ? targets(intid: intid, cpu: cpu) : routes(intid: intid, toAffinity: affinity)
+                guard isImplementedSPI(intid), routed else { continue }
                 let p = priorityByte(Int(intid))
                 if UInt16(p) < bestPriority {
                     bestPriority = UInt16(p)
@@ -150,8 +158,9 @@ extension Distributor {
     func pendingWord(_ word: Int) -> UInt32 {
         let latchIndex = Int(Offset.ispendr / 4) + word
         let latched = latchIndex < storage.count ? storage[latchIndex] : 0
-        guard word < levelBits.count, levelBits[word] != 0 else { return latched }
-        var levels = levelBits[word]
+        let messages = word < messageLevelBits.count ? messageLevelBits[word] : 0
+        guard word < levelBits.count, levelBits[word] | messages != 0 else { return latched }
+        var levels = levelBits[word] | messages
         var edges: UInt32 = 0
         var scan = levels
         while scan != 0 {

@@ -28,9 +28,12 @@ public struct GICConfiguration: Hashable, Sendable {
         }
     }
 
-    /// GIC architecture version, 3 or 4 (GICD/GICR/GITS_PIDR2.ArchRev). Version 4 widens each
+    /// GIC architecture version, 2, 3 or 4 (GICD/GICR/GITS_PIDR2.ArchRev). Version 4 widens each
     /// redistributor to four 64 KiB frames (the VLPI frames are register storage only here) and
     /// sets GITS_TYPER.Virtual/VMOVP and GICR_TYPER.VLPIS; virtual LPIs are not modelled yet.
+    /// Version 2 is the GICv2 register layout over the same SPI state (`GICv2Distributor.swift`):
+    /// no LPIs, no redistributors, SPIs routed by GICD_ITARGETSR and taken through the
+    /// memory-mapped GICC (`GICv2CPUInterface`).
     public var version: Int
     /// Number of PEs, one redistributor and CPU interface each.
     public var cpuCount: Int
@@ -57,6 +60,10 @@ public struct GICConfiguration: Hashable, Sendable {
     public var hardwareCollections: Int
     /// Number of SPIs the distributor advertises (GICD_TYPER.ITLinesNumber).
     public var spiCount: Int
+    /// GICD_TYPER.MBIS: the distributor implements GICD_SETSPI_NSR / GICD_CLRSPI_NSR
+    /// (message-based SPIs, `DistributorMBI.swift`). GICv3 only; a device tree says so with
+    /// `msi-controller` + `mbi-ranges` on the GIC node.
+    public var messageBasedSPIs: Bool = false
     public var commandErrorPolicy: CommandErrorPolicy
     /// GICD_IIDR / GICR_IIDR / GITS_IIDR (Implementer[11:0], Revision[15:12], Variant[19:16],
     /// ProductID[31:24]): `GICv3.iidr` (QEMU's) unless a platform says which implementation it
@@ -103,8 +110,14 @@ public struct GICConfiguration: Hashable, Sendable {
     /// decoded from a file) builds a working GIC.
     public var normalized: GICConfiguration {
         var c = self
-        c.version = version >= 4 ? 4 : 3
-        c.cpuCount = min(max(cpuCount, 1), 512)
+        c.version = version >= 4 ? 4 : version == 2 ? 2 : 3
+        if c.version == 2 {
+            // GICv2: at most 8 CPU interfaces (GICD_ITARGETSR has one bit per interface) and no
+            // message-based SPIs (GICD_SETSPI_NSR is GICv3's).
+            c.cpuCount = min(max(cpuCount, 1), 8)
+            c.messageBasedSPIs = false
+        }
+        c.cpuCount = c.version == 2 ? c.cpuCount : min(max(cpuCount, 1), 512)
         c.deviceIDBits = min(max(deviceIDBits, 1), 32)
         c.eventIDBits = min(max(eventIDBits, 1), 32)
         c.lpiIDBits = min(max(lpiIDBits, 14), 20)

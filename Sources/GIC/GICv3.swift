@@ -14,6 +14,8 @@ public final class GICv3 {
     /// The LPI configuration cache shared by all redistributors (GICR_TYPER.CommonLPIAff = 0).
     public let lpiConfigurationCache: LPIConfigurationCache
     public private(set) var itss: [ITS] = []
+    /// GICv2m MSI frames (`addV2mFrame`), in creation order.
+    public internal(set) var v2mFrames: [GICv2mMSIFrame] = []
     unowned(safe) var bus: SystemBus?
     public private(set) var distributorBase: PhysicalAddress?
     public private(set) var redistributorBase: PhysicalAddress?
@@ -23,6 +25,7 @@ public final class GICv3 {
         didSet {
             for its in itss { its.trace = trace }
             for rd in redistributors { rd.trace = trace }
+            for frame in v2mFrames { frame.trace = trace }
         }
     }
 
@@ -79,7 +82,9 @@ public final class GICv3 {
     public func attach(to bus: SystemBus, distributorBase: PhysicalAddress,
                        redistributorRegions: [(base: PhysicalAddress, size: UInt64)], stride: UInt64?) throws(BusError) {
         self.bus = bus
-        try bus.addDevice(distributor, base: distributorBase, size: 0x1_0000, name: "gicd")
+        // GICv3 GICD is 64 KiB; a GICv2's is 4 KiB (IHI 0048B §4.1.2), and boards put GICC
+        // right after it (RK3328: GICD 0xff81_1000, GICC 0xff81_2000).
+        try bus.addDevice(distributor, base: distributorBase, size: configuration.version == 2 ? 0x1000 : 0x1_0000, name: "gicd")
         let frame = configuration.redistributorStride
         let step = max(stride ?? frame, frame)
         var next = 0
@@ -156,7 +161,7 @@ public final class GICv3 {
         let rd = redistributors[cpu]
         let threshold = interface.signalThreshold
         let lpi = rd.enableLPIs ? rd.highestPriorityPending(below: threshold) : nil
-        let spi = distributor.highestPriorityPendingSPI(affinity: rd.affinity, below: lpi.map { UInt16($0.priority) + 1 } ?? threshold)
+        let spi = distributor.highestPriorityPendingSPI(affinity: rd.affinity, cpu: cpu, below: lpi.map { UInt16($0.priority) + 1 } ?? threshold)
         if let spi {
             distributor.activate(intid: spi.intid)
             interface.recordAcknowledge(CPUInterface.Delivery(intid: INTID(spi.intid), priority: spi.priority))

@@ -22,7 +22,7 @@ public final class Machine {
     public let topology: Topology
     public let options: MachineOptions
     public let bus: SystemBus
-    /// The GICv3/v4, when the description has one (a GICv2 platform has none here).
+    /// The GICv3/v4, or a GICv2 (`configuration.version` 2, `Machine+SPIMessages.swift`).
     public let gic: GICv3?
     /// One per enabled `arm,gic-v3-its` node, in description order.
     public let its: [ITS]
@@ -66,8 +66,8 @@ public final class Machine {
             }
         } catch { throw .bus(error) }
 
-        // The interrupt controller. GICv3/v4 only: MSIs on a GICv2 go to GICv2m frames (SPIs),
-        // a path this project does not model.
+        // The interrupt controller: a GICv3/v4, or a GICv2 (the same model with the GICv2
+        // register layout); either may have GICv2m frames (`Machine+SPIMessages.swift`).
         var gic: GICv3?
         var itsList: [ITS] = []
         var preITSList: [PreITS?] = []
@@ -78,6 +78,13 @@ public final class Machine {
                 // version comes from the options.
                 var configuration = options.gic
                 configuration.cpuCount = max(1, topology.cpus.count)
+                // MBIs (`Machine+SPIMessages.swift`): GICD_TYPER.MBIS, and every range's SPIs implemented.
+                let mbis = Machine.mbiRanges(description)
+                configuration.messageBasedSPIs = mbis != nil
+                let v2m = description.v2mFrames.filter(\.enabled)
+                let v2mRanges = v2m.indices.map { Machine.v2mSPIRange(v2m, index: $0, topology: topology) }
+                configuration.spiCount = Machine.spiCount(covering: (mbis ?? []) + v2mRanges.map { ($0.baseSPI, $0.spiCount) },
+                                                          minimum: configuration.spiCount)
                 // GITS_TYPER.Devbits is not in a device tree; the ITS must at least take every
                 // DeviceID the platform's msi-maps emit (TI K3 gives each host bridge its own
                 // 64 Ki block above 0xFFFF), so the width grows to cover them.
@@ -96,6 +103,7 @@ public final class Machine {
                     try controller.attach(to: bus, distributorBase: description.distributor.base,
                                           redistributorRegions: description.redistributorRegions.map { ($0.base, $0.size) },
                                           stride: description.redistributorStride)
+                    try Machine.addV2mFrames(v2m, ranges: v2mRanges, to: controller)
                     for its in description.its where its.enabled {
                         let built = try controller.addITS(base: its.region.base)
                         itsList.append(built)
@@ -107,10 +115,9 @@ public final class Machine {
                     }
                 } catch { throw .bus(error) }
                 gic = controller
-            default:
-                notModelled.append("\(description.path): \(description.architecture.rawValue) interrupt controller (GICv2m MSI frames are not modelled)")
+            case .v2:
+                gic = try Machine.buildGICv2(description, topology: topology, options: options, bus: bus)
             }
-            for frame in description.v2mFrames { notModelled.append("\(frame.path): GICv2m frame") }
         }
         self.gic = gic
         self.its = itsList
@@ -181,7 +188,7 @@ public final class Machine {
                              aliased: false, pciAddress: free.pciAddress, cpuAddress: PhysicalAddress(free.cpuAddress), size: free.size))
             }
             let rc = RootComplex(name: bridge.path, busRange: low...max(low, high), memoryWindowBase: window?.pciAddress ?? 0)
-            rc.iommuMap = Machine.requesterIDMap(bridge.iommuMap)
+            rc.iommuMap = Machine.requesterIDMap(Machine.enabledTargets(bridge.iommuMap, topology: topology))
             rc.msiMap = Machine.requesterIDMap(bridge.msiMap)
             rc.intxSink = Machine.intxWiring(bridge, topology: topology, gic: gic)
             var port: TranslatedPort?

@@ -4,9 +4,10 @@ import PCI
 
 /// Whether Doorbell can follow a device's MSI on a platform, and if not, the one reason why.
 ///
-/// The model covers the path PCIe function → root complex → (SMMUv3, SMMUv2 or no IOMMU) → GICv3 ITS.
-/// A platform is supported when the chosen host bridge has an ECAM window, its requesters reach
-/// an SMMUv3 or no IOMMU at all, and their MSIs go to an enabled ITS. Everything else gets one
+/// The model covers the path PCIe function → root complex → (SMMUv3, SMMUv2 or no IOMMU) → GICv3 ITS,
+/// GICv2m frame or GICv3 MBI (GICD_SETSPI_NSR). A platform is supported when the chosen host
+/// bridge has an ECAM window, its requesters reach an SMMUv3, an SMMUv2 or no IOMMU at all, and
+/// their MSIs go to one of those. Everything else gets one
 /// line naming the description's node that is outside the model, so the user knows whether the
 /// gap is the model's (an SMMUv2, GICv2m frames) or the description's (every bridge disabled).
 public enum PlatformSupport: Hashable, Sendable, CustomStringConvertible {
@@ -56,9 +57,8 @@ extension Machine {
         guard let gicDescription = topology.gic else {
             return .unsupported("no interrupt controller in the description (neither a device tree GIC node nor an ACPI MADT)")
         }
-        guard gic != nil else {
-            let frames = gicDescription.v2mFrames.isEmpty ? "" : " with \(gicDescription.v2mFrames.count) GICv2m MSI frame(s)"
-            return .unsupported("not modelled: \(gicDescription.path) is a GICv2\(frames) (only the GICv3 ITS is modelled)")
+        guard let gic else {
+            return .unsupported("not modelled: \(gicDescription.path) (\(gicDescription.architecture.rawValue)) was not built")
         }
         let bridges = topology.pcieHostBridges
         guard !bridges.isEmpty else { return .unsupported("no PCIe host bridge in the description") }
@@ -94,16 +94,14 @@ extension Machine {
         if bridge.msiMap == nil, bridge.msiParent.isEmpty, !(gicDescription.isMSIController && its.isEmpty) {
             return .unsupported("not modelled: \(bridge.path) (\(bridge.compatible.first ?? "host bridge")) has neither msi-map nor msi-parent, so its MSIs go to the controller's own MSI logic, not to an ITS")
         }
-        guard !its.isEmpty else {
-            if let frame = gicDescription.v2mFrames.first(where: \.enabled) {
-                return .unsupported("not modelled: \(frame.path) is a GICv2m MSI frame and the GICv3 has no enabled ITS")
-            }
-            if gicDescription.isMSIController {
-                return .unsupported("not modelled: \(gicDescription.path) takes MSIs as MBIs (mbi-ranges) and has no enabled ITS")
-            }
-            return .unsupported("no MSI controller: \(gicDescription.path) has no enabled GICv3 ITS")
-        }
         let rid = endpointRequesterID(rootComplex: rc)
+        guard !its.isEmpty || !gic.v2mFrames.isEmpty || gic.configuration.messageBasedSPIs else {
+            if gicDescription.isMSIController {
+                return .unsupported("no MSI controller: \(gicDescription.path) is an msi-controller without a valid mbi-ranges and has no enabled ITS")
+            }
+            let what = gicDescription.architecture == .v2 ? "no enabled GICv2m frame" : "no enabled GICv3 ITS, GICv2m frame or MBI range"
+            return .unsupported("no MSI controller: \(gicDescription.path) has \(what)")
+        }
         if let reason = iommuGap(bridge: bridge, rid: rid) { return .unsupported(reason) }
         if let reason = msiGap(bridge: bridge, rid: rid) { return .unsupported(reason) }
         return .supported(rootComplex: rc, requesterID: rid)
@@ -179,9 +177,13 @@ extension Machine {
             case .its(let i) where i < topology.its.count:
                 if !topology.its[i].enabled { return "\(topology.its[i].path), the ITS of \(bridge.path)'s MSIs, is status = \"disabled\"" }
             case .gicV2mFrame(let i) where i < (topology.gic?.v2mFrames.count ?? 0):
-                return "not modelled: \(bridge.path)'s MSIs go to \(topology.gic?.v2mFrames[i].path ?? "a GICv2m frame"), a GICv2m frame"
+                if v2mFrame(descriptionIndex: i) == nil, let frame = topology.gic?.v2mFrames[i] {
+                    return "\(frame.path), the GICv2m frame of \(bridge.path)'s MSIs, is \(frame.enabled ? "not built" : "status = \"disabled\"")"
+                }
             case .gic:
-                return "not modelled: \(bridge.path)'s MSIs go to the GIC's MBIs (mbi-ranges)"
+                if gic?.configuration.messageBasedSPIs != true {
+                    return "\(bridge.path)'s MSIs go to \(topology.gic?.path ?? "the GIC"), which has no valid mbi-ranges (GICD_TYPER.MBIS = 0)"
+                }
             case .unresolvedPhandle(let p):
                 return "\(bridge.path): its MSI map names phandle \(Hex.format(UInt64(p), minDigits: 1)), which no node carries"
             case .node(let path):

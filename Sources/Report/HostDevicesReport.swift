@@ -175,10 +175,10 @@ public struct HostDevicesReport {
                 }
                 if let handled = entry.intxHandled {
                     let taken = handled.intid == INTID.spurious.rawValue ? "nothing (IAR 1023)" : "INTID \(handled.intid)"
-                    text += "    INTx raised: CPU \(handled.cpu) took \(taken) (ICC_IAR1_EL1), the handler ran \(handled.runs) time(s)\(handled.active ? ", SPI still active or pending" : " and cleared the device, SPI inactive and not pending after EOI/DIR")\n"
+                    text += "    INTx raised: CPU \(handled.cpu) took \(taken) (\(machine.gic?.configuration.version == 2 ? "GICC_IAR" : "ICC_IAR1_EL1")), the handler ran \(handled.runs) time(s)\(handled.active ? ", SPI still active or pending" : " and cleared the device, SPI inactive and not pending after EOI/DIR")\n"
                 }
                 for v in entry.vectors {
-                    text += "    vector \(v.index): irq \(v.irq), address \(Hex.format(v.address)) data \(Hex.format(UInt64(v.data), minDigits: 1)), \(v.lpi.map { "LPI \($0)" } ?? "no LPI"), CPU \(v.cpu)\n"
+                    text += "    vector \(v.index): irq \(v.irq), address \(Hex.format(v.address)) data \(Hex.format(UInt64(v.data), minDigits: 1)), \(v.lpi.map { $0 >= 8192 ? "LPI \($0)" : "SPI \($0)" } ?? "no LPI"), CPU \(v.cpu)\n"
                 }
             }
         }

@@ -38,6 +38,10 @@ public struct HostReport {
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
         text += "device \(pdev.device.name) owned by \(owner.rawValue)\n\n"
+        // An SPI MSI parent (GICv2m / MBI) instead of the ITS, as `msiDomain(of:)` finds it.
+        let spiKind = (try? kernel.pci.msiDomain(of: pdev)).flatMap { d in
+            d.its < 0 && kernel.irq.spiMSIDomains.indices.contains(-1 - d.its) ? kernel.irq.spiMSIDomains[-1 - d.its].kind : nil
+        }
         var fired = false
         var eventfd: EventFD?
         var handled = 0
@@ -45,7 +49,11 @@ public struct HostReport {
         do {
             switch owner {
             case .driver:
-                path = "pci_alloc_irq_vectors → its_irq_domain_alloc → iommu_dma_prepare_msi → its_irq_compose_msi_msg → msi_msg_set_addr → __pci_write_msi_msg"
+                switch spiKind {
+                case .v2m?: path = "pci_alloc_irq_vectors → gicv2m_irq_domain_alloc → iommu_dma_prepare_msi → gicv2m_compose_msi_msg → msi_msg_set_addr → __pci_write_msi_msg"
+                case .mbi?: path = "pci_alloc_irq_vectors → mbi_irq_domain_alloc → iommu_dma_prepare_msi → mbi_compose_msi_msg → msi_msg_set_addr → __pci_write_msi_msg"
+                case nil: path = "pci_alloc_irq_vectors → its_irq_domain_alloc → iommu_dma_prepare_msi → its_irq_compose_msi_msg → msi_msg_set_addr → __pci_write_msi_msg"
+                }
                 // really_probe: pci_dma_configure, then the driver's probe body.
                 try kernel.pci.probeDriver(pdev, name: "endpoint") { () throws(Errno) in
                     try kernel.pci.enableDevice(pdev)
@@ -110,9 +118,10 @@ public struct HostReport {
                 fired_address = address
                 firedCPU = kernel.irq.descriptor(descriptor.irq)?.effectiveCPU ?? 0
             }
-            let lpi = kernel.irq.descriptor(descriptor.irq).map { "LPI \($0.hwirq)" } ?? "no LPI"
+            let lpi = kernel.irq.descriptor(descriptor.irq).map { "\($0.isSPI ? "SPI" : "LPI") \($0.hwirq)" } ?? "no LPI"
             vectorsJSON.append(.object(["index": .number(descriptor.index), "irq": .number(descriptor.irq),
-                                        "lpi": .number(kernel.irq.descriptor(descriptor.irq)?.hwirq),
+                                        "lpi": .number(kernel.irq.descriptor(descriptor.irq).flatMap { $0.isSPI ? nil : $0.hwirq }),
+                                        "spi": .number(kernel.irq.descriptor(descriptor.irq).flatMap { $0.isSPI ? $0.hwirq : nil }),
                                         "address": .address(address), "data": .number(entry.2)]))
             text += "  vector \(descriptor.index): irq \(descriptor.irq), \(lpi) → MSI-X entry address \(Hex.format(address)) data \(Hex.format(entry.2, minDigits: 1))\n"
         }

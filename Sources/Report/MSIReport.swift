@@ -29,7 +29,7 @@ public struct MSIReport {
     /// root complex `rcIndex`, programs `vector` and fires it.
     public static func make(machine: Machine, rcIndex: Int, rid: RequesterID, translation: Translation,
                             vector: Int, address: UInt64?) throws -> MSIReport {
-        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GICv3") }
+        guard let gic = machine.gic else { throw CommandFailure("\(machine.name): no GIC") }
         do {
             return try make(machine: machine, gic: gic, rcIndex: rcIndex, rid: rid, translation: translation, vector: vector, address: address)
         } catch let failure as BareMetal.Failure {
@@ -39,6 +39,14 @@ public struct MSIReport {
 
     static func make(machine: Machine, gic: GICv3, rcIndex: Int, rid: RequesterID, translation: Translation,
                      vector: Int, address: UInt64?) throws -> MSIReport {
+        if let controller = machine.msiController(rootComplex: rcIndex, requesterID: rid) {
+            switch controller {
+            case .its: break
+            case .v2m, .mbi:
+                return try makeSPI(machine: machine, gic: gic, controller: controller, rcIndex: rcIndex, rid: rid,
+                                   translation: translation, vector: vector, address: address)
+            }
+        }
         let bm = try BareMetal(machine: machine)
         try bm.enableLPIs()
         let rc = machine.rootComplexes[rcIndex]

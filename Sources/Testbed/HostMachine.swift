@@ -14,7 +14,7 @@ public struct HostMachine {
 
         public var description: String {
             switch self {
-            case .noGIC(let machine): "\(machine): no GICv3"
+            case .noGIC(let machine): "\(machine): no GIC"
             case .boot(let machine, let error): "\(machine): the kernel model failed to boot: \(error)"
             }
         }
@@ -32,7 +32,16 @@ public struct HostMachine {
     /// The host kernel model with `configuration` on the machine, not yet booted (for tests
     /// that drive the boot steps themselves).
     public func makeHost(_ configuration: KernelConfiguration = KernelConfiguration()) -> LinuxKernel {
-        LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: gic, configuration: configuration)
+        LinuxKernel(topology: machine.topology, bus: machine.bus, cpuInterface: cpuInterface, configuration: configuration)
+    }
+
+    /// The CPU interface the host kernel drives: ICC_* system registers on a GICv3, the
+    /// memory-mapped GICC on a GICv2 (`GICv2CPUInterfaceRegisters`).
+    public var cpuInterface: any CPUInterfaceRegisters {
+        if gic.configuration.version == 2, let gicc = machine.topology.gic?.cpuInterfaceRegions.first?.base {
+            return GICv2CPUInterfaceRegisters(bus: machine.bus, base: gicc, cpuCount: gic.cpuInterfaces.count)
+        }
+        return gic
     }
 
     /// Boots the host kernel model with `configuration` on the machine as it is now (the

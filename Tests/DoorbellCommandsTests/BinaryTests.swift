@@ -193,13 +193,13 @@ struct BinaryTests {
         #expect(run.stderr.contains("offset"))
     }
 
-    @Test("`doorbell topology` on the GICv2 dump says what is not modelled")
-    func topologyNotModelled() throws {
+    @Test("`doorbell topology` on the GICv2 dump lists the GICv2m frame the msi-map names and is supported")
+    func topologyGICv2m() throws {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/qemu-virt/virt-smmu-gic2.dtb")
         let run = try Self.run(["topology", "--platform", source.path])
         #expect(run.status == 0)
-        #expect(run.stdout.contains("not modelled:"))
-        #expect(run.stdout.contains("GICv2m"))
+        #expect(run.stdout.contains("msi-map: <0x0 v2m[0] 0x0 0x1_0000>"))
+        #expect(run.stdout.contains("verdict: supported"))
     }
 }

@@ -34,6 +34,8 @@ struct JSONSchemaTests {
         ("seed", ["seed", "--format", "json"]),
         ("msi", ["msi", "--format", "json"]),
         ("msi", ["msi", "--translation", "bypass", "--format", "json"]),
+        ("msi", ["msi", "--platform", "Tests/Fixtures/qemu-virt/virt-smmu-gic2.dtb", "--format", "json"]),
+        ("host", ["host", "--platform", "Tests/Fixtures/qemu-virt/virt-smmu-gic2.dtb", "--format", "json"]),
         ("walk", ["walk", "--format", "json"]),
         ("walk", ["walk", "--stage", "s2", "--format", "json"]),
         ("presets", ["presets", "--format", "json"]),

@@ -112,8 +112,10 @@ struct PlatformShapeTests {
         #expect(machine.smmus.count == smmuCount, "\(name)")
         #expect(machine.rootComplexes.count == rootComplexes, "\(name)")
         if name == "virt-smmu-gic2" {
-            #expect(machine.gic == nil)
-            #expect(machine.notModelled.contains { $0.contains("GICv2m") })
+            // A GICv2 (the GICv2 register layout) with QEMU's v2m frame: SPIs 80…143.
+            #expect(machine.gic?.configuration.version == 2)
+            #expect(machine.gic?.v2mFrames.map(\.typer) == [80 << 16 | 64])
+            #expect(!machine.notModelled.contains { $0.contains("GICv2m") })
         }
         if name == "virt-smmu-smp8" { #expect(machine.gic?.redistributors.count == 8) }
     }

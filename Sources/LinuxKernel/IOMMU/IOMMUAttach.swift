@@ -156,6 +156,7 @@ extension IOMMUSubsystem {
         guard let pci = device.pci, pci.hostBridge >= 0, pci.hostBridge < kernel.topology.pcieHostBridges.count else { return false }
         if kernel.topology.iort != nil {
             guard let domain = try? kernel.pci.msiDomain(of: pci) else { return false }
+            if domain.its < 0 { return false }   // GICv2m / MBI: no IRQ_DOMAIN_FLAG_ISOLATED_MSI
             return kernel.itsDrivers.indices.contains(domain.its) ? kernel.itsDrivers[domain.its].isolatedMSI : true
         }
         let bridge = kernel.topology.pcieHostBridges[pci.hostBridge]

@@ -15,13 +15,16 @@ extension IRQSubsystem {
     /// EL2, which `gic_of_init` checks with `is_hyp_mode_available()`; mode 0 otherwise). The
     /// host model is a KVM host entered at EL2; a guest (role "guest") runs at EL1.
     public func probe() throws(Errno) {
-        guard let gic = kernel.topology.gic, gic.architecture == .v3 else {
-            kernel.log.log("GICv3", "no GICv3 in the description: no LPIs")
+        guard let gic = kernel.topology.gic else {
+            kernel.log.log("GICv3", "no GIC in the description: no LPIs")
             return
         }
+        if gic.architecture == .v2 { return try probeGICv2(gic) }
         let mmio = kernel.mmio
         let gicdTyper = try mmio.read32(gic.distributor.base.adding(0x4) ?? gic.distributor.base)
         try initDistributor(gic.distributor.base, typer: gicdTyper)
+        // `gic_init_bases`: GICD_TYPER.MBIS → `mbi_init`.
+        if let mbi = probeMBI(gic, typer: gicdTyper) { spiMSIDomains.append(mbi) }
         // lpi_id_bits = min(GICD_TYPER.IDbits + 1, ITS_MAX_LPI_NRBITS (16)).
         lpiIDBits = min(Int(gicdTyper.bits(23, 19)) + 1, 16)
         guard lpiIDBits >= 14 else {

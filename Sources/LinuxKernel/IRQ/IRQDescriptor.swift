@@ -21,6 +21,10 @@ public final class IRQDescriptor {
     public let eventID: UInt32
     /// The ITS device (`irq_data_get_irq_chip_data` in the ITS domain).
     public internal(set) var itsDevice: ITSDevice?
+    /// For an MSI delivered as an SPI: the v2m frame or MBI range whose SPI it is, and its domain
+    /// (`irq_data_get_irq_chip_data` in the v2m/MBI domain).
+    public internal(set) var spiRange: GICSPIMSIDomain.Range?
+    var spiDomain: GICSPIMSIDomain?
     /// `desc->action`, nil until `request_irq`.
     public internal(set) var action: IRQAction?
     /// `kstat_irqs` per CPU (what /proc/interrupts prints).

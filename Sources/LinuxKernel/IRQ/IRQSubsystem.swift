@@ -31,6 +31,9 @@ public final class IRQSubsystem {
     /// The LPI allocator (`its_lpi_alloc`).
     public internal(set) var lpiAllocator = LPIAllocator(first: 8192, count: 0)
 
+    /// The SPI MSI parents probed (`GICSPIMSIDomain`): GICv2m frames and/or GICv3 MBIs.
+    public internal(set) var spiMSIDomains: [GICSPIMSIDomain] = []
+
     /// Linux interrupt numbers in use, by number.
     public internal(set) var descriptors: [Int: IRQDescriptor] = [:]
     /// INTID → descriptor (`irq_find_mapping` in the ITS domain).
@@ -113,6 +116,7 @@ extension IRQSubsystem {
         guard d.action == nil else { throw .EBUSY }
         if d.isSPI {
             d.action = action
+            if isSPIMSI(d) { try activateSPIMSI(d) }
             try startSPI(d)
             return
         }
@@ -150,6 +154,7 @@ extension IRQSubsystem {
         if d.isSPI {
             try maskSPI(d, masked: true)
             d.isStarted = false
+            if isSPIMSI(d) { try deactivateSPIMSI(d) }
             return
         }
         try mask(irq: irq)
@@ -183,7 +188,9 @@ extension IRQSubsystem {
     /// doorbell and EventID are per device, not per CPU), so nothing is rewritten in the device.
     public func setAffinity(irq: Int, cpu: Int) throws(Errno) {
         let d = try lookup(irq)
-        guard cpu >= 0, cpu < redistributors.count else { throw .EINVAL }
+        // A GICv2 has no redistributors: its CPUs are its CPU interfaces.
+        let cpus = kernel.topology.gic?.architecture == .v2 ? cpuCount : redistributors.count
+        guard cpu >= 0, cpu < cpus else { throw .EINVAL }
         // `irq_can_set_affinity_usr`: a managed interrupt's affinity is the kernel's (EIO from
         // /proc/irq/N/smp_affinity).
         guard !d.isManaged else { throw .EIO }

@@ -64,6 +64,7 @@ extension IRQSubsystem {
     /// caches it in `desc->msg`). No-op if already active.
     public func activate(irq: Int) throws(Errno) {
         let d = try lookup(irq)
+        if isSPIMSI(d) { return try activateSPIMSI(d) }
         guard !d.isActivated else { return }
         let (driver, device) = try driver(d)
         try driver.activate(d, device: device, among: d.affinity)
@@ -76,6 +77,7 @@ extension IRQSubsystem {
     /// device, then `its_irq_domain_deactivate` (DISCARD + SYNC). No-op if not active.
     public func deactivate(irq: Int) throws(Errno) {
         let d = try lookup(irq)
+        if isSPIMSI(d) { return try deactivateSPIMSI(d) }
         guard d.isActivated else { return }
         try writeMessage(d, MSIMessage())
         let (driver, device) = try driver(d)
@@ -99,6 +101,7 @@ extension IRQSubsystem {
     /// (release the event; MAPD V=0 with the last one), drop the number.
     func freeMSIIRQ(_ irq: Int) throws(Errno) {
         guard let d = descriptors[irq] else { return }
+        if isSPIMSI(d) { return try freeSPIMSIIRQ(irq) }
         if d.isActivated { try deactivate(irq: irq) }
         let (driver, device) = try driver(d)
         descriptors[irq] = nil
@@ -115,6 +118,7 @@ extension IRQSubsystem {
     public func recompose(irq: Int) throws(Errno) {
         let d = try lookup(irq)
         guard d.isActivated else { return }
+        if isSPIMSI(d) { return try writeMessage(d, composeSPIMessage(d)) }
         let (driver, _) = try driver(d)
         try writeMessage(d, driver.composeMessage(d))
     }

@@ -133,6 +133,17 @@ extension PCISubsystem {
     /// `msi_domain_alloc_irqs_all_locked`.
     func setupInterrupts(_ dev: PCIDevice, descriptors: [MSIDescriptor], vectorsPerDescriptor: Int = 1, hwsize: Int,
                          domain: (its: Int, deviceID: UInt32, requesterID: RequesterID), chip: String) throws(Errno) {
+        if domain.its < 0 {
+            // A GICv2m or MBI parent (`PCISubsystem.spiMSIDomainIndex`): no ITS device to prepare.
+            let index = -1 - domain.its
+            guard kernel.irq.spiMSIDomains.indices.contains(index) else { throw .ENODEV }
+            let spiDomain = kernel.irq.spiMSIDomains[index]
+            dev.msiDomain = (domain.its, domain.deviceID)
+            let name = spiDomain.kind.rawValue + chip.dropFirst(3)
+            _ = try kernel.irq.allocateSPIMSIIRQs(device: dev.device, descriptors: descriptors, vectorsPerDescriptor: vectorsPerDescriptor,
+                                                  domain: spiDomain, chipName: "\(name)-\(dev.name)")
+            return
+        }
         guard kernel.itsDrivers.indices.contains(domain.its) else { throw .ENODEV }
         let driver = kernel.itsDrivers[domain.its]
         let count = itsEventCount(dev, nvec: descriptors.count * vectorsPerDescriptor, hwsize: hwsize, deviceID: domain.deviceID)

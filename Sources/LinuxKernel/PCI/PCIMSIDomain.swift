@@ -49,6 +49,9 @@ extension PCISubsystem {
             deviceID = UInt32(rid.rawValue)
         }
         let itsIndex: Int
+        if let spi = spiMSIDomainIndex(target: target) {
+            return (spi, deviceID, rid)
+        }
         if case .its(let i)? = target, topology.its.indices.contains(i) {
             let path = topology.its[i].path
             guard let driver = kernel.itsDrivers.firstIndex(where: { $0.node.path == path }) else { throw .ENODEV }
@@ -59,6 +62,24 @@ extension PCISubsystem {
             throw .ENODEV
         }
         return (itsIndex, deviceID, rid)
+    }
+
+    /// The SPI MSI parent (`GICSPIMSIDomain`) a `msi-map`/`msi-parent` target names, encoded as
+    /// the negative domain index −1 − i that `msiDomain(of:)` returns in place of an ITS index:
+    /// a v2m frame → the one GICv2m domain (every frame is in it: `gicv2m_irq_domain_alloc`
+    /// takes the first frame with room, whichever frame the map names), the GIC node → its MBI
+    /// domain; no target and no ITS driver → the first SPI domain (ACPI's
+    /// `gicv2m_get_fwnode`). Nil for anything else.
+    func spiMSIDomainIndex(target: DeviceTreeTarget?) -> Int? {
+        let domains = kernel.irq.spiMSIDomains
+        let kind: GICSPIMSIDomain.Kind
+        switch target {
+        case .gicV2mFrame?: kind = .v2m
+        case .gic?: kind = .mbi
+        case nil where kernel.itsDrivers.isEmpty && !domains.isEmpty: return -1
+        default: return nil
+        }
+        return domains.firstIndex { $0.kind == kind }.map { -1 - $0 }
     }
 
     /// The event count `its_pci_msi_prepare` asks `its_msi_prepare` for (v6.15,

@@ -1,0 +1,129 @@
+import Bus
+import GIC
+import Machine
+import PCI
+import SMMUv3
+import Testbed
+
+/// `doorbell msi` where the function's MSIs are SPIs: a GICv2m frame (the message is the SPI
+/// number written to MSI_SETSPI_NS, frame + 0x40) or a GICv3's MBIs (the SPI number written to
+/// GICD_SETSPI_NSR, GICD + 0x40). The message is the one Linux composes
+/// (`gicv2m_compose_msi_msg`, `mbi_compose_msi_msg`): address = the doorbell, or under a stage-1
+/// DMA domain the IOVA `iommu_dma_prepare_msi` mapped the doorbell page at (`msiIOVA`, page
+/// 0xFFFFF000, + the doorbell's offset 0x40); data = the SPI INTID. Vector v uses the frame's
+/// (or first MBI range's) SPI base + v, the SPIs `bitmap_find_free_region` hands out first.
+extension MSIReport {
+    static func makeSPI(machine: Machine, gic: GICv3, controller: MSIController, rcIndex: Int, rid: RequesterID,
+                        translation: Translation, vector: Int, address: UInt64?) throws -> MSIReport {
+        let bm = try BareMetal(machine: machine)
+        let rc = machine.rootComplexes[rcIndex]
+        guard let bar = machine.firstBARAddress(rootComplex: rcIndex, size: 0x4000) else {
+            throw CommandFailure("\(machine.name): \(rc.name)'s memory window has no room for a 16 KiB BAR")
+        }
+        let function = try bm.addMSIXEndpoint(requesterID: rid, vectors: 4, barAddress: bar, rootComplex: rcIndex)
+        let route = rc.route(for: function)
+        let doorbell: UInt64
+        let firstSPI: UInt32
+        let spiCount: UInt32
+        let controllerLine: String
+        switch controller {
+        case .v2m(let frame):
+            guard let base = frame.base?.adding(GICv2mMSIFrame.Offset.setspiNS) else { throw CommandFailure("\(machine.name): v2m frame not mapped") }
+            doorbell = base.rawValue
+            firstSPI = frame.baseSPI
+            spiCount = frame.spiCount
+            controllerLine = "GICv2m frame \(frame.number) at \(frame.base.map { "\($0)" } ?? "?"): MSI_TYPER = \(Hex.format(UInt64(frame.typer), minDigits: 8)) (SPIs \(frame.baseSPI)…\(UInt64(frame.baseSPI) + UInt64(frame.spiCount) &- 1)), MSI_SETSPI_NS \(Hex.format(doorbell))"
+        case .mbi(let distributor, let ranges):
+            guard let first = ranges.first, let base = distributor.adding(Distributor.MBIOffset.setspiNSR) else {
+                throw CommandFailure("\(machine.name): no MBI range")
+            }
+            doorbell = base.rawValue
+            firstSPI = first.base
+            spiCount = first.count
+            controllerLine = "GICv3 MBIs: GICD_TYPER.MBIS = 1, mbi-ranges SPIs \(first.base)…\(UInt64(first.base) + UInt64(first.count) &- 1), GICD_SETSPI_NSR \(Hex.format(doorbell))"
+        case .its:
+            throw CommandFailure("\(machine.name): internal: an ITS is not an SPI controller")
+        }
+        guard spiCount > UInt32(clamping: vector) else {
+            throw CommandFailure("\(machine.name): vector \(vector) needs SPI \(UInt64(firstSPI) + UInt64(vector)), beyond the controller's \(spiCount) SPIs")
+        }
+        let spi = firstSPI + UInt32(vector)
+        try bm.enableMSISPI(spi)
+        let doorbellPage = doorbell & ~0xFFF
+        let pageOffset = doorbell & 0xFFF
+        let iova = (msiIOVA & ~0xFFF) | pageOffset
+        var lines: [String] = [controllerLine]
+        var messageAddress = doorbell
+        if let smmuStream = route.streamID, let port = machine.translatedPorts[rcIndex],
+           let smmuIndex = machine.smmus.firstIndex(where: { $0 === port.smmu }) {
+            try bm.resetSMMU(smmuIndex)
+            switch translation {
+            case .bypass:
+                try bm.installSTE(.bypass, streamID: smmuStream, smmu: smmuIndex)
+                lines.append("SMMU: STE \(smmuStream) = bypass")
+            case .s1:
+                let tables = try bm.enableStage1(streamID: smmuStream, smmu: smmuIndex)
+                try tables.map(input: iova & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
+                messageAddress = iova
+                lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(iova & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the doorbell page, iommu_dma_prepare_msi)")
+            case .nested:
+                var guestRAM = bm.defaultGuestRAM
+                if doorbellPage >= guestRAM.ipa, doorbellPage - guestRAM.ipa < guestRAM.size { guestRAM.ipa = 0x1_0000_0000 }
+                let ipaBits = doorbellPage < (1 << 40) ? 40 : 48
+                let nested = try bm.enableNested(streamID: smmuStream, guestRAM: guestRAM, stage2InputSize: ipaBits, smmu: smmuIndex)
+                var s2 = deviceAttributes
+                s2.stage2MemoryAttributes = 0x1
+                try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
+                try nested.stage1.map(input: iova & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
+                messageAddress = iova
+                lines.append("SMMU: STE \(smmuStream) = nested, VMID 1; stage 1 IOVA \(Hex.format(iova & ~0xFFF)) → IPA \(Hex.format(doorbellPage)); stage 2 IPA \(Hex.format(doorbellPage)) → PA \(Hex.format(doorbellPage))")
+            }
+        } else {
+            lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
+        }
+        if let address { messageAddress = address }
+        try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: spi)
+        let log = TraceLog()
+        let journal = Journal()
+        machine.trace = log
+        machine.journal = journal
+        function.trace = log
+        let outcome = function.raise(vector: vector)
+        machine.journal = nil
+        let intid = try bm.acknowledgeAndEnd()
+        let register = gic.configuration.version == 2 ? "GICC_IAR" : "ICC_IAR1_EL1"
+        log.append(.cpu, "acknowledge", value: UInt64(intid),
+                   intid == 1023 ? "CPU0 reads \(register) = 1023: nothing pending (spurious)" : "CPU0 reads \(register) = \(intid), then ends it")
+        machine.trace = nil
+
+        var text = "Doorbell: one MSI on \(machine.name), from device write to CPU\n"
+        text += "  function \(rid.hex) (RID) → StreamID \(route.streamID.map { "\($0)" } ?? "none (not behind the SMMU)"); the MSI is an SPI\n"
+        for line in lines { text += "  \(line)\n" }
+        text += "  MSI-X vector \(vector): address \(Hex.format(messageAddress)), data \(Hex.format(UInt64(spi), minDigits: 1)) (SPI \(spi))\n\n"
+        let records = log.records.filter { $0.kind != .mmioRead }
+        text += TraceTable.render(records)
+        let result: String
+        if intid == spi {
+            result = "delivered: CPU 0 took SPI \(spi)"
+        } else {
+            result = "not delivered (CPU 0 read \(intid)); the write ended \(outcome.result.map { "\($0.status)" } ?? "unsent")"
+        }
+        text += "\nresult: " + result + "\n"
+        let controllerName: String
+        if case .v2m = controller { controllerName = "gicv2m" } else { controllerName = "mbi" }
+        var report = MSIReport(text: text, acknowledged: intid, expectedINTID: spi, status: outcome.result?.status, journal: journal.entries)
+        report.json = .object([
+            "platform": .string(machine.name), "translation": .string(translation.rawValue),
+            "requester-id": .number(rid.rawValue), "stream-id": .number(route.streamID?.rawValue), "device-id": .number(route.deviceID.rawValue),
+            "its": .null, "pre-its-window": .null,
+            "spi-controller": .string(controllerName),
+            "doorbell": .address(doorbell),
+            "setup": .array(lines.map { .string($0) }),
+            "vector": .number(vector), "address": .address(messageAddress), "data": .number(spi),
+            "records": .records(records),
+            "delivered": .bool(intid == spi), "acknowledged": .number(intid), "expected-intid": .number(spi),
+            "result": .string(result),
+        ])
+        return report
+    }
+}
