@@ -40,7 +40,8 @@ public enum ITSVirtualCommand: Hashable, Sendable, CustomStringConvertible {
         public static let invdb: UInt8 = 0x2E
     }
 
-    /// The INTID that means "no doorbell" (a special INTID, IHI 0069H §2.2.1).
+    /// The INTID that means "no doorbell" (1023, the special INTID for "no pending
+    /// interrupt"; Linux and QEMU pass it for a vLPI without a doorbell).
     public static let noDoorbell: UInt32 = 1023
 
     public var opcode: UInt8 {

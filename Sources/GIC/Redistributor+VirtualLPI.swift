@@ -165,7 +165,7 @@ extension Redistributor {
         return true
     }
 
-    /// GICR_VPENDBASER written (IHI 0069H §12.11 and "vPE residency" in §5.4): Valid 0→1 makes
+    /// GICR_VPENDBASER written (IHI 0069H §12.11, GICR_VPENDBASER): Valid 0→1 makes
     /// vPEID resident (Dirty reads 0 at once: the model parses the VPT synchronously; a
     /// pending doorbell request for it is dropped); Valid 1→0 makes it non-resident and sets
     /// PendingLast to whether an enabled vLPI is pending in its VPT; with Doorbell = 1 and
