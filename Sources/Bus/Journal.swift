@@ -109,6 +109,10 @@ public enum JournalITSResult: Hashable, Sendable {
     case delivered(intid: UInt32, cpu: Int, accepted: Bool)
     /// `reason` is the ITS model's drop reason (its raw value) and its wording.
     case dropped(reason: Int, description: String)
+    /// GICv4.1 direct injection: vINTID pending in vPE `vpe`'s virtual pending table at
+    /// redistributor `cpu`: signalled to the resident vPE, or `doorbell` (a physical LPI) rung
+    /// for a non-resident one, or neither; `faulted` when the table write failed.
+    case virtualLPI(vintid: UInt32, vpe: UInt16, cpu: Int, resident: Bool, doorbell: UInt32?, faulted: Bool)
 }
 
 /// How KVM's injection of an irqfd's route ended.

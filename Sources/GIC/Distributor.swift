@@ -84,7 +84,7 @@ public final class Distributor: MMIODevice {
             case Offset.ctlr: UInt64(ctlr)
             case Offset.typer: UInt64(typer)
             case Offset.iidr: UInt64(configuration.iidr)
-            case Offset.typer2: 0
+            case Offset.typer2: UInt64(typer2)
             case Offset.pidr2: UInt64(GICv3.pidr2(version: configuration.version))
             // Set-/clear- pairs read the same state: the pending state (latch or wire), enable,
             // active.

@@ -30,7 +30,7 @@ public struct GICConfiguration: Hashable, Sendable {
 
     /// GIC architecture version, 2, 3 or 4 (GICD/GICR/GITS_PIDR2.ArchRev). Version 4 widens each
     /// redistributor to four 64 KiB frames (the VLPI frames are register storage only here) and
-    /// sets GITS_TYPER.Virtual/VMOVP and GICR_TYPER.VLPIS; virtual LPIs are not modelled yet.
+    /// sets GITS_TYPER.Virtual/VMOVP and GICR_TYPER.VLPIS; virtual LPIs need `virtualLPIs` (GICv4.1).
     /// Version 2 is the GICv2 register layout over the same SPI state (`GICv2Distributor.swift`):
     /// no LPIs, no redistributors, SPIs routed by GICD_ITARGETSR and taken through the
     /// memory-mapped GICC (`GICv2CPUInterface`).
@@ -69,6 +69,13 @@ public struct GICConfiguration: Hashable, Sendable {
     /// ProductID[31:24]): `GICv3.iidr` (QEMU's) unless a platform says which implementation it
     /// integrates (`GICv3.gic500r1p1IIDR` for the SynQuacer and TI K3 GIC-500).
     public var iidr: UInt32 = GICv3.iidr
+    /// GICv4.1 direct injection of virtual LPIs (Arm IHI 0069H): the ITS executes the virtual
+    /// commands (GITS_TYPER.Virtual and VMAPP = 1), redistributors have the 4.1
+    /// GICR_VPROPBASER/GICR_VPENDBASER layout, GICR_TYPER.RVPEID and DirectLPI, and GICD_TYPER2
+    /// reports the vPEID width. Needs `version` 4; false keeps the GICv4 frames as plain storage.
+    public var virtualLPIs = false
+    /// vPEID bits (GICD_TYPER2.VIL = 1, VID = bits − 1), 1…16.
+    public var vpeIDBits = 16
     /// DeviceID → DTE cache (GIC-600 "device cache").
     public var deviceCache: CacheGeometry
     /// DeviceID+EventID → ITE (collection, INTID) cache.
@@ -117,6 +124,8 @@ public struct GICConfiguration: Hashable, Sendable {
             c.cpuCount = min(max(cpuCount, 1), 8)
             c.messageBasedSPIs = false
         }
+        c.virtualLPIs = virtualLPIs && c.version == 4
+        c.vpeIDBits = min(max(vpeIDBits, 1), 16)
         c.cpuCount = c.version == 2 ? c.cpuCount : min(max(cpuCount, 1), 512)
         c.deviceIDBits = min(max(deviceIDBits, 1), 32)
         c.eventIDBits = min(max(eventIDBits, 1), 32)

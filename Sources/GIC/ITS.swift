@@ -84,6 +84,8 @@ public final class ITS: MMIODevice {
         b[0] = reset(GITSBaser.TableType.devices)
         b[1] = reset(GITSBaser.TableType.collections)
         if c.version >= 4 { b[2] = reset(GITSBaser.TableType.vPEs) }
+        // GICv4.1: the vPE table holds this model's 32-byte entries (`VPETableEntry`).
+        if c.virtualLPIs { b[2] = b[2].settingBits(52, 48, to: UInt64(ITS.vpeEntrySize - 1)) }
         baser = b
         hardwareCollections = ContiguousArray(repeating: 0, count: c.hardwareCollections)
         deviceCache = ITSCache(c.deviceCache)
@@ -107,7 +109,9 @@ public final class ITS: MMIODevice {
 
     /// GITS_TYPER (GICv3 §12.19, docs/hardware.md §ITS registers; QEMU `gicv3_arm_its_realize`): Physical[0]=1, Virtual[1]
     /// (GICv4), ITT_entry_size[7:4], IDbits[12:8], Devbits[17:13], SEIS[18]=0, PTA[19],
-    /// HCC[31:24], CIDbits[35:32], CIL[36], VMOVP[37] (GICv4, as QEMU sets it).
+    /// HCC[31:24], CIDbits[35:32], CIL[36], VMOVP[37] (GICv4, as QEMU sets it), VMAPP[40]
+    /// (GICv4.1 command layout, Linux `GITS_TYPER_VMAPP`; with `virtualLPIs`), SVPET[42:41] = 0
+    /// (vPE tables not shared with redistributors; see `VPEMapping`).
     public var typer: UInt64 {
         let c = configuration
         return UInt64(1)
@@ -120,6 +124,7 @@ public final class ITS: MMIODevice {
             .settingBits(35, 32, to: c.collectionIDLimit ? UInt64(c.collectionIDBits - 1) : 0)
             .settingBit(36, to: c.collectionIDLimit)
             .settingBit(37, to: c.version >= 4)
+            .settingBit(40, to: c.virtualLPIs)
     }
 
     /// GITS_CTLR: Enabled[0]; Quiescent[31] reads 1 when the ITS is disabled (commands complete

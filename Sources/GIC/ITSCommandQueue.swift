@@ -71,9 +71,11 @@ extension ITS {
 
     /// Decodes and executes one command taken from the queue.
     func execute(_ w: (UInt64, UInt64, UInt64, UInt64)) -> ITSCommandOutcome {
+        if let outcome = executeVirtual(w) { return outcome }
         guard let command = ITSCommand(w.0, w.1, w.2, w.3) else {
             return .unsupported(opcode: UInt8(truncatingIfNeeded: w.0))
         }
+        if let outcome = executeOnVirtualEvent(command) { return outcome }
         counters.commandsProcessed &+= 1
         trace?.append(.its, "command", address: commandQueueBase.rawValue &+ creadr, value: w.0, command.description)
         switch command {

@@ -14,12 +14,18 @@ public enum ITSDropReason: Int, CaseIterable, Hashable, Sendable, CustomStringCo
     case unmappedEvent
     /// The ITE's collection has no valid CTE (or names a redistributor that does not exist).
     case unmappedCollection
-    /// The ITE is a GICv4 virtual entry; virtual LPIs are not modelled yet.
+    /// The ITE is a GICv4 virtual entry and the ITS has no GICv4.1 support modelled
+    /// (`GICConfiguration.virtualLPIs` false, or an emulated ITS such as KVM's).
     case virtualNotModelled
     /// Reading a table failed on the bus.
     case tableReadFault
     /// A 1- or 8-byte write (GITS_TRANSLATER takes 16- and 32-bit writes, as in QEMU).
     case badAccessSize
+    /// GICv4.1: the ITE is a vLPI whose vPE has no valid vPE table entry (no VMAPP, or VMAPP
+    /// V=0), or whose vPEID is beyond the vPE table.
+    case unmappedVPE
+    /// GICv4.1: the vINTID is beyond the vPE's virtual pending table (VMAPP VPT_size).
+    case vINTIDOutOfRange
 
     public var description: String {
         switch self {
@@ -33,6 +39,8 @@ public enum ITSDropReason: Int, CaseIterable, Hashable, Sendable, CustomStringCo
         case .virtualNotModelled: "virtual ITE (not modelled)"
         case .tableReadFault: "table read fault"
         case .badAccessSize: "bad access size"
+        case .unmappedVPE: "unmapped vPE"
+        case .vINTIDOutOfRange: "vINTID beyond the virtual pending table"
         }
     }
 }

@@ -6,6 +6,9 @@ public enum ITSTranslationResult: Hashable, Sendable {
     /// refused it (GICR_CTLR.EnableLPIs=0 or INTID beyond GICR_PROPBASER.IDbits).
     case delivered(intid: INTID, cpu: Int, accepted: Bool)
     case dropped(ITSDropReason)
+    /// GICv4.1: the ITE was a vLPI; vINTID was made pending in vPE `vpe`'s virtual pending table
+    /// at redistributor `cpu`, with what that redistributor did about it.
+    case virtual(vintid: UInt32, vpe: UInt16, cpu: Int, delivery: VirtualLPIDelivery)
 }
 
 extension ITSTranslationResult {
@@ -14,6 +17,9 @@ extension ITSTranslationResult {
         switch self {
         case .delivered(let intid, let cpu, let accepted): .delivered(intid: intid.rawValue, cpu: cpu, accepted: accepted)
         case .dropped(let reason): .dropped(reason: reason.rawValue, description: reason.description)
+        case .virtual(let vintid, let vpe, let cpu, let delivery):
+            .virtualLPI(vintid: vintid, vpe: vpe, cpu: cpu, resident: delivery == .resident,
+                        doorbell: { if case .doorbell(let i) = delivery { i } else { nil } }(), faulted: delivery == .tableFault)
         }
     }
 
@@ -25,6 +31,10 @@ extension ITSTranslationResult {
         case .dropped(let raw, _):
             guard let reason = ITSDropReason(rawValue: raw) else { return nil }
             self = .dropped(reason)
+        case .virtualLPI(let vintid, let vpe, let cpu, let resident, let doorbell, let faulted):
+            let delivery: VirtualLPIDelivery = faulted ? .tableFault : resident ? .resident
+                : doorbell.map { .doorbell(intid: $0) } ?? .pendingNotResident
+            self = .virtual(vintid: vintid, vpe: vpe, cpu: cpu, delivery: delivery)
         }
     }
 }
@@ -56,7 +66,7 @@ extension ITS {
         case .unmapped: return drop(.unmappedEvent, deviceID, eventID)
         case .fault: return drop(.tableReadFault, deviceID, eventID)
         }
-        guard ite.isPhysical else { return drop(.virtualNotModelled, deviceID, eventID) }
+        guard ite.isPhysical else { return translateVirtual(deviceID: deviceID, eventID: eventID, dte: dte, ite: ite) }
         if let trace {
             trace.append(.its, "ITE lookup", value: ite.rawValue,
                          "EventID \(event) → pINTID \(ite.intid.rawValue), ICID \(ite.collection.rawValue)")

@@ -72,6 +72,8 @@ public final class Redistributor: MMIODevice {
     public private(set) var pendingCount = 0
     var sgiFrame = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
     var vlpiFrames: ContiguousArray<UInt32>
+    /// GICv4.1 state (`Redistributor+VirtualLPI.swift`); unused unless `configuration.virtualLPIs`.
+    public internal(set) var virtualState = VirtualLPIState()
 
     init(processorNumber: Int, affinity: UInt32, isLast: Bool, configuration: GICConfiguration,
          configurationCache: LPIConfigurationCache) {
@@ -101,18 +103,25 @@ public final class Redistributor: MMIODevice {
     }
 
     /// GICR_TYPER: PLPIS[0]=1, VLPIS[1] (GICv4), DirectLPI[3]=0 (GICR_SETLPIR etc. not
-    /// implemented, as in QEMU), Last[4], Processor_Number[23:8], CommonLPIAff[25:24]=0 (all
-    /// redistributors share LPI tables), Affinity[63:32].
+    /// implemented, as in QEMU) except with GICv4.1 virtual LPIs, where it is 1 for
+    /// GICR_INVLPIR/INVALLR/SYNCR only, Last[4], RVPEID[7] (GICv4.1: VPENDBASER holds a vPEID),
+    /// Processor_Number[23:8], CommonLPIAff[25:24]=0 (all redistributors share LPI tables),
+    /// Affinity[63:32].
     public var typer: UInt64 {
         UInt64(1)
             .settingBit(1, to: configuration.version >= 4)
+            .settingBit(3, to: configuration.virtualLPIs)
             .settingBit(4, to: isLast)
+            .settingBit(7, to: configuration.virtualLPIs)
             .settingBits(23, 8, to: UInt64(processorNumber))
             .settingBits(63, 32, to: UInt64(affinity))
     }
 
     public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
         guard size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return 0 }
+        if let word = virtualRead(offset: offset) {
+            return size == 8 ? word : (word &>> ((offset & 4) &* 8)) & 0xFFFF_FFFF
+        }
         if offset >= Offset.sgiBase {
             return readStorage(offset: offset, size: size)
         }
@@ -131,6 +140,7 @@ public final class Redistributor: MMIODevice {
 
     public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
         guard size == 4 || size == 8, offset & UInt64(size - 1) == 0 else { return }
+        if virtualWrite(offset: offset, size: size, value: value) { return }
         if offset >= Offset.sgiBase {
             writeStorage(offset: offset, size: size, value: value)
             return

@@ -51,6 +51,8 @@ extension VectorOutcome.ITSOutcome {
         switch result {
         case .delivered(let intid, let cpu, _): return "\(ids) → LPI \(intid.rawValue) (CPU \(cpu))"
         case .dropped(let reason): return "\(ids) dropped: \(reason)"
+        case .virtual(let vintid, let vpe, let cpu, let delivery):
+            return "\(ids) → vLPI \(vintid) of vPE \(vpe) (redistributor \(cpu)): \(delivery)"
         }
     }
 }

@@ -158,6 +158,10 @@ public enum ReportJSON {
                 entry.cpu = cpu
             case .dropped(let reason):
                 entry.dropped = "\(reason)"
+            case .virtual(let vintid, _, let cpu, _):
+                // GICv4.1 direct injection: the vINTID and the vPE's redistributor.
+                entry.lpi = vintid
+                entry.cpu = cpu
             }
             its = entry
         }

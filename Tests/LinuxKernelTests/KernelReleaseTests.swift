@@ -9,7 +9,8 @@ import Testing
     @Test func releasesHaveTheirBehaviours() {
         #expect(KernelConfiguration.Version.allCases.map(\.rawValue) == ["v6.14", "v6.15", "v6.19", "v7.0"])
         #expect(KernelConfiguration.Version.v6_14.behaviours.isEmpty)
-        #expect(KernelConfiguration.Version.v6_15.behaviours == [.nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster, .iommuProbeAtDeviceAdd])
+        #expect(KernelConfiguration.Version.v6_15.behaviours == [.nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster, .iommuProbeAtDeviceAdd,
+                                                              .vlpiResolveFallsBackSilently])
         #expect(!KernelConfiguration.Version.v6_19.behaviours.contains(.steUpdateSafe))
         #expect(KernelConfiguration.Version.v7_0.behaviours == KernelBehaviour.allCases)
         for behaviour in KernelBehaviour.allCases {

@@ -72,10 +72,20 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
     /// the gpex host bridge 00:00.0 has no `iommu_group`.
     case iommuProbeAtDeviceAdd = "iommu-probe-at-add"
 
+    /// `kvm_vgic_v4_set_forwarding` returns 0 when `vgic_its_resolve_lpi` cannot translate the
+    /// route's (DeviceID, EventID) ("Silently exit if translation fails as the guest (or
+    /// userspace!) has managed to do something stupid. Emulated LPI injection will still work"),
+    /// so the irqbypass registration succeeds and the MSI stays on the software path. Before: it
+    /// returned the resolve result (a positive E_ITS_* code or −EBUSY) and
+    /// `kvm_arch_irq_bypass_add_producer` failed the registration. Commit 5c57533eb8c1 "KVM:
+    /// arm64: vgic-v4: Fall back to software irqbypass if LPI not found" (Oliver Upton, series
+    /// "KVM: arm64: Fixes/clarification for GICv4 vLPI injection", kvmarm/next for v6.15).
+    case vlpiResolveFallsBackSilently = "vlpi-resolve-fallback"
+
     /// The first release with this behaviour.
     public var since: KernelConfiguration.Version {
         switch self {
-        case .nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster, .iommuProbeAtDeviceAdd: .v6_15
+        case .nativeSWMSI, .nestedSTEMergeEvents, .nestedVMaster, .iommuProbeAtDeviceAdd, .vlpiResolveFallsBackSilently: .v6_15
         case .nestedGBPAAttach: .v6_19
         case .steUpdateSafe: .v7_0
         }
@@ -90,6 +100,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .nestedVMaster: "f0ea207ed781"
         case .nestedGBPAAttach: "81c45c62dc3e"
         case .iommuProbeAtDeviceAdd: "bcb81ac6ae3c"
+        case .vlpiResolveFallsBackSilently: "5c57533eb8c1"
         }
     }
 
@@ -102,6 +113,7 @@ public enum KernelBehaviour: String, CaseIterable, Hashable, Sendable {
         case .nestedVMaster: "a nested attach needs the device's vDEVICE (vmaster), which forwards its stage-1 events to the VM"
         case .nestedGBPAAttach: "a nested domain with an abort or bypass vSTE may be attached without a vDEVICE"
         case .iommuProbeAtDeviceAdd: "a PCI function gets its IOMMU group when it is added, not when a driver first binds"
+        case .vlpiResolveFallsBackSilently: "a route whose LPI KVM cannot resolve is not forwarded as a vLPI and set_forwarding returns 0, not an error"
         }
     }
 }

@@ -224,6 +224,12 @@ extension KVMVirtualMachine {
             return true
         case .dropped(.itsDisabled):
             throw fail(.EBUSY, \.busy)
+        case .virtual:
+            // KVM's vITS keeps its entries in lists and advertises no virtual support, so its
+            // translations are never virtual; counted as blocked if one ever were.
+            counters.blockedByGuest &+= 1
+            record(.init(source: source, msi: msi, outcome: .blocked(.virtualNotModelled)))
+            return false
         case .dropped(let reason):
             counters.blockedByGuest &+= 1
             record(.init(source: source, msi: msi, outcome: .blocked(reason)))

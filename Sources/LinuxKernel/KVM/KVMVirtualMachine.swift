@@ -47,6 +47,9 @@ public final class KVMVirtualMachine {
     public internal(set) var vgic: KVMVGIC?
     /// KVM_SET_GSI_ROUTING's table, by GSI (sorted on use: never iterate it for output).
     var routes: [UInt32: KVMMSIRoute] = [:]
+    /// Guest LPIs forwarded as vLPIs (`irq->hw`), with their host irq (`irq->host_irq`);
+    /// `KVMVGICv4Forwarding.swift`.
+    public internal(set) var forwardedVLPIs: [UInt32: Int] = [:]
     /// Assigned irqfds: eventfd object identity → GSI.
     var irqfds: [ObjectIdentifier: KVMIRQFD] = [:]
     public var counters = KVMCounters()
