@@ -47,6 +47,9 @@ public final class KVMVirtualMachine {
     public internal(set) var vgic: KVMVGIC?
     /// KVM_SET_GSI_ROUTING's table, by GSI (sorted on use: never iterate it for output).
     var routes: [UInt32: KVMMSIRoute] = [:]
+    /// Counts the KVM_SET_GSI_ROUTING calls that took effect, so a `KVMRouteTable` knows
+    /// whether the table is still the one it committed last.
+    var routingGeneration: UInt64 = 0
     /// Assigned irqfds: eventfd object identity → GSI.
     var irqfds: [ObjectIdentifier: KVMIRQFD] = [:]
     public var counters = KVMCounters()
