@@ -28,6 +28,8 @@ let package = Package(
         benchmarkTarget("PlatformBenchmarks", ["Bus", "Firmware", "Machine"]),
         // Scenario.*: strategies × built-in scenarios, whole worlds, and device → guest MSIs.
         benchmarkTarget("ScenarioBenchmarks", ["Scenario"]),
+        // Scale.*: bring-ups whose cost must be linear in devices × vectors and in IOAS_MAP pages.
+        benchmarkTarget("ScaleBenchmarks", ["Bus", "GIC", "PCI", "Machine", "Testbed", "LinuxKernel"]),
     ]
 )
 

@@ -61,7 +61,8 @@ public final class PCIToPCIBridge {
     /// A bridge with its bus numbers already assigned (primary = its own bus).
     public init(name: String = "pci-bridge", requesterID: RequesterID, kind: Kind = .pcieToPCI,
                 vendorID: UInt16 = 0x1B36, deviceID: UInt16 = 0x000E,
-                secondaryBus: UInt8, subordinateBus: UInt8? = nil, acsCapability: UInt16? = nil) throws(PCIConfigurationError) {
+                secondaryBus: UInt8, subordinateBus: UInt8? = nil, acsCapability: UInt16? = nil,
+                multifunction: Bool = false) throws(PCIConfigurationError) {
         self.name = name
         self.requesterID = requesterID
         self.kind = kind
@@ -74,6 +75,10 @@ public final class PCIToPCIBridge {
         config.write(offset: ConfigRegister.secondaryBus, size: 1, value: UInt32(secondaryBus))
         config.write(offset: ConfigRegister.subordinateBus, size: 1, value: UInt32(subordinateBus ?? secondaryBus))
         if let acsCapability { ACSCapability.install(into: &config, capability: acsCapability) }
+        // Header Type bit 7 (PCI_HEADER_TYPE_MFD): functions 1–7 of this slot exist too.
+        if multifunction {
+            config.setHardwareBits(offset: ConfigRegister.headerType, size: 1, value: 0x80 | UInt32(HeaderType.bridge.rawValue))
+        }
         self.config = config
     }
 

@@ -32,17 +32,26 @@ extension Strategy {
         // and a 64K kernel (Q_MAX_SZ_SHIFT = 16 + 8) sizes its SMMU queues from that alone —
         // 8 MiB of commands, 16 MiB of events before `arm_smmu_init_one_queue` shrinks what
         // does not fit — leaving an 8 MiB guest too little to boot.
-        let ramSize: UInt64 = vm.guestPageSize == .size64K ? 0x400_0000 : 0x80_0000
+        //
+        // Past the 31 devices one bus slot each used to allow, every further device adds
+        // 256 KiB (its share of the guest SMMU's level-2 stream tables, ITS tables, DMA and
+        // MSI pages), rounded up to 2 MiB: QEMU's `-m` is the user's to choose, and a guest
+        // with hundreds of functions needs more than the minimal one.
+        var ramSize: UInt64 = vm.guestPageSize == .size64K ? 0x400_0000 : 0x80_0000
+        if devices > GuestPCILimits.slots {
+            ramSize += (UInt64(devices - GuestPCILimits.slots) * 0x4_0000 + 0x1F_FFFF) & ~0x1F_FFFF
+        }
         var configuration = VirtualMachineMonitor.Configuration(
             ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
             guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),
             layout: layout, msi: msiPlan(layout: layout, ramSize: ramSize), firmware: vm.firmware)
-        // Guest RIDs 00:01.0, 00:02.0, … on the guest's root bus, or 01:00.0, 02:00.0, …
-        // behind root ports.
+        // Guest RIDs 00:01.0, 00:02.0, … on the guest's root bus (then functions 1–7 of those
+        // slots past 31 devices: `VirtualMachineMonitor.rootBusRequesterID`), or 01:00.0,
+        // 02:00.0, … behind root ports.
         configuration.guestRequesterIDs = (0..<devices).map {
             if let given = descriptions[$0].guestRequesterID { return given }
             return vm.behindRootPorts ? RequesterID(bus: UInt8(truncatingIfNeeded: 1 + $0), device: 0, function: 0)
-                : RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 1 + $0), function: 0)
+                : VirtualMachineMonitor.rootBusRequesterID(index: $0)
         }
         for description in descriptions {
             if let rid = description.guestRequesterID, rid.bus != 0, let bridge = description.guestBridge {

@@ -97,11 +97,13 @@ public final class World {
         do { hostMachine = try HostMachine(machine) } catch { throw fail("platform", "no GICv3") }
         let rc = machine.rootComplexes[rcIndex]
         guard !scenario.devices.isEmpty else { throw fail("devices", "the scenario has no device") }
-        // One guest slot (00:0N.0) or root port (0N:00.0) per device: 31 at most on one bus.
-        guard scenario.devices.count <= 31 else { throw fail("devices", "\(scenario.devices.count) devices: at most 31 fit the guest's bus") }
+        if let limit = Self.checkGuestPlacement(scenario) { throw fail("devices", limit) }
         if let mistake = Self.checkGuestOwner(scenario) { throw fail("guest-owner", mistake) }
         var functions: [PCIFunction] = []
         var placement = HostBridgePlacement()
+        // A host slot with functions other than 0 needs Header Type bit 7 on function 0, or
+        // `pci_scan_slot` stops after it.
+        let sharedSlots = Set(scenario.devices.map(\.requesterID).filter { $0.function != 0 }.map { $0.rawValue >> 3 })
         for (index, device) in scenario.devices.enumerated() {
             // The bounds a scenario file enforces, for descriptions built in code too: MSI-X
             // Table Size is 11 bits (PCIe r6.0 §7.7.2.2), MSI's Multiple Message Capable 1…32.
@@ -110,7 +112,8 @@ public final class World {
             guard valid else { throw fail("device \(index)", "\(device.vectors) \(device.interrupts.rawValue) vectors is out of range") }
             if let mistake = Self.checkEnabledVectors(device) { throw fail("device \(index)", mistake) }
             let function: PCIFunction
-            do { function = try Self.makeFunction(device, index: index) } catch { throw fail("device \(index)", error) }
+            let multifunction = device.requesterID.function == 0 && sharedSlots.contains(device.requesterID.rawValue >> 3)
+            do { function = try Self.makeFunction(device, index: index, multifunction: multifunction) } catch { throw fail("device \(index)", error) }
             guard rc.busRange.contains(device.requesterID.bus) else {
                 throw fail("device \(index) \(device.requesterID)", "bus \(device.requesterID.bus) is outside \(rc.name)'s buses \(rc.busRange.lowerBound)-\(rc.busRange.upperBound)")
             }
@@ -121,6 +124,9 @@ public final class World {
             } catch { throw fail("device \(index) \(device.requesterID)", error) }
             functions.append(function)
         }
+        // After each device's own bounds (vector counts), so that a bad count is that device's
+        // error (`checkDeviceLimits`: the guest placement was checked above).
+        if let limit = Self.checkInterruptLimits(scenario, machine: machine, rootComplex: rc) { throw fail("devices", limit) }
         let host: LinuxKernel
         do { host = try hostMachine.bootHost(strategy.hostKernel(scenario.host)) } catch {
             guard case .boot(_, let bootError) = error else { throw fail("host boot", error) }
@@ -183,9 +189,10 @@ public final class World {
 
     /// The endpoint a scenario device describes (`Endpoint`: virtio IDs, BAR 0 with the
     /// MSI-X table and PBA), without an Interrupt Pin.
-    static func makeFunction(_ device: DeviceDescription, index: Int) throws(PCIConfigurationError) -> PCIFunction {
+    static func makeFunction(_ device: DeviceDescription, index: Int, multifunction: Bool = false) throws(PCIConfigurationError) -> PCIFunction {
         try Endpoint.make(name: "ep\(index)", requesterID: device.requesterID,
-                          interrupts: device.interrupts == .msix ? .msix(vectors: device.vectors) : .msi(vectors: device.vectors))
+                          interrupts: device.interrupts == .msix ? .msix(vectors: device.vectors) : .msi(vectors: device.vectors),
+                          multifunction: multifunction)
     }
 
     /// The guest driver's probe, through the driver core (`really_probe`: `pci_dma_configure`

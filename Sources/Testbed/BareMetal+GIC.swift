@@ -104,7 +104,14 @@ extension BareMetal {
             commands.append(.inv(device: deviceID, event: EventID(UInt32(event))))
         }
         if let gic = machine.gic { commands.append(.sync(target: gic.target(ofCPU: Int(collection)))) }
-        try issue(commands, its: index)
+        // In batches of 64: MAPD + 2 commands per event outgrow the command queue (one 4 KiB
+        // page, 128 commands) from 64 events on.
+        var start = 0
+        while start < commands.count {
+            let end = min(start + 64, commands.count)
+            try issue(Array(commands[start..<end]), its: index)
+            start = end
+        }
     }
 
     /// Writes an LPI's configuration byte (Priority[7:2] | bit1 RES1 | Enable[0], GICv3 §5.1.1);

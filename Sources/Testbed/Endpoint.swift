@@ -18,7 +18,7 @@ public enum Endpoint {
 
     /// The function, with Interrupt Pin `interruptPin` (0: none, 1–4: INTA#–INTD#).
     public static func make(name: String, requesterID: RequesterID, interrupts: Interrupts,
-                            interruptPin: UInt8 = 0) throws(PCIConfigurationError) -> PCIFunction {
+                            interruptPin: UInt8 = 0, multifunction: Bool = false) throws(PCIConfigurationError) -> PCIFunction {
         switch interrupts {
         case .msix(let vectors):
             let tableBytes = UInt32(max(vectors, 1)) * 16
@@ -27,17 +27,19 @@ public enum Endpoint {
             while barSize < UInt64(pbaOffset) + 0x1000 { barSize <<= 1 }
             return try PCIFunction(name: name, requesterID: requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                    bars: [BaseAddressRegister(index: 0, kind: .memory64, size: barSize)],
-                                   msix: MSIXConfiguration(tableSize: vectors, pbaOffset: pbaOffset), interruptPin: interruptPin)
+                                   msix: MSIXConfiguration(tableSize: vectors, pbaOffset: pbaOffset), multifunction: multifunction,
+                                   interruptPin: interruptPin)
         case .msi(let vectors):
             var log2 = 0
             while (1 << log2) < vectors, log2 < 5 { log2 += 1 }
             return try PCIFunction(name: name, requesterID: requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                    bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                    msi: MSIConfiguration(is64Bit: true, perVectorMasking: true, vectorsLog2: log2),
-                                   interruptPin: interruptPin)
+                                   multifunction: multifunction, interruptPin: interruptPin)
         case .none:
             return try PCIFunction(name: name, requesterID: requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
-                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)], interruptPin: interruptPin)
+                                   bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
+                                   multifunction: multifunction, interruptPin: interruptPin)
         }
     }
 }

@@ -26,6 +26,11 @@ public final class PassthroughDevice {
     public let gsiBase: UInt32
     /// The vectors wired to KVM now, by vector number.
     public internal(set) var vectors: [Int: VirtualMachineMonitor.Vector] = [:]
+    /// Whether the VMM's vectors may disagree with vMSI-X table entries other than the one a
+    /// guest table write changed (a new device, vectors released, a mask switch that failed):
+    /// then the next change rescans every entry, otherwise only the written one
+    /// (`VirtualMachineMonitor.msixChanged`).
+    var msixNeedsFullScan = true
     /// Plain MSI: the vector count VFIO's MSI index is enabled with now (0: off).
     public internal(set) var msiEnabledVectors = 0
     /// False once the VMM has unrealized it (hot-unplug, or the source side of a save/restore):

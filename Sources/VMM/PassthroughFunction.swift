@@ -66,6 +66,13 @@ public final class PassthroughFunction {
     public internal(set) var pendingBits: [Bool]
 
     public var onMSIXChange: ((PassthroughFunction) -> Void)?
+    /// QEMU's `multifunction=on`: Header Type bit 7 reads set (`pci_init_multifunction`), so the
+    /// guest scans functions 1–7 of this slot. Set by the VMM on function 0 of a shared slot;
+    /// otherwise the host's bit passes through as before.
+    public internal(set) var multifunction = false
+    /// While `onMSIXChange` runs for a guest write to one MSI-X table entry, that entry (only
+    /// it changed); nil for a Message Control write, which may change every vector.
+    public private(set) var changedEntry: Int?
     /// Called after every guest write to the MSI capability (QEMU `vfio_pci_write_config`'s MSI
     /// branch decides from the Enable bit what to do).
     public var onMSIChange: ((PassthroughFunction) -> Void)?
@@ -163,6 +170,8 @@ public final class PassthroughFunction {
         switch reg {
         case 0x04:
             return (host & 0xFFFF_0000) | UInt32(command)
+        case 0x0C:
+            return multifunction ? host | 0x0080_0000 : host
         case 0x10...0x24:
             let i = (reg - 0x10) / 4
             if bars[i].size > 0 { return bars[i].register }
@@ -300,7 +309,9 @@ public final class PassthroughFunction {
             set(field, UInt32(truncatingIfNeeded: value))
             if size == 8 { set(field + 4, UInt32(truncatingIfNeeded: value >> 32)) }
             entries[entry] = e
+            changedEntry = entry
             onMSIXChange?(self)
+            changedEntry = nil
             return
         }
         try? file.writeBAR(bar, offset: offset, size: size, value: value)

@@ -40,7 +40,7 @@ extension VirtualMachineMonitor {
                 device.vectors[index] = vector
                 fds.append(vector.fd)
             }
-            commitRoutes()
+            commitRoutes(device, 0..<count)
             for index in 0..<count {
                 guard let v = device.vectors[index] else { continue }
                 do { try vm.irqfd(eventfd: v.fd, gsi: v.gsi) } catch { note("\(device.guestRequesterID) MSI vector \(index) irqfd: \(error)") }
@@ -89,7 +89,7 @@ extension VirtualMachineMonitor {
     /// Message Enable takes effect only at the next enable.
     func updateMSI(_ device: PassthroughDevice) {
         guard let msi = device.function.msi else { return }
-        var changed = false
+        var changed: [Int] = []
         for index in device.vectors.keys.sorted() {
             guard var v = device.vectors[index] else { continue }
             let message = msi.message(vector: index)
@@ -98,9 +98,9 @@ extension VirtualMachineMonitor {
             if route != v.route {
                 v.route = route
                 device.vectors[index] = v
-                changed = true
+                changed.append(index)
             }
         }
-        if changed { commitRoutes() }
+        if !changed.isEmpty { commitRoutes(device, changed) }
     }
 }

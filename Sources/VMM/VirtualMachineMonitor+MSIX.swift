@@ -25,23 +25,36 @@ extension VirtualMachineMonitor {
             return
         }
         guard f.msixEnabled else { return }
-        var routesChanged = false
+        // A table write changes one entry: when every other vector already matches its entry
+        // (`msixNeedsFullScan` false), only that one is re-evaluated — O(1) per write instead
+        // of a rescan of the whole table, with the same calls and the same result.
+        let scanned: [Int]
+        let fullScan: Bool
+        if let entry = f.changedEntry, !device.msixNeedsFullScan {
+            scanned = entry < f.entries.count ? [entry] : []
+            fullScan = false
+        } else {
+            scanned = Array(f.entries.indices)
+            fullScan = true
+        }
+        var changedRoutes: [Int] = []
         var newVectors: [Int] = []
-        for (index, entry) in f.entries.enumerated() {
+        for index in scanned {
+            let entry = f.entries[index]
             let gsi = device.gsiBase &+ UInt32(index)
             let route = KVMMSIRoute(gsi: gsi, address: routeDoorbell(entry.address), data: entry.data,
                                     devid: UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue))
             if var existing = device.vectors[index] {
-                if existing.route != route, entry.address != 0 { existing.route = route; routesChanged = true }
+                if existing.route != route, entry.address != 0 { existing.route = route; changedRoutes.append(index) }
                 device.vectors[index] = existing
             } else if !f.isMasked(index), entry.address != 0 {
                 device.vectors[index] = makeVector(device, index: index, route: route, kind: "msix")
-                routesChanged = true
+                changedRoutes.append(index)
                 newVectors.append(index)
             }
         }
-        if routesChanged { commitRoutes() }
-        if prepare, routesChanged { prepareIOVAs(device) }
+        if !changedRoutes.isEmpty { commitRoutes(device, changedRoutes) }
+        if prepare, !changedRoutes.isEmpty { prepareIOVAs(device) }
         for index in newVectors {
             guard let v = device.vectors[index] else { continue }
             do {
@@ -54,7 +67,8 @@ extension VirtualMachineMonitor {
         // switched to the VMM's own eventfd, whose handler (`vfio_msi_interrupt`) sets the
         // Pending bit instead of injecting; unmasking switches back to the irqfd and delivers a
         // pending interrupt (`msix_handle_mask_update` → `msix_notify`).
-        for index in device.vectors.keys.sorted() {
+        var maskSwitchFailed = false
+        for index in fullScan ? device.vectors.keys.sorted() : scanned {
             guard var v = device.vectors[index], !newVectors.contains(index) else { continue }
             let masked = f.isMasked(index)
             guard masked != v.maskedByGuest else { continue }
@@ -62,12 +76,17 @@ extension VirtualMachineMonitor {
                 try file.setIRQs(.trigger(start: UInt32(index), eventfds: [masked ? v.userspaceFD : v.fd]))
                 v.maskedByGuest = masked
                 device.vectors[index] = v
-            } catch { note("\(device.guestRequesterID) vector \(index) \(masked ? "mask" : "unmask"): \(error)") }
+            } catch {
+                maskSwitchFailed = true
+                note("\(device.guestRequesterID) vector \(index) \(masked ? "mask" : "unmask"): \(error)")
+            }
             if !masked, index < f.pendingBits.count, f.pendingBits[index] {
                 f.pendingBits[index] = false
                 _ = try? vm.signalMSI(v.route.msi)
             }
         }
+        // A failed mask switch is retried by the next change, whichever entry it writes.
+        if maskSwitchFailed { device.msixNeedsFullScan = true } else if fullScan { device.msixNeedsFullScan = false }
     }
 
     /// VFIO_IRQ_SET_ACTION_PREPARE | DATA_MSI_IOVA with every vMSI-X entry's address (0 for an
@@ -96,14 +115,16 @@ extension VirtualMachineMonitor {
     /// Every vector of `device` torn down: irqfds deassigned, eventfds closed, its routes gone
     /// from KVM's table.
     func releaseVectors(_ device: PassthroughDevice) {
-        for index in device.vectors.keys.sorted() {
+        let released = device.vectors.keys.sorted()
+        for index in released {
             guard let v = device.vectors[index] else { continue }
             if let e = try? process.eventfdContext(v.fd) { try? vm.irqfd(eventfd: e, gsi: v.gsi, deassign: true) }
             try? process.close(v.fd)
             try? process.close(v.userspaceFD)
         }
         device.vectors = [:]
-        commitRoutes()
+        device.msixNeedsFullScan = true
+        commitRoutes(device, released)
     }
 
     /// QEMU `vfio_msi_interrupt`: the VFIO trigger fired on the VMM's eventfd (the vector is

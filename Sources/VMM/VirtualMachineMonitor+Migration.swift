@@ -173,6 +173,7 @@ extension VirtualMachineMonitor {
         f.bars = state.bars
         f.msi = state.msi
         f.entries = state.entries
+        device.msixNeedsFullScan = true
         f.pendingBits = state.pendingBits
         f.msixEnabled = state.msixEnabled
         f.msixFunctionMasked = state.msixFunctionMasked
@@ -217,7 +218,7 @@ extension VirtualMachineMonitor {
             note("\(rid) vfio_msix_enable (load): no vector")
             return
         }
-        commitRoutes()
+        commitRoutes(device, used)
         for index in used {
             guard let v = device.vectors[index] else { continue }
             do { try vm.irqfd(eventfd: v.fd, gsi: v.gsi) } catch { note("\(rid) vector \(index) irqfd: \(error)") }

@@ -109,8 +109,10 @@ public final class VirtualMachineMonitor {
                 }
                 ids = given
             } else {
-                guard count <= 31 else { throw .unsupported("\(count) devices: bus 0 has 31 free slots after 00:00") }
-                ids = (0..<count).map { $0 == 0 ? guestRequesterID : RequesterID(bus: 0, device: UInt8($0 + 1), function: 0) }
+                guard count <= GuestPCILimits.rootBusFunctions else {
+                    throw .unsupported("\(count) devices: the guest's root bus holds \(GuestPCILimits.rootBusFunctions) functions (slots 1–31, functions 0–7; 00:00.0 is the host bridge)")
+                }
+                ids = (0..<count).map { $0 == 0 ? guestRequesterID : VirtualMachineMonitor.rootBusRequesterID(index: $0) }
             }
             guard Set(ids).count == ids.count else { throw .unsupported("two devices at the same guest RID") }
             return ids
@@ -160,6 +162,8 @@ public final class VirtualMachineMonitor {
     public private(set) var guest: LinuxKernel?
     /// What the VMM did and what failed, in order (QEMU's trace points / error_report).
     public private(set) var log: [String] = []
+    /// The VMM's GSI routing table (QEMU's `irq_routes`), committed by `commitRoutes`.
+    var routeTable = KVMRouteTable()
 
     /// `msi-gpa` is ITS base + 0x1_0000 + 0x40 (QEMU "hw/arm/virt: Set msi-gpa property",
     /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `configuration.layout.msiGPA`.
@@ -172,8 +176,28 @@ public final class VirtualMachineMonitor {
     /// the distinct non-zero buses in ascending order), function 0 — from the top of bus 0 down,
     /// so the default 00:01.0, 00:02.0, … slots stay free (a made-up but fixed placement; QEMU
     /// takes whatever `addr=` the user gives its `pcie-root-port`).
+    ///
+    /// Past 31 ports the slots are reused from the top again with functions 1–7 (QEMU's
+    /// `addr=0x1f.0x1` with `multifunction=on` on function 0): 248 ports at most.
     public static func rootPortRequesterID(index: Int) -> RequesterID {
-        RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 0x1F &- index) & 0x1F, function: 0)
+        let slots = GuestPCILimits.slots
+        guard index >= slots else {
+            return RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 0x1F &- index) & 0x1F, function: 0)
+        }
+        let extra = index - slots
+        return RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 0x1F - extra % slots),
+                           function: UInt8(truncatingIfNeeded: 1 + (extra / slots) % 7))
+    }
+
+    /// The positional guest RID of device `index` on the root bus: 00:(index+1).0 for the first
+    /// 31 (index 0 is `guestRequesterID`, 00:01.0 by default), then functions 1–7 of slots 1…31
+    /// in turn (a multifunction slot, QEMU `multifunction=on` on its function 0): 248 at most.
+    public static func rootBusRequesterID(index: Int) -> RequesterID {
+        let slots = GuestPCILimits.slots
+        guard index >= slots else { return RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: index + 1), function: 0) }
+        let extra = index - slots
+        return RequesterID(bus: 0, device: UInt8(truncatingIfNeeded: 1 + extra % slots),
+                           function: UInt8(truncatingIfNeeded: 1 + (extra / slots) % 7))
     }
 
     /// The single-device VMM (the first `devices` entry is `device`).
@@ -197,11 +221,20 @@ public final class VirtualMachineMonitor {
         // Root ports: one per distinct non-zero guest bus, which must not take a slot a
         // function uses on bus 0.
         let buses = Array(Set(guestRIDs.map(\.bus).filter { $0 != 0 })).sorted()
-        guard buses.count <= 31 else { throw .unsupported("\(buses.count) guest buses: one root port each on bus 0") }
+        guard buses.count <= GuestPCILimits.rootBusFunctions else {
+            throw .unsupported("\(buses.count) guest buses: each needs a root port on bus 0, which holds \(GuestPCILimits.rootBusFunctions) (slots 1–31, functions 0–7)")
+        }
+        if let highest = buses.last, Int(highest) >= GuestPCILimits.buses(ecamSize: M.ecam.size) {
+            throw .unsupported("guest bus \(highest) is beyond the guest ECAM window (\(Hex.format(M.ecam.size, minDigits: 1)) bytes: buses 0–\(GuestPCILimits.buses(ecamSize: M.ecam.size) - 1))")
+        }
         let portRIDs = buses.indices.map { Self.rootPortRequesterID(index: $0) }
         guard Set(portRIDs.map(\.device)).isDisjoint(with: guestRIDs.filter { $0.bus == 0 }.map(\.device)) else {
             throw .unsupported("a root port for buses \(buses) would sit on a passthrough function's slot")
         }
+        // QEMU refuses a function other than 0 in a slot whose function 0 is not
+        // `multifunction=on` ("PCI: single function device can't be populated in function
+        // %x.%x", `pci_init_multifunction`); the VMM sets it on every function 0 of a shared slot.
+        let sharedSlots = Set((guestRIDs.filter { $0.bus == 0 } + portRIDs).filter { $0.function != 0 }.map(\.device))
 
         process = UserProcess(kernel: host, name: "qemu-system-aarch64")
         let process = self.process
@@ -321,7 +354,11 @@ public final class VirtualMachineMonitor {
         self.devices = devices
 
         bridge = GuestHostBridge()
-        for device in devices { bridge.plug(device.function) }
+        for device in devices {
+            let rid = device.guestRequesterID
+            if rid.bus == 0, rid.function == 0, sharedSlots.contains(rid.device) { device.function.multifunction = true }
+            bridge.plug(device.function)
+        }
         for (index, bus) in buses.enumerated() {
             // QEMU's pcie-root-port: Red Hat vendor 0x1B36, device 0x000C; its pcie-pci-bridge:
             // 0x000E, a PCIe-to-PCI bridge (Device/Port Type 7), here on the root bus (QEMU
@@ -332,7 +369,8 @@ public final class VirtualMachineMonitor {
             do {
                 port = try PCIToPCIBridge(name: kind == .rootPort ? "root-port\(index)" : "pcie-pci-bridge\(index)",
                                           requesterID: portRIDs[index], kind: kind,
-                                          vendorID: 0x1B36, deviceID: kind == .rootPort ? 0x000C : 0x000E, secondaryBus: bus)
+                                          vendorID: 0x1B36, deviceID: kind == .rootPort ? 0x000C : 0x000E, secondaryBus: bus,
+                                          multifunction: portRIDs[index].function == 0 && sharedSlots.contains(portRIDs[index].device))
             } catch { throw .unsupported("bridge: \(error)") }
             bridge.plug(port)
         }
@@ -419,18 +457,17 @@ public final class VirtualMachineMonitor {
 
     // MARK: KVM routing
 
-    /// KVM_SET_GSI_ROUTING with every device's routes, in GSI order: the table is the VM's and
-    /// each call replaces it whole (`kvm_set_irq_routing`), as QEMU commits its whole route list
-    /// (`kvm_irqchip_commit_routes`).
-    func commitRoutes() {
-        var routes: [KVMMSIRoute] = []
-        for device in devices {
-            for index in device.vectors.keys.sorted() {
-                if let v = device.vectors[index] { routes.append(v.route) }
-            }
+    /// KVM_SET_GSI_ROUTING with every device's routes: the table is the VM's and each call
+    /// replaces it whole (`kvm_set_irq_routing`), as QEMU commits its whole route list
+    /// (`kvm_irqchip_commit_routes`). The VMM's copy (`routeTable`) takes the routes of
+    /// `device`'s vectors `indices` (the ones just set up, changed or torn down; every other
+    /// route is as the last commit left it), and the commit writes only those GSIs: O(changed)
+    /// instead of O(all routes), with the same table and the same EINVAL as a whole-table call.
+    func commitRoutes(_ device: PassthroughDevice, _ indices: some Sequence<Int>) {
+        for index in indices {
+            routeTable.set(device.gsiBase &+ UInt32(truncatingIfNeeded: index), device.vectors[index]?.route)
         }
-        routes.sort { $0.gsi < $1.gsi }
-        do { try vm.setGSIRouting(routes) } catch { note("KVM_SET_GSI_ROUTING: \(error)") }
+        do { try vm.setGSIRouting(&routeTable) } catch { note("KVM_SET_GSI_ROUTING: \(error)") }
     }
 
     /// The doorbell a KVM route of `device` uses for a vector the guest programmed with

@@ -118,6 +118,23 @@ extension KVMVirtualMachine {
             table[entry.gsi] = entry
         }
         routes = table
+        routingGeneration &+= 1
+    }
+
+    /// KVM_SET_GSI_ROUTING with the whole of `table`: the same EINVAL and the same resulting
+    /// table as `setGSIRouting(_ entries:)` given every entry, but only the GSIs changed since
+    /// the table's last accepted commit are written (all of them when another caller replaced
+    /// the VM's table in between). On EINVAL nothing changes and the changes stay pending.
+    public func setGSIRouting(_ table: inout KVMRouteTable) throws(Errno) {
+        guard !table.isRefused else { throw .EINVAL }
+        if let generation = table.committedGeneration, generation == routingGeneration {
+            for gsi in table.changed { routes[gsi] = table.entries[gsi] }
+        } else {
+            routes = table.entries
+        }
+        routingGeneration &+= 1
+        table.committedGeneration = routingGeneration
+        table.changed = []
     }
 
     /// The current route of `gsi`.

@@ -50,6 +50,9 @@ public final class KVMVirtualMachine {
     /// Guest LPIs forwarded as vLPIs (`irq->hw`), with their host irq (`irq->host_irq`);
     /// `KVMVGICv4Forwarding.swift`.
     public internal(set) var forwardedVLPIs: [UInt32: Int] = [:]
+    /// Counts the KVM_SET_GSI_ROUTING calls that took effect, so a `KVMRouteTable` knows
+    /// whether the table is still the one it committed last.
+    var routingGeneration: UInt64 = 0
     /// Assigned irqfds: eventfd object identity → GSI.
     var irqfds: [ObjectIdentifier: KVMIRQFD] = [:]
     public var counters = KVMCounters()

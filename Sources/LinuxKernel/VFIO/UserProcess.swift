@@ -38,6 +38,8 @@ public final class UserProcess {
         case other(String)
     }
     var files: [Int32: OpenFile] = [:]
+    /// Which descriptors are free: the lowest one in O(log n) (`DescriptorTable`).
+    var descriptors = DescriptorTable(first: 3)
 
     public init(kernel: LinuxKernel, name: String = "vmm") {
         self.kernel = kernel
@@ -144,9 +146,7 @@ public final class UserProcess {
 
     /// `alloc_fd`: the lowest free descriptor from 3.
     func allocateDescriptor() -> Int32 {
-        var fd: Int32 = 3
-        while files[fd] != nil { fd += 1 }
-        return fd
+        descriptors.allocate()
     }
 
     /// `eventfd(0, EFD_CLOEXEC)`: a new eventfd and its descriptor.
@@ -167,6 +167,7 @@ public final class UserProcess {
     /// `close(fd)`: EBADF when not open.
     public func close(_ fd: Int32) throws(Errno) {
         guard files.removeValue(forKey: fd) != nil else { throw .EBADF }
+        descriptors.release(fd)
     }
 
     /// `eventfd_ctx_fdget(fd)` (fs/eventfd.c).
