@@ -134,7 +134,7 @@ public struct Explorer: Sendable {
     func search(_ strategy: Strategy, _ source: StateSource, progress: (Int, Int) -> Void) -> Result {
         let baselineSteps = script([]).count
         var item = 0
-        source.begin(item: item, shared: true)
+        _ = source.begin(item: item, shared: true)
         let root = source.state([])
         item += 1
         var result = Result(strategy: strategy, states: 1, duplicates: 0, setupFailure: root.setupFailure,
