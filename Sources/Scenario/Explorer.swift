@@ -82,13 +82,19 @@ public struct Explorer: Sendable {
         return events.filter { World.runs($0.kind) }
     }
 
-    /// The script of a sequence: every vector fired, then each event followed by every vector
-    /// fired again.
-    public func script(_ sequence: [ScenarioEvent]) -> [ScenarioEvent] {
+    /// The observation step: every active vector of every device fired, in device order.
+    public var observation: [ScenarioEvent] {
         var observe: [ScenarioEvent] = []
         for (d, device) in scenario.devices.enumerated() {
             for v in 0..<device.activeVectors { observe.append(.fire(device: d, vector: v)) }
         }
+        return observe
+    }
+
+    /// The script of a sequence: every vector fired, then each event followed by every vector
+    /// fired again.
+    public func script(_ sequence: [ScenarioEvent]) -> [ScenarioEvent] {
+        let observe = observation
         var script = observe
         for event in sequence { script += [event] + observe }
         return script
@@ -105,36 +111,60 @@ public struct Explorer: Sendable {
         return (run, hash)
     }
 
+    /// Runs one sequence and keeps what the search reads from it.
+    func facts(_ sequence: [ScenarioEvent], strategy: Strategy) -> StateFacts {
+        let (run, hash) = self.run(sequence, strategy: strategy)
+        return StateFacts(hash: hash, violations: run.violations, skippedSteps: run.skippedSteps.sorted(), setupFailure: run.setupFailure)
+    }
+
     /// Violations charged to events (not present before any event).
-    func eventViolations(_ run: StrategyRun, baselineSteps: Int) -> [Violation] {
-        run.violations.filter { $0.step >= baselineSteps }
+    func eventViolations(_ facts: StateFacts, baselineSteps: Int) -> [Violation] {
+        facts.violations.filter { $0.step >= baselineSteps }
     }
 
     /// Explores `strategy`; `progress` is called after every state with (states, duplicates).
     public func explore(_ strategy: Strategy, progress: (Int, Int) -> Void = { _, _ in }) -> Result {
+        search(strategy, StateSource(explorer: self, strategy: strategy, split: nil, memo: nil), progress: progress)
+    }
+
+    /// The search every mode shares. Items are numbered in the order a whole run visits them:
+    /// the root and every level above `depth` are shared (every shard runs them, so each knows
+    /// exactly which states the deepest level expands and which findings exist by then); the
+    /// deepest level's states and the random walks are split (only their owner runs them).
+    func search(_ strategy: Strategy, _ source: StateSource, progress: (Int, Int) -> Void) -> Result {
         let baselineSteps = script([]).count
-        let (root, rootHash) = run([], strategy: strategy)
+        var item = 0
+        _ = source.begin(item: item, shared: true)
+        let root = source.state([])
+        item += 1
         var result = Result(strategy: strategy, states: 1, duplicates: 0, setupFailure: root.setupFailure,
                             baseline: root.violations, findings: [], kindsRun: [])
         if root.setupFailure != nil { return result }
-        var seen: Set<UInt64> = [rootHash]
+        var seen: Set<UInt64> = [root.hash]
         var found: [String: Finding] = [:]
         var kinds: Set<EventKind> = []
         let alphabet = self.alphabet
+        let depth = max(options.depth, 0)
 
-        func noteEffective(_ sequence: [ScenarioEvent], _ run: StrategyRun) {
-            for (step, event) in script(sequence).enumerated() where !run.skippedSteps.contains(step) {
+        func noteEffective(_ sequence: [ScenarioEvent], _ facts: StateFacts) {
+            let skipped = Set(facts.skippedSteps)
+            for (step, event) in script(sequence).enumerated() where !skipped.contains(step) {
                 if case .fire = event { continue }
                 kinds.insert(event.kind)
             }
         }
 
-        func consider(_ sequence: [ScenarioEvent], _ run: StrategyRun) {
-            for v in eventViolations(run, baselineSteps: baselineSteps) {
+        // What a shard knew when the shared part ended: a key with a finding of one event
+        // there has it in the whole run too (a key's finding only ever gets shorter), so a
+        // shard skips a shrink only when the whole run skips it.
+        var sharedFound: [String: Finding]?
+
+        func consider(_ sequence: [ScenarioEvent], _ facts: StateFacts) {
+            for v in eventViolations(facts, baselineSteps: baselineSteps) {
                 guard let event = v.event ?? sequence.last else { continue }
                 let key = "\(v.invariant.rawValue)|\(event.kind.rawValue)"
-                if let existing = found[key], existing.sequence.count <= 1 { continue }
-                let minimal = shrink(sequence, strategy: strategy, invariant: v.invariant, baselineSteps: baselineSteps)
+                if let existing = (sharedFound ?? found)[key], existing.sequence.count <= 1 { continue }
+                let minimal = source.shrink(sequence, invariant: v.invariant, baselineSteps: baselineSteps)
                 let finding = Finding(strategy: strategy, sequence: minimal.sequence, violation: minimal.violation ?? v)
                 let finalKey = "\(v.invariant.rawValue)|\(finding.kind?.rawValue ?? "-")"
                 if let existing = found[finalKey], existing.sequence.count <= finding.sequence.count { continue }
@@ -143,19 +173,23 @@ public struct Explorer: Sendable {
         }
 
         var frontier: [[ScenarioEvent]] = [[]]
-        for _ in 0..<max(options.depth, 0) {
+        for level in 0..<depth {
+            let shared = level + 1 < depth
+            if !shared, source.split != nil { sharedFound = found }
             var next: [[ScenarioEvent]] = []
             for prefix in frontier {
                 for event in alphabet {
+                    defer { item += 1 }
+                    guard source.begin(item: item, shared: shared) else { continue }
                     let sequence = prefix + [event]
-                    let (run, hash) = self.run(sequence, strategy: strategy)
+                    let facts = source.state(sequence)
                     result.states += 1
-                    noteEffective(sequence, run)
-                    consider(sequence, run)
-                    if seen.contains(hash) {
+                    noteEffective(sequence, facts)
+                    consider(sequence, facts)
+                    if seen.contains(facts.hash) {
                         result.duplicates += 1
                     } else {
-                        seen.insert(hash)
+                        seen.insert(facts.hash)
                         next.append(sequence)
                     }
                     progress(result.states, result.duplicates)
@@ -163,17 +197,20 @@ public struct Explorer: Sendable {
             }
             frontier = next
         }
+        if source.split != nil, sharedFound == nil { sharedFound = found }
         if options.walks > 0, options.steps > 0, !alphabet.isEmpty {
             for walk in 0..<options.walks {
+                defer { item += 1 }
+                guard source.begin(item: item, shared: false) else { continue }
                 var rng = SeededGenerator(seed: options.seed &+ UInt64(walk) &* 0x9E37_79B9)
                 var sequence: [ScenarioEvent] = []
                 for _ in 0..<options.steps {
                     sequence.append(alphabet[Int(rng.next() % UInt64(alphabet.count))])
                 }
-                let (run, _) = self.run(sequence, strategy: strategy)
+                let facts = source.state(sequence)
                 result.states += 1
-                noteEffective(sequence, run)
-                consider(sequence, run)
+                noteEffective(sequence, facts)
+                consider(sequence, facts)
                 progress(result.states, result.duplicates)
             }
         }
@@ -191,8 +228,8 @@ public struct Explorer: Sendable {
         while index < current.count, current.count > 1 {
             var candidate = current
             candidate.remove(at: index)
-            let (run, _) = self.run(candidate, strategy: strategy)
-            if let v = eventViolations(run, baselineSteps: baselineSteps).first(where: { $0.invariant == invariant }) {
+            let facts = self.facts(candidate, strategy: strategy)
+            if let v = eventViolations(facts, baselineSteps: baselineSteps).first(where: { $0.invariant == invariant }) {
                 current = candidate
                 violation = v
             } else {
@@ -200,8 +237,8 @@ public struct Explorer: Sendable {
             }
         }
         if violation == nil {
-            let (run, _) = self.run(current, strategy: strategy)
-            violation = eventViolations(run, baselineSteps: baselineSteps).first { $0.invariant == invariant }
+            let facts = self.facts(current, strategy: strategy)
+            violation = eventViolations(facts, baselineSteps: baselineSteps).first { $0.invariant == invariant }
         }
         return (current, violation)
     }

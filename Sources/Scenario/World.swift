@@ -81,7 +81,7 @@ public final class World {
         do {
             switch scenario.platform {
             case .preset(let preset):
-                machine = try preset.makeMachine()
+                machine = try Self.presetMachine(preset)
             case .deviceTree(let path):
                 guard let topology = platformTopology else { throw fail("platform", "\(path) was not read") }
                 machine = try Machine(topology: topology, name: path)
