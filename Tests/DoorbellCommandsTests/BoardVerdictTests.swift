@@ -11,11 +11,11 @@ struct BoardVerdictTests {
     /// What each board's description implies, read from the blobs (`doorbell topology`):
     /// `nil` = delivers; otherwise a phrase the one-line reason must contain.
     static let expected: [(board: String, reason: String?)] = [
-        ("amd_amd-overdrive-rev-b1", "/smb/iommu@e0a00000 is arm,mmu-401 (SMMUv2)"),   // GICv2m behind an MMU-401
+        ("amd_amd-overdrive-rev-b1", "/smb/iommu@e0a00000 is arm,mmu-401 (an SMMUv1 to Linux's arm-smmu)"),   // GICv2m behind an MMU-401
         ("apm_apm-merlin", "no enabled PCIe host bridge"),
         ("arm_foundation-v8-gicv3", "no PCIe host bridge"),
         ("arm_fvp-base-revc", nil),                       // ITS + SMMUv3, RAM at 0x8000_0000
-        ("arm_juno-r2", "/iommu@2b500000 is arm,mmu-401 (SMMUv2)"),     // GICv2m behind an MMU-401
+        ("arm_juno-r2", "/iommu@2b500000 is arm,mmu-401 (an SMMUv1 to Linux's arm-smmu)"),     // GICv2m behind an MMU-401
         ("arm_juno", "/pcie@40000000 is status = \"disabled\""),
         ("cavium_thunder-88xx", "no PCIe host bridge"),
         ("cavium_thunder2-99xx", nil),                    // ITS, no IOMMU
