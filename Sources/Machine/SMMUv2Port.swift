@@ -19,11 +19,7 @@ public final class SMMUv2Port: UpstreamPort {
 
     public func issue(_ transaction: DeviceTransaction) -> TransactionResult {
         let address = transaction.address.rawValue
-        for window in untranslatedWindows where address >= window.base && address &- window.base < window.size {
-            bus.trace?.append(.bus, "untranslated window", address: address, "ITS doorbell page outside the SMMU: no translation")
-            bus.journal?.append(.untranslatedWindow(address: address))
-            return access(PhysicalAddress(address), transaction)
-        }
+        if isOutsideSMMU(address, untranslatedWindows, bus) { return access(PhysicalAddress(address), transaction) }
         switch smmu.handle(transaction) {
         case .translated(let output, _):
             return access(output, transaction)

@@ -22,11 +22,7 @@ public final class TranslatedPort: UpstreamPort {
 
     public func issue(_ transaction: DeviceTransaction) -> TransactionResult {
         let address = transaction.address.rawValue
-        for window in untranslatedWindows where address >= window.base && address &- window.base < window.size {
-            bus.trace?.append(.bus, "untranslated window", address: address, "ITS doorbell page outside the SMMU: no translation")
-            bus.journal?.append(.untranslatedWindow(address: address))
-            return access(PhysicalAddress(address), transaction)
-        }
+        if isOutsideSMMU(address, untranslatedWindows, bus) { return access(PhysicalAddress(address), transaction) }
         switch smmu.handle(transaction) {
         case .translated(let result):
             return access(result.output, transaction)
@@ -42,6 +38,19 @@ public final class TranslatedPort: UpstreamPort {
         lastBusError = error
         return result
     }
+}
+
+/// Whether `address` is in one of the doorbell pages the platform keeps outside the SMMU
+/// (`MachineOptions.untranslatedITS`), which an SMMUv3 or SMMUv2 port sends to the bus
+/// untranslated; the trace and journal say so.
+@inline(__always)
+func isOutsideSMMU(_ address: UInt64, _ windows: [(base: UInt64, size: UInt64)], _ bus: SystemBus) -> Bool {
+    for window in windows where address >= window.base && address &- window.base < window.size {
+        bus.trace?.append(.bus, "untranslated window", address: address, "ITS doorbell page outside the SMMU: no translation")
+        bus.journal?.append(.untranslatedWindow(address: address))
+        return true
+    }
+    return false
 }
 
 /// A device's access on the system bus at `address`, carrying its DeviceID. A bus error (nothing

@@ -49,35 +49,16 @@ extension MSIReport {
         }
         let spi = firstSPI + UInt32(vector)
         try bm.enableMSISPI(spi)
-        let doorbellPage = doorbell & ~0xFFF
         let pageOffset = doorbell & 0xFFF
         let iova = (msiIOVA & ~0xFFF) | pageOffset
         var lines: [String] = [controllerLine]
         var messageAddress = doorbell
         if let smmuStream = route.streamID, let port = machine.translatedPorts[rcIndex],
            let smmuIndex = machine.smmus.firstIndex(where: { $0 === port.smmu }) {
-            try bm.resetSMMU(smmuIndex)
-            switch translation {
-            case .bypass:
-                try bm.installSTE(.bypass, streamID: smmuStream, smmu: smmuIndex)
-                lines.append("SMMU: STE \(smmuStream) = bypass")
-            case .s1:
-                let tables = try bm.enableStage1(streamID: smmuStream, smmu: smmuIndex)
-                try tables.map(input: iova & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
-                messageAddress = iova
-                lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(iova & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the doorbell page, iommu_dma_prepare_msi)")
-            case .nested:
-                var guestRAM = bm.defaultGuestRAM
-                if doorbellPage >= guestRAM.ipa, doorbellPage - guestRAM.ipa < guestRAM.size { guestRAM.ipa = 0x1_0000_0000 }
-                let ipaBits = doorbellPage < (1 << 40) ? 40 : 48
-                let nested = try bm.enableNested(streamID: smmuStream, guestRAM: guestRAM, stage2InputSize: ipaBits, smmu: smmuIndex)
-                var s2 = deviceAttributes
-                s2.stage2MemoryAttributes = 0x1
-                try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
-                try nested.stage1.map(input: iova & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
-                messageAddress = iova
-                lines.append("SMMU: STE \(smmuStream) = nested, VMID 1; stage 1 IOVA \(Hex.format(iova & ~0xFFF)) → IPA \(Hex.format(doorbellPage)); stage 2 IPA \(Hex.format(doorbellPage)) → PA \(Hex.format(doorbellPage))")
-            }
+            let programmed = try SMMUv3MSISetup.program(bm, smmu: smmuIndex, streamID: smmuStream, translation: translation,
+                                                        doorbell: doorbell, iova: iova, page: "the doorbell page, iommu_dma_prepare_msi", attributes: deviceAttributes)
+            lines += programmed.lines
+            messageAddress = programmed.messageAddress
         } else {
             lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
         }

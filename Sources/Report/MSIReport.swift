@@ -72,30 +72,10 @@ public struct MSIReport {
         var messageAddress = doorbell
         if let smmuStream = route.streamID, let port = machine.translatedPorts[rcIndex],
            let smmuIndex = machine.smmus.firstIndex(where: { $0 === port.smmu }) {
-            try bm.resetSMMU(smmuIndex)
-            switch translation {
-            case .bypass:
-                try bm.installSTE(.bypass, streamID: smmuStream, smmu: smmuIndex)
-                lines.append("SMMU: STE \(smmuStream) = bypass")
-            case .s1:
-                let tables = try bm.enableStage1(streamID: smmuStream, smmu: smmuIndex)
-                try tables.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
-                messageAddress = msiIOVA
-                lines.append("SMMU: STE \(smmuStream) = stage 1; IOVA \(Hex.format(msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (the ITS translation page)")
-            case .nested:
-                // Stage 2 maps the doorbell page IPA = PA, so the IPA space must reach it, and
-                // guest RAM must not sit on it (IPA 4 GiB instead when it would).
-                var guestRAM = bm.defaultGuestRAM
-                if doorbellPage >= guestRAM.ipa, doorbellPage - guestRAM.ipa < guestRAM.size { guestRAM.ipa = 0x1_0000_0000 }
-                let ipaBits = doorbellPage < (1 << 40) ? 40 : 48
-                let nested = try bm.enableNested(streamID: smmuStream, guestRAM: guestRAM, stage2InputSize: ipaBits, smmu: smmuIndex)
-                var s2 = deviceAttributes
-                s2.stage2MemoryAttributes = 0x1   // Device-nGnRE (S2 MemAttr, FWB=0)
-                try nested.stage2.map(input: doorbellPage, output: doorbellPage, size: 0x1000, attributes: s2)
-                try nested.stage1.map(input: msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: deviceAttributes)
-                messageAddress = msiIOVA
-                lines.append("SMMU: STE \(smmuStream) = nested, VMID 1; stage 1 IOVA \(Hex.format(msiIOVA & ~0xFFF)) → IPA \(Hex.format(doorbellPage)); stage 2 IPA \(Hex.format(doorbellPage)) → PA \(Hex.format(doorbellPage))")
-            }
+            let programmed = try SMMUv3MSISetup.program(bm, smmu: smmuIndex, streamID: smmuStream, translation: translation,
+                                                        doorbell: doorbell, iova: msiIOVA, page: "the ITS translation page", attributes: deviceAttributes)
+            lines += programmed.lines
+            messageAddress = programmed.messageAddress
             if machine.options.untranslatedITS, address == nil {
                 messageAddress = doorbell
                 lines.append("the ITS is not translated by the SMMU on this platform: the physical doorbell is programmed")
