@@ -1,3 +1,4 @@
+import Firmware
 import Foundation
 import LinuxKernel
 import Scenario
@@ -191,19 +192,11 @@ public enum ExploreShardFile {
     /// Reads the shard file at `path`, written for `explorer`'s scenario. Every way a file can
     /// be wrong is an error naming the file and where in it.
     public static func read(path: String, explorer: Explorer) throws(CommandFailure) -> Shard {
-        let data: Data
-        do {
-            let attributes = try FileManager.default.attributesOfItem(atPath: path)
-            if let size = attributes[.size] as? Int, size > maximumFileSize {
-                throw CommandFailure("\(path): \(size) bytes is more than the \(maximumFileSize) a shard file may have")
-            }
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch let failure as CommandFailure {
-            throw failure
-        } catch {
-            throw CommandFailure("\(path): cannot be read (\((error as NSError).localizedDescription))")
-        }
-        return try parse(data, path: path, explorer: explorer)
+        // Bounded, and a directory, device or FIFO is refused before any read (a size check on
+        // the file's attributes alone lets /dev/zero, which reports 0 bytes, read forever).
+        let bytes: [UInt8]
+        do { bytes = try InputFile.read(path, maximumSize: maximumFileSize) } catch { throw CommandFailure("\(error)") }
+        return try parse(Data(bytes), path: path, explorer: explorer)
     }
 
     /// Parses a shard document (`path` names it in errors).

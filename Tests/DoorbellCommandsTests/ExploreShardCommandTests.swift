@@ -113,7 +113,14 @@ struct ExploreShardCommandTests {
         #expect(truncated.stderr.contains("\(garbage): the document has no key shards"), "\(truncated.stderr)")
         let absent = try merge([dir + "/absent.json"])
         #expect(absent.status == 1)
-        #expect(absent.stderr.contains("\(dir)/absent.json: cannot be read"), "\(absent.stderr)")
+        #expect(absent.stderr.contains("\(dir)/absent.json: no such file"), "\(absent.stderr)")
+        // A device is refused before any read: /dev/zero reports 0 bytes and never ends.
+        let device = try merge(["/dev/zero"])
+        #expect(device.status == 1)
+        #expect(device.stderr.contains("/dev/zero: is a character device, not a regular file"), "\(device.stderr)")
+        let directory = try merge([dir])
+        #expect(directory.status == 1)
+        #expect(directory.stderr.contains("\(dir): is a directory, not a regular file"), "\(directory.stderr)")
     }
 
     @Test("--shard K/N is 1-based and checked", arguments: [
