@@ -10,9 +10,12 @@
 /// - `maximumDeviceTreeNodes` (100 000) and `maximumDeviceTreeDepth` (64): a DTB's structure
 ///   block. Linux's `unflatten_dt_nodes` stops at 64 levels (`FDT_MAX_DEPTH`); the largest
 ///   server trees have a few thousand nodes.
-/// - `maximumScenarioEvents` (10 000) and `maximumScenarioDevices` (64): a scenario file's
+/// - `maximumScenarioEvents` (10 000) and `maximumScenarioDevices` (248): a scenario file's
 ///   `events:` and `devices:`. Every event fires every vector after it, so the run grows with
-///   their product; the explorer's minimal counterexamples have a handful of events.
+///   their product; the explorer's minimal counterexamples have a handful of events. 248 is the
+///   most functions the guest's root bus pcie.0 holds (QEMU virt: slots 1–31 × functions 0–7;
+///   `GuestPCILimits.rootBusFunctions`), so the file never refuses a scenario the model can
+///   build; the world checks the platform's own limits (`World+DeviceLimits.swift`).
 /// - `maximumYAMLNodes` (100 000): the nodes of a scenario file counted with every alias
 ///   expanded, checked on libyaml's event stream BEFORE the document is composed, because
 ///   composing hashes every mapping key through its aliases (a "billion laughs" key costs
@@ -26,7 +29,7 @@ public enum InputLimits {
     public static let maximumDeviceTreeNodes = 100_000
     public static let maximumDeviceTreeDepth = 64
     public static let maximumScenarioEvents = 10_000
-    public static let maximumScenarioDevices = 64
+    public static let maximumScenarioDevices = 248
     public static let maximumYAMLNodes = 100_000
     public static let maximumExploreSteps = 100_000
 

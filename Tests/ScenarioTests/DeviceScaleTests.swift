@@ -1,4 +1,5 @@
 import Bus
+import Firmware
 import LinuxKernel
 import Machine
 import PCI
@@ -28,6 +29,22 @@ import VMM
         let ports = (0..<GuestPCILimits.rootBusFunctions).map(VirtualMachineMonitor.rootPortRequesterID(index:))
         #expect(Set(ports).count == 248 && !ports.contains { $0.device == 0 })
         #expect(ports[31] == RequesterID(bus: 0, device: 31, function: 1))
+    }
+
+    @Test("a scenario file holds as many devices as the guest's root bus: 248 read back, 249 are refused with the limit named")
+    func fileLimitIsTheRootBus() throws {
+        #expect(InputLimits.maximumScenarioDevices == GuestPCILimits.rootBusFunctions)
+        let full = Self.scenario(248)
+        #expect(try ScenarioFile.parse(ScenarioFile.render(full), path: "full.yaml") == full)
+        var over = Self.scenario(248)
+        over.devices.append(DeviceDescription(requesterID: RequesterID(bus: 1, device: 0, function: 0)))
+        do {
+            _ = try ScenarioFile.parse(ScenarioFile.render(over), path: "over.yaml")
+            Issue.record("249 devices were read")
+        } catch {
+            #expect(error.description.contains("249 devices is more than"))
+            #expect(error.description.contains("over.yaml"))
+        }
     }
 
     @Test("248 devices — every function of the guest's root bus — build and deliver every vector")
