@@ -31,22 +31,8 @@ public final class ArmSMMUDomain: IOMMUDomainOperations {
     /// `iommu_map` → `arm_smmu_map_pages` → `arm_lpae_map_pages`, split by `iommu_pgsize`; what
     /// was mapped is unmapped again on failure.
     public func map(iova: UInt64, physical: PhysicalAddress, size: UInt64, protection: IOMMUProtection) throws(Errno) {
-        let minPage = UInt64(1) << UInt64(pageTable.pageSizeBitmap.trailingZeroBitCount & 63)
-        guard size > 0, (iova | physical.rawValue | size) & (minPage &- 1) == 0 else { throw .EINVAL }
-        guard !iova.addingReportingOverflow(size - 1).overflow, !physical.rawValue.addingReportingOverflow(size - 1).overflow else { throw .ERANGE }
-        var done: UInt64 = 0
-        while done < size {
-            guard let (pgsize, count) = IOMMUPageSize.split(bitmap: pageTable.pageSizeBitmap, iova: iova &+ done,
-                                                           physical: physical.rawValue &+ done, size: size - done) else {
-                rollBack(iova: iova, size: done)
-                throw .EINVAL
-            }
-            let result = pageTable.mapPages(iova: iova &+ done, physical: physical.rawValue &+ done, pageSize: pgsize, count: count, protection: protection)
-            done &+= result.mapped
-            if let error = result.error {
-                rollBack(iova: iova, size: done)
-                throw error
-            }
+        try IOMMUPageSize.map(pageTable, iova: iova, physical: physical.rawValue, size: size, protection: protection) { done in
+            rollBack(iova: iova, size: done)
         }
     }
 

@@ -40,23 +40,8 @@ public final class ArmSMMUv3Domain: IOMMUDomainOperations {
     /// On failure the part already mapped is unmapped again (`iommu_unmap` in `iommu_map`'s
     /// error path). Sizes and addresses must be aligned to the smallest page (-EINVAL).
     public func map(iova: UInt64, physical: PhysicalAddress, size: UInt64, protection: IOMMUProtection) throws(Errno) {
-        let minPage = UInt64(1) << UInt64(pageTable.pageSizeBitmap.trailingZeroBitCount)
-        guard (iova | physical.rawValue | size) & (minPage - 1) == 0, size > 0 else { throw .EINVAL }
-        guard iova.addingReportingOverflow(size - 1).overflow == false,
-              physical.rawValue.addingReportingOverflow(size - 1).overflow == false else { throw .ERANGE }
-        var done: UInt64 = 0
-        while done < size {
-            guard let (pgsize, count) = pageSize(iova: iova &+ done, physical: physical.rawValue &+ done, size: size - done) else {
-                rollBack(iova: iova, size: done)
-                throw .EINVAL
-            }
-            let result = pageTable.mapPages(iova: iova &+ done, physical: physical.rawValue &+ done, pageSize: pgsize,
-                                            count: count, protection: protection)
-            done &+= result.mapped
-            if let error = result.error {
-                rollBack(iova: iova, size: done)
-                throw error
-            }
+        try IOMMUPageSize.map(pageTable, iova: iova, physical: physical.rawValue, size: size, protection: protection) { done in
+            rollBack(iova: iova, size: done)
         }
     }
 
