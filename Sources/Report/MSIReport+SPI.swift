@@ -64,13 +64,7 @@ extension MSIReport {
         }
         if let address { messageAddress = address }
         try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: spi)
-        let log = TraceLog()
-        let journal = Journal()
-        machine.trace = log
-        machine.journal = journal
-        function.trace = log
-        let outcome = function.raise(vector: vector)
-        machine.journal = nil
+        let (outcome, log, journal) = Self.raiseTraced(function, vector: vector, on: machine)
         let intid = try bm.acknowledgeAndEnd()
         let register = gic.configuration.version == 2 ? "GICC_IAR" : "ICC_IAR1_EL1"
         log.append(.cpu, "acknowledge", value: UInt64(intid),

@@ -95,13 +95,7 @@ public struct MSIReport {
         if let address { messageAddress = address }
         let eventID = UInt32(vector)
         try bm.writeMSIXEntry(function, vector: vector, address: messageAddress, data: eventID)
-        let log = TraceLog()
-        let journal = Journal()
-        machine.trace = log
-        machine.journal = journal
-        function.trace = log
-        let outcome = function.raise(vector: vector)
-        machine.journal = nil
+        let (outcome, log, journal) = Self.raiseTraced(function, vector: vector, on: machine)
         let intid = gic.acknowledge(cpu: 0)
         if intid == 1023 { log.append(.cpu, "acknowledge", value: 1023, "CPU0 reads ICC_IAR1_EL1 = 1023: nothing pending (spurious)") }
         if intid != 1023 { gic.endOfInterrupt(cpu: 0, intid: intid) }
@@ -139,6 +133,21 @@ public struct MSIReport {
             "result": .string(result),
         ])
         return report
+    }
+
+    /// Raises `vector` with a trace and a journal attached to the machine and the function. The
+    /// journal is detached again at once (it holds the MSI's path, from the function's write to
+    /// the pending interrupt); the trace stays attached, so the caller's acknowledge joins it
+    /// and the caller detaches it.
+    static func raiseTraced(_ function: PCIFunction, vector: Int, on machine: Machine) -> (RequestOutcome, TraceLog, Journal) {
+        let log = TraceLog()
+        let journal = Journal()
+        machine.trace = log
+        machine.journal = journal
+        function.trace = log
+        let outcome = function.raise(vector: vector)
+        machine.journal = nil
+        return (outcome, log, journal)
     }
 
     /// Linux maps MSI doorbells IOMMU_WRITE | IOMMU_MMIO (iommu_dma_get_msi_page): write, no
