@@ -12,8 +12,9 @@ import Bus
 /// - GICC_PMR (0x0004): the priority mask (§4.4.2).
 /// - GICC_IAR (0x000C): acknowledge; INTID in [9:0], CPUID [12:10] = 0 for an SPI (§4.4.4).
 /// - GICC_EOIR (0x0010): priority drop, and deactivation when EOImode = 0 (§4.4.5).
-/// - GICC_IIDR (0x00FC): 0x0202143B, Arm GIC-400's value (ProductID 0x020, Architecture
-///   version 2, Implementer 0x43B).
+/// - GICC_IIDR (0x00FC): 0x0202143B, Arm GIC-400's reset value (CoreLink GIC-400 TRM, the
+///   CPU interface register summary: ProductID 0x020, Architecture version 2, Implementer
+///   0x43B, Arm); boards' published register dumps read the same.
 /// - GICC_DIR (0x1000): deactivation when EOImode = 1 (§4.4.15).
 /// Acknowledge and end of interrupt run the same CPU-interface logic as the GICv3 path
 /// (`GICv3.acknowledge(cpu:)`), whose SPI selection follows GICD_ITARGETSR on a version-2 GIC.
