@@ -31,10 +31,19 @@ public struct GuestMemoryMap: Hashable, Sendable, CustomStringConvertible {
     public var ram: MemoryWindow
     public var ecam: MemoryWindow
     public var pcieMMIO64: MemoryWindow
+    /// A GICv2 guest's CPU interface (GICC; `VIRT_GIC_CPU`, 64 KiB in QEMU's map, of which KVM's
+    /// vGICv2 uses `KVM_VGIC_V2_CPU_SIZE`, 8 KiB). Unused by a GICv3 guest.
+    public var cpuInterface: MemoryWindow
+    /// A GICv2 guest's GICv2m MSI frame (`VIRT_GIC_V2M`, 4 KiB). Unused by a GICv3 guest.
+    public var v2mFrame: MemoryWindow
 
     public init(name: String, distributor: MemoryWindow, its: MemoryWindow, redistributors: MemoryWindow,
                 smmu: MemoryWindow, pcieMMIO32: MemoryWindow, pcieIO: MemoryWindow, ram: MemoryWindow,
-                ecam: MemoryWindow, pcieMMIO64: MemoryWindow) {
+                ecam: MemoryWindow, pcieMMIO64: MemoryWindow,
+                cpuInterface: MemoryWindow = MemoryWindow(base: 0x0801_0000, size: 0x1_0000),
+                v2mFrame: MemoryWindow = MemoryWindow(base: 0x0802_0000, size: 0x1000)) {
+        self.cpuInterface = cpuInterface
+        self.v2mFrame = v2mFrame
         self.name = name
         self.distributor = distributor
         self.its = its
@@ -61,6 +70,9 @@ public struct GuestMemoryMap: Hashable, Sendable, CustomStringConvertible {
     /// PCIe 32-bit MMIO 0x1000_0000 (+0x2EFF_0000), I/O 0x3EFF_0000 (64 KiB); RAM from
     /// 0x4000_0000 (up to 255 GiB, `VIRT_MEM`); high ECAM 0x40_1000_0000 (256 MiB: 256 buses ×
     /// 1 MiB, `VIRT_HIGH_PCIE_ECAM`); 64-bit MMIO 0x80_0000_0000 (512 GiB, `VIRT_HIGH_PCIE_MMIO`).
+    /// A GICv2 guest (`GuestInterruptController.gicv2m`) has GICC at 0x0801_0000 (`VIRT_GIC_CPU`)
+    /// and the v2m frame at 0x0802_0000 (`VIRT_GIC_V2M`; MSI_SETSPI_NS 0x0802_0040, its
+    /// `msi-gpa`) instead of the ITS and redistributors.
     public static let virt = GuestMemoryMap(
         name: "virt",
         distributor: MemoryWindow(base: 0x0800_0000, size: 0x1_0000),
@@ -87,6 +99,7 @@ public struct GuestMemoryMap: Hashable, Sendable, CustomStringConvertible {
     /// | vITS | 0x3F02_0000 | 128 KiB → GITS_TRANSLATER 0x3F03_0040 |
     /// | GICR | 0x3F04_0000 | 0xF6_0000 (as virt: 123 frames) |
     /// | GICD | 0x3FFF_0000 | 64 KiB (kvmtool's address) |
+    /// | GICv2 guest: GICC, v2m frame | 0x3F02_0000, 0x3F03_0000 | 64 KiB, 4 KiB (in the vITS's place: a GICv2 guest has none) |
     /// | PCIe MMIO32 | 0x4000_0000 | 1 GiB (kvmtool's AXI/PCI area) |
     /// | ECAM, MMIO64 | as virt | |
     ///
@@ -104,7 +117,9 @@ public struct GuestMemoryMap: Hashable, Sendable, CustomStringConvertible {
         pcieIO: MemoryWindow(base: 0x3EFF_0000, size: 0x1_0000),
         ram: MemoryWindow(base: 0x0800_0000, size: 0x3000_0000),
         ecam: MemoryWindow(base: 0x40_1000_0000, size: 0x1000_0000),
-        pcieMMIO64: MemoryWindow(base: 0x80_0000_0000, size: 0x80_0000_0000))
+        pcieMMIO64: MemoryWindow(base: 0x80_0000_0000, size: 0x80_0000_0000),
+        cpuInterface: MemoryWindow(base: 0x3F02_0000, size: 0x1_0000),
+        v2mFrame: MemoryWindow(base: 0x3F03_0000, size: 0x1000))
 
     /// The guest-RAM window of `size` bytes, or nil when it does not fit the layout's RAM window.
     public func ramWindow(size: UInt64) -> MemoryWindow? {
