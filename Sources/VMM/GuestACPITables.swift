@@ -28,6 +28,9 @@ public struct GuestACPITables: Hashable, Sendable {
     /// The vCPUs have a PMU (QEMU's default `pmu=on` for KVM): GICC performance interrupt
     /// `VIRTUAL_PMU_IRQ` (PPI 7 = GSIV 23), else 0.
     public var pmu: Bool
+    /// The guest's interrupt controller: the MADT describes a GICv3 + ITS, or a GICv2 + GICv2m
+    /// frame (`GuestACPITables+MADT.swift`).
+    public var gic: GuestInterruptController = .gicv3
 
     /// A vSMMU as `build_iort` sees it (`AcpiIortSMMUv3Dev`).
     public struct SMMU: Hashable, Sendable {
@@ -82,7 +85,7 @@ public struct GuestACPITables: Hashable, Sendable {
     /// tied to `primary-bus=pcie.0` (`iort_smmuv3_devices`), which `accelerated` implies.
     public init(ramSize: UInt64, cpuCount: Int, layout: GuestMemoryMap, vSMMU: Bool, accelerated: Bool,
                 rootPortBuses: [UInt8], expanderBridges: [ExpanderBridge] = [],
-                reservedMSIWindow: GuestMemoryMap.MemoryWindow?) {
+                reservedMSIWindow: GuestMemoryMap.MemoryWindow?, gic: GuestInterruptController = .gicv3) {
         var smmus: [SMMU] = []
         if vSMMU {
             let lastBus = UInt32(rootPortBuses.max() ?? 0)
@@ -97,6 +100,7 @@ public struct GuestACPITables: Hashable, Sendable {
         }
         self.init(ramSize: ramSize, cpuCount: cpuCount, layout: layout, smmus: smmus, expanderBridges: expanderBridges,
                   reservedMSIWindow: accelerated ? reservedMSIWindow : nil)
+        self.gic = gic
     }
 
     /// The host bridge's windows as QEMU's DSDT `_CRS` of PCI0 gives them (`acpi_dsdt_add_pci`):

@@ -25,15 +25,24 @@ public struct GuestDeviceTree: Hashable, Sendable {
     public var vSMMU: Bool
     /// Where everything is (`GuestMemoryMap.virt` unless the VMM picked another map).
     public var layout: GuestMemoryMap
+    /// The interrupt controller: a GICv3 with its ITS, or (`gic-version=2`) a GICv2 with its
+    /// GICv2m frame (`fdt_add_gic_node`'s "arm,cortex-a15-gic" — QEMU's name for a GICv2 —
+    /// with `reg` = distributor and CPU interface at their `base_memmap` sizes, and
+    /// `fdt_add_v2m_gic_node`'s child "v2m@…": compatible "arm,gic-v2m-frame", `msi-controller`,
+    /// its `reg`, and the MSI phandle the host bridge's `msi-map` names; no `arm,msi-base-spi`,
+    /// so the guest reads MSI_TYPER).
+    public var gic: GuestInterruptController
 
-    public init(ramSize: UInt64, cpuCount: Int = 1, vSMMU: Bool, layout: GuestMemoryMap = .virt) {
+    public init(ramSize: UInt64, cpuCount: Int = 1, vSMMU: Bool, layout: GuestMemoryMap = .virt, gic: GuestInterruptController = .gicv3) {
         self.ramSize = ramSize
         self.cpuCount = max(cpuCount, 1)
         self.vSMMU = vSMMU
         self.layout = layout
+        self.gic = gic
     }
 
     public static let gicPhandle: UInt32 = 0x8002
+    /// The MSI controller's phandle (`vms->msi_phandle`): the ITS, or a GICv2 guest's v2m frame.
     public static let itsPhandle: UInt32 = 0x8003
     public static let smmuPhandle: UInt32 = 0x8004
     /// Two-cell address, two-cell size `reg` entries (the root's #address-cells/#size-cells = 2).
@@ -66,6 +75,23 @@ public struct GuestDeviceTree: Hashable, Sendable {
                 P(name: "device_type", strings: ["cpu"]),
             ]))
         }
+        let v2m = DeviceTreeNode(name: Self.hexName("v2m", M.v2mFrame.base), properties: [
+            P(name: "phandle", cells: [Self.itsPhandle]),
+            P(name: "reg", cells: Self.reg([(M.v2mFrame.base, M.v2mFrame.size)])),
+            P(name: "msi-controller"),
+            P(name: "compatible", strings: ["arm,gic-v2m-frame"]),
+        ])
+        let gicv2 = DeviceTreeNode(name: Self.hexName("intc", M.distributor.base), properties: [
+            P(name: "phandle", cells: [Self.gicPhandle]),
+            P(name: "reg", cells: Self.reg([(M.distributor.base, M.distributor.size),
+                                            (M.cpuInterface.base, M.cpuInterface.size)])),
+            P(name: "compatible", strings: ["arm,cortex-a15-gic"]),
+            P(name: "ranges"),
+            P(name: "#size-cells", cells: [2]),
+            P(name: "#address-cells", cells: [2]),
+            P(name: "interrupt-controller"),
+            P(name: "#interrupt-cells", cells: [3]),
+        ], children: [v2m])
         let its = DeviceTreeNode(name: Self.hexName("its", M.its.base), properties: [
             P(name: "phandle", cells: [Self.itsPhandle]),
             P(name: "reg", cells: Self.reg([(M.its.base, M.its.size)])),
@@ -125,7 +151,7 @@ public struct GuestDeviceTree: Hashable, Sendable {
         }
         // `create_pcie` names the node after the 32-bit MMIO window's base.
         children.append(DeviceTreeNode(name: Self.hexName("pcie", M.pcieMMIO32.base), properties: pcieProperties))
-        children.append(gic)
+        children.append(self.gic == .gicv2m ? gicv2 : gic)
         children.append(DeviceTreeNode(name: "cpus", properties: [
             P(name: "#size-cells", cells: [0]),
             P(name: "#address-cells", cells: [1]),

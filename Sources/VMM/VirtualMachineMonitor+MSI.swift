@@ -34,7 +34,7 @@ extension VirtualMachineMonitor {
             var fds: [Int32] = []
             for index in 0..<count {
                 let message = msi.message(vector: index)
-                let route = KVMMSIRoute(gsi: device.gsiBase &+ UInt32(index), address: routeDoorbell(message.address),
+                let route = KVMMSIRoute(gsi: vectorGSI(device, index: index, data: message.data), address: routeDoorbell(message.address),
                                         data: message.data, devid: UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue))
                 let vector = makeVector(device, index: index, route: route, kind: "msi")
                 device.vectors[index] = vector

@@ -41,7 +41,7 @@ extension VirtualMachineMonitor {
         var newVectors: [Int] = []
         for index in scanned {
             let entry = f.entries[index]
-            let gsi = device.gsiBase &+ UInt32(index)
+            let gsi = device.vectors[index]?.gsi ?? vectorGSI(device, index: index, data: entry.data)
             let route = KVMMSIRoute(gsi: gsi, address: routeDoorbell(entry.address), data: entry.data,
                                     devid: UInt32(requesterIDSeen(guestRequesterID: device.guestRequesterID).rawValue))
             if var existing = device.vectors[index] {
@@ -82,7 +82,7 @@ extension VirtualMachineMonitor {
             }
             if !masked, index < f.pendingBits.count, f.pendingBits[index] {
                 f.pendingBits[index] = false
-                _ = try? vm.signalMSI(v.route.msi)
+                deliverFromUserspace(v)
             }
         }
         // A failed mask switch is retried by the next change, whichever entry it writes.
@@ -147,7 +147,7 @@ extension VirtualMachineMonitor {
             f.setMSIPending(index, true)
             return
         }
-        _ = try? vm.signalMSI(v.route.msi)
+        deliverFromUserspace(v)
     }
 }
 

@@ -76,6 +76,9 @@ public final class VirtualMachineMonitor {
         public var msi: MSIPlan
         /// ACPI or device tree; nil: `GuestFirmware.default` (ACPI with the accelerated vSMMU).
         public var firmware: GuestFirmware?
+        /// The guest's interrupt controller (`gic-version=3` by default; `.gicv2m` is
+        /// `gic-version=2`: a vGICv2 and QEMU's GICv2m frame, `GuestInterruptController`).
+        public var guestGIC: GuestInterruptController = .gicv3
 
         /// The firmware the guest boots with.
         public var resolvedFirmware: GuestFirmware {
@@ -166,7 +169,8 @@ public final class VirtualMachineMonitor {
     var routeTable = KVMRouteTable()
 
     /// `msi-gpa` is ITS base + 0x1_0000 + 0x40 (QEMU "hw/arm/virt: Set msi-gpa property",
-    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `configuration.layout.msiGPA`.
+    /// smmuv3-accel series: "GITS_TRANSLATER page + offset"): `configuration.layout.msiGPA`; for a
+    /// GICv2m guest the frame + 0x40 ("MSI_SETSPI_NS page + offset"), `GuestInterruptController.msiGPA`.
     ///
     /// GSIs 0–255 are the vGIC's SPI pins in QEMU (`kvm_arm_gicv3_realize` adds an irqchip
     /// route per SPI), so MSI routes start above them. (Not verified against a running QEMU.)
@@ -248,10 +252,26 @@ public final class VirtualMachineMonitor {
             try vm.setUserMemoryRegion(slot: 0, guestPhysical: M.ramBase, size: ram, userVA: ramVA)
         }
         try call("KVM_CREATE_VCPU") { () throws(Errno) in _ = try vm.createVCPUs(configuration.vcpuCount) }
-        try call("KVM_CREATE_DEVICE(vgic-v3, its)") { () throws(Errno) in
-            _ = try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base),
-                                  redistributors: PhysicalAddress(M.redistributors.base),
-                                  its: PhysicalAddress(M.its.base))
+        switch configuration.guestGIC {
+        case .gicv3:
+            try call("KVM_CREATE_DEVICE(vgic-v3, its)") { () throws(Errno) in
+                _ = try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base),
+                                      redistributors: PhysicalAddress(M.redistributors.base),
+                                      its: PhysicalAddress(M.its.base))
+            }
+        case .gicv2m:
+            // `kvm_arm_gic_realize`, then `create_v2m`: the frame is QEMU's own MMIO device
+            // (`arm-gicv2m`), whose SETSPI writes pulse the vGIC's SPI (KVM_IRQ_LINE); the model
+            // puts it on the guest bus beside the vGIC, raising the distributor's SPI directly.
+            try call("KVM_CREATE_DEVICE(vgic-v2)") { () throws(Errno) in
+                let vgic = try vm.createVGICv2(distributor: PhysicalAddress(M.distributor.base),
+                                               cpuInterface: PhysicalAddress(M.cpuInterface.base),
+                                               spiCount: Int(GuestInterruptController.spiCount))
+                do {
+                    try vgic.gic.addV2mFrame(base: PhysicalAddress(M.v2mFrame.base), baseSPI: GuestInterruptController.v2mFirstSPI,
+                                             spiCount: GuestInterruptController.v2mSPICount)
+                } catch { throw .EEXIST }
+            }
         }
 
         iommufd = host.openIOMMUFD()
@@ -305,7 +325,7 @@ public final class VirtualMachineMonitor {
         guard let ioasID = ioas else { throw .unsupported("no passthrough device") }
         self.ioasID = ioasID
         if configuration.msi.mapVITSDoorbell {
-            let page = M.msiGPA & ~(host.pageSize &- 1)
+            let page = configuration.guestGIC.msiGPA(M) & ~(host.pageSize &- 1)
             for entry in bound {
                 try call("IOMMUFD_CMD_IOAS_MAP_MSI(\(Hex.format(page)))") { () throws(Errno) in
                     try iommufd.ioasMapMSI(ioasID: ioasID, deviceID: entry.id, iova: page)
@@ -375,12 +395,13 @@ public final class VirtualMachineMonitor {
             bridge.plug(port)
         }
         let accelerated = configuration.viommu == .acceleratedSMMUv3
-        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: accelerated, layout: M)
+        guestDeviceTree = GuestDeviceTree(ramSize: ram, cpuCount: configuration.vcpuCount, vSMMU: accelerated, layout: M,
+                                          gic: configuration.guestGIC)
         // The strategy's guest RMR is the IORT RMR node of the accelerated SMMUv3
         // (`build_iort_rmr_nodes`); a VMM without it (no window in the plan) writes none.
         guestACPITables = GuestACPITables(ramSize: ram, cpuCount: configuration.vcpuCount, layout: M, vSMMU: accelerated,
                                           accelerated: accelerated, rootPortBuses: buses,
-                                          reservedMSIWindow: configuration.msi.guestReservedMSIWindow)
+                                          reservedMSIWindow: configuration.msi.guestReservedMSIWindow, gic: configuration.guestGIC)
         switch configuration.resolvedFirmware {
         case .acpi: guestTopology = try guestACPITables.topology()
         case .dt: guestTopology = try guestDeviceTree.topology()
@@ -444,12 +465,21 @@ public final class VirtualMachineMonitor {
     public var function: PassthroughFunction { devices[0].function }
     public var vectors: [Int: Vector] { devices[0].vectors }
 
+    /// What the guest's GIC driver reaches its CPU interface through: the vCPUs' ICC_* system
+    /// registers on a vGICv3, the memory-mapped GICC frame on a vGICv2 (irq-gic.c).
+    var guestCPUInterface: any CPUInterfaceRegisters {
+        if let base = vm.vgic?.cpuInterfaceBase {
+            return GICv2CPUInterfaceRegisters(bus: vm.guestBus, base: base, cpuCount: vm.vcpus.count)
+        }
+        return vm.cpuInterface
+    }
+
     /// Boots the guest kernel on the VM: `LinuxKernel(role: .guest)` over the guest bus and the
     /// vCPUs' GIC system registers, with the topology read from the guest's ACPI tables or DTB.
     @discardableResult
     public func bootGuest() throws(GuestError) -> LinuxKernel {
         let kernel = LinuxKernel(role: .guest, topology: guestTopology, bus: vm.guestBus,
-                                 cpuInterface: vm.cpuInterface, configuration: configuration.guestKernel)
+                                 cpuInterface: guestCPUInterface, configuration: configuration.guestKernel)
         guest = kernel
         do { try kernel.boot() } catch { throw .hostCall("guest boot", error) }
         return kernel
@@ -463,7 +493,11 @@ public final class VirtualMachineMonitor {
     /// `device`'s vectors `indices` (the ones just set up, changed or torn down; every other
     /// route is as the last commit left it), and the commit writes only those GSIs: O(changed)
     /// instead of O(all routes), with the same table and the same EINVAL as a whole-table call.
+    ///
+    /// A GICv2m guest has no MSI routes (`kvm_gsi_direct_mapping`: `kvm_irqchip_add_msi_route`
+    /// and `kvm_irqchip_update_msi_route` return before adding one), so there is nothing to commit.
     func commitRoutes(_ device: PassthroughDevice, _ indices: some Sequence<Int>) {
+        guard configuration.guestGIC == .gicv3 else { return }
         for index in indices {
             routeTable.set(device.gsiBase &+ UInt32(truncatingIfNeeded: index), device.vectors[index]?.route)
         }
@@ -474,7 +508,27 @@ public final class VirtualMachineMonitor {
     /// `address`: the guest's own address without a vIOMMU (a GPA), `msi-gpa` with the
     /// accelerated vSMMU.
     func routeDoorbell(_ address: UInt64) -> UInt64 {
-        vsmmu != nil ? configuration.layout.msiGPA : address
+        vsmmu != nil ? configuration.guestGIC.msiGPA(configuration.layout) : address
+    }
+
+    /// The GSI a vector's irqfd uses: the device's next MSI GSI (a KVM MSI route of its own), or
+    /// on a GICv2m guest the GSI its data names (`kvm_arch_msi_data_to_gsi`: the SPI's IRQCHIP
+    /// route), computed once, when the vector is set up (`vfio_add_kvm_msi_virq`).
+    func vectorGSI(_ device: PassthroughDevice, index: Int, data: UInt32) -> UInt32 {
+        configuration.guestGIC == .gicv2m ? GuestInterruptController.directMappedGSI(data: data) : device.gsiBase &+ UInt32(index)
+    }
+
+    /// The VMM's own delivery of a vector (QEMU `msix_notify` / `msi_notify` after an unmask of
+    /// a pending vector, or `vfio_msi_interrupt`): KVM_SIGNAL_MSI with the vector's route on a
+    /// vGICv3; on a GICv2m guest the message's store reaches QEMU's v2m frame, which pulses the
+    /// SPI (`gicv2m_write` → KVM_IRQ_LINE). Model simplification, documented: the store is taken
+    /// to reach the frame (with an accelerated vSMMU QEMU's bus-master address space is the
+    /// system one, so a guest IOVA that is not the frame's GPA would miss it).
+    func deliverFromUserspace(_ v: Vector) {
+        switch configuration.guestGIC {
+        case .gicv3: _ = try? vm.signalMSI(v.route.msi)
+        case .gicv2m: try? vm.pulseSPI(intid: v.route.data & 0x3FF)
+        }
     }
 
     // MARK: vEVENTQ

@@ -42,4 +42,10 @@ public enum KVMConstants {
     public static let vgicV3DistributorSize: UInt64 = 0x1_0000
     public static let vgicV3RedistributorSize: UInt64 = 0x2_0000
     public static let vgicV3ITSSize: UInt64 = 0x2_0000
+    /// `KVM_VGIC_V2_DIST_SIZE` (4 KiB) and `KVM_VGIC_V2_CPU_SIZE` (8 KiB), same header.
+    public static let vgicV2DistributorSize: UInt64 = 0x1000
+    public static let vgicV2CPUSize: UInt64 = 0x2000
+    /// arm64's `KVM_IRQCHIP_NUM_PINS` (arch/arm64/include/asm/kvm_host.h: 1020 − 32, one pin per
+    /// possible SPI).
+    public static let irqchipPins: UInt32 = 1020 - 32
 }

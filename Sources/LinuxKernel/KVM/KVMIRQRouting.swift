@@ -61,7 +61,8 @@ public struct KVMIRQFD {
 public struct KVMInjectionRecord: Hashable, Sendable, CustomStringConvertible {
     public enum Source: Hashable, Sendable { case irqfd(gsi: UInt32), signalMSI }
     public enum Outcome: Hashable, Sendable {
-        /// The LPI is pending on the vCPU's redistributor.
+        /// The LPI is pending on the vCPU's redistributor (or, through an IRQCHIP route, the SPI
+        /// at the vGICv2's distributor, for the first vCPU its GICD_ITARGETSR names).
         case delivered(intid: UInt32, vcpu: Int)
         /// The guest's ITS has no translation (KVM_SIGNAL_MSI returns 0).
         case blocked(ITSDropReason)
@@ -92,7 +93,7 @@ public struct KVMInjectionRecord: Hashable, Sendable, CustomStringConvertible {
         }
         let what: String
         switch outcome {
-        case .delivered(let intid, let vcpu): what = "LPI \(intid) pending on vCPU \(vcpu)"
+        case .delivered(let intid, let vcpu): what = "\(intid < 1020 ? "SPI" : "LPI") \(intid) pending on vCPU \(vcpu)"
         case .blocked(let reason): what = "blocked by the guest ITS (\(reason))"
         case .failed(let errno): what = "rejected (\(errno))"
         case .noRoute: what = "no route"
@@ -114,7 +115,7 @@ extension KVMVirtualMachine {
         var table: [UInt32: KVMMSIRoute] = [:]
         for entry in entries {
             guard entry.gsi < KVMConstants.maxIRQRoutes, entry.flags & ~KVMConstants.msiValidDevID == 0 else { throw .EINVAL }
-            guard table[entry.gsi] == nil else { throw .EINVAL }
+            guard table[entry.gsi] == nil, irqchipRoutes[entry.gsi] == nil else { throw .EINVAL }
             table[entry.gsi] = entry
         }
         routes = table
@@ -127,6 +128,9 @@ extension KVMVirtualMachine {
     /// the VM's table in between). On EINVAL nothing changes and the changes stay pending.
     public func setGSIRouting(_ table: inout KVMRouteTable) throws(Errno) {
         guard !table.isRefused else { throw .EINVAL }
+        if !irqchipRoutes.isEmpty {
+            for gsi in table.entries.keys where irqchipRoutes[gsi] != nil { throw .EINVAL }
+        }
         if let generation = table.committedGeneration, generation == routingGeneration {
             for gsi in table.changed { routes[gsi] = table.entries[gsi] }
         } else {
@@ -182,12 +186,16 @@ extension KVMVirtualMachine {
 
     /// `irqfd_wakeup` on EPOLLIN: consume the counter (`eventfd_ctx_do_read`), then inject the
     /// route (`kvm_arch_set_irq_inatomic` / `irqfd_inject` → `kvm_set_irq` → `kvm_set_msi` with
-    /// level 1). Failures are not reported to anyone — the signal is simply lost — so the model
+    /// level 1; an IRQCHIP route → `vgic_irqfd_set_irq`, `injectSPI`). Failures are not reported to anyone — the signal is simply lost — so the model
     /// counts them.
     func irqfdWakeup(_ eventfd: EventFD, gsi: UInt32) {
         counters.irqfdSignals &+= 1
         _ = eventfd.read()
         guard let route = routes[gsi] else {
+            if let pin = irqchipRoutes[gsi] {
+                injectSPI(pin: pin, source: .irqfd(gsi: gsi))
+                return
+            }
             counters.noRoute &+= 1
             record(.init(source: .irqfd(gsi: gsi), msi: nil, outcome: .noRoute))
             return

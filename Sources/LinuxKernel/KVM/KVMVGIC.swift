@@ -19,8 +19,11 @@ public final class KVMVGIC {
     /// The emulated ITS, when one was created.
     public let its: ITS?
     public let distributorBase: PhysicalAddress
-    public let redistributorBase: PhysicalAddress
+    /// The redistributor region (vGICv3; nil for a vGICv2, which has none).
+    public let redistributorBase: PhysicalAddress?
     public let itsBase: PhysicalAddress?
+    /// The memory-mapped CPU interface (vGICv2, `KVMVGICv2.swift`; nil for a vGICv3).
+    public internal(set) var cpuInterfaceBase: PhysicalAddress?
     /// The vITS's device, ITT and collection lists (nil without a vITS).
     public let itsLists: KVMITSLists?
     /// The VM's guest bus (held: a vGIC handle outlives nothing it needs).
@@ -29,7 +32,7 @@ public final class KVMVGIC {
     public let vcpuCount: Int
 
     init(gic: GICv3, its: ITS?, itsLists: KVMITSLists?, guestBus: SystemBus, vcpuCount: Int,
-         distributorBase: PhysicalAddress, redistributorBase: PhysicalAddress, itsBase: PhysicalAddress?) {
+         distributorBase: PhysicalAddress, redistributorBase: PhysicalAddress?, itsBase: PhysicalAddress?) {
         self.gic = gic
         self.its = its
         self.itsLists = itsLists

@@ -47,6 +47,8 @@ public final class KVMVirtualMachine {
     public internal(set) var vgic: KVMVGIC?
     /// KVM_SET_GSI_ROUTING's table, by GSI (sorted on use: never iterate it for output).
     var routes: [UInt32: KVMMSIRoute] = [:]
+    /// KVM_IRQ_ROUTING_IRQCHIP routes, GSI → pin (a vGICv2's SPIs: `KVMVGICv2.swift`).
+    var irqchipRoutes: [UInt32: UInt32] = [:]
     /// Guest LPIs forwarded as vLPIs (`irq->hw`), with their host irq (`irq->host_irq`);
     /// `KVMVGICv4Forwarding.swift`.
     public internal(set) var forwardedVLPIs: [UInt32: Int] = [:]
@@ -177,7 +179,8 @@ public struct KVMCounters: Hashable, Sendable {
     public var notITSDoorbell = 0
     /// Routes without KVM_MSI_VALID_DEVID (`vgic_msi_to_its` → -EINVAL).
     public var noDeviceID = 0
-    /// The vITS (or vGIC) is not there (`vgic_has_its` false → -ENODEV).
+    /// The vITS (or vGIC) is not there (`vgic_has_its` false → -ENODEV), or an IRQCHIP route's
+    /// pin names no SPI of the vGIC (`vgic_valid_spi` false → -EINVAL).
     public var noITS = 0
     /// The vITS is disabled or the target vCPU's LPIs are off (-EBUSY).
     public var busy = 0

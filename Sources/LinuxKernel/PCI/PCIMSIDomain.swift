@@ -34,8 +34,17 @@ extension PCISubsystem {
         let topology = kernel.topology
         guard topology.pcieHostBridges.indices.contains(dev.hostBridge) else { throw .ENODEV }
         if topology.iort != nil {
-            let (its, deviceID) = try iortMSIDomain(of: dev, rid: rid)
-            return (its, deviceID, rid)
+            do {
+                let (its, deviceID) = try iortMSIDomain(of: dev, rid: rid)
+                return (its, deviceID, rid)
+            } catch {
+                // `iort_get_device_domain` finds no ITS domain for the IORT's ITS ID (QEMU keeps
+                // an ITS group node in a GICv2 machine's IORT: "GICv2 configurations had
+                // vms->its=1"), so `pci_set_msi_domain` takes the bus's: the fwnode provider
+                // `gicv2m_acpi_init` registered (`pci_msi_register_fwnode_provider(&gicv2m_get_fwnode)`).
+                if let spi = spiMSIDomainIndex(target: nil) { return (spi, UInt32(rid.rawValue), rid) }
+                throw error
+            }
         }
         let hostBridge = topology.pcieHostBridges[dev.hostBridge]
         let target: DeviceTreeTarget?
