@@ -46,7 +46,7 @@ enum HTMLPathDiagram {
         boxes.append(Box(label: "KVM", state: guestReached ? .passed : .unreached, note: ""))
         boxes.append(Box(label: "vITS", state: guestReached ? .passed : .unreached, note: ""))
         boxes.append(Box(label: "guest", state: delivered ? .passed : point == .misrouted ? .failed : .unreached,
-                         note: outcome.handled.first.map { "LPI \($0.lpi) on vCPU \($0.cpu)" } ?? ""))
+                         note: outcome.handled.first.map { "\($0.intidName) on vCPU \($0.cpu)" } ?? ""))
         return boxes
     }
 

@@ -34,6 +34,7 @@ public enum BuiltInScenarios {
                             vm: VMOptions(behindRootPorts: true)),
         ScenarioDescription(name: "msix-1", summary: "one MSI-X vector", devices: [DeviceDescription(vectors: 1)]),
         ScenarioDescription(name: "msix-64", summary: "64 MSI-X vectors", devices: [DeviceDescription(vectors: 64)]),
+        seedGICv2m,
     ]
 
     /// The built-in scenario named `name`.

@@ -122,6 +122,9 @@ public struct VMOptions: Hashable, Sendable {
     public var behindRootPorts: Bool
     /// The firmware named by the scenario (`firmware:`), nil when left to the default.
     public var firmwareChoice: GuestFirmware?
+    /// The guest's interrupt controller (`guest-gic:`): a vGICv3 + vITS (`v3`, the default) or a
+    /// vGICv2 + GICv2m frame (`v2m`, QEMU `gic-version=2`; `GuestInterruptController`).
+    public var guestGIC: GuestInterruptController = .gicv3
 
     /// What the guest boots from: the scenario's choice, else ACPI with an accelerated vSMMU
     /// and the device tree without a vIOMMU (`GuestFirmware.default`).
@@ -145,7 +148,7 @@ public struct VMOptions: Hashable, Sendable {
     public static func == (a: VMOptions, b: VMOptions) -> Bool {
         a.viommu == b.viommu && a.guestDomain == b.guestDomain && a.guestPageSize == b.guestPageSize && a.layout == b.layout
             && a.vcpus == b.vcpus && a.behindRootPorts == b.behindRootPorts && a.firmware == b.firmware
-            && a.guestOwner == b.guestOwner
+            && a.guestOwner == b.guestOwner && a.guestGIC == b.guestGIC
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -157,6 +160,7 @@ public struct VMOptions: Hashable, Sendable {
         hasher.combine(behindRootPorts)
         hasher.combine(firmware)
         hasher.combine(guestOwner)
+        hasher.combine(guestGIC)
     }
 }
 

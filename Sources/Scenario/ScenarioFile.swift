@@ -20,6 +20,7 @@ import Foundation
 ///   slot: root-bus                 # root-bus (00:0N.0) | root-port (0N:00.0, hot-pluggable)
 ///   firmware: acpi                 # acpi | dt; default: acpi with smmuv3-accel, dt without
 ///   guest-owner: driver            # driver | vfio-type1 | vfio-iommufd (a guest VFIO user owns the functions)
+///   guest-gic: v3                  # v3 (vGICv3 + vITS) | v2m (vGICv2 + GICv2m frame, QEMU gic-version=2)
 /// devices:                         # a non-empty list; default: one 00:01.0, msi-x, 4 vectors
 ///   - bdf: "00:01.0"               # bus:device.function in hex (device < 0x20, function < 8)
 ///     interrupts: msi-x            # msi-x | msi

@@ -15,7 +15,7 @@ struct ScenarioFileReader {
 
     static let topLevelKeys = ["name", "summary", "platform", "bridge", "host", "vm", "devices", "strategy", "events", "expect"]
     static let hostKeys = ["page-size", "kernel"]
-    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot", "firmware", "guest-owner"]
+    static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot", "firmware", "guest-owner", "guest-gic"]
     static let deviceKeys = ["bdf", "host-behind", "guest-rid", "behind", "interrupts", "vectors", "enabled", "affinity",
                              "pre-vectors", "post-vectors"]
     static let expectationKeys = ["strategy", "delivered", "first-failure", "invariants"]
@@ -108,6 +108,9 @@ struct ScenarioFileReader {
         }
         if let value = fields.value("guest-owner") {
             vm.guestOwner = try nodes.choice(value, key: fields.path("guest-owner"), VMOptions.GuestOwner.self)
+        }
+        if let value = fields.value("guest-gic") {
+            vm.guestGIC = try nodes.choice(value, key: fields.path("guest-gic"), GuestInterruptController.self)
         }
         return vm
     }

@@ -25,6 +25,7 @@ enum ScenarioFileWriter {
         out.append("  firmware: \(s.vm.firmware.rawValue)")
         // Written only when not the default, so files from before the key render as they did.
         if s.vm.guestOwner != .driver { out.append("  guest-owner: \(s.vm.guestOwner.rawValue)") }
+        if s.vm.guestGIC != .gicv3 { out.append("  guest-gic: \(s.vm.guestGIC.rawValue)") }
         out.append("devices:")
         for device in s.devices {
             out.append("  - bdf: \"\(device.requesterID)\"")

@@ -45,6 +45,7 @@ extension Strategy {
             ramSize: ramSize, vcpuCount: vm.vcpus, viommu: vm.viommu == .none ? .none : .acceleratedSMMUv3,
             guestKernel: KernelConfiguration(defaultDomain: vm.guestDomain, pageSize: vm.guestPageSize),
             layout: layout, msi: msiPlan(layout: layout, ramSize: ramSize), firmware: vm.firmware)
+        configuration.guestGIC = vm.guestGIC
         // Guest RIDs 00:01.0, 00:02.0, … on the guest's root bus (then functions 1–7 of those
         // slots past 31 devices: `VirtualMachineMonitor.rootBusRequesterID`), or 01:00.0,
         // 02:00.0, … behind root ports.

@@ -146,8 +146,8 @@ extension VectorOutcome {
         }
         if let expected, handled == [expected] { return .delivered }
         if !handled.isEmpty {
-            let got = handled.map { "LPI \($0.lpi) on vCPU \($0.cpu)" }.joined(separator: ", ")
-            let want = expected.map { "LPI \($0.lpi) on vCPU \($0.cpu)" } ?? "nothing"
+            let got = handled.map { "\($0.intidName) on vCPU \($0.cpu)" }.joined(separator: ", ")
+            let want = expected.map { "\($0.intidName) on vCPU \($0.cpu)" } ?? "nothing"
             return .failed(.misrouted, "the guest took \(got), expected \(want)")
         }
         for stage in [stage1, stage2] {

@@ -74,11 +74,14 @@ public struct VectorOutcome: Hashable, Sendable {
         public var result: ITSTranslationResult
     }
 
-    /// A guest interrupt: Linux irq, LPI and vCPU.
+    /// A guest interrupt: Linux irq, LPI (or, on a GICv2m guest, SPI) INTID and vCPU.
     public struct GuestInterrupt: Hashable, Sendable {
         public var irq: Int
         public var lpi: UInt32
         public var cpu: Int
+
+        /// "LPI n", or "SPI n" for an INTID below 1020 (a GICv2m guest's MSIs are SPIs).
+        public var intidName: String { lpi < 1020 ? "SPI \(lpi)" : "LPI \(lpi)" }
     }
 
     public enum Verdict: Hashable, Sendable {

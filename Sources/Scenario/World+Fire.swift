@@ -143,7 +143,7 @@ extension World {
             trace.append(TraceRecord(layer: .vits, step: record.step, address: record.address, value: record.value, detail: record.detail))
         }
         for h in outcome.handled {
-            trace.append(.guest, "handler", value: UInt64(h.lpi), "vCPU \(h.cpu) acknowledges LPI \(h.lpi): irq \(h.irq) handled")
+            trace.append(.guest, "handler", value: UInt64(h.lpi), "vCPU \(h.cpu) acknowledges \(h.intidName): irq \(h.irq) handled")
         }
     }
 }

@@ -147,7 +147,7 @@ import Testing
         Case(yaml: "name: x\nstrategies: all\n", line: 2, column: 1, key: "strategies",
              message: "unknown key 'strategies' (did you mean 'strategy'? allowed: name, summary, platform, bridge, host, vm, devices, strategy, events, expect)"),
         Case(yaml: "name: x\nvm:\n  viomu: none\n", line: 3, column: 3, key: "vm.viomu",
-             message: "unknown key 'viomu' (did you mean 'viommu'? allowed: viommu, guest-domain, guest-page-size, layout, vcpus, slot, firmware, guest-owner)"),
+             message: "unknown key 'viomu' (did you mean 'viommu'? allowed: viommu, guest-domain, guest-page-size, layout, vcpus, slot, firmware, guest-owner, guest-gic)"),
         Case(yaml: "name: x\nhost:\n  pagesize: 4K\n", line: 3, column: 3, key: "host.pagesize",
              message: "unknown key 'pagesize' (did you mean 'page-size'? allowed: page-size, kernel)"),
         Case(yaml: "name: x\ndevices:\n  - bdf: \"00:01.0\"\n    msix: true\n", line: 4, column: 5, key: "devices[0].msix",
