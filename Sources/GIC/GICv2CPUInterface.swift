@@ -60,6 +60,15 @@ public final class GICv2CPUInterface: MMIODevice {
         }
     }
 
+    /// Puts each CPU interface's GICC_CTLR back (a hypervisor's restore of a saved vGICv2, KVM's
+    /// KVM_DEV_ARM_VGIC_GRP_CPU_REGS): Enable and EOImode, as a write of the same value would.
+    public func restoreControl(_ values: [UInt32]) {
+        for (cpu, value) in values.enumerated() where cpu < control.count {
+            control[cpu] = value & (1 | 1 << 9)
+            gic.setEOIMode(cpu: cpu, value & (1 << 9) != 0)
+        }
+    }
+
     public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
         guard size == 4, offset & 3 == 0, let cpu = cpu(requester) else { return }
         let v = UInt32(truncatingIfNeeded: value)

@@ -72,7 +72,9 @@ extension VirtualMachineMonitor {
     /// nested HWPT and vDEVICE freed, vIOMMU, nest parent and IOAS freed with the last one,
     /// cdevs closed. The source VM's vGIC goes with it (`KVMVirtualMachine.destroyVGIC`).
     ///
-    /// Destination side: the machine's vGIC is created (KVM_CREATE_DEVICE vgic-v3 and its, at
+    /// Destination side: the machine's vGIC is created (KVM_CREATE_DEVICE vgic-v3 and its — or
+    /// vgic-v2 and QEMU's v2m frame for a GICv2m guest, whose GICD_ITARGETSR and GICC_CTLR travel
+    /// in the saved state — at
     /// the same addresses); guest RAM arrives (on one host, the same bytes: the model keeps the
     /// pages); each function is `realize`d in configuration order (cdev, bind, container and
     /// nest parent, IOAS_MAP of RAM, IOAS_MAP_MSI and SW_MSI options as the plan says,
@@ -109,13 +111,7 @@ extension VirtualMachineMonitor {
 
     /// The incoming half of `saveAndRestore`.
     public func restoreFromMigration(_ image: MigrationImage) throws(GuestError) {
-        let M = configuration.layout
-        do {
-            try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base), redistributors: PhysicalAddress(M.redistributors.base),
-                              its: PhysicalAddress(M.its.base))
-        } catch {
-            throw .hostCall("KVM_CREATE_DEVICE(vgic-v3, its)", error)
-        }
+        try Self.createGuestGIC(vm, configuration)
         var restored: [(device: PassthroughDevice, state: SavedFunctionState)] = []
         for entry in image.functions {
             let device = try realize(entry.slot)
@@ -205,7 +201,7 @@ extension VirtualMachineMonitor {
         let rid = device.guestRequesterID
         var used: [Int] = []
         for (index, entry) in f.entries.enumerated() where !f.isMasked(index) && entry.address != 0 {
-            let route = KVMMSIRoute(gsi: device.gsiBase &+ UInt32(index), address: routeDoorbell(entry.address), data: entry.data,
+            let route = KVMMSIRoute(gsi: vectorGSI(device, index: index, data: entry.data), address: routeDoorbell(entry.address), data: entry.data,
                                     devid: UInt32(requesterIDSeen(guestRequesterID: rid).rawValue))
             device.vectors[index] = makeVector(device, index: index, route: route, kind: "msix")
             used.append(index)

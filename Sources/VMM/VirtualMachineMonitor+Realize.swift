@@ -171,7 +171,7 @@ extension VirtualMachineMonitor {
                 }
             }
             if configuration.msi.mapVITSDoorbell {
-                let page = M.msiGPA & ~(host.pageSize &- 1)
+                let page = configuration.guestGIC.msiGPA(M) & ~(host.pageSize &- 1)
                 try call("IOMMUFD_CMD_IOAS_MAP_MSI(\(Hex.format(page)))") { () throws(Errno) in
                     try iommufd.ioasMapMSI(ioasID: ioas, deviceID: devID, iova: page)
                 }

@@ -252,27 +252,7 @@ public final class VirtualMachineMonitor {
             try vm.setUserMemoryRegion(slot: 0, guestPhysical: M.ramBase, size: ram, userVA: ramVA)
         }
         try call("KVM_CREATE_VCPU") { () throws(Errno) in _ = try vm.createVCPUs(configuration.vcpuCount) }
-        switch configuration.guestGIC {
-        case .gicv3:
-            try call("KVM_CREATE_DEVICE(vgic-v3, its)") { () throws(Errno) in
-                _ = try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base),
-                                      redistributors: PhysicalAddress(M.redistributors.base),
-                                      its: PhysicalAddress(M.its.base))
-            }
-        case .gicv2m:
-            // `kvm_arm_gic_realize`, then `create_v2m`: the frame is QEMU's own MMIO device
-            // (`arm-gicv2m`), whose SETSPI writes pulse the vGIC's SPI (KVM_IRQ_LINE); the model
-            // puts it on the guest bus beside the vGIC, raising the distributor's SPI directly.
-            try call("KVM_CREATE_DEVICE(vgic-v2)") { () throws(Errno) in
-                let vgic = try vm.createVGICv2(distributor: PhysicalAddress(M.distributor.base),
-                                               cpuInterface: PhysicalAddress(M.cpuInterface.base),
-                                               spiCount: Int(GuestInterruptController.spiCount))
-                do {
-                    try vgic.gic.addV2mFrame(base: PhysicalAddress(M.v2mFrame.base), baseSPI: GuestInterruptController.v2mFirstSPI,
-                                             spiCount: GuestInterruptController.v2mSPICount)
-                } catch { throw .EEXIST }
-            }
-        }
+        try Self.createGuestGIC(vm, configuration)
 
         iommufd = host.openIOMMUFD()
         let iommufd = self.iommufd
@@ -432,6 +412,32 @@ public final class VirtualMachineMonitor {
     }
 
     func note(_ line: String) { log.append(line) }
+
+    /// The guest's interrupt controller at the layout's addresses (at boot, and again on a
+    /// migration's destination): the vGICv3 + vITS, or the vGICv2 and then QEMU's v2m frame
+    /// (`kvm_arm_gic_realize`, `create_v2m`). The frame is QEMU's own MMIO device
+    /// (`arm-gicv2m`), whose SETSPI writes pulse the vGIC's SPI (KVM_IRQ_LINE); the model puts it
+    /// on the guest bus beside the vGIC, raising the distributor's SPI directly.
+    static func createGuestGIC(_ vm: KVMVirtualMachine, _ configuration: Configuration) throws(GuestError) {
+        let M = configuration.layout
+        switch configuration.guestGIC {
+        case .gicv3:
+            do {
+                try vm.createVGIC(distributor: PhysicalAddress(M.distributor.base), redistributors: PhysicalAddress(M.redistributors.base),
+                                  its: PhysicalAddress(M.its.base))
+            } catch { throw .hostCall("KVM_CREATE_DEVICE(vgic-v3, its)", error) }
+        case .gicv2m:
+            let vgic: KVMVGIC
+            do {
+                vgic = try vm.createVGICv2(distributor: PhysicalAddress(M.distributor.base), cpuInterface: PhysicalAddress(M.cpuInterface.base),
+                                           spiCount: Int(GuestInterruptController.spiCount))
+            } catch { throw .hostCall("KVM_CREATE_DEVICE(vgic-v2)", error) }
+            do {
+                try vgic.gic.addV2mFrame(base: PhysicalAddress(M.v2mFrame.base), baseSPI: GuestInterruptController.v2mFirstSPI,
+                                         spiCount: GuestInterruptController.v2mSPICount)
+            } catch { throw .bus("arm-gicv2m at \(Hex.format(M.v2mFrame.base)): \(error)") }
+        }
+    }
 
     /// The RID a guest function's requests carry to the vIOMMU and the vITS: QEMU's
     /// `pci_requester_id` (the requester-ID cache `pci_req_id_cache_get` fills) and

@@ -153,4 +153,17 @@ struct GuestGICv2mScenarioTests {
         #expect(outcome.delivered, "\(outcome.verdict)")
         #expect(outcome.handled.first?.cpu == 1)
     }
+
+    /// A save and restore re-creates the vGICv2 and the v2m frame on the destination; the SPI's
+    /// GICD_ITARGETSR byte and GICC_CTLR travel in the saved state (`kvm_arm_gic_get`/`_put`),
+    /// the VMM maps the frame's page again (IOAS_MAP_MSI) and binds the irqfds to the GSIs the
+    /// restored MSI-X data names: the MSI arrives on the vCPU the guest chose before.
+    @Test("after save-restore the MSI still arrives, on the vCPU the guest targeted before", arguments: [Strategy.rmrIdentity, .irqchipRelay, .vitsDirect])
+    func saveRestore(_ strategy: Strategy) throws {
+        var scenario = BuiltInScenarios.seedGICv2m
+        scenario.events = [.guestAffinity(device: 0, vector: 0, cpu: 1), .saveRestore, .fire(device: 0, vector: 0)]
+        let outcome = try #require(ScenarioRunner.run(scenario, strategy: strategy).outcomes.first)
+        #expect(outcome.delivered, "\(outcome.verdict)")
+        #expect(outcome.handled.first?.cpu == 1)
+    }
 }

@@ -37,6 +37,9 @@ public struct KVMVGICState: Hashable, Sendable {
     public var redistributors: [Redistributor]
     public var cpuInterfaces: [CPUInterface.SavedState]
     public var its: ITSRegisters?
+    /// A vGICv2's GICC_CTLR per vCPU (QEMU `kvm_arm_gic_get`: `cpu_ctlr` through
+    /// KVM_DEV_ARM_VGIC_GRP_CPU_REGS); empty for a vGICv3.
+    public var gicv2CPUControl: [UInt32] = []
 }
 
 extension KVMVGIC {
@@ -52,6 +55,9 @@ extension KVMVGIC {
         let priorities = (0..<(spis / 4)).map { 0x0420 + $0 * 4 }
         let configs = (0..<(spis / 16)).map { 0x0C08 + $0 * 4 }
         let routers = (0..<(spis * 2)).map { 0x6100 + $0 * 4 }
+        // A GICv2 routes SPIs with GICD_ITARGETSR (one byte each, from 0x820), which
+        // `kvm_arm_gic_get` saves (`kvm_dist_get_target`); it has no IROUTER.
+        if gic.configuration.version == 2 { return [0x0000] + bitWords + priorities + configs + (0..<(spis / 4)).map { 0x0820 + $0 * 4 } }
         return [0x0000] + bitWords + priorities + configs + routers
     }
 
@@ -76,7 +82,8 @@ extension KVMVGIC {
                                  baser: (0..<8).map { read(its, ITS.Offset.baser + UInt64($0) * 8, 8) })
         }
         return KVMVGICState(distributorWords: distributor, redistributors: redistributors,
-                            cpuInterfaces: gic.cpuInterfaces.map(\.savedState), its: itsRegisters)
+                            cpuInterfaces: gic.cpuInterfaces.map(\.savedState), its: itsRegisters,
+                            gicv2CPUControl: cpuInterfaceFrame?.control ?? [])
     }
 
     /// QEMU `kvm_arm_gicv3_put`, the "restore all redistributors" step of the ITS Restore
@@ -107,6 +114,7 @@ extension KVMVGIC {
             write(gic.distributor, offset, 4, state.distributorWords[offset] ?? 0)
         }
         for (interface, saved) in zip(gic.cpuInterfaces, state.cpuInterfaces) { interface.restore(saved) }
+        cpuInterfaceFrame?.restoreControl(state.gicv2CPUControl)
     }
 
     // MARK: KVM_DEV_ARM_VGIC_GRP_ITS_REGS
@@ -187,6 +195,9 @@ extension KVMVirtualMachine {
         guestBus.removeDevice(vgic.gic.distributor)
         for rd in vgic.gic.redistributors { guestBus.removeDevice(rd) }
         if let its = vgic.its { guestBus.removeDevice(its) }
+        if let frame = vgic.cpuInterfaceFrame { guestBus.removeDevice(frame) }
+        for frame in vgic.gic.v2mFrames { guestBus.removeDevice(frame) }
+        irqchipRoutes = [:]
         self.vgic = nil
         kernel.log.log("kvm", "VM \(id): vGIC destroyed")
     }

@@ -24,6 +24,8 @@ public final class KVMVGIC {
     public let itsBase: PhysicalAddress?
     /// The memory-mapped CPU interface (vGICv2, `KVMVGICv2.swift`; nil for a vGICv3).
     public internal(set) var cpuInterfaceBase: PhysicalAddress?
+    /// The vGICv2's memory-mapped CPU interface frame (its GICC_CTLR is migrated state).
+    public internal(set) var cpuInterfaceFrame: GICv2CPUInterface?
     /// The vITS's device, ITT and collection lists (nil without a vITS).
     public let itsLists: KVMITSLists?
     /// The VM's guest bus (held: a vGIC handle outlives nothing it needs).

@@ -47,17 +47,19 @@ extension KVMVirtualMachine {
             let (otherBase, otherSize) = frames[1 - index]
             if otherBase <= end && base <= otherBase &+ (otherSize - 1) { throw .EEXIST }
         }
+        let frame: GICv2CPUInterface
         let gic = GICv3(configuration: KVMVGIC.configurationV2(vcpuCount: vcpus.count, spiCount: spiCount),
                         affinities: vcpus.map(\.affinity))
         do {
             try gic.attachDistributor(to: guestBus, base: distributor)
-            try gic.addGICv2CPUInterface(base: cpuInterface)
+            frame = try gic.addGICv2CPUInterface(base: cpuInterface)
         } catch {
             throw .EEXIST
         }
         let created = KVMVGIC(gic: gic, its: nil, itsLists: nil, guestBus: guestBus, vcpuCount: vcpus.count,
                               distributorBase: distributor, redistributorBase: nil, itsBase: nil)
         created.cpuInterfaceBase = cpuInterface
+        created.cpuInterfaceFrame = frame
         vgic = created
         irqchipRoutes = Dictionary(uniqueKeysWithValues: (0..<UInt32(spiCount)).map { ($0, $0) })
         kernel.log.log("kvm", "VM \(id): vGICv2 GICD \(distributor) GICC \(cpuInterface), \(spiCount) SPIs")
