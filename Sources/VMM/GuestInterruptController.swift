@@ -5,7 +5,11 @@
 /// `kvm_arch_fixup_msi_route`, whose doorbell is `msi-gpa` behind an accelerated SMMUv3), and
 /// KVM injects it into the vITS (`kvm_set_msi` → `vgic_its_inject_msi`).
 ///
-/// `gicv2m`: `gic-version=2` with KVM. Everything below was read in the sources named:
+/// `gicv2m`: `gic-version=2` with KVM. Everything below was read in the sources named (the
+/// stored qemu/qemu arm_gicv2m.c, arm_gic_kvm.c and kvm-all.c; hw/arm/virt.c's `create_v2m`,
+/// `a15irqmap`, `base_memmap`, `fdt_add_v2m_gic_node` and virt-acpi-build.c's `build_madt`
+/// from QEMU's tree and its smmuv3-accel series; torvalds/linux vgic-irqfd.c and
+/// irq-gic-v2m.c):
 ///
 /// - QEMU hw/arm/virt.c `create_gic`: a GICv2 gets `create_v2m` (never an ITS, which needs a
 ///   GICv3). `create_v2m` maps the `arm-gicv2m` device at `VIRT_GIC_V2M` (0x0802_0000, 4 KiB)
@@ -35,9 +39,12 @@
 ///   (`vgic_has_its`), so a GICv2 VM has no MSI injection at all.
 /// - Linux drivers/irqchip/irq-gic-v2m.c (the guest): `gicv2m_irq_domain_alloc` takes SPIs from
 ///   the frame's MSI_TYPER range and calls `iommu_dma_prepare_msi(desc, frame + 0x40)`, so a
-///   guest whose device sits behind its vSMMU maps the frame's page in its stage 1; its compose
-///   writes address = frame + V2M_MSI_SETSPI_NS (0x40) through the IOMMU cookie's IOVA, data =
-///   the SPI INTID.
+///   guest whose device sits behind its vSMMU maps the frame's page in its stage 1;
+///   `gicv2m_compose_msi_msg` writes address = frame + V2M_MSI_SETSPI_NS (0x40) through the
+///   IOMMU cookie's IOVA (`iommu_dma_compose_msi_msg`; `msi_msg_set_addr` from v6.15), data =
+///   the SPI INTID. Under ACPI, `gicv2m_acpi_init` registers `gicv2m_get_fwnode` as the PCI MSI
+///   fwnode provider, which is where a PCI device's MSI domain comes from when the IORT names
+///   no ITS the guest has.
 ///
 /// So a passthrough vector on a GICv2m guest goes: device → host SMMU (guest stage 1 nested
 /// over the host's stage 2) → the HOST's doorbell (the host's own ITS: VFIO programs the

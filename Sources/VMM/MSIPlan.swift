@@ -20,9 +20,10 @@ public struct MSIPlan: Hashable, Sendable {
     /// MSI-X with no vector first (`vfio_msix_enable`'s no-vector enable would allocate vector 0
     /// without an IOVA); it enables when the first vector is usable.
     public var prepareGuestIOVAs: Bool
-    /// The same strategies: IOMMUFD_CMD_IOAS_MAP_MSI of the vITS doorbell page (the layout's
-    /// `msiGPA` page) for every device, so stage 2 takes the guest's doorbell IPA to the
-    /// device's physical ITS page.
+    /// The same strategies: IOMMUFD_CMD_IOAS_MAP_MSI of the guest's doorbell page (`msi-gpa`'s
+    /// page: the vITS's GITS_TRANSLATER page, or a GICv2m guest's frame page,
+    /// `GuestInterruptController.msiGPA`) for every device, so stage 2 takes the guest's doorbell
+    /// IPA to the device's physical ITS page.
     public var mapVITSDoorbell: Bool
 
     public init(guestReservedMSIWindow: GuestMemoryMap.MemoryWindow? = nil, swMSIWindow: GuestMemoryMap.MemoryWindow? = nil,
