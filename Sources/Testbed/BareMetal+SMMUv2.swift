@@ -79,4 +79,35 @@ extension BareMetal {
         try write(gr0(base, r.smrBase &+ UInt64(group) * 4), 4, 1 << 31 | UInt64(mask) << 16 | UInt64(streamID.rawValue))
         return builder
     }
+
+    /// A stage-2 context bank `bank` for `streamID`, as Linux's `arm_smmu_init_context_bank` +
+    /// `arm_smmu_write_context_bank` program an ARM_SMMU_DOMAIN_S2 context with the AArch64
+    /// format (what `arm_smmu_init_domain_context` picks on a stage-2-only SMMU such as the
+    /// MMU-401, whose ARM_SMMU_V1_64K brings ARM_SMMU_FEAT_FMT_AARCH64_64K): CBA2R.VA64 on
+    /// version 2 only (version 1 has no CBA2R); CBAR.TYPE = stage 2 with VMID = bank + 1
+    /// (IRPTNDX 0 on version 1, the first of its context interrupts); VTCR = RES1[31] | PS |
+    /// SH0 inner | ORGN0/IRGN0 WBWA | SL0 | T0SZ (`arm_smmu_lpae_vtcr`; a version 1 SMMU reads it
+    /// in its AArch32 form); TTBR0 = the VTTBR; SCTLR = M | TRE | AFE | CFRE | CFIE. The tables
+    /// are io-pgtable's stage-2 layout for the SMMU's IAS (`linuxStage2`).
+    public func enableSMMUv2Stage2(streamID: StreamID, mask: UInt32 = 0, group: Int = 0, bank: Int = 0, smmu index: Int = 0) throws(Failure) -> PageTableBuilder {
+        let (smmu, base) = try smmuV2(index)
+        let r = SMMUv2Register.self
+        let inputSize = SMMUv2Configuration.addressBits(smmu.configuration.inputAddressSize) ?? 40
+        let outputField = UInt64(min(max(smmu.configuration.outputAddressSize, 0), 5))
+        let builder: PageTableBuilder
+        do { builder = try PageTableBuilder(stage2InputSize: inputSize, granule: .size4K, bus: machine.bus, allocator: allocator) } catch { throw .outOfTableMemory }
+        let sl0 = UInt64(WalkGeometry.sl0(granule: .size4K, startLevel: builder.geometry.startLevel))
+        let vtcr = UInt64(1) << 31 | outputField << 16 | 3 << 12 | 1 << 10 | 1 << 8 | (sl0 & 3) << 6 | UInt64(64 - inputSize)
+        let vmid = UInt64(bank & 0xFF) &+ 1
+        if smmu.configuration.architectureVersion >= 2 {
+            try write(gr1(smmu, base, r.cba2rBase &+ UInt64(bank) * 4), 4, 1)
+        }
+        try write(gr1(smmu, base, r.cbarBase &+ UInt64(bank) * 4), 4, UInt64(SMMUv2Field.cbarTypeS2) << 16 | (vmid & 0xFF))
+        try write(contextBank(smmu, base, bank, r.cbTCR), 4, vtcr)
+        try write(contextBank(smmu, base, bank, r.cbTTBR0), 8, builder.root)
+        try write(contextBank(smmu, base, bank, r.cbSCTLR), 4, 1 | 1 << 1 | 1 << 2 | 1 << 5 | 1 << 6)
+        try write(gr0(base, r.s2crBase &+ UInt64(group) * 4), 4, UInt64(bank & 0xFF))
+        try write(gr0(base, r.smrBase &+ UInt64(group) * 4), 4, 1 << 31 | UInt64(mask) << 16 | UInt64(streamID.rawValue))
+        return builder
+    }
 }
