@@ -110,4 +110,33 @@ extension BareMetal {
         try write(gr0(base, r.smrBase &+ UInt64(group) * 4), 4, 1 << 31 | UInt64(mask) << 16 | UInt64(streamID.rawValue))
         return builder
     }
+
+    /// A stage-1 AArch32 long-descriptor context bank `bank` for `streamID`, as Linux programs
+    /// an ARM_SMMU_CTX_FMT_AARCH32_L stage-1 context (io-pgtable ARM_32_LPAE_S1, ias 32):
+    /// CBA2R = 0 on version 2 (VA64 clear; version 1 has no CBA2R), CBAR.TYPE = stage 1 with
+    /// stage 2 bypass, BPSHCFG NSH, MEMATTR WB; TTBCR = EAE[31] | EPD1 | SH0 inner | ORGN0/IRGN0
+    /// WBWA | T0SZ 32 (64 − ias, of which the AArch32 form reads T0SZ[2:0] = 0: the whole 32-bit
+    /// VA); TTBR0 = table | ASID << 48, TTBR1 = ASID << 48; MAIR0/1 = io-pgtable's; SCTLR =
+    /// M | TRE | AFE | CFRE | CFIE | ASIDPNE. The tables start at level 1 (four entries).
+    public func enableSMMUv2Stage1AArch32(streamID: StreamID, mask: UInt32 = 0, group: Int = 0, bank: Int = 0, asid: UInt16 = 1,
+                                          smmu index: Int = 0) throws(Failure) -> PageTableBuilder {
+        let (smmu, base) = try smmuV2(index)
+        let r = SMMUv2Register.self
+        let geometry = WalkGeometry(granule: .size4K, inputSize: 32, startLevel: 1)
+        let builder: PageTableBuilder
+        do { builder = try PageTableBuilder(stage: .stage1, geometry: geometry, bus: machine.bus, allocator: allocator) } catch { throw .outOfTableMemory }
+        if smmu.configuration.architectureVersion >= 2 {
+            try write(gr1(smmu, base, r.cba2rBase &+ UInt64(bank) * 4), 4, 0)
+        }
+        try write(gr1(smmu, base, r.cbarBase &+ UInt64(bank) * 4), 4, UInt64(SMMUv2Field.cbarTypeS1BypassS2) << 16 | 3 << 8 | 0xF << 12)
+        try write(contextBank(smmu, base, bank, r.cbTCR), 4, 1 << 31 | 1 << 23 | 3 << 12 | 1 << 10 | 1 << 8 | 32)
+        try write(contextBank(smmu, base, bank, r.cbTTBR0), 8, builder.root | UInt64(asid & 0xFF) << 48)
+        try write(contextBank(smmu, base, bank, r.cbTTBR1), 8, UInt64(asid & 0xFF) << 48)
+        try write(contextBank(smmu, base, bank, r.cbMAIR0), 4, 0xF404_FF44 & 0xFFFF_FFFF)
+        try write(contextBank(smmu, base, bank, r.cbMAIR1), 4, 0)
+        try write(contextBank(smmu, base, bank, r.cbSCTLR), 4, 1 | 1 << 1 | 1 << 2 | 1 << 5 | 1 << 6 | 1 << 12)
+        try write(gr0(base, r.s2crBase &+ UInt64(group) * 4), 4, UInt64(bank & 0xFF))
+        try write(gr0(base, r.smrBase &+ UInt64(group) * 4), 4, 1 << 31 | UInt64(mask) << 16 | UInt64(streamID.rawValue))
+        return builder
+    }
 }

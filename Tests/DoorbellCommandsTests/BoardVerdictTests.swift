@@ -175,7 +175,36 @@ struct BoardVerdictTests {
         }
     }
 
-    @Test("host and walk on an unsupported board exit 1 with one line, never 64", arguments: [["host"], ["walk"], ["compare"]])
+    /// `walk` needs an SMMU, not a PCIe bridge: on Juno r1 (PCIe disabled) it walks the first
+    /// enabled MMU-401, and on Juno r2 the PCIe's, each through a stage-2 bank.
+    @Test("walk on the Juno boards: the first enabled MMU-401's stage-2 bank, three descriptor reads, then a TLB hit",
+          arguments: [("arm_juno", "/iommu@2b600000"), ("arm_juno-r2", "/iommu@2b500000")])
+    func walkOnJuno(board: String, smmu: String) throws {
+        let path = Self.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["walk", "--platform", path])
+        #expect(run.status == 0, "\(board): \(run.stderr)")
+        #expect(run.stdout.contains("SMMUv1 \(smmu) (arm,mmu-401): SMR0 = StreamID 0x8 → S2CR0 → context bank 0"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("stage 2 only: 4K granule, 40-bit IPA"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("cost (miss): 0 stage-1 and 3 stage-2 descriptor reads"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("again (hit):  1 TLB hit, 0 reads"), "\(board): \(run.stdout)")
+        let s1 = try BinaryTests.run(["walk", "--platform", path, "--stage", "s1"])
+        #expect(s1.status == 1)
+        #expect(s1.stderr.contains("has no stage 1 (SMMU_IDR0.S1TS is clear)"), "\(s1.stderr)")
+        let nested = try BinaryTests.run(["walk", "--platform", path, "--stage", "nested"])
+        #expect(nested.status == 1)
+        #expect(nested.stderr.contains("nested translation is not available on an SMMUv1"), "\(nested.stderr)")
+    }
+
+    @Test("walk on the LS1028A's MMU-500: a stage-1 AArch64 bank, four descriptor reads")
+    func walkOnMMU500() throws {
+        let path = Self.boards.appendingPathComponent("freescale_fsl-ls1028a-rdb.dtb").path
+        let run = try BinaryTests.run(["walk", "--platform", path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("SMMUv2 /soc/iommu@5000000 (arm,mmu-500)"), "\(run.stdout)")
+        #expect(run.stdout.contains("cost (miss): 4 stage-1 and 0 stage-2 descriptor reads"), "\(run.stdout)")
+    }
+
+    @Test("host and compare on an unsupported board exit 1 with one line, never 64", arguments: [["host"], ["compare"]])
     func otherCommands(command: [String]) throws {
         let path = Self.boards.appendingPathComponent("arm_juno.dtb").path
         let run = try BinaryTests.run(command + ["--platform", path])
