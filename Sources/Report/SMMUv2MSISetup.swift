@@ -28,6 +28,12 @@ enum SMMUv2MSISetup {
             let tables = try bm.enableSMMUv2Stage2(streamID: streamID, smmu: smmu)
             try tables.map(input: MSIReport.msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: attributes)
             return ["\(name): SMR0 = StreamID \(streamID) → S2CR0 → context bank 0 (stage 2, VMID 1: the SMMU has no stage 1); IOVA \(Hex.format(MSIReport.msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (\(page))"]
+        case .s1 where configuration.architectureVersion < 2:
+            // Version 1 has no AArch64 format: ARM_SMMU_CTX_FMT_AARCH32_L, a 32-bit IOVA space
+            // (the MSI IOVA 0xffff_f000 is its top page, as on any 32-bit aperture).
+            let tables = try bm.enableSMMUv2Stage1AArch32(streamID: streamID, smmu: smmu)
+            try tables.map(input: MSIReport.msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: attributes)
+            return ["\(name): SMR0 = StreamID \(streamID) → S2CR0 → context bank 0 (stage 1, AArch32 long-descriptor, ASID 1); IOVA \(Hex.format(MSIReport.msiIOVA & ~0xFFF)) → PA \(Hex.format(doorbellPage)) (\(page))"]
         case .s1:
             let tables = try bm.enableSMMUv2Stage1(streamID: streamID, smmu: smmu)
             try tables.map(input: MSIReport.msiIOVA & ~0xFFF, output: doorbellPage, size: 0x1000, attributes: attributes)
