@@ -226,6 +226,19 @@ public struct IOMMUDescription: Hashable, Sendable {
     public var isArmSMMU: Bool { armSMMUVersion != nil }
     /// The IORT SMMUv1/v2 node's Model field (DEN 0049 Table 14) when read from an IORT.
     public var iortModel: UInt32? = nil
+
+    /// DEN 0049 Table 14's names for the SMMUv1/v2 Model values (ACPICA ACPI_IORT_SMMU_*).
+    public static func iortModelName(_ model: UInt32) -> String {
+        switch model {
+        case 0: "generic SMMUv1"
+        case 1: "generic SMMUv2"
+        case 2: "Arm CoreLink MMU-400"
+        case 3: "Arm CoreLink MMU-500"
+        case 4: "Arm CoreLink MMU-401"
+        case 5: "Cavium ThunderX SMMUv2"
+        default: "unknown model"
+        }
+    }
     /// The IORT node this IOMMU was read from (an index into `Topology.iort.nodes`); nil on the
     /// device-tree path.
     public var iortNode: Int? = nil

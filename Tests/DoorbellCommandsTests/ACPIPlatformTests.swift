@@ -94,6 +94,9 @@ struct ACPIPlatformTests {
         #expect(msi.stdout.contains("SMMUv2 IORT@0x48 SMMUv1/v2: SMR0 = StreamID 0x8 → S2CR0 → context bank 0 (stage 1, ASID 1)"), "\(msi.stdout)")
         #expect(msi.stdout.contains("0xffff_f040 → 0x0809_0040 (stage 1)"), "\(msi.stdout)")
         #expect(msi.stdout.contains("result: delivered: CPU 0 took LPI 8194"), "\(msi.stdout)")
+        let topology = try BinaryTests.run(["topology", "--platform", directory])
+        #expect(topology.stdout.contains("iommu[0]: IORT@0x48 SMMUv1/v2 model 3 (Arm CoreLink MMU-500)"), "\(topology.stdout)")
+        #expect(topology.stdout.contains("verdict: supported"), "\(topology.stdout)")
         for owner in ["driver", "vfio-type1", "vfio-iommufd"] {
             let host = try BinaryTests.run(["host", "--platform", directory, "--owner", owner])
             #expect(host.status == 0, "\(owner): \(host.stderr)")
