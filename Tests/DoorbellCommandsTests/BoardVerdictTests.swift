@@ -158,6 +158,12 @@ struct BoardVerdictTests {
         #expect(msi.stdout.contains("0xffff_f040 → 0x2c1c_0040 (stage 2)"), "\(msi.stdout)")
         // iommu-map-mask = <0>: every requester is StreamID 0.
         #expect(msi.stdout.contains("→ StreamID 0x0"), "\(msi.stdout)")
+        // The same walk in QEMU's SMMU trace-event format (QEMU has no SMMUv1 device; the
+        // events are its shared smmu-common ones): the stage-2 leaf and the frame page.
+        let trace = try BinaryTests.run(["msi", "--platform", path, "--format", "qemu-trace"])
+        #expect(trace.status == 0, "\(trace.stderr)")
+        #expect(trace.stdout.contains("smmu_ptw_page_pte stage=2 level=3 iova=0xfffff000"), "\(trace.stdout)")
+        #expect(trace.stdout.contains("page address = 0x2c1c0000"), "\(trace.stdout)")
     }
 
     @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "arm_juno-r2", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb", "ti_k3-j721e-sk"])
