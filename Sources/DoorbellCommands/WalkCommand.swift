@@ -25,8 +25,8 @@ struct WalkCommand: ParsableCommand {
 
     @OptionGroup var platform: PlatformOptions
 
-    @Option(help: "Which stages translate: s1, s2 or nested.")
-    var stage: Stage = .nested
+    @Option(help: "Which stages translate: s1, s2 or nested (default: nested on an SMMUv3; on an Arm SMMUv1/v2, the stage Linux's DMA domain gets).")
+    var stage: Stage?
 
     @Option(help: "Stage-1 granule (4K, 16K, 64K).")
     var granule = GranuleArgument(.size4K)
@@ -49,7 +49,7 @@ extension WalkReport.Stage: ExpressibleByArgument {}
 
 extension WalkReport {
     /// The report on the platform the options name.
-    static func make(platform: PlatformOptions, stage: Stage, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
+    static func make(platform: PlatformOptions, stage: Stage?, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
         let machine = try platform.makeMachine()
         do {
             return try make(machine: machine, stage: stage, granule: granule, stage2Granule: stage2Granule, address: address)

@@ -187,17 +187,61 @@ public struct IOMMUDescription: Hashable, Sendable {
     /// `stream-match-mask` (binding `arm,smmu.yaml`): SMR mask bits `arm_smmu_of_xlate` ORs into
     /// every one-cell specifier of an SMMUv1/v2; nil when absent.
     public var streamMatchMask: UInt32? = nil
+    /// `#global-interrupts` (binding `arm,smmu.yaml`): how many of `interrupts` are global fault
+    /// interrupts; the rest are context (and PMU) interrupts. Nil when absent.
+    public var globalInterrupts: UInt32? = nil
+    /// Entries of `interrupts`, three cells each (the GIC binding's `#interrupt-cells`, which is
+    /// what every Arm SMMU node's interrupt parent has); for an IORT node, the global (one:
+    /// Linux ignores SMMU_NSgCfgIrpt) plus context interrupts. Nil when absent.
+    public var interruptCount: Int? = nil
 
     /// The compatibles Linux's arm-smmu driver binds as SMMU architecture version 2
     /// (`arm_smmu_of_match` entries whose match data has ARM_SMMU_V2: `smmu_generic_v2`,
     /// `arm_mmu500`, `cavium_smmuv2`, `qcom_smmuv2`; drivers/iommu/arm/arm-smmu/arm-smmu.c,
-    /// v6.14-v7.0). "arm,smmu-v1" and "arm,mmu-400" (ARM_SMMU_V1) and "arm,mmu-401"
-    /// (ARM_SMMU_V1_64K) are SMMUv1 to Linux, driven with AArch32 formats, and not modelled.
+    /// v6.14-v7.0).
     public static let armSMMUv2Compatibles = ["arm,smmu-v2", "arm,mmu-500", "cavium,smmu-v2", "nvidia,smmu-500", "qcom,smmu-v2"]
+    /// The compatibles it binds as version 1: "arm,smmu-v1" (`smmu_generic_v1`) and "arm,mmu-400"
+    /// (`arm_mmu400`) as ARM_SMMU_V1, "arm,mmu-401" (`arm_mmu401`) as ARM_SMMU_V1_64K.
+    public static let armSMMUv1Compatibles = ["arm,smmu-v1", "arm,mmu-400", "arm,mmu-401"]
+
+    /// The `struct arm_smmu_match_data` version Linux binds this node with: the first of the
+    /// node's compatibles that `arm_smmu_of_match` lists (`of_match_device` prefers the node's
+    /// earlier, more specific strings: Juno's "arm,mmu-401", "arm,smmu-v1" is ARM_SMMU_V1_64K);
+    /// nil when it lists none. An IORT SMMUv1/v2 node (no compatible) carries its model instead.
+    public var armSMMUVersion: ArmSMMUVersion? {
+        if let iortModel { return ArmSMMUVersion(iortModel: iortModel) }
+        for name in compatible {
+            if Self.armSMMUv2Compatibles.contains(name) { return .v2 }
+            if name == "arm,mmu-401" { return .v1With64KGranule }
+            if Self.armSMMUv1Compatibles.contains(name) { return .v1 }
+        }
+        return nil
+    }
 
     /// Whether this is an Arm SMMU that Linux's arm-smmu drives as version 2 (MMU-500 and
-    /// generic SMMUv2), which the SMMUv2 model and the arm-smmu driver model take.
-    public var isArmSMMUv2: Bool { compatible.contains { Self.armSMMUv2Compatibles.contains($0) } }
+    /// generic SMMUv2).
+    public var isArmSMMUv2: Bool { armSMMUVersion == .v2 }
+    /// Whether Linux's arm-smmu drives it at all (version 1 or 2), which the SMMUv2 model (in its
+    /// version 1 or 2 configuration) and the arm-smmu driver model take.
+    public var isArmSMMU: Bool { armSMMUVersion != nil }
+    /// The IORT SMMUv1/v2 node's Model field (DEN 0049 Table 14) when read from an IORT.
+    public var iortModel: UInt32? = nil
+
+    /// DEN 0049 Table 14's names for the SMMUv1/v2 Model values (ACPICA ACPI_IORT_SMMU_*).
+    public static func iortModelName(_ model: UInt32) -> String {
+        switch model {
+        case 0: "generic SMMUv1"
+        case 1: "generic SMMUv2"
+        case 2: "Arm CoreLink MMU-400"
+        case 3: "Arm CoreLink MMU-500"
+        case 4: "Arm CoreLink MMU-401"
+        case 5: "Cavium ThunderX SMMUv2"
+        default: "unknown model"
+        }
+    }
+    /// The IORT node this IOMMU was read from (an index into `Topology.iort.nodes`); nil on the
+    /// device-tree path.
+    public var iortNode: Int? = nil
 }
 
 /// A `ranges` entry of a PCI host bridge (IEEE 1275 PCI bus binding: phys.hi is
@@ -227,6 +271,28 @@ public struct PCIRange: Hashable, Sendable {
         self.cpuAddress = cpuAddress
         self.size = size
     }
+}
+
+/// `enum arm_smmu_arch_version` (drivers/iommu/arm/arm-smmu/arm-smmu.h): ARM_SMMU_V1,
+/// ARM_SMMU_V1_64K (an SMMUv1 with the 64KB Translation Granule Supplement: `arm_mmu401`, IORT
+/// model ACPI_IORT_SMMU_CORELINK_MMU401) and ARM_SMMU_V2.
+public enum ArmSMMUVersion: Hashable, Sendable {
+    case v1, v1With64KGranule, v2
+
+    /// `arm_smmu_device_acpi_probe` → `acpi_smmu_get_data` (arm-smmu.c, v6.14-v7.0): model 0
+    /// (SMMUv1) and 2 (CoreLink MMU-400) are ARM_SMMU_V1, 4 (MMU-401) ARM_SMMU_V1_64K, 1 (SMMUv2),
+    /// 3 (MMU-500) and 5 (Cavium ThunderX) ARM_SMMU_V2; any other model fails the probe
+    /// (-ENODEV), nil here.
+    public init?(iortModel: UInt32) {
+        switch iortModel {
+        case 0, 2: self = .v1
+        case 4: self = .v1With64KGranule
+        case 1, 3, 5: self = .v2
+        default: return nil
+        }
+    }
+
+    public var isVersion1: Bool { self != .v2 }
 }
 
 /// A PCIe host bridge (`device_type = "pci"` whose parent is not itself a PCI bus).

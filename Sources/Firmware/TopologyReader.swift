@@ -34,7 +34,9 @@ struct TopologyReader {
                 topology.otherIOMMUs.append(IOMMUDescription(
                     path: entry.path, compatible: node.compatible, regions: try regions(index, optional: true),
                     iommuCells: try u32(index, "#iommu-cells"), phandle: node.phandle, enabled: node.isEnabled,
-                    streamMatchMask: try u32(index, "stream-match-mask")))
+                    streamMatchMask: try u32(index, "stream-match-mask"),
+                    globalInterrupts: try u32(index, "#global-interrupts"),
+                    interruptCount: try cells(index, "interrupts").map { $0.count / 3 }))
             }
         }
         if var gic = topology.gic {

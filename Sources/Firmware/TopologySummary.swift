@@ -39,7 +39,9 @@ extension Topology {
                          + "\(smmu.dmaCoherent ? " dma-coherent" : "")\(parent.isEmpty ? "" : " msi-parent \(parent)")\(smmu.enabled ? "" : " disabled")")
         }
         for (i, iommu) in otherIOMMUs.enumerated() {
-            lines.append("iommu[\(i)]: \(iommu.path) \(iommu.compatible.first ?? "-")\(iommu.enabled ? "" : " disabled")")
+            // An IORT SMMUv1/v2 node has no compatible: its Model field (DEN 0049 Table 14) names it.
+            let name = iommu.compatible.first ?? iommu.iortModel.map { "model \($0) (\(IOMMUDescription.iortModelName($0)))" } ?? "-"
+            lines.append("iommu[\(i)]: \(iommu.path) \(name)\(iommu.enabled ? "" : " disabled")")
         }
         for bridge in pcieHostBridges {
             lines.append("pcie: \(bridge.path) \(bridge.compatible.first ?? "-") buses \(bridge.busRange.lowerBound)-\(bridge.busRange.upperBound)"

@@ -92,9 +92,9 @@ public final class LinuxKernel {
             smmuDrivers.append(driver)
             log.log("arm-smmu-v3", "\(node.path): probed as smmu\(index)")
         }
-        // arm-smmu (SMMUv1/v2) platform driver, device-tree nodes only (the IORT SMMUv1/v2 node
-        // type is not read).
-        for (index, node) in topology.otherIOMMUs.enumerated() where node.enabled && node.isArmSMMUv2 && !node.regions.isEmpty {
+        // arm-smmu (SMMUv1/v2) platform driver: device-tree nodes `arm_smmu_of_match` binds and
+        // IORT SMMUv1/v2 nodes whose model `acpi_smmu_get_data` knows.
+        for (index, node) in topology.otherIOMMUs.enumerated() where node.enabled && node.isArmSMMU && !node.regions.isEmpty {
             let driver = ArmSMMUDriver(kernel: self, index: armSMMUDrivers.count, node: node, nodeIndex: index)
             do { try driver.probe() } catch {
                 log.log("arm-smmu", "\(node.path): probe failed (\(error))")

@@ -31,7 +31,8 @@ public final class Machine {
     public let preITS: [PreITS?]
     /// One per enabled `arm,smmu-v3` node, in description order.
     public let smmus: [SMMUv3]
-    /// One per enabled Arm SMMU node Linux drives as version 2 (MMU-500, `arm,smmu-v2`: `IOMMUDescription.isArmSMMUv2`),
+    /// One per enabled Arm SMMU node Linux's arm-smmu drives (`IOMMUDescription.isArmSMMU`):
+    /// version 2 (MMU-500, `arm,smmu-v2`) or version 1 (MMU-401, `arm,smmu-v1`, `arm,mmu-400`),
     /// in description order, with the index of its description in `topology.otherIOMMUs`.
     public let smmuV2s: [SMMUv2]
     public let smmuV2Descriptions: [Int]
@@ -135,18 +136,25 @@ public final class Machine {
         var smmuV2s: [SMMUv2] = []
         var smmuV2Descriptions: [Int] = []
         do {
-            for (index, description) in topology.otherIOMMUs.enumerated() where description.enabled && description.isArmSMMUv2 {
-                guard let region = description.regions.first else { continue }
-                let smmu = SMMUv2(configuration: .fitting(windowSize: region.size), bus: bus)
-                try bus.addDevice(smmu, base: region.base, size: min(region.size, smmu.mmioSize), name: "smmuv2@\(Hex.format(region.base.rawValue, minDigits: 1))")
+            for (index, description) in topology.otherIOMMUs.enumerated() where description.enabled && description.isArmSMMU {
+                guard let region = description.regions.first, let version = description.armSMMUVersion else { continue }
+                let configuration: SMMUv2Configuration
+                switch version {
+                case .v2: configuration = .fitting(windowSize: region.size)
+                case .v1With64KGranule: configuration = .mmu401
+                case .v1: configuration = .smmuV1(windowSize: region.size)
+                }
+                let smmu = SMMUv2(configuration: configuration, bus: bus)
+                let name = version.isVersion1 ? "smmuv1" : "smmuv2"
+                try bus.addDevice(smmu, base: region.base, size: min(region.size, smmu.mmioSize), name: "\(name)@\(Hex.format(region.base.rawValue, minDigits: 1))")
                 smmuV2s.append(smmu)
                 smmuV2Descriptions.append(index)
             }
         } catch { throw .bus(error) }
         self.smmuV2s = smmuV2s
         self.smmuV2Descriptions = smmuV2Descriptions
-        for iommu in topology.otherIOMMUs where iommu.enabled && !(iommu.isArmSMMUv2 && !iommu.regions.isEmpty) {
-            notModelled.append("\(iommu.path): \(iommu.compatible.first ?? "IOMMU") (only SMMUv3 and Arm SMMUv2 are modelled)")
+        for iommu in topology.otherIOMMUs where iommu.enabled && !(iommu.isArmSMMU && !iommu.regions.isEmpty) {
+            notModelled.append("\(iommu.path): \(iommu.compatible.first ?? "IOMMU") (only SMMUv3 and the Arm SMMUv1/v2 are modelled)")
         }
 
         // ITS doorbell pages that bypass the SMMU on this platform.

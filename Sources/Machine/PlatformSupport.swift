@@ -150,9 +150,9 @@ extension Machine {
                 let iommu = topology.otherIOMMUs[i]
                 guard iommu.enabled, !smmuV2Descriptions.contains(i) else { continue }
                 let compatible = iommu.compatible.first ?? "IOMMU"
-                let family = iommu.isArmSMMUv2 ? " (SMMUv2)"
-                    : iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (an SMMUv1 to Linux's arm-smmu)" : ""
-                return "not modelled: \(iommu.path) is \(compatible)\(family); only the SMMUv3 and the Arm SMMUv2 (arm-smmu) are modelled"
+                let family = iommu.isArmSMMUv2 ? " (SMMUv2)" : iommu.isArmSMMU ? " (SMMUv1)"
+                    : iommu.compatible.contains(where: Machine.smmuV2Compatibles.contains) ? " (an Arm SMMU that Linux's arm-smmu does not bind)" : ""
+                return "not modelled: \(iommu.path) is \(compatible)\(family); only the SMMUv3 and the Arm SMMUv1/v2 (arm-smmu) are modelled"
             case .unresolvedPhandle(let p):
                 return "\(bridge.path): iommu-map names phandle \(Hex.format(UInt64(p), minDigits: 1)), which no node carries"
             case .node(let path):

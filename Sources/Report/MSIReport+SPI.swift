@@ -59,6 +59,14 @@ extension MSIReport {
                                                         doorbell: doorbell, iova: iova, page: "the doorbell page, iommu_dma_prepare_msi", attributes: deviceAttributes)
             lines += programmed.lines
             messageAddress = programmed.messageAddress
+        } else if let smmuStream = route.streamID, rcIndex < machine.smmuV2Ports.count, let port = machine.smmuV2Ports[rcIndex],
+                  let smmuIndex = machine.smmuV2s.firstIndex(where: { $0 === port.smmu }) {
+            // An Arm SMMUv1/v2 in front of the frame (Juno's MMU-401): the doorbell page mapped at
+            // the MSI IOVA in the bank the DMA domain got, as `iommu_dma_prepare_msi` does.
+            lines += try SMMUv2MSISetup.program(bm, smmu: smmuIndex, streamID: smmuStream, translation: translation,
+                                                doorbellPage: doorbell & ~0xFFF, page: "the doorbell page, iommu_dma_prepare_msi",
+                                                attributes: deviceAttributes)
+            if translation == .s1 { messageAddress = iova }
         } else {
             lines.append("no SMMU translates RID \(rid.hex): the message address is the physical doorbell")
         }

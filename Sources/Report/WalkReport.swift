@@ -23,7 +23,19 @@ public struct WalkReport {
 
     /// Builds the translation on `machine` through the SMMU's own interface, sends one write to
     /// `address` from StreamID 0x8, then again to show the TLB hit.
+    /// Without an SMMUv3, the first Arm SMMUv1/v2 (`WalkReport+SMMUv2.swift`); `stage` nil is
+    /// nested on an SMMUv3 and the DMA domain's stage on an Arm SMMU.
+    public static func make(machine: Machine, stage: Stage?, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
+        if machine.smmus.isEmpty, !machine.smmuV2s.isEmpty {
+            return try makeSMMUv2(machine: machine, stage: stage, granule: granule, stage2Granule: stage2Granule, address: address)
+        }
+        return try make(machine: machine, stage: stage ?? .nested, granule: granule, stage2Granule: stage2Granule, address: address)
+    }
+
     public static func make(machine: Machine, stage: Stage, granule: Granule, stage2Granule: Granule, address: UInt64) throws -> WalkReport {
+        if machine.smmus.isEmpty, !machine.smmuV2s.isEmpty {
+            return try makeSMMUv2(machine: machine, stage: stage, granule: granule, stage2Granule: stage2Granule, address: address)
+        }
         guard !machine.smmus.isEmpty else {
             let others = machine.topology.otherIOMMUs.filter(\.enabled).map { "\($0.path) is \($0.compatible.first ?? "another IOMMU")" }
             throw CommandFailure("\(machine.name): no SMMUv3 in the description\(others.isEmpty ? "" : " (not modelled: \(others.joined(separator: ", ")))")")

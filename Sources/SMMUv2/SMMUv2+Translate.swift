@@ -114,25 +114,34 @@ extension SMMUv2 {
     /// Translation by context bank `bank` (§3.3, chapter 14): with SCTLR.M clear the bank's
     /// translation is disabled and the address passes through; a stage-1 bank (CBAR.TYPE = 1)
     /// walks TTBR0/TTBR1 in the VMSAv8-64 format (CBA2R.VA64), a stage-2 bank (TYPE = 0) walks
-    /// TTBR0 as the VTTBR. TYPE 2 (stage 1 then stage-2 fault) and 3 (nested) are not modelled
-    /// and are reported as an invalid context (sGFSR.ICF), as is a stage-1 bank on an SMMU
-    /// without stage 1, or one whose CBA2R.VA64 is clear (AArch32 formats are not modelled).
+    /// TTBR0 as the VTTBR. With CBA2R.VA64 clear (always on version 1) the bank uses the AArch32
+    /// long-descriptor formats (`SMMUv2+AArch32.swift`) when IDR0.PTFS advertises them. TYPE 2
+    /// (stage 1 then stage-2 fault) and 3 (nested) are not modelled and are reported as an
+    /// invalid context (sGFSR.ICF), as is a stage the SMMU lacks, an AArch32 bank on an SMMU
+    /// without the AArch32 formats, or a stage-1 AArch32 bank with TTBCR.EAE clear (the
+    /// short-descriptor format is not modelled).
     func translate(_ transaction: DeviceTransaction, bank: Int) -> SMMUv2Response {
         let cb = contextBanks[bank]
         let input = transaction.address.rawValue
         let type = cb.type
         let stage1 = type == SMMUv2Field.cbarTypeS1BypassS2
         guard type == SMMUv2Field.cbarTypeS2 || stage1,
-              stage1 ? configuration.stage1 && cb.va64 : configuration.stage2 else {
+              stage1 ? configuration.stage1 : configuration.stage2 else {
             return globalFault(SMMUv2Field.gfsrICF, transaction, "context bank \(bank): CBAR.TYPE \(type) is not a context this SMMU model translates: invalid context fault (sGFSR.ICF)")
+        }
+        let aarch64 = cb.va64
+        guard aarch64 || configuration.aarch32LongDescriptor else {
+            return globalFault(SMMUv2Field.gfsrICF, transaction, "context bank \(bank): CBA2R.VA64 = 0 selects an AArch32 format, which IDR0.PTFS says this SMMU lacks: invalid context fault (sGFSR.ICF)")
+        }
+        guard aarch64 || !stage1 || cb.tcr.bit(31) else {
+            return globalFault(SMMUv2Field.gfsrICF, transaction, "context bank \(bank): TTBCR.EAE = 0 selects the AArch32 short-descriptor format, which the model does not translate: invalid context fault (sGFSR.ICF)")
         }
         guard cb.enabled else {
             trace?.append(.smmu, "CB\(bank) SCTLR.M = 0", address: input, "the bank's translation is disabled: output = input")
             return bypass(input)
         }
         let vmid = cb.vmid(sixteenBit: sCR0.bit(31))
-        let upper = stage1 && input.bit(63)
-        let asid: UInt16 = stage1 ? UInt16(truncatingIfNeeded: (upper ? cb.ttbr1 : cb.ttbr0) >> 48) : 0
+        let asid: UInt16 = stage1 ? stage1ASID(input, cb) : 0
         let page = input & ~0xFFF
         if let hit = tlb.lookup(bank: bank, vmid: vmid, asid: asid, page: page) {
             journal?.append(.tlb(hit: true, address: input, stage1: stage1, stage2: !stage1))
@@ -145,7 +154,13 @@ extension SMMUv2 {
         }
         journal?.append(.tlb(hit: false, address: input, stage1: stage1, stage2: !stage1))
         do {
-            let leaf = try stage1 ? walkStage1(input, cb, transaction) : walkStage2(input, cb, transaction)
+            let leaf: Leaf
+            switch (stage1, aarch64) {
+            case (true, true): leaf = try walkStage1(input, cb, transaction)
+            case (false, true): leaf = try walkStage2(input, cb, transaction)
+            case (true, false): leaf = try walkStage1AArch32(input, cb, transaction)
+            case (false, false): leaf = try walkStage2AArch32(input, cb, transaction)
+            }
             let outputPage = leaf.output & ~0xFFF
             tlb.insert(SMMUv2TLB.Entry(bank: bank, vmid: vmid, asid: asid, page: page, outputPage: outputPage, writable: leaf.writable, readable: leaf.readable))
             return translated(input: input, output: leaf.output, bank: bank, stage1: stage1)

@@ -1,7 +1,8 @@
 import Bus
 
-/// An Arm SMMU architecture version 2 implementation (Arm MMU-500, a generic `arm,smmu-v2`), driven only through
-/// its registers (IHI 0062D). A client transaction is matched against the stream mapping table
+/// An Arm SMMU architecture version 2 implementation (Arm MMU-500, a generic `arm,smmu-v2`), or a
+/// version 1 one (Arm MMU-401, `arm,smmu-v1`: `SMMUv2Configuration.architectureVersion` 1), driven
+/// only through its registers (IHI 0062D, which specifies both versions). A client transaction is matched against the stream mapping table
 /// (SMRn → S2CRn, §2.4 / §3.3), which bypasses, faults, or names a translation context bank;
 /// the bank's stage-1 (VMSAv8-64, 4 KiB granule) or stage-2 tables are walked in memory
 /// (`SMMUv2+Translate.swift`), and faults are recorded in the bank's FSR/FAR/FSYNR0 or, for
@@ -9,15 +10,17 @@ import Bus
 ///
 /// Not modelled: the secure register banks (an NS-only SMMU, as NXP and Qualcomm expose it),
 /// stall mode (faults always terminate), interrupts (FSR/sGFSR are recorded, no SPI is raised),
-/// the ATOS address translation operations, nested (CBAR.TYPE 3) contexts, and AArch32
-/// (CBA2R.VA64 = 0) stage-1 formats.
+/// the ATOS address translation operations, nested (CBAR.TYPE 3) contexts, the AArch32
+/// short-descriptor format and the 64 KiB granule of the SMMUv1 64KB Translation Granule
+/// Supplement. The AArch32 long-descriptor (VMSAv7 LPAE) formats are walked when the
+/// configuration advertises them (`SMMUv2+AArch32.swift`).
 public final class SMMUv2: MMIODevice {
     public let configuration: SMMUv2Configuration
     /// Not owned: the bus owns the SMMU (one of its MMIO devices), so a strong reference back is
     /// a retain cycle that keeps the bus, its RAM and the SMMU alive after the machine is dropped
     /// (FuzzSMMUv2's first input was that LeakSanitizer report). As for `SMMUv3.bus`.
     public unowned(safe) let bus: SystemBus
-    public var mmioName: String { "SMMUv2" }
+    public var mmioName: String { configuration.architectureVersion < 2 ? "SMMUv1" : "SMMUv2" }
 
     /// SMMU_sCR0. Resets with CLIENTPD set (the MMU-500 reset value: clients bypass until
     /// software enables the SMMU, MMU-500 TRM §3.3.1).
@@ -133,7 +136,8 @@ public final class SMMUv2: MMIODevice {
         typealias R = SMMUv2Register
         if let n = index(r, base: R.cbarBase, count: contextBanks.count) { return contextBanks[n].cbar }
         if let n = index(r, base: R.cbfrsynraBase, count: contextBanks.count) { return contextBanks[n].cbfrsynra }
-        if let n = index(r, base: R.cba2rBase, count: contextBanks.count) { return contextBanks[n].cba2r }
+        // SMMU_CBA2Rn is version 2 only: RAZ/WI on version 1.
+        if configuration.architectureVersion >= 2, let n = index(r, base: R.cba2rBase, count: contextBanks.count) { return contextBanks[n].cba2r }
         return 0
     }
 
@@ -143,7 +147,7 @@ public final class SMMUv2: MMIODevice {
         switch r {
         case R.cbSCTLR: return cb.sctlr
         case R.cbACTLR: return cb.actlr
-        case R.cbTCR2: return cb.tcr2
+        case R.cbTCR2: return configuration.architectureVersion >= 2 ? cb.tcr2 : 0
         case R.cbTTBR0: return UInt32(truncatingIfNeeded: cb.ttbr0)
         case R.cbTTBR0 + 4: return UInt32(truncatingIfNeeded: cb.ttbr0 >> 32)
         case R.cbTTBR1: return UInt32(truncatingIfNeeded: cb.ttbr1)
@@ -188,7 +192,8 @@ public final class SMMUv2: MMIODevice {
         let low = UInt32(truncatingIfNeeded: value)
         switch r {
         case R.sCR0:
-            sCR0 = low & SMMUv2Field.sCR0Writable
+            // VMID16EN[31] exists only with IDR2.VMID16S (version 2 here).
+            sCR0 = low & SMMUv2Field.sCR0Writable & (configuration.architectureVersion >= 2 ? ~0 : ~(1 << 31))
         case R.sACR:
             sACR = low
         case R.sGFSR:
@@ -224,7 +229,7 @@ public final class SMMUv2: MMIODevice {
             contextBanks[n].cbar = value
         } else if let n = index(r, base: R.cbfrsynraBase, count: contextBanks.count) {
             contextBanks[n].cbfrsynra = value
-        } else if let n = index(r, base: R.cba2rBase, count: contextBanks.count) {
+        } else if configuration.architectureVersion >= 2, let n = index(r, base: R.cba2rBase, count: contextBanks.count) {
             contextBanks[n].cba2r = value & 0xFFFF_0003
         }
     }
@@ -242,7 +247,7 @@ public final class SMMUv2: MMIODevice {
         case R.cbSCTLR: contextBanks[n].sctlr = low
         case R.cbACTLR: contextBanks[n].actlr = low
         case R.cbRESUME: break   // stall mode is not modelled: nothing is ever stalled
-        case R.cbTCR2: contextBanks[n].tcr2 = low
+        case R.cbTCR2: if configuration.architectureVersion >= 2 { contextBanks[n].tcr2 = low }
         case R.cbTTBR0, R.cbTTBR0 + 4: set64(\.ttbr0, at: R.cbTTBR0)
         case R.cbTTBR1, R.cbTTBR1 + 4: set64(\.ttbr1, at: R.cbTTBR1)
         case R.cbTCR: contextBanks[n].tcr = low
@@ -262,11 +267,13 @@ public final class SMMUv2: MMIODevice {
             let vmid = contextBanks[n].vmid(sixteenBit: sCR0.bit(31))
             tlb.invalidate { $0.vmid == vmid && $0.asid == asid }
         case R.cbTLBIVA, R.cbTLBIVAL, R.cbTLBIVAA, R.cbTLBIVAAL:
-            // 64-bit form: VA[55:12] in bits [43:0], ASID[63:48] (§14.6.1); the -A forms match
-            // any ASID. A 32-bit write supplies the low half only.
-            let page = (value & UInt64.lowMask(44)) << 12
+            // 64-bit form (AArch64 banks, CBA2R.VA64 = 1): VA[55:12] in bits [43:0], ASID[63:48]
+            // (§14.6.1). 32-bit form (AArch32 banks): VA[31:12] in bits [31:12], ASID[7:0] in
+            // bits [7:0]. The -A forms match any ASID.
+            let aarch64 = contextBanks[n].va64
+            let page = aarch64 ? (value & UInt64.lowMask(44)) << 12 : value & 0xFFFF_F000
             let anyASID = r == R.cbTLBIVAA || r == R.cbTLBIVAAL
-            let asid = UInt16(truncatingIfNeeded: value >> 48)
+            let asid = aarch64 ? UInt16(truncatingIfNeeded: value >> 48) : UInt16(value & 0xFF)
             let vmid = contextBanks[n].vmid(sixteenBit: sCR0.bit(31))
             tlb.invalidate { $0.vmid == vmid && $0.page == page && (anyASID || $0.asid == asid) }
         case R.cbTLBIIPAS2, R.cbTLBIIPAS2L:

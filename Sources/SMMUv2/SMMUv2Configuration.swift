@@ -1,9 +1,20 @@
 import Bus
 
-/// The implementation choices an SMMUv2 reports in SMMU_IDR0-2 and IDR7 (IHI 0062D §10.6.2-10.6.4).
+/// The implementation choices an Arm SMMU reports in SMMU_IDR0-2 and IDR7 (IHI 0062D §10.6.2-10.6.4).
 /// Defaults are an Arm MMU-500 as NXP and Qualcomm integrate it: stage 1 and stage 2, stream
 /// matching, 48-bit addresses, 4 KiB translation granule (MMU-500 TRM §3.3 "ID registers").
+/// `mmu401` and `smmuV1` give SMMU architecture version 1 parts (IHI 0062D covers both versions;
+/// its "SMMUv1" notes say what version 2 added: SMMU_CBA2Rn, SMMU_CBn_TCR2, the AArch64
+/// translation formats, 16-bit VMIDs, IDR2.UBS/PTFS).
 public struct SMMUv2Configuration: Hashable, Sendable {
+    /// The SMMU architecture version, 1 or 2. Version 1 has no SMMU_CBA2Rn or SMMU_CBn_TCR2
+    /// (RAZ/WI here), so every context bank uses the AArch32 (VMSAv7) formats; IDR2 holds only
+    /// IAS and OAS.
+    public var architectureVersion: Int = 2
+    /// The AArch32 long-descriptor (VMSAv7 LPAE) format: IDR0.PTFS[25] clear. Version 1 always
+    /// has it; the MMU-500 default here does not advertise it (PTFS = 0b10), so a version 2 bank
+    /// with CBA2R.VA64 clear is an invalid context, as before.
+    public var aarch32LongDescriptor: Bool = false
     /// IDR0.NUMSMRG: stream mapping register groups (SMRn/S2CRn pairs), 1…128.
     public var streamMappingGroups: Int = 64
     /// IDR1.NUMCB: translation context banks, 1…128.
@@ -38,11 +49,56 @@ public struct SMMUv2Configuration: Hashable, Sendable {
             && a.inputAddressSize == b.inputAddressSize && a.outputAddressSize == b.outputAddressSize
             && a.pageShift == b.pageShift && a.numPageIndexBits == b.numPageIndexBits
             && a.revision == b.revision && a.tlbEntries == b.tlbEntries
+            && a.architectureVersion == b.architectureVersion && a.aarch32LongDescriptor == b.aarch32LongDescriptor
     }
 
     public func hash(into hasher: inout Hasher) {
         hasher.combine(streamMappingGroups); hasher.combine(contextBanks); hasher.combine(pageShift)
         hasher.combine(numPageIndexBits); hasher.combine(stage1); hasher.combine(stage2)
+        hasher.combine(architectureVersion)
+    }
+
+    /// An Arm CoreLink MMU-401 as the Juno r1/r2 PCIe SMMU reports itself to Linux (boot log of
+    /// a Juno r2, arm-smmu `arm_smmu_device_cfg_probe`: "SMMUv1 with: stage 2 translation,
+    /// coherent table walk, stream matching with 32 register groups, 4 context banks (4 stage-2
+    /// only), Supported page sizes: 0x60211000, Stage-2: 40-bit IPA -> 40-bit PA"): SMMU
+    /// architecture version 1, stage 2 only, 32 SMRs, 4 stage-2 context banks, 40-bit IAS and
+    /// OAS, 4 KiB register pages in a 64 KiB window (NUMPAGENDXB = 2: no "address space size
+    /// differs" warning in that log). IDR0.PTFS[24] (no AArch32 short-descriptor) is set, since
+    /// the page sizes Linux printed lack the short-descriptor 1M/16M. NUMSIDB (15) and IDR7 (r0p0)
+    /// are the model's choices: the log does not show them.
+    public static var mmu401: SMMUv2Configuration {
+        var c = SMMUv2Configuration()
+        c.architectureVersion = 1
+        c.aarch32LongDescriptor = true
+        c.stage1 = false
+        c.stage2 = true
+        c.streamMappingGroups = 32
+        c.contextBanks = 4
+        c.stage2OnlyContextBanks = 4
+        c.inputAddressSize = 2
+        c.outputAddressSize = 2
+        c.pageShift = 12
+        c.numPageIndexBits = 2
+        c.revision = (0, 0)
+        return c
+    }
+
+    /// A generic SMMU architecture version 1 part (`arm,smmu-v1`, `arm,mmu-400`) fitted to a
+    /// `reg` window as `fitting(windowSize:)` does: stage 1 and stage 2, AArch32 long-descriptor
+    /// formats only, 40-bit IAS/OAS (the VMSAv7 LPAE limits), 8 context banks at most with none
+    /// restricted to stage 2. The ID values are the model's choice of what the architecture
+    /// permits, not a particular part's.
+    public static func smmuV1(windowSize size: UInt64) -> SMMUv2Configuration {
+        var c = fitting(windowSize: size)
+        c.architectureVersion = 1
+        c.aarch32LongDescriptor = true
+        c.streamMappingGroups = 32
+        c.contextBanks = min(c.contextBanks, 8)
+        c.inputAddressSize = 2
+        c.outputAddressSize = 2
+        c.revision = (0, 0)
+        return c
     }
 
     /// The layout that fills a `reg` window of `size` bytes, as MMU-500 integrations size it:
@@ -84,16 +140,19 @@ public struct SMMUv2Configuration: Hashable, Sendable {
     }
 
     /// SMMU_IDR0 (§10.6.2): S1TS[30], S2TS[29], NTS[28], SMS[27], ATOSNS[26] (no ATOS here, so
-    /// set), PTFS[25:24] = 0b10 (AArch32 long and AArch64 formats only), NUMIRPT[23:16] = the
-    /// context interrupts (one per bank), CTTW[14] (coherent walks), NUMSIDB[12:9], NUMSMRG[7:0].
+    /// set on version 2; version 1 has no such bit), PTFS[25:24] (0b10: no AArch32 format, the
+    /// MMU-500 default; 0b01: AArch32 long-descriptor but no short-descriptor format, which the
+    /// model never implements),
+    /// NUMIRPT[23:16] = the context interrupts (one per bank), CTTW[14] (coherent walks),
+    /// NUMSIDB[12:9], NUMSMRG[7:0].
     public var idr0: UInt32 {
         var value: UInt32 = 0
         if stage1 { value |= 1 << 30 }
         if stage2 { value |= 1 << 29 }
         if stage1 && stage2 { value |= 1 << 28 }
         if streamMatching { value |= 1 << 27 }
-        value |= 1 << 26
-        value |= 0b10 << 24
+        if architectureVersion >= 2 { value |= 1 << 26 }
+        value |= (aarch32LongDescriptor ? 0b01 : 0b10) << 24
         value |= UInt32(clamping: min(contextBanks, 255)) << 16
         value |= 1 << 14
         value |= UInt32(clamping: min(max(streamIDBits, 0), 15)) << 9
@@ -111,8 +170,12 @@ public struct SMMUv2Configuration: Hashable, Sendable {
     }
 
     /// SMMU_IDR2 (§10.6.4): VMID16S[15], PTFSv8_4kB[12], UBS[11:8], OAS[7:4], IAS[3:0]. Only
-    /// the 4 KiB granule is advertised (the walker implements 4 KiB).
+    /// the 4 KiB granule is advertised (the walker implements 4 KiB). Version 1 has OAS and IAS
+    /// only (bits [31:8] reserved).
     public var idr2: UInt32 {
+        if architectureVersion < 2 {
+            return UInt32(clamping: min(max(outputAddressSize, 0), 15)) << 4 | UInt32(clamping: min(max(inputAddressSize, 0), 15))
+        }
         var value: UInt32 = 1 << 15 | 1 << 12
         value |= UInt32(clamping: min(max(inputAddressSize, 0), 15)) << 8
         value |= UInt32(clamping: min(max(outputAddressSize, 0), 15)) << 4

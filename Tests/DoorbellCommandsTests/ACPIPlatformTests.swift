@@ -30,6 +30,7 @@ struct ACPIPlatformTests {
         ("qemu-virt-bypass", [("iort", .exact)]),
         ("qemu-virt-rmr", [("iort", .prefix)]),
         ("arm-sgi", [("iort", .exact), ("mcfg", .exact)]),
+        ("qemu-virt-mmu500", [("iort", .exact), ("apic", .exact), ("mcfg", .exact)]),
         ("templates", [("iort", .exact), ("apic", .subset), ("mcfg", .exact)]),
     ]
 
@@ -83,6 +84,48 @@ struct ACPIPlatformTests {
         let lone = try BinaryTests.run(["msi", "--platform", Self.acpi.appendingPathComponent("qemu-virt/iort.dat").path])
         #expect(lone.status == 1)
         #expect(lone.stderr.contains("neither a device tree GIC node nor an ACPI MADT"), "\(lone.stderr)")
+    }
+
+    @Test("an IORT SMMUv1/v2 node (MMU-500): msi maps the MSI IOVA in a stage-1 bank; host's arm-smmu gets the device from the IORT")
+    func mmu500OnACPI() throws {
+        let directory = Self.acpi.appendingPathComponent("qemu-virt-mmu500").path
+        let msi = try BinaryTests.run(["msi", "--platform", directory])
+        #expect(msi.status == 0, "\(msi.stderr)")
+        #expect(msi.stdout.contains("SMMUv2 IORT@0x48 SMMUv1/v2: SMR0 = StreamID 0x8 → S2CR0 → context bank 0 (stage 1, ASID 1)"), "\(msi.stdout)")
+        #expect(msi.stdout.contains("0xffff_f040 → 0x0809_0040 (stage 1)"), "\(msi.stdout)")
+        #expect(msi.stdout.contains("result: delivered: CPU 0 took LPI 8194"), "\(msi.stdout)")
+        let topology = try BinaryTests.run(["topology", "--platform", directory])
+        #expect(topology.stdout.contains("iommu[0]: IORT@0x48 SMMUv1/v2 model 3 (Arm CoreLink MMU-500)"), "\(topology.stdout)")
+        #expect(topology.stdout.contains("verdict: supported"), "\(topology.stdout)")
+        for owner in ["driver", "vfio-type1", "vfio-iommufd"] {
+            let host = try BinaryTests.run(["host", "--platform", directory, "--owner", owner])
+            #expect(host.status == 0, "\(owner): \(host.stderr)")
+            #expect(host.stdout.contains("iommu arm-smmu.0, StreamIDs 0x8"), "\(owner): \(host.stdout)")
+            #expect(host.stdout.contains("result: delivered"), "\(owner): \(host.stdout)")
+        }
+    }
+
+    @Test("the same IORT with Model 4 (MMU-401): an SMMUv1 whose stage-2 bank maps the MSI IOVA")
+    func mmu401OnACPI() throws {
+        let source = Self.acpi.appendingPathComponent("qemu-virt-mmu500")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("doorbell-mmu401-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for table in ["apic", "mcfg"] {
+            try Data(contentsOf: source.appendingPathComponent("\(table).dat")).write(to: directory.appendingPathComponent("\(table).dat"))
+        }
+        // The SMMU node is at 0x48; its Model field at +0x20. The checksum byte (9) makes the
+        // table's bytes sum to zero again.
+        var iort = [UInt8](try Data(contentsOf: source.appendingPathComponent("iort.dat")))
+        #expect(iort[0x68] == 3)
+        iort[0x68] = 4
+        iort[9] = 0
+        iort[9] = UInt8(truncatingIfNeeded: 0 &- iort.reduce(0) { $0 &+ Int($1) })
+        try Data(iort).write(to: directory.appendingPathComponent("iort.dat"))
+        let msi = try BinaryTests.run(["msi", "--platform", directory.path])
+        #expect(msi.status == 0, "\(msi.stderr)")
+        #expect(msi.stdout.contains("SMMUv1 IORT@0x48 SMMUv1/v2: SMR0 = StreamID 0x8 → S2CR0 → context bank 0 (stage 2, VMID 1: the SMMU has no stage 1)"), "\(msi.stdout)")
+        #expect(msi.stdout.contains("result: delivered: CPU 0 took LPI 8194"), "\(msi.stdout)")
     }
 
     @Test("inputs that are not a platform description exit 1 with the file named")

@@ -3,7 +3,8 @@ import Testing
 
 /// Every board device tree in the fixtures gets a verdict from the binary, as a user running
 /// `doorbell msi --platform board.dtb` would see it: boards whose PCIe MSIs go to a GICv3 ITS,
-/// a GICv2m frame or GICv3 MBIs through an SMMUv3, an Arm SMMUv2 (MMU-500) or no IOMMU deliver;
+/// a GICv2m frame or GICv3 MBIs through an SMMUv3, an Arm SMMUv2 (MMU-500), an Arm SMMUv1
+/// (MMU-401) or no IOMMU deliver;
 /// the rest exit 1 with one line naming what is outside
 /// the model; none exits 64 (usage) or with an internal message.
 @Suite("board verdicts")
@@ -11,11 +12,11 @@ struct BoardVerdictTests {
     /// What each board's description implies, read from the blobs (`doorbell topology`):
     /// `nil` = delivers; otherwise a phrase the one-line reason must contain.
     static let expected: [(board: String, reason: String?)] = [
-        ("amd_amd-overdrive-rev-b1", "/smb/iommu@e0a00000 is arm,mmu-401 (an SMMUv1 to Linux's arm-smmu)"),   // GICv2m behind an MMU-401
+        ("amd_amd-overdrive-rev-b1", nil),                // GICv2m behind an MMU-401 (SMMUv1, stage 2)
         ("apm_apm-merlin", "no enabled PCIe host bridge"),
         ("arm_foundation-v8-gicv3", "no PCIe host bridge"),
         ("arm_fvp-base-revc", nil),                       // ITS + SMMUv3, RAM at 0x8000_0000
-        ("arm_juno-r2", "/iommu@2b500000 is arm,mmu-401 (an SMMUv1 to Linux's arm-smmu)"),     // GICv2m behind an MMU-401
+        ("arm_juno-r2", nil),                             // GICv2m behind an MMU-401 (SMMUv1, stage 2)
         ("arm_juno", "/pcie@40000000 is status = \"disabled\""),
         ("cavium_thunder-88xx", "no PCIe host bridge"),
         ("cavium_thunder2-99xx", nil),                    // ITS, no IOMMU
@@ -57,9 +58,10 @@ struct BoardVerdictTests {
     ]
 
     /// Boards whose MSIs are SPIs: the INTID vector 2 arrives as (GICv2m frame 0's
-    /// `arm,msi-base-spi` 160 + 2 on the Marvell boards; `mbi-ranges`' first SPI 296 + 2 on
-    /// RK356x).
+    /// `arm,msi-base-spi` 160 + 2 on the Marvell boards, its MSI_TYPER base 80 + 2 on Juno r2 and
+    /// the AMD Overdrive; `mbi-ranges`' first SPI 296 + 2 on RK356x).
     static let deliveredSPI: [String: Int] = [
+        "amd_amd-overdrive-rev-b1": 82, "arm_juno-r2": 82,
         "marvell_armada-8040-mcbin": 162, "marvell_cn9130-crb-A": 162,
         "rockchip_rk3566-quartz64-a": 298, "rockchip_rk3568-rock-3a": 298,
     ]
@@ -119,7 +121,52 @@ struct BoardVerdictTests {
         #expect(nested.stderr.contains("nested translation is not available on an SMMUv2"))
     }
 
-    @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb", "ti_k3-j721e-sk"])
+    /// The boards with an MMU-401 (SMMUv1, stage 2 only) in front of a GICv2m frame.
+    static let smmuV1Boards = ["amd_amd-overdrive-rev-b1", "arm_juno-r2"]
+
+    @Test("msi and host on the MMU-401 boards: a stage-2 context bank maps the MSI IOVA onto the GICv2m frame, SPI 82 arrives",
+          arguments: smmuV1Boards)
+    func smmuV1Delivery(board: String) throws {
+        let path = Self.boards.appendingPathComponent("\(board).dtb").path
+        let msi = try BinaryTests.run(["msi", "--platform", path])
+        #expect(msi.status == 0, "\(board): \(msi.stderr)")
+        #expect(msi.stdout.contains("(arm,mmu-401): SMR0 = StreamID"), "\(board): \(msi.stdout)")
+        #expect(msi.stdout.contains("context bank 0 (stage 2, VMID 1: the SMMU has no stage 1)"), "\(board): \(msi.stdout)")
+        #expect(msi.stdout.contains("S2 L1 descriptor"), "\(board): the stage-2 walk is traced")
+        #expect(msi.stdout.contains("CB0 translated"), "\(board): \(msi.stdout)")
+        #expect(msi.stdout.contains("v2m SETSPI"), "\(board): \(msi.stdout)")
+        #expect(msi.stdout.contains("MSI-X vector 2: address 0xffff_f040, data 0x52 (SPI 82)"), "\(board): \(msi.stdout)")
+        #expect(msi.stdout.contains("result: delivered: CPU 0 took SPI 82"), "\(board): \(msi.stdout)")
+        // The host kernel's arm-smmu probes the MMU-401 as Linux does and gives the function a
+        // stage-2 DMA domain; gicv2m's iommu_dma_prepare_msi maps the frame at the MSI IOVA.
+        let host = try BinaryTests.run(["host", "--platform", path, "--owner", "driver"])
+        #expect(host.status == 0, "\(board): \(host.stderr)")
+        // Juno r2's PCIe SMMU is the first arm-smmu to probe; the Overdrive's the third.
+        #expect(host.stdout.contains("iommu arm-smmu.\(board == "arm_juno-r2" ? 0 : 2)"), "\(board): \(host.stdout)")
+        #expect(host.stdout.contains("gicv2m_irq_domain_alloc → iommu_dma_prepare_msi"), "\(board): \(host.stdout)")
+        #expect(host.stdout.contains("0xffff_f040 → "), "\(board): \(host.stdout)")
+        #expect(host.stdout.contains("(stage 2)"), "\(board): \(host.stdout)")
+        #expect(host.stdout.contains("result: delivered"), "\(board): \(host.stdout)")
+    }
+
+    @Test("Juno r2: the MMU-401 in front of the PCIe is named with its path, the frame's doorbell at 0x2c1c_0040")
+    func junoR2() throws {
+        let path = Self.boards.appendingPathComponent("arm_juno-r2.dtb").path
+        let msi = try BinaryTests.run(["msi", "--platform", path])
+        #expect(msi.stdout.contains("SMMUv1 /iommu@2b500000 (arm,mmu-401)"), "\(msi.stdout)")
+        #expect(msi.stdout.contains("GICv2m frame 0 at 0x2c1c_0000"), "\(msi.stdout)")
+        #expect(msi.stdout.contains("0xffff_f040 → 0x2c1c_0040 (stage 2)"), "\(msi.stdout)")
+        // iommu-map-mask = <0>: every requester is StreamID 0.
+        #expect(msi.stdout.contains("→ StreamID 0x0"), "\(msi.stdout)")
+        // The same walk in QEMU's SMMU trace-event format (QEMU has no SMMUv1 device; the
+        // events are its shared smmu-common ones): the stage-2 leaf and the frame page.
+        let trace = try BinaryTests.run(["msi", "--platform", path, "--format", "qemu-trace"])
+        #expect(trace.status == 0, "\(trace.stderr)")
+        #expect(trace.stdout.contains("smmu_ptw_page_pte stage=2 level=3 iova=0xfffff000"), "\(trace.stdout)")
+        #expect(trace.stdout.contains("page address = 0x2c1c0000"), "\(trace.stdout)")
+    }
+
+    @Test("topology ends with the same verdict msi gives", arguments: ["arm_juno", "arm_juno-r2", "hisilicon_hip07-d05", "freescale_fsl-ls1028a-rdb", "ti_k3-j721e-sk"])
     func topologyVerdict(board: String) throws {
         let path = Self.boards.appendingPathComponent("\(board).dtb").path
         let topology = try BinaryTests.run(["topology", "--platform", path])
@@ -134,7 +181,36 @@ struct BoardVerdictTests {
         }
     }
 
-    @Test("host and walk on an unsupported board exit 1 with one line, never 64", arguments: [["host"], ["walk"], ["compare"]])
+    /// `walk` needs an SMMU, not a PCIe bridge: on Juno r1 (PCIe disabled) it walks the first
+    /// enabled MMU-401, and on Juno r2 the PCIe's, each through a stage-2 bank.
+    @Test("walk on the Juno boards: the first enabled MMU-401's stage-2 bank, three descriptor reads, then a TLB hit",
+          arguments: [("arm_juno", "/iommu@2b600000"), ("arm_juno-r2", "/iommu@2b500000")])
+    func walkOnJuno(board: String, smmu: String) throws {
+        let path = Self.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["walk", "--platform", path])
+        #expect(run.status == 0, "\(board): \(run.stderr)")
+        #expect(run.stdout.contains("SMMUv1 \(smmu) (arm,mmu-401): SMR0 = StreamID 0x8 → S2CR0 → context bank 0"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("stage 2 only: 4K granule, 40-bit IPA"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("cost (miss): 0 stage-1 and 3 stage-2 descriptor reads"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("again (hit):  1 TLB hit, 0 reads"), "\(board): \(run.stdout)")
+        let s1 = try BinaryTests.run(["walk", "--platform", path, "--stage", "s1"])
+        #expect(s1.status == 1)
+        #expect(s1.stderr.contains("has no stage 1 (SMMU_IDR0.S1TS is clear)"), "\(s1.stderr)")
+        let nested = try BinaryTests.run(["walk", "--platform", path, "--stage", "nested"])
+        #expect(nested.status == 1)
+        #expect(nested.stderr.contains("nested translation is not available on an SMMUv1"), "\(nested.stderr)")
+    }
+
+    @Test("walk on the LS1028A's MMU-500: a stage-1 AArch64 bank, four descriptor reads")
+    func walkOnMMU500() throws {
+        let path = Self.boards.appendingPathComponent("freescale_fsl-ls1028a-rdb.dtb").path
+        let run = try BinaryTests.run(["walk", "--platform", path])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("SMMUv2 /soc/iommu@5000000 (arm,mmu-500)"), "\(run.stdout)")
+        #expect(run.stdout.contains("cost (miss): 4 stage-1 and 0 stage-2 descriptor reads"), "\(run.stdout)")
+    }
+
+    @Test("host and compare on an unsupported board exit 1 with one line, never 64", arguments: [["host"], ["compare"]])
     func otherCommands(command: [String]) throws {
         let path = Self.boards.appendingPathComponent("arm_juno.dtb").path
         let run = try BinaryTests.run(command + ["--platform", path])

@@ -69,6 +69,17 @@ struct ACPIFixtureTests {
     @Test("qemu-virt/iort") func virtIORT() throws {
         try ACPIFixtures.compare("qemu-virt/iort", try IORT(bytes: try ACPIFixtures.bytes("qemu-virt/iort")).fields)
     }
+    @Test("qemu-virt-mmu500/iort: an SMMUv1/v2 node (type 3) with eight context interrupts, field for field as iasl -d reads it")
+    func mmu500IORT() throws {
+        let table = try IORT(bytes: try ACPIFixtures.bytes("qemu-virt-mmu500/iort"))
+        try ACPIFixtures.compare("qemu-virt-mmu500/iort", table.fields)
+        guard case .smmuV1V2(let smmu) = table.nodes[1].kind else { Issue.record("node 1 is not an SMMUv1/v2 node"); return }
+        #expect(smmu.model == 3 && smmu.baseAddress == 0x905_0000 && smmu.span == 0x1_0000 && smmu.flags == 2)
+        #expect(smmu.globalInterrupts.map(\.gsiv) == [0x8F, 0x8F])
+        #expect(smmu.contextInterrupts.map(\.gsiv) == Array(0x90...0x97))
+        #expect(smmu.pmuInterrupts.isEmpty)
+        #expect(table.nodes[1].mappings.first?.outputNode == 0)
+    }
     @Test("qemu-virt-bypass/iort") func bypassIORT() throws {
         try ACPIFixtures.compare("qemu-virt-bypass/iort", try IORT(bytes: try ACPIFixtures.bytes("qemu-virt-bypass/iort")).fields)
     }
@@ -95,7 +106,7 @@ struct ACPIFixtureTests {
     }
 
     static let all = ["templates/iort", "templates/apic", "templates/mcfg", "qemu-virt/iort", "qemu-virt/apic", "qemu-virt/mcfg",
-                      "qemu-virt-bypass/iort", "qemu-virt-rmr/iort", "arm-sgi/iort", "arm-sgi/mcfg"]
+                      "qemu-virt-bypass/iort", "qemu-virt-rmr/iort", "arm-sgi/iort", "arm-sgi/mcfg", "qemu-virt-mmu500/iort"]
 
     static func reread(_ bytes: [UInt8]) throws -> (AnyHashable, [UInt8]) {
         switch ACPITableHeader.signature(of: bytes) {

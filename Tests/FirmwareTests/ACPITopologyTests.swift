@@ -47,6 +47,35 @@ struct ACPITopologyTests {
         #expect(t.iort == set.iort)
     }
 
+    @Test("IORT SMMUv1/v2 node: an Arm SMMU with its model, interrupts and node; the root complex's iommu-map names it")
+    func smmuV1V2Node() throws {
+        let set = try Self.tables("qemu-virt-mmu500")
+        let t = try Topology(acpi: set, memory: set.defaultMemory())
+        #expect(t.smmus.isEmpty)
+        let mmu = try #require(t.otherIOMMUs.first)
+        #expect(mmu.path == "IORT@0x48 SMMUv1/v2")
+        #expect(mmu.iortModel == 3 && mmu.iortNode == 1)
+        #expect(mmu.armSMMUVersion == .v2 && mmu.isArmSMMUv2)
+        // Linux's platform device: NSgIrpt plus the eight context interrupts; one global.
+        #expect(mmu.interruptCount == 9 && mmu.globalInterrupts == 1)
+        #expect(mmu.regions == [MemoryRange(base: PhysicalAddress(0x905_0000), size: 0x1_0000)])
+        let bridge = try #require(t.pcieHostBridges.first)
+        #expect(same(bridge.iommuMap?.translate(0x08), DeviceTreeTarget.iommu(0), 0x08))
+        #expect(same(bridge.msiMap?.translate(0x08), DeviceTreeTarget.its(0), 0x08))
+        // Model 4 (CoreLink MMU-401) is ARM_SMMU_V1_64K; 6 is none Linux knows.
+        var iort = try #require(set.iort)
+        guard case .smmuV1V2(var node) = iort.nodes[1].kind else { Issue.record("node 1"); return }
+        node.model = 4
+        iort.nodes[1].kind = .smmuV1V2(node)
+        var patched = set
+        patched.iort = try IORT(bytes: try iort.bytes())
+        #expect(try Topology(acpi: patched, memory: []).otherIOMMUs.first?.armSMMUVersion == .v1With64KGranule)
+        node.model = 6
+        iort.nodes[1].kind = .smmuV1V2(node)
+        patched.iort = try IORT(bytes: try iort.bytes())
+        #expect(try Topology(acpi: patched, memory: []).otherIOMMUs.first?.isArmSMMU == false)
+    }
+
     @Test("pxb-pcie bypass range: absent from iommu-map, straight to the ITS in msi-map")
     func bypass() throws {
         var set = try Self.tables("qemu-virt")

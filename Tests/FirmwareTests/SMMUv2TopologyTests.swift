@@ -40,4 +40,31 @@ struct SMMUv2TopologyTests {
         #expect(!node(["arm,smmu-v3"]).isArmSMMUv2)
         #expect(!node(["rockchip,iommu"]).isArmSMMUv2)
     }
+
+    @Test("arm_smmu_of_match's version: the node's first listed compatible wins (\"arm,mmu-401\", \"arm,smmu-v1\" is ARM_SMMU_V1_64K)")
+    func versions() {
+        func node(_ compatible: [String]) -> IOMMUDescription {
+            IOMMUDescription(path: "/x", compatible: compatible, regions: [], iommuCells: 1, phandle: nil, enabled: true)
+        }
+        #expect(node(["arm,mmu-401", "arm,smmu-v1"]).armSMMUVersion == .v1With64KGranule)
+        #expect(node(["arm,mmu-400", "arm,smmu-v1"]).armSMMUVersion == .v1)
+        #expect(node(["arm,smmu-v1"]).armSMMUVersion == .v1)
+        #expect(node(["qcom,sm8450-smmu-500", "arm,mmu-500"]).armSMMUVersion == .v2)
+        #expect(node(["rockchip,iommu"]).armSMMUVersion == nil)
+        #expect(node(["arm,mmu-401"]).isArmSMMU && !node(["arm,smmu-v3"]).isArmSMMU)
+    }
+
+    @Test("Juno r2: iommu@2b500000 is an MMU-401 with #global-interrupts 1 and two interrupts (one context interrupt)")
+    func junoR2() throws {
+        let t = try Topology(dtb: try Fixtures.board("arm_juno-r2"))
+        let mmu = try #require(t.otherIOMMUs.first { $0.path == "/iommu@2b500000" })
+        // interrupts = <GIC_SPI 40 4>, <GIC_SPI 40 4>; #global-interrupts = <1>; reg size 0x10000.
+        #expect(mmu.armSMMUVersion == .v1With64KGranule)
+        #expect(mmu.globalInterrupts == 1)
+        #expect(mmu.interruptCount == 2)
+        #expect(mmu.regions == [MemoryRange(base: PhysicalAddress(0x2B50_0000), size: 0x1_0000)])
+        // The GPU's MMU-400 is disabled in this tree.
+        let gpu = try #require(t.otherIOMMUs.first { $0.path == "/iommu@2b400000" })
+        #expect(gpu.armSMMUVersion == .v1 && !gpu.enabled)
+    }
 }

@@ -36,6 +36,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     _ = set.defaultMemory()
     if let topology = try? Topology(acpi: set, memory: set.defaultMemory()) {
+        // SMMUv1/v2 nodes (type 3): the model → arm-smmu version decision, as the machine and
+        // the kernel model take it.
+        for iommu in topology.otherIOMMUs { _ = iommu.armSMMUVersion; _ = iommu.interruptCount }
         for bridge in topology.pcieHostBridges {
             for map in [bridge.iommuMap, bridge.msiMap].compactMap({ $0 }) {
                 for rid: UInt32 in [0, 0x100, 0xFFFF, 0xFFFF_FFFF] { _ = map.lookup(rid) }

@@ -62,8 +62,13 @@ extension Topology {
                     interruptNames: Self.interruptNames(smmu), msiParent: [], enabled: true, iortNode: n))
             case .smmuV1V2(let smmu):
                 iommuIndex[n] = otherIOMMUs.count
+                // Linux's IORT platform device for the node has the SMMU_NSgIrpt global
+                // interrupt and the context interrupts (`arm_smmu_init_resources`, which skips
+                // SMMU_NSgCfgIrpt); `arm_smmu_device_acpi_probe` takes one global interrupt and
+                // the version from the Model field.
                 otherIOMMUs.append(IOMMUDescription(path: path, compatible: [], regions: [MemoryRange(base: PhysicalAddress(smmu.baseAddress), size: smmu.span)],
-                                                    iommuCells: nil, phandle: nil, enabled: true))
+                                                    iommuCells: nil, phandle: nil, enabled: true, globalInterrupts: 1,
+                                                    interruptCount: 1 + smmu.contextInterrupts.count, iortModel: smmu.model, iortNode: n))
             case .pmcg(let pmcg):
                 iommuIndex[n] = otherIOMMUs.count
                 var regions = [MemoryRange(base: PhysicalAddress(pmcg.page0BaseAddress), size: 0x1000)]

@@ -23,8 +23,10 @@ extension IOMMUSubsystem {
     /// `pci_for_each_dma_alias` order, stopping at the first error, `iort_pci_iommu_init`:
     /// `iort_node_map_id(rc, alias, IORT_IOMMU_TYPE)` then `iort_iommu_xlate`:
     /// - no node → -ENODEV (`.noTranslation`);
-    /// - an SMMUv1/v2 node → no driver in this model (Linux has arm-smmu, and defers the device
-    ///   with -EPROBE_DEFER until it probes);
+    /// - an SMMUv1/v2 node → the `ArmSMMUDriver` read from that node (`node.iortNode`), the
+    ///   fwspec ID the plain StreamID (`iort_iommu_xlate` adds the mapped ID; `arm_smmu_probe_device`
+    ///   reads SMR ID [15:0] and MASK [31:16] from it, so the mask is 0); one that did not probe is
+    ///   -EPROBE_DEFER forever (`.noDriver`);
     /// - an SMMUv3 node → the `ArmSMMUv3Driver` read from that node (`node.iortNode`); one that
     ///   did not probe is -EPROBE_DEFER forever (`.noDriver`);
     /// - aliases reaching two SMMUs → `iommu_fwspec_init` -EINVAL (`.mixedIOMMUs`).
@@ -40,21 +42,35 @@ extension IOMMUSubsystem {
         guard let rc = walker.rootComplex(segment: segment) else { return .failure(.noRootComplex(segment: segment)) }
         let iort = walker.iort
         var driverIndex: Int?
+        var smmuV2 = false
         var streamIDs: [StreamID] = []
         for alias in dmaAliases(of: pci) {
             let input = UInt32(alias.rawValue)
             let (found, sid) = walker.mapID(from: rc, id: input, typeMask: IORTWalker.iommuTypeMask)
             guard let node = found else { return .failure(.noTranslation(input)) }
             let name = "IORT@\(iortHex(iort.nodes[node].offset)) \(iort.nodes[node].typeName)"
-            guard case .smmuV3 = iort.nodes[node].kind else {
-                return .failure(.noDriver("\(name): arm-smmu (SMMUv1/v2) is not modelled"))
-            }
-            guard let index = kernel.smmuDrivers.firstIndex(where: { $0.node.iortNode == node }) else {
+            let armSMMU: Bool
+            let index: Int
+            switch iort.nodes[node].kind {
+            case .smmuV1V2:
+                guard let i = kernel.armSMMUDrivers.firstIndex(where: { $0.node.iortNode == node }) else {
+                    return .failure(.noDriver(name))
+                }
+                armSMMU = true
+                index = i
+            case .smmuV3:
+                guard let i = kernel.smmuDrivers.firstIndex(where: { $0.node.iortNode == node }) else {
+                    return .failure(.noDriver(name))
+                }
+                armSMMU = false
+                index = i
+            default:
                 return .failure(.noDriver(name))
             }
-            if let existing = driverIndex, existing != index { return .failure(.mixedIOMMUs) }
+            if let existing = driverIndex, existing != index || smmuV2 != armSMMU { return .failure(.mixedIOMMUs) }
             driverIndex = index
-            streamIDs.append(StreamID(sid))
+            smmuV2 = armSMMU
+            streamIDs.append(StreamID(armSMMU ? sid & 0xFFFF : sid))
         }
         guard let index = driverIndex else { return .failure(.noTranslation(UInt32(pci.requesterID.rawValue))) }
         var flags: IOMMUFWSpecFlags = []
@@ -62,6 +78,6 @@ extension IOMMUSubsystem {
             if properties.atsAttribute & 1 != 0 { flags.insert(.pciRCATS) }
             if properties.memoryProperties.memoryFlags & (1 << 2) != 0 { flags.insert(.pciRCCANWBS) }
         }
-        return .success(DeviceIOMMU(iommuIndex: index, streamIDs: streamIDs, flags: flags))
+        return .success(DeviceIOMMU(iommuIndex: index, streamIDs: streamIDs, flags: flags, smmuV2: smmuV2))
     }
 }

@@ -15,17 +15,39 @@ public final class ArmSMMUDomain: IOMMUDomainOperations {
     public let stage: Stage
     /// `cfg->cbndx`.
     public let contextBank: Int
+    /// `cfg->fmt`.
+    public let format: ArmSMMUContextFormat
+    /// `cfg->irptndx`: the bank's own index on version 2, the round-robin pick on version 1.
+    public let interruptIndex: Int
     public let pageTable: IOPageTableARM
     unowned(safe) let driver: ArmSMMUDriver
 
-    init(driver: ArmSMMUDriver, stage: Stage, contextBank: Int, pageTable: IOPageTableARM) {
+    init(driver: ArmSMMUDriver, stage: Stage, contextBank: Int, format: ArmSMMUContextFormat = .aarch64,
+         interruptIndex: Int = 0, pageTable: IOPageTableARM) {
         self.driver = driver
         self.stage = stage
         self.contextBank = contextBank
+        self.format = format
+        self.interruptIndex = interruptIndex
         self.pageTable = pageTable
         pageTable.flushWalk = { [unowned self] iova, size, granule in
-            self.invalidateRange(iova: iova, size: size, granule: granule, leaf: false)
+            if self.usesVersion1Stage2Operations {
+                self.flushIOTLBAll()
+            } else {
+                self.invalidateRange(iova: iova, size: size, granule: granule, leaf: false)
+            }
         }
+    }
+
+    /// `arm_smmu_s2_tlb_ops_v1` (a stage-2 domain on a version 1 SMMU): every flush is
+    /// TLBIVMID. Its `tlb_flush_walk` (`arm_smmu_tlb_inv_walk_s2_v1`) is
+    /// `arm_smmu_tlb_inv_context_s2` and its `tlb_add_page` (`arm_smmu_tlb_add_page_s2_v1`)
+    /// writes TLBIVMID alone, leaving the sync to `arm_smmu_iotlb_sync`, which syncs globally
+    /// for it ("On MMU-401 at least, the cost of firing off multiple TLBIVMIDs appears almost
+    /// negligible").
+    var usesVersion1Stage2Operations: Bool {
+        guard driver.version.isVersion1, case .stage2 = stage else { return false }
+        return true
     }
 
     /// `iommu_map` → `arm_smmu_map_pages` → `arm_lpae_map_pages`, split by `iommu_pgsize`; what
@@ -63,9 +85,15 @@ public final class ArmSMMUDomain: IOMMUDomainOperations {
         return done
     }
 
-    /// `arm_smmu_iotlb_sync`: the gathered range, by page (leaf), then the context sync.
+    /// `arm_smmu_iotlb_sync`: the gathered range, by page (leaf), then the context sync; for a
+    /// version 1 stage-2 domain the TLBIVMID its `tlb_add_page` wrote, then the global sync
+    /// (`smmu->version == ARM_SMMU_V2 || stage == S1` picks the context sync, else global).
     public func iotlbSync(_ gather: IOTLBGather) {
         guard gather.pageSize != 0, gather.end >= gather.start else { return }
+        if usesVersion1Stage2Operations {
+            flushIOTLBAll()
+            return
+        }
         invalidateRange(iova: gather.start, size: gather.end - gather.start + 1, granule: gather.pageSize, leaf: true)
     }
 
@@ -92,8 +120,9 @@ public final class ArmSMMUDomain: IOMMUDomainOperations {
     }
 
     /// `arm_smmu_tlb_inv_range_s1` (AArch64: `(iova >> 12) | asid << 48` to CB_TLBIVAL for
-    /// leaves, CB_TLBIVA otherwise, one write per granule) or `arm_smmu_tlb_inv_range_s2`
-    /// (`iova >> 12` to CB_TLBIIPAS2L / CB_TLBIIPAS2), then `arm_smmu_tlb_sync_context`.
+    /// leaves, CB_TLBIVA otherwise, one 64-bit write per granule; AArch32: `(iova >> 12) << 12 |
+    /// asid`, a 32-bit write) or `arm_smmu_tlb_inv_range_s2` (`iova >> 12` to CB_TLBIIPAS2L /
+    /// CB_TLBIIPAS2, 64-bit for AArch64, else 32-bit), then `arm_smmu_tlb_sync_context`.
     func invalidateRange(iova start: UInt64, size: UInt64, granule: UInt64, leaf: Bool) {
         guard size > 0, granule > 0 else { return }
         let (end, overflow) = start.addingReportingOverflow(size)
@@ -104,10 +133,18 @@ public final class ArmSMMUDomain: IOMMUDomainOperations {
                 switch stage {
                 case .stage1(let asid):
                     let register = leaf ? SMMUv2Register.cbTLBIVAL : SMMUv2Register.cbTLBIVA
-                    try driver.write64(driver.cb(contextBank, register), iova >> 12 | UInt64(asid) << 48)
+                    if format == .aarch64 {
+                        try driver.write64(driver.cb(contextBank, register), iova >> 12 | UInt64(asid) << 48)
+                    } else {
+                        try driver.write32(driver.cb(contextBank, register), UInt32(truncatingIfNeeded: iova & ~0xFFF) | UInt32(asid & 0xFF))
+                    }
                 case .stage2:
                     let register = leaf ? SMMUv2Register.cbTLBIIPAS2L : SMMUv2Register.cbTLBIIPAS2
-                    try driver.write64(driver.cb(contextBank, register), iova >> 12)
+                    if format == .aarch64 {
+                        try driver.write64(driver.cb(contextBank, register), iova >> 12)
+                    } else {
+                        try driver.write32(driver.cb(contextBank, register), UInt32(truncatingIfNeeded: iova >> 12))
+                    }
                 }
                 let (next, o) = iova.addingReportingOverflow(granule)
                 if o { break }
@@ -128,9 +165,13 @@ extension ArmSMMUDriver {
     /// - stage 1 unless the SMMU lacks it (stage 2 then); "you can't actually request stage-2";
     /// - a free context bank from `num_s2_context_banks` (stage 1) or 0 (stage 2) up
     ///   (`__arm_smmu_alloc_bitmap`, -ENOSPC when none is left);
+    /// - the context format (`ArmSMMUFeatures.contextFormat`, -EINVAL without one);
     /// - stage 1: ASID = bank, io-pgtable ARM_64_LPAE_S1 with ias = `va_size` (capped at VA_BITS
     ///   48), oas = `ipa_size`; stage 2: VMID = bank + 1, ARM_64_LPAE_S2 with ias = `ipa_size`,
-    ///   oas = `pa_size`;
+    ///   oas = `pa_size`; the AArch32 long-descriptor format takes ARM_32_LPAE_S1 (ias ≤ 32,
+    ///   oas ≤ 40) or ARM_32_LPAE_S2 (both ≤ 40), which io-pgtable-arm.c builds as the 64-bit
+    ///   format with the page sizes cut to SZ_4K | SZ_2M | SZ_1G (`arm_32_lpae_alloc_pgtable_s1/s2`);
+    /// - version 1: `cfg->irptndx` the next of the context interrupts in turn;
     /// - aperture [0, 2^ias − 1]; then `arm_smmu_init_context_bank` + `arm_smmu_write_context_bank`.
     /// Any allocation flag (IOMMU_HWPT_ALLOC_NEST_PARENT included) is -EOPNOTSUPP: arm-smmu.c
     /// implements `domain_alloc_paging`, not `domain_alloc_paging_flags`.
@@ -140,19 +181,34 @@ extension ArmSMMUDriver {
                                          because: "\(name) is an SMMUv2 driven by arm-smmu, whose ops have no domain_alloc_paging_flags: no nesting parent and no nested domain (Linux has no nested translation for SMMUv2)")
         }
         let stage1 = features.stage1
+        guard let format = features.contextFormat else { throw .EINVAL }
         let start = stage1 ? features.stage2ContextBanks : 0
         guard let bank = (start..<contextMap.count).first(where: { !contextMap[$0] }) else { throw .ENOSPC }
         let table: IOPageTableARM
-        if stage1 {
+        let lpae32Sizes: UInt64 = 1 << 12 | 1 << 21 | 1 << 30
+        switch (stage1, format) {
+        case (true, .aarch64):
             table = try IOPageTableARM(kernel: kernel, format: .stage1, inputBits: min(features.vaSize, 48),
                                        outputBits: features.ipaSize, smmuPageSizes: features.pageSizeBitmap)
-        } else {
+        case (true, .aarch32Long):
+            table = try IOPageTableARM(kernel: kernel, format: .stage1, inputBits: min(features.vaSize, 32),
+                                       outputBits: min(features.ipaSize, 40), smmuPageSizes: features.pageSizeBitmap & lpae32Sizes)
+        case (false, .aarch64):
             table = try IOPageTableARM(kernel: kernel, format: .stage2, inputBits: features.ipaSize,
                                        outputBits: features.paSize, smmuPageSizes: features.pageSizeBitmap)
+        case (false, .aarch32Long):
+            table = try IOPageTableARM(kernel: kernel, format: .stage2, inputBits: min(features.ipaSize, 40),
+                                       outputBits: min(features.paSize, 40), smmuPageSizes: features.pageSizeBitmap & lpae32Sizes)
         }
         contextMap[bank] = true
+        var interruptIndex = bank
+        if version.isVersion1 {
+            irptndxCounter &+= 1
+            interruptIndex = irptndxCounter % contextInterrupts
+        }
         let stage: ArmSMMUDomain.Stage = stage1 ? .stage1(asid: UInt16(bank)) : .stage2(vmid: UInt16(bank + 1))
-        let smmuDomain = ArmSMMUDomain(driver: self, stage: stage, contextBank: bank, pageTable: table)
+        let smmuDomain = ArmSMMUDomain(driver: self, stage: stage, contextBank: bank, format: format,
+                                       interruptIndex: interruptIndex, pageTable: table)
         do { try writeContextBank(bank, context: smmuDomain) } catch {
             contextMap[bank] = false
             throw error
@@ -173,12 +229,13 @@ extension ArmSMMUDriver {
     }
 
     /// `arm_smmu_init_context_bank` + `arm_smmu_write_context_bank`: an unassigned bank only
-    /// gets SCTLR = 0; otherwise CBA2R (VA64, VMID16), CBAR (TYPE; stage 1: BPSHCFG[9:8] =
-    /// ARM_SMMU_CBAR_S1_BPSHCFG_NSH (3), MEMATTR[15:12] = WB (0xF); stage 2: VMID[7:0]
-    /// without VMID16), TCR2 (stage 1: PASIZE = io-pgtable's IPS, SEP_UPSTREAM[17:15] = 7, AS[4]),
-    /// TCR (stage 1: TG0 4K, SH0 inner, ORGN0/IRGN0 WBWA, T0SZ, EPD1; stage 2: VTCR with RES1[31],
-    /// PS, SL0), TTBR0 (| ASID << 48) and TTBR1 (ASID only), MAIR0/1 (stage 1), then SCTLR =
-    /// CFIE | CFRE | AFE | TRE | M (| S1_ASIDPNE for stage 1).
+    /// gets SCTLR = 0; otherwise CBA2R (version 2 only: VA64 for the AArch64 format, VMID16),
+    /// CBAR (TYPE; version 1: IRPTNDX[31:24]; stage 1: BPSHCFG[9:8] = ARM_SMMU_CBAR_S1_BPSHCFG_NSH
+    /// (3), MEMATTR[15:12] = WB (0xF); stage 2: VMID[7:0] without VMID16), TCR2 (stage 1 on
+    /// version 2: PASIZE = io-pgtable's IPS, SEP_UPSTREAM[17:15] = 7, AS[4] for AArch64), TCR
+    /// (stage 1: TG0 4K, SH0 inner, ORGN0/IRGN0 WBWA, T0SZ, EPD1, and EAE[31] for AArch32 long;
+    /// stage 2: VTCR with RES1[31], PS, SL0), TTBR0 (| ASID << 48) and TTBR1 (ASID only),
+    /// MAIR0/1 (stage 1), then SCTLR = CFIE | CFRE | AFE | TRE | M (| S1_ASIDPNE for stage 1).
     func writeContextBank(_ n: Int, context: ArmSMMUDomain?) throws(Errno) {
         guard let context else {
             try write32(cb(n, SMMUv2Register.cbSCTLR), 0)
@@ -192,10 +249,13 @@ extension ArmSMMUDriver {
         case .stage1(let a): stage1 = true; asid = a; vmid = 0
         case .stage2(let v): stage1 = false; asid = 0; vmid = v
         }
-        var cba2r: UInt32 = 1   // VA64: ARM_SMMU_CTX_FMT_AARCH64
-        if features.vmid16 { cba2r |= UInt32(vmid) << 16 }
-        try write32(gr1(SMMUv2Register.cba2rBase &+ UInt64(n) * 4), cba2r)
+        if !version.isVersion1 {
+            var cba2r: UInt32 = context.format == .aarch64 ? 1 : 0   // VA64: ARM_SMMU_CTX_FMT_AARCH64
+            if features.vmid16 { cba2r |= UInt32(vmid) << 16 }
+            try write32(gr1(SMMUv2Register.cba2rBase &+ UInt64(n) * 4), cba2r)
+        }
         var cbar: UInt32 = (stage1 ? SMMUv2Field.cbarTypeS1BypassS2 : SMMUv2Field.cbarTypeS2) << 16
+        if version.isVersion1 { cbar |= UInt32(truncatingIfNeeded: context.interruptIndex & 0xFF) << 24 }
         if stage1 {
             cbar |= 3 << 8 | 0xF << 12
         } else if !features.vmid16 {
@@ -205,9 +265,12 @@ extension ArmSMMUDriver {
         let walkAttributes: UInt32 = 3 << 12 | 1 << 10 | 1 << 8   // SH0 inner, ORGN0/IRGN0 WBWA
         let t0sz = UInt32(truncatingIfNeeded: table.tableSize) & 0x3F
         if stage1 {
-            let tcr2 = UInt32(truncatingIfNeeded: table.physicalSizeField) & 7 | 7 << 15 | 1 << 4
-            try write32(cb(n, SMMUv2Register.cbTCR2), tcr2)
-            try write32(cb(n, SMMUv2Register.cbTCR), walkAttributes | t0sz | 1 << 23)
+            let aarch64 = context.format == .aarch64
+            if !version.isVersion1 {
+                let tcr2 = UInt32(truncatingIfNeeded: table.physicalSizeField) & 7 | 7 << 15 | (aarch64 ? 1 << 4 : 0)
+                try write32(cb(n, SMMUv2Register.cbTCR2), tcr2)
+            }
+            try write32(cb(n, SMMUv2Register.cbTCR), walkAttributes | t0sz | 1 << 23 | (aarch64 ? 0 : 1 << 31))
             try write64(cb(n, SMMUv2Register.cbTTBR0), table.root.rawValue | UInt64(asid) << 48)
             try write64(cb(n, SMMUv2Register.cbTTBR1), UInt64(asid) << 48)
             try write32(cb(n, SMMUv2Register.cbMAIR0), UInt32(truncatingIfNeeded: IOPageTableARM.mair))

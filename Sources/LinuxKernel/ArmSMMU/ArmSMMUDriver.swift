@@ -2,11 +2,12 @@ import Bus
 import Firmware
 import SMMUv2
 
-/// drivers/iommu/arm/arm-smmu/arm-smmu.c (v6.14-v7.0): one instance per Arm SMMU node Linux
-/// drives as version 2 (`struct arm_smmu_device`: MMU-500, `arm,smmu-v2`; MMU-400/401 and
-/// `arm,smmu-v1` are ARM_SMMU_V1(_64K) to Linux and not modelled). It reaches the SMMU only through
-/// its registers (`kernel.mmio`): global space 0 at the base, global space 1 one register page
-/// up, context bank n at page `numpage + n` (`ARM_SMMU_CB`).
+/// drivers/iommu/arm/arm-smmu/arm-smmu.c (v6.14-v7.0): one instance per Arm SMMU node the
+/// driver binds (`struct arm_smmu_device`): version 2 (MMU-500, `arm,smmu-v2`) or version 1
+/// (`arm,smmu-v1`, `arm,mmu-400`: ARM_SMMU_V1; `arm,mmu-401`: ARM_SMMU_V1_64K), the version from
+/// the match data or the IORT model (`features.version`). It reaches the SMMU only through its
+/// registers (`kernel.mmio`): global space 0 at the base, global space 1 one register page up,
+/// context bank n at page `numpage + n` (`ARM_SMMU_CB`).
 ///
 /// Probe is `arm_smmu_device_probe`: `arm_smmu_device_cfg_probe` (IDR0-2 → `features`), the
 /// stream map tables (`smmu->smrs`, `smmu->s2crs` initialised to `s2cr_init_val`: fault, since
@@ -30,6 +31,19 @@ public final class ArmSMMUDriver: IOMMUDriver {
     public let nodeIndex: Int
     public var name: String { "arm-smmu.\(index)" }
     public private(set) var features = ArmSMMUFeatures()
+    /// `smmu->version`: from `arm_smmu_of_match` or `acpi_smmu_get_data`.
+    public var version: ArmSMMUVersion { node.armSMMUVersion ?? .v2 }
+    /// `smmu->num_context_irqs`: the node's interrupts less its `#global-interrupts` (at least
+    /// one, else `arm_smmu_device_probe` fails: "found %d interrupts but expected at least
+    /// %d"); a node that lists none counts as one context interrupt here. Version 2 then uses
+    /// one per bank.
+    var contextInterrupts: Int {
+        guard let count = node.interruptCount else { return 1 }
+        return max(1, count - Int(node.globalInterrupts ?? 0))
+    }
+    /// `smmu->irptndx`: the version 1 round-robin of context interrupts
+    /// (`atomic_inc_return(&smmu->irptndx) % num_context_irqs`).
+    var irptndxCounter = 0
 
     /// `struct arm_smmu_smr` / `struct arm_smmu_s2cr`, one per stream map entry.
     public struct StreamMatchRegister: Hashable, Sendable {
@@ -90,17 +104,18 @@ public final class ArmSMMUDriver: IOMMUDriver {
         let idr0 = try read32(gr0(SMMUv2Register.idr0))
         let idr1 = try read32(gr0(SMMUv2Register.idr1))
         let idr2 = try read32(gr0(SMMUv2Register.idr2))
-        switch ArmSMMUFeatures.decode(idr0: idr0, idr1: idr1, idr2: idr2) {
+        switch ArmSMMUFeatures.decode(idr0: idr0, idr1: idr1, idr2: idr2, version: version) {
         case .success(let decoded): features = decoded
         case .failure(let error):
             log(error.description)
             throw .ENODEV
         }
         log("probing hardware configuration...")
-        log("SMMUv2 with:")
+        log("SMMUv\(version.isVersion1 ? 1 : 2) with:")
         if features.stage1 { log("\tstage 1 translation") }
         if features.stage2 { log("\tstage 2 translation") }
         if features.nested { log("\tnested translation") }
+        if features.translationOps { log("\taddress translation ops") }
         // "SMMU address space size (0x%x) differs from mapped region size (0x%x)!"
         let expected = 2 &* features.numPage << UInt64(features.pageShift)
         if expected != region.size {
@@ -113,8 +128,10 @@ public final class ArmSMMUDriver: IOMMUDriver {
         s2crs = Array(repeating: initialS2CR, count: features.mappingGroups)
         contextMap = Array(repeating: false, count: features.contextBanks)
         log("\t\(features.contextBanks) context banks (\(features.stage2ContextBanks) stage-2 only)")
-        log("\tStage-1: \(features.vaSize)-bit VA -> \(features.ipaSize)-bit IPA")
-        log("\tStage-2: \(features.ipaSize)-bit IPA -> \(features.paSize)-bit PA")
+        let sizes = String(features.pageSizeBitmap, radix: 16)
+        log("\tSupported page sizes: 0x\(String(repeating: "0", count: max(0, 8 - sizes.count)))\(sizes)")
+        if features.stage1 { log("\tStage-1: \(features.vaSize)-bit VA -> \(features.ipaSize)-bit IPA") }
+        if features.stage2 { log("\tStage-2: \(features.ipaSize)-bit IPA -> \(features.paSize)-bit PA") }
         guard features.pageSizeBitmap != 0 else {
             log("\tno supported page table formats!")
             throw .ENODEV
