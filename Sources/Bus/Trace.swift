@@ -11,6 +11,9 @@ public struct TraceLayer: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let bus = TraceLayer(rawValue: "bus")
     public static let smmu = TraceLayer(rawValue: "smmu")
     public static let its = TraceLayer(rawValue: "its")
+    /// A GICv2m MSI frame (Arm Server Base System Architecture's MSI_SETSPI_NS frame): it turns a
+    /// device write into an SPI with no ITS in between, so its steps are not the ITS's.
+    public static let v2m = TraceLayer(rawValue: "v2m")
     public static let redistributor = TraceLayer(rawValue: "redistributor")
     public static let cpu = TraceLayer(rawValue: "cpu")
     public static let pci = TraceLayer(rawValue: "pci")

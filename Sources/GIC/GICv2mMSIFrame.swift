@@ -78,13 +78,13 @@ public final class GICv2mMSIFrame: MMIODevice {
         let intid = UInt32(truncatingIfNeeded: value & 0x3FF)
         guard contains(intid: intid) else {
             ignoredWrites &+= 1
-            trace?.append(.its, "v2m drop", address: base?.adding(offset)?.rawValue, value: value,
+            trace?.append(.v2m, "drop", address: base?.adding(offset)?.rawValue, value: value,
                           "MSI_SETSPI_NS: \(intid) is outside v2m\(number)'s \(spiCount) SPIs from \(baseSPI)")
             return
         }
         let changed = distributor.setSPIPending(intid: intid)
         if changed { delivered &+= 1 }
-        trace?.append(.its, "v2m SETSPI", address: base?.adding(offset)?.rawValue, value: value,
+        trace?.append(.v2m, "SETSPI", address: base?.adding(offset)?.rawValue, value: value,
                       changed ? "SPI \(intid) pending" : "SPI \(intid) was already pending")
     }
 }

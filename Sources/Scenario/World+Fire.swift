@@ -138,9 +138,14 @@ extension World {
             trace.append(.kvm, "irqfd injection", address: injection.msi.map { UInt64($0.addressHi) << 32 | UInt64($0.addressLo) },
                          value: injection.msi.map { UInt64($0.data) }, injection.description)
         }
-        // The guest's vITS walks the guest's own tables in guest RAM (KVM's vgic-its).
-        for record in vits where record.layer == .its {
-            trace.append(TraceRecord(layer: .vits, step: record.step, address: record.address, value: record.value, detail: record.detail))
+        // The guest's vITS walks the guest's own tables in guest RAM (KVM's vgic-its); a GICv2m
+        // guest's frame (QEMU's arm_gicv2m.c) keeps its own layer.
+        for record in vits {
+            if record.layer == .its {
+                trace.append(TraceRecord(layer: .vits, step: record.step, address: record.address, value: record.value, detail: record.detail))
+            } else if record.layer == .v2m {
+                trace.append(record)
+            }
         }
         for h in outcome.handled {
             trace.append(.guest, "handler", value: UInt64(h.lpi), "vCPU \(h.cpu) acknowledges \(h.intidName): irq \(h.irq) handled")
