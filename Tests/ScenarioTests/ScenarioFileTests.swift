@@ -237,6 +237,10 @@ import Testing
              message: "event-id 4294967296 is out of range (GITS_TRANSLATER takes 32 bits: 0…4294967295)"),
         Case(yaml: "name: x\nevents:\n  - guest-map-outside-ram: {ipa: 0x1_0000_0000_0000_0000}\n", line: 3, column: 34,
              key: "events[0].guest-map-outside-ram.ipa", message: "number '0x1_0000_0000_0000_0000' does not fit in 64 bits"),
+        Case(yaml: "name: x\nhost:\n  gic: v4\n", line: 3, column: 8, key: "host.gic",
+             message: "unknown value 'v4' (did you mean 'v4.1'? expected v3, v4.1)"),
+        Case(yaml: "name: x\nevents:\n  - vpe-migrate: {vcpu: 2, cpu: 1}\n", line: 3, column: 25,
+             key: "events[0].vpe-migrate.vcpu", message: "vcpu 2 is out of range (the VM has 2 vCPUs: 0…1)"),
         // Expectations.
         Case(yaml: "name: x\nstrategy: legacy\nexpect:\n  - strategy: rmr-identity\n    delivered: all\n", line: 4, column: 15,
              key: "expect[0].strategy", message: "strategy 'rmr-identity' is not run by this scenario (it runs legacy)"),
@@ -480,6 +484,7 @@ enum ScenarioGenerator {
         s.platform = g.next() % 4 == 0 ? .deviceTree(path: string(&g, nonEmpty: false, leadingBOM: false) + ".dtb") : .preset(pick(MachinePreset.allCases, &g))
         if case .deviceTree(let path) = s.platform, path == ".dtb" { s.platform = .deviceTree(path: "b.dtb") }
         s.host = HostOptions(pageSize: pick([.size4K, .size64K], &g))
+        s.host.gic = pick([HostOptions.GIC?.none, .v3, .v41], &g)
         s.vm = VMOptions(viommu: pick(VMOptions.VIOMMU.allCases, &g), guestDomain: pick(KernelConfiguration.DefaultDomain.allCases, &g),
                          guestPageSize: pick([.size4K, .size64K], &g), layout: pick(VMOptions.Layout.allCases, &g), vcpus: int(1...8, &g))
         var devices: [DeviceDescription] = []
@@ -533,6 +538,9 @@ enum ScenarioGenerator {
         case .forgedEventID: return .forgedEventID(device: d, eventID: UInt32(truncatingIfNeeded: g.next()))
         case .guestMapOutsideRAM: return .guestMapOutsideRAM(device: d, ipa: g.next())
         case .guestCorruptSTE: return .guestCorruptSTE(device: d)
+        case .vpeMigrate: return .vpeMigrate(vcpu: int(0...(s.vm.vcpus - 1), &g), cpu: int(0...(hostCPUs - 1), &g))
+        case .vcpuNonResident: return .vcpuNonResident(vcpu: int(0...(s.vm.vcpus - 1), &g))
+        case .vcpuResident: return .vcpuResident(vcpu: int(0...(s.vm.vcpus - 1), &g))
         }
     }
 }
