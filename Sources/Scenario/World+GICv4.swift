@@ -55,14 +55,20 @@ extension World {
     }
 
     /// After each event: a fired vector left in a non-resident vPE's VPT is remembered; after
-    /// `vcpu-resident` every vector remembered for that vCPU must have reached the guest
-    /// (`late`: the deliveries taken after the event), else it is a loss.
+    /// `vcpu-resident` or `vpe-migrate` (both make the vCPU resident) every vector remembered
+    /// for that vCPU must have reached the guest (`late`: the deliveries taken after the
+    /// event), else it is a loss.
     func trackVPT(_ event: ScenarioEvent, _ result: EventResult, late: [GuestDelivery]) {
         if case .fired(let outcome) = result, case .pendingInVPT = outcome.verdict, let vcpu = outcome.expected?.cpu {
             vptPending[vcpu, default: []].insert(VectorKey(device: outcome.device, vector: outcome.vector))
             return
         }
-        guard case .vcpuResident(let vcpu) = event, case .done = result else { return }
+        let vcpu: Int
+        switch event {
+        case .vcpuResident(let v), .vpeMigrate(let v, _): vcpu = v
+        default: return
+        }
+        guard case .done = result else { return }
         let waiting = vptPending.removeValue(forKey: vcpu) ?? []
         residencyLosses = waiting.sorted { ($0.device, $0.vector) < ($1.device, $1.vector) }.compactMap { key in
             guard let irq = guestIRQ(key.device, key.vector) else { return nil }
@@ -73,7 +79,11 @@ extension World {
 
     /// The residency invariant (part of delivery): what `vcpu-resident` left in a VPT.
     func residencyViolation(_ event: ScenarioEvent, step: Int) -> Violation? {
-        guard case .vcpuResident = event, let first = residencyLosses.first else { return nil }
+        switch event {
+        case .vcpuResident, .vpeMigrate: break
+        default: return nil
+        }
+        guard let first = residencyLosses.first else { return nil }
         residencyLosses = []
         return Violation(invariant: .delivery, step: step, event: event, detail: first)
     }
