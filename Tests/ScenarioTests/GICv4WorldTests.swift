@@ -83,6 +83,18 @@ import Testing
         for v in 0..<4 { #expect(w.fire(device: 0, vector: v, step: 6 + v).verdict == .delivered) }
     }
 
+    @Test("the guest moves a forwarded LPI to another vCPU (MOVI): KVM follows (update_affinity → its_map_vlpi), a VMOVI on the host ITS")
+    func guestMoviFollowsWithVMOVI() throws {
+        let w = try world()
+        #expect(w.fire(device: 0, vector: 0, step: 0).expected?.cpu == 0)
+        let before = w.host.itsDrivers[0].commandLog.count
+        _ = w.perform(.guestAffinity(device: 0, vector: 0, cpu: 1), step: 1)
+        let vpe1 = try #require(w.vmm.vm.vpe(ofVCPU: 1)).id
+        #expect(w.host.itsDrivers[0].commandLog.dropFirst(before).contains { $0.hasPrefix("VMOVI DeviceID 0x8 EventID 0x0 vPEID \(vpe1) ") })
+        let o = w.fire(device: 0, vector: 0, step: 2)
+        #expect(o.expected?.cpu == 1 && o.verdict == .delivered, "\(o.verdict)")
+    }
+
     @Test("a route without the vITS address (the route-address bug) is not forwarded: noVITSAtAddress, and the MSI goes back to the host's path")
     func routeWithoutVITSAddressStaysOnHostPath() throws {
         let w = try world()

@@ -55,6 +55,34 @@ extension KVMVirtualMachine {
         itsVM = try kernel.irq.allocateVCPUIRQs(vcpuCount: vcpus.count) { [weak self] vpe, cpu in
             self?.kernel.journal?.append(.vpeDoorbell(vpe: vpe.id, intid: vpe.doorbellLPI, cpu: cpu))
         }
+        vgic?.itsLists?.onChange = { [weak self] in self?.followVITSChanges() }
+    }
+
+    /// What KVM's vITS command handlers do for forwarded LPIs (`irq->hw`), after every command
+    /// that changed the vITS's lists: an LPI whose ITE was freed (DISCARD, MAPD V=0:
+    /// `its_free_ite` → `its_unmap_vlpi`) goes back to the host; one whose target vCPU changed
+    /// (MOVI, MAPC retargeting its collection: `update_affinity` → `its_get_vlpi`, the new vCPU's
+    /// vPE, `its_map_vlpi`, a VMOVI on the host ITS) follows it. `irq->hw` stays as KVM leaves it
+    /// on a free (the LPI is gone); the model drops the entry.
+    func followVITSChanges() {
+        guard let lists = vgic?.itsLists, let itsVM else { return }
+        for vintid in forwardedVLPIs.keys.sorted() {
+            guard let hostIRQ = forwardedVLPIs[vintid], let d = kernel.irq.descriptor(hostIRQ), let map = d.vlpiMap else { continue }
+            let event = lists.devices.lazy.flatMap(\.events).first { $0.intid == vintid }
+            guard let event else {
+                forwardedVLPIs[vintid] = nil
+                let marks = kernel.itsDrivers.map(\.commandLog.count)
+                try? kernel.irq.unmapVLPI(irq: hostIRQ)
+                forwardingLog.append(.unforwarded(hostIRQ: hostIRQ, vintid: vintid, commands: commands(since: marks)))
+                continue
+            }
+            guard let collection = lists.collections.first(where: { $0.icid == event.icid }), collection.isMapped,
+                  let vpe = vpe(ofVCPU: Int(collection.target)), vpe !== map.vpe else { continue }
+            map.vpe.vlpiCount = max(map.vpe.vlpiCount - 1, 0)
+            try? kernel.irq.mapVLPI(irq: hostIRQ, ITSVLPIMap(vm: itsVM, vpe: vpe, vintid: vintid, properties: map.properties,
+                                                             doorbellEnabled: map.doorbellEnabled))
+            vpe.vlpiCount += 1
+        }
     }
 
     /// The vPE of vCPU `index`.
@@ -171,7 +199,7 @@ extension KVMVirtualMachine {
         forwardingLog.append(.unforwarded(hostIRQ: hostIRQ, vintid: vintid, commands: commands(since: marks)))
     }
 
-    private func commands(since marks: [Int]) -> [String] {
+    func commands(since marks: [Int]) -> [String] {
         var result: [String] = []
         for (index, driver) in kernel.itsDrivers.enumerated() {
             let from = index < marks.count ? marks[index] : 0
