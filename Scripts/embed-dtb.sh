@@ -9,7 +9,7 @@ out=Sources/Machine/Presets/EmbeddedDeviceTrees.swift
   echo "// Each blob is a device tree QEMU itself produced (-machine virt,…,dumpdtb=), base64-encoded."
   echo ""
   echo "enum EmbeddedDeviceTrees {"
-  for name in virt-smmu; do
+  for name in virt-smmu virt-smmu-gic4; do
     ident=$(echo "$name" | sed -E 's/-([a-z0-9])/\U\1/g')
     echo "    /// Tests/Fixtures/qemu-virt/$name.dtb ($(stat -c %s Tests/Fixtures/qemu-virt/$name.dtb) bytes)."
     echo "    static let $ident = \"\"\""

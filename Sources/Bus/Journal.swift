@@ -101,6 +101,15 @@ public enum JournalEntry: Hashable, Sendable {
     case pendingBitSet(device: Int, vector: Int)
     /// The guest kernel's IRQ core ran a handler: its irq, the LPI, the vCPU.
     case guestHandler(irq: Int, lpi: UInt32, cpu: Int)
+    /// A kernel's ITS driver put a command on ITS `its`'s queue (its description, e.g.
+    /// "VMAPTI DeviceID 0x8 EventID 0 vPEID 0 vINTID 8192 Dbell 1023").
+    case itsCommand(its: Int, command: String)
+    /// GICv4.1: a redistributor set vINTID's bit in vPE `vpe`'s virtual pending table, the byte
+    /// at `address` (IHI 0069H: the VPT has the LPI pending table's format).
+    case vptWrite(vpe: UInt16, vintid: UInt32, address: UInt64, cpu: Int)
+    /// The host took vPE `vpe`'s doorbell LPI on `cpu`: a vLPI arrived while the vPE was not
+    /// resident (KVM's `vgic_v4_doorbell_handler` kicks the vCPU).
+    case vpeDoorbell(vpe: UInt16, intid: UInt32, cpu: Int)
 }
 
 /// A physical or virtual ITS's answer for (DeviceID, EventID): the LPI and the redistributor it

@@ -76,6 +76,11 @@ public struct GICConfiguration: Hashable, Sendable {
     public var virtualLPIs = false
     /// vPEID bits (GICD_TYPER2.VIL = 1, VID = bits − 1), 1…16.
     public var vpeIDBits = 16
+    /// GICR_TYPER.CommonLPIAff (0…3): redistributors whose affinity agrees above this level
+    /// share LPI and (GICv4.1) vPE configuration tables; 0 = all of them (QEMU's value). Linux
+    /// reads it in `compute_common_aff` to share one vPE table between CPUs
+    /// (`inherit_vpe_l1_table_from_rd`) and to skip VMOVP between them (`its_vpe_set_affinity`).
+    public var commonLPIAffinity = 0
     /// DeviceID → DTE cache (GIC-600 "device cache").
     public var deviceCache: CacheGeometry
     /// DeviceID+EventID → ITE (collection, INTID) cache.
@@ -113,6 +118,16 @@ public struct GICConfiguration: Hashable, Sendable {
     /// bits), Devbits = 15, CIL = 1, CIDbits = 15, PTA = 0, HCC = 0; 16-bit INTIDs.
     public static let qemuVirt = GICConfiguration()
 
+    /// A GICv4.1 on QEMU virt's memory map: `qemuVirt` with version 4 (four 64 KiB frames per
+    /// redistributor, GITS_TYPER.Virtual and VMOVP) and `virtualLPIs` (GITS_TYPER.VMAPP, the
+    /// vPE table at GITS_BASER2, GICR_TYPER.RVPEID and DirectLPI, GICD_TYPER2.VIL with 16-bit
+    /// vPEIDs).
+    public static var gicv41: GICConfiguration {
+        var c = GICConfiguration(version: 4)
+        c.virtualLPIs = true
+        return c
+    }
+
     /// The same values clamped to what the model supports, so any configuration (including one
     /// decoded from a file) builds a working GIC.
     public var normalized: GICConfiguration {
@@ -126,6 +141,7 @@ public struct GICConfiguration: Hashable, Sendable {
         }
         c.virtualLPIs = virtualLPIs && c.version == 4
         c.vpeIDBits = min(max(vpeIDBits, 1), 16)
+        c.commonLPIAffinity = min(max(commonLPIAffinity, 0), 3)
         c.cpuCount = c.version == 2 ? c.cpuCount : min(max(cpuCount, 1), 512)
         c.deviceIDBits = min(max(deviceIDBits, 1), 32)
         c.eventIDBits = min(max(eventIDBits, 1), 32)

@@ -252,7 +252,7 @@ extension ITS {
         let vintid = ite.intid.rawValue
         switch command {
         case .int:
-            _ = rd.setVirtualPending(vintid, vpe: ite.vpe, mapping: vte.mapping, doorbell: readDoorbell(device.rawValue, event.rawValue, dte))
+            _ = gic.redistributors[residencyRedistributor(vpe: ite.vpe, mapped: cpu)].setVirtualPending(vintid, vpe: ite.vpe, mapping: vte.mapping, doorbell: readDoorbell(device.rawValue, event.rawValue, dte))
         case .clear:
             rd.clearVirtualPending(vintid, mapping: vte.mapping)
         case .inv:
@@ -307,7 +307,8 @@ extension ITS {
         case .outOfRange, .unmapped: return virtualDrop(.unmappedVPE, deviceID, eventID)
         case .fault: return virtualDrop(.tableReadFault, deviceID, eventID)
         }
-        guard let cpu = gic.redistributorIndex(for: vte.target) else { return virtualDrop(.unmappedVPE, deviceID, eventID) }
+        guard let mapped = gic.redistributorIndex(for: vte.target) else { return virtualDrop(.unmappedVPE, deviceID, eventID) }
+        let cpu = residencyRedistributor(vpe: ite.vpe, mapped: mapped)
         let vintid = ite.intid.rawValue
         guard Redistributor.vptByte(vintid, vte.mapping) != nil else { return virtualDrop(.vINTIDOutOfRange, deviceID, eventID) }
         counters.translations &+= 1
@@ -315,6 +316,23 @@ extension ITS {
                                                                  doorbell: readDoorbell(deviceID.rawValue, eventID.rawValue, dte))
         trace?.append(.its, "vLPI", value: UInt64(vintid), "EventID \(eventID.rawValue) → vINTID \(vintid) of vPE \(ite.vpe) on redistributor \(cpu): \(delivery)")
         return .virtual(vintid: vintid, vpe: ite.vpe, cpu: cpu, delivery: delivery)
+    }
+
+    /// The redistributor that holds `vpe`'s residency: the one VMAPP/VMOVP named (`mapped`)
+    /// unless the vPE is resident, or waiting for its doorbell, on another redistributor that
+    /// shares `mapped`'s vPE configuration table (the same GICR_TYPER.CommonLPIAff group). Linux
+    /// relies on this: "GICv4.1 allows us to skip VMOVP if moving to a cpu whose RD is sharing
+    /// its VPE table with the current one" (`its_vpe_set_affinity`), so a vPE scheduled on such
+    /// a redistributor is found there by the vLPIs its ITS still sends to the old one.
+    func residencyRedistributor(vpe: UInt16, mapped: Int) -> Int {
+        let rds = gic.redistributors
+        func holds(_ rd: Redistributor) -> Bool { rd.residentVPE == vpe || rd.virtualState.doorbellRequested.contains(vpe) }
+        guard rds.indices.contains(mapped), !holds(rds[mapped]) else { return mapped }
+        let group = rds[mapped].commonAffinityGroup
+        for (index, rd) in rds.enumerated() where index != mapped && rd.commonAffinityGroup == group && holds(rd) {
+            return index
+        }
+        return mapped
     }
 
     private func virtualDrop(_ reason: ITSDropReason, _ device: DeviceID, _ event: EventID) -> ITSTranslationResult {

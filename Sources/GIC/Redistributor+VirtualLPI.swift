@@ -97,8 +97,9 @@ public enum GICRVPendbaser {
 /// GICR_VPROPBASER, GICv4.1 layout (IHI 0069H §12.11, GICR_VPROPBASER; Linux
 /// `GICR_VPROPBASER_4_1_*`): Valid[63], Entry_Size[61:59], Indirect[55], Page_Size[54:53],
 /// Z[52], Physical_Address[51:12], Size[6:0]. It names the redistributor's vPE table; this model
-/// keeps it as a register (software reads back what it wrote, Entry_Size reads as the ITS's
-/// vPE entry size − 1) and takes vPE information from the ITS (`VPEMapping`).
+/// keeps it as a register (software reads back what it wrote; Entry_Size reads as the ITS's
+/// vPE entry size in 64-bit words − 1, the unit Linux `allocate_vpe_l1_table` divides by:
+/// `epp = psz / (esz * SZ_8)`) and takes vPE information from the ITS (`VPEMapping`).
 public enum GICRVPropbaser {
     public static let writableMask: UInt64 = UInt64(1) << 63 | UInt64(1) << 55 | UInt64(3) << 53 | UInt64(1) << 52
         | UInt64(0xFF_FFFF_FFFF) << 12 | 0x7F
@@ -125,7 +126,7 @@ extension Redistributor {
         guard configuration.virtualLPIs else { return nil }
         switch offset & ~7 {
         case VirtualOffset.vpropbaser:
-            return virtualState.vpropbaser.settingBits(61, 59, to: UInt64(ITS.vpeEntrySize - 1))
+            return virtualState.vpropbaser.settingBits(61, 59, to: UInt64(ITS.vpeEntrySize / 8 - 1))
         case VirtualOffset.vpendbaser: return virtualState.vpendbaser
         case VirtualOffset.invlpir, VirtualOffset.invallr: return 0
         // GICR_SYNCR.Busy[0]: every invalidation completes at once.
@@ -212,6 +213,9 @@ extension Redistributor {
             return .tableFault
         }
         virtualState.counters.vlpisSetPending &+= 1
+        if let journal, let byte = Self.vptByte(vintid, mapping) {
+            journal.append(.vptWrite(vpe: vpe, vintid: vintid, address: byte.rawValue, cpu: processorNumber))
+        }
         if residentVPE == vpe { return .resident }
         var ring: UInt32?
         if doorbell != ITSVirtualCommand.noDoorbell {

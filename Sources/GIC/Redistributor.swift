@@ -105,8 +105,8 @@ public final class Redistributor: MMIODevice {
     /// GICR_TYPER: PLPIS[0]=1, VLPIS[1] (GICv4), DirectLPI[3]=0 (GICR_SETLPIR etc. not
     /// implemented, as in QEMU) except with GICv4.1 virtual LPIs, where it is 1 for
     /// GICR_INVLPIR/INVALLR/SYNCR only, Last[4], RVPEID[7] (GICv4.1: VPENDBASER holds a vPEID),
-    /// Processor_Number[23:8], CommonLPIAff[25:24]=0 (all redistributors share LPI tables),
-    /// Affinity[63:32].
+    /// Processor_Number[23:8], CommonLPIAff[25:24] (`GICConfiguration.commonLPIAffinity`, 0 by
+    /// default: all redistributors share LPI tables), Affinity[63:32].
     public var typer: UInt64 {
         UInt64(1)
             .settingBit(1, to: configuration.version >= 4)
@@ -114,7 +114,16 @@ public final class Redistributor: MMIODevice {
             .settingBit(4, to: isLast)
             .settingBit(7, to: configuration.virtualLPIs)
             .settingBits(23, 8, to: UInt64(processorNumber))
+            .settingBits(25, 24, to: UInt64(configuration.commonLPIAffinity))
             .settingBits(63, 32, to: UInt64(affinity))
+    }
+
+    /// The affinity bits that GICR_TYPER.CommonLPIAff says are common to every redistributor
+    /// sharing this one's tables (Linux `compute_common_aff`: Affinity with the lowest
+    /// 32 − 8 × CommonLPIAff bits cleared).
+    public var commonAffinityGroup: UInt32 {
+        let shift = UInt32(configuration.commonLPIAffinity * 8)
+        return affinity & ~(UInt32.max >> shift)
     }
 
     public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {

@@ -34,6 +34,9 @@ public final class LinuxKernel {
     public lazy var iommu = IOMMUSubsystem(kernel: self)
     public lazy var dma = DMAMapping(kernel: self)
     public lazy var vfio = VFIOSubsystem(kernel: self)
+    /// virt/lib/irqbypass.c: VFIO's interrupt producers and KVM's irqfd consumers, paired by
+    /// eventfd (`IRQBypass.swift`).
+    public let irqBypass = IRQBypassManager()
     /// Open /dev/iommu file descriptors (`iommufd_fops_open` creates one context each).
     public internal(set) var iommufdContexts: [IOMMUFD] = []
 

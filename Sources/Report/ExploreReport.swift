@@ -158,6 +158,10 @@ public enum ExploreReport {
             "\(e.kind.rawValue)(\(d), \(id))"
         case .guestMapOutsideRAM(let d, let ipa):
             "\(e.kind.rawValue)(\(d), \(Hex.format(ipa)))"
+        case .vpeMigrate(let vcpu, let cpu):
+            "\(e.kind.rawValue)(vCPU \(vcpu)→CPU \(cpu))"
+        case .vcpuNonResident(let vcpu), .vcpuResident(let vcpu):
+            "\(e.kind.rawValue)(vCPU \(vcpu))"
         default:
             e.device.map { "\(e.kind.rawValue)(\($0))" } ?? e.kind.rawValue
         }

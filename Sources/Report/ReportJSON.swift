@@ -170,6 +170,9 @@ public enum ReportJSON {
         switch o.verdict {
         case .delivered: verdict = "delivered"
         case .pending: verdict = "pending"
+        case .pendingInVPT(let vpe, let doorbell):
+            verdict = "pending-vpt"
+            reason = "pending in vPE \(vpe)'s virtual pending table" + (doorbell.map { ", doorbell LPI \($0) rung" } ?? "")
         case .failed(let point, let why):
             verdict = point.rawValue
             reason = why

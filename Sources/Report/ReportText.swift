@@ -119,6 +119,7 @@ public enum ReportText {
             switch o.verdict {
             case .delivered: verdict = "delivered"
             case .pending: verdict = "pending"
+            case .pendingInVPT: verdict = "pending (VPT)"
             case .failed(let point, _): verdict = point.rawValue
             }
             rows.append([
@@ -155,7 +156,7 @@ public enum ReportText {
             }
             rows.append(row)
         }
-        return table(header, rows, markdown: markdown) + causes(results, markdown: markdown)
+        return table(header, rows, markdown: markdown) + causes(results, markdown: markdown) + directInjection(results, markdown: markdown)
     }
 
     /// Under the matrix, why each failing cell fails: one line per scenario and distinct

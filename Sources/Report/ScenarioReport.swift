@@ -22,6 +22,7 @@ public enum ScenarioReport {
             text += (markdown ? "\n" : "\n  ") + ReportText.hostKernels(scenario, runs) + (scenario.host.kernel == nil ? "; choose one with --kernel" : "") + "\n"
             let why = ReportText.explanations(runs)
             if !why.isEmpty { text += "\nWhy the failing strategies fail:\n" + why }
+            text += ReportText.directInjection([(scenario, runs)], markdown: markdown)
             text += "\n" + legend(scenario: scenario.name)
             return text
         }

@@ -35,7 +35,15 @@ public enum BuiltInScenarios {
         ScenarioDescription(name: "msix-1", summary: "one MSI-X vector", devices: [DeviceDescription(vectors: 1)]),
         ScenarioDescription(name: "msix-64", summary: "64 MSI-X vectors", devices: [DeviceDescription(vectors: 64)]),
         seedGICv2m,
+        seedGICv4,
     ]
+
+    /// The seed on a GICv4.1 host (qemu-virt-gicv4: two CPUs, `gic: v4.1`): KVM forwards each
+    /// vector whose route names the vITS as a vLPI (VMAPTI), so the device's MSI is written into
+    /// the vCPU's virtual pending table without the host or KVM taking it.
+    public static let seedGICv4 = ScenarioDescription(
+        name: "seed-gicv4", summary: "the seed on a GICv4.1 host: MSIs forwarded as vLPIs (direct injection)",
+        platform: .preset(.qemuVirtGICv4), host: HostOptions(gic: .v41))
 
     /// The built-in scenario named `name`.
     public static func named(_ name: String) -> ScenarioDescription? { all.first { $0.name == name } }

@@ -79,6 +79,8 @@ public struct Explorer: Sendable {
             if scenario.vm.behindRootPorts { events += [.hotUnplug(device: d), .hotPlug(device: d)] }
         }
         events.append(.saveRestore)
+        // GICv4.1 hosts: vCPU 0 blocks, runs again, and moves to host CPU 1.
+        if scenario.hostHasGICv41 { events += [.vcpuNonResident(vcpu: 0), .vcpuResident(vcpu: 0), .vpeMigrate(vcpu: 0, cpu: 1)] }
         return events.filter { World.runs($0.kind) }
     }
 

@@ -67,7 +67,7 @@ extension World {
         // driver, or whose STE its own guest corrupted, need not deliver.
         if unplugged.contains(o.device) { return [] }
         switch exempt.contains(o.device) ? .delivered : o.verdict {
-        case .delivered, .pending:
+        case .delivered, .pending, .pendingInVPT:
             break
         case .failed(let point, let why):
             var where_ = "\(label) programmed \(o.programmedAddress.map { Hex.format($0) } ?? "nothing"): \(point.rawValue): \(why)"

@@ -39,6 +39,13 @@ public struct ScenarioDescription: Hashable, Sendable {
         self.expectations = expectations
     }
 
+    /// Whether the host's GIC is a GICv4.1: `gic: v4.1`, or no `gic:` on a GICv4.1 preset.
+    public var hostHasGICv41: Bool {
+        if let gic = host.gic { return gic == .v41 }
+        if case .preset(let preset) = platform { return preset.options.gic.virtualLPIs }
+        return false
+    }
+
     /// The strategies this scenario runs, in the canonical order.
     public var strategiesToRun: [Strategy] { strategies.isEmpty ? Strategy.allCases : strategies.sorted() }
 
@@ -69,13 +76,26 @@ public enum Platform: Hashable, Sendable, CustomStringConvertible {
 
 /// Host kernel options that are not the strategy's to choose.
 public struct HostOptions: Hashable, Sendable {
+    /// The host's GIC when the scenario names one (a device tree cannot tell GICv3 from GICv4):
+    /// nil keeps the platform's (`MachinePreset.options`, GICv3 for a file).
+    public enum GIC: String, Hashable, Sendable, CaseIterable {
+        /// A GICv3 with ITS (`GICConfiguration.qemuVirt`).
+        case v3
+        /// A GICv4.1 (`GICConfiguration.gicv41`): the host boots with
+        /// `kvm-arm.vgic_v4_enable=1`, so KVM forwards passthrough MSIs as vLPIs.
+        case v41 = "v4.1"
+    }
+
     /// The host's PAGE_SIZE.
     public var pageSize: Granule
     /// The host kernel release for every strategy; nil: each strategy's `baseRelease`.
     public var kernel: KernelConfiguration.Version?
-    public init(pageSize: Granule = .size4K, kernel: KernelConfiguration.Version? = nil) {
+    /// The host's GIC (`gic:`); nil: the platform's.
+    public var gic: GIC?
+    public init(pageSize: Granule = .size4K, kernel: KernelConfiguration.Version? = nil, gic: GIC? = nil) {
         self.pageSize = pageSize
         self.kernel = kernel
+        self.gic = gic
     }
 }
 

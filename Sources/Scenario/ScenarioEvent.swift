@@ -50,6 +50,16 @@ public enum ScenarioEvent: Hashable, Sendable {
     /// Adversarial: the guest rewrites the device's STE (or CD) with garbage mid-flight and
     /// invalidates it.
     case guestCorruptSTE(device: Int)
+    /// GICv4.1 hosts: vCPU `vcpu`'s thread moves to host CPU `cpu` (`vgic_v4_put`, then
+    /// `vgic_v4_load` there: `its_vpe_set_affinity`, VMOVP unless the redistributors share a
+    /// vPE table, and the vPE resident on `cpu`'s redistributor).
+    case vpeMigrate(vcpu: Int, cpu: Int)
+    /// GICv4.1 hosts: vCPU `vcpu` blocks in WFI (`vgic_v4_put(vcpu, need_db)`): its vPE is made
+    /// non-resident with a doorbell requested.
+    case vcpuNonResident(vcpu: Int)
+    /// GICv4.1 hosts: vCPU `vcpu` runs again on the CPU its vPE is mapped to (`vgic_v4_load`);
+    /// what its VPT held is taken by the guest.
+    case vcpuResident(vcpu: Int)
 
     /// The event's kind: its name in scenario files and tables.
     public var kind: EventKind {
@@ -72,6 +82,9 @@ public enum ScenarioEvent: Hashable, Sendable {
         case .forgedEventID: .forgedEventID
         case .guestMapOutsideRAM: .guestMapOutsideRAM
         case .guestCorruptSTE: .guestCorruptSTE
+        case .vpeMigrate: .vpeMigrate
+        case .vcpuNonResident: .vcpuNonResident
+        case .vcpuResident: .vcpuResident
         }
     }
 
@@ -84,7 +97,7 @@ public enum ScenarioEvent: Hashable, Sendable {
              .hotUnplug(let d), .hotPlug(let d), .forgedEventID(let d, _), .guestMapOutsideRAM(let d, _),
              .guestCorruptSTE(let d):
             d
-        case .saveRestore:
+        case .saveRestore, .vpeMigrate, .vcpuNonResident, .vcpuResident:
             nil
         }
     }
@@ -118,6 +131,9 @@ public enum EventKind: String, Hashable, Sendable, CaseIterable {
     case forgedEventID = "forged-event-id"
     case guestMapOutsideRAM = "guest-map-outside-ram"
     case guestCorruptSTE = "guest-corrupt-ste"
+    case vpeMigrate = "vpe-migrate"
+    case vcpuNonResident = "vcpu-non-resident"
+    case vcpuResident = "vcpu-resident"
 
     /// The fields an event of this kind takes in a scenario file, besides `event`.
     public var fields: [String] {
@@ -129,6 +145,8 @@ public enum EventKind: String, Hashable, Sendable, CaseIterable {
         case .saveRestore: []
         case .forgedEventID: ["device", "event-id"]
         case .guestMapOutsideRAM: ["device", "ipa"]
+        case .vpeMigrate: ["vcpu", "cpu"]
+        case .vcpuNonResident, .vcpuResident: ["vcpu"]
         }
     }
 }

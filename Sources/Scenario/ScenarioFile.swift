@@ -11,6 +11,7 @@ import Foundation
 /// bridge: 1                        # optional: the host bridge (index or node path)
 /// host:
 ///   page-size: 4K                  # 4K | 64K
+///   gic: v4.1                      # optional: v3 | v4.1 (GICv4.1 direct vLPI injection); default: the platform's
 /// vm:
 ///   viommu: smmuv3-accel           # none | smmuv3-accel
 ///   guest-domain: dma-strict       # dma-strict | dma-lazy | identity

@@ -109,6 +109,15 @@ struct ScenarioFileEventReader {
             switch kind {
             case .saveRestore:
                 return .saveRestore
+            case .vpeMigrate, .vcpuNonResident, .vcpuResident:
+                guard let node = fields.value("vcpu") else { try missing("vcpu") }
+                let vcpus = max(scenario.vm.vcpus, 1)
+                let vcpu = try nodes.integer(node, key: fields.path("vcpu"), in: 0...(vcpus - 1), what: "vcpu", why: "the VM has \(vcpus) vCPUs")
+                switch kind {
+                case .vpeMigrate: return .vpeMigrate(vcpu: vcpu, cpu: try cpu(host: true))
+                case .vcpuNonResident: return .vcpuNonResident(vcpu: vcpu)
+                default: return .vcpuResident(vcpu: vcpu)
+                }
             case .fire, .guestMask, .guestUnmask, .guestRewrite, .hostReactivate:
                 let d = try device()
                 let v = try vector(device: d)

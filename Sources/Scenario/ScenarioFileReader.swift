@@ -14,7 +14,7 @@ struct ScenarioFileReader {
     let nodes: ScenarioFileNodes
 
     static let topLevelKeys = ["name", "summary", "platform", "bridge", "host", "vm", "devices", "strategy", "events", "expect"]
-    static let hostKeys = ["page-size", "kernel"]
+    static let hostKeys = ["page-size", "kernel", "gic"]
     static let vmKeys = ["viommu", "guest-domain", "guest-page-size", "layout", "vcpus", "slot", "firmware", "guest-owner", "guest-gic"]
     static let deviceKeys = ["bdf", "host-behind", "guest-rid", "behind", "interrupts", "vectors", "enabled", "affinity",
                              "pre-vectors", "post-vectors"]
@@ -82,6 +82,9 @@ struct ScenarioFileReader {
         }
         if let value = fields.value("kernel") {
             host.kernel = try nodes.choice(value, key: fields.path("kernel"), KernelConfiguration.Version.self)
+        }
+        if let value = fields.value("gic") {
+            host.gic = try nodes.choice(value, key: fields.path("gic"), HostOptions.GIC.self)
         }
         return host
     }

@@ -15,6 +15,7 @@ enum ScenarioFileWriter {
         out.append("host:")
         out.append("  page-size: \(ScenarioFileValues.pageSizeName(s.host.pageSize))")
         if let kernel = s.host.kernel { out.append("  kernel: \(kernel.rawValue)") }
+        if let gic = s.host.gic { out.append("  gic: \(gic.rawValue)") }
         out.append("vm:")
         out.append("  viommu: \(s.vm.viommu.rawValue)")
         out.append("  guest-domain: \(s.vm.guestDomain.rawValue)")
@@ -83,6 +84,10 @@ enum ScenarioFileWriter {
         case .guestDomain(_, let domain): values["domain"] = domain.rawValue
         case .forgedEventID(_, let id): values["event-id"] = Hex.format(UInt64(id), minDigits: 1)
         case .guestMapOutsideRAM(_, let ipa): values["ipa"] = Hex.format(ipa, minDigits: 8)
+        case .vpeMigrate(let vcpu, let cpu):
+            values["vcpu"] = String(vcpu)
+            values["cpu"] = String(cpu)
+        case .vcpuNonResident(let vcpu), .vcpuResident(let vcpu): values["vcpu"] = String(vcpu)
         default: break
         }
         let kind = event.kind

@@ -1,5 +1,6 @@
 import Firmware
 import Bus
+import LinuxKernel
 
 /// One strategy's run of one scenario: what was built, every event, every fired vector.
 public struct StrategyRun: Hashable, Sendable {
@@ -15,6 +16,10 @@ public struct StrategyRun: Hashable, Sendable {
     public var violations: [Violation] = []
     /// Script steps whose event had nothing to act on (e.g. a hot-plug of a plugged device).
     public var skippedSteps: Set<Int> = []
+    /// GICv4.1 hosts: whether KVM could forward MSIs as vLPIs (`vgic_supports_direct_msis`),
+    /// and what each irqbypass connection did (`KVMVirtualMachine.forwardingLog`).
+    public var directInjectionAvailable = false
+    public var forwarding: [KVMForwardingEvent] = []
 
     /// Fired vectors that reached the right guest LPI on the right vCPU.
     public var deliveredCount: Int { outcomes.filter(\.delivered).count }
@@ -57,6 +62,8 @@ public enum ScenarioRunner {
                 run.skippedSteps.insert(step)
             }
         }
+        run.directInjectionAvailable = world.vmm.vm.hasDirectMSIs
+        run.forwarding = world.vmm.vm.forwardingLog
         if let inspect {
             // The last observation: the fires after the last non-fire event.
             let script = scenario.script
@@ -85,7 +92,7 @@ struct InvariantTracker {
             let key = outcome.device << 16 | outcome.vector
             let before = firstDelivery[key]
             var violations = world.check(outcome, previousEvent: lastEvent, deliveredBefore: before)
-            if before == nil, outcome.verdict != .pending { firstDelivery[key] = outcome.delivered }
+            if before == nil, !outcome.verdict.isPending { firstDelivery[key] = outcome.delivered }
             // A vector that never delivered keeps failing the same way: report it once.
             if before == false { violations.removeAll { $0.invariant == .delivery } }
             return violations

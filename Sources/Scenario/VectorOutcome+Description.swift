@@ -5,6 +5,8 @@ extension VectorOutcome.Verdict: CustomStringConvertible {
         switch self {
         case .delivered: "delivered"
         case .pending: "pending (masked)"
+        case .pendingInVPT(let vpe, let doorbell):
+            "pending in vPE \(vpe)'s VPT (vCPU not resident\(doorbell.map { "; doorbell LPI \($0) rung" } ?? ", no doorbell"))"
         case .failed(let point, let why): "\(point.rawValue): \(why)"
         }
     }

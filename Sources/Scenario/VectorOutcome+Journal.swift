@@ -74,6 +74,8 @@ extension VectorOutcome {
                 }
             case .hostInterrupt:
                 hostHandled += 1
+            case .vptWrite(let vpe, let vintid, let address, let cpu):
+                if vptWrite == nil { vptWrite = VPTWrite(vpe: vpe, vintid: vintid, address: address, cpu: cpu) }
             case .pendingBitSet(let d, let v):
                 if d == device && v == vector { pending = true }
             case .irqfdInjection(let injection):
@@ -168,6 +170,16 @@ extension VectorOutcome {
         if let its {
             if case .dropped(let reason) = its.result {
                 return .failed(.its, "the physical ITS dropped DeviceID \(Hex.format(UInt64(its.deviceID), minDigits: 1)) EventID \(its.eventID): \(reason)")
+            }
+            // GICv4.1 direct injection: the ITS wrote the vLPI into the vPE's pending table;
+            // the host takes nothing (a doorbell at most) and KVM injects nothing.
+            if case .virtual(let vintid, let vpe, _, let delivery) = its.result {
+                switch delivery {
+                case .doorbell(let intid): return .pendingInVPT(vpe: vpe, doorbell: intid)
+                case .pendingNotResident: return .pendingInVPT(vpe: vpe, doorbell: nil)
+                case .tableFault: return .failed(.its, "the write of vINTID \(vintid) into vPE \(vpe)'s virtual pending table faulted")
+                case .resident: return .failed(.host, "vINTID \(vintid) is pending for vPE \(vpe), resident, but the guest took no interrupt")
+                }
             }
         } else if case .untranslated = stage2 {
             return .failed(.its, "the write reached no ITS")

@@ -43,6 +43,9 @@ public struct VectorOutcome: Hashable, Sendable {
     public var programmedBy: MSIAddressSource?
     /// Event records the host SMMU wrote while this MSI was in flight.
     public var smmuEvents: [EventRecord]
+    /// GICv4.1 direct injection: the redistributor's write of the vLPI into the vPE's virtual
+    /// pending table (`JournalEntry.vptWrite`), nil when the MSI was not a vLPI.
+    public var vptWrite: VPTWrite?
     /// Descriptor reads and TLB lookups the SMMU made for it.
     public var cost: Cost
 
@@ -74,6 +77,14 @@ public struct VectorOutcome: Hashable, Sendable {
         public var result: ITSTranslationResult
     }
 
+    /// Where a vLPI was made pending: vINTID's byte in vPE `vpe`'s VPT, by redistributor `cpu`.
+    public struct VPTWrite: Hashable, Sendable {
+        public var vpe: UInt16
+        public var vintid: UInt32
+        public var address: UInt64
+        public var cpu: Int
+    }
+
     /// A guest interrupt: Linux irq, LPI (or, on a GICv2m guest, SPI) INTID and vCPU.
     public struct GuestInterrupt: Hashable, Sendable {
         public var irq: Int
@@ -88,7 +99,19 @@ public struct VectorOutcome: Hashable, Sendable {
         case delivered
         /// The vector is masked: the Pending bit holds it (not a loss).
         case pending
+        /// GICv4.1 direct injection to a vCPU whose vPE is not resident: the vLPI is pending in
+        /// vPE `vpe`'s virtual pending table (and `doorbell`, a physical LPI, was rung for the
+        /// host to schedule the vCPU); it is taken when the vPE is next resident (not a loss).
+        case pendingInVPT(vpe: UInt16, doorbell: UInt32?)
         case failed(FailurePoint, String)
+
+        /// Held, not lost: masked, or pending in a non-resident vPE's VPT.
+        public var isPending: Bool {
+            switch self {
+            case .pending, .pendingInVPT: true
+            default: false
+            }
+        }
 
         public var failurePoint: FailurePoint? {
             if case .failed(let point, _) = self { return point }

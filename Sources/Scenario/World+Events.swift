@@ -56,11 +56,15 @@ extension World {
     /// VMM held), so that they are charged to the event, not to the next fire.
     public func perform(_ event: ScenarioEvent, step: Int, trace: TraceLog? = nil) -> EventResult {
         let result = performEvent(event, step: step, trace: trace)
-        if case .fired = result { return result }
+        if case .fired = result {
+            trackVPT(event, result, late: [])
+            return result
+        }
         _ = takeDeliveries()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
         let late = takeDeliveries()
+        trackVPT(event, result, late: late)
         guard !late.isEmpty else { return result }
         let delivered = "; \(late.count) pending interrupt(s) delivered"
         switch result {
@@ -168,6 +172,8 @@ extension World {
             return run("the VM was saved and restored: the vITS and LPI pending state through guest RAM (KVM_DEV_ARM_ITS_SAVE_TABLES / RESTORE_TABLES), VFIO, KVM routes and nested HWPTs rebuilt from the saved state") {
                 try vmm.saveAndRestore()
             }
+        case .vpeMigrate, .vcpuNonResident, .vcpuResident:
+            return performResidency(event)
         default:
             return .done("not run: \(event.kind.rawValue) needs VMM support that is not modelled yet")
         }
@@ -310,6 +316,7 @@ extension World {
     /// at the host's stage 2 (containment) with a record (no silent loss); a forged EventID may
     /// raise at most the device's own guest interrupts, never another device's (isolation).
     func adversarialViolation(_ event: ScenarioEvent, step: Int) -> Violation? {
+        if let lost = residencyViolation(event, step: step) { return lost }
         guard let write = lastAdversarialWrite, write.sent else { return nil }
         let d = write.device
         switch event {

@@ -1,4 +1,5 @@
 import Firmware
+import GIC
 import Machine
 
 extension World {
@@ -12,8 +13,18 @@ extension World {
         })
 
     /// The machine `preset.makeMachine()` assembles, from the parsed description.
-    static func presetMachine(_ preset: MachinePreset) throws(MachineError) -> Machine {
-        guard let parsed = presetTopologies[preset] else { return try preset.makeMachine() }
-        return try Machine(topology: try parsed.get(), options: preset.options, name: preset.rawValue)
+    static func presetMachine(_ preset: MachinePreset, gic: HostOptions.GIC? = nil) throws(MachineError) -> Machine {
+        var options = preset.options
+        if let gic { options.gic = gicConfiguration(gic) }
+        guard let parsed = presetTopologies[preset] else { return try Machine(topology: try preset.topology(), options: options, name: preset.rawValue) }
+        return try Machine(topology: try parsed.get(), options: options, name: preset.rawValue)
+    }
+
+    /// The GIC a scenario's `gic:` names.
+    static func gicConfiguration(_ gic: HostOptions.GIC) -> GICConfiguration {
+        switch gic {
+        case .v3: .qemuVirt
+        case .v41: .gicv41
+        }
     }
 }

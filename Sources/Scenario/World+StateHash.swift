@@ -17,6 +17,16 @@ extension World {
                 x >>= 8
             }
         }
+        // GICv4.1: where each vPE is mapped and whether it is resident (and asked for a
+        // doorbell), and which vectors wait in a VPT: the residency events change only these.
+        for vpe in vmm.vm.itsVM?.vpes ?? [] {
+            mix(UInt64(vpe.id) << 32 | UInt64(truncatingIfNeeded: vpe.cpu) << 8 | (vpe.resident ? 1 : 0) | (vpe.pendingLast ? 2 : 0))
+        }
+        for vcpu in vptPending.keys.sorted() {
+            for key in (vptPending[vcpu] ?? []).sorted(by: { ($0.device, $0.vector) < ($1.device, $1.vector) }) {
+                mix(UInt64(truncatingIfNeeded: vcpu) << 48 | UInt64(truncatingIfNeeded: key.device) << 24 | UInt64(truncatingIfNeeded: key.vector))
+            }
+        }
         for (d, function) in functions.enumerated() {
             let vectors = scenario.devices[d].vectors
             // What the function is to the guest: plugged, with a driver, with its own STE intact.
@@ -56,6 +66,7 @@ extension World {
             switch o.verdict {
             case .delivered: mix(1)
             case .pending: mix(2)
+            case .pendingInVPT(let vpe, _): mix(0x5650_0000 | UInt64(vpe))
             case .failed(let point, _): mix(3 &+ UInt64(FailurePoint.allCases.firstIndex(of: point) ?? 0))
             }
             for handled in o.handled { mix(UInt64(handled.lpi) << 8 | UInt64(truncatingIfNeeded: handled.cpu)) }

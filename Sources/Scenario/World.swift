@@ -38,6 +38,11 @@ public final class World {
     var guestVFIOUsers: [Int: GuestVFIOUser] = [:]
     /// What the last adversarial write (forged EventID, mapping outside RAM) did.
     var lastAdversarialWrite: AdversarialWrite?
+    /// GICv4.1: vectors whose vLPI waits in a non-resident vPE's VPT, by the vCPU they target
+    /// (device, vector); `vcpu-resident` must deliver them (`World+GICv4.swift`).
+    var vptPending: [Int: Set<VectorKey>] = [:]
+    /// What the last `vcpu-resident` left undelivered (a loss the invariant reports).
+    var residencyLosses: [String] = []
     /// A guest interrupt handler call.
     public struct GuestDelivery: Hashable, Sendable {
         public var device: Int
@@ -81,10 +86,12 @@ public final class World {
         do {
             switch scenario.platform {
             case .preset(let preset):
-                machine = try Self.presetMachine(preset)
+                machine = try Self.presetMachine(preset, gic: scenario.host.gic)
             case .deviceTree(let path):
                 guard let topology = platformTopology else { throw fail("platform", "\(path) was not read") }
-                machine = try Machine(topology: topology, name: path)
+                var options = MachineOptions()
+                if let gic = scenario.host.gic { options.gic = Self.gicConfiguration(gic) }
+                machine = try Machine(topology: topology, options: options, name: path)
             }
         } catch let error as SetupFailure {
             throw error
@@ -128,7 +135,11 @@ public final class World {
         // error (`checkDeviceLimits`: the guest placement was checked above).
         if let limit = Self.checkInterruptLimits(scenario, machine: machine, rootComplex: rc) { throw fail("devices", limit) }
         let host: LinuxKernel
-        do { host = try hostMachine.bootHost(strategy.hostKernel(scenario.host)) } catch {
+        var hostKernel = strategy.hostKernel(scenario.host)
+        // A GICv4.1 host boots with kvm-arm.vgic_v4_enable=1: the scenario is about direct
+        // injection, which KVM leaves off by default.
+        hostKernel.vgicV4Enable = machine.gic?.configuration.virtualLPIs ?? false
+        do { host = try hostMachine.bootHost(hostKernel) } catch {
             guard case .boot(_, let bootError) = error else { throw fail("host boot", error) }
             throw fail("host boot", bootError)
         }
@@ -161,6 +172,7 @@ public final class World {
         }
         let world = World(scenario: scenario, strategy: strategy, machine: machine, functions: functions, host: host,
                           vmm: vmm, guest: guest, guestDevices: guestDevices)
+        do { try world.runVCPUs() } catch { throw fail("vCPU residency (GICv4.1)", error) }
         for (index, g) in guestDevices.enumerated() {
             if scenario.vm.guestOwner != .driver {
                 do { try world.bindGuestVFIO(index, g) } catch { throw fail("guest VFIO user (device \(index), \(scenario.vm.guestOwner.rawValue))", error) }

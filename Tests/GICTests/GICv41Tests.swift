@@ -12,10 +12,11 @@ import Testing
 
     /// A two-CPU GICv4.1 with the ITS's vPE table at BASER2 and LPIs enabled, the way Linux's
     /// its_probe_one / its_setup_baser programs it.
-    static func fixture(vpeIDBits: Int = 16, virtualLPIs: Bool = true) throws -> Fixture {
-        var c = GICConfiguration(version: 4, cpuCount: 2)
+    static func fixture(vpeIDBits: Int = 16, virtualLPIs: Bool = true, cpuCount: Int = 2, commonLPIAffinity: Int = 0) throws -> Fixture {
+        var c = GICConfiguration(version: 4, cpuCount: cpuCount)
         c.virtualLPIs = virtualLPIs
         c.vpeIDBits = vpeIDBits
+        c.commonLPIAffinity = commonLPIAffinity
         let f = try Fixture(c, enableITS: false)
         try f.its64(ITS.Offset.baser + 16, vpeTable | UInt64(1) << 63 | 3)  // 4 pages of 4 KiB
         try f.its32(ITS.Offset.ctlr, 1)
@@ -210,15 +211,33 @@ import Testing
         #expect(try msi(f, event: 1) == .virtual(vintid: 8300, vpe: 3, cpu: 1, delivery: .resident))
     }
 
-    @Test func aVPEScheduledOnAnotherRedistributorThanItsMappingIsNotResidentForItsVLPIs() throws {
-        // The failure VMOVP exists for: vcpu_load on CPU1 without moving the vPE.
+    @Test func aVPEScheduledOnARedistributorOfAnotherVPETableGroupIsNotResidentForItsVLPIs() throws {
+        // The failure VMOVP exists for: vcpu_load on a CPU whose redistributor does not share
+        // the vPE table (CommonLPIAff = 3: CPU 16 is in cluster 1, CPU 0 in cluster 0).
+        let f = try Self.fixture(cpuCount: 17, commonLPIAffinity: 3)
+        enableVLPIs(f)
+        try f.mapDevice(0x10)
+        try vmapp(f, vpe: 3, cpu: 0)
+        try vmapti(f, device: 0x10, event: 1, vpe: 3, vintid: 8300)
+        try vpendbaser(f, cpu: 16, GICRVPendbaser.scheduling(vpe: 3))
+        #expect(f.gic.redistributors[16].typer.bits(25, 24) == 3)
+        #expect(try msi(f, event: 1) == .virtual(vintid: 8300, vpe: 3, cpu: 0, delivery: .pendingNotResident))
+    }
+
+    @Test func aVPEScheduledOnARedistributorSharingItsVPETableIsResidentThereWithoutVMOVP() throws {
+        // CommonLPIAff = 0: every redistributor shares the vPE table, so Linux skips VMOVP
+        // (its_vpe_set_affinity) and the vLPI reaches the vPE where it is resident; a doorbell
+        // request made there is honoured there too.
         let f = try Self.fixture()
         enableVLPIs(f)
         try f.mapDevice(0x10)
         try vmapp(f, vpe: 3, cpu: 0)
         try vmapti(f, device: 0x10, event: 1, vpe: 3, vintid: 8300)
         try vpendbaser(f, cpu: 1, GICRVPendbaser.scheduling(vpe: 3))
-        #expect(try msi(f, event: 1) == .virtual(vintid: 8300, vpe: 3, cpu: 0, delivery: .pendingNotResident))
+        #expect(try msi(f, event: 1) == .virtual(vintid: 8300, vpe: 3, cpu: 1, delivery: .resident))
+        try vpendbaser(f, cpu: 1, UInt64(3).settingBit(GICRVPendbaser.doorbell, to: true))
+        #expect(try msi(f, event: 2 - 1) == .virtual(vintid: 8300, vpe: 3, cpu: 1, delivery: .doorbell(intid: Self.doorbellLPI)))
+        #expect(f.gic.redistributors[1].isPending(INTID(Self.doorbellLPI)))
     }
 
     @Test func vmoviMovesThePendingStateToTheNewVPE() throws {

@@ -96,6 +96,9 @@ import Testing
               - forged-event-id: {device: 0, event-id: 0xFFFF_FFFF}
               - guest-map-outside-ram: {device: 1, ipa: 0x0800_0000}
               - guest-corrupt-ste: {device: 0}
+              - vpe-migrate: {vcpu: 3, cpu: 7}
+              - vcpu-non-resident: {vcpu: 2}
+              - vcpu-resident: {vcpu: 2}
             expect:
               - delivered: 12
                 invariants: violated
@@ -116,7 +119,7 @@ import Testing
             .msixReenable(device: 1), .addVector(device: 1), .functionLevelReset(device: 0), .suspendResume(device: 0),
             .hostReactivate(device: 1, vector: 5), .guestDomain(device: 0, domain: .detach), .hotUnplug(device: 1), .hotPlug(device: 1),
             .saveRestore, .forgedEventID(device: 0, eventID: 0xFFFF_FFFF), .guestMapOutsideRAM(device: 1, ipa: 0x0800_0000),
-            .guestCorruptSTE(device: 0),
+            .guestCorruptSTE(device: 0), .vpeMigrate(vcpu: 3, cpu: 7), .vcpuNonResident(vcpu: 2), .vcpuResident(vcpu: 2),
         ])
         // Every kind appears once, so the script covers the whole vocabulary.
         #expect(Set(s.events.map(\.kind)) == Set(EventKind.allCases))
@@ -149,7 +152,7 @@ import Testing
         Case(yaml: "name: x\nvm:\n  viomu: none\n", line: 3, column: 3, key: "vm.viomu",
              message: "unknown key 'viomu' (did you mean 'viommu'? allowed: viommu, guest-domain, guest-page-size, layout, vcpus, slot, firmware, guest-owner, guest-gic)"),
         Case(yaml: "name: x\nhost:\n  pagesize: 4K\n", line: 3, column: 3, key: "host.pagesize",
-             message: "unknown key 'pagesize' (did you mean 'page-size'? allowed: page-size, kernel)"),
+             message: "unknown key 'pagesize' (did you mean 'page-size'? allowed: page-size, kernel, gic)"),
         Case(yaml: "name: x\ndevices:\n  - bdf: \"00:01.0\"\n    msix: true\n", line: 4, column: 5, key: "devices[0].msix",
              message: "unknown key 'msix' (allowed: bdf, host-behind, guest-rid, behind, interrupts, vectors, enabled, affinity, pre-vectors, post-vectors)"),
         Case(yaml: "name: x\nexpect:\n  - delivered: all\n    invariant: hold\n", line: 4, column: 5, key: "expect[0].invariant",
@@ -167,7 +170,7 @@ import Testing
         Case(yaml: "name: x\nstrategy: legasy\n", line: 2, column: 11, key: "strategy",
              message: "unknown strategy 'legasy' (did you mean 'legacy'? expected all, \(strategyList))"),
         Case(yaml: "name: x\nplatform: qemu-vert\n", line: 2, column: 11, key: "platform",
-             message: "unknown platform 'qemu-vert' (did you mean 'qemu-virt'? expected qemu-virt, qemu-virt-untranslated-its, qemu-virt-two-its, a path ending in .dtb or containing a /)"),
+             message: "unknown platform 'qemu-vert' (did you mean 'qemu-virt'? expected qemu-virt, qemu-virt-untranslated-its, qemu-virt-two-its, qemu-virt-gicv4, a path ending in .dtb or containing a /)"),
         // Wrong types.
         Case(yaml: "name: x\nvm: [none]\n", line: 2, column: 5, key: "vm", message: "expected a mapping, found a list"),
         Case(yaml: "name:\n  first: x\n", line: 2, column: 3, key: "name", message: "expected a string, found a mapping"),
@@ -237,6 +240,10 @@ import Testing
              message: "event-id 4294967296 is out of range (GITS_TRANSLATER takes 32 bits: 0…4294967295)"),
         Case(yaml: "name: x\nevents:\n  - guest-map-outside-ram: {ipa: 0x1_0000_0000_0000_0000}\n", line: 3, column: 34,
              key: "events[0].guest-map-outside-ram.ipa", message: "number '0x1_0000_0000_0000_0000' does not fit in 64 bits"),
+        Case(yaml: "name: x\nhost:\n  gic: v4\n", line: 3, column: 8, key: "host.gic",
+             message: "unknown value 'v4' (did you mean 'v3'? expected v3, v4.1)"),
+        Case(yaml: "name: x\nevents:\n  - vpe-migrate: {vcpu: 2, cpu: 1}\n", line: 3, column: 25,
+             key: "events[0].vpe-migrate.vcpu", message: "vcpu 2 is out of range (the VM has 2 vCPUs: 0…1)"),
         // Expectations.
         Case(yaml: "name: x\nstrategy: legacy\nexpect:\n  - strategy: rmr-identity\n    delivered: all\n", line: 4, column: 15,
              key: "expect[0].strategy", message: "strategy 'rmr-identity' is not run by this scenario (it runs legacy)"),
@@ -480,6 +487,7 @@ enum ScenarioGenerator {
         s.platform = g.next() % 4 == 0 ? .deviceTree(path: string(&g, nonEmpty: false, leadingBOM: false) + ".dtb") : .preset(pick(MachinePreset.allCases, &g))
         if case .deviceTree(let path) = s.platform, path == ".dtb" { s.platform = .deviceTree(path: "b.dtb") }
         s.host = HostOptions(pageSize: pick([.size4K, .size64K], &g))
+        s.host.gic = pick([HostOptions.GIC?.none, .v3, .v41], &g)
         s.vm = VMOptions(viommu: pick(VMOptions.VIOMMU.allCases, &g), guestDomain: pick(KernelConfiguration.DefaultDomain.allCases, &g),
                          guestPageSize: pick([.size4K, .size64K], &g), layout: pick(VMOptions.Layout.allCases, &g), vcpus: int(1...8, &g))
         var devices: [DeviceDescription] = []
@@ -533,6 +541,9 @@ enum ScenarioGenerator {
         case .forgedEventID: return .forgedEventID(device: d, eventID: UInt32(truncatingIfNeeded: g.next()))
         case .guestMapOutsideRAM: return .guestMapOutsideRAM(device: d, ipa: g.next())
         case .guestCorruptSTE: return .guestCorruptSTE(device: d)
+        case .vpeMigrate: return .vpeMigrate(vcpu: int(0...(s.vm.vcpus - 1), &g), cpu: int(0...(hostCPUs - 1), &g))
+        case .vcpuNonResident: return .vcpuNonResident(vcpu: int(0...(s.vm.vcpus - 1), &g))
+        case .vcpuResident: return .vcpuResident(vcpu: int(0...(s.vm.vcpus - 1), &g))
         }
     }
 }

@@ -53,6 +53,9 @@ import Report
         "msix-64": [.legacy: "0/64 stage-1", .irqchipRelay: "64/64", .vfioOverride: "64/64", .rmrIdentity: "64/64", .swMSIWindow: "64/64", .vitsDirect: "64/64"],
         // A GICv2 + GICv2m guest: the seed's answers (GuestGICv2mScenarioTests says why).
         "seed-gicv2m": [.legacy: "0/4 stage-1", .irqchipRelay: "4/4", .vfioOverride: "4/4", .rmrIdentity: "4/4", .swMSIWindow: "4/4", .vitsDirect: "4/4"],
+        // The seed on a GICv4.1 host: the MSI path to the physical ITS is the seed's, and every
+        // route names the vITS, so what arrives is a vLPI taken from the vCPU's VPT.
+        "seed-gicv4": [.legacy: "0/4 stage-1", .irqchipRelay: "4/4", .vfioOverride: "4/4", .rmrIdentity: "4/4", .swMSIWindow: "4/4", .vitsDirect: "4/4"],
     ]
 
     @Test("every built-in scenario has its expected row", arguments: BuiltInScenarios.all.map(\.name))

@@ -10,6 +10,8 @@ import Scenario
 /// - `Scenario.msi.guest.<strategy>`: one vector fired on an already built world — device
 ///   write, SMMU, physical ITS, host IRQ, VFIO's eventfd, KVM's irqfd, the vITS, the guest's
 ///   acknowledge and handler.
+/// - `Scenario.msi.direct.<strategy>`: the steady MSI on a GICv4.1 host (`seed-gicv4`), where
+///   the physical ITS writes a vLPI into the vCPU's virtual pending table.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal], maxDuration: .seconds(3))
 
@@ -80,6 +82,38 @@ let benchmarks: @Sendable () -> Void = {
                 for cpu in 0..<world.guest.irq.cpuCount { handled += world.guest.irq.handleInterrupts(cpu: cpu) }
             }
             guard handled == 4 else { fatalError("steady MSI rig: \(handled) of 4 MSIs reached the guest") }
+            return world
+        }
+    }
+
+    // GICv4.1 direct injection (`seed-gicv4`): the same steady loop, but each MSI is a vLPI the
+    // physical ITS writes into the resident vPE's virtual pending table, and the guest takes it
+    // from there (the virtual CPU interface's VPT scan): no host interrupt, no eventfd, no
+    // irqfd, no vITS. Setup checks that: the host takes nothing, the guest all four.
+    for strategy in [Strategy.rmrIdentity, .vitsDirect] {
+        Benchmark("Scenario.msi.direct.\(strategy.rawValue)",
+                  configuration: .init(scalingFactor: .kilo)) { (benchmark: Benchmark, world: World) in
+            let function = world.functions[0]
+            let host = world.host.irq, guest = world.guest.irq
+            let hostCPUs = host.cpuCount, guestCPUs = guest.cpuCount
+            for i in benchmark.scaledIterations {
+                blackHole(function.raise(vector: i & 3))
+                for cpu in 0..<hostCPUs { blackHole(host.handleInterrupts(cpu: cpu)) }
+                for cpu in 0..<guestCPUs { blackHole(guest.handleInterrupts(cpu: cpu)) }
+            }
+        } setup: { () throws -> World in
+            let world = try World.build(BuiltInScenarios.seedGICv4, strategy: strategy)
+            for vector in 0..<4 { blackHole(world.perform(.fire(device: 0, vector: vector), step: vector)) }
+            let function = world.functions[0]
+            var hostTaken = 0, handled = 0
+            for vector in 0..<4 {
+                blackHole(function.raise(vector: vector))
+                for cpu in 0..<world.host.irq.cpuCount { hostTaken += world.host.irq.handleInterrupts(cpu: cpu) }
+                for cpu in 0..<world.guest.irq.cpuCount { handled += world.guest.irq.handleInterrupts(cpu: cpu) }
+            }
+            guard hostTaken == 0, handled == 4 else {
+                fatalError("direct-injection rig: the host took \(hostTaken), the guest \(handled) of 4 MSIs")
+            }
             return world
         }
     }

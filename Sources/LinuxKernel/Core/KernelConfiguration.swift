@@ -54,6 +54,10 @@ public struct KernelConfiguration: Hashable, Sendable {
     public var pageSize: Granule = .size4K
     /// Out-of-tree patches (the MSI strategies' host halves); none by default.
     public var patches: KernelPatches = []
+    /// `kvm-arm.vgic_v4_enable`: let KVM use GICv4 direct injection of vLPIs when the GIC has
+    /// it (`vgic_v3_probe`: `has_gicv4 = gicv4_enable && info->has_v4`). Off by default in every
+    /// release the model names (`static bool gicv4_enable;` in arch/arm64/kvm/vgic/vgic-v3.c).
+    public var vgicV4Enable: Bool = false
 
     public init(version: Version = .v6_15, defaultDomain: DefaultDomain = .dmaStrict, allowUnsafeInterrupts: Bool = false,
                 pageSize: Granule = .size4K, patches: KernelPatches = []) {

@@ -36,6 +36,7 @@ extension IRQSubsystem {
         managedLPICountPerCPU = Array(repeating: 0, count: cpuCount)
         try discoverRedistributors(gic)
         kernel.log.log("GICv3", "\(redistributors.count) redistributors, \(lpiIDBits) LPI ID bits")
+        try probeGICv4Redistributors(distributor: gic.distributor.base)
 
         // its_setup_lpi_prop_table: LPI_PROPBASE_SZ = ALIGN(2^lpi_id_bits, 64 KiB), every byte
         // LPI_PROP_DEFAULT_PRIO | LPI_PROP_GROUP1 (0xA0 | 0x2): priority 0xA0, disabled.
@@ -53,9 +54,12 @@ extension IRQSubsystem {
             }
         }
 
+        settleGICv4()
+
         for cpu in 0..<redistributors.count {
             try enableRedistributor(cpu)
             try initLPIs(cpu)
+            try allocateVPEL1Table(cpu: cpu)
             for driver in kernel.itsDrivers { try driver.initCollection(cpu: cpu) }
             kernel.cpuInterface.writePMR(cpu: cpu, IRQSubsystem.defaultPMR)
             kernel.cpuInterface.writeCTLR(cpu: cpu, usesEOImodeDrop ? GICv3.eoiModeDrop : 0)
@@ -151,7 +155,8 @@ extension IRQSubsystem {
     /// LPI_PENDBASE_SZ = ALIGN(2^lpi_id_bits / 8, 64 KiB)); PENDBASER = table | InnerShareable |
     /// RaWaWb — without PTZ: Linux never sets GICR_PENDBASER.PTZ (checked in
     /// irq-gic-v3-its.c, "set PENDBASE"), so the redistributor reads the zeroed table when LPIs
-    /// are enabled; then GICR_CTLR.EnableLPIs.
+    /// are enabled; then GICR_CTLR.EnableLPIs. On GICv4.1 `allocate_vpe_l1_table` follows
+    /// (`allocateVPEL1Table`).
     ///
     /// Attribute encodings (arm-gic-v3.h): InnerShareable = 1 << 10; RaWaWb = 7 in InnerCache
     /// (bits 9:7 for both registers).

@@ -48,6 +48,13 @@ public final class GICv3ITSDriver {
     /// GITS_TYPER.PTA: MAPC/SYNC/MOVALL targets are redistributor addresses rather than
     /// processor numbers (`its->flags` / `col->target_address` in `its_cpu_init_collection`).
     public var physicalTargets: Bool { typer.bit(19) }
+    /// `is_v4(its)`: GITS_TYPER.Virtual (`GITS_TYPER_VLPIS`).
+    public var isV4: Bool { typer.bit(1) }
+    /// `is_v4_1(its)`: GITS_TYPER.VMAPP (`GITS_TYPER_VMAPP`, bit 40).
+    public var isV41: Bool { typer.bit(40) }
+    /// GITS_TYPER.VMOVP: one VMOVP reaches every ITS ("Single VMOVP capable"); without it
+    /// `its_probe_one` gives the ITS an ITSList number (`its_compute_its_list_map`).
+    public var singleVMOVP: Bool { typer.bit(37) }
 
     /// The command queue (`its->cmd_base`, `ITS_CMD_QUEUE_SZ` = 64 KiB).
     public private(set) var commandQueue = PhysicalAddress(0)
@@ -67,6 +74,11 @@ public final class GICv3ITSDriver {
     public private(set) var issuedCommands: [ITSCommand] = []
     /// Commands issued per opcode (`ITSCommand.Opcode`).
     public private(set) var commandCounts: [UInt8: Int] = [:]
+    /// Every GICv4 command issued (VMAPP, VMAPTI, VMOVI, VMOVP, VSYNC, VINVALL, INVDB), in
+    /// order, the VSYNCs `its_send_single_vcommand` appends included (`ITSVirtualCommands.swift`).
+    public private(set) var issuedVirtualCommands: [ITSVirtualCommand] = []
+    /// Every command issued, physical and virtual, as its description, in queue order.
+    public private(set) var commandLog: [String] = []
 
     init(kernel: LinuxKernel, index: Int, node: ITSDescription) {
         self.kernel = kernel
@@ -86,6 +98,13 @@ public final class GICv3ITSDriver {
     func record(_ command: ITSCommand) {
         issuedCommands.append(command)
         commandCounts[command.opcode, default: 0] += 1
+        commandLog.append(command.description)
+    }
+
+    func record(_ command: ITSVirtualCommand) {
+        issuedVirtualCommands.append(command)
+        commandCounts[command.opcode, default: 0] += 1
+        commandLog.append(command.description)
     }
 
     func setProbed(typer: UInt64, queue: PhysicalAddress, tables: [ITSTableAllocation]) {
@@ -137,6 +156,10 @@ public final class ITSDevice {
     public internal(set) var eventsInUse: [Bool]
     /// `event_map.col_map`: the CPU (collection) each event targets.
     public internal(set) var collectionMap: [Int]
+    /// `event_map.vm`: the VM the device's forwarded events belong to (one at a time).
+    public internal(set) var vm: ITSVM?
+    /// `event_map.nr_vlpis`.
+    public internal(set) var vlpiCount = 0
 
     init(deviceID: UInt32, ittAddress: PhysicalAddress, ittBytes: UInt64, eventCount: Int, lpiBase: UInt32, lpiCount: Int) {
         self.deviceID = deviceID

@@ -50,6 +50,9 @@ public final class IRQDescriptor {
     /// `IRQS_PENDING`: an SPI taken while it had no action or was disabled, which
     /// `handle_fasteoi_irq` masked and left for a replay.
     public internal(set) var replayPending = false
+    /// `irqd_is_forwarded_to_vcpu` with the event's `its_vlpi_map`: the LPI is a vLPI of a
+    /// vPE (`ITSVLPI.swift`), so the host no longer takes it.
+    public internal(set) var vlpiMap: ITSVLPIMap?
 
     init(irq: Int, hwirq: UInt32, chipName: String, device: Device?, msiDescriptor: MSIDescriptor?,
          itsIndex: Int, eventID: UInt32, cpuCount: Int) {

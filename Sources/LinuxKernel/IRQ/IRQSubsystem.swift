@@ -50,6 +50,13 @@ public final class IRQSubsystem {
     /// Managed LPIs mapped per CPU (`cpu_lpi_count.managed`): `its_read_lpi_count` reads the
     /// count of the interrupt's own kind, so managed and unmanaged vectors balance separately.
     public internal(set) var managedLPICountPerCPU: [Int] = []
+    /// The GICv4/GICv4.1 facts `gic_rdists` holds and the vPE tables each CPU set up
+    /// (`GICv4RDists.swift`), and the VMs whose vPEs the host ITS driver manages.
+    public internal(set) var gicv4 = GICv4HostState()
+    /// `its_vpeid_ida`: vPEIDs in use.
+    var vpeIDsInUse: Set<UInt16> = []
+    /// `struct its_vm`s allocated through `its_alloc_vcpu_irqs`, in allocation order.
+    public internal(set) var itsVMs: [ITSVM] = []
 
     init(kernel: LinuxKernel) { self.kernel = kernel }
 

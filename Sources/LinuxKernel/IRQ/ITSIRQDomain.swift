@@ -195,16 +195,28 @@ extension GICv3ITSDriver {
     }
 
     /// `lpi_update_config` (from `its_mask_irq` / `its_unmask_irq`): rewrite the LPI's
-    /// configuration byte (`lpi_write_config`, Enable = bit 0), then `its_send_inv` (INV + SYNC):
-    /// the redistributor only rereads the byte on INV, since GICR_TYPER.DirectLPI is 0 here.
+    /// configuration byte (`lpi_write_config`, Enable = bit 0), then make the redistributor
+    /// reread it: with `has_direct_lpi` (every GICR_TYPER.DirectLPI, or GICv4.1's RVPEID)
+    /// `direct_lpi_inv` (GICR_INVLPIR = the INTID on the redistributor of the event's CPU, then
+    /// `wait_for_syncr`), else `its_send_inv` (INV + SYNC).
     func updateConfiguration(_ descriptor: IRQDescriptor, device: ITSDevice, enable: Bool) throws(Errno) {
+        try writeConfiguration(descriptor, device: device, clear: 1, set: enable ? 1 : 0)
+    }
+
+    /// `lpi_update_config(d, clr, set)` on a host LPI: `lpi_write_config` (`*cfg &= ~clr;
+    /// *cfg |= set | LPI_PROP_GROUP1`) then the invalidation `updateConfiguration` describes.
+    func writeConfiguration(_ descriptor: IRQDescriptor, device: ITSDevice, clear: UInt8, set: UInt8) throws(Errno) {
         let table = kernel.irq.propertyTable
         guard descriptor.hwirq >= 8192, let byte = table.adding(UInt64(descriptor.hwirq - 8192)) else { throw .EINVAL }
         let old = UInt8(truncatingIfNeeded: kernel.bus.kernelRead(byte.rawValue, size: 1))
-        let new = enable ? old | 1 : old & ~1
+        let new = (old & ~clear) | set | 0x2
         kernel.bus.kernelWrite(byte.rawValue, size: 1, value: UInt64(new))
         let event = Int(descriptor.eventID)
         let cpu = device.collectionMap.indices.contains(event) ? device.collectionMap[event] : 0
+        if kernel.irq.gicv4.hasDirectLPI {
+            try kernel.irq.directLPIInvalidate(cpu: cpu, value: UInt64(descriptor.hwirq))
+            return
+        }
         try send(.inv(device: DeviceID(device.deviceID), event: EventID(descriptor.eventID)), syncOn: collectionTarget(cpu))
     }
 

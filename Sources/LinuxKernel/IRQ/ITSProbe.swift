@@ -55,7 +55,10 @@ extension GICv3ITSDriver {
     /// the allocation is `max(get_order(esz << ids), order)`; `its_setup_baser` writes
     /// PA | Type | (esz − 1) << 48 | (pages − 1) | RaWaWb | InnerShareable | Valid | Indirect |
     /// PageSize and reads it back. Collection tables are flat (`its_alloc_tables` parses
-    /// indirection for devices and vPEs only). vPE tables (GICv4) are left alone.
+    /// indirection for devices and vPEs only). A GICv4 ITS's vPE table (GITS_BASER2, Type 2)
+    /// is parsed the same way over `ITS_MAX_VPEID_BITS`; a GICv4.1 ITS first looks for a
+    /// sibling ITS sharing it (`find_sibling_its`, only with GITS_TYPER.SVPET ≠ 0, which the
+    /// model's ITSs do not report).
     func allocateTables(typer: UInt64) throws(Errno) -> [ITSTableAllocation] {
         let mmio = kernel.mmio
         var result: [ITSTableAllocation] = []
@@ -64,7 +67,11 @@ extension GICv3ITSDriver {
             guard let address = base.adding(ITS.Offset.baser + UInt64(n) * 8) else { continue }
             let current = try mmio.read64(address)
             let type = current.bits(58, 56)
-            guard type == GITSBaser.TableType.devices || type == GITSBaser.TableType.collections else { continue }
+            let vpes = type == GITSBaser.TableType.vPEs && typer.bit(1)
+            guard type == GITSBaser.TableType.devices || type == GITSBaser.TableType.collections || vpes else { continue }
+            if vpes, typer.bit(40), typer.bits(42, 41) != 0 {
+                kernel.log.log("ITS", "\(node.path): GITS_TYPER.SVPET ≠ 0: vPE table sharing between ITSs is not modelled, allocating a private one")
+            }
             let esz = current.bits(52, 48) + 1
             // its_probe_baser_psz.
             var psz: UInt64 = 0x1_0000
@@ -75,7 +82,8 @@ extension GICv3ITSDriver {
             var indirect = false
             var entrySize = esz
             var ids = type == GITSBaser.TableType.devices ? deviceIDs : Int(typer.bit(36) ? typer.bits(35, 32) + 1 : 16)
-            if type == GITSBaser.TableType.devices, ids < 64, (esz << UInt64(ids)) > psz * 2 {
+            if vpes { ids = kernel.irq.gicv4.maxVPEIDBits }
+            if type == GITSBaser.TableType.devices || vpes, ids < 64, (esz << UInt64(ids)) > psz * 2 {
                 try mmio.write64(address, GITSBaser.indirectProbeValue)
                 indirect = try mmio.read64(address).bit(62)
                 if indirect {
@@ -110,7 +118,18 @@ extension GICv3ITSDriver {
     /// entry written as PA | Valid on first use. Fails with ENXIO beyond the table.
     func ensureDeviceTableEntry(_ deviceID: UInt32) throws(Errno) {
         guard UInt64(deviceID) < UInt64(1) << UInt64(deviceIDBits) else { throw .ENXIO }
-        guard let table = tables.first(where: { $0.type == GITSBaser.TableType.devices }) else { throw .ENXIO }
+        try ensureTableEntry(deviceID, type: GITSBaser.TableType.devices)
+    }
+
+    /// `its_alloc_table_entry` for the vPE table (from `its_alloc_vpe_table`): ENXIO when the
+    /// ITS has none or `vpe` is beyond it.
+    func ensureVPETableEntry(_ vpe: UInt16) throws(Errno) {
+        try ensureTableEntry(UInt32(vpe), type: GITSBaser.TableType.vPEs)
+    }
+
+    private func ensureTableEntry(_ id: UInt32, type: UInt64) throws(Errno) {
+        let deviceID = id
+        guard let table = tables.first(where: { $0.type == type }) else { throw .ENXIO }
         let perPage = table.pageSize / table.entrySize
         guard table.indirect else {
             guard UInt64(deviceID) < table.pages * perPage else { throw .ENXIO }

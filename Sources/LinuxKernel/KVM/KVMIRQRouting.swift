@@ -171,6 +171,8 @@ extension KVMVirtualMachine {
         let key = ObjectIdentifier(object)
         if deassign {
             if let existing = irqfds[key], existing.gsi == gsi {
+                // irqfd_shutdown: irq_bypass_unregister_consumer (unforwarding a vLPI).
+                kernel.irqBypass.unregisterConsumer(token: object)
                 irqfds[key] = nil
                 object.onSignal = nil
             }
@@ -179,6 +181,9 @@ extension KVMVirtualMachine {
         guard irqfds[key] == nil, object.onSignal == nil else { throw .EBUSY }
         irqfds[key] = KVMIRQFD(eventfd: object, gsi: gsi)
         object.onSignal = { [weak self] eventfd in self?.irqfdWakeup(eventfd, gsi: gsi) }
+        // kvm_irqfd_assign (kvm_arch_has_irq_bypass() is true on arm64): the irqfd's consumer,
+        // token = its eventfd; a VFIO producer already there connects now (GICv4 forwarding).
+        kernel.irqBypass.registerConsumer(token: object, bypassConsumer(gsi: gsi))
     }
 
     /// The irqfds, by GSI.

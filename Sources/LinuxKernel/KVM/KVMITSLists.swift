@@ -50,6 +50,10 @@ public final class KVMITSLists: ITSEntryStorage {
     /// `its->collection_list`, in list order.
     public internal(set) var collections: [Collection] = []
     unowned(safe) let guestBus: SystemBus
+    /// Called after every command that changed a device, event or collection: KVM's GICv4
+    /// follow-ups (`update_affinity` → `its_map_vlpi` for a moved forwarded LPI, `its_free_ite`
+    /// → `its_unmap_vlpi` for a freed one; `KVMVGICv4.swift`).
+    var onChange: (() -> Void)?
 
     init(guestBus: SystemBus) { self.guestBus = guestBus }
 
@@ -72,6 +76,7 @@ public final class KVMITSLists: ITSEntryStorage {
     }
 
     public func setDeviceEntry(_ device: UInt32, _ entry: DeviceTableEntry, tableAddress: PhysicalAddress) -> Bool {
+        defer { onChange?() }
         if let i = deviceIndex(device) { devices.remove(at: i) }
         guard entry.valid else { return clearGuestEntry(tableAddress) }
         devices.append(Device(deviceID: device, ittAddress: entry.ittAddress.rawValue, eventIDBits: Int(entry.size) + 1, events: []))
@@ -84,6 +89,7 @@ public final class KVMITSLists: ITSEntryStorage {
     }
 
     public func setEventEntry(device: UInt32, event: UInt32, _ entry: InterruptTranslationEntry, tableAddress: PhysicalAddress) -> Bool {
+        defer { onChange?() }
         guard let d = deviceIndex(device) else { return entry.valid ? false : clearGuestEntry(tableAddress) }
         let existing = devices[d].events.firstIndex { $0.eventID == event }
         guard entry.valid else {
@@ -104,6 +110,7 @@ public final class KVMITSLists: ITSEntryStorage {
     }
 
     public func setCollectionEntry(_ icid: UInt16, _ entry: CollectionTableEntry, tableAddress: PhysicalAddress) -> Bool {
+        defer { onChange?() }
         guard entry.valid else {
             if let i = collectionIndex(icid) { collections.remove(at: i) }
             return true

@@ -117,6 +117,7 @@ extension KVMVirtualMachine {
         vgic = created
         kernel.log.log("kvm", "VM \(id): vGICv3 GICD \(distributor) GICR \(redistributors) × \(vcpus.count)"
                        + (its.map { ", vITS \($0)" } ?? ""))
+        try vgicV4Init()
         return created
     }
 }
@@ -133,12 +134,23 @@ public final class KVMVCPUInterface: CPUInterfaceRegisters {
 
     public var cpuCount: Int { vm.vcpus.count }
 
+    /// vLPIs acknowledged from a vPE's virtual pending table, by vCPU: their EOI is the
+    /// virtual CPU interface's, not the emulated distributor's.
+    var directlyAcknowledged: [Int: Set<UInt32>] = [:]
+
+    /// ICC_IAR1_EL1 as the guest reads it: what the emulated vGIC signals (KVM's list
+    /// registers), else, with GICv4.1 direct injection, the vLPI the GIC's virtual CPU interface
+    /// presents from the resident vPE's pending table (`KVMVGICv4.swift`).
     public func readIAR1(cpu: Int) -> UInt32 {
         guard let gic = vm.vgic?.gic else { return INTID.spurious.rawValue }
-        return gic.acknowledge(cpu: cpu)
+        let intid = gic.acknowledge(cpu: cpu)
+        guard intid >= 1020 && intid <= 1023, let vlpi = vm.acknowledgeDirectVLPI(vcpu: cpu) else { return intid }
+        directlyAcknowledged[cpu, default: []].insert(vlpi)
+        return vlpi
     }
 
     public func writeEOIR1(cpu: Int, _ intid: UInt32) {
+        if directlyAcknowledged[cpu]?.remove(intid) != nil { return }
         vm.vgic?.gic.endOfInterrupt(cpu: cpu, intid: intid)
     }
 

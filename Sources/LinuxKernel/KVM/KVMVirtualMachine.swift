@@ -52,6 +52,11 @@ public final class KVMVirtualMachine {
     /// Guest LPIs forwarded as vLPIs (`irq->hw`), with their host irq (`irq->host_irq`);
     /// `KVMVGICv4Forwarding.swift`.
     public internal(set) var forwardedVLPIs: [UInt32: Int] = [:]
+    /// `kvm->arch.vgic.its_vm` once `vgic_v4_init` ran (host GICv4.1 and
+    /// `kvm-arm.vgic_v4_enable`), with the vCPUs' vPEs (`KVMVGICv4.swift`).
+    public internal(set) var itsVM: ITSVM?
+    /// What every irqbypass connection did with its route, oldest first.
+    public internal(set) var forwardingLog: [KVMForwardingEvent] = []
     /// Counts the KVM_SET_GSI_ROUTING calls that took effect, so a `KVMRouteTable` knows
     /// whether the table is still the one it committed last.
     var routingGeneration: UInt64 = 0

@@ -211,6 +211,8 @@ public final class VFIOPCIDevice {
     func setVectorSignal(_ vector: Int, fd: Int32, msix: Bool, process: UserProcess?) throws(Errno) {
         var irq: Int?
         if let ctx = contexts[vector] {
+            // irq_bypass_unregister_producer first: a forwarded vLPI goes back to the host.
+            kernel.irqBypass.unregisterProducer(token: ctx.trigger)
             irq = (try? kernel.pci.irqVector(pdev, vector)) ?? ctx.irq
             if let irq { try? kernel.irq.freeIRQ(irq) }
             contexts[vector] = nil
@@ -227,6 +229,10 @@ public final class VFIOPCIDevice {
             try kernel.pci.writeMSIMessage(pdev, desc, message)
         }
         try kernel.irq.requestIRQ(line, name: name, eventfd: trigger)
+        // `ctx->producer.token = trigger; ctx->producer.irq = irq;
+        // irq_bypass_register_producer(&ctx->producer)`: a failure is only logged.
+        let bypass = kernel.irqBypass.registerProducer(token: trigger, irq: line)
+        if bypass != 0 { kernel.log.log("vfio", "\(name): irq bypass producer registration fails: \(bypass)") }
         contexts[vector] = IRQContext(trigger: trigger, name: name, irq: line)
     }
 

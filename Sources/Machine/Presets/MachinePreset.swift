@@ -24,12 +24,21 @@ public enum MachinePreset: String, CaseIterable, Sendable {
     /// `msi-map = <0x0 &its0 0x0 0x100>, <0x100 &its1 0x100 0xff00>`: bus 0 → ITS 0, buses
     /// 1–255 → ITS 1. Nothing else changes, so the reader and the machine see a real DTB.
     case qemuVirtTwoITS = "qemu-virt-two-its"
+    /// QEMU's `virt` with gic-version=4 (which needs virtualization=on: the GIC node carries the
+    /// maintenance interrupt), from the device tree QEMU dumped, with a second CPU node
+    /// (`cpu@1`, MPIDR 1, what `-smp 2` adds) so a vCPU can move between redistributors. A
+    /// device tree does not tell GICv3 from GICv4, so the GIC comes from the options: a GICv4.1
+    /// (`GICConfiguration.virtualLPIs`: GITS_TYPER.Virtual, VMOVP and VMAPP, GICD_TYPER2.VIL,
+    /// GICR_TYPER.VLPIS/RVPEID, CommonLPIAff 0). QEMU's own emulation stops at GICv4.0; the
+    /// preset is the same platform with the GICv4.1 a server part (GIC-700) would have.
+    case qemuVirtGICv4 = "qemu-virt-gicv4"
 
     public var summary: String {
         switch self {
         case .qemuVirt: "QEMU virt, GICv3 + ITS behind an SMMUv3 (the default)"
         case .qemuVirtUntranslatedITS: "QEMU virt with the ITS doorbell not translated by the SMMU"
         case .qemuVirtTwoITS: "QEMU virt with a second ITS at 0x0910_0000; bus 0 → ITS 0, buses 1–255 → ITS 1"
+        case .qemuVirtGICv4: "QEMU virt (gic-version=4 tree, 2 CPUs) with a GICv4.1: direct vLPI injection"
         }
     }
 
@@ -40,12 +49,15 @@ public enum MachinePreset: String, CaseIterable, Sendable {
             MachinePreset.virtSmmuBlob
         case .qemuVirtTwoITS:
             MachinePreset.twoITSVirtBlob
+        case .qemuVirtGICv4:
+            MachinePreset.gicv4VirtBlob
         }
     }
 
     /// Decoded once per process: every world of a comparison or an exploration starts here.
     static let virtSmmuBlob: [UInt8] = decode(EmbeddedDeviceTrees.virtSmmu)
     static let twoITSVirtBlob: [UInt8] = twoITSBlob(from: virtSmmuBlob)
+    static let gicv4VirtBlob: [UInt8] = secondCPUBlob(from: decode(EmbeddedDeviceTrees.virtSmmuGic4))
 
     /// What the device tree cannot say. Every preset is QEMU 11.0's `virt`, so its SMMU
     /// advertises exactly the ID registers of QEMU's emulated SMMUv3 (`smmuv3_init_id_regs`
@@ -54,6 +66,7 @@ public enum MachinePreset: String, CaseIterable, Sendable {
         var options = MachineOptions()
         options.smmu = .qemuVirt
         if self == .qemuVirtUntranslatedITS { options.untranslatedITS = true }
+        if self == .qemuVirtGICv4 { options.gic = .gicv41 }
         return options
     }
 
@@ -94,6 +107,22 @@ public enum MachinePreset: String, CaseIterable, Sendable {
         pcie.properties.removeAll { $0.name == "msi-map" }
         pcie.properties.append(DeviceTreeProperty(name: "msi-map", cells: [0x0, firstPhandle, 0x0, 0x100, 0x100, secondITSPhandle, 0x100, 0xFF00]))
         root.children[pcieIndex] = pcie
+        return (try? DeviceTreeWriter.write(DeviceTree(root: root))) ?? blob
+    }
+
+    /// QEMU virt's tree with `cpu@1` added next to `cpu@0` (a copy with `reg = <1>` and its own
+    /// phandle), as `-smp 2` would dump it; the cpu-map is left alone (Linux's topology code is
+    /// not modelled). An edit that fails leaves the blob unchanged.
+    static func secondCPUBlob(from blob: [UInt8]) -> [UInt8] {
+        guard var root = try? DeviceTree(dtb: blob).root,
+              let cpusIndex = root.children.firstIndex(where: { $0.name == "cpus" }),
+              let first = root.children[cpusIndex].children.first(where: { $0.name == "cpu@0" }) else { return blob }
+        var second = first
+        second.name = "cpu@1"
+        second.properties.removeAll { $0.name == "reg" || $0.name == "phandle" }
+        second.properties.append(DeviceTreeProperty(name: "reg", cells: [1]))
+        second.properties.append(DeviceTreeProperty(name: "phandle", cells: [0x8101]))
+        root.children[cpusIndex].children.append(second)
         return (try? DeviceTreeWriter.write(DeviceTree(root: root))) ?? blob
     }
 
