@@ -34,13 +34,24 @@ public final class PCIFunction {
     public let msi: MSICapability?
     public let msix: MSIXCapability?
     public private(set) var msixTable: MSIXTable?
-    public private(set) var log: [FunctionLogEntry] = []
+    /// The requests the function was asked to emit and what became of each: `log.count` is every
+    /// request so far (while `isLogging`), iteration yields the last `logCapacity` of them,
+    /// oldest first (`BoundedLog`: a function raising one vector after another for a whole run
+    /// holds a fixed amount of memory).
+    public private(set) var log = BoundedLog<FunctionLogEntry>(capacity: PCIFunction.retainedLogEntries)
+    /// How many requests `log` keeps by default.
+    public static let retainedLogEntries = 64
+    /// How many requests `log` keeps (nil: all of them).
+    public var logCapacity: Int? {
+        get { log.capacity }
+        set { log.capacity = newValue }
+    }
     /// Function Level Resets performed (PCIe r6.0 §6.6.2).
     public private(set) var functionLevelResets = 0
     /// The configuration space as built: what an FLR returns the function to.
     private let resetConfig: ConfigurationSpace
-    /// Whether requests are appended to `log`. Benchmarks and long runs turn it off so that
-    /// raising a vector allocates nothing.
+    /// Whether requests are appended to `log`. Benchmarks turn it off to measure the path alone
+    /// (the bounded log allocates nothing once its ring is full either way).
     public var isLogging = true
     public var trace: TraceLog?
 
