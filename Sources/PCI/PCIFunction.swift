@@ -108,6 +108,8 @@ public final class PCIFunction {
     public func configWrite(offset: Int, size: Int, value: UInt32) {
         let command = config.read(offset: ConfigRegister.command, size: 2)
         config.write(offset: offset, size: size, value: value)
+        // The Command register or a BAR may have changed what the function decodes.
+        rootComplex?.decodeMayHaveChanged(self)
         // Interrupt Disable gates the INTx wire while an interrupt condition holds (PCI Local
         // Bus 3.0 §6.2.2): setting it deasserts the wire, clearing it asserts it again.
         if interruptStatus, (command ^ config.read(offset: ConfigRegister.command, size: 2)) & UInt32(ConfigRegister.commandInterruptDisable) != 0 {
@@ -137,6 +139,7 @@ public final class PCIFunction {
     public func functionLevelReset() {
         let hadINTx = interruptStatus
         config = resetConfig
+        rootComplex?.decodeMayHaveChanged(self)
         // The reset clears Interrupt Status, so the INTx wire deasserts.
         if hadINTx { driveINTx() }
         msixTable = msix.map { MSIXTable(size: $0.tableSize) }
