@@ -35,6 +35,11 @@ public struct BoundedLog<Element>: Sequence {
             return
         }
         if storage.count < capacity {
+            // Grow by doubling, but never past the capacity: the storage ends at `capacity`
+            // elements (plus the allocator's rounding) whatever the array's own growth would do.
+            if storage.count == storage.capacity {
+                storage.reserveCapacity(Swift.min(capacity, Swift.max(storage.count &* 2, 4)))
+            }
             storage.append(element)
         } else if capacity > 0 {
             storage[head] = element
@@ -54,7 +59,7 @@ public struct BoundedLog<Element>: Sequence {
     /// How many elements are retained (≤ `capacity`).
     public var retainedCount: Int { storage.count }
 
-    /// Elements the storage holds room for: bounded by `capacity` (plus the array's rounding).
+    /// Elements the storage holds room for: at most `capacity` plus the allocator's rounding.
     public var storageCapacity: Int { storage.capacity }
 
     /// The retained elements, oldest first.
