@@ -40,8 +40,18 @@ public final class CPUInterface {
         }
     }
 
-    /// Interrupts acknowledged on this PE, in order (tests and reports read it).
-    public private(set) var deliveries: [Delivery] = []
+    /// How many acknowledges `deliveries` keeps by default.
+    public static let retainedDeliveries = 64
+    /// Interrupts acknowledged on this PE, in order (tests and reports read it): `count` is
+    /// every acknowledge so far (while `recordsDeliveries`), iteration yields the last
+    /// `deliveryCapacity` of them, so a PE taking one interrupt after another for a whole run
+    /// holds a fixed amount of memory (`BoundedLog`).
+    public private(set) var deliveries = BoundedLog<Delivery>(capacity: CPUInterface.retainedDeliveries)
+    /// How many acknowledges `deliveries` keeps (nil: all of them).
+    public var deliveryCapacity: Int? {
+        get { deliveries.capacity }
+        set { deliveries.capacity = newValue }
+    }
     /// Whether to append to `deliveries` (benchmarks turn it off).
     public var recordsDeliveries = true
     /// Active priorities, innermost last (ICC_AP1R<n>_EL1 as a stack).

@@ -17,6 +17,12 @@ public final class LPIConfigurationCache {
     @usableFromInline var bytes: ContiguousArray<UInt8>
     /// Configuration bytes read from memory.
     public internal(set) var reads = 0
+    /// Bumped by every load: a redistributor's priority index (`PendingLPIIndex`), built from
+    /// these bytes, knows from it that a byte may have changed under it (an INV through another
+    /// redistributor included, since the cache is GIC-wide).
+    public private(set) var generation: UInt64 = 0
+    /// The bytes the load that made `generation` re-read: [from, from + count).
+    public private(set) var lastLoad: (from: Int, count: Int) = (0, 0)
 
     init(lpiCount: Int) {
         bytes = ContiguousArray(repeating: 0, count: max(lpiCount, 0))
@@ -36,6 +42,8 @@ public final class LPIConfigurationCache {
         let n = min(count, bytes.count - index)
         guard index >= 0, n > 0 else { return 0 }
         reads += n
+        generation &+= 1
+        lastLoad = (index, n)
         guard let bus, let start = base.adding(UInt64(index)) else {
             for i in index..<(index + n) { bytes[i] = 0 }
             return n

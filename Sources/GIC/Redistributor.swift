@@ -69,6 +69,9 @@ public final class Redistributor: MMIODevice {
     /// the words that hold pending LPIs instead of the whole table (896 words at 16 ID bits).
     /// Model bookkeeping only; it changes no architected behaviour.
     @usableFromInline var pendingWords: ContiguousArray<UInt64> = []
+    /// Pending LPIs by priority, so acknowledge finds the winner in O(log words)
+    /// (`PendingLPIIndex`).
+    var priorityIndex = PendingLPIIndex()
     public private(set) var pendingCount = 0
     var sgiFrame = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
     var vlpiFrames: ContiguousArray<UInt32>
@@ -240,6 +243,7 @@ public final class Redistributor: MMIODevice {
             pendingBits = []
             pendingWords = []
             pendingCount = 0
+            priorityIndex.reset(words: 0)
             return
         }
         let bits = min(propbaser.idBits, configuration.lpiIDBits)
@@ -247,6 +251,7 @@ public final class Redistributor: MMIODevice {
         pendingBits = ContiguousArray(repeating: 0, count: (lpiCount + 63) / 64)
         pendingWords = ContiguousArray(repeating: 0, count: (pendingBits.count + 63) / 64)
         pendingCount = 0
+        priorityIndex.reset(words: pendingBits.count)
         reloadConfiguration(from: 0, count: lpiCount)
         if !pendbaser.pendingTableZero, lpiCount > 0 {
             let bytes = readTable(at: pendbaser.physicalAddress.adding(1024), count: lpiCount / 8)
@@ -331,6 +336,13 @@ public final class Redistributor: MMIODevice {
         pendingBits[i / 64] |= mask
         markWordPending(i / 64)
         pendingCount &+= 1
+        if priorityIndex.isBuilt {
+            let byte = configurationCache[i]
+            if LPIConfigurationTable.isEnabled(byte) {
+                let p = UInt16(LPIConfigurationTable.priority(byte))
+                if p < priorityIndex.leaf(i / 64) { priorityIndex.setLeaf(i / 64, p) }
+            }
+        }
         counters.lpisSetPending &+= 1
         writePendingBit(intid, set: true)
         journal?.append(.lpiPending(intid: intid.rawValue, cpu: processorNumber))
@@ -351,8 +363,18 @@ public final class Redistributor: MMIODevice {
         pendingBits[i / 64] &= ~mask
         if pendingBits[i / 64] == 0 { pendingWords[i / 4096] &= ~(UInt64(1) << UInt64((i / 64) % 64)) }
         pendingCount &-= 1
+        if priorityIndex.isBuilt { updatePriorityLeaf(word: i / 64) }
         writePendingBit(intid, set: false)
         return true
+    }
+
+    /// Recomputes the priority index's leaf of pending word `word` from its bits.
+    private func updatePriorityLeaf(word: Int) {
+        let bits = pendingBits[word]
+        let value = bits == 0 ? PendingLPIIndex.none : configurationCache.bytes.withUnsafeBufferPointer { config in
+            PendingLPIIndex.leafValue(word: word, bits: bits, config: config)
+        }
+        priorityIndex.setLeaf(word, value)
     }
 
     @inline(__always)
@@ -404,36 +426,49 @@ public final class Redistributor: MMIODevice {
     }
 
     /// The pending, enabled LPI with the lowest priority value below `threshold` (exclusive);
-    /// ties go to the lowest INTID (the scan is in INTID order and keeps the first).
-    /// GICv3 §4.8 leaves the choice among equal priorities IMPLEMENTATION DEFINED.
+    /// ties go to the lowest INTID. GICv3 §4.8 leaves the choice among equal priorities
+    /// IMPLEMENTATION DEFINED. Answered from `priorityIndex` (brought up to date with the
+    /// configuration cache first): O(log words) per acknowledge, the same answer as
+    /// `highestPriorityPendingByScan`.
     func highestPriorityPending(below threshold: UInt16) -> (intid: INTID, priority: UInt8)? {
+        guard pendingCount > 0 else { return nil }
+        let generation = configurationCache.generation
+        let lastLoad = configurationCache.lastLoad
+        let found: (index: Int, priority: UInt16)? = configurationCache.bytes.withUnsafeBufferPointer { config in
+            pendingBits.withUnsafeBufferPointer { words in
+                if !priorityIndex.isBuilt || priorityIndex.generation != generation {
+                    pendingWords.withUnsafeBufferPointer { summary in
+                        priorityIndex.refresh(to: generation, lastLoad: lastLoad, words: words, summary: summary, config: config)
+                    }
+                }
+                return priorityIndex.best(below: threshold, words: words, config: config)
+            }
+        }
+        guard let found else { return nil }
+        return (INTID(UInt32(8192 + found.index)), UInt8(truncatingIfNeeded: found.priority))
+    }
+
+    /// The same choice as `highestPriorityPending` by walking every pending LPI (in INTID order,
+    /// keeping the first of the lowest priority value): the reference the index is tested
+    /// against.
+    func highestPriorityPendingByScan(below threshold: UInt16) -> (intid: INTID, priority: UInt8)? {
         guard pendingCount > 0 else { return nil }
         var bestIndex = -1
         var bestPriority = threshold
-        // Index loops over buffer pointers: no iterator machinery, so no allocation even in
-        // unoptimised builds (an `enumerated()` loop allocates per element there).
         configurationCache.bytes.withUnsafeBufferPointer { config in
             pendingBits.withUnsafeBufferPointer { words in
-                pendingWords.withUnsafeBufferPointer { summary in
-                    for s in 0..<summary.count where summary[s] != 0 {
-                        var nonEmpty = summary[s]
-                        while nonEmpty != 0 {
-                            let w = s &* 64 &+ nonEmpty.trailingZeroBitCount
-                            nonEmpty &= nonEmpty &- 1
-                            guard w < words.count else { continue }
-                            var rest = words[w]
-                            while rest != 0 {
-                                let i = w &* 64 &+ rest.trailingZeroBitCount
-                                rest &= rest &- 1
-                                guard i < config.count else { continue }
-                                let byte = config[i]
-                                guard LPIConfigurationTable.isEnabled(byte) else { continue }
-                                let p = UInt16(LPIConfigurationTable.priority(byte))
-                                if p < bestPriority {
-                                    bestPriority = p
-                                    bestIndex = i
-                                }
-                            }
+                for w in 0..<words.count where words[w] != 0 {
+                    var rest = words[w]
+                    while rest != 0 {
+                        let i = w &* 64 &+ rest.trailingZeroBitCount
+                        rest &= rest &- 1
+                        guard i < config.count else { continue }
+                        let byte = config[i]
+                        guard LPIConfigurationTable.isEnabled(byte) else { continue }
+                        let p = UInt16(LPIConfigurationTable.priority(byte))
+                        if p < bestPriority {
+                            bestPriority = p
+                            bestIndex = i
                         }
                     }
                 }

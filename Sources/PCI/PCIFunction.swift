@@ -34,13 +34,24 @@ public final class PCIFunction {
     public let msi: MSICapability?
     public let msix: MSIXCapability?
     public private(set) var msixTable: MSIXTable?
-    public private(set) var log: [FunctionLogEntry] = []
+    /// The requests the function was asked to emit and what became of each: `log.count` is every
+    /// request so far (while `isLogging`), iteration yields the last `logCapacity` of them,
+    /// oldest first (`BoundedLog`: a function raising one vector after another for a whole run
+    /// holds a fixed amount of memory).
+    public private(set) var log = BoundedLog<FunctionLogEntry>(capacity: PCIFunction.retainedLogEntries)
+    /// How many requests `log` keeps by default.
+    public static let retainedLogEntries = 64
+    /// How many requests `log` keeps (nil: all of them).
+    public var logCapacity: Int? {
+        get { log.capacity }
+        set { log.capacity = newValue }
+    }
     /// Function Level Resets performed (PCIe r6.0 §6.6.2).
     public private(set) var functionLevelResets = 0
     /// The configuration space as built: what an FLR returns the function to.
     private let resetConfig: ConfigurationSpace
-    /// Whether requests are appended to `log`. Benchmarks and long runs turn it off so that
-    /// raising a vector allocates nothing.
+    /// Whether requests are appended to `log`. Benchmarks turn it off to measure the path alone
+    /// (the bounded log allocates nothing once its ring is full either way).
     public var isLogging = true
     public var trace: TraceLog?
 
@@ -97,6 +108,8 @@ public final class PCIFunction {
     public func configWrite(offset: Int, size: Int, value: UInt32) {
         let command = config.read(offset: ConfigRegister.command, size: 2)
         config.write(offset: offset, size: size, value: value)
+        // The Command register or a BAR may have changed what the function decodes.
+        rootComplex?.decodeMayHaveChanged(self)
         // Interrupt Disable gates the INTx wire while an interrupt condition holds (PCI Local
         // Bus 3.0 §6.2.2): setting it deasserts the wire, clearing it asserts it again.
         if interruptStatus, (command ^ config.read(offset: ConfigRegister.command, size: 2)) & UInt32(ConfigRegister.commandInterruptDisable) != 0 {
@@ -126,6 +139,7 @@ public final class PCIFunction {
     public func functionLevelReset() {
         let hadINTx = interruptStatus
         config = resetConfig
+        rootComplex?.decodeMayHaveChanged(self)
         // The reset clears Interrupt Status, so the INTx wire deasserts.
         if hadINTx { driveINTx() }
         msixTable = msix.map { MSIXTable(size: $0.tableSize) }

@@ -61,6 +61,10 @@ public final class RootComplex {
     public private(set) var bridges: [PCIToPCIBridge] = []
     private var functionsByRID: [UInt16: PCIFunction] = [:]
     private var bridgesByRID: [UInt16: PCIToPCIBridge] = [:]
+    /// Each function's position in `functions` (its attach order), by Requester ID.
+    private var attachOrder: [UInt16: Int] = [:]
+    /// The BAR windows the functions decode now, by address (`BARDecodeIndex`).
+    private var barIndex = BARDecodeIndex()
 
     public private(set) lazy var ecam = ECAM(rootComplex: self)
     public private(set) lazy var memoryWindow = PCIMemoryWindow(rootComplex: self)
@@ -87,8 +91,17 @@ public final class RootComplex {
         }
         function.rootComplex = self
         function.parentBridge = bridge
+        attachOrder[rid] = functions.count
         functions.append(function)
         functionsByRID[rid] = function
+        decodeMayHaveChanged(function)
+    }
+
+    /// Re-reads which BAR windows `function` decodes (its Command register and BARs): called by
+    /// the function after every configuration write and reset.
+    func decodeMayHaveChanged(_ function: PCIFunction) {
+        guard let order = attachOrder[function.requesterID.rawValue], functions[order] === function else { return }
+        barIndex.replace(order: order, with: BARDecodeIndex.windows(of: function.config, order: order))
     }
 
     public func attach(_ bridge: PCIToPCIBridge, behind parent: PCIToPCIBridge? = nil) throws(PCIConfigurationError) {
@@ -202,8 +215,17 @@ public final class RootComplex {
         }
     }
 
-    /// The function and BAR that decode PCI bus address `address` (first match in attach order).
+    /// The function and BAR that decode PCI bus address `address`: an enabled BAR window holding
+    /// it, the first attached function's (then its lowest BAR) when windows overlap. A lookup in
+    /// `BARDecodeIndex`, O(log n) in the windows; the same answer as `decodeByScan`.
     public func decode(_ address: UInt64) -> (function: PCIFunction, bar: Int, offset: UInt64)? {
+        guard let window = barIndex.lookup(address), functions.indices.contains(window.order) else { return nil }
+        return (functions[window.order], window.bar, address &- window.base)
+    }
+
+    /// The same decode by asking every function in attach order (`ConfigurationSpace.decodeBAR`):
+    /// the definition the index is tested against.
+    public func decodeByScan(_ address: UInt64) -> (function: PCIFunction, bar: Int, offset: UInt64)? {
         for function in functions {
             if let (bar, offset) = function.config.decodeBAR(address) { return (function, bar, offset) }
         }

@@ -138,7 +138,7 @@ public struct HostDevicesReport {
                     let before = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.count : 0
                     function.setINTx(true)
                     kernel.irq.handleInterrupts(cpu: cpu)
-                    let taken = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.dropFirst(before).first?.intid.rawValue : nil
+                    let taken = host.gic.cpuInterfaces.indices.contains(cpu) ? host.gic.cpuInterfaces[cpu].deliveries.since(before).first?.intid.rawValue : nil
                     handled = (cpu, taken ?? INTID.spurious.rawValue, handlerRuns[pdev.name] ?? 0,
                                host.gic.distributor.isActive(intid: route.intid) || host.gic.distributor.isPending(intid: route.intid))
                 }

@@ -60,12 +60,12 @@ extension World {
             trackVPT(event, result, late: [])
             return result
         }
-        _ = takeDeliveries()
+        deliveries.removeAll()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
         let late = takeDeliveries()
-        trackVPT(event, result, late: late)
-        guard !late.isEmpty else { return result }
+        trackVPT(event, result, late: late.retained)
+        guard late.count > 0 else { return result }
         let delivered = "; \(late.count) pending interrupt(s) delivered"
         switch result {
         case .fired: return result
@@ -280,10 +280,10 @@ extension World {
         machine.journal = journal
         let result = functions[d].dma(.write, address: IOVA(address), size: 4, data: UInt64(eventID))
         machine.journal = nil
-        _ = takeDeliveries()
+        deliveries.removeAll()
         for cpu in 0..<host.irq.cpuCount { _ = host.irq.handleInterrupts(cpu: cpu) }
         for cpu in 0..<guest.irq.cpuCount { _ = guest.irq.handleInterrupts(cpu: cpu) }
-        lastAdversarialWrite = AdversarialWrite(device: d, sent: result.transaction != nil, guestInterrupts: takeDeliveries())
+        lastAdversarialWrite = AdversarialWrite(device: d, sent: result.transaction != nil, guestInterrupts: takeDeliveries().retained)
         var its = "no ITS saw it"
         for case .itsTranslate(_, let deviceID, let event, let entry) in journal.entries {
             if let result = ITSTranslationResult(entry) { its = "ITS: DeviceID \(deviceID) EventID \(event) → \(result)"; break }

@@ -52,7 +52,7 @@ extension World {
         }
         let function = functions[device]
         let injectionsBefore = vmm.vm.injections.count
-        _ = takeDeliveries()
+        deliveries.removeAll()
         let vitsTrace = trace.map { _ in TraceLog() }
         if let trace {
             machine.trace = trace
@@ -89,8 +89,9 @@ extension World {
             if let records = try? driver.serviceEventQueue() { smmuEvents += records }
         }
         vmm.vm.vgic?.its?.trace = nil
-        let injections = Array(vmm.vm.injections.dropFirst(injectionsBefore))
-        _ = takeDeliveries()
+        // The injections of this MSI (at most a few, well within the log's ring).
+        let injections = trace == nil ? [] : vmm.vm.injections.since(injectionsBefore)
+        deliveries.removeAll()
         var outcome = fold(journal, device: device, vector: vector, step: step, expectation: expectation)
         outcome.smmuEvents = smmuEvents
         if let trace {

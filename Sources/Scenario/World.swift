@@ -32,7 +32,13 @@ public final class World {
     public internal(set) var corrupted: Set<Int> = []
     public var exempt: Set<Int> { driverless.union(corrupted) }
     /// What the guest's handlers saw since the last `takeDeliveries()`: (device, guest irq, vCPU).
-    var deliveries: [GuestDelivery] = []
+    /// Every step takes them, so between two takes it holds one event's deliveries; a caller
+    /// that raises MSIs without `perform` (a benchmark's steady stream) never takes them, so it
+    /// is a `BoundedLog`: the count stays exact and only the last `retainedDeliveries` are kept.
+    var deliveries = BoundedLog<GuestDelivery>(capacity: World.retainedDeliveries)
+    /// How many guest deliveries one step keeps: far above what one event delivers in any
+    /// scenario (a fire delivers one; an unmask delivers what was pending).
+    static let retainedDeliveries = 1024
     /// The guest VFIO user of each device, when `vm.guest-owner` is a VFIO one (keyed lookups
     /// only).
     var guestVFIOUsers: [Int: GuestVFIOUser] = [:]
@@ -250,9 +256,9 @@ public final class World {
         }
     }
 
-    /// The guest deliveries since the last call.
-    func takeDeliveries() -> [GuestDelivery] {
-        defer { deliveries.removeAll(keepingCapacity: true) }
-        return deliveries
+    /// The guest deliveries since the last call: how many, and the ones the log kept.
+    func takeDeliveries() -> (count: Int, retained: [GuestDelivery]) {
+        defer { deliveries.removeAll() }
+        return (deliveries.count, deliveries.retained)
     }
 }

@@ -17,27 +17,37 @@ import PCI
 public final class GuestHostBridge {
     public private(set) var functions: [PassthroughFunction] = []
     public private(set) var rootPorts: [PCIToPCIBridge] = []
+    /// The function and root port each configuration access reaches, by guest RID: every ECAM
+    /// access is one lookup instead of a walk over the plugged functions. When two are plugged
+    /// at one RID the first plugged answers (what the walk in plug order found).
+    private var functionsByRID: [UInt16: PassthroughFunction] = [:]
+    private var rootPortsByRID: [UInt16: PCIToPCIBridge] = [:]
 
     public init() {}
 
-    public func plug(_ function: PassthroughFunction) { functions.append(function) }
+    public func plug(_ function: PassthroughFunction) {
+        functions.append(function)
+        let rid = function.guestRequesterID.rawValue
+        if functionsByRID[rid] == nil { functionsByRID[rid] = function }
+    }
 
-    public func plug(_ rootPort: PCIToPCIBridge) { rootPorts.append(rootPort) }
+    public func plug(_ rootPort: PCIToPCIBridge) {
+        rootPorts.append(rootPort)
+        let rid = rootPort.requesterID.rawValue
+        if rootPortsByRID[rid] == nil { rootPortsByRID[rid] = rootPort }
+    }
 
     /// Takes the function at `requesterID` off the bridge (QEMU `pcie_unplug_device` →
     /// `object_unparent`): its config space reads all-ones from then on and its BARs decode
     /// nothing.
     public func unplug(requesterID: RequesterID) {
         functions.removeAll { $0.guestRequesterID == requesterID }
+        functionsByRID[requesterID.rawValue] = nil
     }
 
-    func function(at rid: UInt16) -> PassthroughFunction? {
-        functions.first { $0.guestRequesterID.rawValue == rid }
-    }
+    func function(at rid: UInt16) -> PassthroughFunction? { functionsByRID[rid] }
 
-    func rootPort(at rid: UInt16) -> PCIToPCIBridge? {
-        rootPorts.first { $0.requesterID.rawValue == rid }
-    }
+    func rootPort(at rid: UInt16) -> PCIToPCIBridge? { rootPortsByRID[rid] }
 
     /// The ECAM window as an MMIO device.
     public final class ECAM: MMIODevice {
@@ -46,7 +56,7 @@ public final class GuestHostBridge {
         init(bridge: GuestHostBridge) { self.bridge = bridge }
 
         public func mmioRead(offset: UInt64, size: Int, requester: Requester) throws(BusError) -> UInt64 {
-            guard [1, 2, 4].contains(size) else { throw .badAccess(PhysicalAddress(offset), size: size) }
+            guard size == 1 || size == 2 || size == 4 else { throw .badAccess(PhysicalAddress(offset), size: size) }
             let rid = UInt16(truncatingIfNeeded: offset >> 12)
             guard offset >> 28 == 0 else { return (UInt64(1) << UInt64(size * 8)) - 1 }
             if let port = bridge.rootPort(at: rid) { return UInt64(port.configRead(offset: Int(offset & 0xFFF), size: size)) }
@@ -55,7 +65,7 @@ public final class GuestHostBridge {
         }
 
         public func mmioWrite(offset: UInt64, size: Int, value: UInt64, requester: Requester) throws(BusError) {
-            guard [1, 2, 4].contains(size) else { throw .badAccess(PhysicalAddress(offset), size: size) }
+            guard size == 1 || size == 2 || size == 4 else { throw .badAccess(PhysicalAddress(offset), size: size) }
             let rid = UInt16(truncatingIfNeeded: offset >> 12)
             guard offset >> 28 == 0 else { return }
             if let port = bridge.rootPort(at: rid) {

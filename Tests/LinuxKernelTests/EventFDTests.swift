@@ -33,7 +33,7 @@ struct EventFDTests {
             #expect(h.kernel.irq.handleInterrupts(cpu: 0) == 1)
         }
         #expect(fd.count == 3 && woken == 3)
-        #expect(fd.signals == Array(repeating: EventFD.Signal(irq: irq, cpu: 0), count: 3))
+        #expect(fd.signals.retained == Array(repeating: EventFD.Signal(irq: irq, cpu: 0), count: 3))
         // After free_irq the vector is masked again: nothing more reaches the eventfd.
         try h.kernel.irq.freeIRQ(irq)
         #expect(h.functions[0].raise(vector: 3) == .pending)

@@ -58,7 +58,8 @@ let benchmarks: @Sendable () -> Void = {
     // KVM irqfd → vITS → vLPI pending), the guest taking it (its handler runs). The world is
     // built in `setup:`; 1000 MSIs per sample. What is left is what a steady stream of MSIs
     // costs the model. (The guest handler's record, an append to the world's delivery list,
-    // stays in the loop; the list grows, so a sample occasionally reallocates it.)
+    // stays in the loop; that list, like every per-MSI record, is a fixed ring, so the loop
+    // allocates nothing.)
     for strategy in [Strategy.rmrIdentity, .vitsDirect] {
         Benchmark("Scenario.msi.steady.\(strategy.rawValue)",
                   configuration: .init(scalingFactor: .kilo)) { (benchmark: Benchmark, world: World) in

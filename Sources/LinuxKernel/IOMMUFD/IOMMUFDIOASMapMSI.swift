@@ -62,8 +62,9 @@ extension IOPageTable {
         guard iova & (length - 1) == 0, iova & (iovaAlignment - 1) == 0 else { throw .EINVAL }
         let (last, overflow) = iova.addingReportingOverflow(length - 1)
         guard !overflow else { throw .EOVERFLOW }
-        for r in reserved where r.start <= last && iova <= r.last {
+        try forEachReserved(intersecting: iova, last) { (r) throws(Errno) -> Bool in
             guard r.isSWMSIWindow, r.start <= iova, last <= r.last else { throw .EINVAL }
+            return true
         }
         if let index = firstArea(intersecting: iova, last) {
             let existing = areas[index]

@@ -12,6 +12,14 @@ import Bus
 /// happens when an area is loaded into a domain (`iopt_area_fill_domain`), as in Linux, so an
 /// IOAS without domains accepts a mapping of unbacked user memory and the failure (EFAULT)
 /// surfaces at the first attach.
+///
+/// `reserved` ranges may overlap one another (every device of a group reserves the same
+/// SW_MSI window; apertures), so they are kept sorted by start with a running maximum of their
+/// last bytes: an intersection query binary-searches the ranges starting at or below its end
+/// and walks back only while an earlier range can still reach its start — O(log n) when the
+/// ranges are disjoint. Where Linux names the first reserved range its tree walk finds, the
+/// model names the earliest reserved of the intersecting ones (their `sequence`), as the
+/// insertion-ordered list did.
 public final class IOPageTable {
     /// `struct iopt_area` with its `iopt_pages` slice: user memory [userVA, userVA+length)
     /// mapped at [start, last] — or, for an IOMMUFD_CMD_IOAS_MAP_MSI area
@@ -35,6 +43,8 @@ public final class IOPageTable {
         public var owner: AnyObject
         /// The range is a device's SW_MSI window: MSI doorbell areas may live inside it.
         public var isSWMSIWindow = false
+        /// Reservation order: lower was reserved earlier.
+        public internal(set) var sequence = 0
     }
 
     unowned(safe) let process: UserProcess
@@ -42,7 +52,11 @@ public final class IOPageTable {
     /// handle it was made with (tests build one on a temporary process).
     let refusals: KernelRefusals
     public private(set) var areas: [Area] = []
+    /// Sorted by (start, sequence).
     public private(set) var reserved: [Reserved] = []
+    /// `reservedMaxLast[k]`: the highest `last` among `reserved[0...k]`.
+    private var reservedMaxLast: [UInt64] = []
+    private var reservations = 0
     /// `iopt->domains`, in the order they were added.
     public private(set) var domains: [IOMMUDomain] = []
     /// `iopt->iova_alignment`: 1 for a table without domains (`iopt_init_table`), then the
@@ -70,7 +84,7 @@ public final class IOPageTable {
 
     /// The reserved ranges as (start, last), sorted, for reports and "nothing changed" checks.
     public var reservedRanges: [ClosedRange<UInt64>] {
-        reserved.map { $0.start...$0.last }.sorted { $0.lowerBound < $1.lowerBound }
+        reserved.map { $0.start...$0.last }
     }
 
     /// The lowest-addressed area intersecting [start, last] (`iopt_area_iter_first`): the first
@@ -94,7 +108,59 @@ public final class IOPageTable {
     }
 
     func intersectsReserved(_ start: UInt64, _ last: UInt64) -> Bool {
-        reserved.contains { $0.start <= last && start <= $0.last }
+        var found = false
+        forEachReserved(intersecting: start, last) { _ in found = true; return false }
+        return found
+    }
+
+    /// Calls `body` with every reserved range intersecting [start, last], highest start first,
+    /// until it returns false.
+    func forEachReserved<E: Error>(intersecting start: UInt64, _ last: UInt64, _ body: (Reserved) throws(E) -> Bool) throws(E) {
+        // The ranges starting at or below `last` are reserved[0..<low].
+        var low = 0
+        var high = reserved.count
+        while low < high {
+            let mid = low + (high - low) / 2
+            if reserved[mid].start <= last { low = mid + 1 } else { high = mid }
+        }
+        var k = low - 1
+        while k >= 0, reservedMaxLast[k] >= start {
+            if reserved[k].last >= start, try !body(reserved[k]) { return }
+            k -= 1
+        }
+    }
+
+    /// The earliest-reserved range intersecting [start, last].
+    func firstReserved(intersecting start: UInt64, _ last: UInt64) -> Reserved? {
+        var first: Reserved?
+        forEachReserved(intersecting: start, last) { r in
+            if first.map({ r.sequence < $0.sequence }) ?? true { first = r }
+            return true
+        }
+        return first
+    }
+
+    /// Inserts `range` at its sorted place and extends the running maximum from there.
+    private func insertReserved(_ range: Reserved) {
+        var low = 0
+        var high = reserved.count
+        while low < high {
+            let mid = low + (high - low) / 2
+            let r = reserved[mid]
+            if (r.start, r.sequence) < (range.start, range.sequence) { low = mid + 1 } else { high = mid }
+        }
+        reserved.insert(range, at: low)
+        reservedMaxLast.insert(0, at: low)
+        recomputeReservedMaxLast(from: low)
+    }
+
+    private func recomputeReservedMaxLast(from start: Int) {
+        if reservedMaxLast.count != reserved.count { reservedMaxLast = Array(repeating: 0, count: reserved.count) }
+        var running: UInt64 = start > 0 ? reservedMaxLast[start - 1] : 0
+        for k in max(start, 0)..<reserved.count {
+            running = k == 0 ? reserved[0].last : max(running, reserved[k].last)
+            reservedMaxLast[k] = running
+        }
     }
 
     // MARK: IOVA allocation
@@ -131,9 +197,9 @@ public final class IOPageTable {
         // The "used" spans: reserved ∪ areas, merged, clipped to the allowed range.
         let allowedStart = pageSize
         let allowedLast = Self.ulongMax - pageSize
-        // Areas are already sorted; only the few reserved ranges need sorting, then the two
-        // sorted runs are merged (O(n) per allocation instead of a sort of everything).
-        let reservedSorted = reserved.map { ($0.start, $0.last) }.sorted { $0.0 < $1.0 }
+        // Areas and reserved ranges are both kept sorted by start; the two runs are merged
+        // (O(n) per allocation instead of a sort of everything).
+        let reservedSorted = reserved.map { ($0.start, $0.last) }
         var used: [(UInt64, UInt64)] = []
         used.reserveCapacity(reservedSorted.count + areas.count)
         var r = 0
@@ -166,7 +232,7 @@ public final class IOPageTable {
         guard iova & (iovaAlignment - 1) == 0 else { throw .EINVAL }
         let (last, overflow) = iova.addingReportingOverflow(length &- 1)
         guard !overflow else { throw .EOVERFLOW }
-        if let r = reserved.first(where: { $0.start <= last && iova <= $0.last }) {
+        if let r = firstReserved(intersecting: iova, last) {
             throw refusals.refuse(.EINVAL, in: "iopt_check_iova", for: "IOVA \(KernelRefusal.window(iova, last))",
                 because: "it intersects the reserved \(r.isSWMSIWindow ? "SW_MSI window" : "range") \(KernelRefusal.window(r.start, r.last)), which no user mapping may cover")
         }
@@ -264,20 +330,30 @@ public final class IOPageTable {
     /// SW_MSI window tolerates IOAS_MAP_MSI doorbell areas inside it (Doorbell's Part-3 choice:
     /// the window exists for doorbells), so a device attached after the VMM mapped its doorbell
     /// still attaches.
+    ///
+    /// The areas intersecting the range are one run of the sorted `areas` (a binary search finds
+    /// its first); the first that is not a tolerated doorbell refuses.
     func reserve(start: UInt64, last: UInt64, owner: AnyObject, isSWMSIWindow: Bool = false) throws(Errno) {
-        if let a = areas.first(where: { area in
-            area.start <= last && start <= area.last
-                && !(isSWMSIWindow && area.doorbell != nil && area.start >= start && area.last <= last)
-        }) {
+        var index = firstArea(endingAtOrAbove: start)
+        while index < areas.count, areas[index].start <= last {
+            let area = areas[index]
+            index += 1
+            if isSWMSIWindow, area.doorbell != nil, area.start >= start, area.last <= last { continue }
             throw refusals.refuse(.EADDRINUSE, in: "iopt_reserve_iova", for: "IOVA \(KernelRefusal.window(start, last))",
-                because: "the IOAS already maps \(KernelRefusal.window(a.start, a.last)) inside the range to reserve")
+                because: "the IOAS already maps \(KernelRefusal.window(area.start, area.last)) inside the range to reserve")
         }
-        reserved.append(Reserved(start: start, last: last, owner: owner, isSWMSIWindow: isSWMSIWindow))
+        reservations &+= 1
+        var range = Reserved(start: start, last: last, owner: owner, isSWMSIWindow: isSWMSIWindow)
+        range.sequence = reservations
+        insertReserved(range)
     }
 
     /// `iopt_remove_reserved_iova(iopt, owner)`.
     func removeReserved(owner: AnyObject) {
+        guard let first = reserved.firstIndex(where: { $0.owner === owner }) else { return }
         reserved.removeAll { $0.owner === owner }
+        reservedMaxLast.removeLast(reservedMaxLast.count - reserved.count)
+        recomputeReservedMaxLast(from: first)
     }
 
     /// `iopt_table_enforce_dev_resv_regions(iopt, dev, &sw_msi_start)`: reserves every region of

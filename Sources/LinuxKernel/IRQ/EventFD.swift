@@ -6,7 +6,9 @@ import Bus
 /// KVM's irqfd consumes it to inject into a guest. The model keeps the counter semantics of
 /// `eventfd_signal` / `eventfd_read` (non-semaphore mode: a read returns the whole count and
 /// zeroes it) plus a log of who signalled, in order, so tests and reports can tell which
-/// interrupt fired it and on which CPU.
+/// interrupt fired it and on which CPU. The log counts every signal and keeps the last
+/// `EventFD.retainedSignals` (a `BoundedLog`), so an eventfd signalled once per MSI for the
+/// whole of a long run holds a fixed amount of memory; set `signalCapacity = nil` to keep all.
 public final class EventFD {
     /// One `eventfd_signal` call.
     public struct Signal: Hashable, Sendable {
@@ -19,8 +21,16 @@ public final class EventFD {
     public let name: String
     /// The counter (`ctx->count`).
     public private(set) var count: UInt64 = 0
-    /// Every signal, oldest first.
-    public private(set) var signals: [Signal] = []
+    /// How many signals the log keeps by default.
+    public static let retainedSignals = 64
+    /// The signals: `signals.count` is every signal so far, iteration yields the last
+    /// `signals.capacity` of them, oldest first.
+    public private(set) var signals = BoundedLog<Signal>(capacity: EventFD.retainedSignals)
+    /// How many signals `signals` keeps (nil: all of them).
+    public var signalCapacity: Int? {
+        get { signals.capacity }
+        set { signals.capacity = newValue }
+    }
     /// Called after each signal: the consumer side (KVM irqfd's wakeup) hooks in here.
     public var onSignal: ((EventFD) -> Void)?
 

@@ -43,8 +43,10 @@ public final class IRQSubsystem {
     /// arm64 the GIC's SGIs/PPIs/SPIs usually take the first few dozen, so MSIs land above them.
     /// The model starts at 64 and never reuses a number (deterministic, like `PhysicalPages`).
     public static let firstDynamicIRQ = 64
-    /// Interrupts acknowledged with no descriptor for their INTID (`handle_bad_irq`).
-    public internal(set) var spuriousINTIDs: [UInt32] = []
+    /// Interrupts acknowledged with no descriptor for their INTID (`handle_bad_irq`): all of
+    /// them counted, the last 64 kept (a device hammering an unmapped LPI for a whole run does
+    /// not grow the kernel).
+    public internal(set) var spuriousINTIDs = BoundedLog<UInt32>(capacity: 64)
     /// Unmanaged LPIs mapped per CPU (`cpu_lpi_count.unmanaged`, used by `its_select_cpu`).
     public internal(set) var lpiCountPerCPU: [Int] = []
     /// Managed LPIs mapped per CPU (`cpu_lpi_count.managed`): `its_read_lpi_count` reads the

@@ -63,9 +63,19 @@ public final class KVMVirtualMachine {
     /// Assigned irqfds: eventfd object identity → GSI.
     var irqfds: [ObjectIdentifier: KVMIRQFD] = [:]
     public var counters = KVMCounters()
-    /// Every injection, oldest first (reports read it); `recordsInjections` turns it off.
-    public internal(set) var injections: [KVMInjectionRecord] = []
+    /// How many injection records `injections` keeps by default.
+    public static let retainedInjections = 64
+    /// The injections: `injections.count` is every injection so far, iteration yields the last
+    /// `injections.capacity` of them, oldest first (a `BoundedLog`, so a VM injecting one MSI
+    /// after another for a whole run holds a fixed amount of memory; `injectionCapacity = nil`
+    /// keeps all). `recordsInjections` turns the records off.
+    public internal(set) var injections = BoundedLog<KVMInjectionRecord>(capacity: KVMVirtualMachine.retainedInjections)
     public var recordsInjections = true
+    /// How many records `injections` keeps (nil: all of them).
+    public var injectionCapacity: Int? {
+        get { injections.capacity }
+        set { injections.capacity = newValue }
+    }
 
     init(kernel: LinuxKernel, process: UserProcess, id: Int) {
         self.kernel = kernel
