@@ -14,8 +14,12 @@
 ///   `map.copy(of:)` once the owner has recorded its copy, or filled in by the owner after it has
 ///   cloned the child; an object records its copy (`map.record`) before it clones anything that
 ///   can lead back to it;
+/// - a part that an owner creates in its own `init` (a GIC's distributor) is copied by the
+///   owner, which records the part's copy; the part's own `clone(into:)` clones its owner and
+///   returns what the owner recorded;
 /// - a stored closure is never copied (it would still capture the original objects): the owner
 ///   installs the copy's closure again in `map.afterCloning`, from the copied objects.
+/// A clone is complete after `map.finish()`.
 public protocol WorldCloneable: AnyObject {
     /// This object's copy, made through `map` (call `map.clone(self)`, which memoises, rather than
     /// this method directly).
@@ -29,7 +33,7 @@ public protocol WorldCloneable: AnyObject {
 public struct CloneMap {
     private var copies: [ObjectIdentifier: AnyObject] = [:]
     private var originals: [AnyObject] = []
-    private var deferred: [() -> Void] = []
+    private var deferred: [(inout CloneMap) -> Void] = []
 
     public init() {}
 
@@ -91,16 +95,21 @@ public struct CloneMap {
         return typed
     }
 
-    /// Runs `action` once every object has been copied (`finish()`): where stored closures are
-    /// installed again on the copies, from copied objects only.
-    public mutating func afterCloning(_ action: @escaping () -> Void) {
+    /// Runs `action` in `finish()`, once the objects reachable the ordinary way have been copied:
+    /// where stored closures are installed again on the copies, from copied objects only, and
+    /// where a bus copies its devices (so each device is copied by its owner when the owner is
+    /// reachable, and on its own otherwise). An action may clone more and defer more.
+    public mutating func afterCloning(_ action: @escaping (inout CloneMap) -> Void) {
         deferred.append(action)
     }
 
-    /// Runs the deferred actions, in the order they were registered, and forgets them.
+    /// Runs the deferred actions, in the order they were registered (and those they defer,
+    /// after them), until none is left.
     public mutating func finish() {
-        let actions = deferred
-        deferred = []
-        for action in actions { action() }
+        while !deferred.isEmpty {
+            let actions = deferred
+            deferred = []
+            for action in actions { action(&self) }
+        }
     }
 }

@@ -1,7 +1,8 @@
 /// Copying a bus for a forked world: its RAM forks copy-on-write, its region table is a value,
 /// and each device is copied through the map (every device on a bus that is forked must be
-/// `WorldCloneable`). The copy is recorded before its devices are copied, so a device's
-/// back-reference to its bus resolves to the copy. Trace and journal are observers attached for
+/// `WorldCloneable`). The devices are copied last, in `CloneMap.finish()`: by then an owner
+/// reachable from the world (a GIC owning its distributor and ITSs) has copied its parts, and
+/// the bus takes those copies instead of making orphans. Trace and journal are observers attached for
 /// one fire (`World.fire`), not state: the copy starts with none.
 extension SystemBus: WorldCloneable {
     public func clone(into map: inout CloneMap) -> SystemBus {
@@ -10,11 +11,14 @@ extension SystemBus: WorldCloneable {
         copy.regions = regions
         copy.lastRegionIndex = lastRegionIndex
         copy.hot.pointee = hot.pointee
-        copy.devices = devices.map { device in
-            guard let cloned = map.cloneDynamic(device) as? any MMIODevice else {
-                preconditionFailure("SystemBus: the device \(device.mmioName) (\(type(of: device))) cannot be copied into a forked world")
+        let devices = self.devices
+        map.afterCloning { map in
+            copy.devices = devices.map { device in
+                guard let cloned = map.cloneDynamic(device) as? any MMIODevice else {
+                    preconditionFailure("SystemBus: the device \(device.mmioName) (\(type(of: device))) cannot be copied into a forked world")
+                }
+                return cloned
             }
-            return cloned
         }
         return copy
     }

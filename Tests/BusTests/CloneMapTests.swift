@@ -25,7 +25,7 @@ private final class Owner: WorldCloneable, Node {
         copy.children = map.clone(children)
         copy.shared = map.clone(shared)
         if let any { copy.any = map.cloneDynamic(any) as? any Node }
-        if onPoke != nil { map.afterCloning { copy.installPoke() } }
+        if onPoke != nil { map.afterCloning { _ in copy.installPoke() } }
         return copy
     }
 }
