@@ -1,5 +1,5 @@
 import Testing
-import Bus
+@testable import Bus
 import GIC
 import PCI
 import SMMUv3
@@ -56,6 +56,28 @@ struct MachineForkTests {
         // The original then does the same and gets the same journal.
         #expect(Self.journaledRaise(original.machine, original.function, vector: 1) == oracle)
         #expect(original.machine.gic?.acknowledge(cpu: 0) == 8193)
+    }
+
+    @Test("forking a machine copies no RAM frame: every frame is shared until one side writes it")
+    func ramIsShared() throws {
+        let original = try Self.rig()
+        var map = CloneMap()
+        let fork = map.clone(original.machine)
+        map.finish()
+        let ram = original.machine.bus.ram, copied = fork.bus.ram
+        let frames = ram.allocatedFrameNumbers
+        #expect(!frames.isEmpty && copied.allocatedFrameNumbers == frames)
+        #expect(frames.allSatisfy { ram.sharesFrame($0, with: copied) })
+        #expect(copied.contentDigest() == ram.contentDigest())
+        // One MSI in the fork sets an LPI's pending bit in the pending table (and fills the
+        // SMMU's TLB, not RAM): only the frames it wrote are the fork's own; the original has
+        // none of them.
+        _ = try #require(map.copy(of: original.function)).raise(vector: 1)
+        let written = copied.allocatedFrameNumbers.filter { !ram.sharesFrame($0, with: copied) }
+        #expect(!written.isEmpty && written.count <= 2)
+        #expect(frames.filter { !ram.sharesFrame($0, with: copied) }.count <= written.count)
+        #expect(ram.allocatedFrameNumbers == frames)
+        #expect(copied.contentDigest() != ram.contentDigest())
     }
 
     @Test("a table write in the fork (unmapping the doorbell) faults there and nowhere else")
