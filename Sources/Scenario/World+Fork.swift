@@ -38,8 +38,9 @@
 //      Group, Device, VIOMMU, VDevice, VEventQueue, IOPageTable), VFIOSubsystem, VFIOType1
 //      (+Domain), VFIOContainer, VFIOGroupFile, VFIODeviceFile, VFIOPCIDevice, UserProcess, KVM
 //      (KVMVirtualMachine, KVMVCPU, KVMVGIC, KVMVCPUInterface, KVMITSLists).
-//      STARTED: KernelLog, KernelRefusals, PhysicalPages, IOVADomain (with IOVARangeCache) are
-//      WorldCloneable (Tests/LinuxKernelTests/KernelLeafForkTests.swift); the rest is not yet.
+//      STARTED: KernelLog, KernelRefusals, PhysicalPages, IOVADomain (with IOVARangeCache),
+//      IOMMUDMAMSIPage, IOMMUDMAMSICookie, GICSPIMSIDomain (+Range) are WorldCloneable
+//      (Tests/LinuxKernelTests/KernelLeafForkTests.swift); the rest is not yet.
 //  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
 //      GuestHostBridge (+ECAM, +Window).
 //  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt

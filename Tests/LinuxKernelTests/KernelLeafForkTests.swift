@@ -67,3 +67,25 @@ struct KernelLeafForkTests {
         #expect(log.lines.count == 1 && logCopy.lines.count == 2)
     }
 }
+
+@Suite("Kernel MSI leaf state fork")
+struct KernelMSILeafForkTests {
+    @Test("a forked MSI cookie and SPI domain continue from the original's state, independently")
+    func cookieAndSPIDomain() throws {
+        let cookie = IOMMUDMAMSICookie(base: 0x800_0000, pageSize: 4096)
+        cookie.msiPages = [IOMMUDMAMSIPage(iova: 0x800_0000, physical: 0x0809_0000)]
+        cookie.nextIOVA = 0x800_1000
+        let range = GICSPIMSIDomain.Range(kind: .v2m, path: "/v2m", doorbell: PhysicalAddress(0x0802_0040),
+                                          spiStart: 80, spiCount: 64, spiOffset: nil)
+        let domain = GICSPIMSIDomain(kind: .v2m, ranges: [range])
+        #expect(range.findFreeRegion(order: 2) == 0)
+        var map = CloneMap()
+        let cookieCopy = map.clone(cookie), domainCopy = map.clone(domain)
+        #expect(cookieCopy.nextIOVA == 0x800_1000 && cookieCopy.msiPages.map(\.iova) == [0x800_0000])
+        #expect(cookieCopy.msiPages[0] !== cookie.msiPages[0])
+        #expect(domainCopy.ranges[0] !== range && domainCopy.ranges[0].allocated == range.allocated)
+        #expect(domainCopy.ranges[0].findFreeRegion(order: 2) == 4)
+        #expect(range.allocated == [80, 81, 82, 83], "the copy's allocation is not the original's")
+        #expect(range.findFreeRegion(order: 2) == 4)
+    }
+}
