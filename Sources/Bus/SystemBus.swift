@@ -44,7 +44,7 @@ public final class SystemBus {
     /// The backing store for every RAM window. Windows are views of one physical address space,
     /// so a RAM address means the same bytes whichever window decoded it.
     public let ram: SparseRAM
-    public private(set) var regions: [Region] = []
+    public internal(set) var regions: [Region] = []
     @usableFromInline var devices: [any MMIODevice] = []
     @usableFromInline var lastRegionIndex: Int = -1
     /// Optional trace of device (MMIO) accesses; RAM accesses are not traced here (the layer

@@ -126,3 +126,15 @@ public final class CPUInterface {
         activeStack = state.activePriorities
     }
 }
+
+extension CPUInterface {
+    /// Takes `other`'s state (a forked world's copy).
+    func copyState(of other: CPUInterface) {
+        priorityMask = other.priorityMask
+        eoiMode = other.eoiMode
+        deliveries = other.deliveries
+        recordsDeliveries = other.recordsDeliveries
+        activeStack = other.activeStack
+        counters = other.counters
+    }
+}

@@ -11,6 +11,9 @@ public final class Distributor: MMIODevice {
     public let configuration: GICConfiguration
     /// GICD_CTLR as written (EnableGrp1NS[1], ARE_NS[4], …).
     public internal(set) var ctlr: UInt32 = 0
+    /// The GIC this distributor belongs to (set by `GICv3.init`), so a forked world copies it
+    /// with its GIC.
+    unowned(safe) var owner: GICv3?
     var storage = ContiguousArray<UInt32>(repeating: 0, count: 0x1_0000 / 4)
 
     /// The level of each SPI input wire, one bit per INTID (word n holds INTIDs 32n…32n+31;
@@ -129,5 +132,15 @@ public final class Distributor: MMIODevice {
         }
         write(offset, UInt32(truncatingIfNeeded: value))
         if size == 8 { write(offset + 4, UInt32(truncatingIfNeeded: value >> 32)) }
+    }
+}
+
+extension Distributor {
+    /// Takes `other`'s register state (a forked world's copy).
+    func copyState(of other: Distributor) {
+        ctlr = other.ctlr
+        storage = other.storage
+        levelBits = other.levelBits
+        messageLevelBits = other.messageLevelBits
     }
 }

@@ -113,3 +113,10 @@ extension GICv3 {
         try attach(to: bus, distributorBase: base, redistributorRegions: [], stride: nil)
     }
 }
+
+extension GICv2CPUInterface {
+    /// Takes `other`'s control registers (a forked world's copy).
+    func copyState(of other: GICv2CPUInterface) {
+        control = other.control
+    }
+}

@@ -88,3 +88,12 @@ public final class GICv2mMSIFrame: MMIODevice {
                       changed ? "SPI \(intid) pending" : "SPI \(intid) was already pending")
     }
 }
+
+extension GICv2mMSIFrame {
+    /// Takes `other`'s base and counts (a forked world's copy).
+    func copyState(of other: GICv2mMSIFrame) {
+        base = other.base
+        ignoredWrites = other.ignoredWrites
+        delivered = other.delivered
+    }
+}

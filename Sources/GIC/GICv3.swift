@@ -63,6 +63,8 @@ public final class GICv3 {
                                  configurationCache: cache)
         }
         cpuInterfaces = (0..<c.cpuCount).map { CPUInterface(cpu: $0) }
+        distributor.owner = self
+        for rd in redistributors { rd.owner = self }
     }
 
     /// Maps the distributor (64 KiB) and the redistributors (one `redistributorStride` each,
@@ -228,5 +230,16 @@ public final class GICv3 {
         let shift = (at & 7) &* 8
         let mask = UInt64.lowMask(size * 8) &<< shift
         return (old & ~mask) | ((value &<< shift) & mask)
+    }
+}
+
+extension GICv3 {
+    /// Takes `other`'s attachment and ITS list (a forked world's copy; the caller copied the
+    /// parts).
+    func copyAttachment(of other: GICv3, bus: SystemBus?, itss: [ITS]) {
+        self.bus = bus
+        distributorBase = other.distributorBase
+        redistributorBase = other.redistributorBase
+        self.itss = itss
     }
 }

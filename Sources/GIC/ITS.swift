@@ -351,3 +351,25 @@ public final class ITS: MMIODevice {
         return .found(index)
     }
 }
+
+extension ITS {
+    /// Takes `other`'s registers, caches, counters and error log (a forked world's copy).
+    /// Trace and journal are observers and stay detached.
+    func copyState(of other: ITS) {
+        base = other.base
+        enabled = other.enabled
+        cbaser = other.cbaser
+        cwriter = other.cwriter
+        creadr = other.creadr
+        stalled = other.stalled
+        baser = other.baser
+        hardwareCollections = other.hardwareCollections
+        deviceCache = other.deviceCache
+        eventCache = other.eventCache
+        collectionCache = other.collectionCache
+        counters = other.counters
+        interconnectDeviceID = other.interconnectDeviceID
+        errorLog = other.errorLog
+        lastCommandError = other.lastCommandError
+    }
+}

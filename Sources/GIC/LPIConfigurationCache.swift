@@ -69,3 +69,11 @@ public final class LPIConfigurationCache {
         return faults
     }
 }
+
+extension LPIConfigurationCache {
+    /// Takes `other`'s cached bytes and read count (a forked world's copy).
+    func copyState(of other: LPIConfigurationCache) {
+        bytes = other.bytes
+        reads = other.reads
+    }
+}

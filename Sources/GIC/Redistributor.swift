@@ -25,6 +25,9 @@ public final class Redistributor: MMIODevice {
     /// The RD_base frame address once attached (the PTA=1 target).
     public internal(set) var rdBase: PhysicalAddress?
     unowned(safe) var bus: SystemBus?
+    /// The GIC this redistributor belongs to (set by `GICv3.init`), so a forked world copies it
+    /// with its GIC.
+    unowned(safe) var owner: GICv3?
     public var trace: TraceLog?
     /// The journal of the message being followed: every LPI this redistributor makes pending.
     public var journal: Journal?
@@ -476,5 +479,27 @@ public final class Redistributor: MMIODevice {
         }
         guard bestIndex >= 0 else { return nil }
         return (INTID(UInt32(8192 + bestIndex)), UInt8(truncatingIfNeeded: bestPriority))
+    }
+}
+
+extension Redistributor {
+    /// Takes `other`'s state (a forked world's copy); `bus` is the copy's bus. The LPI
+    /// configuration cache is the GIC's, copied by the GIC.
+    func copyState(of other: Redistributor, bus: SystemBus?) {
+        isLast = other.isLast
+        rdBase = other.rdBase
+        self.bus = bus
+        enableLPIs = other.enableLPIs
+        waker = other.waker
+        propbaser = other.propbaser
+        pendbaser = other.pendbaser
+        counters = other.counters
+        lpiCount = other.lpiCount
+        pendingBits = other.pendingBits
+        pendingWords = other.pendingWords
+        pendingCount = other.pendingCount
+        sgiFrame = other.sgiFrame
+        vlpiFrames = other.vlpiFrames
+        virtualState = other.virtualState
     }
 }

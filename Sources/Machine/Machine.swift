@@ -231,6 +231,33 @@ public final class Machine {
         self.notModelled = notModelled.sorted()
     }
 
+    /// `other`'s copy for a forked world: every part through `map` (so the bus's devices, the
+    /// ports' SMMUs and the root complexes' functions are one copy each), and each root complex's
+    /// INTx wiring installed again from the copied GIC (a closure is never copied).
+    init(copying other: Machine, map: inout CloneMap) {
+        name = other.name
+        topology = other.topology
+        options = other.options
+        bus = map.clone(other.bus)
+        gic = map.clone(other.gic)
+        its = map.clone(other.its)
+        preITS = other.preITS.map { map.clone($0) }
+        smmus = map.clone(other.smmus)
+        smmuV2s = map.clone(other.smmuV2s)
+        smmuV2Descriptions = other.smmuV2Descriptions
+        smmuV2Ports = other.smmuV2Ports.map { map.clone($0) }
+        rootComplexes = map.clone(other.rootComplexes)
+        hostBridgeIndices = other.hostBridgeIndices
+        memoryWindows = other.memoryWindows
+        translatedPorts = other.translatedPorts.map { map.clone($0) }
+        directPort = map.clone(other.directPort)
+        notModelled = other.notModelled
+        for (index, rc) in rootComplexes.enumerated()
+        where other.rootComplexes[index].intxSink != nil && hostBridgeIndices[index] < topology.pcieHostBridges.count {
+            rc.intxSink = Machine.intxWiring(topology.pcieHostBridges[hostBridgeIndices[index]], topology: topology, gic: gic)
+        }
+    }
+
     /// GICR_TYPER.Affinity_Value (Aff3.Aff2.Aff1.Aff0) from a CPU node's MPIDR `reg`
     /// (MPIDR_EL1: Aff0[7:0], Aff1[15:8], Aff2[23:16], Aff3[39:32]).
     static func affinity(fromMPIDR mpidr: UInt64) -> UInt32 {

@@ -34,3 +34,8 @@ public final class SMMUv2Port: UpstreamPort {
         return result
     }
 }
+
+extension SMMUv2Port {
+    /// Takes `other`'s last bus error (a forked world's copy).
+    func copyLastBusError(of other: SMMUv2Port) { lastBusError = other.lastBusError }
+}

@@ -84,3 +84,13 @@ public final class DirectPort: UpstreamPort {
         return result
     }
 }
+
+extension TranslatedPort {
+    /// Takes `other`'s last bus error (a forked world's copy).
+    func copyLastBusError(of other: TranslatedPort) { lastBusError = other.lastBusError }
+}
+
+extension DirectPort {
+    /// Takes `other`'s last bus error (a forked world's copy).
+    func copyLastBusError(of other: DirectPort) { lastBusError = other.lastBusError }
+}

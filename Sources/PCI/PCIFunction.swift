@@ -90,6 +90,23 @@ public final class PCIFunction {
     }
 
     /// The log entries that reached the link.
+    /// `other`'s state, attached to nothing: a forked world's copy, which its root complex's
+    /// copy attaches (`RootComplex` clone). Trace is an observer and stays detached.
+    init(copying other: PCIFunction) {
+        name = other.name
+        requesterID = other.requesterID
+        config = other.config
+        expressCapability = other.expressCapability
+        msi = other.msi
+        msix = other.msix
+        msixTable = other.msixTable
+        log = other.log
+        functionLevelResets = other.functionLevelResets
+        resetConfig = other.resetConfig
+        isLogging = other.isLogging
+        deliveryDepth = other.deliveryDepth
+    }
+
     public var sentTransactions: [DeviceTransaction] { log.compactMap { $0.outcome.transaction } }
 
     public func clearLog() { log.removeAll() }

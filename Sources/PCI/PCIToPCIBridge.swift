@@ -82,6 +82,15 @@ public final class PCIToPCIBridge {
         self.config = config
     }
 
+    /// `other`'s state, attached to nothing: a forked world's copy, which its root complex's
+    /// copy attaches.
+    init(copying other: PCIToPCIBridge) {
+        name = other.name
+        requesterID = other.requesterID
+        kind = other.kind
+        config = other.config
+    }
+
     public var primaryBus: UInt8 { UInt8(truncatingIfNeeded: config.read(offset: ConfigRegister.primaryBus, size: 1)) }
     /// The Secondary Bus Number register as software last programmed it; the alias uses it.
     public var secondaryBus: UInt8 { UInt8(truncatingIfNeeded: config.read(offset: ConfigRegister.secondaryBus, size: 1)) }

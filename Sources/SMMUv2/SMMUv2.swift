@@ -286,3 +286,24 @@ public final class SMMUv2: MMIODevice {
         }
     }
 }
+
+/// Copying the SMMUv2 for a forked world: registers, context banks and the TLB are values.
+extension SMMUv2: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> SMMUv2 {
+        let bus = map.clone(self.bus)
+        if let done = map.copy(of: self) { return done }
+        let copy = SMMUv2(configuration: configuration, bus: bus)
+        copy.sCR0 = sCR0
+        copy.sACR = sACR
+        copy.sGFSR = sGFSR
+        copy.sGFAR = sGFAR
+        copy.sGFSYNR0 = sGFSYNR0
+        copy.sGFSYNR1 = sGFSYNR1
+        copy.sGFSYNR2 = sGFSYNR2
+        copy.smr = smr
+        copy.s2cr = s2cr
+        copy.contextBanks = contextBanks
+        copy.tlb = tlb
+        return copy
+    }
+}

@@ -88,6 +88,20 @@ final class ConfigurationTable<Value> {
         oldKeys.deallocate()
     }
 
+    /// Makes this table hold exactly what `other` holds, slot for slot (for a forked world).
+    func copyContents(of other: ConfigurationTable<Value>) {
+        values.deinitialize(count: mask + 1)
+        values.deallocate()
+        keys.deallocate()
+        let slotCount = other.mask + 1
+        keys = .allocate(capacity: slotCount)
+        keys.initialize(from: other.keys, count: slotCount)
+        values = .allocate(capacity: slotCount)
+        values.initialize(from: other.values, count: slotCount)
+        mask = other.mask
+        count = other.count
+    }
+
     /// Removes every entry whose key satisfies `predicate`.
     func removeAll(where predicate: (UInt64) -> Bool) {
         var any = false

@@ -231,6 +231,16 @@ public final class TranslationLookasideBuffer {
         return before - kept
     }
 
+    /// Makes this TLB hold exactly what `other` holds, slot for slot (a forked world's SMMU must
+    /// hit, miss and overflow as the original would). Both have the same capacity.
+    func copyContents(of other: TranslationLookasideBuffer) {
+        precondition(other.mask == mask, "TLB copy between different capacities")
+        slots.update(from: other.slots, count: mask + 1)
+        count = other.count
+        shiftsInUse = other.shiftsInUse
+        overflowFlushes = other.overflowFlushes
+    }
+
     /// Every entry by tag (order unspecified; `sortedEntries` is the deterministic view).
     public var entries: [TLBKey: TLBEntry] {
         var out: [TLBKey: TLBEntry] = [:]

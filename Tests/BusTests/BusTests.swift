@@ -107,11 +107,11 @@ struct SparseRAMTests {
         #expect(ram.read(UInt64.max - 3, size: 8) == 0xAABB_CCDD_EEFF_0011)
     }
 
-    @Test("copy is deep and the digest ignores frames written back to zero")
+    @Test("a fork is independent and the digest ignores frames written back to zero")
     func copyAndDigest() {
         let ram = SparseRAM()
         ram.write(0x5000, size: 8, value: 42)
-        let copy = ram.copy()
+        let copy = ram.fork()
         ram.write(0x5000, size: 8, value: 43)
         #expect(copy.read(0x5000, size: 8) == 42)
         #expect(copy.contentDigest() != ram.contentDigest())

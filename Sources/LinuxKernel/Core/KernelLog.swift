@@ -1,3 +1,5 @@
+import Bus
+
 /// The kernel log (dmesg): what the model's subsystems report as they probe and run, in order.
 /// Tests read it; reports quote it.
 public final class KernelLog {
@@ -10,4 +12,13 @@ public final class KernelLog {
     }
 
     public func removeAll() { lines.removeAll() }
+}
+
+/// A forked world's kernel log starts with the original's lines.
+extension KernelLog: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> KernelLog {
+        let copy = KernelLog()
+        copy.lines = lines
+        return copy
+    }
 }

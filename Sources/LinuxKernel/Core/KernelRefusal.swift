@@ -64,3 +64,14 @@ public final class KernelRefusals {
         return all.suffix(fresh).last { $0.errno == errno }
     }
 }
+
+/// A forked world's refusals start with the original's, and the same mark, so a step's
+/// `latest(since:matching:)` in the fork sees what it would have seen in the original.
+extension KernelRefusals: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> KernelRefusals {
+        let copy = KernelRefusals()
+        copy.all = all
+        copy.recordedCount = recordedCount
+        return copy
+    }
+}

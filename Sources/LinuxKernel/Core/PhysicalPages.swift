@@ -46,3 +46,14 @@ public final class PhysicalPages {
         throw .ENOMEM
     }
 }
+
+/// A forked world's page allocator continues where the original's stood, on the copied bus, so
+/// the fork hands out the pages the original would have.
+extension PhysicalPages: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> PhysicalPages {
+        let copy = PhysicalPages(bus: map.clone(bus), ranges: ranges)
+        copy.cursor = cursor
+        copy.next = next
+        return copy
+    }
+}

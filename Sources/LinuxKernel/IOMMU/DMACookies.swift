@@ -53,3 +53,22 @@ public final class IOMMUDMAMSICookie {
         self.msiGranule = pageSize
     }
 }
+
+/// A forked world's MSI page: its IOVA and doorbell are values.
+extension IOMMUDMAMSIPage: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> IOMMUDMAMSIPage {
+        IOMMUDMAMSIPage(iova: iova, physical: physical)
+    }
+}
+
+/// A forked world's MSI cookie hands out the IOVA the original would next; its pages are copied
+/// through the map (a page is shared by nothing else, but one copy each keeps identity checks
+/// honest).
+extension IOMMUDMAMSICookie: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> IOMMUDMAMSICookie {
+        let copy = IOMMUDMAMSICookie(base: base, pageSize: msiGranule)
+        copy.nextIOVA = nextIOVA
+        copy.msiPages = map.clone(msiPages)
+        return copy
+    }
+}

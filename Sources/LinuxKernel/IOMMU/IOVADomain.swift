@@ -1,3 +1,5 @@
+import Bus
+
 /// `struct iova_domain` (drivers/iommu/iova.c): the IOVA allocator behind a DMA domain.
 ///
 /// Allocated ranges are kept sorted by pfn, as iova.c keeps them in an rbtree, with the anchor
@@ -263,5 +265,19 @@ public final class IOVADomain {
     public func freeFast(pfn: UInt64, size: UInt64) {
         if rangeCache.insert(pfn: pfn, size: size) { return }
         free(pfn: pfn)
+    }
+}
+
+/// A forked world's IOVA domain: the same ranges, cached nodes and range cache, so the fork
+/// allocates the IOVAs the original would have (`alloc_iova` walks from the cached node).
+extension IOVADomain: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> IOVADomain {
+        let copy = IOVADomain(granule: granule, startPFN: startPFN)
+        copy.max32AllocSize = max32AllocSize
+        copy.ranges = ranges
+        copy.cachedNodeLo = cachedNodeLo
+        copy.cached32NodeLo = cached32NodeLo
+        copy.rangeCache.copyState(of: rangeCache)
+        return copy
     }
 }

@@ -84,3 +84,12 @@ public final class IOVARangeCache {
         (0..<cpu.count).map { cpu[$0].loaded.count + cpu[$0].prev.count + depot[$0].reduce(0) { $0 + $1.count } }
     }
 }
+
+extension IOVARangeCache {
+    /// Takes `other`'s per-CPU magazines and depot (a forked world's copy): the rcache decides
+    /// which IOVA `alloc_iova_fast` returns next, so it is state, not a mere cache.
+    func copyState(of other: IOVARangeCache) {
+        cpu = other.cpu
+        depot = other.depot
+    }
+}

@@ -188,3 +188,20 @@ extension IRQSubsystem {
         return GICSPIMSIDomain(kind: .mbi, ranges: ranges)
     }
 }
+
+/// A forked world's SPI MSI domain keeps which SPIs are in use, so the fork allocates the SPIs
+/// the original would next.
+extension GICSPIMSIDomain: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> GICSPIMSIDomain {
+        GICSPIMSIDomain(kind: kind, ranges: map.clone(ranges))
+    }
+}
+
+extension GICSPIMSIDomain.Range: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> GICSPIMSIDomain.Range {
+        let copy = GICSPIMSIDomain.Range(kind: kind, path: path, doorbell: doorbell, spiStart: spiStart,
+                                         spiCount: spiCount, spiOffset: spiOffset)
+        copy.inUse = inUse
+        return copy
+    }
+}

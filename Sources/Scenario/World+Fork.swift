@@ -1,0 +1,72 @@
+// Forking a world: the plan, and where the work stands.
+//
+// Why. `doorbell explore` visits every event sequence up to a depth; for each state it calls
+// `World.build` (machine, host kernel boot, VMM realize, guest boot, driver bind) and replays the
+// sequence's prefix, so three quarters of its time is spent rebuilding worlds it had a moment
+// before. Forking the world at each node of the search and applying one event to the fork makes a
+// state cost what the event changes, not what the whole world holds.
+//
+// How. One explicit protocol, `WorldCloneable` (Bus/CloneMap.swift): `clone(into map:)` copies an
+// object and reaches every other object through `map.clone(_:)`, which memoises on
+// `ObjectIdentifier` so an object reached twice is copied once and cycles stay cycles. No
+// reflection, no `Codable` round trip: each class says how it is copied, next to its stored
+// properties, so a property added later without a clone line is a review finding, and the
+// equivalence tests below catch what review misses.
+//
+// Layers, bottom up (each committed with its own tests):
+//  (a) `CloneMap` and `SparseRAM.fork()`: RAM frames are shared copy-on-write (leaves and frames
+//      owned per copy, arenas frozen by a fork), so a fork costs the directory, not the memory.
+//      DONE: Tests/BusTests/SparseRAMForkTests.swift, CloneMapTests.swift.
+//  (b) Hardware: SystemBus (regions hold `any MMIODevice`: `map.cloneDynamic`, in `finish()`),
+//      SMMUv3 with SMMURegisterFile, SMMUTranslator, TranslationLookasideBuffer,
+//      ConfigurationTable; SMMUv2; GICv3 with Distributor, Redistributor, CPUInterface, ITS,
+//      LPIConfigurationCache, PreITS, GICv2CPUInterface, GICv2mMSIFrame; PCI RootComplex, ECAM,
+//      PCIMemoryWindow, PCIFunction, PCIToPCIBridge; Machine, TranslatedPort, DirectPort,
+//      SMMUv2Port. Journal and TraceLog are not cloned (a fork starts with none attached, as
+//      `World.fire` attaches its own). DONE: Tests/SMMUv3Tests/SMMUForkTests.swift,
+//      GICTests/GICForkTests.swift, MachineTests/MachineForkTests.swift (a forked machine's MSI
+//      journal equals a rebuilt machine's). Not yet: an ITS whose entry storage is KVM's
+//      (`KVMITSLists`, layer c) stops the clone with a precondition naming it.
+//  (c) LinuxKernel (host and guest are two instances of one model): LinuxKernel, KernelLog,
+//      KernelRefusals, PhysicalPages, Device, DeviceIOMMU, PCISubsystem, PCIDevice, IRQSubsystem,
+//      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICSPIMSIDomain(+Range), GICv3ITSDriver
+//      (+ITSDevice), GICv2CPUInterfaceRegisters, IOMMUSubsystem, IOMMUDeviceState, IOMMUGroup,
+//      IOMMUDomain, IOVADomain, IOVARangeCache, DMAMapping, DMAFlushQueue, IOMMUDMACookie,
+//      IOMMUDMAMSICookie, IOMMUDMAMSIPage, ArmSMMUv3Driver, ArmSMMUv3Domain, ArmSMMUv3Master,
+//      ArmSMMUv3StreamTable, IOPageTableARM, ArmVSMMU, ArmSMMUv3NestedDomain, ArmSMMUDriver,
+//      ArmSMMUDomain, ArmSMMUMaster, IOMMUFD and its objects (IOAS, HWPT, HWPTPaging, HWPTNested,
+//      Group, Device, VIOMMU, VDevice, VEventQueue, IOPageTable), VFIOSubsystem, VFIOType1
+//      (+Domain), VFIOContainer, VFIOGroupFile, VFIODeviceFile, VFIOPCIDevice, UserProcess, KVM
+//      (KVMVirtualMachine, KVMVCPU, KVMVGIC, KVMVCPUInterface, KVMITSLists).
+//      STARTED: KernelLog, KernelRefusals, PhysicalPages, IOVADomain (with IOVARangeCache),
+//      IOMMUDMAMSIPage, IOMMUDMAMSICookie, GICSPIMSIDomain (+Range) are WorldCloneable
+//      (Tests/LinuxKernelTests/KernelLeafForkTests.swift); the rest is not yet.
+//  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
+//      GuestHostBridge (+ECAM, +Window).
+//  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt
+//      path (`World.build` + replay) stays as the oracle in tests.
+//
+// Back-references. `weak`/`unowned` pointers to an owner (devices → bus, SMMUTranslator →
+// bus, ITS → GICv3, GICv2mMSIFrame → Distributor, PCIFunction → RootComplex and parent bridge,
+// GuestHostBridge windows → bridge, VirtualSMMU → guest bus and backend) are taken from the map:
+// the owner records its copy (`map.record`) before cloning its children, and the child reads
+// `map.copy(of: owner)`. Where the back-reference is a `let` and the owner holds the child in a
+// `let` too, one of the two becomes a `var` set once after cloning.
+//
+// Stored closures cannot be copied (they would still capture the original world). Each is
+// re-installed on the copy, from copied objects, in `map.afterCloning` by the object that
+// installed it in the first place:
+//  - PassthroughFunction.onMSIXChange / onMSIChange, VirtualSMMU.onTranslationEnableChange:
+//    installed by VirtualMachineMonitor (realize and migration); the VMM's clone re-installs them.
+//  - EventFD.onSignal (the VMM's userspace MSI-X consumer), IOMMUSubsystem.iommufdSWMSI (iommufd),
+//    ArmSMMUv3Driver.entryWriteObserver (tests and traces), IOPageTableARM.flushWalk (the
+//    owning domain's TLB flush), DMAFlushQueue.flushIOTLBAll (the owning domain): each owner's
+//    clone re-installs its own.
+//  - RootComplex.intxSink: installed by Machine (Machine+INTx.swift) from its GIC.
+//  - IRQAction.Kind.handler: the guest driver's handler World.requestGuestIRQ installs; World's
+//    clone re-requests it on the copied guest's IRQ descriptors.
+//
+// Equivalence test (layer e): for each `ScenarioEvent` case, build a world, apply a prefix,
+// fork, apply the event to the fork; build another world and replay prefix + event; the two
+// journals, outcomes and `World.stateHash` must be equal byte for byte, and the original world's
+// hash and journal must be what they were before the fork.
