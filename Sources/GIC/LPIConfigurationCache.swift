@@ -75,5 +75,7 @@ extension LPIConfigurationCache {
     func copyState(of other: LPIConfigurationCache) {
         bytes = other.bytes
         reads = other.reads
+        generation = other.generation
+        lastLoad = other.lastLoad
     }
 }

@@ -498,6 +498,7 @@ extension Redistributor {
         pendingBits = other.pendingBits
         pendingWords = other.pendingWords
         pendingCount = other.pendingCount
+        priorityIndex = other.priorityIndex
         sgiFrame = other.sgiFrame
         vlpiFrames = other.vlpiFrames
         virtualState = other.virtualState

@@ -57,4 +57,23 @@ struct GICForkTests {
         // acknowledge would not signal it yet: the pending bit is the answer).
         #expect(f.gic.redistributors[1].isPending(INTID(8195)))
     }
+
+    @Test("every stored value of the distributor, each redistributor, the ITS and the LPI cache is carried into the copy (a field added later and not copied fails here)")
+    func everyValueFieldCopied() throws {
+        let f = try Fixture()
+        try f.standardSetup()
+        try f.msi(device: 0x10, event: 3)
+        var map = CloneMap()
+        _ = map.clone(f.bus)
+        map.finish()
+        let gic = try #require(map.copy(of: f.gic))
+        let pairs: [(String, AnyObject, AnyObject)] =
+            [("distributor", f.gic.distributor, gic.distributor), ("ITS", f.its, gic.itss[0]),
+             ("LPI configuration cache", f.gic.lpiConfigurationCache, gic.lpiConfigurationCache)]
+            + zip(f.gic.redistributors, gic.redistributors).map { ("redistributor \($0.processorNumber)", $0, $1) }
+            + zip(f.gic.cpuInterfaces, gic.cpuInterfaces).enumerated().map { ("CPU interface \($0)", $1.0, $1.1) }
+        for (name, original, copy) in pairs {
+            #expect(CloneMap.valueFieldsThatDiffer(original, copy) == [], "\(name): fields not carried into the copy")
+        }
+    }
 }

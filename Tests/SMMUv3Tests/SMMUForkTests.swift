@@ -24,6 +24,7 @@ struct SMMUForkTests {
         #expect(copy.tlb.sortedEntries.map(\.0) == h.translator.tlb.sortedEntries.map(\.0))
         #expect(copy.cachedStreamCount == h.translator.cachedStreamCount)
         #expect(copy.counters == h.translator.counters)
+        #expect(CloneMap.valueFieldsThatDiffer(h.translator, copy) == [], "every stored value is carried into the copy")
         // The copy answers from the TLB it inherited.
         let inherited = copy.translate(h.transaction(1, 0x1000))
         #expect(inherited.result?.fromTLB == true)
