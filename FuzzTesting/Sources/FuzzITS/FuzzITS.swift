@@ -1,6 +1,9 @@
 // libFuzzer target for the GIC ITS: arbitrary bytes become ITS commands in the command queue,
 // GITS_TRANSLATER writes with arbitrary DeviceID sideband, ITS/redistributor register writes
-// and CPU-interface acknowledges. The model must never trap, whatever the bytes.
+// and CPU-interface acknowledges. The model must never trap, whatever the bytes. When the first
+// byte's top bit is set the GIC is a GICv4.1 (virtual LPIs, a vPE table at GITS_BASER2), so the
+// virtual commands (VMAPP, VMAPTI, VMOVI, VMOVP, VSYNC, VINVALL, INVDB) and the redistributors'
+// GICR_VPROPBASER / GICR_VPENDBASER / GICR_INVLPIR are reached too.
 //
 // Build and run (FuzzTesting/README.md, from FuzzTesting/):
 //   swift build -c release --sanitize=fuzzer -Xswiftc -sanitize=fuzzer,address
@@ -33,16 +36,21 @@ let queueBase: UInt64 = 0x4000_0000
 
 /// A small QEMU-virt-shaped GIC (2 PEs, 14-bit INTIDs) with tables in RAM, LPIs and ITS enabled,
 /// as a driver leaves it before handing control to the input.
-func makeSystem() -> (SystemBus, GICv3, ITS)? {
+/// With `v41`, the same GIC as GICv4.1 whose ITS has its vPE table at GITS_BASER2, as Linux's
+/// its_setup_baser leaves it (redistributor frames then have the v4 stride).
+func makeSystem(v41: Bool) -> (SystemBus, GICv3, ITS)? {
     let bus = SystemBus()
-    let gic = GICv3(configuration: GICConfiguration(cpuCount: 2, lpiIDBits: 14))
+    var configuration = GICConfiguration(version: v41 ? 4 : 3, cpuCount: 2, lpiIDBits: 14)
+    configuration.virtualLPIs = v41
+    let gic = GICv3(configuration: configuration)
+    let stride = configuration.redistributorStride
     do {
         try bus.addRAM(base: PhysicalAddress(0x4000_0000), size: 0x1000_0000)
         try gic.attach(to: bus, distributorBase: PhysicalAddress(0x0800_0000), redistributorBase: PhysicalAddress(0x080A_0000))
         let its = try gic.addITS(base: itsBase)
         bus.ram.writeBytes(0x4010_0000, [UInt8](repeating: 0xA3, count: 8192))
         for cpu in 0..<2 {
-            let rd = 0x080A_0000 + UInt64(cpu) * 0x2_0000
+            let rd = 0x080A_0000 + UInt64(cpu) * stride
             try bus.write(PhysicalAddress(rd + 0x70), size: 8, value: 0x4010_0000 | 13, requester: .cpu(cpu))
             try bus.write(PhysicalAddress(rd + 0x78), size: 8, value: 0x4020_0000 + UInt64(cpu) * 0x1_0000, requester: .cpu(cpu))
             try bus.write(PhysicalAddress(rd), size: 4, value: 1, requester: .cpu(cpu))
@@ -50,6 +58,10 @@ func makeSystem() -> (SystemBus, GICv3, ITS)? {
         }
         try bus.write(PhysicalAddress(itsBase.rawValue + 0x100), size: 8, value: 0x4001_0000 | UInt64(1) << 63, requester: .cpu(0))
         try bus.write(PhysicalAddress(itsBase.rawValue + 0x108), size: 8, value: 0x4008_0000 | UInt64(1) << 63, requester: .cpu(0))
+        if v41 {
+            // GITS_BASER2: the vPE table, 4 pages of 4 KiB.
+            try bus.write(PhysicalAddress(itsBase.rawValue + 0x110), size: 8, value: 0x4030_0000 | UInt64(1) << 63 | 3, requester: .cpu(0))
+        }
         try bus.write(PhysicalAddress(itsBase.rawValue + 0x80), size: 8, value: queueBase | UInt64(1) << 63, requester: .cpu(0))
         try bus.write(PhysicalAddress(itsBase.rawValue), size: 4, value: 1, requester: .cpu(0))
         return (bus, gic, its)
@@ -60,7 +72,8 @@ func makeSystem() -> (SystemBus, GICv3, ITS)? {
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data, size > 0, let (bus, gic, its) = makeSystem() else { return 0 }
+    guard let data, size > 0, let (bus, gic, its) = makeSystem(v41: data[0] & 0x80 != 0) else { return 0 }
+    let stride = gic.configuration.redistributorStride
     var input = ByteReader(data: UnsafeBufferPointer(start: data, count: size))
     var steps = 0
     while !input.isAtEnd && steps < 4096 {
@@ -84,7 +97,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             let target = input.byte()
             let offset = input.word(3)
             let value = input.word(8)
-            let base: UInt64 = target & 1 == 0 ? itsBase.rawValue + offset % 0x2_0000 : 0x080A_0000 + offset % 0x4_0000
+            let base: UInt64 = target & 1 == 0 ? itsBase.rawValue + offset % 0x2_0000 : 0x080A_0000 + offset % (2 * stride)
             _ = try? bus.write(PhysicalAddress(base), size: [1, 2, 4, 8][Int(target >> 1) & 3], value: value, requester: .cpu(0))
             _ = try? bus.read(PhysicalAddress(base), size: 8, requester: .cpu(0))
         default:
