@@ -1,4 +1,4 @@
-// libFuzzer target: bytes drive an SMMUv2 (MMU-500 layout) through its register surface — any
+// libFuzzer target: bytes drive an SMMUv2 (MMU-500 layout), an SMMUv1 or an MMU-401 through its register surface — any
 // offset in the global spaces and context banks, any access size — with page tables in RAM the
 // input also writes, and client transactions with any StreamID, address and direction.
 // Nothing may trap; with sCR0.CLIENTPD set every transaction must bypass unchanged; the TLB
@@ -40,7 +40,15 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = ByteCursor(bytes: UnsafeBufferPointer(start: data, count: size))
     // Window size picks the layout: 64 KiB (4 KiB pages, 8 banks) up to 8 MiB (64 KiB pages).
     let windows: [UInt64] = [0x1_0000, 0x2_0000, 0x10_0000, 0x80_0000]
-    var configuration = SMMUv2Configuration.fitting(windowSize: windows[Int(input.byte() % 4)])
+    // The first byte's top bits pick the architecture version: SMMUv2 (MMU-500 layout), a
+    // generic SMMUv1 (AArch32 long-descriptor banks only, no CBA2R) or the MMU-401 (stage 2 only).
+    let shape = input.byte()
+    let window = windows[Int(shape % 4)]
+    var configuration = switch shape >> 6 {
+    case 2: SMMUv2Configuration.smmuV1(windowSize: window)
+    case 3: SMMUv2Configuration.mmu401
+    default: SMMUv2Configuration.fitting(windowSize: window)
+    }
     configuration.streamMatching = input.byte() & 1 == 0
     configuration.tlbEntries = Int(input.byte() % 8) + 1
     let bus = SystemBus()
