@@ -73,11 +73,8 @@ extension WalkReport {
         let transaction = DeviceTransaction(kind: .write, address: IOVA(address), size: 4, data: 0xC0FF_EE00, streamID: sid, deviceID: DeviceID(0x8))
         let response = smmu.handle(transaction)
         let firstCost = TranslationCost(journal: journal.entries)
-        var text = "Doorbell: one DMA write through the \(version) on \(machine.name)\n"
-        for line in description { text += "  \(line)\n" }
-        text += "  transaction: \(transaction)\n\n"
         let records = log.records
-        text += TraceTable.render(records)
+        var text = header(through: "\(version)", on: machine.name, description: description, transaction: transaction, records: records)
         var resultJSON: JSONValue = .null
         var landed: PhysicalAddress?
         switch response {

@@ -87,11 +87,8 @@ public struct WalkReport {
         let response = machine.smmus[0].handle(transaction)
         let first = translator.counters
         let firstCost = TranslationCost(journal: journal.entries)
-        var text = "Doorbell: one DMA write through the SMMUv3 on \(machine.name)\n"
-        for line in description { text += "  \(line)\n" }
-        text += "  transaction: \(transaction)\n\n"
         let records = log.records
-        text += TraceTable.render(records)
+        var text = header(through: "SMMUv3", on: machine.name, description: description, transaction: transaction, records: records)
         var resultJSON: JSONValue = .null
         var landed: PhysicalAddress?
         switch response {
@@ -132,5 +129,17 @@ public struct WalkReport {
             "records": .records(records), "result": resultJSON, "miss": counters(first), "hit": counters(second),
         ])
         return report
+    }
+}
+
+extension WalkReport {
+    /// The text above the result, the same for every SMMU: what was programmed, the one
+    /// transaction, then every step it took.
+    static func header(through smmu: String, on machine: String, description: [String], transaction: DeviceTransaction,
+                       records: [TraceRecord]) -> String {
+        var text = "Doorbell: one DMA write through the \(smmu) on \(machine)\n"
+        for line in description { text += "  \(line)\n" }
+        text += "  transaction: \(transaction)\n\n"
+        return text + TraceTable.render(records)
     }
 }
