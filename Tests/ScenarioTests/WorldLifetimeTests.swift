@@ -119,6 +119,15 @@ import VMM
         }
     }
 
+    @Test("a GICv4.1 host's world (irqbypass, vPEs, forwarded vLPIs) and a GICv2m guest's world are freed when dropped",
+          arguments: [BuiltInScenarios.seedGICv4, BuiltInScenarios.seedGICv2m])
+    func newInterruptHardwareIsFreed(_ scenario: ScenarioDescription) throws {
+        for strategy in [Strategy.vitsDirect, .rmrIdentity] {
+            let watched = try Self.buildAndDrop(scenario, strategy)
+            #expect(watched.alive == [], "\(scenario.name) \(strategy.rawValue): still alive after the world was dropped")
+        }
+    }
+
     @Test("a world that ran events is freed too")
     func worldAfterRunIsFreed() throws {
         weak var world: World?
