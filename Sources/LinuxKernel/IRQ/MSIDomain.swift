@@ -38,15 +38,7 @@ extension IRQSubsystem {
                     let d = IRQDescriptor(irq: irq, hwirq: itsDevice.lpiBase &+ event, chipName: chipName, device: device,
                                           msiDescriptor: msi, itsIndex: driver.index, eventID: event, cpuCount: cpuCount)
                     d.itsDevice = itsDevice
-                    // `irq_domain_alloc_descs(…, desc->affinity)`: the vector's mask, and
-                    // IRQD_AFFINITY_MANAGED when it is managed.
-                    if let masks = msi.affinity, masks.indices.contains(vector) {
-                        d.isManaged = masks[vector].isManaged
-                        d.affinity = masks[vector].cpus
-                    }
-                    descriptors[irq] = d
-                    descriptorByHWIRQ[d.hwirq] = d
-                    if vector == 0 { msi.irq = irq }
+                    insertMSIDescriptor(d, vector: vector, of: msi)
                     allocated.append(irq)
                     try activate(irq: irq)
                 }
@@ -121,5 +113,21 @@ extension IRQSubsystem {
         if isSPIMSI(d) { return try writeMessage(d, composeSPIMessage(d)) }
         let (driver, _) = try driver(d)
         try writeMessage(d, driver.composeMessage(d))
+    }
+}
+
+extension IRQSubsystem {
+    /// One vector's new descriptor, whichever MSI parent (ITS or SPI frame) allocated it:
+    /// `irq_domain_alloc_descs(…, desc->affinity)` gives it the vector's mask (and
+    /// IRQD_AFFINITY_MANAGED when the mask is managed), then it is found by irq and by hwirq,
+    /// and the MSI descriptor's `irq` is the first vector's.
+    func insertMSIDescriptor(_ d: IRQDescriptor, vector: Int, of msi: MSIDescriptor) {
+        if let masks = msi.affinity, masks.indices.contains(vector) {
+            d.isManaged = masks[vector].isManaged
+            d.affinity = masks[vector].cpus
+        }
+        descriptors[d.irq] = d
+        descriptorByHWIRQ[d.hwirq] = d
+        if vector == 0 { msi.irq = d.irq }
     }
 }

@@ -29,13 +29,7 @@ extension IRQSubsystem {
                                           msiDescriptor: msi, itsIndex: -1, eventID: 0, cpuCount: cpuCount)
                     d.spiRange = range
                     d.spiDomain = domain
-                    if let masks = msi.affinity, masks.indices.contains(vector) {
-                        d.isManaged = masks[vector].isManaged
-                        d.affinity = masks[vector].cpus
-                    }
-                    descriptors[irq] = d
-                    descriptorByHWIRQ[d.hwirq] = d
-                    if vector == 0 { msi.irq = irq }
+                    insertMSIDescriptor(d, vector: vector, of: msi)
                     allocated.append(irq)
                     try setSPITrigger(d, edge: true)
                     try activateSPIMSI(d)
