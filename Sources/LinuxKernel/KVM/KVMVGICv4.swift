@@ -141,7 +141,7 @@ extension KVMVirtualMachine {
                     let config = UInt8(truncatingIfNeeded: kernel.bus.kernelRead(itsVM.propertyTable.rawValue &+ UInt64(vintid - 8192), size: 1))
                     guard config & 1 != 0 else { continue }
                     let priority = config & 0xFC
-                    if best == nil || priority < best!.priority { best = (priority, vintid) }
+                    if priority < best?.priority ?? UInt8.max { best = (priority, vintid) }
                 }
             }
             offset += 8
