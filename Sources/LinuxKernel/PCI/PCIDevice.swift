@@ -1,4 +1,5 @@
 import Bus
+import Firmware
 import PCI
 
 /// `struct pci_dev`: one PCI function the kernel enumerated, reached only through its host
@@ -9,9 +10,23 @@ public final class PCIDevice {
     /// Index of the host bridge (`topology.pcieHostBridges`) the function sits under.
     public let hostBridge: Int
 
+    /// How this function's config space is reached (`PCIConfigAccess`): its ECAM address, or
+    /// the RK3399 host bridge's accessors.
+    public internal(set) var configAccess = PCIConfigAccess.ecam(PhysicalAddress(0))
     /// The ECAM address of this function's config space (bus offset from the bridge's first bus,
-    /// PCIe r6.0 §7.2.2: (bus − first) << 20 | devfn << 12).
-    public internal(set) var configBase = PhysicalAddress(0)
+    /// PCIe r6.0 §7.2.2: (bus − first) << 20 | devfn << 12); on an RK3399 the address its
+    /// register 0 is reached at.
+    public var configBase: PhysicalAddress {
+        switch configAccess {
+        case .ecam(let base): base
+        case .rockchipRK3399(let controller, let rootBus, let parentIsRoot):
+            switch RockchipPCIeHost.target(controller, bus: requesterID.bus, devfn: requesterID.devfn, register: 0, size: 4,
+                                           rootBus: rootBus, parentIsRoot: parentIsRoot) {
+            case .ownConfiguration(let a), .otherConfiguration(let a, _): a
+            case .deviceNotFound, .badRegister: PhysicalAddress(0)
+            }
+        }
+    }
     weak var kernel: LinuxKernel?
 
     /// Identity read at `pci_setup_device`.
@@ -109,13 +124,33 @@ public final class PCIDevice {
     /// `pci_read_config_{byte,word,dword}`.
     public func readConfig(_ offset: Int, size: Int) throws(Errno) -> UInt32 {
         guard let kernel, [1, 2, 4].contains(size) else { throw .EINVAL }
+        if case .rockchipRK3399(let controller, _, _) = configAccess {
+            guard offset >= 0, offset < 4096 else { throw .EINVAL }
+            return try RockchipPCIeHost.read(controller, rockchipTarget(controller, offset, size), size: size,
+                                             read: { (a, n) throws(Errno) in try kernel.mmio.read(a, size: n) },
+                                             write: { (a, n, v) throws(Errno) in try kernel.mmio.write(a, size: n, v) })
+        }
         return UInt32(truncatingIfNeeded: try kernel.mmio.read(try configAddress(offset), size: size))
     }
 
     /// `pci_write_config_{byte,word,dword}`.
     public func writeConfig(_ offset: Int, size: Int, _ value: UInt32) throws(Errno) {
         guard let kernel, [1, 2, 4].contains(size) else { throw .EINVAL }
+        if case .rockchipRK3399(let controller, _, _) = configAccess {
+            guard offset >= 0, offset < 4096 else { throw .EINVAL }
+            try RockchipPCIeHost.write(controller, rockchipTarget(controller, offset, size), size: size, value: value,
+                                       read: { (a, n) throws(Errno) in try kernel.mmio.read(a, size: n) },
+                                       write: { (a, n, v) throws(Errno) in try kernel.mmio.write(a, size: n, v) })
+            return
+        }
         try kernel.mmio.write(try configAddress(offset), size: size, UInt64(value))
+    }
+
+    /// The RK3399 access for `offset` of this function.
+    private func rockchipTarget(_ controller: RockchipRK3399PCIe, _ offset: Int, _ size: Int) -> RockchipPCIeHost.Target {
+        guard case .rockchipRK3399(_, let rootBus, let parentIsRoot) = configAccess else { return .badRegister }
+        return RockchipPCIeHost.target(controller, bus: requesterID.bus, devfn: requesterID.devfn, register: offset, size: size,
+                                       rootBus: rootBus, parentIsRoot: parentIsRoot)
     }
 
     public func readConfig16(_ offset: Int) throws(Errno) -> UInt16 { UInt16(truncatingIfNeeded: try readConfig(offset, size: 2)) }
