@@ -16,7 +16,7 @@ public enum HostBridgeKind: Hashable, Sendable {
 
 /// The RK3399 PCIe controller's two register spaces (`reg-names` "axi-base" and "apb-base",
 /// read as Linux's `rockchip_pcie_parse_dt` in `drivers/pci/controller/pcie-rockchip.c`,
-/// v6.14–v7.0, maps them). There is no ECAM window: Linux's `rockchip_pcie_rd_conf` /
+/// read at torvalds/linux 2bce6abecc03, maps them). There is no ECAM window: Linux's `rockchip_pcie_rd_conf` /
 /// `rockchip_pcie_wr_conf` (`pcie-rockchip-host.c`) reach the root port's own configuration
 /// space in apb-base at PCIE_RC_CONFIG_NORMAL_BASE (0x80_0000) and every other bus through
 /// axi-base at PCIE_ECAM_OFFSET(bus, devfn, where) (the controller model is

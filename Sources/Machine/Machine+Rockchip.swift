@@ -3,7 +3,7 @@ import Firmware
 import PCI
 
 /// Why an RK3399 host bridge's outbound windows cannot be set up from its `ranges`, as Linux's
-/// `rockchip_pcie_cfg_atu` (`drivers/pci/controller/pcie-rockchip-host.c`, v6.14–v7.0) would
+/// `rockchip_pcie_cfg_atu` (`drivers/pci/controller/pcie-rockchip-host.c`, read at torvalds/linux 2bce6abecc03) would
 /// find it.
 public enum RockchipOutboundProblem: Error, Hashable, Sendable {
     /// No memory window: `resource_list_first_type(IORESOURCE_MEM)` is NULL, -ENODEV.
@@ -84,5 +84,15 @@ extension Machine {
                               size: min(description.axi.size, RockchipPCIeController.region0Size), name: "\(bridge.path) axi-base")
         } catch { throw .bus(error) }
         return controller
+    }
+
+    /// The root port a function at `rid` sits behind on root complex `rc`: the RK3399
+    /// controller's, when `rid`'s bus lies in its secondary…subordinate range; nil elsewhere.
+    public func rootPort(above rid: RequesterID, rootComplex rc: Int) -> PCIToPCIBridge? {
+        guard rc >= 0, rc < rockchipControllers.count, let controller = rockchipControllers[rc] else { return nil }
+        let port = controller.rootPort
+        let secondary = UInt8(truncatingIfNeeded: port.configRead(offset: ConfigRegister.secondaryBus, size: 1))
+        let subordinate = UInt8(truncatingIfNeeded: port.configRead(offset: ConfigRegister.subordinateBus, size: 1))
+        return (secondary...max(secondary, subordinate)).contains(rid.bus) ? port : nil
     }
 }

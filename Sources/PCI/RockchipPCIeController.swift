@@ -13,7 +13,7 @@ import Bus
 /// Regions 1…32 (1 MiB each, AXI_REGION_SIZE) follow region 0 on the AXI side, at axi-base +
 /// 32 MiB: that is where memory BARs are reached (`outboundRegionAddress`).
 ///
-/// Facts from Linux v6.14–v7.0 `drivers/pci/controller/pcie-rockchip.h` (register offsets and
+/// Facts from Linux `drivers/pci/controller/pcie-rockchip.h` (read at torvalds/linux 2bce6abecc03; register offsets and
 /// sizes) and `pcie-rockchip.c` (`rockchip_pcie_cfg_configuration_accesses`: region 0's
 /// DESC0 type field, bits 3:0, RC_REGION_0_TYPE_MASK). How a configuration request of each
 /// type is claimed follows PCIe r6.0 §7.3.3: a Type 0 request is consumed by the function on

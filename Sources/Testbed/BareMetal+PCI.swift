@@ -21,11 +21,11 @@ extension BareMetal {
             function = try PCIFunction(name: name, requesterID: requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: vectors))
-            try root.attach(function, behind: rootPort(above: requesterID, rootComplex: rc))
+            try root.attach(function, behind: machine.rootPort(above: requesterID, rootComplex: rc))
         } catch { throw .pci("\(error)") }
         // pci_enable_device → pci_enable_bridge: the root port in front forwards the
         // function's memory requests only with Memory Space and Bus Master on.
-        if let port = rootPort(above: requesterID, rootComplex: rc) {
+        if let port = machine.rootPort(above: requesterID, rootComplex: rc) {
             try configWrite(port.requesterID, offset: 0x04, size: 2, value: 0x0006, rootComplex: rc)
         }
         function.trace = root.trace
@@ -95,15 +95,6 @@ extension BareMetal {
         let target = RockchipPCIeHost.target(description, bus: rid.bus, devfn: rid.devfn, register: offset, size: size,
                                              rootBus: rootBus, parentIsRoot: rid.bus == secondary && rid.bus != rootBus)
         return (description, target)
-    }
-
-    /// The root port a function at `rid` sits behind on root complex `rc` (the RK3399's), if any.
-    func rootPort(above rid: RequesterID, rootComplex rc: Int) -> PCIToPCIBridge? {
-        guard rc >= 0, rc < machine.rockchipControllers.count, let controller = machine.rockchipControllers[rc] else { return nil }
-        let port = controller.rootPort
-        let secondary = UInt8(truncatingIfNeeded: port.configRead(offset: ConfigRegister.secondaryBus, size: 1))
-        let subordinate = UInt8(truncatingIfNeeded: port.configRead(offset: ConfigRegister.subordinateBus, size: 1))
-        return (secondary...max(secondary, subordinate)).contains(rid.bus) ? port : nil
     }
 
     /// The CPU physical address of a function's BAR: its PCI bus address moved by the host

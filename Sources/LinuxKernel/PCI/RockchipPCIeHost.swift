@@ -3,8 +3,9 @@ import Firmware
 import PCI
 
 /// Linux's `pci_ops` for the RK3399 host bridge (`rockchip_pcie_ops` in
-/// `drivers/pci/controller/pcie-rockchip-host.c`, read at v6.14–v7.0; the configuration
-/// accessors are the same in those releases), as pure decisions a caller carries out with its
+/// `drivers/pci/controller/pcie-rockchip-host.c`, read at torvalds/linux 2bce6abecc03: the accessors as they
+/// stand after the `pci_is_root_bus()` and PCIE_ECAM_OFFSET conversions; the model takes them to
+/// be unchanged in v6.14–v7.0, which no `KernelBehaviour` distinguishes), as pure decisions a caller carries out with its
 /// own MMIO: the host kernel's enumeration and bare-metal bring-up both use them.
 ///
 /// - `rockchip_pcie_valid_device`: on the root bus and on the bus directly below it
