@@ -48,4 +48,14 @@ struct RockchipCommandTests {
         let endpoint = try scenario(bdf: "01:00.0")
         #expect(endpoint.stdout.contains("the setup failed at VMM: vfio-pci bind: EINVAL"), "\(endpoint.stdout)")
     }
+
+    @Test("host --device 01:00.0 --device 01:01.0: the root port and 01:00.0 are listed, 01:01.0 is named as not enumerated")
+    func hostDevices() throws {
+        let run = try BinaryTests.run(["host", "--platform", Self.board.path, "--device", "01:00.0", "--device", "01:01.0"])
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(run.stdout.contains("01:01.0 was not enumerated: the host bridge's configuration accessors do not reach it"), "\(run.stdout)")
+        #expect(run.stdout.contains("0000:00:00.0 (bridge)"), "\(run.stdout)")
+        #expect(run.stdout.contains("StreamID none (no IOMMU); DeviceID 0x100"), "\(run.stdout)")
+        #expect(!run.stdout.contains("0000:01:01.0"), "\(run.stdout)")
+    }
 }

@@ -41,3 +41,37 @@ public enum PCIConfigAccess: Hashable, Sendable {
     /// `parentIsRoot` whether the function's bus hangs directly below it.
     case rockchipRK3399(RockchipRK3399PCIe, rootBus: UInt8, parentIsRoot: Bool)
 }
+
+extension PCIConfigAccess {
+    /// `pci_bus_read_config_*` of `register` of the function at `rid` through `mmio`.
+    func read(_ rid: RequesterID, register: Int, size: Int, mmio: MMIOAccess) throws(Errno) -> UInt32 {
+        guard register >= 0, register < 4096, [1, 2, 4].contains(size) else { throw .EINVAL }
+        switch self {
+        case .ecam(let base):
+            guard let address = base.adding(UInt64(register)) else { throw .EINVAL }
+            return UInt32(truncatingIfNeeded: try mmio.read(address, size: size))
+        case .rockchipRK3399(let controller, let rootBus, let parentIsRoot):
+            let target = RockchipPCIeHost.target(controller, bus: rid.bus, devfn: rid.devfn, register: register, size: size,
+                                                 rootBus: rootBus, parentIsRoot: parentIsRoot)
+            return try RockchipPCIeHost.read(controller, target, size: size,
+                                             read: { (a, n) throws(Errno) in try mmio.read(a, size: n) },
+                                             write: { (a, n, v) throws(Errno) in try mmio.write(a, size: n, v) })
+        }
+    }
+
+    /// `pci_bus_write_config_*` of `register` of the function at `rid` through `mmio`.
+    func write(_ rid: RequesterID, register: Int, size: Int, value: UInt32, mmio: MMIOAccess) throws(Errno) {
+        guard register >= 0, register < 4096, [1, 2, 4].contains(size) else { throw .EINVAL }
+        switch self {
+        case .ecam(let base):
+            guard let address = base.adding(UInt64(register)) else { throw .EINVAL }
+            try mmio.write(address, size: size, UInt64(value))
+        case .rockchipRK3399(let controller, let rootBus, let parentIsRoot):
+            let target = RockchipPCIeHost.target(controller, bus: rid.bus, devfn: rid.devfn, register: register, size: size,
+                                                 rootBus: rootBus, parentIsRoot: parentIsRoot)
+            try RockchipPCIeHost.write(controller, target, size: size, value: value,
+                                       read: { (a, n) throws(Errno) in try mmio.read(a, size: n) },
+                                       write: { (a, n, v) throws(Errno) in try mmio.write(a, size: n, v) })
+        }
+    }
+}

@@ -116,41 +116,16 @@ public final class PCIDevice {
 
     // MARK: Config space (pci_read_config_* / pci_write_config_*)
 
-    func configAddress(_ offset: Int) throws(Errno) -> PhysicalAddress {
-        guard offset >= 0, offset < 4096, let a = configBase.adding(UInt64(offset)) else { throw .EINVAL }
-        return a
-    }
-
     /// `pci_read_config_{byte,word,dword}`.
     public func readConfig(_ offset: Int, size: Int) throws(Errno) -> UInt32 {
-        guard let kernel, [1, 2, 4].contains(size) else { throw .EINVAL }
-        if case .rockchipRK3399(let controller, _, _) = configAccess {
-            guard offset >= 0, offset < 4096 else { throw .EINVAL }
-            return try RockchipPCIeHost.read(controller, rockchipTarget(controller, offset, size), size: size,
-                                             read: { (a, n) throws(Errno) in try kernel.mmio.read(a, size: n) },
-                                             write: { (a, n, v) throws(Errno) in try kernel.mmio.write(a, size: n, v) })
-        }
-        return UInt32(truncatingIfNeeded: try kernel.mmio.read(try configAddress(offset), size: size))
+        guard let kernel else { throw .EINVAL }
+        return try configAccess.read(requesterID, register: offset, size: size, mmio: kernel.mmio)
     }
 
     /// `pci_write_config_{byte,word,dword}`.
     public func writeConfig(_ offset: Int, size: Int, _ value: UInt32) throws(Errno) {
-        guard let kernel, [1, 2, 4].contains(size) else { throw .EINVAL }
-        if case .rockchipRK3399(let controller, _, _) = configAccess {
-            guard offset >= 0, offset < 4096 else { throw .EINVAL }
-            try RockchipPCIeHost.write(controller, rockchipTarget(controller, offset, size), size: size, value: value,
-                                       read: { (a, n) throws(Errno) in try kernel.mmio.read(a, size: n) },
-                                       write: { (a, n, v) throws(Errno) in try kernel.mmio.write(a, size: n, v) })
-            return
-        }
-        try kernel.mmio.write(try configAddress(offset), size: size, UInt64(value))
-    }
-
-    /// The RK3399 access for `offset` of this function.
-    private func rockchipTarget(_ controller: RockchipRK3399PCIe, _ offset: Int, _ size: Int) -> RockchipPCIeHost.Target {
-        guard case .rockchipRK3399(_, let rootBus, let parentIsRoot) = configAccess else { return .badRegister }
-        return RockchipPCIeHost.target(controller, bus: requesterID.bus, devfn: requesterID.devfn, register: offset, size: size,
-                                       rootBus: rootBus, parentIsRoot: parentIsRoot)
+        guard let kernel else { throw .EINVAL }
+        try configAccess.write(requesterID, register: offset, size: size, value: value, mmio: kernel.mmio)
     }
 
     public func readConfig16(_ offset: Int) throws(Errno) -> UInt16 { UInt16(truncatingIfNeeded: try readConfig(offset, size: 2)) }

@@ -79,10 +79,8 @@ extension PCISubsystem {
                     // pci_is_root_bus(bus->parent): the bus's bridge sits on the root bus.
                     let parentIsRoot = parent.map { UInt32($0.requesterID.bus) == busRange.lowerBound } ?? false
                     guard let access = ecam.access(rid, busRange: busRange, parentIsRoot: parentIsRoot) else { continue }
-                    let pdevProbe = PCIDevice(device: Device(name: ""), requesterID: rid, hostBridge: hostBridge)
-                    pdevProbe.kernel = kernel
-                    pdevProbe.configAccess = access
-                    guard let vendor = try? pdevProbe.readConfig(ConfigRegister.vendorID, size: 2), vendor != 0xFFFF, vendor != 0 else { continue }
+                    guard let vendor = try? access.read(rid, register: ConfigRegister.vendorID, size: 2, mmio: kernel.mmio),
+                          vendor != 0xFFFF, vendor != 0 else { continue }
                     let dev = Device(name: "\(Hex.digits(UInt64(domain), width: 4)):\(rid.description)")
                     pdev = PCIDevice(device: dev, requesterID: rid, hostBridge: hostBridge)
                     pdev.kernel = kernel

@@ -42,12 +42,15 @@ public enum RockchipPCIeHost {
         let isRoot = bus == rootBus
         if (isRoot || parentIsRoot) && devfn >> 3 != 0 { return .deviceNotFound }
         guard register >= 0, register < 0x1000, [1, 2, 4].contains(size), register % size == 0 else { return .badRegister }
+        // The reader keeps both regions inside the physical address space, so these sums only
+        // fail for a description built in code with a region at the very top.
         if isRoot {
-            return .ownConfiguration(controller.apb.base.adding(RockchipRK3399PCIe.rcConfigNormalBase + UInt64(register)) ?? controller.apb.base)
+            guard let address = controller.apb.base.adding(RockchipRK3399PCIe.rcConfigNormalBase + UInt64(register)) else { return .badRegister }
+            return .ownConfiguration(address)
         }
         let offset = UInt64(bus) << 20 | UInt64(devfn) << 12 | UInt64(register)
-        return .otherConfiguration(controller.axi.base.adding(offset) ?? controller.axi.base,
-                                   type: parentIsRoot ? RockchipPCIeController.type0Configuration : RockchipPCIeController.type1Configuration)
+        guard let address = controller.axi.base.adding(offset) else { return .badRegister }
+        return .otherConfiguration(address, type: parentIsRoot ? RockchipPCIeController.type0Configuration : RockchipPCIeController.type1Configuration)
     }
 
     /// `rockchip_pcie_cfg_configuration_accesses`: PCIE_RC_BAR_CONF 0, region 0's ADDR0 (25
