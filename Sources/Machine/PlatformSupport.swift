@@ -51,8 +51,8 @@ public enum BridgeChoice: Hashable, Sendable {
 }
 
 extension Machine {
-    /// The verdict for an MSI from a function on `bridge` (the first enabled host bridge with an
-    /// ECAM window when nil).
+    /// The verdict for an MSI from a function on `bridge` (the first enabled host bridge with
+    /// configuration access, `PCIeHostBridge.hasConfigurationAccess`, when nil).
     public func support(bridge choice: BridgeChoice? = nil) -> PlatformSupport {
         guard let gicDescription = topology.gic else {
             return .unsupported("no interrupt controller in the description (neither a device tree GIC node nor an ACPI MADT)")
