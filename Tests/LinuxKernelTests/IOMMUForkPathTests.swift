@@ -131,6 +131,52 @@ struct IOMMUForkPathTests {
         #expect(original.smmu.commandLog == twin.smmu.commandLog)
     }
 
+    @Test("nesting, forked while attached: the nested HWPT, its nested domain and the vEVENTQ are copies; a stage-1 fault on one host queues a vEVENT on that host only")
+    func nestedAttachedAndEvents() throws {
+        var fixtures: [(NestedFixture, UInt32, UInt32)] = []
+        for _ in 0..<2 {
+            let f = try NestedFixture.make()
+            try f.buildGuestStage1()
+            let hwpt = try f.attachNested(NestedFixture.translatingVSTE)
+            let (queue, _) = try f.iommufd.veventqAlloc(viommuID: f.viommu, type: .armSMMUv3, depth: 8)
+            fixtures.append((f, hwpt, queue))
+        }
+        let (original, hwpt, queueID) = fixtures[0]
+        let (twin, _) = try Self.forkNested(original, onto: fixtures[1].0)
+        let nested1 = try #require(original.iommufd.object(hwpt) as? IOMMUFDHWPTNested)
+        let nested2 = try #require(twin.iommufd.object(hwpt) as? IOMMUFDHWPTNested)
+        let queue1 = try #require(original.iommufd.object(queueID) as? IOMMUFDVEventQueue)
+        let queue2 = try #require(twin.iommufd.object(queueID) as? IOMMUFDVEventQueue)
+        let domain1 = try #require(nested1.domain.driverData as? ArmSMMUv3NestedDomain)
+        let domain2 = try #require(nested2.domain.driverData as? ArmSMMUv3NestedDomain)
+        let pairs: [(AnyObject, AnyObject)] = [
+            (nested1, nested2), (nested1.domain, nested2.domain), (domain1, domain2), (queue1, queue2),
+            (try original.smmu.master(of: original.kernel.devices[0]), try twin.smmu.master(of: twin.kernel.devices[0])),
+        ]
+        for (a, b) in pairs {
+            let copied = ObjectIdentifier(a) != ObjectIdentifier(b)
+            #expect(copied, "\(type(of: a)) was not copied")
+            #expect(CloneMap.valueFieldsThatDiffer(a, b) == [], "\(type(of: a))")
+        }
+        let viommu2 = try #require(twin.iommufd.object(twin.viommu) as? IOMMUFDVIOMMU)
+        #expect(domain2.vsmmu === viommu2.vsmmu && nested2.viommu === viommu2 && queue2.viommu === viommu2)
+        #expect(viommu2.veventQueues.count == 1 && viommu2.veventQueues[0] === queue2)
+        #expect(twin.kernel.iommu.domain(for: twin.kernel.devices[0]) === nested2.domain)
+        #expect(try twin.physicalSTE() == original.physicalSTE())
+
+        // A stage-1 fault (gIOVA + 2 MiB is in no guest table) on the twin only.
+        let unmapped = NestedFixture.gIOVA + 0x20_0000 + 0x40
+        #expect(twin.dmaWrite(unmapped, 7) == .aborted)
+        #expect(try twin.smmu.serviceEventQueue().count == 1)
+        #expect(queue2.pendingCount == 1 && queue1.pendingCount == 0)
+        #expect(twin.smmu.forwardedEvents == original.smmu.forwardedEvents + 1)
+        // The original faults the same way and reads the same record.
+        #expect(original.dmaWrite(unmapped, 7) == .aborted)
+        #expect(try original.smmu.serviceEventQueue().count == 1)
+        #expect(try original.iommufd.veventqRead(queueID) == twin.iommufd.veventqRead(queueID))
+        #expect(original.smmu.events == twin.smmu.events)
+    }
+
     @Test("arm-smmu (SMMUv2): the forked driver keeps its stream map and context banks; the next dma_map gets the original's IOVA and an unmap on one host leaves the other mapped")
     func armSMMU() throws {
         let original = try ArmSMMUHostTests.boot(), twin = try ArmSMMUHostTests.boot()
