@@ -195,9 +195,18 @@ struct IOMMUForkTests {
         let group1 = try #require(k1.devices[0].iommu?.group), group2 = try #require(k2.devices[0].iommu?.group)
         #expect(group1.owner == ObjectIdentifier(fd1) && group2.owner == ObjectIdentifier(fd2),
                 "iommufd_device_bind claimed DMA ownership: the copy's claim is the copy's")
-        for (a, b) in [(fd1.process, fd2.process), (file1, file2), (file1.vdev, file2.vdev)] as [(AnyObject, AnyObject)] {
+        let idev1 = try #require(file1.iommufdDevice), idev2 = try #require(file2.iommufdDevice)
+        let state1 = try #require(k1.iommu.state(of: k1.devices[0])), state2 = try #require(k2.iommu.state(of: k2.devices[0]))
+        let pairs: [(AnyObject, AnyObject)] = [
+            (fd1.process, fd2.process), (file1, file2), (file1.vdev, file2.vdev), (idev1, idev2), (idev1.igroup, idev2.igroup),
+            (k1.vfio, k2.vfio), (state1, state2), (k1.dma, k2.dma),
+        ]
+        for (a, b) in pairs {
+            let copied = ObjectIdentifier(a) != ObjectIdentifier(b)
+            #expect(copied, "\(type(of: a)) was not copied")
             #expect(CloneMap.valueFieldsThatDiffer(a, b) == [], "\(type(of: a))")
         }
+        #expect(idev2.igroup.group === group2 && idev2.device === k2.devices[0] && fd2.groups[group2.id] === idev2.igroup)
         let sid = try #require(k1.devices[0].iommu?.streamIDs.first).rawValue
         let ste = try IOMMUForkSupport.ste(k1, sid: sid)
         #expect(try IOMMUForkSupport.ste(k2, sid: sid) == ste)
