@@ -18,9 +18,10 @@ enum IOMMUForkSupport {
         fork(original.kernel, onto: twin.kernel)
     }
 
-    static func fork(_ k1: LinuxKernel, onto k2: LinuxKernel) -> CloneMap {
+    static func fork(_ k1: LinuxKernel, onto k2: LinuxKernel, devices extra: [(Device, Device)] = []) -> CloneMap {
         precondition(k1.devices.count == k2.devices.count, "the twin must have the original's devices")
         var map = CloneMap()
+        for (d1, d2) in extra { map.record(d1, as: d2) }
         map.record(k1, as: k2)
         map.record(k1.refusals, as: k2.refusals)
         map.record(k1.log, as: k2.log)
@@ -238,6 +239,27 @@ struct IOMMUForkTests {
         #expect(ioas1.iopt.areas.count == 1 && ioas2.iopt.areas.isEmpty)
         let distinct = ioas1 !== ioas2, ownProcess = ioas2.iopt.process === fd2.process
         #expect(distinct && ownProcess)
+    }
+
+    @Test("IOMMU device state of a device the kernel no longer lists: kept under the device's copy when something copied the device, dropped when nothing did")
+    func unlistedDeviceState() throws {
+        let original = try HostHarness.make(), twin = try HostHarness.make()
+        let kept = Device(name: "kept"), dropped = Device(name: "dropped")
+        for device in [kept, dropped] {
+            let state = IOMMUDeviceState()
+            state.device = device
+            state.requireDirect = device === kept
+            original.kernel.iommu.deviceStates[ObjectIdentifier(device)] = state
+        }
+        let keptCopy = Device(name: "kept")
+        let listed = original.kernel.iommu.deviceStates.count - 2
+        _ = IOMMUForkSupport.fork(original.kernel, onto: twin.kernel, devices: [(kept, keptCopy)])
+        let states = twin.kernel.iommu.deviceStates
+        #expect(states.count == listed + 1)
+        let copied = try #require(states[ObjectIdentifier(keptCopy)])
+        #expect(copied.requireDirect && copied.device === keptCopy)
+        #expect(copied !== original.kernel.iommu.deviceStates[ObjectIdentifier(kept)])
+        #expect(states[ObjectIdentifier(dropped)] == nil && states[ObjectIdentifier(kept)] == nil)
     }
 
     @Test("a forked driver starts with no entry-write observer: the copy's STE writes are not reported to the original's observer")
