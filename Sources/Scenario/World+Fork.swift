@@ -41,6 +41,12 @@
 //      STARTED: KernelLog, KernelRefusals, PhysicalPages, IOVADomain (with IOVARangeCache),
 //      IOMMUDMAMSIPage, IOMMUDMAMSICookie, GICSPIMSIDomain (+Range) are WorldCloneable
 //      (Tests/LinuxKernelTests/KernelLeafForkTests.swift); the rest is not yet.
+//      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
+//      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
+//      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,
+//      KernelIRQLeafForkTests.swift: a forked booted host allocates, moves and frees MSIs as the
+//      original would). Handler closures come back through IRQSubsystem.reinstallHandler /
+//      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
 //  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
 //      GuestHostBridge (+ECAM, +Window).
 //  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt

@@ -8,12 +8,7 @@ extension Device: WorldCloneable {
         let copy = Device(name: name)
         map.record(self, as: copy)
         copy.pci = map.clone(pci)
-        copy.iommu = iommu.map { state in
-            guard let cloned = map.cloneDynamic(state) as? DeviceIOMMU else {
-                preconditionFailure("Device \(name): its IOMMU state (DeviceIOMMU) cannot be copied into a forked world yet")
-            }
-            return cloned
-        }
+        copy.iommu = map.clone(iommu)
         copy.dmaMask = dmaMask
         copy.msiDescriptors = map.clone(msiDescriptors)
         copy.driverName = driverName
