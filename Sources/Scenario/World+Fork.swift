@@ -51,6 +51,12 @@
 //      Device, PCIDevice and EventFD through `CloneMap.cloneKernelObject` (cloneDynamic), so
 //      the kernel's clone must record its copy (and its `refusals` copy) before cloning them,
 //      and set `iommu`, `dma`, `vfio`, `smmuDrivers`, `armSMMUDrivers`, `iommufdContexts`.
+//      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
+//      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
+//      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,
+//      KernelIRQLeafForkTests.swift: a forked booted host allocates, moves and frees MSIs as the
+//      original would). Handler closures come back through IRQSubsystem.reinstallHandler /
+//      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
 //  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
 //      GuestHostBridge (+ECAM, +Window).
 //  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt
