@@ -119,6 +119,48 @@ struct IOMMUKernelForkTests {
         #expect(h.functions[0].dma(.write, address: IOVA(iova1), size: 1, data: 1).result?.status == .completed)
     }
 
+    @Test("nesting forked with the machine: the copy's vSMMU turns a new guest STE into the original's physical STE, and a stage-1 fault reaches only the copy's vEVENTQ")
+    func nested() throws {
+        let original = try NestedFixture.make()
+        try original.buildGuestStage1()
+        let hwpt = try original.attachNested(NestedFixture.translatingVSTE)
+        let (queue, _) = try original.iommufd.veventqAlloc(viommuID: original.viommu, type: .armSMMUv3, depth: 8)
+        let f = try Self.fork(original.harness)
+        let copy = NestedFixture(harness: HostHarness(machine: f.machine, kernel: f.kernel, functions: f.functions),
+                                 process: try #require(f.map.copy(of: original.process)),
+                                 iommufd: try #require(f.map.copy(of: original.iommufd)), file: try #require(f.map.copy(of: original.file)),
+                                 deviceID: original.deviceID, ioas: original.ioas, parent: original.parent, viommu: original.viommu,
+                                 vdevice: original.vdevice, guestVA: original.guestVA)
+        let nested1 = try #require(original.iommufd.object(hwpt) as? IOMMUFDHWPTNested)
+        let nested2 = try #require(copy.iommufd.object(hwpt) as? IOMMUFDHWPTNested)
+        let viommu2 = try #require(copy.iommufd.object(copy.viommu) as? IOMMUFDVIOMMU)
+        let copied = ObjectIdentifier(nested1) != ObjectIdentifier(nested2)
+        #expect(copied && nested2.viommu === viommu2 && viommu2.vsmmu.core === viommu2 && viommu2.vsmmu.driver === copy.smmu)
+        #expect((nested2.domain.driverData as? ArmSMMUv3NestedDomain)?.vsmmu === viommu2.vsmmu)
+        #expect(try copy.physicalSTE() == original.physicalSTE())
+        #expect(copy.dmaWrite(NestedFixture.gIOVA + 8, 0x77) == .completed)
+        #expect(try copy.guestRead64(NestedFixture.bufferIPA + 8) == 0x77 && original.guestRead64(NestedFixture.bufferIPA + 8) == 0)
+
+        // The guest moves its device to abort (V=1, Config=abort) on the copy only, then on both.
+        let abortVSTE: [UInt64] = [1, 0]
+        try copy.attachNested(abortVSTE)
+        #expect(try copy.physicalSTE() != original.physicalSTE())
+        #expect(copy.dmaWrite(NestedFixture.gIOVA + 8, 1) == .aborted && original.dmaWrite(NestedFixture.gIOVA + 8, 1) == .completed)
+        try original.attachNested(abortVSTE)
+        #expect(try copy.physicalSTE() == original.physicalSTE())
+        #expect(original.smmu.commandLog == copy.smmu.commandLog)
+
+        // Back to translating, then a stage-1 fault on the copy: only the copy's vEVENTQ has it.
+        try copy.attachNested(NestedFixture.translatingVSTE)
+        try original.attachNested(NestedFixture.translatingVSTE)
+        let unmapped = NestedFixture.gIOVA + 0x20_0000 + 0x40
+        #expect(copy.dmaWrite(unmapped, 7) == .aborted)
+        #expect(try copy.smmu.serviceEventQueue().count == 1)
+        #expect(try original.iommufd.veventqRead(queue).isEmpty)
+        let records = try copy.iommufd.veventqRead(queue)
+        #expect(records.count == 1 && records.first.map { $0.data[0] >> 32 } == NestedFixture.vSID)
+    }
+
     @Test("a forked kernel's SMMU driver starts with no entry-write observer and reports nothing to the original's")
     func observerNotCopied() throws {
         let h = try HostHarness.make()
