@@ -48,8 +48,7 @@
 //      VFIOGroupFile, VFIODeviceFile, VFIOType1 (+Domain), UserProcess
 //      (Tests/LinuxKernelTests/IOMMUKernelForkTests.swift forks a booted host with its machine;
 //      IOMMUForkTests.swift and IOMMUForkPathTests.swift cover VFIO type1, nesting and arm-smmu
-//      by forking the IOMMU side alone onto an identically driven twin). They reach the kernel,
-//      Device, PCIDevice and EventFD through `CloneMap.cloneKernelObject` (cloneDynamic).
+//      by forking the IOMMU side alone onto an identically driven twin).
 //      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
 //      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,
