@@ -161,6 +161,34 @@ struct IOMMUKernelForkTests {
         #expect(records.count == 1 && records.first.map { $0.data[0] >> 32 } == NestedFixture.vSID)
     }
 
+    @Test("dma-lazy forked with the machine: the copy's flush queue flushes the copy's SMMU, then frees the IOVA the original frees")
+    func lazyFlushQueue() throws {
+        let h = try HostHarness.make(configuration: KernelConfiguration(defaultDomain: .dmaLazy))
+        let pci = try #require(HostScenario.pciDevice(h, 0))
+        try h.kernel.pci.enableDevice(pci)
+        try h.kernel.pci.setMaster(pci)
+        let buffer = try h.kernel.pages.allocate(bytes: 0x1000)
+        let iova = try h.kernel.dma.map(device: pci.device, physical: buffer, size: 0x1000, direction: .bidirectional)
+        h.kernel.dma.unmap(device: pci.device, iova: iova, size: 0x1000)
+        let f = try Self.fork(h)
+        let pci2 = try #require(f.kernel.pci.device(f.functions[0].requesterID))
+        guard case .dmaIOVA(let cookie1) = try #require(h.kernel.iommu.dmaDomain(for: pci.device)).cookie,
+              case .dmaIOVA(let cookie2) = try #require(f.kernel.iommu.dmaDomain(for: pci2.device)).cookie else {
+            Issue.record("no DMA cookie")
+            return
+        }
+        let queue1 = try #require(cookie1.flushQueue), queue2 = try #require(cookie2.flushQueue)
+        #expect(queue2.count == 1 && queue2.timerArmed && CloneMap.valueFieldsThatDiffer(queue1, queue2) == [])
+        let log1 = h.kernel.smmuDrivers[0].commandLog, log2 = f.kernel.smmuDrivers[0].commandLog
+        #expect(log1 == log2)
+        f.kernel.dma.flushQueueTimeout(device: pci2.device)
+        #expect(h.kernel.smmuDrivers[0].commandLog == log1 && f.kernel.smmuDrivers[0].commandLog.count > log2.count)
+        #expect(queue2.count == 0 && queue1.count == 1)
+        h.kernel.dma.flushQueueTimeout(device: pci.device)
+        #expect(h.kernel.smmuDrivers[0].commandLog == f.kernel.smmuDrivers[0].commandLog)
+        #expect(cookie1.iovad.allocatedRanges == cookie2.iovad.allocatedRanges)
+    }
+
     @Test("a forked kernel's SMMU driver starts with no entry-write observer and reports nothing to the original's")
     func observerNotCopied() throws {
         let h = try HostHarness.make()
