@@ -41,6 +41,20 @@
 //      STARTED: KernelLog, KernelRefusals, PhysicalPages, IOVADomain (with IOVARangeCache),
 //      IOMMUDMAMSIPage, IOMMUDMAMSICookie, GICSPIMSIDomain (+Range) are WorldCloneable
 //      (Tests/LinuxKernelTests/KernelLeafForkTests.swift); the rest is not yet.
+//      IOMMU side DONE: IOMMUSubsystem, IOMMUDeviceState, IOMMUGroup, IOMMUDomain, DeviceIOMMU,
+//      DMAMapping, DMAFlushQueue, IOMMUDMACookie, ArmSMMUv3Driver (+StreamTable, Domain, Master,
+//      ArmVSMMU, NestedDomain), IOPageTableARM, ArmSMMUDriver (+Domain, Master), IOMMUFD (every
+//      object kind, IOMMUFDGroup, IOPageTable), VFIOSubsystem, VFIOPCIDevice, VFIOContainer,
+//      VFIOGroupFile, VFIODeviceFile, VFIOType1 (+Domain), UserProcess
+//      (Tests/LinuxKernelTests/IOMMUKernelForkTests.swift forks a booted host with its machine;
+//      IOMMUForkTests.swift and IOMMUForkPathTests.swift cover VFIO type1, nesting and arm-smmu
+//      by forking the IOMMU side alone onto an identically driven twin).
+//      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
+//      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
+//      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,
+//      KernelIRQLeafForkTests.swift: a forked booted host allocates, moves and frees MSIs as the
+//      original would). Handler closures come back through IRQSubsystem.reinstallHandler /
+//      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
 //  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
 //      GuestHostBridge (+ECAM, +Window).
 //  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt
