@@ -159,4 +159,51 @@ struct KernelIRQForkTests {
             #expect(copy.irq.descriptor(hwirq: twin.hwirq) === twin)
         }
     }
+
+    @Test("a GICv2 + v2m host: the copy drives its own GICC on the copied bus and hands out the v2m SPIs the original would")
+    func forkedGICv2mHost() throws {
+        let h = try HostScenario.host(dtb: "qemu-virt/virt-smmu-gic2.dtb")
+        let counter = HostScenario.Counter()
+        let pcis = h.kernel.pci.devices.filter { !$0.isBridge }
+        let irqs = try HostScenario.probe(h.kernel, pcis[0], vectors: 4, counter: counter)
+        #expect(irqs.compactMap { h.kernel.irq.descriptor($0)?.hwirq } == [80, 81, 82, 83])
+
+        let fork = try Self.fork(h)
+        let copy = fork.kernel
+        let gicc = try #require(copy.cpuInterface as? GICv2CPUInterfaceRegisters)
+        #expect(gicc !== h.kernel.cpuInterface && gicc.bus === fork.machine.bus && gicc.base == (h.kernel.cpuInterface as? GICv2CPUInterfaceRegisters)?.base)
+        #expect(CloneMap.valueFieldsThatDiffer(h.kernel.irq, copy.irq) == [])
+        let domain = try #require(copy.irq.spiMSIDomains.first)
+        #expect(domain !== h.kernel.irq.spiMSIDomains.first && domain.ranges[0].allocated == [80, 81, 82, 83])
+        for irq in irqs {
+            let d = try #require(copy.irq.descriptor(irq))
+            #expect(d.spiRange === domain.ranges[0] && d.spiDomain === domain)
+            #expect(CloneMap.valueFieldsThatDiffer(try #require(h.kernel.irq.descriptor(irq)), d) == [])
+        }
+
+        // The copy's handlers, installed again by their owner (here the test), count apart.
+        #expect(copy.irq.irqsAwaitingHandler == irqs)
+        let copyCounter = HostScenario.Counter()
+        for irq in irqs {
+            try copy.irq.reinstallHandler(irq: irq) { irq, _ in copyCounter.values[irq, default: 0] += 1; return .handled }
+        }
+        _ = fork.functions[0].raise(vector: 2)
+        #expect(copy.irq.handleInterrupts(cpu: 0) == 1 && h.kernel.irq.handleInterrupts(cpu: 0) == 0)
+        #expect(copyCounter.values == [irqs[2]: 1] && counter.values.isEmpty)
+
+        // The same next steps: a second function's vectors, then one of the first's freed.
+        func next(_ kernel: LinuxKernel) throws -> [UInt32] {
+            let pci = try #require(kernel.pci.devices.filter { !$0.isBridge }.last)
+            let more = try HostScenario.probe(kernel, pci, vectors: 4, counter: HostScenario.Counter())
+            try kernel.irq.freeIRQ(irqs[1])
+            return more.compactMap { kernel.irq.descriptor($0)?.hwirq }
+        }
+        let fromCopy = try next(copy)
+        #expect(fromCopy == [84, 85, 86, 87])
+        #expect(h.kernel.irq.spiMSIDomains[0].ranges[0].allocated == [80, 81, 82, 83], "the copy's SPIs are not the original's")
+        #expect(h.kernel.irq.descriptor(irqs[1])?.action != nil)
+        #expect(try next(h.kernel) == fromCopy)
+        #expect(h.kernel.irq.spiMSIDomains[0].ranges[0].allocated == domain.ranges[0].allocated)
+        #expect(fork.machine.gic?.distributor.isEnabled(intid: 81) == h.machine.gic?.distributor.isEnabled(intid: 81))
+    }
 }
