@@ -16,9 +16,9 @@ public final class LinuxKernel {
     public let topology: Topology
     public let configuration: KernelConfiguration
     public let cpuInterface: any CPUInterfaceRegisters
-    public let log = KernelLog()
+    public let log: KernelLog
     /// The functions that refused something, with errno and window/ID: the causes reports name.
-    public let refusals = KernelRefusals()
+    public let refusals: KernelRefusals
     /// The journal of the message being followed, if any: the IRQ core appends each interrupt
     /// it takes (a host interrupt, or a guest handler when `role` is `.guest`), `eventfd_signal`
     /// under it appends its signal, KVM its vITS translations and injections.
@@ -36,7 +36,7 @@ public final class LinuxKernel {
     public lazy var vfio = VFIOSubsystem(kernel: self)
     /// virt/lib/irqbypass.c: VFIO's interrupt producers and KVM's irqfd consumers, paired by
     /// eventfd (`IRQBypass.swift`).
-    public let irqBypass = IRQBypassManager()
+    public let irqBypass: IRQBypassManager
     /// Open /dev/iommu file descriptors (`iommufd_fops_open` creates one context each).
     public internal(set) var iommufdContexts: [IOMMUFD] = []
 
@@ -74,6 +74,30 @@ public final class LinuxKernel {
         self.configuration = configuration
         self.mmio = MMIOAccess(bus: bus)
         self.pages = PhysicalPages(bus: bus, ranges: topology.usableMemory.map { ($0.base.rawValue, $0.size) })
+        self.log = KernelLog()
+        self.refusals = KernelRefusals()
+        self.irqBypass = IRQBypassManager()
+    }
+
+    /// A forked world's kernel before its subsystems and drivers are copied into it: the same
+    /// role, description and configuration, on the copied bus and CPU interface, with copies of
+    /// the log, refusals, page allocator and irqbypass registry. No journal: a fork starts with
+    /// none attached (whoever follows a message attaches its own).
+    init(copying original: LinuxKernel, map: inout CloneMap) {
+        role = original.role
+        topology = original.topology
+        configuration = original.configuration
+        bus = map.clone(original.bus)
+        guard let cpuInterface = map.cloneDynamic(original.cpuInterface) as? any CPUInterfaceRegisters else {
+            preconditionFailure("LinuxKernel: its CPU interface (\(type(of: original.cpuInterface))) cannot be copied into a forked world")
+        }
+        self.cpuInterface = cpuInterface
+        mmio = MMIOAccess(bus: bus)
+        pages = map.clone(original.pages)
+        log = map.clone(original.log)
+        refusals = map.clone(original.refusals)
+        irqBypass = map.clone(original.irqBypass)
+        nextObjectID = original.nextObjectID
     }
 
     /// Probes everything, in initcall order: the ITS, the SMMUs (and the IORT's ACS request),

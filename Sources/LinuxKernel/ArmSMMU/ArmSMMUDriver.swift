@@ -30,7 +30,7 @@ public final class ArmSMMUDriver: IOMMUDriver {
     /// Position of `node` in `topology.otherIOMMUs`.
     public let nodeIndex: Int
     public var name: String { "arm-smmu.\(index)" }
-    public private(set) var features = ArmSMMUFeatures()
+    public internal(set) var features = ArmSMMUFeatures()
     /// `smmu->version`: from `arm_smmu_of_match` or `acpi_smmu_get_data`.
     public var version: ArmSMMUVersion { node.armSMMUVersion ?? .v2 }
     /// `smmu->num_context_irqs`: the node's interrupts less its `#global-interrupts` (at least
@@ -70,8 +70,22 @@ public final class ArmSMMUDriver: IOMMUDriver {
     /// `s2cr_init_val`.
     var initialS2CR: StreamToContext { StreamToContext(type: disableBypass ? SMMUv2Field.s2crTypeFault : SMMUv2Field.s2crTypeBypass) }
 
-    public lazy var identityDomain = IOMMUDomain(type: .identity, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
-    public lazy var blockedDomain = IOMMUDomain(type: .blocked, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
+    /// Made on first use (each takes the next object id then); kept in explicit storage so a
+    /// fork copies the ones the original made and no others.
+    public var identityDomain: IOMMUDomain {
+        if let made = madeIdentityDomain { return made }
+        let made = IOMMUDomain(type: .identity, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
+        madeIdentityDomain = made
+        return made
+    }
+    public var blockedDomain: IOMMUDomain {
+        if let made = madeBlockedDomain { return made }
+        let made = IOMMUDomain(type: .blocked, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
+        madeBlockedDomain = made
+        return made
+    }
+    var madeIdentityDomain: IOMMUDomain?
+    var madeBlockedDomain: IOMMUDomain?
 
     init(kernel: LinuxKernel, index: Int, node: IOMMUDescription, nodeIndex: Int) {
         self.kernel = kernel

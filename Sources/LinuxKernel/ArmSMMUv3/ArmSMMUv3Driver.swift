@@ -16,7 +16,7 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     public var name: String { "arm-smmu-v3.\(index)" }
 
     /// What `arm_smmu_device_hw_probe` found (valid after `probe()`).
-    public private(set) var features = ArmSMMUv3Features()
+    public internal(set) var features = ArmSMMUv3Features()
     /// The page sizes a paging domain of this SMMU gets (`domain->pgsize_bitmap` after
     /// `arm_smmu_domain_finalise`): the SMMU's sizes (`smmu->pgsize_bitmap`, from IDR5)
     /// restricted by io-pgtable for the kernel's PAGE_SIZE — 4K | 2M | 1G on a 4K kernel,
@@ -58,8 +58,22 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     var streams: [UInt32: ArmSMMUv3Master] = [:]
 
     /// The static `arm_smmu_identity_domain` and `arm_smmu_blocked_domain`.
-    public lazy var identityDomain = IOMMUDomain(type: .identity, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
-    public lazy var blockedDomain = IOMMUDomain(type: .blocked, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
+    /// Made on first use (each takes the next object id then); kept in explicit storage so a
+    /// fork copies the ones the original made and no others.
+    public var identityDomain: IOMMUDomain {
+        if let made = madeIdentityDomain { return made }
+        let made = IOMMUDomain(type: .identity, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
+        madeIdentityDomain = made
+        return made
+    }
+    public var blockedDomain: IOMMUDomain {
+        if let made = madeBlockedDomain { return made }
+        let made = IOMMUDomain(type: .blocked, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
+        madeBlockedDomain = made
+        return made
+    }
+    var madeIdentityDomain: IOMMUDomain?
+    var madeBlockedDomain: IOMMUDomain?
 
     init(kernel: LinuxKernel, index: Int, node: SMMUv3Description) {
         self.kernel = kernel
@@ -282,7 +296,7 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
 }
 
 /// An `xa_alloc`/`ida_alloc_range`-style allocator: the lowest free id ≥ minimum.
-struct ArmSMMUv3IDAllocator {
+struct ArmSMMUv3IDAllocator: Equatable {
     let minimum: Int
     private var used: [Bool] = []
 

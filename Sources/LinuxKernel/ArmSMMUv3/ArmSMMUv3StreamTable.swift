@@ -43,6 +43,17 @@ public final class ArmSMMUv3StreamTable {
         }
     }
 
+    /// A forked world's copy of `other` for `driver`: the same layout and L2 tables (their
+    /// entries are in the fork's copy of RAM).
+    init(copying other: ArmSMMUv3StreamTable, driver: ArmSMMUv3Driver) {
+        self.driver = driver
+        twoLevel = other.twoLevel
+        base = other.base
+        entries = other.entries
+        streamIDBits = other.streamIDBits
+        level2 = other.level2
+    }
+
     /// `arm_smmu_init_initial_stes`: abort STEs (V=1, Config=abort).
     static func initialiseAbort(driver: ArmSMMUv3Driver, at base: PhysicalAddress, count: Int) throws(Errno) {
         let abort = ArmSMMUv3Entries.abortSTE()

@@ -77,6 +77,20 @@ public final class IOPageTableARM {
         root = try kernel.pages.allocate(bytes: bytes, alignment: max(bytes, 4096))
     }
 
+    /// A forked world's copy of `other` on `kernel`: the same geometry and root (the tables
+    /// themselves are in the fork's copy of RAM). `flushWalk` is left for the owning domain,
+    /// whose `init` installs its own.
+    init(copying other: IOPageTableARM, kernel: LinuxKernel) {
+        self.kernel = kernel
+        format = other.format
+        geometry = other.geometry
+        inputBits = other.inputBits
+        outputBits = other.outputBits
+        pageSizeBitmap = other.pageSizeBitmap
+        root = other.root
+        tablePages = other.tablePages
+    }
+
     /// `arm_lpae_restrict_pgsizes(cfg)`: "Aim to match the CPU page size if possible, otherwise
     /// prefer smaller sizes" — the granule is PAGE_SIZE if the SMMU offers it, else the largest
     /// offered size below PAGE_SIZE (`__fls(bitmap & ~PAGE_MASK)`), else the smallest above

@@ -72,3 +72,14 @@ extension IOMMUDMAMSICookie: WorldCloneable {
         return copy
     }
 }
+
+/// A forked world's DMA cookie: its own IOVA allocator (copied through the map, which the flush
+/// queue's back-reference resolves to), doorbell pages and flush queue.
+extension IOMMUDMACookie: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> IOMMUDMACookie {
+        let copy = IOMMUDMACookie(iovad: map.clone(iovad))
+        copy.msiPages = map.clone(msiPages)
+        copy.flushQueue = map.clone(flushQueue)
+        return copy
+    }
+}

@@ -1,3 +1,5 @@
+import Bus
+
 /// The DMA-FQ flush queue of dma-iommu.c (`struct iova_fq`, `queue_iova`, `fq_flush_iotlb`,
 /// `fq_ring_free`, `fq_flush_timeout`): in lazy mode an unmap does not invalidate the IOTLB;
 /// the freed IOVA waits in a ring until one `flush_iotlb_all` covers everything queued, and
@@ -33,7 +35,9 @@ public final class DMAFlushQueue {
     /// `fq_timer_on`: the 10 ms timer is armed.
     public private(set) var timerArmed = false
     unowned(safe) let iovad: IOVADomain
-    let flushIOTLBAll: () -> Void
+    /// `fq_flush_iotlb`'s `domain->ops->flush_iotlb_all`: installed by the owning domain (a
+    /// forked domain installs its own copy's, `IOMMUDomain.clone(into:)`).
+    var flushIOTLBAll: () -> Void
 
     init(iovad: IOVADomain, size: Int = DMAFlushQueue.defaultSize, flushIOTLBAll: @escaping () -> Void) {
         self.iovad = iovad
@@ -81,5 +85,24 @@ public final class DMAFlushQueue {
         timerArmed = false
         flush()
         freeFlushed()
+    }
+}
+
+/// A forked world's flush queue: the same ring, counters and timer, so the fork frees each
+/// queued IOVA when the original would. Its `flushIOTLBAll` is the owning domain's and is
+/// installed by that domain's clone (`IOMMUDomain.clone(into:)`); until then it stops the
+/// program rather than skip an invalidation.
+extension DMAFlushQueue: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> DMAFlushQueue {
+        let copy = DMAFlushQueue(iovad: map.clone(iovad), size: size) {
+            preconditionFailure("DMAFlushQueue: a forked flush queue flushed before its domain's clone installed flush_iotlb_all")
+        }
+        copy.ring = ring
+        copy.head = head
+        copy.tail = tail
+        copy.flushStartCount = flushStartCount
+        copy.flushFinishCount = flushFinishCount
+        copy.timerArmed = timerArmed
+        return copy
     }
 }

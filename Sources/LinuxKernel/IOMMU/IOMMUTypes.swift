@@ -110,8 +110,10 @@ public final class IOMMUDomain {
     public internal(set) var type: IOMMUDomainType
     /// The driver that allocated it.
     public unowned(safe) let driver: any IOMMUDriver
-    /// The paging operations; nil for the static identity and blocked domains.
-    public let operations: (any IOMMUDomainOperations)?
+    /// The paging operations; nil for the static identity and blocked domains. Set once, in
+    /// `init`, or by a fork's clone after it has recorded the domain (the operations' attached
+    /// masters lead back to it).
+    public internal(set) var operations: (any IOMMUDomainOperations)?
     /// `pgsize_bitmap`: the page and block sizes the tables support.
     public var pageSizeBitmap: UInt64
     /// `geometry.aperture_start/end`.

@@ -30,6 +30,14 @@ public final class IOMMUFD {
         IOMMUFD.register(with: kernel)
     }
 
+    /// A forked context on the kernel's copy: its process and SW_MSI table are the copies, and
+    /// nothing is registered (the copied IOMMU core carries the SW_MSI hook already).
+    init(kernel: LinuxKernel, process: UserProcess, swMSITable: IOMMUFDSWMSITable) {
+        self.kernel = kernel
+        self.process = process
+        self.swMSITable = swMSITable
+    }
+
     /// The last reference gone is the file's release (`iommufd_fops_release` destroys every
     /// object the file holds). The objects point at each other as Linux's do (a group's device
     /// list and each device's group, a group's HWPT, a paging domain's iommufd cookie naming its
@@ -55,7 +63,13 @@ public final class IOMMUFD {
     /// Module load: `iommu_dma_prepare_msi` reaches `iommufd_sw_msi` for IOMMUFD-cookie domains.
     static func register(with kernel: LinuxKernel) {
         guard kernel.iommu.iommufdSWMSI == nil else { return }
-        kernel.iommu.iommufdSWMSI = { [unowned kernel] (domain: IOMMUDomain, descriptor: MSIDescriptor, msiAddress: UInt64) throws(Errno) in
+        kernel.iommu.iommufdSWMSI = swMSIHook(kernel: kernel)
+    }
+
+    /// The hook `register(with:)` installs: `iommufd_sw_msi` on `kernel`. A forked IOMMU core
+    /// installs the same on its own kernel.
+    static func swMSIHook(kernel: LinuxKernel) -> (IOMMUDomain, MSIDescriptor, UInt64) throws(Errno) -> Void {
+        { [unowned kernel] (domain: IOMMUDomain, descriptor: MSIDescriptor, msiAddress: UInt64) throws(Errno) in
             try IOMMUFD.swMSI(kernel: kernel, domain: domain, descriptor: descriptor, msiAddress: msiAddress)
         }
     }

@@ -10,6 +10,12 @@ public final class IOMMUFDIOAS: IOMMUFDObject {
         iopt = IOPageTable(process: process)
         super.init(type: .ioas)
     }
+
+    /// A forked IOAS around its copied page table.
+    init(iopt: IOPageTable) {
+        self.iopt = iopt
+        super.init(type: .ioas)
+    }
 }
 
 /// `struct iommufd_hw_pagetable`: a user-visible wrapper of an `iommu_domain`. Two kinds: paging

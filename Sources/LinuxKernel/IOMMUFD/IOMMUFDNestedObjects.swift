@@ -196,6 +196,14 @@ public final class IOMMUFDVEventQueue: IOMMUFDObject {
     /// Records waiting (for poll).
     public var pendingCount: Int { pending.count }
 
+    /// A forked queue's pending events, sequence and count: the fork reads what the original
+    /// would (`IOMMUFD+Clone.swift`).
+    func copyEvents(of other: IOMMUFDVEventQueue) {
+        pending = other.pending
+        sequence = other.sequence
+        eventCount = other.eventCount
+    }
+
     /// `iommufd_veventq_destroy`: pending records dropped, the vIOMMU released.
     override func destroy() {
         pending.removeAll()

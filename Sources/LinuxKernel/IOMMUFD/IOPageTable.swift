@@ -82,6 +82,26 @@ public final class IOPageTable {
         self.maxAlignment = process.hugePageSize
     }
 
+    /// A forked world's copy of `other` for the copied process: the same areas, reserved ranges
+    /// (each owner its copy: a device or a domain) and domains.
+    init(copying other: IOPageTable, process: UserProcess, refusals: KernelRefusals, map: inout CloneMap) {
+        self.process = process
+        self.refusals = refusals
+        pageSize = other.pageSize
+        maxAlignment = other.maxAlignment
+        areas = other.areas
+        reserved = other.reserved.map { range in
+            var copy = range
+            copy.owner = map.cloneKernelObject(any: range.owner)
+            return copy
+        }
+        reservedMaxLast = other.reservedMaxLast
+        reservations = other.reservations
+        domains = map.clone(other.domains)
+        iovaAlignment = other.iovaAlignment
+        largePagesDisabled = other.largePagesDisabled
+    }
+
     /// The reserved ranges as (start, last), sorted, for reports and "nothing changed" checks.
     public var reservedRanges: [ClosedRange<UInt64>] {
         reserved.map { $0.start...$0.last }

@@ -55,3 +55,16 @@ public final class EventFD {
         return count
     }
 }
+
+/// A forked world's eventfd: its counter and signal log, and no consumer. `onSignal` is a
+/// closure over the consumer's objects (KVM's irqfd, the VMM's userspace MSI-X path, a guest
+/// VFIO user), so the copy starts with none and whoever installed it on the original installs
+/// it again on the copy, from copied objects, in `CloneMap.afterCloning`.
+extension EventFD: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> EventFD {
+        let copy = EventFD(name: name)
+        copy.count = count
+        copy.signals = signals
+        return copy
+    }
+}

@@ -116,6 +116,22 @@ public final class GICv3ITSDriver {
 
     func setPreITS(base: UInt64) { preITSBase = base }
 
+    /// A forked world's driver: everything `original` probed, programmed and logged, with
+    /// `devices` its devices' copies.
+    func copyState(of original: GICv3ITSDriver, devices: [UInt32: ITSDevice]) {
+        preITSBase = original.preITSBase
+        typer = original.typer
+        commandQueue = original.commandQueue
+        commandWriteOffset = original.commandWriteOffset
+        tables = original.tables
+        collectionTargets = original.collectionTargets
+        self.devices = devices
+        issuedCommands = original.issuedCommands
+        commandCounts = original.commandCounts
+        issuedVirtualCommands = original.issuedVirtualCommands
+        commandLog = original.commandLog
+    }
+
     func setCollectionTargets(_ targets: [ITSTarget]) { collectionTargets = targets }
     func advanceWriteOffset(to offset: UInt64) { commandWriteOffset = offset }
 }

@@ -107,13 +107,7 @@ extension IRQSubsystem {
             descriptors[irq] = d
             descriptorByHWIRQ[vpe.doorbellLPI] = d
             vpe.irq = irq
-            d.action = IRQAction(name: "vcpu", kind: .handler { [weak vm] _, cpu in
-                guard vm != nil else { return .none }
-                vpe.doorbellsTaken += 1
-                vpe.pendingLast = true
-                onDoorbell(vpe, cpu)
-                return .handled
-            })
+            d.action = IRQAction(name: "vcpu", kind: .handler(vpeDoorbellHandler(vpe, vm: vm, onDoorbell: onDoorbell)))
             try activateVPE(vpe, vm: vm)
             d.isActivated = true
             d.effectiveCPU = vpe.cpu
@@ -123,6 +117,18 @@ extension IRQSubsystem {
         }
         kernel.log.log("GICv4", "VM of \(vcpuCount) vPE(s): vPEIDs \(vm.vpes.map { "\($0.id)" }.joined(separator: ", ")), doorbells LPI \(dbBase)-\(dbBase &+ UInt32(vcpuCount) &- 1), VConf @\(vprop)")
         return vm
+    }
+
+    /// `vgic_v4_doorbell_handler` around KVM's `onDoorbell`: counts the doorbell, sets
+    /// the vPE's `pending_last`, then KVM kicks the vCPU (`onDoorbell`).
+    func vpeDoorbellHandler(_ vpe: ITSVPE, vm: ITSVM, onDoorbell: @escaping (ITSVPE, Int) -> Void) -> (Int, Int) -> IRQReturn {
+        { [weak vm] _, cpu in
+            guard vm != nil else { return .none }
+            vpe.doorbellsTaken += 1
+            vpe.pendingLast = true
+            onDoorbell(vpe, cpu)
+            return .handled
+        }
     }
 
     /// `its_vpe_irq_domain_activate`: `col_idx` = the first online CPU, then on every GICv4 ITS

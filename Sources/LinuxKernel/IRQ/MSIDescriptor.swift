@@ -79,3 +79,28 @@ public final class MSIDescriptor {
         }
     }
 }
+
+/// A forked world's MSI descriptor: every field is a value except the v6.14 `iommu_cookie`,
+/// the doorbell page the IOMMU layer found at prepare time, which is copied through the map so
+/// the copy's descriptor names the copied domain's page (`IOMMUDMAMSIPage`).
+extension MSIDescriptor: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> MSIDescriptor {
+        let copy = MSIDescriptor(index: index)
+        copy.irq = irq
+        copy.message = message
+        copy.iommuMSIIOVA = iommuMSIIOVA
+        copy.iommuMSIShift = iommuMSIShift
+        copy.iommuCookie = iommuCookie.map { cookie in
+            guard let cloned = map.cloneDynamic(cookie) else {
+                preconditionFailure("MSIDescriptor: its IOMMU cookie (\(type(of: cookie))) cannot be copied into a forked world")
+            }
+            return cloned
+        }
+        copy.masked = masked
+        copy.cpu = cpu
+        copy.presetIOVA = presetIOVA
+        copy.affinity = affinity
+        copy.addressSource = addressSource
+        return copy
+    }
+}

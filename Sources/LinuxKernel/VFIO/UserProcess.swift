@@ -177,3 +177,28 @@ public final class UserProcess {
         return object
     }
 }
+
+/// A forked process on the kernel's copy: the same mappings (the pages are in the fork's copy
+/// of RAM), next address, descriptor table and open files (an eventfd is the copy the rest of
+/// the world shares: VFIO's trigger, KVM's irqfd).
+extension UserProcess: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> UserProcess {
+        let kernelCopy = map.cloneKernelObject(kernel)
+        if let done = map.copy(of: self) { return done }
+        let copy = UserProcess(kernel: kernelCopy, name: name)
+        map.record(self, as: copy)
+        precondition(copy.pageSize == pageSize && copy.hugePageSize == hugePageSize,
+                     "UserProcess: the kernel's copy has another page size")
+        copy.mappings = mappings
+        copy.nextVirtualAddress = nextVirtualAddress
+        for fd in files.keys.sorted() {
+            guard let file = files[fd] else { continue }
+            switch file {
+            case .eventfd(let eventfd): copy.files[fd] = .eventfd(map.cloneKernelObject(eventfd))
+            case .other(let name): copy.files[fd] = .other(name)
+            }
+        }
+        copy.descriptors = descriptors
+        return copy
+    }
+}

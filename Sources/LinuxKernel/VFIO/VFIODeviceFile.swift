@@ -1,3 +1,5 @@
+import Bus
+
 /// `struct vfio_device_file` (drivers/vfio/vfio_main.c, device_cdev.c): an open VFIO device,
 /// reached either through a group fd (`VFIO_GROUP_GET_DEVICE_FD`, legacy container path) or by
 /// opening its cdev `/dev/vfio/devices/vfioN` and binding it to an iommufd.
@@ -109,5 +111,23 @@ public final class VFIODeviceFile {
         iommufdDevice = nil
         accessGranted = false
         if vdev.openFile === self { vdev.openFile = nil }
+    }
+}
+
+/// A forked device file: the same access state and iommufd binding, on the copied device,
+/// process and iommufd context.
+extension VFIODeviceFile: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> VFIODeviceFile {
+        let vdevCopy = map.clone(vdev)
+        let processCopy = map.clone(process)
+        if let done = map.copy(of: self) { return done }
+        let copy = VFIODeviceFile(vdev: vdevCopy, process: processCopy, viaGroup: viaGroup)
+        map.record(self, as: copy)
+        copy.accessGranted = accessGranted
+        copy.iommufd = map.clone(iommufd)
+        copy.iommufdDevice = map.clone(iommufdDevice)
+        copy.iommufdAttached = iommufdAttached
+        copy.isClosed = isClosed
+        return copy
     }
 }

@@ -22,6 +22,11 @@ public final class VFIOType1 {
             self.domain = domain
             self.groups = [group]
         }
+        /// A forked domain: the copied IOMMU domain and groups.
+        init(domain: IOMMUDomain, groups: [IOMMUGroup]) {
+            self.domain = domain
+            self.groups = groups
+        }
     }
 
     unowned(safe) let kernel: LinuxKernel
