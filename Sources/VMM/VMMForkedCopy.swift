@@ -1,9 +1,8 @@
 import Bus
 
-/// The copy of an object of the kernel model held by the VMM (the host and guest kernels, the
-/// VMM process, its iommufd and VFIO files), through `map.cloneDynamic`: those classes belong
-/// to the kernel model's own clone code, and a class that is not copyable yet stops the fork
-/// with its name instead of sharing an object between two worlds.
+/// The copy of a kernel the VMM holds (the host's and the guest's), through `map.cloneDynamic`:
+/// `LinuxKernel` is made copyable last, by the kernel model's core, and until it is a fork
+/// stops here with its name instead of sharing a kernel between two worlds.
 func forkedCopy<T: AnyObject>(_ object: T, _ map: inout CloneMap) -> T {
     guard let copy = map.cloneDynamic(object) as? T else {
         preconditionFailure("VMM: a \(T.self) cannot be copied into a forked world yet")

@@ -15,8 +15,8 @@ import LinuxKernel
 ///   once the copied process's descriptor table is complete (`map.afterCloning`).
 extension VirtualMachineMonitor: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VirtualMachineMonitor {
-        let copy = VirtualMachineMonitor(copying: self, host: forkedCopy(host, &map), process: forkedCopy(process, &map),
-                                         vm: map.clone(vm), iommufd: forkedCopy(iommufd, &map), devices: map.clone(devices),
+        let copy = VirtualMachineMonitor(copying: self, host: forkedCopy(host, &map), process: map.clone(process),
+                                         vm: map.clone(vm), iommufd: map.clone(iommufd), devices: map.clone(devices),
                                          vsmmu: map.clone(vsmmu), bridge: map.clone(bridge),
                                          guest: guest.map { forkedCopy($0, &map) })
         map.record(self, as: copy)
@@ -40,7 +40,7 @@ extension PassthroughDevice: WorldCloneable {
     /// The ids, GSI range, wired vectors and plug state are values; the host device, the VFIO
     /// cdev file and the emulated function are the copied world's.
     public func clone(into map: inout CloneMap) -> PassthroughDevice {
-        let copy = PassthroughDevice(hostDevice: forkedCopy(hostDevice, &map), deviceFile: forkedCopy(deviceFile, &map),
+        let copy = PassthroughDevice(hostDevice: map.clone(hostDevice), deviceFile: map.clone(deviceFile),
                                      iommufdDeviceID: iommufdDeviceID, stage2HWPTID: stage2HWPTID,
                                      function: map.clone(function), gsiBase: gsiBase)
         copy.vdeviceID = vdeviceID
@@ -58,7 +58,7 @@ extension PassthroughFunction: WorldCloneable {
     /// The emulated configuration space, BARs and vMSI-X/MSI state are values over the copied
     /// VFIO file. The change callbacks are the VMM's (`VirtualMachineMonitor`'s clone).
     public func clone(into map: inout CloneMap) -> PassthroughFunction {
-        PassthroughFunction(copying: self, file: forkedCopy(file, &map))
+        PassthroughFunction(copying: self, file: map.clone(file))
     }
 }
 
