@@ -25,8 +25,9 @@
 //      SMMUv2Port. Journal and TraceLog are not cloned (a fork starts with none attached, as
 //      `World.fire` attaches its own). DONE: Tests/SMMUv3Tests/SMMUForkTests.swift,
 //      GICTests/GICForkTests.swift, MachineTests/MachineForkTests.swift (a forked machine's MSI
-//      journal equals a rebuilt machine's). Not yet: an ITS whose entry storage is KVM's
-//      (`KVMITSLists`, layer c) stops the clone with a precondition naming it.
+//      journal equals a rebuilt machine's). An ITS whose entry storage is KVM's (`KVMITSLists`,
+//      layer c) copies it through `map.cloneDynamic`; any other storage that is not
+//      `WorldCloneable` stops the clone with a precondition naming it.
 //  (c) LinuxKernel (host and guest are two instances of one model): LinuxKernel, KernelLog,
 //      KernelRefusals, PhysicalPages, Device, DeviceIOMMU, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICSPIMSIDomain(+Range), GICv3ITSDriver
@@ -47,8 +48,15 @@
 //      KernelIRQLeafForkTests.swift: a forked booted host allocates, moves and frees MSIs as the
 //      original would). Handler closures come back through IRQSubsystem.reinstallHandler /
 //      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
+//      KVM: KVMVGIC, KVMITSLists, KVMVCPU are WorldCloneable (LinuxKernelTests/KVMForkTests.swift:
+//      a forked vGIC translates the same guest ITS commands as the original, independently);
+//      KVMVirtualMachine and KVMVCPUInterface are written (irqfd wakeups and the vITS lists'
+//      GICv4 follow-up re-installed in `afterCloning`) and reach the kernel's classes through
+//      `cloneDynamic` until those are copyable.
 //  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
-//      GuestHostBridge (+ECAM, +Window).
+//      GuestHostBridge (+ECAM, +Window) are WorldCloneable; the VMM's clone re-installs the
+//      functions' change callbacks, the vSMMU's backend and SMMUEN callback, and its userspace
+//      eventfd handlers. Tested through `World.fork` (layer e).
 //  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt
 //      path (`World.build` + replay) stays as the oracle in tests.
 //
