@@ -77,8 +77,11 @@
 //    owning domain's TLB flush), DMAFlushQueue.flushIOTLBAll (the owning domain): each owner's
 //    clone re-installs its own.
 //  - RootComplex.intxSink: installed by Machine (Machine+INTx.swift) from its GIC.
-//  - IRQAction.Kind.handler: the guest driver's handler World.requestGuestIRQ installs; World's
-//    clone re-requests it on the copied guest's IRQ descriptors.
+//  - IRQAction.Kind.handler: the guest driver's handler World.requestGuestIRQ installs; the
+//    copied action waits (`awaitsHandler`, runs as IRQ_NONE) until World's clone puts the closure
+//    back with `IRQSubsystem.reinstallHandler` (not a second request_irq: the interrupt's state
+//    is already copied); `irqsAwaitingHandler` lists any left. KVM's vPE doorbells come back the
+//    same way through `reinstallVPEDoorbellHandlers`.
 //
 // Equivalence test (layer e): for each `ScenarioEvent` case, build a world, apply a prefix,
 // fork, apply the event to the fork; build another world and replay prefix + event; the two
