@@ -42,6 +42,16 @@
 //      STARTED: KernelLog, KernelRefusals, PhysicalPages, IOVADomain (with IOVARangeCache),
 //      IOMMUDMAMSIPage, IOMMUDMAMSICookie, GICSPIMSIDomain (+Range) are WorldCloneable
 //      (Tests/LinuxKernelTests/KernelLeafForkTests.swift); the rest is not yet.
+//      IOMMU side DONE: IOMMUSubsystem, IOMMUDeviceState, IOMMUGroup, IOMMUDomain, DeviceIOMMU,
+//      DMAMapping, DMAFlushQueue, IOMMUDMACookie, ArmSMMUv3Driver (+StreamTable, Domain, Master,
+//      ArmVSMMU, NestedDomain), IOPageTableARM, ArmSMMUDriver (+Domain, Master), IOMMUFD (every
+//      object kind, IOMMUFDGroup, IOPageTable), VFIOSubsystem, VFIOPCIDevice, VFIOContainer,
+//      VFIOGroupFile, VFIODeviceFile, VFIOType1 (+Domain), UserProcess
+//      (Tests/LinuxKernelTests/IOMMUForkTests.swift, IOMMUForkPathTests.swift, which fork onto an
+//      identically driven twin until the kernel's own clone exists). They reach the kernel,
+//      Device, PCIDevice and EventFD through `CloneMap.cloneKernelObject` (cloneDynamic), so
+//      the kernel's clone must record its copy (and its `refusals` copy) before cloning them,
+//      and set `iommu`, `dma`, `vfio`, `smmuDrivers`, `armSMMUDrivers`, `iommufdContexts`.
 //      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
 //      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,

@@ -15,9 +15,13 @@ import PCI
 /// everything over; and it must do so with objects of its own.
 enum IOMMUForkSupport {
     static func fork(_ original: HostHarness, onto twin: HostHarness) -> CloneMap {
-        let k1 = original.kernel, k2 = twin.kernel
+        fork(original.kernel, onto: twin.kernel)
+    }
+
+    static func fork(_ k1: LinuxKernel, onto k2: LinuxKernel, devices extra: [(Device, Device)] = []) -> CloneMap {
         precondition(k1.devices.count == k2.devices.count, "the twin must have the original's devices")
         var map = CloneMap()
+        for (d1, d2) in extra { map.record(d1, as: d2) }
         map.record(k1, as: k2)
         map.record(k1.refusals, as: k2.refusals)
         map.record(k1.log, as: k2.log)
@@ -88,10 +92,8 @@ struct IOMMUForkTests {
         for (a, b) in pairs {
             let copied = ObjectIdentifier(a) != ObjectIdentifier(b)
             #expect(copied, "\(type(of: a)) was not copied")
-            // `deviceStates` is keyed by device identity (the copy's keys are its own devices);
-            // `streams` is a dictionary the copy fills in StreamID order, so it prints its
-            // masters in another order (its keys are compared below).
-            let differ = CloneMap.valueFieldsThatDiffer(a, b).filter { $0 != "deviceStates" && $0 != "streams" }
+            // `deviceStates` is keyed by device identity: the copy's keys are its own devices.
+            let differ = CloneMap.valueFieldsThatDiffer(a, b).filter { $0 != "deviceStates" }
             #expect(differ == [], "\(type(of: a)): \(differ)")
         }
         #expect(k2.smmuDrivers[0].streams.keys.sorted() == k1.smmuDrivers[0].streams.keys.sorted())
@@ -194,9 +196,18 @@ struct IOMMUForkTests {
         let group1 = try #require(k1.devices[0].iommu?.group), group2 = try #require(k2.devices[0].iommu?.group)
         #expect(group1.owner == ObjectIdentifier(fd1) && group2.owner == ObjectIdentifier(fd2),
                 "iommufd_device_bind claimed DMA ownership: the copy's claim is the copy's")
-        for (a, b) in [(fd1.process, fd2.process), (file1, file2), (file1.vdev, file2.vdev)] as [(AnyObject, AnyObject)] {
+        let idev1 = try #require(file1.iommufdDevice), idev2 = try #require(file2.iommufdDevice)
+        let state1 = try #require(k1.iommu.state(of: k1.devices[0])), state2 = try #require(k2.iommu.state(of: k2.devices[0]))
+        let pairs: [(AnyObject, AnyObject)] = [
+            (fd1.process, fd2.process), (file1, file2), (file1.vdev, file2.vdev), (idev1, idev2), (idev1.igroup, idev2.igroup),
+            (k1.vfio, k2.vfio), (state1, state2), (k1.dma, k2.dma),
+        ]
+        for (a, b) in pairs {
+            let copied = ObjectIdentifier(a) != ObjectIdentifier(b)
+            #expect(copied, "\(type(of: a)) was not copied")
             #expect(CloneMap.valueFieldsThatDiffer(a, b) == [], "\(type(of: a))")
         }
+        #expect(idev2.igroup.group === group2 && idev2.device === k2.devices[0] && fd2.groups[group2.id] === idev2.igroup)
         let sid = try #require(k1.devices[0].iommu?.streamIDs.first).rawValue
         let ste = try IOMMUForkSupport.ste(k1, sid: sid)
         #expect(try IOMMUForkSupport.ste(k2, sid: sid) == ste)
@@ -228,6 +239,27 @@ struct IOMMUForkTests {
         #expect(ioas1.iopt.areas.count == 1 && ioas2.iopt.areas.isEmpty)
         let distinct = ioas1 !== ioas2, ownProcess = ioas2.iopt.process === fd2.process
         #expect(distinct && ownProcess)
+    }
+
+    @Test("IOMMU device state of a device the kernel no longer lists: kept under the device's copy when something copied the device, dropped when nothing did")
+    func unlistedDeviceState() throws {
+        let original = try HostHarness.make(), twin = try HostHarness.make()
+        let kept = Device(name: "kept"), dropped = Device(name: "dropped")
+        for device in [kept, dropped] {
+            let state = IOMMUDeviceState()
+            state.device = device
+            state.requireDirect = device === kept
+            original.kernel.iommu.deviceStates[ObjectIdentifier(device)] = state
+        }
+        let keptCopy = Device(name: "kept")
+        let listed = original.kernel.iommu.deviceStates.count - 2
+        _ = IOMMUForkSupport.fork(original.kernel, onto: twin.kernel, devices: [(kept, keptCopy)])
+        let states = twin.kernel.iommu.deviceStates
+        #expect(states.count == listed + 1)
+        let copied = try #require(states[ObjectIdentifier(keptCopy)])
+        #expect(copied.requireDirect && copied.device === keptCopy)
+        #expect(copied !== original.kernel.iommu.deviceStates[ObjectIdentifier(kept)])
+        #expect(states[ObjectIdentifier(dropped)] == nil && states[ObjectIdentifier(kept)] == nil)
     }
 
     @Test("a forked driver starts with no entry-write observer: the copy's STE writes are not reported to the original's observer")

@@ -27,6 +27,9 @@ extension ArmSMMUv3Driver: WorldCloneable {
         copy.commandErrors = commandErrors
         copy.asidAllocator = asidAllocator
         copy.vmidAllocator = vmidAllocator
+        // Start from the original's dictionary and replace each value, so the copy keeps its
+        // layout (and iteration order) as well as its contents.
+        copy.streams = streams
         for sid in streams.keys.sorted() {
             guard let master = streams[sid] else { continue }
             let masterCopy: ArmSMMUv3Master = map.clone(master)

@@ -75,6 +75,7 @@ extension IOMMUDeviceState: WorldCloneable {
         copy.pci32BitWorkaround = pci32BitWorkaround
         copy.requireDirect = requireDirect
         copy.usesDMAIOMMU = usesDMAIOMMU
+        copy.device = device.flatMap { map.copy(of: $0) }
         return copy
     }
 }
@@ -104,7 +105,8 @@ extension IOMMUSubsystem: WorldCloneable {
         copy.loggedSubsystemInit = loggedSubsystemInit
         if iommufdSWMSI != nil { copy.iommufdSWMSI = IOMMUFD.swMSIHook(kernel: kernelCopy) }
         // `deviceStates` is keyed by device identity: find each key's device among the kernel's
-        // devices and the groups' members (in that order, so the walk is deterministic).
+        // devices and the groups' members (in that order, so the walk is deterministic) and file
+        // the state's copy under the device's copy.
         var remaining = deviceStates
         for device in kernel.devices + groups.flatMap(\.devices) {
             guard let state = remaining.removeValue(forKey: ObjectIdentifier(device)) else { continue }
@@ -112,7 +114,20 @@ extension IOMMUSubsystem: WorldCloneable {
             let stateCopy: IOMMUDeviceState = map.clone(state)
             copy.deviceStates[ObjectIdentifier(deviceCopy)] = stateCopy
         }
-        precondition(remaining.isEmpty, "IOMMUSubsystem: \(remaining.count) IOMMU device state(s) of devices the kernel no longer lists")
+        // Any other state belongs to a device the kernel no longer lists: it is kept only if
+        // something else copied that device (found once everything is copied); a device nothing
+        // copied is not in the fork, so nothing there can look its state up.
+        let others = remaining.values.compactMap { state in state.device.map { (device: $0, state: state) } }
+            .sorted { $0.device.name < $1.device.name }
+        if !others.isEmpty {
+            map.afterCloning { map in
+                for (device, state) in others {
+                    guard let deviceCopy = map.copy(of: device) else { continue }
+                    let stateCopy: IOMMUDeviceState = map.clone(state)
+                    copy.deviceStates[ObjectIdentifier(deviceCopy)] = stateCopy
+                }
+            }
+        }
         return copy
     }
 }

@@ -27,6 +27,7 @@ extension IOMMUSubsystem {
             return
         }
         let state = IOMMUDeviceState()
+        state.device = device
         deviceStates[ObjectIdentifier(device)] = state
         do {
             try driver.probeDevice(device)

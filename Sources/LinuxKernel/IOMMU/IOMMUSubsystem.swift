@@ -73,4 +73,8 @@ final class IOMMUDeviceState {
     /// `dev->dma_iommu`: the DMA API goes through dma-iommu (the default domain is a DMA
     /// domain) rather than dma-direct.
     var usesDMAIOMMU = false
+    /// The device these fields belong to (the key of `IOMMUSubsystem.deviceStates` is only its
+    /// identity), so a fork can file the copy under the device's copy. Weak: the kernel and
+    /// the groups own devices; the IOMMU core only looks them up.
+    weak var device: Device?
 }

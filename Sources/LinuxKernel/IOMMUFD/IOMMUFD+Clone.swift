@@ -98,6 +98,7 @@ extension IOMMUFDVIOMMU {
         let copy = IOMMUFDVIOMMU(viommuType: viommuType, parent: parentCopy, vsmmu: vsmmuCopy)
         map.record(self, as: copy)
         copyObjectFields(to: copy)
+        copy.vdevices = vdevices   // values replaced below, keeping the original's layout
         for virtualID in vdevices.keys.sorted() {
             guard let vdevice = vdevices[virtualID] else { continue }
             let vdeviceCopy: IOMMUFDVDevice = map.clone(vdevice)
@@ -165,11 +166,15 @@ extension IOMMUFD: WorldCloneable {
         if let done = map.copy(of: self) { return done }
         let copy = IOMMUFD(kernel: kernelCopy, process: processCopy, swMSITable: swMSITable)
         map.record(self, as: copy)
+        // Each dictionary starts as the original's and has its values replaced, so the copy keeps
+        // the original's layout (and iteration order) as well as its contents.
+        copy.objects = objects
         for id in objects.ids {
             guard let object = objects.objects[id] else { continue }
             let objectCopy: IOMMUFDObject = map.clone(object)
             copy.objects.objects[id] = objectCopy
         }
+        copy.groups = groups
         for key in groups.keys.sorted() {
             guard let igroup = groups[key] else { continue }
             let igroupCopy: IOMMUFDGroup = map.clone(igroup)

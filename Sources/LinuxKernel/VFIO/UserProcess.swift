@@ -191,6 +191,7 @@ extension UserProcess: WorldCloneable {
                      "UserProcess: the kernel's copy has another page size")
         copy.mappings = mappings
         copy.nextVirtualAddress = nextVirtualAddress
+        copy.files = files   // eventfds replaced below, keeping the original's layout
         for fd in files.keys.sorted() {
             guard let file = files[fd] else { continue }
             switch file {

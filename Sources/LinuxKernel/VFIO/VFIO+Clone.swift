@@ -11,6 +11,7 @@ extension VFIOSubsystem: WorldCloneable {
         let copy = VFIOSubsystem(kernel: kernelCopy)
         map.record(self, as: copy)
         copy.devices = map.clone(devices)
+        copy.groupFiles = groupFiles   // values replaced below, keeping the original's layout
         for id in groupFiles.keys.sorted() {
             guard let file = groupFiles[id] else { continue }
             let fileCopy: VFIOGroupFile = map.clone(file)
@@ -28,6 +29,7 @@ extension VFIOPCIDevice: WorldCloneable {
         let copy = VFIOPCIDevice(kernel: kernelCopy, pdev: pdevCopy, cdevName: cdevName)
         map.record(self, as: copy)
         copy.irqType = irqType
+        copy.contexts = contexts   // triggers replaced below, keeping the original's layout
         for vector in contexts.keys.sorted() {
             guard var context = contexts[vector] else { continue }
             context.trigger = map.cloneKernelObject(context.trigger)
