@@ -3,6 +3,10 @@ import LinuxKernel
 import PCI
 
 extension World {
+    /// Whether every class of a world is copyable yet (the kernel model's top class is made so
+    /// last); until then `Explorer` rebuilds each state.
+    public static var canFork: Bool { (LinuxKernel.self as Any.Type) is any WorldCloneable.Type }
+
     /// An independent copy of this world as it is now (the plan and its rules:
     /// `World+Fork.swift`): the machine with its RAM (shared copy-on-write), the host and guest
     /// kernels, the VMM and KVM, the guest's drivers or VFIO users, and the world's own
