@@ -55,8 +55,11 @@
 //      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
 //      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,
-//      KernelIRQLeafForkTests.swift: a forked booted host allocates, moves and frees MSIs as the
-//      original would). Handler closures come back through IRQSubsystem.reinstallHandler /
+//      KernelIRQLeafForkTests.swift, KernelGuestForkTests.swift: a forked booted host — GICv3 +
+//      ITS with and without the SMMU, GICv2 + v2m — and a forked KVM guest allocate, move and
+//      free MSIs as the original would, independently). The kernel copies its own leaves in
+//      `init(copying:map:)`, records its copy, then clones devices, drivers and subsystems.
+//      Handler closures come back through IRQSubsystem.reinstallHandler /
 //      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
 //      KVM: KVMVGIC, KVMITSLists, KVMVCPU are WorldCloneable (LinuxKernelTests/KVMForkTests.swift:
 //      a forked vGIC translates the same guest ITS commands as the original, independently);
