@@ -206,4 +206,42 @@ struct KernelIRQForkTests {
         #expect(h.kernel.irq.spiMSIDomains[0].ranges[0].allocated == domain.ranges[0].allocated)
         #expect(fork.machine.gic?.distributor.isEnabled(intid: 81) == h.machine.gic?.distributor.isEnabled(intid: 81))
     }
+
+    @Test("a GICv4.1 host's vPEs: the copy's doorbells wait for KVM's handler, then ring the copy's vPE; VMOVP goes to each ITS alike")
+    func forkedVPEs() throws {
+        // CPU 1 in another cluster, so its redistributor has its own vPE table and a move
+        // between the CPUs needs VMOVP.
+        let suite = GICv4HostITSTests()
+        let h = try suite.host(machine: try suite.twoGroupMachine())
+        var rung: [(UInt16, Int)] = []
+        let vm = try h.kernel.irq.allocateVCPUIRQs(vcpuCount: 2) { vpe, cpu in rung.append((vpe.id, cpu)) }
+        let fork = try Self.fork(h)
+        let copy = fork.kernel
+        let vmCopy = try #require(copy.irq.itsVMs.first)
+        #expect(vmCopy !== vm && CloneMap.valueFieldsThatDiffer(vm, vmCopy) == [])
+        for (vpe, twin) in zip(vm.vpes, vmCopy.vpes) {
+            #expect(twin !== vpe && CloneMap.valueFieldsThatDiffer(vpe, twin) == [])
+        }
+        #expect(copy.irq.irqsAwaitingHandler == vm.vpes.map(\.irq))
+        #expect(throws: Errno.EINVAL) { try copy.irq.reinstallVPEDoorbellHandlers(vm) { _, _ in } }
+        var rungCopy: [(UInt16, Int)] = []
+        try copy.irq.reinstallVPEDoorbellHandlers(vmCopy) { vpe, cpu in rungCopy.append((vpe.id, cpu)) }
+        #expect(copy.irq.irqsAwaitingHandler.isEmpty)
+
+        // A doorbell taken by the copy: its vPE, its KVM callback.
+        let action = try #require(copy.irq.descriptor(vmCopy.vpes[1].irq)?.action)
+        #expect(action.run(irq: vmCopy.vpes[1].irq, cpu: 1) == .handled)
+        #expect(vmCopy.vpes[1].doorbellsTaken == 1 && vmCopy.vpes[1].pendingLast)
+        #expect(vm.vpes[1].doorbellsTaken == 0 && !vm.vpes[1].pendingLast && rung.isEmpty)
+        #expect(rungCopy.map(\.0) == [vmCopy.vpes[1].id] && rungCopy.map(\.1) == [1])
+
+        // Moving a vPE: the same VMOVP (+ VSYNC) from each kernel, each to its own ITS.
+        let driver = try #require(h.kernel.itsDrivers.first), driverCopy = try #require(copy.itsDrivers.first)
+        #expect(try copy.irq.setVPEAffinity(vmCopy.vpes[0], cpu: 1))
+        #expect(driver.issuedVirtualCommands.count + 2 == driverCopy.issuedVirtualCommands.count, "VMOVP + VSYNC on the copy only")
+        #expect(vm.vpes[0].cpu == 0 && vmCopy.vpes[0].cpu == 1)
+        #expect(try h.kernel.irq.setVPEAffinity(vm.vpes[0], cpu: 1))
+        #expect(driver.issuedVirtualCommands == driverCopy.issuedVirtualCommands && driver.commandLog == driverCopy.commandLog)
+        #expect(fork.machine.its[0].creadr == h.its.creadr && fork.machine.its[0].errorLog == h.its.errorLog)
+    }
 }
