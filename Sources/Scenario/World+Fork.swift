@@ -47,11 +47,9 @@
 //      ArmVSMMU, NestedDomain), IOPageTableARM, ArmSMMUDriver (+Domain, Master), IOMMUFD (every
 //      object kind, IOMMUFDGroup, IOPageTable), VFIOSubsystem, VFIOPCIDevice, VFIOContainer,
 //      VFIOGroupFile, VFIODeviceFile, VFIOType1 (+Domain), UserProcess
-//      (Tests/LinuxKernelTests/IOMMUForkTests.swift, IOMMUForkPathTests.swift, which fork onto an
-//      identically driven twin until the kernel's own clone exists). They reach the kernel,
-//      Device, PCIDevice and EventFD through `CloneMap.cloneKernelObject` (cloneDynamic), so
-//      the kernel's clone must record its copy (and its `refusals` copy) before cloning them,
-//      and set `iommu`, `dma`, `vfio`, `smmuDrivers`, `armSMMUDrivers`, `iommufdContexts`.
+//      (Tests/LinuxKernelTests/IOMMUKernelForkTests.swift forks a booted host with its machine;
+//      IOMMUForkTests.swift and IOMMUForkPathTests.swift cover VFIO type1, nesting and arm-smmu
+//      by forking the IOMMU side alone onto an identically driven twin).
 //      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
 //      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,

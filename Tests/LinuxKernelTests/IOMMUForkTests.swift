@@ -6,13 +6,13 @@ import PCI
 /// Forks the IOMMU side of a booted host kernel (IOMMU core, DMA API, arm-smmu-v3 driver and
 /// its domains, masters and io-pgtables, iommufd, VFIO, the user process) onto a twin.
 ///
-/// The kernel itself, its devices and PCI functions are copied by the kernel core's clone; until
-/// that exists these tests stand in for it with a twin: a second host booted from the same
-/// preset and driven through the same operations, so its machine, RAM and core kernel state
-/// equal the original's. The twin's kernel and devices are recorded as the copies of the
-/// original's, and its IOMMU-side objects are replaced by copies of the original's made through
-/// one `CloneMap`. From then on, the twin behaves as the original only if those copies carried
-/// everything over; and it must do so with objects of its own.
+/// These tests fork the IOMMU side alone (IOMMUKernelForkTests forks the whole kernel with its
+/// machine), onto a twin: a second host booted from the same preset and driven through the same
+/// operations, so its machine, RAM and core kernel state equal the original's. The twin's
+/// kernel and devices are recorded as the copies of the original's, and its IOMMU-side objects
+/// are replaced by copies of the original's made through one `CloneMap`. From then on, the twin
+/// behaves as the original only if those copies carried everything over; and it must do so
+/// with objects of its own.
 enum IOMMUForkSupport {
     static func fork(_ original: HostHarness, onto twin: HostHarness) -> CloneMap {
         fork(original.kernel, onto: twin.kernel)

@@ -7,7 +7,7 @@ import Bus
 
 extension ArmSMMUDriver: WorldCloneable {
     public func clone(into map: inout CloneMap) -> ArmSMMUDriver {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = ArmSMMUDriver(kernel: kernelCopy, index: index, node: node, nodeIndex: nodeIndex)
         map.record(self, as: copy)
@@ -36,7 +36,7 @@ extension ArmSMMUDomain: WorldCloneable {
 
 extension ArmSMMUMaster: WorldCloneable {
     public func clone(into map: inout CloneMap) -> ArmSMMUMaster {
-        let deviceCopy = map.cloneKernelObject(device)
+        let deviceCopy = map.clone(device)
         if let done = map.copy(of: self) { return done }
         let copy = ArmSMMUMaster(device: deviceCopy, ids: ids)
         copy.streamMapEntries = streamMapEntries

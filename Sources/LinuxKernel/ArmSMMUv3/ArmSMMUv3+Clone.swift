@@ -11,7 +11,7 @@ import Bus
 /// machine starts with no journal or trace).
 extension ArmSMMUv3Driver: WorldCloneable {
     public func clone(into map: inout CloneMap) -> ArmSMMUv3Driver {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = ArmSMMUv3Driver(kernel: kernelCopy, index: index, node: node)
         map.record(self, as: copy)
@@ -54,7 +54,7 @@ extension ArmSMMUv3StreamTable: WorldCloneable {
 /// with the copied table), never copied.
 extension IOPageTableARM: WorldCloneable {
     public func clone(into map: inout CloneMap) -> IOPageTableARM {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         return IOPageTableARM(copying: self, kernel: kernelCopy)
     }
@@ -76,7 +76,7 @@ extension ArmSMMUv3Domain: WorldCloneable {
 
 extension ArmSMMUv3Master: WorldCloneable {
     public func clone(into map: inout CloneMap) -> ArmSMMUv3Master {
-        let deviceCopy = map.cloneKernelObject(device)
+        let deviceCopy = map.clone(device)
         if let done = map.copy(of: self) { return done }
         let copy = ArmSMMUv3Master(device: deviceCopy, streamIDs: streamIDs, substreamIDBits: substreamIDBits)
         map.record(self, as: copy)

@@ -51,7 +51,7 @@ extension IOMMUGroup: WorldCloneable {
     public func clone(into map: inout CloneMap) -> IOMMUGroup {
         let copy = IOMMUGroup(id: id)
         map.record(self, as: copy)
-        copy.devices = devices.map { map.cloneKernelObject($0) }
+        copy.devices = map.clone(devices)
         copy.defaultDomain = map.clone(defaultDomain)
         copy.domain = map.clone(domain)
         copy.blockingDomain = map.clone(blockingDomain)
@@ -96,7 +96,7 @@ extension DeviceIOMMU: WorldCloneable {
 /// same hook on its own kernel (`IOMMUFD.swMSIHook`), as iommufd installed it on the original.
 extension IOMMUSubsystem: WorldCloneable {
     public func clone(into map: inout CloneMap) -> IOMMUSubsystem {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = IOMMUSubsystem(kernel: kernelCopy)
         map.record(self, as: copy)
@@ -110,7 +110,7 @@ extension IOMMUSubsystem: WorldCloneable {
         var remaining = deviceStates
         for device in kernel.devices + groups.flatMap(\.devices) {
             guard let state = remaining.removeValue(forKey: ObjectIdentifier(device)) else { continue }
-            let deviceCopy: Device = map.cloneKernelObject(device)
+            let deviceCopy: Device = map.clone(device)
             let stateCopy: IOMMUDeviceState = map.clone(state)
             copy.deviceStates[ObjectIdentifier(deviceCopy)] = stateCopy
         }
@@ -135,7 +135,7 @@ extension IOMMUSubsystem: WorldCloneable {
 /// The DMA API holds nothing but its kernel.
 extension DMAMapping: WorldCloneable {
     public func clone(into map: inout CloneMap) -> DMAMapping {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         return DMAMapping(kernel: kernelCopy)
     }

@@ -75,7 +75,7 @@ extension IOMMUFDHWPTNested {
 
 extension IOMMUFDDevice {
     func cloneDevice(into map: inout CloneMap) -> IOMMUFDDevice {
-        let deviceCopy = map.cloneKernelObject(device)
+        let deviceCopy = map.clone(device)
         let groupCopy = map.clone(igroup)
         if let done = map.copy(of: self) { return done }
         let copy = IOMMUFDDevice(device: deviceCopy, igroup: groupCopy)
@@ -161,7 +161,7 @@ extension IOPageTable: WorldCloneable {
 /// context as owner) are claimed by the copy.
 extension IOMMUFD: WorldCloneable {
     public func clone(into map: inout CloneMap) -> IOMMUFD {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         let processCopy = map.clone(process)
         if let done = map.copy(of: self) { return done }
         let copy = IOMMUFD(kernel: kernelCopy, process: processCopy, swMSITable: swMSITable)

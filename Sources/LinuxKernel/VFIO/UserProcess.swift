@@ -183,7 +183,7 @@ public final class UserProcess {
 /// the world shares: VFIO's trigger, KVM's irqfd).
 extension UserProcess: WorldCloneable {
     public func clone(into map: inout CloneMap) -> UserProcess {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = UserProcess(kernel: kernelCopy, name: name)
         map.record(self, as: copy)
@@ -195,7 +195,7 @@ extension UserProcess: WorldCloneable {
         for fd in files.keys.sorted() {
             guard let file = files[fd] else { continue }
             switch file {
-            case .eventfd(let eventfd): copy.files[fd] = .eventfd(map.cloneKernelObject(eventfd))
+            case .eventfd(let eventfd): copy.files[fd] = .eventfd(map.clone(eventfd))
             case .other(let name): copy.files[fd] = .other(name)
             }
         }

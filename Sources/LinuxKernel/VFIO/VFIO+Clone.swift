@@ -6,7 +6,7 @@ import Bus
 
 extension VFIOSubsystem: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VFIOSubsystem {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = VFIOSubsystem(kernel: kernelCopy)
         map.record(self, as: copy)
@@ -23,8 +23,8 @@ extension VFIOSubsystem: WorldCloneable {
 
 extension VFIOPCIDevice: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VFIOPCIDevice {
-        let kernelCopy = map.cloneKernelObject(kernel)
-        let pdevCopy = map.cloneKernelObject(pdev)
+        let kernelCopy = map.clone(kernel)
+        let pdevCopy = map.clone(pdev)
         if let done = map.copy(of: self) { return done }
         let copy = VFIOPCIDevice(kernel: kernelCopy, pdev: pdevCopy, cdevName: cdevName)
         map.record(self, as: copy)
@@ -32,11 +32,11 @@ extension VFIOPCIDevice: WorldCloneable {
         copy.contexts = contexts   // triggers replaced below, keeping the original's layout
         for vector in contexts.keys.sorted() {
             guard var context = contexts[vector] else { continue }
-            context.trigger = map.cloneKernelObject(context.trigger)
+            context.trigger = map.clone(context.trigger)
             copy.contexts[vector] = context
         }
-        copy.errTrigger = errTrigger.map { map.cloneKernelObject($0) }
-        copy.reqTrigger = reqTrigger.map { map.cloneKernelObject($0) }
+        copy.errTrigger = map.clone(errTrigger)
+        copy.reqTrigger = map.clone(reqTrigger)
         copy.openFile = map.clone(openFile)
         copy.msiIOVAs = msiIOVAs
         return copy
@@ -46,7 +46,7 @@ extension VFIOPCIDevice: WorldCloneable {
 /// A forked container: the copied process, group files and type1 backend.
 extension VFIOContainer: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VFIOContainer {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         let processCopy = map.clone(process)
         if let done = map.copy(of: self) { return done }
         let copy = VFIOContainer(kernel: kernelCopy, process: processCopy)
@@ -62,7 +62,7 @@ extension VFIOContainer: WorldCloneable {
 /// the copied group.
 extension VFIOGroupFile: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VFIOGroupFile {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         let groupCopy = map.clone(group)
         if let done = map.copy(of: self) { return done }
         let copy = VFIOGroupFile(kernel: kernelCopy, group: groupCopy)
@@ -78,7 +78,7 @@ extension VFIOGroupFile: WorldCloneable {
 /// IOMMU domain with the copied groups).
 extension VFIOType1: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VFIOType1 {
-        let kernelCopy = map.cloneKernelObject(kernel)
+        let kernelCopy = map.clone(kernel)
         let processCopy = map.clone(process)
         if let done = map.copy(of: self) { return done }
         let copy = VFIOType1(kernel: kernelCopy, process: processCopy, v2: isV2)
