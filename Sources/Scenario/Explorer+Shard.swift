@@ -180,7 +180,7 @@ extension Explorer {
         /// A state's facts along the explorer's `statePath`; with `extended`, its node is kept
         /// for the longer sequences of the next level (until `keep` drops it).
         func run(_ sequence: [ScenarioEvent], extended: Bool = false) -> StateFacts {
-            guard explorer.statePath == .fork, World.canFork else { return explorer.facts(sequence, strategy: strategy) }
+            guard explorer.statePath == .fork else { return explorer.facts(sequence, strategy: strategy) }
             if rootFacts == nil { (rootFacts, root) = explorer.rootNode(strategy: strategy) }
             guard let root, let rootFacts else { return explorer.facts(sequence, strategy: strategy) }
             if sequence.isEmpty { return rootFacts }

@@ -3,10 +3,6 @@ import LinuxKernel
 import PCI
 
 extension World {
-    /// Whether every class of a world is copyable yet (the kernel model's top class is made so
-    /// last); until then `Explorer` rebuilds each state.
-    public static var canFork: Bool { (LinuxKernel.self as Any.Type) is any WorldCloneable.Type }
-
     /// An independent copy of this world as it is now (the plan and its rules:
     /// `World+Fork.swift`): the machine with its RAM (shared copy-on-write), the host and guest
     /// kernels, the VMM and KVM, the guest's drivers or VFIO users, and the world's own
@@ -30,7 +26,7 @@ extension World {
 extension World: WorldCloneable {
     public func clone(into map: inout CloneMap) -> World {
         let copy = World(scenario: scenario, strategy: strategy, machine: map.clone(machine), functions: map.clone(functions),
-                         host: worldCopy(host, &map), vmm: map.clone(vmm), guest: worldCopy(guest, &map),
+                         host: map.clone(host), vmm: map.clone(vmm), guest: map.clone(guest),
                          guestDevices: map.clone(guestDevices))
         map.record(self, as: copy)
         copy.unplugged = unplugged
@@ -74,12 +70,4 @@ extension GuestVFIOUser: WorldCloneable {
         copy.ioasID = ioasID
         return copy
     }
-}
-
-/// The copy of a kernel, through `map.cloneDynamic` until `LinuxKernel` is `WorldCloneable`.
-private func worldCopy<T: AnyObject>(_ object: T, _ map: inout CloneMap) -> T {
-    guard let copy = map.cloneDynamic(object) as? T else {
-        preconditionFailure("World fork: a \(T.self) cannot be copied into a forked world yet")
-    }
-    return copy
 }

@@ -59,17 +59,22 @@
 //      `init(copying:map:)`, records its copy, then clones devices, drivers and subsystems.
 //      Handler closures come back through IRQSubsystem.reinstallHandler /
 //      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
-//      KVM: KVMVGIC, KVMITSLists, KVMVCPU are WorldCloneable (LinuxKernelTests/KVMForkTests.swift:
-//      a forked vGIC translates the same guest ITS commands as the original, independently);
-//      KVMVirtualMachine and KVMVCPUInterface are written (irqfd wakeups and the vITS lists'
-//      GICv4 follow-up re-installed in `afterCloning`) and reach the kernel's classes through
-//      `cloneDynamic` until those are copyable.
-//  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
-//      GuestHostBridge (+ECAM, +Window) are WorldCloneable; the VMM's clone re-installs the
-//      functions' change callbacks, the vSMMU's backend and SMMUEN callback, and its userspace
-//      eventfd handlers. Tested through `World.fork` (layer e).
-//  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt
-//      path (`World.build` + replay) stays as the oracle in tests.
+//      DONE (KVM): KVMVirtualMachine, KVMVCPU, KVMVCPUInterface, KVMVGIC, KVMITSLists
+//      (LinuxKernelTests/KVMForkTests.swift: a forked vGIC translates the same guest ITS
+//      commands as the original, independently). The VM's clone re-installs its irqfd wakeups,
+//      its irqbypass consumers, the KVM side of the vPE doorbells and the vITS lists' GICv4
+//      follow-up in `afterCloning`.
+//  (d) VMM, DONE: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
+//      GuestHostBridge (+ECAM, +Window); the VMM's clone re-installs the functions' change
+//      callbacks, the vSMMU's backend and SMMUEN callback, and its userspace eventfd handlers.
+//      Tested through `World.fork` (layer e).
+//  (e) DONE: `World.fork()` (World+Clone.swift: World, GuestVFIOUser; the guest driver's
+//      handlers and the guest VFIO users' eventfd reads re-installed on the copy), with the
+//      equivalence test below for every `EventKind` (ScenarioTests/WorldForkTests.swift).
+//      `Explorer` forks the world of the state one event shorter at each node
+//      (`Explorer.StatePath.fork`, Explorer+Fork.swift); the rebuilt path (`World.build` +
+//      replay, `.rebuild`, `doorbell explore --state-path rebuild`) stays as the oracle
+//      (ScenarioTests/ExplorerForkTests.swift: same result, findings and shard records).
 //
 // Back-references. `weak`/`unowned` pointers to an owner (devices → bus, SMMUTranslator →
 // bus, ITS → GICv3, GICv2mMSIFrame → Distributor, PCIFunction → RootComplex and parent bridge,

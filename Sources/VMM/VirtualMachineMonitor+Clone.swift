@@ -15,10 +15,10 @@ import LinuxKernel
 ///   once the copied process's descriptor table is complete (`map.afterCloning`).
 extension VirtualMachineMonitor: WorldCloneable {
     public func clone(into map: inout CloneMap) -> VirtualMachineMonitor {
-        let copy = VirtualMachineMonitor(copying: self, host: forkedCopy(host, &map), process: map.clone(process),
+        let copy = VirtualMachineMonitor(copying: self, host: map.clone(host), process: map.clone(process),
                                          vm: map.clone(vm), iommufd: map.clone(iommufd), devices: map.clone(devices),
                                          vsmmu: map.clone(vsmmu), bridge: map.clone(bridge),
-                                         guest: guest.map { forkedCopy($0, &map) })
+                                         guest: map.clone(guest))
         map.record(self, as: copy)
         for (original, twin) in zip(devices, copy.devices) where original.function.onMSIXChange != nil {
             copy.installChangeHandlers(twin)

@@ -13,8 +13,7 @@ struct ExplorerForkTests {
         return explorer
     }
 
-    @Test("depth 1 and random walks: forked and rebuilt give the same result, findings and shrunk counterexamples included",
-          .enabled(if: World.canFork))
+    @Test("depth 1 and random walks: forked and rebuilt give the same result, findings and shrunk counterexamples included")
     func sameResult() {
         let options = Explorer.Options(depth: 1, walks: 2, steps: 3, seed: 7)
         let forked = Self.explorer(BuiltInScenarios.seed, options, .fork).explore(.vfioOverride)
@@ -24,8 +23,7 @@ struct ExplorerForkTests {
         #expect(forked.states == 1 + Self.explorer(BuiltInScenarios.seed, options, .fork).alphabet.count + 2)
     }
 
-    @Test("depth 2 (states forked from their level-1 parent), one shard of eight: the same records",
-          .enabled(if: World.canFork))
+    @Test("depth 2 (states forked from their level-1 parent), one shard of eight: the same records")
     func sameShardRecords() throws {
         let options = Explorer.Options(depth: 2)
         let shard = try #require(Explorer.Split(index: 3, count: 8))

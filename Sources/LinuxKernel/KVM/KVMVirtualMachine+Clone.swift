@@ -16,7 +16,7 @@ import GIC
 /// - the vITS lists' `onChange`, KVM's GICv4 follow-ups, when `vgic_v4_init` had installed it.
 extension KVMVirtualMachine: WorldCloneable {
     public func clone(into map: inout CloneMap) -> KVMVirtualMachine {
-        let copy = KVMVirtualMachine(kernel: forkedCopy(kernel, &map), process: map.clone(process), id: id,
+        let copy = KVMVirtualMachine(kernel: map.clone(kernel), process: map.clone(process), id: id,
                                      guestBus: map.clone(guestBus))
         map.record(self, as: copy)
         map.record(cpuInterface, as: copy.cpuInterface)
@@ -65,13 +65,4 @@ extension KVMVCPUInterface: WorldCloneable {
         guard let done = map.copy(of: self) else { preconditionFailure("KVMVCPUInterface: its VM did not record a copy") }
         return done
     }
-}
-
-/// The copy of the host kernel, whose class the kernel model's core makes copyable last (it
-/// needs this file's classes first).
-private func forkedCopy<T: AnyObject>(_ object: T, _ map: inout CloneMap) -> T {
-    guard let copy = map.cloneDynamic(object) as? T else {
-        preconditionFailure("KVM: a \(T.self) cannot be copied into a forked world yet")
-    }
-    return copy
 }
