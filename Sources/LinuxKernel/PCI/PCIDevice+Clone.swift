@@ -10,7 +10,7 @@ extension PCIDevice: WorldCloneable {
         if let done = map.copy(of: self) { return done }
         let copy = PCIDevice(device: deviceCopy, requesterID: requesterID, hostBridge: hostBridge)
         map.record(self, as: copy)
-        copy.configBase = configBase
+        copy.configAccess = configAccess
         copy.kernel = map.clone(kernel)
         copy.vendorID = vendorID
         copy.pciDeviceID = pciDeviceID
