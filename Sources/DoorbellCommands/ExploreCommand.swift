@@ -65,6 +65,12 @@ struct ExploreCommand: ParsableCommand {
             help: ArgumentHelp("Merge every shard's partial result (the files --shard wrote, with the scenario and options they were run with) into the output of one whole run.", valueName: "shard.json"))
     var merge: [String] = []
 
+    /// How each state is reached: `fork` (the world of the state one event shorter, forked) or
+    /// `rebuild` (`World.build` + replay of the whole script, the oracle the forked path is
+    /// tested against). Hidden: both print the same, only the time differs.
+    @Option(name: .customLong("state-path"), help: .hidden)
+    var statePath: Explorer.StatePath = .fork
+
     func validate() throws {
         guard (0...4).contains(depth) else { throw ValidationError("--depth must be 0…4 (each level multiplies the work by about 20)") }
         guard walks >= 0, steps >= 0, steps <= 64 else { throw ValidationError("--walks ≥ 0 and --steps 0…64") }
@@ -106,8 +112,10 @@ struct ExploreCommand: ParsableCommand {
         let createdOut = try out.map(OutputDirectory.checkWritable) ?? false
         let description = kernel.apply(to: loaded)
         let strategies = strategy == "all" ? description.strategiesToRun : [Strategy(rawValue: strategy) ?? .legacy]
-        let explorer = Explorer(scenario: description, platformTopology: platformTopology,
-                                options: .init(depth: depth, walks: walks, steps: steps, seed: seed))
+        var configured = Explorer(scenario: description, platformTopology: platformTopology,
+                                  options: .init(depth: depth, walks: walks, steps: steps, seed: seed))
+        configured.statePath = statePath
+        let explorer = configured
         let clock = ContinuousClock()
         let start = clock.now
         let progress = Progress()
@@ -184,3 +192,5 @@ final class Progress: @unchecked Sendable {
         return (states, elapsed > .seconds(1) && isatty(STDERR_FILENO) != 0)
     }
 }
+
+extension Explorer.StatePath: ExpressibleByArgument {}

@@ -161,14 +161,49 @@ extension Explorer {
             return shared || owned
         }
 
-        func state(_ sequence: [ScenarioEvent]) -> StateFacts {
+        func state(_ sequence: [ScenarioEvent], extended: Bool = false) -> StateFacts {
             if let memo {
                 if let facts = memo.states[sequence] { return facts }
                 misses += 1
             }
-            let facts = explorer.facts(sequence, strategy: strategy)
+            let facts = run(sequence, extended: extended)
             if split != nil, owned { recorded.states.append(StateRecord(sequence: sequence, facts: facts)) }
             return facts
+        }
+
+        /// The root's node (its world is only ever forked), once built.
+        private var root: Node?
+        private var rootFacts: StateFacts?
+        /// The frontier's nodes the search will extend.
+        private var nodes: [[ScenarioEvent]: Node] = [:]
+
+        /// A state's facts along the explorer's `statePath`; with `extended`, its node is kept
+        /// for the longer sequences of the next level (until `keep` drops it).
+        func run(_ sequence: [ScenarioEvent], extended: Bool = false) -> StateFacts {
+            guard explorer.statePath == .fork else { return explorer.facts(sequence, strategy: strategy) }
+            if rootFacts == nil { (rootFacts, root) = explorer.rootNode(strategy: strategy) }
+            guard let root, let rootFacts else { return explorer.facts(sequence, strategy: strategy) }
+            if sequence.isEmpty { return rootFacts }
+            // `World.build` refuses a script with guest-driver events for a guest VFIO user.
+            var s = explorer.scenario
+            s.events = explorer.script(sequence)
+            if let mistake = World.checkGuestOwner(s) {
+                return StateFacts(hash: 0, violations: [], skippedSteps: [], setupFailure: World.SetupFailure(step: "guest-owner", error: mistake))
+            }
+            let node: Node
+            if let parent = nodes[Array(sequence.dropLast())], let last = sequence.last {
+                node = explorer.advance(parent, by: [last])
+            } else {
+                node = explorer.advance(root, by: sequence)
+            }
+            if extended { nodes[sequence] = node }
+            return node.facts
+        }
+
+        /// Keeps the nodes of `frontier` only (the next level's parents).
+        func keep(_ frontier: [[ScenarioEvent]]) {
+            let wanted = Set(frontier)
+            nodes = nodes.filter { wanted.contains($0.key) }
         }
 
         func shrink(_ sequence: [ScenarioEvent], invariant: Invariant, baselineSteps: Int) -> (sequence: [ScenarioEvent], violation: Violation?) {
@@ -176,7 +211,7 @@ extension Explorer {
                 if let (minimal, violation) = memo.shrinks[ShrinkKey(sequence: sequence, invariant: invariant)] { return (minimal, violation) }
                 misses += 1
             }
-            let minimal = explorer.shrink(sequence, strategy: strategy, invariant: invariant, baselineSteps: baselineSteps)
+            let minimal = explorer.shrink(sequence, invariant: invariant, baselineSteps: baselineSteps) { self.run($0) }
             if split != nil, owned {
                 recorded.shrinks.append(ShrinkRecord(sequence: sequence, invariant: invariant, minimal: minimal.sequence, violation: minimal.violation))
             }

@@ -52,6 +52,9 @@ public struct Explorer: Sendable {
     public let scenario: ScenarioDescription
     public let platformTopology: Topology?
     public let options: Options
+    /// How each state is reached: forking the world of the state one event shorter (the
+    /// default), or rebuilding and replaying (the oracle). Both give the same result.
+    public var statePath: StatePath = .fork
 
     public init(scenario: ScenarioDescription, platformTopology: Topology? = nil, options: Options = Options()) {
         self.scenario = scenario
@@ -184,7 +187,7 @@ public struct Explorer: Sendable {
                     defer { item += 1 }
                     guard source.begin(item: item, shared: shared) else { continue }
                     let sequence = prefix + [event]
-                    let facts = source.state(sequence)
+                    let facts = source.state(sequence, extended: shared)
                     result.states += 1
                     noteEffective(sequence, facts)
                     consider(sequence, facts)
@@ -198,7 +201,9 @@ public struct Explorer: Sendable {
                 }
             }
             frontier = next
+            source.keep(next)
         }
+        source.keep([])
         if source.split != nil, sharedFound == nil { sharedFound = found }
         if options.walks > 0, options.steps > 0, !alphabet.isEmpty {
             for walk in 0..<options.walks {
@@ -224,13 +229,20 @@ public struct Explorer: Sendable {
     /// Greedy shrinking: drop events one at a time while the same invariant is still broken.
     func shrink(_ sequence: [ScenarioEvent], strategy: Strategy, invariant: Invariant,
                 baselineSteps: Int) -> (sequence: [ScenarioEvent], violation: Violation?) {
+        shrink(sequence, invariant: invariant, baselineSteps: baselineSteps) { self.facts($0, strategy: strategy) }
+    }
+
+    /// The shrink with the facts of each candidate from `facts` (rebuilt, or forked from the
+    /// root world).
+    func shrink(_ sequence: [ScenarioEvent], invariant: Invariant, baselineSteps: Int,
+                facts: ([ScenarioEvent]) -> StateFacts) -> (sequence: [ScenarioEvent], violation: Violation?) {
         var current = sequence
         var violation: Violation?
         var index = 0
         while index < current.count, current.count > 1 {
             var candidate = current
             candidate.remove(at: index)
-            let facts = self.facts(candidate, strategy: strategy)
+            let facts = facts(candidate)
             if let v = eventViolations(facts, baselineSteps: baselineSteps).first(where: { $0.invariant == invariant }) {
                 current = candidate
                 violation = v
@@ -239,7 +251,7 @@ public struct Explorer: Sendable {
             }
         }
         if violation == nil {
-            let facts = self.facts(current, strategy: strategy)
+            let facts = facts(current)
             violation = eventViolations(facts, baselineSteps: baselineSteps).first { $0.invariant == invariant }
         }
         return (current, violation)

@@ -25,8 +25,9 @@
 //      SMMUv2Port. Journal and TraceLog are not cloned (a fork starts with none attached, as
 //      `World.fire` attaches its own). DONE: Tests/SMMUv3Tests/SMMUForkTests.swift,
 //      GICTests/GICForkTests.swift, MachineTests/MachineForkTests.swift (a forked machine's MSI
-//      journal equals a rebuilt machine's). Not yet: an ITS whose entry storage is KVM's
-//      (`KVMITSLists`, layer c) stops the clone with a precondition naming it.
+//      journal equals a rebuilt machine's). An ITS whose entry storage is KVM's (`KVMITSLists`,
+//      layer c) copies it through `map.cloneDynamic`; any other storage that is not
+//      `WorldCloneable` stops the clone with a precondition naming it.
 //  (c) LinuxKernel (host and guest are two instances of one model): LinuxKernel, KernelLog,
 //      KernelRefusals, PhysicalPages, Device, DeviceIOMMU, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICSPIMSIDomain(+Range), GICv3ITSDriver
@@ -52,13 +53,28 @@
 //      DONE (kernel core): LinuxKernel, Device, PCISubsystem, PCIDevice, IRQSubsystem,
 //      IRQDescriptor, IRQAction, MSIDescriptor, EventFD, GICv3ITSDriver, ITSDevice, ITSVM, ITSVPE,
 //      IRQBypassManager, GICv2CPUInterfaceRegisters (Tests/LinuxKernelTests/KernelIRQForkTests.swift,
-//      KernelIRQLeafForkTests.swift: a forked booted host allocates, moves and frees MSIs as the
-//      original would). Handler closures come back through IRQSubsystem.reinstallHandler /
+//      KernelIRQLeafForkTests.swift, KernelGuestForkTests.swift: a forked booted host — GICv3 +
+//      ITS with and without the SMMU, GICv2 + v2m — and a forked KVM guest allocate, move and
+//      free MSIs as the original would, independently). The kernel copies its own leaves in
+//      `init(copying:map:)`, records its copy, then clones devices, drivers and subsystems.
+//      Handler closures come back through IRQSubsystem.reinstallHandler /
 //      reinstallVPEDoorbellHandlers, irqbypass consumers through IRQBypassManager.reinstallConsumer.
-//  (d) VMM: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
-//      GuestHostBridge (+ECAM, +Window).
-//  (e) `World.fork()` (World, GuestVFIOUser) and `Explorer` forking at each node; the rebuilt
-//      path (`World.build` + replay) stays as the oracle in tests.
+//      DONE (KVM): KVMVirtualMachine, KVMVCPU, KVMVCPUInterface, KVMVGIC, KVMITSLists
+//      (LinuxKernelTests/KVMForkTests.swift: a forked vGIC translates the same guest ITS
+//      commands as the original, independently). The VM's clone re-installs its irqfd wakeups,
+//      its irqbypass consumers, the KVM side of the vPE doorbells and the vITS lists' GICv4
+//      follow-up in `afterCloning`.
+//  (d) VMM, DONE: VirtualMachineMonitor, PassthroughDevice, PassthroughFunction, VirtualSMMU,
+//      GuestHostBridge (+ECAM, +Window); the VMM's clone re-installs the functions' change
+//      callbacks, the vSMMU's backend and SMMUEN callback, and its userspace eventfd handlers.
+//      Tested through `World.fork` (layer e).
+//  (e) DONE: `World.fork()` (World+Clone.swift: World, GuestVFIOUser; the guest driver's
+//      handlers and the guest VFIO users' eventfd reads re-installed on the copy), with the
+//      equivalence test below for every `EventKind` (ScenarioTests/WorldForkTests.swift).
+//      `Explorer` forks the world of the state one event shorter at each node
+//      (`Explorer.StatePath.fork`, Explorer+Fork.swift); the rebuilt path (`World.build` +
+//      replay, `.rebuild`, `doorbell explore --state-path rebuild`) stays as the oracle
+//      (ScenarioTests/ExplorerForkTests.swift: same result, findings and shard records).
 //
 // Back-references. `weak`/`unowned` pointers to an owner (devices → bus, SMMUTranslator →
 // bus, ITS → GICv3, GICv2mMSIFrame → Distributor, PCIFunction → RootComplex and parent bridge,
@@ -77,8 +93,11 @@
 //    owning domain's TLB flush), DMAFlushQueue.flushIOTLBAll (the owning domain): each owner's
 //    clone re-installs its own.
 //  - RootComplex.intxSink: installed by Machine (Machine+INTx.swift) from its GIC.
-//  - IRQAction.Kind.handler: the guest driver's handler World.requestGuestIRQ installs; World's
-//    clone re-requests it on the copied guest's IRQ descriptors.
+//  - IRQAction.Kind.handler: the guest driver's handler World.requestGuestIRQ installs; the
+//    copied action waits (`awaitsHandler`, runs as IRQ_NONE) until World's clone puts the closure
+//    back with `IRQSubsystem.reinstallHandler` (not a second request_irq: the interrupt's state
+//    is already copied); `irqsAwaitingHandler` lists any left. KVM's vPE doorbells come back the
+//    same way through `reinstallVPEDoorbellHandlers`.
 //
 // Equivalence test (layer e): for each `ScenarioEvent` case, build a world, apply a prefix,
 // fork, apply the event to the fork; build another world and replay prefix + event; the two

@@ -123,11 +123,7 @@ extension World {
         var eventfds: [EventFD] = []
         for vector in 0..<description.activeVectors {
             let (fd, eventfd) = process.eventfd(name: "guest-vfio-user\(index)[\(vector)]")
-            eventfd.onSignal = { [weak self] e in
-                _ = e.read()
-                guard let signal = e.signals.last else { return }
-                self?.deliveries.append(GuestDelivery(device: index, irq: signal.irq ?? -1, cpu: signal.cpu ?? -1))
-            }
+            installGuestVFIOHandler(on: eventfd, index)
             fds.append(fd)
             eventfds.append(eventfd)
         }
@@ -143,5 +139,15 @@ extension World {
         user.iommufd = iommufd
         user.ioasID = ioasID
         guestVFIOUsers[index] = user
+    }
+
+    /// The guest VFIO user's read of vector eventfd of device `index`: the guest interrupt's
+    /// delivery, recorded with the interrupt and CPU that signalled it.
+    func installGuestVFIOHandler(on eventfd: EventFD, _ index: Int) {
+        eventfd.onSignal = { [weak self] e in
+            _ = e.read()
+            guard let signal = e.signals.last else { return }
+            self?.deliveries.append(GuestDelivery(device: index, irq: signal.irq ?? -1, cpu: signal.cpu ?? -1))
+        }
     }
 }

@@ -255,7 +255,21 @@ public final class World {
 
     /// `request_irq` with a handler that records where it ran.
     func requestGuestIRQ(_ index: Int, vector: Int, irq: Int) throws(Errno) {
-        try guest.irq.requestIRQ(irq, name: "guest-ep\(index)[\(vector)]") { [weak self] irq, cpu in
+        try guest.irq.requestIRQ(irq, name: Self.guestIRQName(index, vector: vector), handler: guestHandler(index))
+    }
+
+    /// The name the guest driver of device `index` requests vector `vector` under (what the
+    /// guest's /proc/interrupts shows), and the device a name of that form belongs to.
+    static func guestIRQName(_ index: Int, vector: Int) -> String { "guest-ep\(index)[\(vector)]" }
+
+    static func guestIRQDevice(name: String) -> Int? {
+        guard name.hasPrefix("guest-ep"), let open = name.firstIndex(of: "[") else { return nil }
+        return Int(name[name.index(name.startIndex, offsetBy: 8)..<open])
+    }
+
+    /// The guest driver's interrupt handler for device `index`: it records the delivery.
+    func guestHandler(_ index: Int) -> (_ irq: Int, _ cpu: Int) -> IRQReturn {
+        { [weak self] irq, cpu in
             self?.deliveries.append(GuestDelivery(device: index, irq: irq, cpu: cpu))
             return .handled
         }

@@ -15,13 +15,13 @@ import PCI
 /// without checking the port's window registers — a guest that assigned the BARs inside the
 /// window it programmed sees no difference.
 public final class GuestHostBridge {
-    public private(set) var functions: [PassthroughFunction] = []
-    public private(set) var rootPorts: [PCIToPCIBridge] = []
+    public internal(set) var functions: [PassthroughFunction] = []
+    public internal(set) var rootPorts: [PCIToPCIBridge] = []
     /// The function and root port each configuration access reaches, by guest RID: every ECAM
     /// access is one lookup instead of a walk over the plugged functions. When two are plugged
     /// at one RID the first plugged answers (what the walk in plug order found).
-    private var functionsByRID: [UInt16: PassthroughFunction] = [:]
-    private var rootPortsByRID: [UInt16: PCIToPCIBridge] = [:]
+    var functionsByRID: [UInt16: PassthroughFunction] = [:]
+    var rootPortsByRID: [UInt16: PCIToPCIBridge] = [:]
 
     public init() {}
 

@@ -91,6 +91,32 @@ public final class PassthroughFunction {
         msi = m
     }
 
+    /// The function as `original` left it, on the forked world's copy of its VFIO file
+    /// (`PassthroughFunction+Clone.swift`): what `init(file:guestRequesterID:)` read from the
+    /// device is taken from the original, not read again. The change callbacks are the VMM's to
+    /// install.
+    init(copying original: PassthroughFunction, file: VFIODeviceFile) {
+        self.file = file
+        guestRequesterID = original.guestRequesterID
+        bars = original.bars
+        command = original.command
+        msiCapability = original.msiCapability
+        msiCapableVectors = original.msiCapableVectors
+        msixCapability = original.msixCapability
+        msixTableBAR = original.msixTableBAR
+        msixTableOffset = original.msixTableOffset
+        msixTableSize = original.msixTableSize
+        msixEnabled = original.msixEnabled
+        msixFunctionMasked = original.msixFunctionMasked
+        entries = original.entries
+        msixPBABAR = original.msixPBABAR
+        msixPBAOffset = original.msixPBAOffset
+        pendingBits = original.pendingBits
+        multifunction = original.multifunction
+        changedEntry = original.changedEntry
+        msi = original.msi
+    }
+
     public init(file: VFIODeviceFile, guestRequesterID: RequesterID) throws(Errno) {
         self.file = file
         self.guestRequesterID = guestRequesterID

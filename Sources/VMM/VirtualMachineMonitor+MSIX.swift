@@ -105,11 +105,16 @@ extension VirtualMachineMonitor {
     func makeVector(_ device: PassthroughDevice, index: Int, route: KVMMSIRoute, kind: String) -> Vector {
         let (fd, _) = process.eventfd(name: "vfio-\(kind)[\(index)] \(device.guestRequesterID) kvm")
         let (userFD, user) = process.eventfd(name: "vfio-\(kind)[\(index)] \(device.guestRequesterID) qemu")
-        user.onSignal = { [weak self, weak device] eventfd in
+        installUserspaceHandler(on: user, device, index: index)
+        return Vector(gsi: route.gsi, fd: fd, userspaceFD: userFD, route: route)
+    }
+
+    /// QEMU's read handler on the VMM's own eventfd of vector `index` (`vfio_msi_interrupt`).
+    func installUserspaceHandler(on eventfd: EventFD, _ device: PassthroughDevice, index: Int) {
+        eventfd.onSignal = { [weak self, weak device] eventfd in
             _ = eventfd.read()
             if let device { self?.userspaceInterrupt(device, index) }
         }
-        return Vector(gsi: route.gsi, fd: fd, userspaceFD: userFD, route: route)
     }
 
     /// Every vector of `device` torn down: irqfds deassigned, eventfds closed, its routes gone

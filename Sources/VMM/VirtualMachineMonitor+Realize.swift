@@ -200,8 +200,7 @@ extension VirtualMachineMonitor {
             let device = PassthroughDevice(hostDevice: slot.hostDevice, deviceFile: file, iommufdDeviceID: devID,
                                            stage2HWPTID: hwpt, function: function, gsiBase: slot.gsiBase)
             device.vdeviceID = vdeviceID
-            function.onMSIXChange = { [weak self, weak device] _ in if let device { self?.msixChanged(device) } }
-            function.onMSIChange = { [weak self, weak device] _ in if let device { self?.msiChanged(device) } }
+            installChangeHandlers(device)
             note("\(slot.guestRequesterID) realized: \(slot.hostDevice.name), iommufd device \(devID), hwpt \(hwpt)\(vdeviceID.map { ", vdevice \($0)" } ?? "")")
             return device
         } catch {

@@ -391,16 +391,9 @@ public final class VirtualMachineMonitor {
             try bridge.attach(to: vm.guestBus, layout: M)
             if let vsmmu { try vm.guestBus.addDevice(vsmmu, base: PhysicalAddress(M.smmu.base), size: M.smmu.size, name: "vsmmu") }
         } catch { throw .bus("\(error)") }
-        for device in devices {
-            device.function.onMSIXChange = { [weak self, weak device] _ in if let device { self?.msixChanged(device) } }
-            device.function.onMSIChange = { [weak self, weak device] _ in if let device { self?.msiChanged(device) } }
-        }
+        for device in devices { installChangeHandlers(device) }
         if let vsmmu {
-            vsmmu.backend = self
-            vsmmu.onTranslationEnableChange = { [weak self] _ in
-                guard let self else { return }
-                for device in self.devices { self.installGuestSTE(device) }
-            }
+            installVSMMUHandlers(vsmmu)
             // QEMU "hw/arm/smmuv3-accel: Install SMMUv3 GBPA based hwpt": before the guest
             // enables its SMMU each device sits on the nested HWPT of GBPA's bypass vSTE.
             for device in devices { installGuestSTE(device) }
@@ -412,6 +405,49 @@ public final class VirtualMachineMonitor {
     }
 
     func note(_ line: String) { log.append(line) }
+
+    /// The guest's MSI-X and MSI capability writes on `device`'s function reach the VMM (QEMU's
+    /// config-space and table write handlers: `vfio_msix_*`, `vfio_msi_enable`/`vfio_update_msi`).
+    func installChangeHandlers(_ device: PassthroughDevice) {
+        device.function.onMSIXChange = { [weak self, weak device] _ in if let device { self?.msixChanged(device) } }
+        device.function.onMSIChange = { [weak self, weak device] _ in if let device { self?.msiChanged(device) } }
+    }
+
+    /// The accelerated vSMMU hands its commands to this VMM, and a CR0.SMMUEN change makes it
+    /// re-install every device's vSTE.
+    func installVSMMUHandlers(_ vsmmu: VirtualSMMU) {
+        vsmmu.backend = self
+        vsmmu.onTranslationEnableChange = { [weak self] _ in
+            guard let self else { return }
+            for device in self.devices { self.installGuestSTE(device) }
+        }
+    }
+
+    /// The VMM as `original` left it, over the forked world's copies of what it holds
+    /// (`VirtualMachineMonitor+Clone.swift`); the values are the original's, the journal starts
+    /// detached and the closures it installs are installed again by the clone.
+    init(copying original: VirtualMachineMonitor, host: LinuxKernel, process: UserProcess, vm: KVMVirtualMachine,
+         iommufd: IOMMUFD, devices: [PassthroughDevice], vsmmu: VirtualSMMU?, bridge: GuestHostBridge, guest: LinuxKernel?) {
+        configuration = original.configuration
+        self.host = host
+        self.process = process
+        self.vm = vm
+        guestRAMUserVA = original.guestRAMUserVA
+        self.iommufd = iommufd
+        ioasID = original.ioasID
+        self.devices = devices
+        viommuID = original.viommuID
+        veventqID = original.veventqID
+        self.vsmmu = vsmmu
+        self.bridge = bridge
+        guestDeviceTree = original.guestDeviceTree
+        guestACPITables = original.guestACPITables
+        guestTopology = original.guestTopology
+        self.guest = guest
+        log = original.log
+        routeTable = original.routeTable
+    }
+
 
     /// The guest's interrupt controller at the layout's addresses (at boot, and again on a
     /// migration's destination): the vGICv3 + vITS, or the vGICv2 and then QEMU's v2m frame

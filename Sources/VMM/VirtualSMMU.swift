@@ -77,6 +77,19 @@ public final class VirtualSMMU: MMIODevice {
         self.registerFile = SMMURegisterFile(configuration: identification, iidr: 0)
     }
 
+    /// The vSMMU as `original` left it, on the forked world's guest bus with the copied
+    /// register file (`VirtualSMMU+Clone.swift`). The backend and the SMMUEN callback are the
+    /// VMM's to install.
+    init(copying original: VirtualSMMU, guestBus: SystemBus, registerFile: SMMURegisterFile) {
+        mmioName = original.mmioName
+        self.guestBus = guestBus
+        identification = original.identification
+        self.registerFile = registerFile
+        consumedCommands = original.consumedCommands
+        recordedEvents = original.recordedEvents
+        droppedEvents = original.droppedEvents
+    }
+
     /// The registers' state.
     public var registers: SMMURegisterState { registerFile.state }
 

@@ -43,6 +43,8 @@ struct KVMFixture {
 /// (MAPD, MAPTI, INV, SYNC). Tables come from a bump allocator over guest RAM.
 final class GuestGICBringUp {
     let vm: KVMVirtualMachine
+    /// Where the guest's stores go: the VM's guest bus, or a forked copy of it (`forked(onto:)`).
+    var bus: SystemBus
     var next: UInt64
     let end: UInt64
     var queue: UInt64 = 0
@@ -58,8 +60,23 @@ final class GuestGICBringUp {
 
     init(vm: KVMVirtualMachine, ramBase: UInt64 = KVMFixture.guestRAMBase, ramSize: UInt64 = KVMFixture.guestRAMSize) {
         self.vm = vm
+        bus = vm.guestBus
         next = ramBase
         end = ramBase + ramSize
+    }
+
+    /// The same guest, from now on storing to `bus` (a forked world's copy of the guest bus):
+    /// its allocator, queue writer and table addresses carry over.
+    func forked(onto bus: SystemBus) -> GuestGICBringUp {
+        let copy = GuestGICBringUp(vm: vm, ramBase: next, ramSize: end - next)
+        copy.bus = bus
+        copy.queue = queue
+        copy.writer = writer
+        copy.propTable = propTable
+        copy.deviceTable = deviceTable
+        copy.collectionTable = collectionTable
+        copy.itts = itts
+        return copy
     }
 
     func allocate(_ bytes: UInt64, alignment: UInt64 = 4096) throws -> UInt64 {
@@ -70,11 +87,11 @@ final class GuestGICBringUp {
     }
 
     func write(_ address: UInt64, _ size: Int, _ value: UInt64) throws {
-        try vm.guestBus.write(PhysicalAddress(address), size: size, value: value, requester: .cpu(0))
+        try bus.write(PhysicalAddress(address), size: size, value: value, requester: .cpu(0))
     }
 
     func read(_ address: UInt64, _ size: Int) throws -> UInt64 {
-        try vm.guestBus.read(PhysicalAddress(address), size: size, requester: .cpu(0))
+        try bus.read(PhysicalAddress(address), size: size, requester: .cpu(0))
     }
 
     /// Redistributor LPI tables for every vCPU and ICC_PMR_EL1 = 0xF0 (`DEFAULT_PMR_VALUE`).

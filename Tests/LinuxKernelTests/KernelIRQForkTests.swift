@@ -159,4 +159,89 @@ struct KernelIRQForkTests {
             #expect(copy.irq.descriptor(hwirq: twin.hwirq) === twin)
         }
     }
+
+    @Test("a GICv2 + v2m host: the copy drives its own GICC on the copied bus and hands out the v2m SPIs the original would")
+    func forkedGICv2mHost() throws {
+        let h = try HostScenario.host(dtb: "qemu-virt/virt-smmu-gic2.dtb")
+        let counter = HostScenario.Counter()
+        let pcis = h.kernel.pci.devices.filter { !$0.isBridge }
+        let irqs = try HostScenario.probe(h.kernel, pcis[0], vectors: 4, counter: counter)
+        #expect(irqs.compactMap { h.kernel.irq.descriptor($0)?.hwirq } == [80, 81, 82, 83])
+
+        let fork = try Self.fork(h)
+        let copy = fork.kernel
+        let gicc = try #require(copy.cpuInterface as? GICv2CPUInterfaceRegisters)
+        #expect(gicc !== h.kernel.cpuInterface && gicc.bus === fork.machine.bus && gicc.base == (h.kernel.cpuInterface as? GICv2CPUInterfaceRegisters)?.base)
+        #expect(CloneMap.valueFieldsThatDiffer(h.kernel.irq, copy.irq) == [])
+        let domain = try #require(copy.irq.spiMSIDomains.first)
+        #expect(domain !== h.kernel.irq.spiMSIDomains.first && domain.ranges[0].allocated == [80, 81, 82, 83])
+        for irq in irqs {
+            let d = try #require(copy.irq.descriptor(irq))
+            #expect(d.spiRange === domain.ranges[0] && d.spiDomain === domain)
+            #expect(CloneMap.valueFieldsThatDiffer(try #require(h.kernel.irq.descriptor(irq)), d) == [])
+        }
+
+        // The copy's handlers, installed again by their owner (here the test), count apart.
+        #expect(copy.irq.irqsAwaitingHandler == irqs)
+        let copyCounter = HostScenario.Counter()
+        for irq in irqs {
+            try copy.irq.reinstallHandler(irq: irq) { irq, _ in copyCounter.values[irq, default: 0] += 1; return .handled }
+        }
+        _ = fork.functions[0].raise(vector: 2)
+        #expect(copy.irq.handleInterrupts(cpu: 0) == 1 && h.kernel.irq.handleInterrupts(cpu: 0) == 0)
+        #expect(copyCounter.values == [irqs[2]: 1] && counter.values.isEmpty)
+
+        // The same next steps: a second function's vectors, then one of the first's freed.
+        func next(_ kernel: LinuxKernel) throws -> [UInt32] {
+            let pci = try #require(kernel.pci.devices.filter { !$0.isBridge }.last)
+            let more = try HostScenario.probe(kernel, pci, vectors: 4, counter: HostScenario.Counter())
+            try kernel.irq.freeIRQ(irqs[1])
+            return more.compactMap { kernel.irq.descriptor($0)?.hwirq }
+        }
+        let fromCopy = try next(copy)
+        #expect(fromCopy == [84, 85, 86, 87])
+        #expect(h.kernel.irq.spiMSIDomains[0].ranges[0].allocated == [80, 81, 82, 83], "the copy's SPIs are not the original's")
+        #expect(h.kernel.irq.descriptor(irqs[1])?.action != nil)
+        #expect(try next(h.kernel) == fromCopy)
+        #expect(h.kernel.irq.spiMSIDomains[0].ranges[0].allocated == domain.ranges[0].allocated)
+        #expect(fork.machine.gic?.distributor.isEnabled(intid: 81) == h.machine.gic?.distributor.isEnabled(intid: 81))
+    }
+
+    @Test("a GICv4.1 host's vPEs: the copy's doorbells wait for KVM's handler, then ring the copy's vPE; VMOVP goes to each ITS alike")
+    func forkedVPEs() throws {
+        // CPU 1 in another cluster, so its redistributor has its own vPE table and a move
+        // between the CPUs needs VMOVP.
+        let suite = GICv4HostITSTests()
+        let h = try suite.host(machine: try suite.twoGroupMachine())
+        var rung: [(UInt16, Int)] = []
+        let vm = try h.kernel.irq.allocateVCPUIRQs(vcpuCount: 2) { vpe, cpu in rung.append((vpe.id, cpu)) }
+        let fork = try Self.fork(h)
+        let copy = fork.kernel
+        let vmCopy = try #require(copy.irq.itsVMs.first)
+        #expect(vmCopy !== vm && CloneMap.valueFieldsThatDiffer(vm, vmCopy) == [])
+        for (vpe, twin) in zip(vm.vpes, vmCopy.vpes) {
+            #expect(twin !== vpe && CloneMap.valueFieldsThatDiffer(vpe, twin) == [])
+        }
+        #expect(copy.irq.irqsAwaitingHandler == vm.vpes.map(\.irq))
+        #expect(throws: Errno.EINVAL) { try copy.irq.reinstallVPEDoorbellHandlers(vm) { _, _ in } }
+        var rungCopy: [(UInt16, Int)] = []
+        try copy.irq.reinstallVPEDoorbellHandlers(vmCopy) { vpe, cpu in rungCopy.append((vpe.id, cpu)) }
+        #expect(copy.irq.irqsAwaitingHandler.isEmpty)
+
+        // A doorbell taken by the copy: its vPE, its KVM callback.
+        let action = try #require(copy.irq.descriptor(vmCopy.vpes[1].irq)?.action)
+        #expect(action.run(irq: vmCopy.vpes[1].irq, cpu: 1) == .handled)
+        #expect(vmCopy.vpes[1].doorbellsTaken == 1 && vmCopy.vpes[1].pendingLast)
+        #expect(vm.vpes[1].doorbellsTaken == 0 && !vm.vpes[1].pendingLast && rung.isEmpty)
+        #expect(rungCopy.map(\.0) == [vmCopy.vpes[1].id] && rungCopy.map(\.1) == [1])
+
+        // Moving a vPE: the same VMOVP (+ VSYNC) from each kernel, each to its own ITS.
+        let driver = try #require(h.kernel.itsDrivers.first), driverCopy = try #require(copy.itsDrivers.first)
+        #expect(try copy.irq.setVPEAffinity(vmCopy.vpes[0], cpu: 1))
+        #expect(driver.issuedVirtualCommands.count + 2 == driverCopy.issuedVirtualCommands.count, "VMOVP + VSYNC on the copy only")
+        #expect(vm.vpes[0].cpu == 0 && vmCopy.vpes[0].cpu == 1)
+        #expect(try h.kernel.irq.setVPEAffinity(vm.vpes[0], cpu: 1))
+        #expect(driver.issuedVirtualCommands == driverCopy.issuedVirtualCommands && driver.commandLog == driverCopy.commandLog)
+        #expect(fork.machine.its[0].creadr == h.its.creadr && fork.machine.its[0].errorLog == h.its.errorLog)
+    }
 }

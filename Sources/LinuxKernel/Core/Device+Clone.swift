@@ -16,10 +16,3 @@ extension Device: WorldCloneable {
         return copy
     }
 }
-
-/// The CPU interface of a GICv2 host kernel: its GICC base and CPU count, on the copied bus.
-extension GICv2CPUInterfaceRegisters: WorldCloneable {
-    public func clone(into map: inout CloneMap) -> GICv2CPUInterfaceRegisters {
-        GICv2CPUInterfaceRegisters(bus: map.clone(bus), base: base, cpuCount: cpuCount)
-    }
-}

@@ -36,3 +36,10 @@ public final class GICv2CPUInterfaceRegisters: CPUInterfaceRegisters {
         write(0x00, cpu: cpu, 1 | (value & Self.eoiModeDrop != 0 ? 1 << 9 : 0))
     }
 }
+
+/// A forked world's GICv2 CPU interface: the same GICC base and CPU count, on the copied bus.
+extension GICv2CPUInterfaceRegisters: WorldCloneable {
+    public func clone(into map: inout CloneMap) -> GICv2CPUInterfaceRegisters {
+        GICv2CPUInterfaceRegisters(bus: map.clone(bus), base: base, cpuCount: cpuCount)
+    }
+}

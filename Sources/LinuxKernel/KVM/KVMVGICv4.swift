@@ -52,10 +52,16 @@ extension KVMVirtualMachine {
     /// host GICv4 or a vITS.
     func vgicV4Init() throws(Errno) {
         guard hostHasGICv4, vgic?.its != nil, itsVM == nil else { return }
-        itsVM = try kernel.irq.allocateVCPUIRQs(vcpuCount: vcpus.count) { [weak self] vpe, cpu in
+        itsVM = try kernel.irq.allocateVCPUIRQs(vcpuCount: vcpus.count, onDoorbell: vpeDoorbell)
+        vgic?.itsLists?.onChange = { [weak self] in self?.followVITSChanges() }
+    }
+
+    /// KVM's part of `vgic_v4_doorbell_handler` (after `pending_last` is set): the vCPU is
+    /// kicked, which the model records in the journal of the message being followed.
+    var vpeDoorbell: (ITSVPE, Int) -> Void {
+        { [weak self] vpe, cpu in
             self?.kernel.journal?.append(.vpeDoorbell(vpe: vpe.id, intid: vpe.doorbellLPI, cpu: cpu))
         }
-        vgic?.itsLists?.onChange = { [weak self] in self?.followVITSChanges() }
     }
 
     /// What KVM's vITS command handlers do for forwarded LPIs (`irq->hw`), after every command

@@ -41,8 +41,8 @@ public final class KVMVirtualMachine {
     }
 
     /// Slots by slot number, sorted.
-    public private(set) var memorySlots: [MemorySlot] = []
-    public private(set) var vcpus: [KVMVCPU] = []
+    public internal(set) var memorySlots: [MemorySlot] = []
+    public internal(set) var vcpus: [KVMVCPU] = []
     /// The in-kernel interrupt controller, once created.
     public internal(set) var vgic: KVMVGIC?
     /// KVM_SET_GSI_ROUTING's table, by GSI (sorted on use: never iterate it for output).
@@ -82,6 +82,14 @@ public final class KVMVirtualMachine {
         self.process = process
         self.id = id
         guestBus = SystemBus(ram: kernel.bus.ram)
+    }
+
+    /// A VM over an existing guest bus: the copy a forked world makes (`KVMVirtualMachine+Clone.swift`).
+    init(kernel: LinuxKernel, process: UserProcess, id: Int, guestBus: SystemBus) {
+        self.kernel = kernel
+        self.process = process
+        self.id = id
+        self.guestBus = guestBus
     }
 
     // MARK: - Memory
@@ -167,7 +175,7 @@ public final class KVMVirtualMachine {
 
     /// The guest kernel's GIC system registers (ICC_IAR1/EOIR1/PMR of each vCPU), served by the
     /// vGIC's CPU interfaces: what the guest reaches through its ICH_* list registers in KVM.
-    public private(set) lazy var cpuInterface: KVMVCPUInterface = KVMVCPUInterface(vm: self)
+    public internal(set) lazy var cpuInterface: KVMVCPUInterface = KVMVCPUInterface(vm: self)
 }
 
 /// One vCPU (KVM_CREATE_VCPU).
