@@ -305,6 +305,9 @@ public struct PCIeHostBridge: Hashable, Sendable {
     /// The ECAM window: reg-names "config"/"ecam"/"cfg", else `reg[0]` for an ECAM compatible
     /// (`pci-host-ecam-generic`, `*-ecam`), else nil.
     public var configSpace: MemoryRange?
+    /// How configuration space is reached: through `configSpace`, or the controller's own
+    /// layout (`HostBridgeKind`).
+    public var kind: HostBridgeKind = .generic
     /// `bus-range`, 0…255 when absent (binding `pci-bus-common.yaml`).
     public var busRange: ClosedRange<UInt32>
     public var busRangeIsDefault: Bool
@@ -334,4 +337,13 @@ public struct PCIeHostBridge: Hashable, Sendable {
     /// `interrupt-map` / `interrupt-map-mask`: where the INTx pins of root-bus slots go
     /// (`of_irq_parse_and_map_pci`); nil when absent (ACPI's _PRT is not read).
     public var interruptMap: InterruptMap? = nil
+
+    /// Whether software can reach the bridge's configuration space: an ECAM-style window, or a
+    /// controller layout the model knows (`kind`).
+    public var hasConfigurationAccess: Bool {
+        switch kind {
+        case .generic: configSpace != nil
+        case .rockchipRK3399: true
+        }
+    }
 }

@@ -345,7 +345,7 @@ struct TopologyReader {
             }
             busRange = first...last
         }
-        return PCIeHostBridge(
+        var bridge = PCIeHostBridge(
             path: path(index), compatible: node.compatible, enabled: node.isEnabled, regions: regions,
             regionNames: names, configSpace: config, busRange: busRange, busRangeIsDefault: busRangeCells == nil,
             domain: try u32(index, "linux,pci-domain"), ranges: try pciRanges(index),
@@ -354,6 +354,29 @@ struct TopologyReader {
             iommus: try phandleList(index, "iommus", cells: "#iommu-cells", missingCells: 0),
             dmaCoherent: node.hasProperty("dma-coherent"),
             functionNodes: try pciFunctionNodes(index), interruptMap: try interruptMap(index))
+        bridge.kind = try hostBridgeKind(index, regions: regions, names: names, busRange: busRange)
+        return bridge
+    }
+
+    /// The controller layout of a host bridge whose binding is not ECAM-style. An enabled
+    /// `rockchip,rk3399-pcie` node must name "axi-base" and "apb-base" (as
+    /// `rockchip_pcie_parse_dt` requires) with regions configuration access can use
+    /// (`RockchipRK3399PCIe.problem`); a disabled one that does not is read as generic.
+    private func hostBridgeKind(_ index: Int, regions: [MemoryRange], names: [String],
+                                busRange: ClosedRange<UInt32>) throws(TopologyError) -> HostBridgeKind {
+        let node = tree.nodes[index].node
+        guard node.compatible.contains("rockchip,rk3399-pcie") else { return .generic }
+        guard let axi = names.firstIndex(of: "axi-base"), let apb = names.firstIndex(of: "apb-base"),
+              axi < regions.count, apb < regions.count else {
+            guard node.isEnabled else { return .generic }
+            throw fail(index, "reg-names", "rockchip,rk3399-pcie needs \"axi-base\" and \"apb-base\" regions (rockchip_pcie_parse_dt)")
+        }
+        let description = RockchipRK3399PCIe(axi: regions[axi], apb: regions[apb])
+        if let problem = description.problem(busRange: busRange) {
+            guard node.isEnabled else { return .generic }
+            throw fail(index, "reg", problem)
+        }
+        return .rockchipRK3399(description)
     }
 
     /// `interrupt-map` and its mask (see `InterruptMap`), each parent's cells read from the

@@ -45,7 +45,7 @@ extension Topology {
         }
         for bridge in pcieHostBridges {
             lines.append("pcie: \(bridge.path) \(bridge.compatible.first ?? "-") buses \(bridge.busRange.lowerBound)-\(bridge.busRange.upperBound)"
-                         + "\(bridge.configSpace.map { " config \($0)" } ?? "")\(bridge.enabled ? "" : " disabled")")
+                         + "\(bridge.configSpace.map { " config \($0)" } ?? "")\(Self.controllerText(bridge.kind))\(bridge.enabled ? "" : " disabled")")
             for range in bridge.ranges where range.space != .configuration {
                 lines.append("  ranges: \(range.space) \(range.cpuAddress) → PCI \(Hex.format(range.pciAddress, minDigits: 1)) size \(Hex.format(range.size, minDigits: 1))\(range.prefetchable ? " prefetchable" : "")")
             }
@@ -60,5 +60,15 @@ extension Topology {
             lines.append("untranslated ITS bases: \(untranslatedITSBases.sorted().map(\.description).joined(separator: ", "))")
         }
         return lines.joined(separator: "\n")
+    }
+}
+
+extension Topology {
+    /// How a non-ECAM host bridge reaches configuration space, for its summary line.
+    static func controllerText(_ kind: HostBridgeKind) -> String {
+        switch kind {
+        case .generic: ""
+        case .rockchipRK3399(let controller): " axi-base \(controller.axi) apb-base \(controller.apb) (root port at apb-base + 0x80_0000)"
+        }
     }
 }

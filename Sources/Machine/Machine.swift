@@ -38,8 +38,12 @@ public final class Machine {
     public let smmuV2Descriptions: [Int]
     /// For each root complex, its SMMUv2 path when its `iommu-map` names an SMMUv2.
     public let smmuV2Ports: [SMMUv2Port?]
-    /// One per enabled PCIe host bridge with an ECAM window, in description order.
+    /// One per enabled PCIe host bridge with configuration access (an ECAM window, or a
+    /// controller layout `HostBridgeKind` names), in description order.
     public let rootComplexes: [RootComplex]
+    /// For each root complex, its RK3399 controller (root port in apb-base, configuration
+    /// region in axi-base) when its host bridge is `rockchip,rk3399-pcie`.
+    public let rockchipControllers: [RockchipPCIeController?]
     /// For each root complex, the index of its host bridge in `topology.pcieHostBridges`.
     public let hostBridgeIndices: [Int]
     /// For each root complex, its memory window: the description's first memory `ranges`
@@ -177,18 +181,39 @@ public final class Machine {
         var windows: [MemoryWindow?] = []
         var ports: [TranslatedPort?] = []
         var v2Ports: [SMMUv2Port?] = []
+        var controllers: [RockchipPCIeController?] = []
         var taken = topology.describedDeviceRegions + topology.memory
         var firmwareView = topology
         for (bridgeIndex, bridge) in topology.pcieHostBridges.enumerated() where bridge.enabled {
-            guard let ecam = bridge.configSpace else {
+            var rockchip: RockchipRK3399PCIe?
+            var ecam: MemoryRange?
+            switch bridge.kind {
+            case .rockchipRK3399(let description): rockchip = description
+            case .generic: ecam = bridge.configSpace
+            }
+            guard ecam != nil || rockchip != nil else {
                 notModelled.append("\(bridge.path): host bridge without an ECAM window")
                 continue
             }
             let low = UInt8(clamping: bridge.busRange.lowerBound)
             let high = UInt8(clamping: bridge.busRange.upperBound)
-            let described = bridge.ranges.first { $0.space == .memory32 } ?? bridge.ranges.first { $0.space == .memory64 }
-            var window = described.map { MemoryWindow(cpuAddress: $0.cpuAddress.rawValue, pciAddress: $0.pciAddress, size: $0.size, chosen: false) }
-            if window == nil, let free = MemoryWindow.free(avoiding: taken) {
+            var window: MemoryWindow?
+            if let rockchip {
+                switch Machine.rockchipOutboundWindow(rockchip, ranges: bridge.ranges) {
+                case .success(let atu): window = atu
+                case .failure(let problem):
+                    notModelled.append("\(bridge.path): \(problem.sentence)")
+                    continue
+                }
+                guard low < high else {
+                    notModelled.append("\(bridge.path): bus-range \(low)…\(high) leaves no bus below the root port")
+                    continue
+                }
+            } else {
+                let described = bridge.ranges.first { $0.space == .memory32 } ?? bridge.ranges.first { $0.space == .memory64 }
+                window = described.map { MemoryWindow(cpuAddress: $0.cpuAddress.rawValue, pciAddress: $0.pciAddress, size: $0.size, chosen: false) }
+            }
+            if window == nil, rockchip == nil, let free = MemoryWindow.free(avoiding: taken) {
                 window = free
                 taken.append(MemoryRange(base: PhysicalAddress(free.cpuAddress), size: free.size))
                 firmwareView.pcieHostBridges[bridgeIndex].ranges.append(
@@ -210,13 +235,18 @@ public final class Machine {
                 rc.upstream = v2Port
             }
             rc.untranslatedUpstream = direct
+            var controller: RockchipPCIeController?
+            if let rockchip { controller = try Machine.rockchipController(rc, rockchip, bridge: bridge, bus: bus) }
             do {
-                try bus.addDevice(rc.ecam, base: ecam.base, size: min(ecam.size, rc.ecamSize), name: "\(bridge.path) ECAM")
+                if let ecam {
+                    try bus.addDevice(rc.ecam, base: ecam.base, size: min(ecam.size, rc.ecamSize), name: "\(bridge.path) ECAM")
+                }
                 if let window {
                     try bus.addDevice(rc.memoryWindow, base: PhysicalAddress(window.cpuAddress), size: window.size, name: "\(bridge.path) MMIO")
                 }
             } catch { throw .bus(error) }
             rootComplexes.append(rc)
+            controllers.append(controller)
             bridgeIndices.append(bridgeIndex)
             windows.append(window)
             ports.append(port)
@@ -225,6 +255,7 @@ public final class Machine {
         self.smmuV2Ports = v2Ports
         self.topology = firmwareView
         self.rootComplexes = rootComplexes
+        self.rockchipControllers = controllers
         self.hostBridgeIndices = bridgeIndices
         self.memoryWindows = windows
         self.translatedPorts = ports
@@ -247,6 +278,7 @@ public final class Machine {
         smmuV2Descriptions = other.smmuV2Descriptions
         smmuV2Ports = other.smmuV2Ports.map { map.clone($0) }
         rootComplexes = map.clone(other.rootComplexes)
+        rockchipControllers = other.rockchipControllers.map { map.clone($0) }
         hostBridgeIndices = other.hostBridgeIndices
         memoryWindows = other.memoryWindows
         translatedPorts = other.translatedPorts.map { map.clone($0) }

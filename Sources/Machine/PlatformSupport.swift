@@ -6,7 +6,7 @@ import PCI
 ///
 /// The model covers the path PCIe function → root complex → (SMMUv3, SMMUv2 or no IOMMU) → GICv3 ITS,
 /// GICv2m frame or GICv3 MBI (GICD_SETSPI_NSR). A platform is supported when the chosen host
-/// bridge has an ECAM window, its requesters reach an SMMUv3, an SMMUv2 or no IOMMU at all, and
+/// bridge has configuration access (an ECAM window, or the RK3399's axi-base/apb-base layout), its requesters reach an SMMUv3, an SMMUv2 or no IOMMU at all, and
 /// their MSIs go to one of those. Everything else gets one
 /// line naming the description's node that is outside the model, so the user knows whether the
 /// gap is the model's (an SMMUv2, GICv2m frames) or the description's (every bridge disabled).
@@ -51,8 +51,8 @@ public enum BridgeChoice: Hashable, Sendable {
 }
 
 extension Machine {
-    /// The verdict for an MSI from a function on `bridge` (the first enabled host bridge with an
-    /// ECAM window when nil).
+    /// The verdict for an MSI from a function on `bridge` (the first enabled host bridge with
+    /// configuration access, `PCIeHostBridge.hasConfigurationAccess`, when nil).
     public func support(bridge choice: BridgeChoice? = nil) -> PlatformSupport {
         guard let gicDescription = topology.gic else {
             return .unsupported("no interrupt controller in the description (neither a device tree GIC node nor an ACPI MADT)")
@@ -65,7 +65,7 @@ extension Machine {
         let bridgeIndex: Int
         switch choice {
         case nil:
-            guard let first = bridges.indices.first(where: { bridges[$0].enabled && bridges[$0].configSpace != nil }) else {
+            guard let first = bridges.indices.first(where: { bridges[$0].enabled && bridges[$0].hasConfigurationAccess }) else {
                 if let enabled = bridges.first(where: \.enabled) {
                     return .unsupported("not modelled: \(enabled.path) (\(enabled.compatible.first ?? "host bridge")) has no ECAM window")
                 }
@@ -86,6 +86,12 @@ extension Machine {
         let bridge = bridges[bridgeIndex]
         guard bridge.enabled else { return .unsupported("\(bridge.path) is status = \"disabled\"") }
         guard let rc = hostBridgeIndices.firstIndex(of: bridgeIndex) else {
+            if case .rockchipRK3399(let description) = bridge.kind {
+                if case .failure(let problem) = Machine.rockchipOutboundWindow(description, ranges: bridge.ranges) {
+                    return .unsupported("\(bridge.path) (rockchip,rk3399-pcie): \(problem.sentence)")
+                }
+                return .unsupported("\(bridge.path) (rockchip,rk3399-pcie): bus-range \(bridge.busRange.lowerBound)…\(bridge.busRange.upperBound) leaves no bus below the root port")
+            }
             return .unsupported("not modelled: \(bridge.path) (\(bridge.compatible.first ?? "host bridge")) has no ECAM window")
         }
         guard memoryWindows[rc] != nil else {
@@ -114,9 +120,17 @@ extension Machine {
     /// neither, the first RID an entry of that map names that the ECAM window reaches: boards
     /// such as Qualcomm's map only their root port's and slot's RIDs, and a device elsewhere
     /// would not exist there.
+    ///
+    /// On an RK3399 (`HostBridgeKind.rockchipRK3399`) the first bus holds only the root port and
+    /// Linux's `rockchip_pcie_valid_device` lets nothing but device 0 exist on the bus below it,
+    /// so the endpoint is 00:00.0 of the root port's secondary bus (01:00.0 on bus-range 0…31).
     public func endpointRequesterID(rootComplex rc: Int) -> RequesterID {
         let busRange = rootComplexes[rc].busRange
         let bridge = topology.pcieHostBridges[hostBridgeIndices[rc]]
+        if rc < rockchipControllers.count, let controller = rockchipControllers[rc] {
+            let secondary = UInt8(truncatingIfNeeded: controller.rootPort.configRead(offset: ConfigRegister.secondaryBus, size: 1))
+            return RequesterID(bus: secondary, device: 0, function: 0)
+        }
         let ecamSize = bridge.configSpace?.size ?? 0
         func reachable(_ rid: RequesterID) -> Bool {
             guard busRange.contains(rid.bus) else { return false }

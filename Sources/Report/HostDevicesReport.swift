@@ -72,7 +72,12 @@ public struct HostDevicesReport {
             }
             do {
                 let function = try makeFunction(spec, index: index)
-                try placement.attach(function, bridge: spec.bridge, to: rc)
+                // On an RK3399 the controller's own root port (00:00.0) is in front of its buses.
+                if spec.bridge == nil, let port = machine.rootPort(above: spec.requesterID, rootComplex: rcIndex) {
+                    try rc.attach(function, behind: port)
+                } else {
+                    try placement.attach(function, bridge: spec.bridge, to: rc)
+                }
                 functions[spec.requesterID] = function
             } catch {
                 throw UsageFailure("--device \(spec.requesterID): \(error)")
@@ -153,6 +158,11 @@ public struct HostDevicesReport {
 
         var text = "Doorbell: the Linux host model (\(configuration.version.rawValue), default domain \(configuration.defaultDomain.rawValue)) on \(machine.name)\n"
         text += "\(devices.count) device(s); functions in probe order (pci_scan_child_bus, pci_bus_add_devices → iommu_probe_device):\n"
+        // A function the host bridge's pci_ops never reach (on an RK3399, any device but 0 on
+        // the bus below the root port: rockchip_pcie_valid_device) is not in the list.
+        for spec in devices where kernel.pci.device(spec.requesterID, hostBridge: hostBridge) == nil {
+            text += "  \(spec.requesterID) was not enumerated: the host bridge's configuration accessors do not reach it\n"
+        }
         for entry in entries {
             text += "\n\(entry.name)\(entry.isBridge ? " (bridge)" : "")\n"
             var rid = "  RID \(entry.requesterID)"

@@ -31,7 +31,8 @@ public struct HostReport {
         let function = try PCIFunction(name: "endpoint", requesterID: rid, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: 4))
-        try machine.rootComplexes[rcIndex].attach(function)
+        // On an RK3399 the function sits behind the controller's root port (00:00.0).
+        try machine.rootComplexes[rcIndex].attach(function, behind: machine.rootPort(above: rid, rootComplex: rcIndex))
         let kernel: LinuxKernel
         do { kernel = try host.bootHost(configuration) } catch { throw CommandFailure(error.description) }
         guard let pdev = kernel.pci.device(rid, hostBridge: machine.hostBridgeIndices[rcIndex]) else { throw CommandFailure("\(machine.name): \(rid.hex) was not enumerated") }

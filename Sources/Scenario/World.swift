@@ -132,8 +132,13 @@ public final class World {
             }
             do {
                 // A function on bus N sits behind a root port (or the PCIe-to-PCI bridge
-                // `host-behind` names) at 00:(0x1f - k).0 whose secondary bus is N.
-                try placement.attach(function, bridge: device.hostBridge, to: rc)
+                // `host-behind` names) at 00:(0x1f - k).0 whose secondary bus is N; on an
+                // RK3399 the controller's own root port (00:00.0) is in front of its buses.
+                if device.hostBridge == nil, let port = machine.rootPort(above: device.requesterID, rootComplex: rcIndex) {
+                    try rc.attach(function, behind: port)
+                } else {
+                    try placement.attach(function, bridge: device.hostBridge, to: rc)
+                }
             } catch { throw fail("device \(index) \(device.requesterID)", error) }
             functions.append(function)
         }

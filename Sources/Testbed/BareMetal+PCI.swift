@@ -1,4 +1,6 @@
 import Bus
+import Firmware
+import LinuxKernel
 import Machine
 import PCI
 
@@ -19,8 +21,13 @@ extension BareMetal {
             function = try PCIFunction(name: name, requesterID: requesterID, vendorID: 0x1AF4, deviceID: 0x1041,
                                        bars: [BaseAddressRegister(index: 0, kind: .memory64, size: 0x4000)],
                                        msix: MSIXConfiguration(tableSize: vectors))
-            try root.attach(function)
+            try root.attach(function, behind: machine.rootPort(above: requesterID, rootComplex: rc))
         } catch { throw .pci("\(error)") }
+        // pci_enable_device → pci_enable_bridge: the root port in front forwards the
+        // function's memory requests only with Memory Space and Bus Master on.
+        if let port = machine.rootPort(above: requesterID, rootComplex: rc) {
+            try configWrite(port.requesterID, offset: 0x04, size: 2, value: 0x0006, rootComplex: rc)
+        }
         function.trace = root.trace
         try configWrite(requesterID, offset: 0x10, size: 4, value: UInt32(truncatingIfNeeded: barAddress), rootComplex: rc)
         try configWrite(requesterID, offset: 0x14, size: 4, value: UInt32(truncatingIfNeeded: barAddress >> 32), rootComplex: rc)
@@ -45,11 +52,49 @@ extension BareMetal {
 
     /// A configuration write through the ECAM window: bus << 20 | device << 15 | function << 12
     /// | register (PCIe r6.0 §7.2.2).
+    /// On an RK3399 host bridge the write goes the way Linux's `rockchip_pcie_wr_conf` sends it
+    /// (`RockchipPCIeHost`): the root port's own space in apb-base, other buses through
+    /// axi-base after outbound region 0's type is set; a device other than 0 on the first two
+    /// buses is refused (`Failure.pci`).
     public func configWrite(_ rid: RequesterID, offset: Int, size: Int, value: UInt32, rootComplex rc: Int = 0) throws(Failure) {
+        if let (description, target) = rockchipTarget(rid, offset: offset, size: size, rootComplex: rc) {
+            let done = try RockchipPCIeHost.write(description, target, size: size, value: value,
+                                                  read: { (a, n) throws(Failure) in try read(a, n) },
+                                                  write: { (a, n, v) throws(Failure) in try write(a, n, v) })
+            guard done else { throw .pci("rockchip_pcie_wr_conf refuses \(rid) register \(Hex.format(UInt64(offset), minDigits: 1)): \(target)") }
+            return
+        }
         guard let ecam = ecamBase(rc) else { throw .noSuchComponent("ECAM of root complex \(rc)") }
         let busOffset = UInt64(rid.bus) &- UInt64(machine.rootComplexes[rc].busRange.lowerBound)
         let address = ecam &+ (busOffset << 20 | UInt64(rid.devfn) << 12 | UInt64(offset))
         try write(PhysicalAddress(address), size, UInt64(value))
+    }
+
+    /// A configuration read as `pci_bus_read_config_*` makes it: through ECAM, or on an RK3399
+    /// through `rockchip_pcie_rd_conf` (all-ones for a device `rockchip_pcie_valid_device`
+    /// rejects, without touching the hardware).
+    public func configRead(_ rid: RequesterID, offset: Int, size: Int, rootComplex rc: Int = 0) throws(Failure) -> UInt32 {
+        if let (description, target) = rockchipTarget(rid, offset: offset, size: size, rootComplex: rc) {
+            return try RockchipPCIeHost.read(description, target, size: size,
+                                             read: { (a, n) throws(Failure) in try read(a, n) },
+                                             write: { (a, n, v) throws(Failure) in try write(a, n, v) })
+        }
+        guard let ecam = ecamBase(rc) else { throw .noSuchComponent("ECAM of root complex \(rc)") }
+        let busOffset = UInt64(rid.bus) &- UInt64(machine.rootComplexes[rc].busRange.lowerBound)
+        let address = ecam &+ (busOffset << 20 | UInt64(rid.devfn) << 12 | UInt64(offset))
+        return UInt32(truncatingIfNeeded: try read(PhysicalAddress(address), size))
+    }
+
+    /// The RK3399 description of root complex `rc` and the access Linux makes for `rid`, or nil
+    /// when the host bridge is not an RK3399.
+    func rockchipTarget(_ rid: RequesterID, offset: Int, size: Int, rootComplex rc: Int) -> (RockchipRK3399PCIe, RockchipPCIeHost.Target)? {
+        guard rc >= 0, rc < machine.rockchipControllers.count, let controller = machine.rockchipControllers[rc],
+              case .rockchipRK3399(let description) = machine.topology.pcieHostBridges[machine.hostBridgeIndices[rc]].kind else { return nil }
+        let rootBus = machine.rootComplexes[rc].busRange.lowerBound
+        let secondary = UInt8(truncatingIfNeeded: controller.rootPort.configRead(offset: ConfigRegister.secondaryBus, size: 1))
+        let target = RockchipPCIeHost.target(description, bus: rid.bus, devfn: rid.devfn, register: offset, size: size,
+                                             rootBus: rootBus, parentIsRoot: rid.bus == secondary && rid.bus != rootBus)
+        return (description, target)
     }
 
     /// The CPU physical address of a function's BAR: its PCI bus address moved by the host

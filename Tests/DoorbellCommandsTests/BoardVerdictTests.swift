@@ -40,8 +40,9 @@ struct BoardVerdictTests {
         ("qcom_sc8280xp-lenovo-thinkpad-x13s", "no PCIe host bridge"),
         ("qcom_sdm845-db845c", "neither msi-map nor msi-parent"),
         ("qcom_sm8450-hdk", "neither msi-map nor msi-parent"),
-        ("rockchip_rk3399-gru-kevin", "(rockchip,rk3399-pcie) has no ECAM window"),
-        ("rockchip_rk3399-rockpro64", "(rockchip,rk3399-pcie) has no ECAM window"),
+        // No ECAM: root port in apb-base, 01:00.0 through axi-base; ITS, no IOMMU, msi-map.
+        ("rockchip_rk3399-gru-kevin", nil),
+        ("rockchip_rk3399-rockpro64", nil),
         ("rockchip_rk3566-quartz64-a", nil),              // GICv3 MBIs, mbi-ranges 296…319
         ("rockchip_rk3568-rock-3a", nil),                 // GICv3 MBIs, mbi-ranges 296…319
         ("ti_k3-am625-sk", "no PCIe host bridge"),
@@ -232,6 +233,36 @@ struct BoardVerdictTests {
         let missing = try BinaryTests.run(["msi", "--platform", path, "--bridge", "9"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("no host bridge 9"))
+    }
+}
+
+/// The RK3399 boards (`rockchip,rk3399-pcie`, no ECAM window): `msi` puts the function at
+/// 01:00.0 below the root port (Linux's `rockchip_pcie_valid_device` lets only device 0 exist
+/// there), its RID goes through `msi-map = <0 &its 0 0x1000>` to DeviceID 0x100, and with no
+/// IOMMU the physical GITS_TRANSLATER is the message address.
+@Suite("RK3399 board verdicts")
+struct RockchipBoardVerdictTests {
+    static let boards = ["rockchip_rk3399-rockpro64", "rockchip_rk3399-gru-kevin"]
+
+    @Test("msi: RID 0x0100 → DeviceID 0x100 from msi-map, LPI 8194 on CPU 0", arguments: boards)
+    func msi(board: String) throws {
+        let path = BoardVerdictTests.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["msi", "--platform", path])
+        #expect(run.status == 0, "\(board): \(run.stderr)")
+        #expect(run.stdout.contains("function 0x0100 (RID) → StreamID none (not behind the SMMU), DeviceID 0x100; ITS at 0xfee2_0000"),
+                "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("no SMMU translates RID 0x0100: the message address is the physical doorbell"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("MSI-X vector 2: address 0xfee3_0040, data 0x2"), "\(board): \(run.stdout)")
+        #expect(run.stdout.contains("result: delivered: CPU 0 took LPI 8194 (DeviceID 0x100, EventID 2)"), "\(board): \(run.stdout)")
+    }
+
+    @Test("topology: the verdict is supported for the endpoint below the root port", arguments: boards)
+    func topology(board: String) throws {
+        let path = BoardVerdictTests.boards.appendingPathComponent("\(board).dtb").path
+        let run = try BinaryTests.run(["topology", "--platform", path])
+        #expect(run.status == 0, "\(board): \(run.stderr)")
+        let last = run.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(last.hasPrefix("verdict: supported"), "\(board): \(last)")
     }
 }
 

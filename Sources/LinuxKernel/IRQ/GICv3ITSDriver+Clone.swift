@@ -7,7 +7,7 @@ import Bus
 /// kernel, whose copy it takes from the map.
 extension GICv3ITSDriver: WorldCloneable {
     public func clone(into map: inout CloneMap) -> GICv3ITSDriver {
-        let kernelCopy = map.kernelCopy(of: kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = GICv3ITSDriver(kernel: kernelCopy, index: index, node: node)
         map.record(self, as: copy)
@@ -28,11 +28,4 @@ extension ITSDevice: WorldCloneable {
         copy.vlpiCount = vlpiCount
         return copy
     }
-}
-
-extension CloneMap {
-    /// The copy of the kernel a part (a subsystem, a driver instance, a PCI function) belongs
-    /// to. The kernel records its copy before it clones its parts, so a part reached through
-    /// the kernel finds it here; a part reached first clones its kernel, which clones the part.
-    mutating func kernelCopy(of kernel: LinuxKernel) -> LinuxKernel { clone(kernel) }
 }

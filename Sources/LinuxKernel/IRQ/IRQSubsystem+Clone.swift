@@ -7,7 +7,7 @@ import Bus
 /// it takes from the map.
 extension IRQSubsystem: WorldCloneable {
     public func clone(into map: inout CloneMap) -> IRQSubsystem {
-        let kernelCopy = map.kernelCopy(of: kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = IRQSubsystem(kernel: kernelCopy)
         map.record(self, as: copy)

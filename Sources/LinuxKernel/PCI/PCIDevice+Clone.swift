@@ -10,8 +10,8 @@ extension PCIDevice: WorldCloneable {
         if let done = map.copy(of: self) { return done }
         let copy = PCIDevice(device: deviceCopy, requesterID: requesterID, hostBridge: hostBridge)
         map.record(self, as: copy)
-        copy.configBase = configBase
-        copy.kernel = kernel.map { map.kernelCopy(of: $0) }
+        copy.configAccess = configAccess
+        copy.kernel = map.clone(kernel)
         copy.vendorID = vendorID
         copy.pciDeviceID = pciDeviceID
         copy.classCode = classCode
@@ -49,7 +49,7 @@ extension PCIDevice: WorldCloneable {
 /// to a kernel, whose copy it takes from the map.
 extension PCISubsystem: WorldCloneable {
     public func clone(into map: inout CloneMap) -> PCISubsystem {
-        let kernelCopy = map.kernelCopy(of: kernel)
+        let kernelCopy = map.clone(kernel)
         if let done = map.copy(of: self) { return done }
         let copy = PCISubsystem(kernel: kernelCopy)
         map.record(self, as: copy)

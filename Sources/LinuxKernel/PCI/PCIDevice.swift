@@ -1,4 +1,5 @@
 import Bus
+import Firmware
 import PCI
 
 /// `struct pci_dev`: one PCI function the kernel enumerated, reached only through its host
@@ -9,9 +10,23 @@ public final class PCIDevice {
     /// Index of the host bridge (`topology.pcieHostBridges`) the function sits under.
     public let hostBridge: Int
 
+    /// How this function's config space is reached (`PCIConfigAccess`): its ECAM address, or
+    /// the RK3399 host bridge's accessors.
+    public internal(set) var configAccess = PCIConfigAccess.ecam(PhysicalAddress(0))
     /// The ECAM address of this function's config space (bus offset from the bridge's first bus,
-    /// PCIe r6.0 §7.2.2: (bus − first) << 20 | devfn << 12).
-    public internal(set) var configBase = PhysicalAddress(0)
+    /// PCIe r6.0 §7.2.2: (bus − first) << 20 | devfn << 12); on an RK3399 the address its
+    /// register 0 is reached at.
+    public var configBase: PhysicalAddress {
+        switch configAccess {
+        case .ecam(let base): base
+        case .rockchipRK3399(let controller, let rootBus, let parentIsRoot):
+            switch RockchipPCIeHost.target(controller, bus: requesterID.bus, devfn: requesterID.devfn, register: 0, size: 4,
+                                           rootBus: rootBus, parentIsRoot: parentIsRoot) {
+            case .ownConfiguration(let a), .otherConfiguration(let a, _): a
+            case .deviceNotFound, .badRegister: PhysicalAddress(0)
+            }
+        }
+    }
     weak var kernel: LinuxKernel?
 
     /// Identity read at `pci_setup_device`.
@@ -101,21 +116,16 @@ public final class PCIDevice {
 
     // MARK: Config space (pci_read_config_* / pci_write_config_*)
 
-    func configAddress(_ offset: Int) throws(Errno) -> PhysicalAddress {
-        guard offset >= 0, offset < 4096, let a = configBase.adding(UInt64(offset)) else { throw .EINVAL }
-        return a
-    }
-
     /// `pci_read_config_{byte,word,dword}`.
     public func readConfig(_ offset: Int, size: Int) throws(Errno) -> UInt32 {
-        guard let kernel, [1, 2, 4].contains(size) else { throw .EINVAL }
-        return UInt32(truncatingIfNeeded: try kernel.mmio.read(try configAddress(offset), size: size))
+        guard let kernel else { throw .EINVAL }
+        return try configAccess.read(requesterID, register: offset, size: size, mmio: kernel.mmio)
     }
 
     /// `pci_write_config_{byte,word,dword}`.
     public func writeConfig(_ offset: Int, size: Int, _ value: UInt32) throws(Errno) {
-        guard let kernel, [1, 2, 4].contains(size) else { throw .EINVAL }
-        try kernel.mmio.write(try configAddress(offset), size: size, UInt64(value))
+        guard let kernel else { throw .EINVAL }
+        try configAccess.write(requesterID, register: offset, size: size, value: value, mmio: kernel.mmio)
     }
 
     public func readConfig16(_ offset: Int) throws(Errno) -> UInt16 { UInt16(truncatingIfNeeded: try readConfig(offset, size: 2)) }

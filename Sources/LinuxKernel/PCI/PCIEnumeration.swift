@@ -25,7 +25,7 @@ extension PCISubsystem {
     /// `bus-range`, or was already scanned, is not descended into.
     public func enumerate() throws(Errno) {
         for (index, bridge) in kernel.topology.pcieHostBridges.enumerated() where bridge.enabled {
-            guard let ecam = bridge.configSpace else {
+            guard let ecam = HostBridgeConfigAccess(bridge) else {
                 kernel.log.log("pci-host-generic", "\(bridge.path): no ECAM window, skipped")
                 continue
             }
@@ -33,7 +33,12 @@ extension PCISubsystem {
             let first = bridge.busRange.lowerBound
             let last = min(bridge.busRange.upperBound, 255)
             guard first <= last else { continue }
-            kernel.log.log("pci-host-generic", "\(bridge.path): ECAM at \(ecam.base) for bus \(first)-\(last)")
+            switch ecam {
+            case .ecam(let window):
+                kernel.log.log("pci-host-generic", "\(bridge.path): ECAM at \(window.base) for bus \(first)-\(last)")
+            case .rockchipRK3399(let controller):
+                kernel.log.log("rockchip-pcie", "\(bridge.path): root port at \(controller.apb.base) + 0x80_0000, buses \(first + 1)-\(last) through axi-base \(controller.axi.base)")
+            }
             var scanned = Set<UInt32>()
             var found: [PCIDevice] = []
             scanBus(UInt32(first), parent: nil, hostBridge: index, domain: domain, ecam: ecam, busRange: first...last,
@@ -56,7 +61,7 @@ extension PCISubsystem {
     /// `pci_scan_child_bus` for one bus number. At boot every function found is new; a rescan
     /// (`pci_rescan_bus`, `keepExisting`) keeps a function already listed as it is and only
     /// sets up the new ones, still walking the secondary bus of every bridge.
-    func scanBus(_ bus: UInt32, parent: PCIDevice?, hostBridge: Int, domain: UInt32, ecam: MemoryRange,
+    func scanBus(_ bus: UInt32, parent: PCIDevice?, hostBridge: Int, domain: UInt32, ecam: HostBridgeConfigAccess,
                  busRange: ClosedRange<UInt32>, scanned: inout Set<UInt32>, depth: Int, into found: inout [PCIDevice],
                  keepExisting: Bool = false) {
         guard busRange.contains(bus), !scanned.contains(bus), depth < 32 else { return }
@@ -71,13 +76,15 @@ extension PCISubsystem {
                 if keepExisting, let existing = self.device(rid, hostBridge: hostBridge) {
                     pdev = existing
                 } else {
-                    let offset = UInt64(bus - busRange.lowerBound) << 20 | UInt64(rid.devfn) << 12
-                    guard offset < ecam.size, let base = ecam.base.adding(offset) else { continue }
-                    guard let vendor = try? kernel.mmio.read(base, size: 2), vendor != 0xFFFF, vendor != 0 else { continue }
+                    // pci_is_root_bus(bus->parent): the bus's bridge sits on the root bus.
+                    let parentIsRoot = parent.map { UInt32($0.requesterID.bus) == busRange.lowerBound } ?? false
+                    guard let access = ecam.access(rid, busRange: busRange, parentIsRoot: parentIsRoot) else { continue }
+                    guard let vendor = try? access.read(rid, register: ConfigRegister.vendorID, size: 2, mmio: kernel.mmio),
+                          vendor != 0xFFFF, vendor != 0 else { continue }
                     let dev = Device(name: "\(Hex.digits(UInt64(domain), width: 4)):\(rid.description)")
                     pdev = PCIDevice(device: dev, requesterID: rid, hostBridge: hostBridge)
                     pdev.kernel = kernel
-                    pdev.configBase = base
+                    pdev.configAccess = access
                     pdev.upstreamBridge = parent
                     dev.pci = pdev
                     setupDevice(pdev)

@@ -50,7 +50,7 @@ extension PCISubsystem {
     public func rescanBus() throws(Errno) -> [PCIDevice] {
         var added: [PCIDevice] = []
         for (index, bridge) in kernel.topology.pcieHostBridges.enumerated() where bridge.enabled {
-            guard let ecam = bridge.configSpace else { continue }
+            guard let ecam = HostBridgeConfigAccess(bridge) else { continue }
             let domain = bridge.domain ?? UInt32(index)
             let first = bridge.busRange.lowerBound
             let last = min(bridge.busRange.upperBound, 255)
