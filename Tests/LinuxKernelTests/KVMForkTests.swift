@@ -82,4 +82,39 @@ struct KVMVGICForkTests {
         #expect(copy.gic.acknowledge(cpu: 1) == 8195)
         #expect(vgic.gic.acknowledge(cpu: 1) == INTID.spurious.rawValue)
     }
+
+    @Test("a whole VM forked with its host kernel: the same KVM_SIGNAL_MSI injects the same LPI in each; an irqfd signal on the copy's eventfd wakes the copy's VM only")
+    func wholeVM() throws {
+        let fixture = try KVMFixture.make()
+        let guest = GuestGICBringUp(vm: fixture.vm)
+        try guest.enableLPIs()
+        try guest.enableITS()
+        try guest.mapDevice(0x10, events: 4, firstINTID: 8192, collection: 1)
+        let vm = fixture.vm
+        try vm.setGSIRouting([KVMMSIRoute(gsi: 300, addressLo: KVMFixture.translater, data: 2, devid: 0x10)])
+        let (fd, _) = fixture.process.eventfd(name: "irqfd")
+        try vm.irqfd(eventfd: fd, gsi: 300)
+        var map = CloneMap()
+        let copy = map.clone(vm)
+        map.finish()
+        #expect(copy.kernel === map.copy(of: fixture.host.kernel) && copy.process === map.copy(of: fixture.process))
+        #expect(copy.vgic?.guestBus === copy.guestBus && copy.cpuInterface.vm === copy)
+        #expect(CloneMap.valueFieldsThatDiffer(vm, copy) == ["irqfds"], "irqfds are keyed by their eventfd's identity")
+        let copiedEventFD = try copy.process.eventfdContext(fd)
+        #expect(copy.assignedIRQFDs.map(\.gsi) == [300] && copy.assignedIRQFDs[0].eventfd === copiedEventFD)
+
+        let msi = KVMMSI(addressLo: KVMFixture.translater, data: 3, devid: 0x10)
+        #expect(try vm.signalMSI(msi) == 1)
+        #expect(try copy.signalMSI(msi) == 1)
+        #expect(Array(vm.injections) == Array(copy.injections) && vm.counters == copy.counters)
+        #expect(copy.cpuInterface.readIAR1(cpu: 1) == 8195 && vm.cpuInterface.readIAR1(cpu: 1) == 8195)
+
+        try copy.process.eventfdContext(fd).signal()
+        #expect(copy.counters.irqfdSignals == 1 && copy.counters.delivered == 2)
+        #expect(vm.counters.irqfdSignals == 0 && vm.counters.delivered == 1, "the original VM saw nothing")
+        #expect(copy.vgic?.gic.redistributors[1].isPending(INTID(8194)) == true)
+        #expect(vm.vgic?.gic.redistributors[1].isPending(INTID(8194)) == false)
+        try fixture.process.eventfdContext(fd).signal()
+        #expect(vm.counters.irqfdSignals == 1 && copy.counters.irqfdSignals == 1)
+    }
 }

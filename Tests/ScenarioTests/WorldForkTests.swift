@@ -107,4 +107,27 @@ struct WorldForkTests {
         let observation = Self.observation(scenario)
         #expect(Self.drive(original, observation, from: prefix.count) == Self.drive(untouched, observation, from: prefix.count))
     }
+
+    /// A guest VFIO user (type1 container or iommufd) owns the device instead of a guest
+    /// driver: its process, container or iommufd, files and eventfds are copied, and its
+    /// eventfd reads (the world's) are installed again on the copy.
+    @Test("a world whose guest device belongs to a guest VFIO user forks like a rebuilt one",
+          arguments: [VMOptions.GuestOwner.vfioType1, .vfioIOMMUFD])
+    func guestVFIOUserFork(_ owner: VMOptions.GuestOwner) throws {
+        var scenario = BuiltInScenarios.seed
+        scenario.vm.guestOwner = owner
+        let prefix: [ScenarioEvent] = [.fire(device: 0, vector: 0), .hostAffinity(device: 0, vector: 1, cpu: 1)]
+        let after = [ScenarioEvent.guestMask(device: 0, vector: 0)] + Self.observation(scenario)
+        let original = try World.build(scenario, strategy: .irqchipRelay)
+        _ = Self.drive(original, prefix, from: 0)
+        let fork = original.fork()
+        #expect(fork.guestVFIOUsers.keys.sorted() == [0])
+        #expect(fork.guestVFIOUsers[0] !== original.guestVFIOUsers[0])
+        let forked = Self.drive(fork, after, from: prefix.count)
+        let rebuilt = try World.build(scenario, strategy: .irqchipRelay)
+        _ = Self.drive(rebuilt, prefix, from: 0)
+        #expect(forked == Self.drive(rebuilt, after, from: prefix.count))
+        #expect(forked.results.contains { if case .fired(let o) = $0 { o.delivered } else { false } },
+                "the guest VFIO user's eventfd took a delivery on the copy")
+    }
 }
