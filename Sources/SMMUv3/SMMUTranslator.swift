@@ -21,6 +21,9 @@ struct TransactionContext {
     /// Which stages translated the address (for the journal's response entry).
     var stage1Applied = false
     var stage2Applied = false
+    /// `translateOnTLBHit` already looked this transaction up in the TLB with the tag the full
+    /// path computes and found nothing; nothing changed since, so the lookup is not repeated.
+    var tlbMissKnown = false
 }
 
 /// Key of the CD part of the configuration cache: StreamID and CD index (the SubstreamID, or 0
@@ -135,7 +138,8 @@ public final class SMMUTranslator {
 
     /// Translates one incoming transaction with SMMUEN=1 (B handles SMMUEN=0/GBPA itself).
     public func translate(_ transaction: DeviceTransaction) -> TranslationOutcome {
-        if let hit = translateOnTLBHit(transaction) { return .translated(hit) }
+        var tlbMissKnown = false
+        if let hit = translateOnTLBHit(transaction, missed: &tlbMissKnown) { return .translated(hit) }
         // Holds the bus for the whole translation: `tableBus` is valid while this lives.
         let owner = bus
         defer { withExtendedLifetime(owner) {} }
@@ -143,6 +147,7 @@ public final class SMMUTranslator {
             streamID: transaction.streamID, substreamID: transaction.substreamID,
             address: transaction.address.rawValue, isWrite: transaction.isWrite,
             instruction: transaction.instruction && !transaction.isWrite, privileged: transaction.privileged)
+        context.tlbMissKnown = tlbMissKnown
         do {
             let result = try translate(&context)
             journal?.append(.smmuTranslated(input: context.address, intermediate: result.intermediate?.rawValue,
@@ -171,9 +176,10 @@ public final class SMMUTranslator {
     /// same TLB lookup (tag from the STE's StreamWorld and VMID and the CD's ASID, the address
     /// after TBI), the same permission test (S1 and S2 bits of the entry for the access
     /// kind); a permission failure returns nil so the full path builds the fault. It reads no
-    /// memory, allocates nothing and does not touch the bus.
+    /// memory, allocates nothing and does not touch the bus. `missed` is set when the route was
+    /// found and the TLB lookup found nothing, so the full path need not look again.
     @inline(__always)
-    private func translateOnTLBHit(_ transaction: DeviceTransaction) -> TranslationResult? {
+    private func translateOnTLBHit(_ transaction: DeviceTransaction, missed: inout Bool) -> TranslationResult? {
         let state = hot
         if state.pointee.observed { return nil }
         guard let key = HitRouteTable.key(streamID: transaction.streamID.rawValue, substreamID: transaction.substreamID?.rawValue),
@@ -183,7 +189,10 @@ public final class SMMUTranslator {
         let effective = (upper ? route.topByteIgnore1 : route.topByteIgnore0)
             ? (upper ? address | 0xFF00_0000_0000_0000 : address & 0x00FF_FFFF_FFFF_FFFF) : address
         guard let (tag, entry) = tlb.lookup(address: effective, kind: route.kind, vmid: route.vmid,
-                                            asid: route.hasASID ? route.asid : nil) else { return nil }
+                                            asid: route.hasASID ? route.asid : nil) else {
+            missed = true
+            return nil
+        }
         let isWrite = transaction.isWrite
         let required = StagePermissions.required(write: isWrite, instruction: transaction.instruction && !isWrite,
                                                  privileged: transaction.privileged)
@@ -360,7 +369,7 @@ public final class SMMUTranslator {
         let vmid = kind == .el2 ? 0 : stream.vmidTag.rawValue
         let asid: UInt32? = kind == .el2 ? nil : UInt32(stage1.asid.rawValue)
         let required = StagePermissions.required(write: context.isWrite, instruction: context.instruction, privileged: context.privileged)
-        if let (key, entry) = tlb.lookup(address: effective, kind: kind, vmid: vmid, asid: asid) {
+        if !context.tlbMissKnown, let (key, entry) = tlb.lookup(address: effective, kind: kind, vmid: vmid, asid: asid) {
             counters.tlbHits &+= 1
             journal?.append(.tlb(hit: true, address: address, stage1: true, stage2: kind == .nested))
             if entry.stage1Permissions & required == 0 {

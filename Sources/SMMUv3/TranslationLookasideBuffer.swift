@@ -187,7 +187,7 @@ public final class TranslationLookasideBuffer {
 
     /// Finds the entry translating `address` for (kind, VMID, ASID). `asid` nil means the kind
     /// has no ASID (S2-only, EL2): only global-tagged entries match.
-    @inlinable
+    @inlinable @inline(__always)
     public func lookup(address: UInt64, kind: TLBEntryKind, vmid: UInt16, asid: UInt32?) -> (TLBKey, TLBEntry)? {
         var shifts = shiftsInUse
         while shifts != 0 {
