@@ -125,6 +125,9 @@ extension KVMVirtualMachine {
     /// not resident (GICR_VPENDBASER.Valid with its vPEID, read on the host's redistributor)
     /// or nothing is pending. The running priority and ICV_PMR are not modelled.
     func acknowledgeDirectVLPI(vcpu: Int) -> UInt32? {
+        // One strong reference for the whole scan: every use of the `unowned(safe)` property
+        // is a checked retain/release (through the side table here), two per VPT word read.
+        let kernel = self.kernel
         guard let itsVM, let vpe = vpe(ofVCPU: vcpu), vpe.resident, let cpu = vpe.residentCPU,
               kernel.irq.redistributors.indices.contains(cpu),
               let vpend = kernel.irq.redistributors[cpu].base.adding(Redistributor.VirtualOffset.vpendbaser),
