@@ -18,7 +18,7 @@ extension SMMUTranslator {
         let fetched: (address: UInt64, entry: StreamTableEntry)
         do {
             fetched = try walker.fetch(context.streamID, read: { (address) throws(BusError) -> UInt64 in
-                try tableBus.read64(PhysicalAddress(address))
+                try readTable(address)
             }, levelOne: { l1Index, l1Address, l1 in
                 counters.steFetches &+= 1
                 journal?.append(.l1stdRead(streamID: context.streamID, address: l1Address, descriptor: l1.rawValue))
@@ -69,7 +69,7 @@ extension SMMUTranslator {
             let l1Address = pointer &+ l1Index &* 8
             let l1Physical = try structureAddress(l1Address, s2: s2, context, what: "L1CD")
             let raw: UInt64
-            do { raw = try tableBus.read64(PhysicalAddress(l1Physical)) } catch {
+            do { raw = try readTable(l1Physical) } catch {
                 throw fault(.fCDFetch, context, fetchAddress: l1Physical, reason: "L1CD fetch aborted: \(error)")
             }
             counters.cdFetches &+= 1
@@ -96,7 +96,7 @@ extension SMMUTranslator {
         var cd = ContextDescriptor()
         for i in 0..<8 {
             do {
-                let word = try tableBus.read64(PhysicalAddress(cdPhysical &+ UInt64(i * 8)))
+                let word = try readTable(cdPhysical &+ UInt64(i * 8))
                 switch i {
                 case 0: cd.dw0 = word
                 case 1: cd.dw1 = word

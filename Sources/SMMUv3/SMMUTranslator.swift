@@ -21,6 +21,9 @@ struct TransactionContext {
     /// Which stages translated the address (for the journal's response entry).
     var stage1Applied = false
     var stage2Applied = false
+    /// `translateOnTLBHit` already looked this transaction up in the TLB with the tag the full
+    /// path computes and found nothing; nothing changed since, so the lookup is not repeated.
+    var tlbMissKnown = false
 }
 
 /// Key of the CD part of the configuration cache: StreamID and CD index (the SubstreamID, or 0
@@ -65,18 +68,22 @@ public final class SMMUTranslator {
     /// holds a strong reference to the bus (loaded through the checked `bus`, so a freed bus
     /// still traps there) for as long as it runs.
     unowned(unsafe) let tableBus: SystemBus
+    /// `tableBus` as an unmanaged reference, so a descriptor read borrows it without the
+    /// retain/release a method call on an `unowned(unsafe)` reference costs (one pair per read
+    /// before). Same validity rule as `tableBus`.
+    let tableBusReference: Unmanaged<SystemBus>
     /// CR2.RECINVSID: record C_BAD_STREAMID events.
     public var recordInvalidStreamIDs: Bool = false
     /// When set, every fetch and descriptor read is reported.
     public var trace: TraceLog? {
         get { hot.pointee.trace }
-        set { hot.pointee.trace = newValue }
+        set { hot.pointee.trace = newValue; hot.pointee.updateObserved() }
     }
     /// The journal of the message being followed: configuration lookups, descriptor reads, TLB
     /// lookups (the response itself is appended by `SMMUv3.handle`).
     public var journal: Journal? {
         get { hot.pointee.journal }
-        set { hot.pointee.journal = newValue }
+        set { hot.pointee.journal = newValue; hot.pointee.updateObserved() }
     }
     public var counters: SMMUCounters {
         get { hot.pointee.counters }
@@ -95,6 +102,11 @@ public final class SMMUTranslator {
         var counters = SMMUCounters()
         var trace: TraceLog?
         var journal: Journal?
+        /// A trace or a journal is attached: every step must be reported, so `translate` takes
+        /// the full path (see `translateOnTLBHit`).
+        var observed = false
+
+        mutating func updateObserved() { observed = trace != nil || journal != nil }
     }
     let hot: UnsafeMutablePointer<HotState>
 
@@ -102,11 +114,14 @@ public final class SMMUTranslator {
     let streamCache = ConfigurationTable<StreamState>()
     /// Decoded CDs by `ContextCacheKey.packed`.
     let contextCache = ConfigurationTable<Stage1Configuration>()
+    /// What a TLB hit needs per (StreamID, SubstreamID), derived from the two caches above.
+    let hitRoutes = HitRouteTable()
 
     public init(configuration: SMMUConfiguration, bus: SystemBus, tlbCapacity: Int = 256) {
         self.configuration = configuration
         self.bus = bus
         self.tableBus = bus
+        self.tableBusReference = Unmanaged.passUnretained(bus)
         self.tlb = TranslationLookasideBuffer(capacity: tlbCapacity)
         hot = .allocate(capacity: 1)
         hot.initialize(to: HotState())
@@ -123,6 +138,8 @@ public final class SMMUTranslator {
 
     /// Translates one incoming transaction with SMMUEN=1 (B handles SMMUEN=0/GBPA itself).
     public func translate(_ transaction: DeviceTransaction) -> TranslationOutcome {
+        var tlbMissKnown = false
+        if let hit = translateOnTLBHit(transaction, missed: &tlbMissKnown) { return .translated(hit) }
         // Holds the bus for the whole translation: `tableBus` is valid while this lives.
         let owner = bus
         defer { withExtendedLifetime(owner) {} }
@@ -130,6 +147,7 @@ public final class SMMUTranslator {
             streamID: transaction.streamID, substreamID: transaction.substreamID,
             address: transaction.address.rawValue, isWrite: transaction.isWrite,
             instruction: transaction.instruction && !transaction.isWrite, privileged: transaction.privileged)
+        context.tlbMissKnown = tlbMissKnown
         do {
             let result = try translate(&context)
             journal?.append(.smmuTranslated(input: context.address, intermediate: result.intermediate?.rawValue,
@@ -149,6 +167,40 @@ public final class SMMUTranslator {
                 return .abortedWithoutEvent
             }
         }
+    }
+
+    /// The answer of a transaction that hits the TLB on a stream whose CD is cached, with
+    /// nothing observing (no trace, no journal), or nil when any of that is not so — then the
+    /// full path runs, and it alone builds faults. Does exactly what the full path does for
+    /// such a hit and nothing else: one configuration-cache hit and one TLB hit counted, the
+    /// same TLB lookup (tag from the STE's StreamWorld and VMID and the CD's ASID, the address
+    /// after TBI), the same permission test (S1 and S2 bits of the entry for the access
+    /// kind); a permission failure returns nil so the full path builds the fault. It reads no
+    /// memory, allocates nothing and does not touch the bus. `missed` is set when the route was
+    /// found and the TLB lookup found nothing, so the full path need not look again.
+    @inline(__always)
+    private func translateOnTLBHit(_ transaction: DeviceTransaction, missed: inout Bool) -> TranslationResult? {
+        let state = hot
+        if state.pointee.observed { return nil }
+        guard let key = HitRouteTable.key(streamID: transaction.streamID.rawValue, substreamID: transaction.substreamID?.rawValue),
+              let route = hitRoutes.route(for: key) else { return nil }
+        let address = transaction.address.rawValue
+        let upper = address.bit(55)
+        let effective = (upper ? route.topByteIgnore1 : route.topByteIgnore0)
+            ? (upper ? address | 0xFF00_0000_0000_0000 : address & 0x00FF_FFFF_FFFF_FFFF) : address
+        guard let (tag, entry) = tlb.lookup(address: effective, kind: route.kind, vmid: route.vmid,
+                                            asid: route.hasASID ? route.asid : nil) else {
+            missed = true
+            return nil
+        }
+        let isWrite = transaction.isWrite
+        let required = StagePermissions.required(write: isWrite, instruction: transaction.instruction && !isWrite,
+                                                 privileged: transaction.privileged)
+        // `required` is one bit: both stages must grant it.
+        guard entry.stage1Permissions & entry.stage2Permissions & required != 0 else { return nil }
+        state.pointee.counters.configCacheHits &+= 1
+        state.pointee.counters.tlbHits &+= 1
+        return result(entry: entry, key: tag, address: effective, privileged: transaction.privileged, fromTLB: true)
     }
 
     private func translate(_ context: inout TransactionContext) throws(TranslationStop) -> TranslationResult {
@@ -217,10 +269,38 @@ public final class SMMUTranslator {
             }
             journal?.append(.cdFetch(streamID: context.streamID, index: index, cached: cdHit))
             countConfig(hit: configHit)
+            storeHitRoute(context, stream: stream, stage1: stage1)
             context.stage1Record = stage1.record
             context.stage1Abort = stage1.abortOnFault
             return try stage1Translate(&context, stream: stream, stage1: stage1)
         }
+    }
+
+    /// Records what `translateOnTLBHit` needs for this (StreamID, SubstreamID): reached only
+    /// once the substream selection passed every check and the CD is cached.
+    private func storeHitRoute(_ context: TransactionContext, stream: StreamState, stage1: Stage1Configuration) {
+        guard let key = HitRouteTable.key(streamID: context.streamID.rawValue, substreamID: context.substreamID?.rawValue) else { return }
+        let el2 = stream.world == .el2
+        hitRoutes.store(HitRoute(
+            key: key, kind: Self.tlbKind(stream), vmid: el2 ? 0 : stream.vmidTag.rawValue,
+            asid: UInt32(stage1.asid.rawValue), hasASID: !el2,
+            topByteIgnore0: stage1.range0.topByteIgnore, topByteIgnore1: stage1.range1.topByteIgnore))
+    }
+
+    /// The TLB entry kind of a stage-1 or nested stream's translations.
+    @inline(__always)
+    static func tlbKind(_ stream: StreamState) -> TLBEntryKind {
+        stream.world == .el2 ? .el2 : (stream.config == .nested ? .nested : .stage1)
+    }
+
+    /// One 64-bit table or structure read through `tableBusReference` (only while `translate`
+    /// holds the bus, as every caller is reached from it).
+    @inline(__always)
+    func readTable(_ address: UInt64) throws(BusError) -> UInt64 {
+        let outcome: Result<UInt64, BusError> = tableBusReference._withUnsafeGuaranteedRef { bus in
+            do throws(BusError) { return .success(try bus.read64(PhysicalAddress(address))) } catch { return .failure(error) }
+        }
+        return try outcome.get()
     }
 
     @inline(__always)
@@ -285,11 +365,11 @@ public final class SMMUTranslator {
         let range = upper ? stage1.range1 : stage1.range0
         // TBI: VA[63:56] are ignored and taken as a sign extension of VA[55] (§3.4.1).
         let effective = range.topByteIgnore ? (upper ? address | 0xFF00_0000_0000_0000 : address & 0x00FF_FFFF_FFFF_FFFF) : address
-        let kind: TLBEntryKind = stream.world == .el2 ? .el2 : (stream.config == .nested ? .nested : .stage1)
+        let kind = Self.tlbKind(stream)
         let vmid = kind == .el2 ? 0 : stream.vmidTag.rawValue
         let asid: UInt32? = kind == .el2 ? nil : UInt32(stage1.asid.rawValue)
         let required = StagePermissions.required(write: context.isWrite, instruction: context.instruction, privileged: context.privileged)
-        if let (key, entry) = tlb.lookup(address: effective, kind: kind, vmid: vmid, asid: asid) {
+        if !context.tlbMissKnown, let (key, entry) = tlb.lookup(address: effective, kind: kind, vmid: vmid, asid: asid) {
             counters.tlbHits &+= 1
             journal?.append(.tlb(hit: true, address: address, stage1: true, stage2: kind == .nested))
             if entry.stage1Permissions & required == 0 {

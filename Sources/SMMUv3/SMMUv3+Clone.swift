@@ -23,6 +23,7 @@ extension SMMUTranslator: WorldCloneable {
         tlb.copyContents(of: other.tlb)
         streamCache.copyContents(of: other.streamCache)
         contextCache.copyContents(of: other.contextCache)
+        hitRoutes.removeAll()   // derived from the caches; rebuilt on the first full translation
     }
 }
 

@@ -111,10 +111,27 @@ public final class TranslationLookasideBuffer {
     @usableFromInline let mask: Int
     /// Scratch for `removeAll(where:)`: the survivors, reinserted after the table is cleared.
     let scratch: UnsafeMutablePointer<Slot>
-    public private(set) var count = 0
-    /// Bit n set: some entry may have page shift n.
-    @usableFromInline var shiftsInUse: UInt64 = 0
-    public private(set) var overflowFlushes = 0
+    /// The counters every lookup or insert reads or bumps, in a block this object allocates in
+    /// `init` and frees in `deinit`, reached through a `let` pointer: as `var` stored
+    /// properties each access made a dynamic exclusivity check (`swift_beginAccess`), a
+    /// noticeable share of a translation. Safe: private to this object, used from one thread
+    /// at a time, never yielded across a call.
+    @usableFromInline
+    struct Counts {
+        @usableFromInline var count = 0
+        /// Bit n set: some entry may have page shift n.
+        @usableFromInline var shiftsInUse: UInt64 = 0
+        @usableFromInline var overflowFlushes = 0
+        @usableFromInline init() {}
+    }
+    @usableFromInline let counts: UnsafeMutablePointer<Counts>
+
+    public var count: Int { counts.pointee.count }
+    public var overflowFlushes: Int { counts.pointee.overflowFlushes }
+    @usableFromInline var shiftsInUse: UInt64 {
+        @inline(__always) get { counts.pointee.shiftsInUse }
+        @inline(__always) set { counts.pointee.shiftsInUse = newValue }
+    }
 
     public init(capacity: Int = 256) {
         self.capacity = max(capacity, 1)
@@ -126,9 +143,12 @@ public final class TranslationLookasideBuffer {
         slots.initialize(repeating: empty, count: slotCount)
         scratch = .allocate(capacity: self.capacity)
         scratch.initialize(repeating: empty, count: self.capacity)
+        counts = .allocate(capacity: 1)
+        counts.initialize(to: Counts())
     }
 
     deinit {
+        counts.deallocate()
         slots.deallocate()
         scratch.deallocate()
     }
@@ -167,7 +187,7 @@ public final class TranslationLookasideBuffer {
 
     /// Finds the entry translating `address` for (kind, VMID, ASID). `asid` nil means the kind
     /// has no ASID (S2-only, EL2): only global-tagged entries match.
-    @inlinable
+    @inlinable @inline(__always)
     public func lookup(address: UInt64, kind: TLBEntryKind, vmid: UInt16, asid: UInt32?) -> (TLBKey, TLBEntry)? {
         var shifts = shiftsInUse
         while shifts != 0 {
@@ -192,7 +212,7 @@ public final class TranslationLookasideBuffer {
             slots[i].entry = entry
             return
         }
-        if count >= capacity { clear(); overflowFlushes += 1 }
+        if counts.pointee.count >= capacity { clear(); counts.pointee.overflowFlushes += 1 }
         place(Slot(page: key.pageNumber, tag: tag, entry: entry))
         shiftsInUse |= 1 &<< UInt64(key.pageShift & 63)
     }
@@ -202,13 +222,13 @@ public final class TranslationLookasideBuffer {
         var i = home(page: slot.page, tag: slot.tag)
         while slots[i].tag != 0 { i = (i &+ 1) & mask }
         slots[i] = slot
-        count += 1
+        counts.pointee.count += 1
     }
 
     private func clear() {
         for i in 0...mask { slots[i].tag = 0 }
-        count = 0
-        shiftsInUse = 0
+        counts.pointee.count = 0
+        counts.pointee.shiftsInUse = 0
     }
 
     /// Removes every entry whose tag satisfies `predicate`; returns how many. The survivors are
@@ -236,9 +256,7 @@ public final class TranslationLookasideBuffer {
     func copyContents(of other: TranslationLookasideBuffer) {
         precondition(other.mask == mask, "TLB copy between different capacities")
         slots.update(from: other.slots, count: mask + 1)
-        count = other.count
-        shiftsInUse = other.shiftsInUse
-        overflowFlushes = other.overflowFlushes
+        counts.pointee = other.counts.pointee
     }
 
     /// Every entry by tag (order unspecified; `sortedEntries` is the deterministic view).

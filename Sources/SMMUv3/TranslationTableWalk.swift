@@ -74,7 +74,7 @@ extension SMMUTranslator {
             let index = geometry.index(of: ipa, at: level)
             let address = table &+ index &* 8
             let descriptor: UInt64
-            do { descriptor = try tableBus.read64(PhysicalAddress(address)) } catch {
+            do { descriptor = try readTable(address) } catch {
                 throw fault(.fWalkEABT, context, stage2: true, faultClass: purpose, ipa: ipa, fetchAddress: address,
                             level: level, invalid: false, reason: "S2 L\(level) descriptor read at \(Hex.format(address)) aborted: \(error)")
             }
@@ -186,7 +186,7 @@ extension SMMUTranslator {
                 physical = try stage2Walk(address, s2, purpose: .translationTable, write: false, instruction: false, context).output
             }
             let descriptor: UInt64
-            do { descriptor = try tableBus.read64(PhysicalAddress(physical)) } catch {
+            do { descriptor = try readTable(physical) } catch {
                 throw fault(.fWalkEABT, context, stage2: false, faultClass: .translationTable, fetchAddress: physical,
                             level: level, invalid: false, reason: "S1 L\(level) descriptor read at PA \(Hex.format(physical)) aborted: \(error)")
             }

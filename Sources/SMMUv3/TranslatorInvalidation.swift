@@ -11,6 +11,13 @@ extension SMMUTranslator {
     public func invalidate(_ scope: Invalidation) {
         var removed = 0
         switch scope {
+        case .configurationAll, .streamTableEntry, .streamTableEntryRange, .contextDescriptor, .contextDescriptorAll:
+            // Routes are derived from cached STEs and CDs: drop them all before any of those goes.
+            hitRoutes.removeAll()
+        default:
+            break
+        }
+        switch scope {
         case .configurationAll:
             streamCache.removeAll()
             contextCache.removeAll()

@@ -1,4 +1,5 @@
 import Benchmark
+import MallocInterposerSwift
 import Scenario
 
 /// Strategies × scenarios, and one MSI from the device to the guest's handler.
@@ -91,6 +92,29 @@ let benchmarks: @Sendable () -> Void = {
                 }
                 guard handled == 4, !direct || hostTaken == 0 else {
                     fatalError("\(name) MSI rig: the host took \(hostTaken), the guest \(handled) of 4 MSIs")
+                }
+                // A steady MSI allocates nothing. The per-MSI records are rings that grow to
+                // their capacity first (64 per eventfd, CPU interface and function, 1024 guest
+                // deliveries), so warm up past that, then count mallocs over 64 more MSIs with the
+                // harness's interposer (setup runs before the harness turns its counting on, and
+                // each sample counts from its own start).
+                func lap(_ count: Int) {
+                    for i in 0..<count {
+                        blackHole(function.raise(vector: i & 3))
+                        for cpu in 0..<world.host.irq.cpuCount { blackHole(world.host.irq.handleInterrupts(cpu: cpu)) }
+                        for cpu in 0..<world.guest.irq.cpuCount { blackHole(world.guest.irq.handleInterrupts(cpu: cpu)) }
+                    }
+                }
+                lap(4096)
+                MallocInterposerSwift.reset()
+                MallocInterposerSwift.hook()
+                lap(64)
+                MallocInterposerSwift.unhook()
+                let mallocs = MallocInterposerSwift.getStatistics().mallocCount
+                MallocInterposerSwift.reset()
+                guard mallocs == 0 else {
+                    fatalError("\(name) MSI rig: 64 steady MSIs made \(mallocs) mallocs (expected 0); "
+                               + "run the benchmark executable with --allocation-stacks to see where")
                 }
                 return world
             }

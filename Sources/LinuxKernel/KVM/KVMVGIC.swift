@@ -134,9 +134,12 @@ public final class KVMVCPUInterface: CPUInterfaceRegisters {
 
     public var cpuCount: Int { vm.vcpus.count }
 
-    /// vLPIs acknowledged from a vPE's virtual pending table, by vCPU: their EOI is the
-    /// virtual CPU interface's, not the emulated distributor's.
-    var directlyAcknowledged: [Int: Set<UInt32>] = [:]
+    /// vLPIs acknowledged from a vPE's virtual pending table, indexed by vCPU: their EOI is the
+    /// virtual CPU interface's, not the emulated distributor's. An array indexed by vCPU rather
+    /// than a Dictionary keyed by it: every guest EOI looks here, and a Dictionary's keyed
+    /// `modify` (`directlyAcknowledged[cpu]?.remove`) is a coroutine whose frames were
+    /// heap-allocated on each call, three mallocs per steady-state MSI.
+    var directlyAcknowledged: [Set<UInt32>] = []
 
     /// ICC_IAR1_EL1 as the guest reads it: what the emulated vGIC signals (KVM's list
     /// registers), else, with GICv4.1 direct injection, the vLPI the GIC's virtual CPU interface
@@ -145,12 +148,16 @@ public final class KVMVCPUInterface: CPUInterfaceRegisters {
         guard let gic = vm.vgic?.gic else { return INTID.spurious.rawValue }
         let intid = gic.acknowledge(cpu: cpu)
         guard intid >= 1020 && intid <= 1023, let vlpi = vm.acknowledgeDirectVLPI(vcpu: cpu) else { return intid }
-        directlyAcknowledged[cpu, default: []].insert(vlpi)
+        guard cpu >= 0 else { return vlpi }
+        if directlyAcknowledged.count <= cpu {
+            directlyAcknowledged.append(contentsOf: repeatElement([], count: cpu &+ 1 &- directlyAcknowledged.count))
+        }
+        directlyAcknowledged[cpu].insert(vlpi)
         return vlpi
     }
 
     public func writeEOIR1(cpu: Int, _ intid: UInt32) {
-        if directlyAcknowledged[cpu]?.remove(intid) != nil { return }
+        if directlyAcknowledged.indices.contains(cpu), directlyAcknowledged[cpu].remove(intid) != nil { return }
         vm.vgic?.gic.endOfInterrupt(cpu: cpu, intid: intid)
     }
 

@@ -131,16 +131,26 @@ extension KVMVirtualMachine {
     /// not resident (GICR_VPENDBASER.Valid with its vPEID, read on the host's redistributor)
     /// or nothing is pending. The running priority and ICV_PMR are not modelled.
     func acknowledgeDirectVLPI(vcpu: Int) -> UInt32? {
+        // One strong reference for the whole scan: every use of the `unowned(safe)` property
+        // is a checked retain/release (through the side table here), two per VPT word read.
+        let kernel = self.kernel
         guard let itsVM, let vpe = vpe(ofVCPU: vcpu), vpe.resident, let cpu = vpe.residentCPU,
               kernel.irq.redistributors.indices.contains(cpu),
               let vpend = kernel.irq.redistributors[cpu].base.adding(Redistributor.VirtualOffset.vpendbaser),
               let value = try? kernel.mmio.read64(vpend), value.bit(GICRVPendbaser.valid),
               UInt16(truncatingIfNeeded: value) == vpe.id else { return nil }
         let bytes = (1 << kernel.irq.lpiIDBits) / 8
+        let bus = kernel.bus
+        // The scanned part of the VPT (vINTIDs from 8192) is one allocation: when it lies in one
+        // RAM window its backing address is found once, not per word (the same translation
+        // `kernelRead` makes for each word; otherwise each word goes through `kernelRead`).
+        let scanned = vpe.pendingTable.rawValue &+ 1024
+        let scanBase = bytes > 1024 ? bus.ramBackingAddress(PhysicalAddress(scanned), size: UInt64(bytes - 1024)) : nil
         var best: (priority: UInt8, vintid: UInt32)?
         var offset = 1024
         while offset < bytes {
-            let word = kernel.bus.kernelRead(vpe.pendingTable.rawValue &+ UInt64(offset), size: 8)
+            let word = if let scanBase { bus.ram.read(scanBase &+ UInt64(offset - 1024), size: 8) }
+                       else { bus.kernelRead(vpe.pendingTable.rawValue &+ UInt64(offset), size: 8) }
             if word != 0 {
                 for bit in 0..<64 where (word >> UInt64(bit)) & 1 == 1 {
                     let vintid = UInt32(offset * 8 + bit)
