@@ -16,8 +16,8 @@ extension ArmSMMUDriver: WorldCloneable {
         copy.smrs = smrs
         copy.s2crs = s2crs
         copy.contextMap = contextMap
-        copy.madeIdentityDomain = map.clone(madeIdentityDomain)
-        copy.madeBlockedDomain = map.clone(madeBlockedDomain)
+        copy.staticDomains.identity = map.clone(staticDomains.identity)
+        copy.staticDomains.blocked = map.clone(staticDomains.blocked)
         return copy
     }
 }

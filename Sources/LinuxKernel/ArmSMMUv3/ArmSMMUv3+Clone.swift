@@ -35,8 +35,8 @@ extension ArmSMMUv3Driver: WorldCloneable {
             let masterCopy: ArmSMMUv3Master = map.clone(master)
             copy.streams[sid] = masterCopy
         }
-        copy.madeIdentityDomain = map.clone(madeIdentityDomain)
-        copy.madeBlockedDomain = map.clone(madeBlockedDomain)
+        copy.staticDomains.identity = map.clone(staticDomains.identity)
+        copy.staticDomains.blocked = map.clone(staticDomains.blocked)
         return copy
     }
 }

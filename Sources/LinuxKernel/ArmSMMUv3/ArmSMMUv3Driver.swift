@@ -58,22 +58,10 @@ public final class ArmSMMUv3Driver: IOMMUDriver {
     var streams: [UInt32: ArmSMMUv3Master] = [:]
 
     /// The static `arm_smmu_identity_domain` and `arm_smmu_blocked_domain`.
-    /// Made on first use (each takes the next object id then); kept in explicit storage so a
-    /// fork copies the ones the original made and no others.
-    public var identityDomain: IOMMUDomain {
-        if let made = madeIdentityDomain { return made }
-        let made = IOMMUDomain(type: .identity, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
-        madeIdentityDomain = made
-        return made
-    }
-    public var blockedDomain: IOMMUDomain {
-        if let made = madeBlockedDomain { return made }
-        let made = IOMMUDomain(type: .blocked, driver: self, operations: nil, pageSizeBitmap: 0, id: kernel.makeObjectID())
-        madeBlockedDomain = made
-        return made
-    }
-    var madeIdentityDomain: IOMMUDomain?
-    var madeBlockedDomain: IOMMUDomain?
+    /// Made on first use (`StaticIOMMUDomains`).
+    public var identityDomain: IOMMUDomain { staticDomains.domain(.identity, of: self, kernel: kernel) }
+    public var blockedDomain: IOMMUDomain { staticDomains.domain(.blocked, of: self, kernel: kernel) }
+    var staticDomains = StaticIOMMUDomains()
 
     init(kernel: LinuxKernel, index: Int, node: SMMUv3Description) {
         self.kernel = kernel
