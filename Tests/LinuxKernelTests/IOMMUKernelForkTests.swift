@@ -10,22 +10,6 @@ import PCI
 /// go on in the copy exactly as in the original, each in its own machine's memory and SMMU.
 @Suite("IOMMU fork with the machine and kernel")
 struct IOMMUKernelForkTests {
-    struct Fork {
-        var map: CloneMap
-        let machine: Machine
-        let kernel: LinuxKernel
-        let functions: [PCIFunction]
-    }
-
-    static func fork(_ h: HostHarness) throws -> Fork {
-        var map = CloneMap()
-        let machine = map.clone(h.machine)
-        let kernel = map.clone(h.kernel)
-        map.finish()
-        let functions = try h.functions.map { try #require(map.copy(of: $0)) }
-        return Fork(map: map, machine: machine, kernel: kernel, functions: functions)
-    }
-
     /// The 8 STE words of `sid` in `kernel`'s RAM.
     static func ste(_ kernel: LinuxKernel, sid: UInt32) throws -> [UInt64] {
         let address = try #require(kernel.smmuDrivers[0].streamTable?.steAddress(for: sid))
@@ -57,7 +41,7 @@ struct IOMMUKernelForkTests {
         let hwpt = try file.attachIOMMUFDPT(ioas)
         _ = try iommufd.ioasMap(ioasID: ioas, flags: [.readable, .writeable], userVA: va, length: 0x4000)
 
-        let f = try Self.fork(h)
+        let f = try h.forked()
         let k2 = f.kernel
         let iommufd2 = try #require(f.map.copy(of: iommufd)), file2 = try #require(f.map.copy(of: file))
         let process2 = try #require(f.map.copy(of: process))
@@ -125,7 +109,7 @@ struct IOMMUKernelForkTests {
         try original.buildGuestStage1()
         let hwpt = try original.attachNested(NestedFixture.translatingVSTE)
         let (queue, _) = try original.iommufd.veventqAlloc(viommuID: original.viommu, type: .armSMMUv3, depth: 8)
-        let f = try Self.fork(original.harness)
+        let f = try original.harness.forked()
         let copy = NestedFixture(harness: HostHarness(machine: f.machine, kernel: f.kernel, functions: f.functions),
                                  process: try #require(f.map.copy(of: original.process)),
                                  iommufd: try #require(f.map.copy(of: original.iommufd)), file: try #require(f.map.copy(of: original.file)),
@@ -170,7 +154,7 @@ struct IOMMUKernelForkTests {
         let buffer = try h.kernel.pages.allocate(bytes: 0x1000)
         let iova = try h.kernel.dma.map(device: pci.device, physical: buffer, size: 0x1000, direction: .bidirectional)
         h.kernel.dma.unmap(device: pci.device, iova: iova, size: 0x1000)
-        let f = try Self.fork(h)
+        let f = try h.forked()
         let pci2 = try #require(f.kernel.pci.device(f.functions[0].requesterID))
         guard case .dmaIOVA(let cookie1) = try #require(h.kernel.iommu.dmaDomain(for: pci.device)).cookie,
               case .dmaIOVA(let cookie2) = try #require(f.kernel.iommu.dmaDomain(for: pci2.device)).cookie else {
@@ -194,7 +178,7 @@ struct IOMMUKernelForkTests {
         let h = try HostHarness.make()
         var writes = 0
         h.kernel.smmuDrivers[0].entryWriteObserver = { _, _, _ in writes += 1 }
-        let f = try Self.fork(h)
+        let f = try h.forked()
         #expect(f.kernel.smmuDrivers[0].entryWriteObserver == nil)
         let pci = try #require(f.kernel.pci.device(f.functions[0].requesterID))
         let vdev = try f.kernel.vfio.bindVFIOPCI(pci.device)

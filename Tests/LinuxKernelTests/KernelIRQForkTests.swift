@@ -24,24 +24,6 @@ struct KernelIRQForkTests {
         return try HostHarness.make(machine: try Machine(topology: topology, name: "virt-smp8-noiommu"))
     }
 
-    /// The forked machine and kernel (`CloneMap.clone` of each, then `finish`), with the copies
-    /// of the harness's PCI functions.
-    struct Fork {
-        var map: CloneMap
-        let machine: Machine
-        let kernel: LinuxKernel
-        let functions: [PCIFunction]
-    }
-
-    static func fork(_ h: HostHarness) throws -> Fork {
-        var map = CloneMap()
-        let machine = map.clone(h.machine)
-        let kernel = map.clone(h.kernel)
-        map.finish()
-        let functions = try h.functions.map { try #require(map.copy(of: $0)) }
-        return Fork(map: map, machine: machine, kernel: kernel, functions: functions)
-    }
-
     /// The observable results of one step, compared between original and copy.
     struct Step: Equatable {
         var commands: [String]
@@ -86,7 +68,7 @@ struct KernelIRQForkTests {
         try h.kernel.irq.requestIRQ(irqs[2], name: "ep0-2") { _, _ in .handled }
         try h.kernel.irq.setAffinity(irq: irqs[2], cpu: min(3, cpus - 1))
 
-        let fork = try Self.fork(h)
+        let fork = try h.forked()
         let copy = fork.kernel
         let driver = try #require(h.kernel.itsDrivers.first), driverCopy = try #require(copy.itsDrivers.first)
 
@@ -168,7 +150,7 @@ struct KernelIRQForkTests {
         let irqs = try HostScenario.probe(h.kernel, pcis[0], vectors: 4, counter: counter)
         #expect(irqs.compactMap { h.kernel.irq.descriptor($0)?.hwirq } == [80, 81, 82, 83])
 
-        let fork = try Self.fork(h)
+        let fork = try h.forked()
         let copy = fork.kernel
         let gicc = try #require(copy.cpuInterface as? GICv2CPUInterfaceRegisters)
         #expect(gicc !== h.kernel.cpuInterface && gicc.bus === fork.machine.bus && gicc.base == (h.kernel.cpuInterface as? GICv2CPUInterfaceRegisters)?.base)
@@ -215,7 +197,7 @@ struct KernelIRQForkTests {
         let h = try suite.host(machine: try suite.twoGroupMachine())
         var rung: [(UInt16, Int)] = []
         let vm = try h.kernel.irq.allocateVCPUIRQs(vcpuCount: 2) { vpe, cpu in rung.append((vpe.id, cpu)) }
-        let fork = try Self.fork(h)
+        let fork = try h.forked()
         let copy = fork.kernel
         let vmCopy = try #require(copy.irq.itsVMs.first)
         #expect(vmCopy !== vm && CloneMap.valueFieldsThatDiffer(vm, vmCopy) == [])
