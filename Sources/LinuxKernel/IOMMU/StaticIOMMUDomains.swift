@@ -1,8 +1,8 @@
-/// A driver's static identity and blocked domains (`arm_smmu_identity_domain` and
-/// `arm_smmu_blocked_domain` in arm-smmu-v3.c, `arm_smmu_identity_domain` and
-/// `arm_smmu_blocked_domain` in arm-smmu.c since v6.9's domain rework): one object each, made on
-/// first use, so each takes the kernel's next object id when first asked for. Kept as explicit
-/// optional storage so a forked driver copies exactly the ones the original made.
+/// A driver's static identity and blocked domains (the file-scope `static struct iommu_domain`
+/// objects `arm_smmu_identity_domain` and `arm_smmu_blocked_domain` of arm-smmu-v3.c, and the
+/// identity and blocked domains arm-smmu.c's driver model hands out the same way): one object
+/// each per driver. The model makes each on first use, so it takes the kernel's next object id
+/// then. Kept as explicit optional storage so a forked driver copies exactly the ones the original made.
 struct StaticIOMMUDomains {
     var identity: IOMMUDomain?
     var blocked: IOMMUDomain?
